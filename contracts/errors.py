@@ -1,0 +1,105 @@
+"""Typed errors that cross service boundaries.
+
+A service raises these; nameko carries them over RPC as the same classes (see
+services/infra/rpc.py), and the gateway turns each into the HTTP status and the
+one JSON error shape of API.md.
+"""
+
+from __future__ import annotations
+
+
+class HostledgerError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, fields: dict | None = None, code: str | None = None):
+        super().__init__(message, fields, code)
+        self.message = message
+        self.fields = fields
+        if code:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict:
+        error: dict = {"code": self.code, "message": self.message}
+        if self.fields is not None:
+            error["fields"] = self.fields
+        return {"error": error}
+
+
+class ValidationFailed(HostledgerError):
+    """Bad input. `fields` maps each field name to its messages."""
+
+    code = "validation_error"
+    status = 400
+
+    def __init__(self, message: str, fields: dict | None = None, code: str | None = None):
+        super().__init__(message, fields if fields is not None else {}, code)
+
+
+class Unauthorized(HostledgerError):
+    code = "unauthorized"
+    status = 401
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+class PasswordRequired(Unauthorized):
+    code = "password_required"
+
+
+class Forbidden(HostledgerError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(HostledgerError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(HostledgerError):
+    code = "conflict"
+    status = 409
+
+
+class TooLarge(HostledgerError):
+    code = "too_large"
+    status = 413
+
+
+class UnsupportedType(HostledgerError):
+    code = "unsupported_type"
+    status = 415
+
+
+class RateLimited(HostledgerError):
+    code = "rate_limited"
+    status = 429
+
+
+ALL_ERRORS = (
+    HostledgerError,
+    ValidationFailed,
+    Unauthorized,
+    InvalidCredentials,
+    PasswordRequired,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    UnsupportedType,
+    RateLimited,
+)
+
+
+def from_marshmallow(err, message: str = "The request is not valid.") -> ValidationFailed:
+    """A marshmallow ValidationError as our ValidationFailed, naming each field."""
+    messages = err.messages
+    if not isinstance(messages, dict):
+        messages = {"_schema": messages if isinstance(messages, list) else [str(messages)]}
+    return ValidationFailed(message, fields=messages)

@@ -1,0 +1,133 @@
+"""The eventsourcing Application base every service uses.
+
+- persistence: the service's own PostgreSQL database, pure-Python psycopg, a lock timeout;
+- every new event is stamped with who did it (`actor`, `on_behalf_of`, `cause`);
+- while an integration event is being consumed, the first save also writes the
+  consumer's tracking record in the same transaction (and only one save is allowed);
+- `also`: extra SQL that must commit or roll back with the events (parking, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import ProcessRecorder, StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.utils import get_topic
+
+from services.infra.context import SYSTEM, current
+from services.infra.settings import Settings, settings
+
+
+class HostledgerRecorder(PostgresProcessRecorder):
+    """The process recorder, plus `also=[(sql, params), ...]` run in the insert's transaction."""
+
+    def _insert_events(self, curs, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        for statement, params in kwargs.get("also") or ():
+            curs.execute(statement, params)
+
+    def record_alone(self, tracking=None, also: list | None = None) -> None:
+        """Write a tracking record and/or extra SQL with no events, atomically."""
+        self.insert_events([], tracking=tracking, also=also or [])
+
+
+class OneSavePerEvent(RuntimeError):
+    """A consumer handler saved twice; only the first save could carry the tracking record."""
+
+
+def postgres_env(service: str, cfg: Settings | None = None) -> dict[str, str]:
+    cfg = cfg or settings()
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": cfg.database_name(service),
+        "POSTGRES_HOST": cfg.database.host,
+        "POSTGRES_PORT": str(cfg.database.port),
+        "POSTGRES_USER": cfg.database.user,
+        "POSTGRES_PASSWORD": cfg.database.password,
+        "POSTGRES_LOCK_TIMEOUT": str(cfg.lock_timeout_seconds),
+        "POSTGRES_POOL_SIZE": str(cfg.pool_size),
+        "POSTGRES_MAX_OVERFLOW": "5",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+        "PROCESS_RECORDER_TOPIC": get_topic(HostledgerRecorder),
+        "CREATE_TABLE": "y",
+    }
+
+
+class HostledgerApplication(Application):
+    """Base of each service's application. Subclasses set `service` and `publications`."""
+
+    service: ClassVar[str] = ""
+    # domain event class -> contract schema class: what the relay publishes
+    publications: ClassVar[dict[type, type]] = {}
+    # SQL run once at start (read-model tables, sequences ...)
+    schema_statements: ClassVar[Sequence[str]] = ()
+
+    def __init__(self, env: dict[str, str] | None = None, cfg: Settings | None = None):
+        base = postgres_env(self.service, cfg)
+        base.update(env or {})
+        super().__init__(env=base)
+        self._topics_published = {get_topic(cls): schema for cls, schema in self.publications.items()}
+        if self.schema_statements:
+            with self.datastore.transaction(commit=True) as curs:
+                for statement in self.schema_statements:
+                    curs.execute(statement)
+
+    def construct_env(self, name, env=None):
+        # Only our own settings count: a stray POSTGRES_* variable in the process
+        # environment must not point a service at another database.
+        from eventsourcing.utils import Environment
+
+        _env = dict(type(self).env)
+        _env.update(env or {})
+        return Environment(name, _env)
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def datastore(self):
+        return self.recorder.datastore
+
+    def published_schema(self, topic: str):
+        return self._topics_published.get(topic)
+
+    def save(self, *objs, **kwargs):
+        """Save atomically, stamping the current actor on each new event."""
+        tracking = current.tracking
+        if tracking is not None:
+            if tracking is _USED:
+                raise OneSavePerEvent(
+                    "a handler of an integration event may save only once; "
+                    "pass every changed aggregate to one save()"
+                )
+            current.tracking = _USED
+        also = list(current.also or ())
+        current.also = None
+        also.extend(kwargs.pop("also", ()) or ())
+        processing_event = ProcessingEvent(tracking=tracking if tracking is not _USED else None)
+        processing_event.collect_events(*objs, also=also, **kwargs)
+        actor = (current.actor or SYSTEM).to_dict()
+        on_behalf_of = current.on_behalf_of.to_dict() if current.on_behalf_of else None
+        for event in processing_event.events:
+            if "actor" not in vars(event):
+                object.__setattr__(event, "actor", actor)
+                object.__setattr__(event, "on_behalf_of", on_behalf_of)
+                if current.cause:
+                    object.__setattr__(event, "cause", current.cause)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
+
+class _Used:
+    def __repr__(self) -> str:
+        return "<tracking already used>"
+
+
+_USED = _Used()

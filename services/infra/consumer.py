@@ -1,0 +1,254 @@
+"""RabbitMQ side of the consumer: `@handles(upstream, event_type)` service methods.
+
+    class BillingService(ServiceBase):
+        app = EventStore(Billing)
+
+        @handles("customers", "CustomerRegistered")
+        def open_account(self, event: IntegrationEvent):
+            self.app.open_account(event.payload["customer_id"], ...)
+
+All handlers of one service share an `InboxConsumer`: one durable queue per
+upstream, consumed in order by a green thread of its own; each delivery goes
+through the upstream's `Inbox` (in order, once, gaps filled over RPC, failures
+retried then parked). A handler runs as an ordinary nameko worker; its one save
+carries the tracking record, or the tracking is recorded alone when it saves
+nothing. On start, and every `HOSTLEDGER_CATCHUP_INTERVAL` seconds, each inbox
+catches up from the upstream's log, so events published while this service was
+away (or lost on the way) are applied too.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import eventlet
+from eventlet.event import Event
+from kombu.mixins import ConsumerMixin
+from nameko.constants import (
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_HEARTBEAT,
+    HEARTBEAT_CONFIG_KEY,
+)
+from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from services.infra import context
+from services.infra.amqp import inbox_queue
+from services.infra.application import _USED
+from services.infra.inbox import Inbox, Transient
+from services.infra.settings import settings
+from services.infra.store import CAUSE_HEADER, PARKED_HEADER, TRACKING_HEADER, EventStore
+
+log = logging.getLogger(__name__)
+
+
+class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
+    prefetch_count = 100
+
+    def __init__(self):
+        super().__init__()
+        self.inboxes: dict[str, Inbox] = {}
+        self.handlers: dict[tuple[str, str], Handles] = {}
+        self._gt = None
+        self._catchup_gt = None
+        self._rpc = None
+        self.should_stop = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> EventStore:
+        for dep in self.container.dependencies:
+            if isinstance(dep, EventStore):
+                return dep
+        raise RuntimeError(f"{self.container.service_name} handles events but has no EventStore")
+
+    def start(self):
+        # after every setup: the event store's application exists only from then on
+        if not self.inboxes:
+            self._make_inboxes()
+        if self._gt is None and self.inboxes:
+            self.should_stop = False
+            self._gt = self.container.spawn_managed_thread(self.run, "inbox-consumer")
+            self._catchup_gt = self.container.spawn_managed_thread(self._catch_up_loop, "catch-up")
+
+    def _make_inboxes(self):
+        cfg = settings()
+        app = self.store.app
+        for provider in self._providers:
+            key = (provider.upstream, provider.event_type)
+            if key in self.handlers:
+                raise RuntimeError(f"two handlers for {provider.upstream}.{provider.event_type}")
+            self.handlers[key] = provider
+        for upstream in sorted({u for u, _ in self.handlers}):
+            self.inboxes[upstream] = Inbox(
+                app,
+                upstream,
+                apply=partial(self._apply, upstream),
+                fetch=partial(self._fetch, upstream),
+                attempts=cfg.handler_attempts,
+                lock_conninfo=cfg.database.conninfo(cfg.database_name(app.service)),
+            )
+
+    def stop(self):
+        self.should_stop = True
+        if self._catchup_gt is not None:
+            self._catchup_gt.kill()
+        if self._gt is not None:
+            self._gt.wait()
+        self._gt = self._catchup_gt = None
+        for inbox in self.inboxes.values():
+            inbox.close()
+        if self._rpc is not None:
+            self._rpc.stop()
+            self._rpc = None
+        super().stop()
+
+    def kill(self):
+        self.should_stop = True
+        for gt in (self._catchup_gt, self._gt):
+            if gt is not None:
+                gt.kill()
+
+    # -- kombu --------------------------------------------------------------------------
+
+    @property
+    def connection(self):
+        from kombu import Connection
+
+        heartbeat = self.container.config.get(HEARTBEAT_CONFIG_KEY, DEFAULT_HEARTBEAT)
+        return Connection(self.container.config[AMQP_URI_CONFIG_KEY], heartbeat=heartbeat)
+
+    def get_consumers(self, consumer_cls, channel):
+        cfg = settings()
+        consumers = []
+        for upstream in self.inboxes:
+            queue = inbox_queue(cfg, self.container.service_name, upstream)
+            consumer = consumer_cls(
+                queues=[queue],
+                callbacks=[partial(self._on_message, upstream)],
+                accept=["json"],
+            )
+            consumer.qos(prefetch_count=self.prefetch_count)
+            consumers.append(consumer)
+        return consumers
+
+    def on_connection_error(self, exc, interval):
+        log.warning("broker connection lost (%s); retrying in %ss", exc, interval)
+
+    def _on_message(self, upstream, body, message):
+        try:
+            outcome = self.inboxes[upstream].receive(body)
+        except Transient as exc:
+            log.warning("%s event not applied now (%s); it will be redelivered", upstream, exc)
+            message.requeue()
+            eventlet.sleep(1.0)
+            return
+        except Exception:
+            log.exception("unexpected failure consuming a %s event; it will be redelivered", upstream)
+            message.requeue()
+            eventlet.sleep(1.0)
+            return
+        log.debug("%s event %s: %s", upstream, body.get("position"), outcome)
+        message.ack()
+
+    # -- catch up -----------------------------------------------------------------------
+
+    def _catch_up_loop(self):
+        interval = settings().catchup_interval
+        delay = 0.0
+        while not self.should_stop:
+            eventlet.sleep(delay)
+            delay = interval
+            for upstream, inbox in self.inboxes.items():
+                try:
+                    applied = inbox.catch_up()
+                except Exception as exc:
+                    log.info("catching up with %s later: %s", upstream, exc)
+                    delay = min(delay, 2.0)
+                    continue
+                if applied:
+                    log.info("caught up %d events from %s", applied, upstream)
+
+    # -- the inbox's two hooks -----------------------------------------------------------
+
+    def _rpc_proxy(self):
+        if self._rpc is None:
+            self._rpc = ClusterRpcProxy(self.container.config, timeout=30)
+            self._rpc_cluster = self._rpc.start()
+        return self._rpc_cluster
+
+    def _fetch(self, upstream: str, after: int, until: int | None) -> dict:
+        try:
+            service = getattr(self._rpc_proxy(), upstream)
+            return service.integration_events(after, 500, until)
+        except Exception:
+            if self._rpc is not None:
+                try:
+                    self._rpc.stop()
+                except Exception:  # noqa: BLE001 - the proxy is discarded either way
+                    log.debug("closing the RPC proxy failed", exc_info=True)
+                self._rpc = None
+            raise
+
+    def _apply(self, upstream: str, event, tracking, parked_id: int | None = None) -> None:
+        provider = self.handlers.get((upstream, event.type))
+        app = self.store.app
+        if provider is None:
+            # nobody here cares about this type; it still counts as applied, in order
+            if tracking is not None:
+                app.recorder.record_alone(tracking=tracking)
+            return
+        context_data = {
+            context.ACTOR_HEADER: context.Actor("service", app.service).header(),
+            CAUSE_HEADER: event.ref,
+        }
+        if tracking is not None:
+            context_data[TRACKING_HEADER] = f"{tracking.application_name}:{tracking.notification_id}"
+        if parked_id is not None:
+            context_data[PARKED_HEADER] = str(parked_id)
+        done = Event()
+        self.container.spawn_worker(
+            provider, (event,), {}, context_data=context_data,
+            handle_result=partial(provider.finish, done),
+        )
+        _, exc_info = done.wait()
+        if exc_info is not None:
+            raise exc_info[1]
+
+
+class Handles(Entrypoint):
+    """Entrypoint: this method applies `upstream`'s `event_type` integration events."""
+
+    inbox_consumer = InboxConsumer()
+
+    def __init__(self, upstream: str, event_type: str, **kwargs):
+        self.upstream = upstream
+        self.event_type = event_type
+        super().__init__(**kwargs)
+
+    def setup(self):
+        self.inbox_consumer.register_provider(self)
+
+    def stop(self):
+        self.inbox_consumer.unregister_provider(self)
+        super().stop()
+
+    def finish(self, done: Event, worker_ctx, result, exc_info):
+        """Runs in the worker's green thread, before its context is torn down."""
+        if exc_info is None:
+            tracking, also = context.current.tracking, context.current.also
+            if (tracking is not None and tracking is not _USED) or also:
+                # the handler saved nothing: record the event as applied all the same
+                try:
+                    self.inbox_consumer.store.app.recorder.record_alone(
+                        tracking=None if tracking is _USED else tracking, also=also
+                    )
+                except Exception as exc:  # noqa: BLE001 - handed to the inbox, which decides
+                    exc_info = (type(exc), exc, exc.__traceback__)
+        done.send((result, exc_info))
+        return result, exc_info
+
+
+handles = Handles.decorator

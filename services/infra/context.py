@@ -1,0 +1,79 @@
+"""Who is acting, for the code running now.
+
+Kept per green thread (eventlet patches `threading.local`): the event-store
+dependency binds it from the worker's context data before a worker runs, and
+`HostledgerApplication.save` stamps it on every new event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+ACTOR_KINDS = ("staff", "client", "system", "mail", "service", "anonymous")
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTOR_KINDS:
+            raise ValueError(f"unknown actor kind {self.kind!r}")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id}
+
+    def header(self) -> str:
+        return f"{self.kind}:{self.id or ''}"
+
+    @classmethod
+    def from_header(cls, value: str | None) -> Actor | None:
+        if not value or ":" not in value:
+            return None
+        kind, _, ident = value.partition(":")
+        return cls(kind, ident or None)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Actor | None:
+        if not data:
+            return None
+        return cls(data["kind"], data.get("id"))
+
+
+SYSTEM = Actor("system")
+
+# context-data keys nameko carries from worker to worker over RPC
+ACTOR_HEADER = "hl_actor"
+ON_BEHALF_OF_HEADER = "hl_on_behalf_of"
+
+
+class _Current(threading.local):
+    actor: Actor | None = None
+    on_behalf_of: Actor | None = None
+    cause: str | None = None
+    tracking = None  # an eventsourcing Tracking for the event being consumed, used once
+    also: list | None = None  # extra SQL to run in the same transaction as the next save
+
+
+current = _Current()
+
+
+@contextmanager
+def acting(
+    actor: Actor | None,
+    on_behalf_of: Actor | None = None,
+    cause: str | None = None,
+    tracking=None,
+    also: list | None = None,
+) -> Iterator[_Current]:
+    saved = (current.actor, current.on_behalf_of, current.cause, current.tracking, current.also)
+    current.actor, current.on_behalf_of, current.cause = actor, on_behalf_of, cause
+    current.tracking, current.also = tracking, also
+    try:
+        yield current
+    finally:
+        (current.actor, current.on_behalf_of, current.cause, current.tracking, current.also) = saved

@@ -1,0 +1,383 @@
+"""The consumer: each upstream's integration events, applied in position order, once.
+
+`Inbox` is the rule, free of the transport: `receive(envelope)` skips a duplicate,
+fills a gap from the upstream's log (`fetch`), applies the event with its tracking
+record in the same transaction as the handler's events, retries a failing handler
+and then parks the event (with its tracking record, so the stream goes on) where
+staff can list and retry it. Errors of the infrastructure (database or broker down,
+upstream not answering) are raised as `Transient`: the transport requeues and the
+event is applied later. `InboxConsumer` (bottom) feeds it from RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import eventlet
+import psycopg
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import InterfaceError as EsInterfaceError
+from eventsourcing.persistence import OperationalError as EsOperationalError
+from marshmallow import ValidationError
+
+from contracts.envelope import EnvelopeSchema, IntegrationEvent
+from contracts.registry import payload_schema
+
+log = logging.getLogger(__name__)
+
+PARKED_TABLE = """
+CREATE TABLE IF NOT EXISTS parked_events (
+    id bigserial PRIMARY KEY,
+    upstream text NOT NULL,
+    position bigint,
+    type text,
+    envelope jsonb NOT NULL,
+    error text NOT NULL,
+    attempts integer NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT now(),
+    resolved_at timestamptz,
+    resolution text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS parked_events_position
+    ON parked_events (upstream, position) WHERE position IS NOT NULL;
+"""
+
+
+class Transient(Exception):
+    """The event could not be applied now for a reason outside it; try again later."""
+
+
+class PoisonEvent(Exception):
+    """The event itself is wrong (it breaks its contract); retrying cannot help."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    EsOperationalError,
+    EsInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ConnectionError,
+    socket.timeout,
+    eventlet.Timeout,
+    Transient,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    # nameko's UnknownService / RpcTimeout: the upstream is not there right now
+    return type(exc).__name__ in ("UnknownService", "RpcTimeout", "RpcConnectionError")
+
+
+def load_event(raw: dict) -> IntegrationEvent:
+    """Validate an envelope and its payload against the contract; PoisonEvent when wrong."""
+    try:
+        data = EnvelopeSchema().load(raw)
+    except ValidationError as err:
+        raise PoisonEvent(f"envelope breaks the contract: {err.messages}") from None
+    schema_cls = payload_schema(data["source"], data["type"])
+    payload = data["payload"]
+    if schema_cls is not None:
+        try:
+            payload = schema_cls().load(payload)
+        except ValidationError as err:
+            raise PoisonEvent(
+                f"{data['source']}.{data['type']} payload breaks the contract: {err.messages}"
+            ) from None
+    data["payload"] = payload
+    return IntegrationEvent(**data)
+
+
+@dataclass
+class InboxStats:
+    applied: int = 0
+    duplicates: int = 0
+    gaps_filled: int = 0
+    parked: int = 0
+    retried: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+class Inbox:
+    """In-order, once-only application of one upstream's events to one application.
+
+    `apply(event, tracking)` must run the handler so that its save carries `tracking`
+    (or record `tracking` alone when it saves nothing). `fetch(after, until)` reads
+    the upstream's published events (its `integration_events` RPC).
+    """
+
+    def __init__(
+        self,
+        app,
+        upstream: str,
+        apply: Callable[[IntegrationEvent, Tracking], None],
+        fetch: Callable[[int, int | None], dict],
+        attempts: int = 3,
+        backoff: tuple[float, ...] = (0.1, 0.5, 2.0),
+        lock_conninfo: str | None = None,
+    ):
+        self.app = app
+        self.upstream = upstream
+        self.apply = apply
+        self.fetch = fetch
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.stats = InboxStats()
+        self._local_lock = eventlet.semaphore.Semaphore()
+        self._lock_conninfo = lock_conninfo
+        self._lock_conn: psycopg.Connection | None = None
+        with app.datastore.transaction(commit=True) as curs:
+            curs.execute(PARKED_TABLE)
+
+    # -- position -----------------------------------------------------------------------
+
+    def last_position(self) -> int:
+        return self.app.recorder.max_tracking_id(self.upstream) or 0
+
+    # -- entry points -------------------------------------------------------------------
+
+    def receive(self, raw: dict) -> str:
+        """Apply one delivered envelope (and any gap before it). Returns what happened."""
+        try:
+            event = load_event(raw)
+        except PoisonEvent as exc:
+            position = raw.get("position") if isinstance(raw, dict) else None
+            if isinstance(position, int) and raw.get("source") == self.upstream:
+                with self._locked():
+                    if position <= self.last_position():
+                        self.stats.duplicates += 1
+                        return "duplicate"
+                    self._fill_gap(self.last_position(), position - 1)
+                    if position <= self.last_position():
+                        self.stats.duplicates += 1
+                        return "duplicate"
+                    self._park(raw, position, str(exc), attempts=1, track=True)
+                    return "parked"
+            self._park(raw, None, str(exc), attempts=1, track=False)
+            return "parked"
+        if event.source != self.upstream:
+            self._park(raw, None, f"event from {event.source} on the {self.upstream} queue", 1, False)
+            return "parked"
+        with self._locked():
+            last = self.last_position()
+            if event.position <= last:
+                self.stats.duplicates += 1
+                return "duplicate"
+            if event.previous_position != last:
+                self._fill_gap(last, event.position - 1)
+                if event.position <= self.last_position():
+                    self.stats.duplicates += 1
+                    return "duplicate"
+            return self._apply_one(event, raw)
+
+    def catch_up(self) -> int:
+        """Apply everything the upstream published after our position; how many were applied."""
+        with self._locked():
+            before = self.stats.applied + self.stats.parked
+            self._fill_gap(self.last_position(), None)
+            return self.stats.applied + self.stats.parked - before
+
+    # -- the rule -----------------------------------------------------------------------
+
+    def _fill_gap(self, after: int, until: int | None) -> None:
+        while until is None or after < until:
+            try:
+                answer = self.fetch(after, until)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise Transient(f"{self.upstream} log unreachable: {exc}") from exc
+                raise
+            events = answer.get("events") or []
+            for raw in events:
+                position = raw.get("position")
+                if not isinstance(position, int) or position <= self.last_position():
+                    continue
+                try:
+                    event = load_event(raw)
+                except PoisonEvent as exc:
+                    self._park(raw, position, str(exc), attempts=1, track=True)
+                    continue
+                self._apply_one(event, raw)
+                self.stats.gaps_filled += 1
+            scanned = answer.get("scanned", after)
+            if not events or scanned <= after:
+                break
+            after = scanned
+
+    def _apply_one(self, event: IntegrationEvent, raw: dict) -> str:
+        tracking = Tracking(self.upstream, event.position)
+        error: BaseException | None = None
+        for attempt in range(self.attempts):
+            try:
+                self.apply(event, tracking)
+            except IntegrityError as exc:
+                if event.position <= self.last_position():
+                    self.stats.duplicates += 1
+                    return "duplicate"
+                error = exc
+            except BaseException as exc:
+                if is_transient(exc):
+                    raise Transient(str(exc)) from exc
+                if isinstance(exc, PoisonEvent):
+                    error = exc
+                    break
+                if not isinstance(exc, Exception):
+                    raise
+                error = exc
+            else:
+                self.stats.applied += 1
+                return "applied"
+            log.warning(
+                "handling %s (%s) failed, attempt %d of %d: %r",
+                event.ref, event.type, attempt + 1, self.attempts, error,
+            )
+            if attempt + 1 < self.attempts:
+                eventlet.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
+        self._park(raw, event.position, _describe(error), attempts=self.attempts, track=True)
+        return "parked"
+
+    def _park(self, raw, position: int | None, error: str, attempts: int, track: bool) -> None:
+        log.error("parking %s event at position %s: %s", self.upstream, position, error)
+        also = [
+            (
+                "INSERT INTO parked_events (upstream, position, type, envelope, error, attempts)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    self.upstream,
+                    position,
+                    raw.get("type") if isinstance(raw, dict) else None,
+                    json.dumps(raw, default=str),
+                    error,
+                    attempts,
+                ),
+            )
+        ]
+        tracking = Tracking(self.upstream, position) if track and position else None
+        try:
+            self.app.recorder.record_alone(tracking=tracking, also=also)
+        except IntegrityError:
+            # someone else recorded this position meanwhile: it is not ours to park
+            self.stats.duplicates += 1
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                raise Transient(str(exc)) from exc
+            raise
+        self.stats.parked += 1
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One applier per upstream: in this process, and across instances of the service."""
+        with self._local_lock:
+            if self._lock_conninfo is None:
+                yield
+                return
+            conn = self._lock_connection()
+            key = f"inbox:{self.app.service}:{self.upstream}"
+            try:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+            except psycopg.Error as exc:
+                self._close_lock_connection()
+                raise Transient(f"cannot take the inbox lock: {exc}") from exc
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+                except psycopg.Error:
+                    self._close_lock_connection()
+
+    def _lock_connection(self) -> psycopg.Connection:
+        if self._lock_conn is None or self._lock_conn.closed:
+            try:
+                self._lock_conn = psycopg.connect(
+                    self._lock_conninfo, autocommit=True, connect_timeout=5
+                )
+            except psycopg.Error as exc:
+                raise Transient(f"cannot reach the database: {exc}") from exc
+        return self._lock_conn
+
+    def _close_lock_connection(self) -> None:
+        if self._lock_conn is not None:
+            try:
+                self._lock_conn.close()
+            except psycopg.Error:
+                pass
+        self._lock_conn = None
+
+    def close(self) -> None:
+        self._close_lock_connection()
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+# -- parked events, for staff ---------------------------------------------------------------
+
+
+def list_parked(app, include_resolved: bool = False, limit: int = 200) -> list[dict]:
+    query = (
+        "SELECT id, upstream, position, type, envelope, error, attempts, parked_at,"
+        " resolved_at, resolution FROM parked_events"
+    )
+    if not include_resolved:
+        query += " WHERE resolved_at IS NULL"
+    query += " ORDER BY id LIMIT %s"
+    with app.datastore.transaction() as curs:
+        curs.execute(query, (limit,))
+        rows = curs.fetchall()
+    return [
+        {
+            "id": r["id"],
+            "service": app.service,
+            "upstream": r["upstream"],
+            "position": r["position"],
+            "type": r["type"],
+            "error": r["error"],
+            "attempts": r["attempts"],
+            "parked_at": r["parked_at"].isoformat().replace("+00:00", "Z"),
+            "resolved_at": r["resolved_at"].isoformat().replace("+00:00", "Z")
+            if r["resolved_at"]
+            else None,
+            "resolution": r["resolution"],
+            "envelope": r["envelope"],
+        }
+        for r in rows
+    ]
+
+
+def get_parked(app, parked_id: int) -> dict | None:
+    with app.datastore.transaction() as curs:
+        curs.execute(
+            "SELECT id, upstream, position, envelope, resolved_at, attempts FROM parked_events"
+            " WHERE id = %s",
+            (parked_id,),
+        )
+        return curs.fetchone()
+
+
+def resolve_statement(parked_id: int, resolution: str) -> tuple[str, tuple]:
+    return (
+        "UPDATE parked_events SET resolved_at = now(), resolution = %s"
+        " WHERE id = %s AND resolved_at IS NULL",
+        (resolution, parked_id),
+    )
+
+
+def note_failed_retry(app, parked_id: int, error: str) -> None:
+    with app.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            "UPDATE parked_events SET attempts = attempts + 1, error = %s WHERE id = %s",
+            (error, parked_id),
+        )

@@ -1,0 +1,36 @@
+"""RPC plumbing shared by services and the gateway.
+
+Our typed errors travel as themselves (not as nameko's RemoteError), so a caller can
+`except NotFound`, and the gateway can map them to HTTP without parsing strings.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError
+from nameko.exceptions import deserialize_to_instance
+from nameko.rpc import rpc as _rpc
+
+from contracts.errors import ALL_ERRORS, HostledgerError, from_marshmallow
+
+for _error in ALL_ERRORS:
+    deserialize_to_instance(_error)
+
+
+def rpc(fn=None, **kwargs):
+    """nameko's @rpc, with our errors declared expected (logged as answers, not crashes)."""
+    kwargs.setdefault("expected_exceptions", (HostledgerError,))
+    if fn is None:
+        return _rpc(**kwargs)
+    return _rpc(**kwargs)(fn)
+
+
+def load(schema_cls: type[Schema], data, partial: bool = False) -> dict:
+    """Validate an RPC payload against its contract; ValidationFailed names each bad field."""
+    if not isinstance(data, dict):
+        from contracts.errors import ValidationFailed
+
+        raise ValidationFailed("The payload must be a JSON object.", {"_schema": ["Not an object."]})
+    try:
+        return schema_cls().load(data, partial=partial)
+    except ValidationError as err:
+        raise from_marshmallow(err) from None

@@ -1,0 +1,95 @@
+"""What every service answers over RPC, besides its own commands and queries."""
+
+from __future__ import annotations
+
+from nameko.extensions import DependencyProvider
+
+from contracts.errors import Conflict, NotFound
+from services.infra import relay
+from services.infra.consumer import Handles, InboxConsumer
+from services.infra.inbox import PoisonEvent, get_parked, list_parked, load_event, note_failed_retry
+from services.infra.rpc import rpc
+
+
+class Runtime(DependencyProvider):
+    """Gives a worker its container (to reach the event store and the inbox consumer)."""
+
+    def get_dependency(self, worker_ctx):
+        return self.container
+
+
+class ServiceBase:
+    """Mixin for nameko service classes that have `app = EventStore(...)`."""
+
+    name = ""
+    runtime = Runtime()
+
+    @rpc
+    def ping(self) -> str:
+        return "ok"
+
+    @rpc
+    def integration_events(self, after: int, limit: int = 500, until: int | None = None) -> dict:
+        """The published events of this service's log after `after` (its consumers' catch-up)."""
+        return relay.integration_events(self.app, int(after), int(limit), until)
+
+    @rpc
+    def parked_events(self, include_resolved: bool = False) -> list[dict]:
+        """Events this service could not apply, for staff."""
+        return list_parked(self.app, include_resolved=include_resolved)
+
+    @rpc
+    def retry_parked(self, parked_id: int) -> dict:
+        """Run the handler of a parked event again; on success it is marked resolved."""
+        row = get_parked(self.app, int(parked_id))
+        if row is None:
+            raise NotFound(f"no parked event {parked_id} in {self.name}")
+        if row["resolved_at"] is not None:
+            raise Conflict(f"parked event {parked_id} was already resolved")
+        consumer = _inbox_consumer(self)
+        try:
+            event = load_event(row["envelope"])
+        except PoisonEvent as exc:
+            note_failed_retry(self.app, row["id"], str(exc))
+            raise Conflict(f"the event still breaks its contract: {exc}") from None
+        try:
+            consumer._apply(row["upstream"], event, None, parked_id=row["id"])
+        except Exception as exc:
+            note_failed_retry(self.app, row["id"], f"{type(exc).__name__}: {exc}")
+            raise Conflict(f"the handler failed again: {type(exc).__name__}: {exc}") from None
+        return next(p for p in list_parked(self.app, True) if p["id"] == row["id"])
+
+    @rpc
+    def rebuild_read_model(self, name: str) -> dict:
+        """Empty one read model and replay the whole log into it."""
+        store = _store(self)
+        count = store.follower(name).rebuild()
+        return {"service": self.name, "read_model": name, "replayed": count}
+
+    @rpc
+    def consumer_stats(self) -> dict:
+        """Per upstream: position reached and counters since this process started."""
+        try:
+            consumer = _inbox_consumer(self)
+        except NotFound:
+            return {}
+        return {
+            upstream: dict(inbox.stats.to_dict(), position=inbox.last_position())
+            for upstream, inbox in consumer.inboxes.items()
+        }
+
+
+def _store(service):
+    from services.infra.store import EventStore
+
+    for dep in service.runtime.dependencies:
+        if isinstance(dep, EventStore):
+            return dep
+    raise NotFound(f"{service.name} has no event store")
+
+
+def _inbox_consumer(service) -> InboxConsumer:
+    for ext in service.runtime.entrypoints:
+        if isinstance(ext, Handles):
+            return ext.inbox_consumer
+    raise NotFound(f"{service.name} consumes no integration events")

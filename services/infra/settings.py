@@ -1,0 +1,115 @@
+"""Every setting of every process, read from the environment in one place.
+
+Defaults work on a single machine with PostgreSQL and RabbitMQ on localhost.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlparse
+
+SERVICES = ("customers", "billing", "orders", "helpdesk", "mailgateway")
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    host: str
+    port: int
+    user: str
+    password: str
+
+    @classmethod
+    def from_url(cls, url: str) -> DatabaseServer:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url!r}")
+        return cls(
+            host=parsed.hostname or "localhost",
+            port=parsed.port or 5432,
+            user=unquote(parsed.username or "postgres"),
+            password=unquote(parsed.password or ""),
+        )
+
+    def conninfo(self, dbname: str) -> str:
+        parts = [f"host={self.host}", f"port={self.port}", f"user={self.user}", f"dbname={dbname}"]
+        if self.password:
+            parts.append(f"password={self.password}")
+        return " ".join(parts)
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_uri: str
+    database: DatabaseServer
+    db_prefix: str
+    events_exchange: str
+    http_host: str
+    http_port: int
+    smtp_in_port: int
+    smtp_host: str
+    smtp_port: int
+    admin_username: str
+    admin_password: str | None
+    clock_file: str | None
+    failpoints: frozenset[str] = field(default_factory=frozenset)
+    lock_timeout_seconds: int = 5
+    pool_size: int = 10
+    catchup_interval: float = 30.0
+    handler_attempts: int = 3
+
+    def database_name(self, service: str) -> str:
+        return f"{self.db_prefix}{service}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            amqp_uri=env.get("AMQP_URI") or "pyamqp://guest:guest@localhost:5672/",
+            database=DatabaseServer.from_url(
+                env.get("DATABASE_URL") or "postgresql://postgres@localhost:5432/"
+            ),
+            db_prefix=env.get("HOSTLEDGER_DB_PREFIX") or "hostledger_",
+            events_exchange=env.get("HOSTLEDGER_EVENTS_EXCHANGE") or "hostledger.events",
+            http_host=env.get("HOSTLEDGER_HTTP_HOST") or "127.0.0.1",
+            http_port=_int(env, "HOSTLEDGER_HTTP_PORT", 8000),
+            smtp_in_port=_int(env, "HOSTLEDGER_SMTP_PORT", 2525),
+            smtp_host=env.get("SMTP_HOST") or "localhost",
+            smtp_port=_int(env, "SMTP_PORT", 25),
+            admin_username=env.get("HOSTLEDGER_ADMIN_USERNAME") or "admin",
+            admin_password=env.get("HOSTLEDGER_ADMIN_PASSWORD") or None,
+            clock_file=env.get("HOSTLEDGER_CLOCK_FILE") or None,
+            failpoints=frozenset(
+                p.strip() for p in (env.get("HOSTLEDGER_FAILPOINTS") or "").split(",") if p.strip()
+            ),
+            lock_timeout_seconds=_int(env, "HOSTLEDGER_LOCK_TIMEOUT", 5),
+            pool_size=_int(env, "HOSTLEDGER_DB_POOL_SIZE", 10),
+            catchup_interval=float(env.get("HOSTLEDGER_CATCHUP_INTERVAL") or 30.0),
+            handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
+        )
+
+
+def settings() -> Settings:
+    """The settings of this process (read once)."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def reset_settings() -> None:
+    global _settings
+    _settings = None
+
+
+_settings: Settings | None = None

@@ -1,0 +1,179 @@
+"""The event store dependency: a service's Application, its relay and its read models.
+
+    class BillingService(ServiceBase):
+        name = "billing"
+        app = EventStore(Billing, read_models=[AccountList])
+
+`setup` builds the application on the service's own database (creating tables) and
+refuses to start when psycopg would block eventlet's hub. `start` runs the relay and
+the read-model followers in green threads of their own. Around every worker it binds
+who is acting, so that each event saved records its actor.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import eventlet
+import psycopg.waiting
+from eventsourcing.persistence import Tracking
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.extensions import DependencyProvider
+
+from services.infra import context
+from services.infra.amqp import events_exchange, routing_key
+from services.infra.readmodels import Follower
+from services.infra.relay import AdvisoryLock, Relay
+from services.infra.settings import settings
+
+log = logging.getLogger(__name__)
+
+TRACKING_HEADER = "hl_tracking"
+PARKED_HEADER = "hl_parked_id"
+CAUSE_HEADER = "hl_cause"
+
+
+def check_psycopg_is_green() -> None:
+    """The C wait function of psycopg's binary build blocks eventlet's hub (DESIGN.md, traps)."""
+    wait = psycopg.waiting.wait
+    if getattr(wait, "__name__", "") == "wait_c" or "_psycopg" in getattr(wait, "__module__", ""):
+        raise RuntimeError(
+            "psycopg's C wait function is active: under eventlet it serializes every "
+            "database call. Install the pure-Python psycopg (no psycopg[binary] or psycopg[c])."
+        )
+
+
+class EventStore(DependencyProvider):
+    def __init__(self, application_cls, read_models=(), relay: bool = True, **kwargs):
+        self.application_cls = application_cls
+        self.read_model_classes = list(read_models)
+        self.relay_enabled = relay
+        self.app = None
+        self.followers: list[Follower] = []
+        self._running = False
+        self._threads = []
+        super().__init__(**kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def setup(self):
+        check_psycopg_is_green()
+        from services.infra.databases import ensure_database
+
+        cfg = settings()
+        ensure_database(cfg, cfg.database_name(self.application_cls.service))
+        self.app = self.application_cls()
+        self.followers = [Follower(self.app, cls()) for cls in self.read_model_classes]
+        if self.relay_enabled:
+            amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
+            exchange = events_exchange(cfg)
+            publisher = Publisher(amqp_uri, use_confirms=True, declare=[exchange])
+
+            def publish(envelope: dict) -> None:
+                publisher.publish(
+                    envelope,
+                    exchange=exchange,
+                    routing_key=routing_key(envelope["source"], envelope["type"]),
+                    message_id=f"{envelope['source']}:{envelope['position']}",
+                    serializer="json",
+                    delivery_mode=2,
+                    retry=True,
+                    retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+                )
+
+            self.relay = Relay(self.app, publish)
+            self.relay_lock = AdvisoryLock(
+                cfg.database.conninfo(cfg.database_name(self.app.service)),
+                f"relay:{self.app.service}",
+            )
+
+    def start(self):
+        self._running = True
+        if self.relay_enabled:
+            self._threads.append(self.container.spawn_managed_thread(self._relay_loop, "relay"))
+        for follower in self.followers:
+            self._threads.append(
+                self.container.spawn_managed_thread(
+                    lambda f=follower: self._follow_loop(f), f"readmodel:{follower.model.name}"
+                )
+            )
+
+    def stop(self):
+        self._running = False
+        for thread in self._threads:
+            thread.wait()
+        self._threads = []
+        if self.relay_enabled:
+            self.relay_lock.release()
+
+    def kill(self):
+        self._running = False
+        for thread in self._threads:
+            thread.kill()
+
+    # -- background loops -------------------------------------------------------------------
+
+    def _relay_loop(self):
+        while self._running:
+            try:
+                if not self.relay_lock.try_acquire():
+                    eventlet.sleep(1.0)  # another instance publishes
+                    continue
+                if self.relay.run_once() == 0:
+                    eventlet.sleep(0.05)
+            except Exception:
+                log.exception("relay of %s failed; retrying", self.app.service)
+                eventlet.sleep(1.0)
+
+    def _follow_loop(self, follower: Follower):
+        while self._running:
+            try:
+                if follower.run_once() == 0:
+                    eventlet.sleep(0.05)
+            except Exception:
+                log.exception("read model %s failed; retrying", follower.model.name)
+                eventlet.sleep(1.0)
+
+    def follower(self, name: str) -> Follower:
+        for follower in self.followers:
+            if follower.model.name == name:
+                return follower
+        from contracts.errors import NotFound
+
+        raise NotFound(f"{self.app.service} has no read model named {name!r}")
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def get_dependency(self, worker_ctx):
+        return self.app
+
+    def worker_setup(self, worker_ctx):
+        data = worker_ctx.data
+        context.current.actor = context.Actor.from_header(data.get(context.ACTOR_HEADER))
+        context.current.on_behalf_of = context.Actor.from_header(
+            data.get(context.ON_BEHALF_OF_HEADER)
+        )
+        context.current.cause = data.get(CAUSE_HEADER)
+        context.current.tracking = None
+        context.current.also = None
+        if _is_inbox_worker(worker_ctx):
+            tracking = data.get(TRACKING_HEADER)
+            if tracking:
+                upstream, _, position = tracking.rpartition(":")
+                context.current.tracking = Tracking(upstream, int(position))
+            parked_id = data.get(PARKED_HEADER)
+            if parked_id:
+                from services.infra.inbox import resolve_statement
+
+                context.current.also = [resolve_statement(int(parked_id), "retried")]
+
+    def worker_teardown(self, worker_ctx):
+        context.current.actor = context.current.on_behalf_of = context.current.cause = None
+        context.current.tracking = context.current.also = None
+
+
+def _is_inbox_worker(worker_ctx) -> bool:
+    from services.infra.consumer import Handles
+
+    return isinstance(worker_ctx.entrypoint, Handles)
