@@ -12,12 +12,11 @@ class HostledgerError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, fields: dict | None = None, code: str | None = None):
-        super().__init__(message, fields, code)
+    def __init__(self, message: str, fields: dict | None = None):
+        # args travel over RPC and rebuild the error there: only what is set
+        super().__init__(*((message, fields) if fields is not None else (message,)))
         self.message = message
         self.fields = fields
-        if code:
-            self.code = code
 
     def __str__(self) -> str:
         return self.message
@@ -35,8 +34,8 @@ class ValidationFailed(HostledgerError):
     code = "validation_error"
     status = 400
 
-    def __init__(self, message: str, fields: dict | None = None, code: str | None = None):
-        super().__init__(message, fields if fields is not None else {}, code)
+    def __init__(self, message: str, fields: dict | None = None):
+        super().__init__(message, fields if fields is not None else {})
 
 
 class Unauthorized(HostledgerError):

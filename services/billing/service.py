@@ -9,6 +9,7 @@ from contracts.errors import NotFound
 from services.billing.application import Billing
 from services.billing.readmodels import AccountList
 from services.infra.consumer import handles
+from services.infra.failpoints import failpoint_raise
 from services.infra.rpc import rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
@@ -24,6 +25,7 @@ class BillingService(ServiceBase):
     @handles("customers", "CustomerRegistered")
     def open_account(self, event: IntegrationEvent) -> None:
         """Every new customer gets a personal account in their currency."""
+        failpoint_raise("billing.open_account")
         self.app.open_account(event.payload["customer_id"], event.payload["currency"])
 
     @rpc

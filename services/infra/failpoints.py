@@ -18,3 +18,12 @@ def failpoint(name: str) -> None:
         log.error("failpoint %s reached: exiting as a crash would", name)
         logging.shutdown()
         os._exit(70)
+
+
+class InjectedFault(RuntimeError):
+    """Raised at a failpoint named `<name>=raise`: the code there fails as a bug would."""
+
+
+def failpoint_raise(name: str) -> None:
+    if f"{name}=raise" in settings().failpoints:
+        raise InjectedFault(f"failpoint {name} raised")

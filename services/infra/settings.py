@@ -64,7 +64,7 @@ class Settings:
     clock_file: str | None
     failpoints: frozenset[str] = field(default_factory=frozenset)
     lock_timeout_seconds: int = 5
-    pool_size: int = 10
+    pool_size: int = 2
     catchup_interval: float = 30.0
     handler_attempts: int = 3
 
@@ -93,7 +93,7 @@ class Settings:
                 p.strip() for p in (env.get("HOSTLEDGER_FAILPOINTS") or "").split(",") if p.strip()
             ),
             lock_timeout_seconds=_int(env, "HOSTLEDGER_LOCK_TIMEOUT", 5),
-            pool_size=_int(env, "HOSTLEDGER_DB_POOL_SIZE", 10),
+            pool_size=_int(env, "HOSTLEDGER_DB_POOL_SIZE", 2),
             catchup_interval=float(env.get("HOSTLEDGER_CATCHUP_INTERVAL") or 30.0),
             handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
         )

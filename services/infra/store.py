@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 import eventlet
+import psycopg
 import psycopg.waiting
 from eventsourcing.persistence import Tracking
 from nameko.amqp.publish import Publisher
@@ -62,31 +63,41 @@ class EventStore(DependencyProvider):
         from services.infra.databases import ensure_database
 
         cfg = settings()
-        ensure_database(cfg, cfg.database_name(self.application_cls.service))
-        self.app = self.application_cls()
-        self.followers = [Follower(self.app, cls()) for cls in self.read_model_classes]
-        if self.relay_enabled:
-            amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
-            exchange = events_exchange(cfg)
-            publisher = Publisher(amqp_uri, use_confirms=True, declare=[exchange])
+        dbname = cfg.database_name(self.application_cls.service)
+        ensure_database(cfg, dbname)
+        # instances starting together must not create the same tables at once
+        with psycopg.connect(cfg.database.conninfo(dbname), autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('schema'))")
+            try:
+                self.app = self.application_cls()
+                self.followers = [Follower(self.app, cls()) for cls in self.read_model_classes]
+                if self.relay_enabled:
+                    self._setup_relay(cfg)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext('schema'))")
 
-            def publish(envelope: dict) -> None:
-                publisher.publish(
-                    envelope,
-                    exchange=exchange,
-                    routing_key=routing_key(envelope["source"], envelope["type"]),
-                    message_id=f"{envelope['source']}:{envelope['position']}",
-                    serializer="json",
-                    delivery_mode=2,
-                    retry=True,
-                    retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-                )
+    def _setup_relay(self, cfg):
+        amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        exchange = events_exchange(cfg)
+        publisher = Publisher(amqp_uri, use_confirms=True, declare=[exchange])
 
-            self.relay = Relay(self.app, publish)
-            self.relay_lock = AdvisoryLock(
-                cfg.database.conninfo(cfg.database_name(self.app.service)),
-                f"relay:{self.app.service}",
+        def publish(envelope: dict) -> None:
+            publisher.publish(
+                envelope,
+                exchange=exchange,
+                routing_key=routing_key(envelope["source"], envelope["type"]),
+                message_id=f"{envelope['source']}:{envelope['position']}",
+                serializer="json",
+                delivery_mode=2,
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
+
+        self.relay = Relay(self.app, publish)
+        self.relay_lock = AdvisoryLock(
+            cfg.database.conninfo(cfg.database_name(self.app.service)),
+            f"relay:{self.app.service}",
+        )
 
     def start(self):
         self._running = True
@@ -104,8 +115,9 @@ class EventStore(DependencyProvider):
         for thread in self._threads:
             thread.wait()
         self._threads = []
-        if self.relay_enabled:
-            self.relay_lock.release()
+        relay_lock = getattr(self, "relay_lock", None)
+        if relay_lock is not None:
+            relay_lock.release()
 
     def kill(self):
         self._running = False

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Run every hostledger process on this machine, in the foreground.
+#
+#   deploy/run.sh                        one instance of each process
+#   SCALE=billing=3,orders=2 deploy/run.sh
+#
+# Steps: check/start PostgreSQL and RabbitMQ (deploy/preflight.sh), create the
+# services' databases, create the first staff administrator, then run the
+# processes of deploy/Procfile under honcho. Ctrl-C stops them all.
+#
+# gateway and mailgateway listen on fixed ports (HOSTLEDGER_HTTP_PORT,
+# HOSTLEDGER_SMTP_PORT), so only one instance of each can run on one machine:
+# SCALE refuses more. The other services scale freely.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="${VENV:-$ROOT/.venv}"
+SCALE="${SCALE:-}"
+PROCFILE="deploy/Procfile"
+SINGLE_INSTANCE="gateway mailgateway"
+
+die() {
+    printf 'run: %s\n' "$*" >&2
+    exit 1
+}
+
+[[ -x $VENV/bin/python && -x $VENV/bin/honcho ]] ||
+    die "no virtualenv with honcho at $VENV; 'make run' creates it"
+
+export PATH="$VENV/bin:$PATH"
+export PYTHONUNBUFFERED=1
+
+# SCALE: name=count[,name=count...], names from the Procfile.
+check_scale() {
+    local processes item name count items
+    processes=" $(sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' "$PROCFILE" | tr '\n' ' ')"
+    IFS=',' read -r -a items <<<"$1"
+    for item in "${items[@]}"; do
+        [[ $item =~ ^([A-Za-z0-9_-]+)=([0-9]+)$ ]] ||
+            die "SCALE item '$item' is not name=count (example: SCALE=billing=3,orders=2)"
+        name=${BASH_REMATCH[1]}
+        count=${BASH_REMATCH[2]}
+        [[ $processes == *" $name "* ]] ||
+            die "SCALE names '$name', which is not a process; the processes are:$processes"
+        if [[ " $SINGLE_INSTANCE " == *" $name "* ]] && ((count > 1)); then
+            die "$name listens on a fixed port, so it cannot run more than once on one machine (SCALE asked $name=$count); scale it with compose or Kubernetes behind a load balancer"
+        fi
+    done
+}
+
+if [[ -n $SCALE ]]; then
+    check_scale "$SCALE"
+fi
+
+deploy/preflight.sh
+python -m services.infra.databases
+python -m services.customers.bootstrap
+
+host="${HOSTLEDGER_HTTP_HOST:-127.0.0.1}"
+if [[ $host == 0.0.0.0 || $host == "::" ]]; then
+    host=127.0.0.1 # listening everywhere: show the local address
+fi
+port="${HOSTLEDGER_HTTP_PORT:-8000}"
+url="http://$host:$port"
+echo "hostledger is starting: $url/ (API: $url/api/v1/, health: $url/health)"
+if [[ -n $SCALE ]]; then
+    echo "scale: $SCALE"
+fi
+
+# exec: honcho replaces this shell, receives Ctrl-C itself and stops every
+# process it started (SIGTERM, then SIGKILL after 5 s), so nothing is left behind.
+if [[ -n $SCALE ]]; then
+    exec honcho -f "$PROCFILE" -d "$ROOT" start -c "$SCALE"
+fi
+exec honcho -f "$PROCFILE" -d "$ROOT" start

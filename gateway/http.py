@@ -1,0 +1,348 @@
+"""The gateway's HTTP layer on nameko: JSON routes, auth, one error shape, access logs.
+
+    @route("POST", "/api/v1/staff/customers", body=RegisterCustomerRequest,
+           roles=("admin", "support"), status=201, response=CustomerSchema)
+    def register_customer(self, call: Call) -> dict: ...
+
+A route method gets a `Call`: the validated body, the path values, the query, who
+is calling (`principal`), and `services` to call the back-end services as that
+person. Every answer is JSON; every error has the shape of API.md, including
+unknown routes, wrong methods, malformed or oversized bodies.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import eventlet
+from marshmallow import Schema, ValidationError
+from nameko.extensions import DependencyProvider
+from nameko.rpc import ReplyListener, ServiceProxy
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from contracts.errors import (
+    Forbidden,
+    HostledgerError,
+    TooLarge,
+    Unauthorized,
+    UnsupportedType,
+    ValidationFailed,
+    from_marshmallow,
+)
+from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
+from services.infra.context import ACTOR_HEADER, ON_BEHALF_OF_HEADER, Actor
+
+access_log = logging.getLogger("hostledger.access")
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+STATUS_CODES = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 409: "conflict", 413: "too_large",
+                415: "unsupported_type", 429: "rate_limited"}
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(payload, ensure_ascii=False, default=str),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def error_response(error: HostledgerError, headers: dict | None = None) -> Response:
+    return json_response(error.to_dict(), error.status, headers)
+
+
+def http_error(exc: HTTPException) -> Response:
+    code = STATUS_CODES.get(exc.code, "error")
+    if isinstance(exc, NotFound):
+        message = "There is no such route."
+    elif isinstance(exc, MethodNotAllowed):
+        message = f"This route does not take this method; it takes {', '.join(exc.valid_methods or [])}."
+    elif isinstance(exc, RequestEntityTooLarge):
+        message = f"The request body is larger than {MAX_BODY_BYTES} bytes."
+    else:
+        message = exc.description or exc.name
+    headers = {}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    body: dict = {"code": code, "message": message}
+    if exc.code == 400:
+        body["fields"] = {}
+    return json_response({"error": body}, exc.code or 500, headers)
+
+
+# -- the server: unknown routes, sizes, access log --------------------------------------
+
+
+class JsonWsgiApp:
+    def __init__(self, server):
+        self.server = server
+        self.url_map = server.make_url_map()
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request = Request(environ, shallow=True)
+        request.max_content_length = MAX_BODY_BYTES
+        request.request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        try:
+            length = request.content_length
+            if length is not None and length > MAX_BODY_BYTES:
+                raise RequestEntityTooLarge()
+            adapter = self.url_map.bind_to_environ(environ)
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = http_error(exc)
+        except Exception:  # noqa: BLE001 - the last line of defence answers in our shape
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = json_response(
+                {"error": {"code": "internal_error", "message": "Something went wrong on our side."}},
+                500,
+            )
+        response.headers["X-Request-Id"] = request.request_id
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": request.request_id,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "remote": request.remote_addr,
+                    "principal": environ.get("hostledger.principal"),
+                }
+            )
+        )
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+# -- calling services as someone --------------------------------------------------------
+
+
+class Services:
+    """`services.customers.login(...)`: RPC to any service, carrying who is acting."""
+
+    def __init__(self, worker_ctx, reply_listener):
+        self._worker_ctx = worker_ctx
+        self._reply_listener = reply_listener
+
+    def act_as(self, actor: Actor | None, on_behalf_of: Actor | None = None) -> None:
+        data = self._worker_ctx.data
+        data.pop(ACTOR_HEADER, None)
+        data.pop(ON_BEHALF_OF_HEADER, None)
+        if actor is not None:
+            data[ACTOR_HEADER] = actor.header()
+        if on_behalf_of is not None:
+            data[ON_BEHALF_OF_HEADER] = on_behalf_of.header()
+
+    def __getattr__(self, service: str) -> ServiceProxy:
+        return ServiceProxy(self._worker_ctx, service, self._reply_listener)
+
+
+class ServiceRpc(DependencyProvider):
+    rpc_reply_listener = ReplyListener()
+
+    def get_dependency(self, worker_ctx):
+        return Services(worker_ctx, self.rpc_reply_listener)
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    request: Request
+    services: Services
+    path: dict = field(default_factory=dict)
+    body: dict | None = None
+    query: dict = field(default_factory=dict)
+    principal: dict | None = None
+    token: str | None = None
+
+    @property
+    def actor(self) -> Actor | None:
+        p = self.principal
+        if not p:
+            return None
+        if p["kind"] == "staff":
+            return Actor("staff", p["staff_id"])
+        return Actor("client", p["customer_id"])
+
+
+class Route(HttpRequestHandler):
+    server = JsonWebServer()
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        body: type[Schema] | None = None,
+        query: type[Schema] | None = None,
+        response: type[Schema] | None = None,
+        roles: tuple[str, ...] | None = None,
+        client: bool = False,
+        status: int = 200,
+        summary: str = "",
+        tags: tuple[str, ...] = (),
+        **kwargs,
+    ):
+        """`roles`: staff roles allowed; `client`: a logged-in client may call it.
+        With neither, the route is public."""
+        self.body_schema = body
+        self.query_schema = query
+        self.response_schema = response
+        self.roles = roles
+        self.client = client
+        self.status = status
+        self.summary = summary
+        self.tags = tags
+        super().__init__(method, url, **kwargs)
+
+    @property
+    def public(self) -> bool:
+        return self.roles is None and not self.client
+
+    def get_url_rule(self):
+        return Rule(self.url, methods=[self.method])
+
+    def handle_request(self, request):
+        request.shallow = False
+        return super().handle_request(request)
+
+    def get_entrypoint_parameters(self, request):
+        # the worker gets this route too, to validate and shape as declared here
+        return (self, request), {}
+
+    def response_from_result(self, result):
+        return result
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, HostledgerError):
+            return error_response(exc)
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        log.error("unhandled error in a route", exc_info=exc)
+        return json_response(
+            {"error": {"code": "internal_error", "message": "Something went wrong on our side."}},
+            500,
+        )
+
+    def run(self, service, method, request: Request) -> Response:
+        """In the worker: authenticate, validate, call, and shape the answer."""
+        call = Call(request=request, services=service.services, path=dict(request.path_values))
+        try:
+            self._authenticate(call)
+            call.query = self._load_query(request)
+            call.body = self._load_body(request)
+            result = method(service, call)
+        except HostledgerError as exc:
+            return error_response(exc)
+        except HTTPException as exc:
+            return http_error(exc)
+        except eventlet.Timeout:
+            return json_response(
+                {"error": {"code": "unavailable", "message": "A service did not answer in time."}},
+                503,
+            )
+        if isinstance(result, Response):
+            return result
+        return json_response(result, self.status)
+
+    def _authenticate(self, call: Call) -> None:
+        header = call.request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        if token is None:
+            token = call.request.cookies.get("hostledger_session")
+        call.token = token
+        if self.public and not token:
+            return
+        if not token:
+            raise Unauthorized("Log in first: send 'Authorization: Bearer <token>'.")
+        try:
+            principal = call.services.customers.resolve_session(token)
+        except Unauthorized:
+            if self.public:
+                return
+            raise
+        call.principal = principal
+        call.request.environ["hostledger.principal"] = (
+            f"{principal['kind']}:{principal.get('staff_id') or principal.get('customer_id')}"
+        )
+        impersonator = principal.get("impersonator")
+        call.services.act_as(
+            call.actor, Actor("staff", impersonator["staff_id"]) if impersonator else None
+        )
+        if self.public:
+            return
+        if principal["kind"] == "staff":
+            if self.roles is None or principal.get("role") not in self.roles:
+                raise Forbidden("Your role may not do this.")
+        elif not self.client:
+            raise Forbidden("This route is for staff.")
+
+    def _load_query(self, request: Request) -> dict:
+        if self.query_schema is None:
+            return {}
+        try:
+            return self.query_schema().load(request.args.to_dict(flat=True))
+        except ValidationError as err:
+            raise from_marshmallow(err, "The query string is not valid.") from None
+
+    def _load_body(self, request: Request) -> dict | None:
+        if self.body_schema is None:
+            return None
+        raw = request.get_data(cache=True)
+        if len(raw) > MAX_BODY_BYTES:
+            raise TooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        if request.mimetype != "application/json":
+            raise UnsupportedType("Send the body as application/json.")
+        try:
+            data = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValidationFailed(
+                f"The body is not valid JSON: {exc}", {"_body": ["Not valid JSON."]}
+            ) from None
+        if not isinstance(data, dict):
+            raise ValidationFailed(
+                "The body must be a JSON object.", {"_body": ["Expected a JSON object."]}
+            )
+        try:
+            return self.body_schema().load(data)
+        except ValidationError as err:
+            raise from_marshmallow(err) from None
+
+
+def route(method: str, url: str, **options):
+    """Declare a gateway route (see `Route`). The method takes `(self, call)`."""
+
+    def decorate(fn):
+        entry = Route.decorator(method, url, **options)
+
+        @functools.wraps(fn)
+        def worker(self, provider: Route, request: Request):
+            return provider.run(self, fn, request)
+
+        worker.route_options = (method, url, options)
+        return entry(worker)
+
+    return decorate

@@ -1,0 +1,79 @@
+"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas."""
+
+from __future__ import annotations
+
+import re
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from gateway.schemas import ErrorSchema
+
+_CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+
+ERROR_STATUSES = {
+    "400": "validation_error: the body, query or a field is wrong (see `fields`)",
+    "401": "unauthorized / invalid_credentials / password_required",
+    "403": "forbidden: your role or kind of account may not do this",
+    "404": "not_found (also for another customer's objects)",
+    "405": "method_not_allowed",
+    "409": "conflict",
+    "413": "too_large",
+    "415": "unsupported_type",
+    "429": "rate_limited",
+}
+
+
+def build(routes) -> dict:
+    spec = APISpec(
+        title="hostledger",
+        version="1",
+        openapi_version="3.0.3",
+        info={"description": "Billing, customers and helpdesk for hosting providers."},
+        plugins=[MarshmallowPlugin()],
+    )
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    paths: dict[str, dict] = {}
+    for r in sorted(routes, key=lambda r: (r.url, r.method)):
+        path = _CONVERTER.sub(r"{\1}", r.url)
+        operation: dict = {
+            "operationId": r.method_name,
+            "summary": r.summary or r.method_name.replace("_", " "),
+            "tags": list(r.tags),
+            "responses": {
+                str(r.status): {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": r.response_schema}}
+                    if r.response_schema
+                    else {},
+                }
+            },
+        }
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _CONVERTER.findall(r.url)
+        ]
+        if r.query_schema is not None:
+            parameters.append({"in": "query", "schema": r.query_schema})
+        if parameters:
+            operation["parameters"] = parameters
+        if r.body_schema is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": r.body_schema}},
+            }
+        if not r.public:
+            operation["security"] = [{"bearer": []}]
+            roles = ", ".join(r.roles or ()) or "none"
+            who = f"staff roles: {roles}" + ("; clients" if r.client else "")
+            operation["description"] = f"Who may call: {who}."
+        for status, text in ERROR_STATUSES.items():
+            operation["responses"].setdefault(
+                status,
+                {"description": text, "content": {"application/json": {"schema": "Error"}}},
+            )
+        paths.setdefault(path, {})[r.method.lower()] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()

@@ -1,0 +1,123 @@
+"""Request and response shapes of the HTTP API (validation and the OpenAPI document)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from contracts.customers import CUSTOMER_KINDS, LANGUAGES, RegisterCustomer
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()))
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class MoneySchema(Schema):
+    amount = fields.Integer(required=True, strict=True)
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+
+
+class HealthSchema(Schema):
+    status = fields.String(validate=validate.OneOf(["ok", "unavailable"]))
+    services = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class LoginRequest(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class LoginResponse(Schema):
+    token = fields.String(required=True)
+    kind = fields.String(validate=validate.OneOf(["client", "staff"]))
+    customer_id = fields.UUID()
+    staff_id = fields.UUID()
+
+
+class Impersonator(Schema):
+    staff_id = fields.UUID()
+    name = fields.String()
+    role = fields.String()
+
+
+class MeSchema(Schema):
+    kind = fields.String(validate=validate.OneOf(["client", "staff"]))
+    staff_id = fields.UUID()
+    customer_id = fields.UUID()
+    role = fields.String()
+    name = fields.String()
+    username = fields.String()
+    impersonator = fields.Nested(Impersonator)
+
+
+class StaffRegisterCustomer(RegisterCustomer):
+    """POST /api/v1/staff/customers. The registration address is the caller's."""
+
+    class Meta:
+        exclude = ("registration_ip",)
+
+
+class Credentials(Schema):
+    username = fields.String()
+    password = fields.String()
+
+
+class CustomerSchema(Schema):
+    id = fields.UUID()
+    number = fields.Integer()
+    kind = fields.String(validate=validate.OneOf(CUSTOMER_KINDS))
+    name = fields.String()
+    email = fields.Email()
+    username = fields.String()
+    country = fields.String()
+    contact_person = fields.String()
+    company_name = fields.String(allow_none=True)
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    project_id = fields.UUID(allow_none=True)
+    currency = fields.String()
+    registered_at = fields.DateTime()
+    registration_ip = fields.String(allow_none=True)
+    version = fields.Integer()
+    credentials = fields.Nested(Credentials, metadata={"description": "only when generated; shown once"})
+
+
+class AccountEntry(Schema):
+    id = fields.String()
+    kind = fields.String()
+    amount = fields.Nested(MoneySchema)
+    at = fields.DateTime()
+
+
+class AccountSchema(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    currency = fields.String()
+    balance = fields.Nested(MoneySchema)
+    entries = fields.List(fields.Nested(AccountEntry))
+    opened_at = fields.DateTime()
+
+
+class ParkedEvent(Schema):
+    id = fields.Integer()
+    service = fields.String()
+    upstream = fields.String()
+    position = fields.Integer(allow_none=True)
+    type = fields.String(allow_none=True)
+    error = fields.String()
+    attempts = fields.Integer()
+    parked_at = fields.DateTime()
+    resolved_at = fields.DateTime(allow_none=True)
+    resolution = fields.String(allow_none=True)
+    envelope = fields.Dict()
+
+
+class ParkedList(Schema):
+    items = fields.List(fields.Nested(ParkedEvent))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()

@@ -1,0 +1,226 @@
+"""The whole system as real processes on the real broker and database, isolated per run.
+
+Each `Stack` gets its own RabbitMQ virtual host, its own databases (a prefix of
+its own) and a free HTTP port, so runs never see each other or a running `make run`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import requests
+
+from services.infra.databases import drop_database, ensure_database
+from services.infra.settings import SERVICES, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMEKO = str(Path(sys.executable).parent / "nameko")
+MODULES = {s: f"services.{s}.service" for s in SERVICES} | {"gateway": "gateway.service"}
+ADMIN_PASSWORD = "stack-admin-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rabbitmqctl(*args: str) -> str:
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+
+
+class Stack:
+    def __init__(self, name: str | None = None, extra_env: dict | None = None):
+        self.run_id = name or uuid.uuid4().hex[:8]
+        self.vhost = f"hltest_{self.run_id}"
+        self.port = _free_port()
+        self.logs = ROOT / ".hostledger" / "test-logs" / self.run_id
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.clock_file = str(self.logs / "clock-offset")
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "AMQP_URI": f"pyamqp://guest:guest@localhost:5672/{self.vhost}",
+                "HOSTLEDGER_DB_PREFIX": f"hlt_{self.run_id}_",
+                "HOSTLEDGER_HTTP_PORT": str(self.port),
+                "HOSTLEDGER_HTTP_HOST": "127.0.0.1",
+                "HOSTLEDGER_ADMIN_USERNAME": "admin",
+                "HOSTLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "HOSTLEDGER_CATCHUP_INTERVAL": "2",
+                "HOSTLEDGER_CLOCK_FILE": self.clock_file,
+                "PYTHONWARNINGS": "ignore",
+            }
+        )
+        self.env.update(extra_env or {})
+        self.settings = Settings.from_env(self.env)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._admin_token: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def up(self) -> Stack:
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        for service in SERVICES:
+            ensure_database(self.settings, self.settings.database_name(service))
+        subprocess.run(
+            [sys.executable, "-m", "services.customers.bootstrap"],
+            env=self.env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+        )
+        for name in MODULES:
+            self.start(name)
+        self.wait_healthy()
+        return self
+
+    def down(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+        for service in SERVICES:
+            try:
+                drop_database(self.settings, self.settings.database_name(service))
+            except psycopg.Error:
+                pass
+        try:
+            rabbitmqctl("delete_vhost", self.vhost)
+        except subprocess.SubprocessError:
+            pass
+
+    def start(self, name: str, extra_env: dict | None = None) -> None:
+        env = dict(self.env, **(extra_env or {}))
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        self.procs[name] = subprocess.Popen(
+            [NAMEKO, "run", "--config", "deploy/nameko.yaml", MODULES[name]],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, name: str, timeout: float = 15) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self, name: str, extra_env: dict | None = None) -> None:
+        self.stop(name)
+        self.start(name, extra_env)
+
+    def wait_healthy(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited: see {self.logs / (name + '.log')}")
+            try:
+                r = requests.get(self.base_url + "/health", timeout=5)
+                last = r.text
+                if r.status_code == 200:
+                    return
+            except requests.RequestException as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise TimeoutError(f"the stack did not become healthy: {last}")
+
+    def wait_for_service(self, name: str, timeout: float = 60) -> None:
+        """Until `name` answers RPC (after a restart)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = requests.get(self.base_url + "/health", timeout=5)
+            if r.json()["services"].get(name) == "ok":
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"{name} did not come back")
+
+    # -- talking to it ----------------------------------------------------------------
+
+    def http(self, method: str, path: str, token: str | None = None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+
+    def login(self, username: str, password: str) -> str:
+        r = self.http("POST", "/api/v1/auth/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()["token"]
+
+    @property
+    def admin_token(self) -> str:
+        if self._admin_token is None:
+            self._admin_token = self.login("admin", ADMIN_PASSWORD)
+        return self._admin_token
+
+    def register_customer(self, **fields) -> dict:
+        body = {
+            "kind": "individual",
+            "email": f"{uuid.uuid4().hex[:12]}@example.com",
+            "country": "DE",
+            "contact_person": "Test Person",
+        }
+        body.update(fields)
+        r = self.http("POST", "/api/v1/staff/customers", self.admin_token, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def rpc(self):
+        """A standalone RPC proxy into this stack (use as a context manager)."""
+        from nameko.standalone.rpc import ClusterRpcProxy
+
+        import services.infra.rpc  # noqa: F401 - typed errors
+
+        return ClusterRpcProxy({"AMQP_URI": self.env["AMQP_URI"]}, timeout=60)
+
+    def db(self, service: str) -> psycopg.Connection:
+        return psycopg.connect(
+            self.settings.database.conninfo(self.settings.database_name(service)), autocommit=True
+        )
+
+    def wait_until(self, predicate, timeout: float = 60, interval: float = 0.1, what: str = ""):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"timed out waiting for {what or predicate}")
+
+    def billing_accounts_opened(self) -> dict:
+        """customer_id -> number of AccountOpened events in billing's store, in log order."""
+        from eventsourcing.utils import get_topic
+
+        from services.billing.domain import PersonalAccount
+
+        topic = get_topic(PersonalAccount.Opened)
+        with self.db("billing") as conn:
+            rows = conn.execute(
+                "SELECT state FROM billing_events WHERE topic = %s ORDER BY notification_id",
+                (topic,),
+            ).fetchall()
+        import json
+
+        counts: dict[str, int] = {}
+        for (state,) in rows:
+            customer_id = str(uuid.UUID(json.loads(bytes(state))["customer_id"]["_data_"]))
+            counts[customer_id] = counts.get(customer_id, 0) + 1
+        return counts
