@@ -54,7 +54,9 @@ class RegisterCustomer(Schema):
         validate=validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO 3166 country code."),
     )
     contact_person = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    company_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    company_name = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    )
     project_id = fields.UUID(load_default=None, allow_none=True)
     language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
     currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))

@@ -46,9 +46,17 @@ access_log = logging.getLogger("hostledger.access")
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-STATUS_CODES = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 413: "too_large",
-                415: "unsupported_type", 429: "rate_limited"}
+STATUS_CODES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_type",
+    429: "rate_limited",
+}
 
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -69,7 +77,9 @@ def http_error(exc: HTTPException) -> Response:
     if isinstance(exc, NotFound):
         message = "There is no such route."
     elif isinstance(exc, MethodNotAllowed):
-        message = f"This route does not take this method; it takes {', '.join(exc.valid_methods or [])}."
+        message = (
+            f"This route does not take this method; it takes {', '.join(exc.valid_methods or [])}."
+        )
     elif isinstance(exc, RequestEntityTooLarge):
         message = f"The request body is larger than {MAX_BODY_BYTES} bytes."
     else:
@@ -106,10 +116,15 @@ class JsonWsgiApp:
             response = provider.handle_request(request)
         except HTTPException as exc:
             response = http_error(exc)
-        except Exception:  # noqa: BLE001 - the last line of defence answers in our shape
+        except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = json_response(
-                {"error": {"code": "internal_error", "message": "Something went wrong on our side."}},
+                {
+                    "error": {
+                        "code": "internal_error",
+                        "message": "Something went wrong on our side.",
+                    }
+                },
                 500,
             )
         response.headers["X-Request-Id"] = request.request_id

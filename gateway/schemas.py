@@ -83,7 +83,9 @@ class CustomerSchema(Schema):
     registered_at = fields.DateTime()
     registration_ip = fields.String(allow_none=True)
     version = fields.Integer()
-    credentials = fields.Nested(Credentials, metadata={"description": "only when generated; shown once"})
+    credentials = fields.Nested(
+        Credentials, metadata={"description": "only when generated; shown once"}
+    )
 
 
 class AccountEntry(Schema):

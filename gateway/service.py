@@ -71,48 +71,93 @@ class GatewayService:
 
     # -- sessions -------------------------------------------------------------------------
 
-    @route("POST", "/api/v1/auth/login", body=LoginRequest, response=LoginResponse,
-           summary="log in (client or staff)", tags=("auth",))
+    @route(
+        "POST",
+        "/api/v1/auth/login",
+        body=LoginRequest,
+        response=LoginResponse,
+        summary="log in (client or staff)",
+        tags=("auth",),
+    )
     def login(self, call: Call):
         return call.services.customers.login(call.body)
 
-    @route("POST", "/api/v1/auth/logout", client=True, roles=ALL_STAFF, tags=("auth",),
-           summary="end this session")
+    @route(
+        "POST",
+        "/api/v1/auth/logout",
+        client=True,
+        roles=ALL_STAFF,
+        tags=("auth",),
+        summary="end this session",
+    )
     def logout(self, call: Call):
         call.services.customers.logout(call.token)
         return {"status": "logged_out"}
 
-    @route("GET", "/api/v1/me", client=True, roles=ALL_STAFF, response=MeSchema, tags=("auth",),
-           summary="who is logged in")
+    @route(
+        "GET",
+        "/api/v1/me",
+        client=True,
+        roles=ALL_STAFF,
+        response=MeSchema,
+        tags=("auth",),
+        summary="who is logged in",
+    )
     def me(self, call: Call):
         return call.principal
 
     # -- staff: customers -----------------------------------------------------------------
 
-    @route("POST", "/api/v1/staff/customers", body=StaffRegisterCustomer, response=CustomerSchema,
-           roles=("admin", "support"), status=201, tags=("customers",),
-           summary="register a customer")
+    @route(
+        "POST",
+        "/api/v1/staff/customers",
+        body=StaffRegisterCustomer,
+        response=CustomerSchema,
+        roles=("admin", "support"),
+        status=201,
+        tags=("customers",),
+        summary="register a customer",
+    )
     def register_customer(self, call: Call):
         payload = dict(call.body, registration_ip=call.request.remote_addr)
         if payload.get("project_id") is not None:
             payload["project_id"] = str(payload["project_id"])
         return call.services.customers.register_customer(payload)
 
-    @route("GET", "/api/v1/staff/customers/<uuid:customer_id>", response=CustomerSchema,
-           roles=ALL_STAFF, tags=("customers",), summary="one customer")
+    @route(
+        "GET",
+        "/api/v1/staff/customers/<uuid:customer_id>",
+        response=CustomerSchema,
+        roles=ALL_STAFF,
+        tags=("customers",),
+        summary="one customer",
+    )
     def get_customer(self, call: Call):
         return call.services.customers.get_customer(str(call.path["customer_id"]))
 
-    @route("GET", "/api/v1/staff/customers/<uuid:customer_id>/account", response=AccountSchema,
-           roles=ALL_STAFF, tags=("billing",), summary="the customer's personal account")
+    @route(
+        "GET",
+        "/api/v1/staff/customers/<uuid:customer_id>/account",
+        response=AccountSchema,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="the customer's personal account",
+    )
     def customer_account(self, call: Call):
         customer = call.services.customers.get_customer(str(call.path["customer_id"]))
         return call.services.billing.get_account(customer["id"], customer["currency"])
 
     # -- staff: operations ----------------------------------------------------------------
 
-    @route("GET", "/api/v1/staff/parked-events", query=ParkedQuery, response=ParkedList,
-           roles=("admin",), tags=("ops",), summary="events a service could not apply")
+    @route(
+        "GET",
+        "/api/v1/staff/parked-events",
+        query=ParkedQuery,
+        response=ParkedList,
+        roles=("admin",),
+        tags=("ops",),
+        summary="events a service could not apply",
+    )
     def parked_events(self, call: Call):
         items = []
         for service in SERVICES:
@@ -121,12 +166,21 @@ class GatewayService:
             )
         items.sort(key=lambda p: p["parked_at"])
         page, size = call.query["page"], call.query["page_size"]
-        return {"items": items[(page - 1) * size: page * size], "total": len(items),
-                "page": page, "page_size": size}
+        return {
+            "items": items[(page - 1) * size : page * size],
+            "total": len(items),
+            "page": page,
+            "page_size": size,
+        }
 
-    @route("POST", "/api/v1/staff/parked-events/<any(customers,billing,orders,helpdesk,"
-           "mailgateway):service>/<int:parked_id>/retry", roles=("admin",), tags=("ops",),
-           summary="apply a parked event again")
+    @route(
+        "POST",
+        "/api/v1/staff/parked-events/<any(customers,billing,orders,helpdesk,"
+        "mailgateway):service>/<int:parked_id>/retry",
+        roles=("admin",),
+        tags=("ops",),
+        summary="apply a parked event again",
+    )
     def retry_parked(self, call: Call):
         service = getattr(call.services, call.path["service"])
         return service.retry_parked(call.path["parked_id"])

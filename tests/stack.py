@@ -76,7 +76,11 @@ class Stack:
             ensure_database(self.settings, self.settings.database_name(service))
         subprocess.run(
             [sys.executable, "-m", "services.customers.bootstrap"],
-            env=self.env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         for name in MODULES:
             self.start(name)
@@ -98,10 +102,13 @@ class Stack:
 
     def start(self, name: str, extra_env: dict | None = None) -> None:
         env = dict(self.env, **(extra_env or {}))
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.logs / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen(
             [NAMEKO, "run", "--config", "deploy/nameko.yaml", MODULES[name]],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self, name: str, timeout: float = 15) -> None:
@@ -161,7 +168,9 @@ class Stack:
         return requests.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
 
     def login(self, username: str, password: str) -> str:
-        r = self.http("POST", "/api/v1/auth/login", json={"username": username, "password": password})
+        r = self.http(
+            "POST", "/api/v1/auth/login", json={"username": username, "password": password}
+        )
         assert r.status_code == 200, r.text
         return r.json()["token"]
 

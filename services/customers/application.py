@@ -138,15 +138,24 @@ class Customers(HostledgerApplication):
     # -- staff ----------------------------------------------------------------------------
 
     def register_staff(
-        self, username: str, name: str, role: str, password: str | None = None,
-        email: str | None = None, language: str = "en",
+        self,
+        username: str,
+        name: str,
+        role: str,
+        password: str | None = None,
+        email: str | None = None,
+        language: str = "en",
     ) -> tuple[StaffMember, str | None]:
         generated = None
         if password is None:
             password = generated = generate_password()
         member = StaffMember(
-            username=username, name=name, email=email, role=role,
-            password_hash=hash_password(password), language=language,
+            username=username,
+            name=name,
+            email=email,
+            role=role,
+            password_hash=hash_password(password),
+            language=language,
         )
         login = LoginName(name=username, owner_kind="staff", owner_id=member.id)
         try:
@@ -179,8 +188,12 @@ class Customers(HostledgerApplication):
     @staticmethod
     def staff_view(m: StaffMember) -> dict:
         return {
-            "id": str(m.id), "username": m.username, "name": m.name, "email": m.email,
-            "role": m.role, "language": m.language,
+            "id": str(m.id),
+            "username": m.username,
+            "name": m.name,
+            "email": m.email,
+            "role": m.role,
+            "language": m.language,
         }
 
     # -- sessions -------------------------------------------------------------------------
@@ -218,8 +231,15 @@ class Customers(HostledgerApplication):
             curs.execute(
                 "INSERT INTO sessions (token_hash, kind, staff_id, customer_id, impersonator_id,"
                 " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (_token_hash(token), kind, staff_id, customer_id, impersonator_id, now,
-                 now + SESSION_LIFETIME[kind]),
+                (
+                    _token_hash(token),
+                    kind,
+                    staff_id,
+                    customer_id,
+                    impersonator_id,
+                    now,
+                    now + SESSION_LIFETIME[kind],
+                ),
             )
         answer = {"token": token, "kind": kind}
         if customer_id:
@@ -244,16 +264,24 @@ class Customers(HostledgerApplication):
             member = self.repository.get(row["staff_id"])
             if not member.active:
                 raise Unauthorized("This staff account is disabled.")
-            principal.update(staff_id=str(member.id), role=member.role, name=member.name,
-                             username=member.username)
+            principal.update(
+                staff_id=str(member.id),
+                role=member.role,
+                name=member.name,
+                username=member.username,
+            )
         if row["customer_id"]:
             customer = self.get_customer(row["customer_id"])
-            principal.update(customer_id=str(customer.id), username=customer.username,
-                             name=customer.name)
+            principal.update(
+                customer_id=str(customer.id), username=customer.username, name=customer.name
+            )
         if row["impersonator_id"]:
             member = self.repository.get(row["impersonator_id"])
-            principal["impersonator"] = {"staff_id": str(member.id), "name": member.name,
-                                         "role": member.role}
+            principal["impersonator"] = {
+                "staff_id": str(member.id),
+                "name": member.name,
+                "role": member.role,
+            }
         return principal
 
     def logout(self, token: str) -> None:

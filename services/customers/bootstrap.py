@@ -1,4 +1,6 @@
-"""Create the first staff administrator when no staff exist (`python -m services.customers.bootstrap`).
+"""Create the first staff administrator when no staff exist.
+
+    python -m services.customers.bootstrap
 
 The username comes from HOSTLEDGER_ADMIN_USERNAME (default `admin`), the password
 from HOSTLEDGER_ADMIN_PASSWORD; without one a strong password is generated and

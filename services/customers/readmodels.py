@@ -34,8 +34,16 @@ class CustomerList(ReadModel):
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (customer_id) DO NOTHING",
             (
-                e.originator_id, e.number, e.kind, e.company_name or e.contact_person,
-                e.username, e.email, e.country, e.language, e.project_id, e.registered_at,
+                e.originator_id,
+                e.number,
+                e.kind,
+                e.company_name or e.contact_person,
+                e.username,
+                e.email,
+                e.country,
+                e.language,
+                e.project_id,
+                e.registered_at,
             ),
         )
 

@@ -18,6 +18,7 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.utils import get_topic
 
 from services.infra.context import SYSTEM, current
+from services.infra.inbox import PARKED_TABLE
 from services.infra.settings import Settings, settings
 
 
@@ -71,11 +72,14 @@ class HostledgerApplication(Application):
         base = postgres_env(self.service, cfg)
         base.update(env or {})
         super().__init__(env=base)
-        self._topics_published = {get_topic(cls): schema for cls, schema in self.publications.items()}
-        if self.schema_statements:
-            with self.datastore.transaction(commit=True) as curs:
-                for statement in self.schema_statements:
-                    curs.execute(statement)
+        self._topics_published = {
+            get_topic(cls): schema for cls, schema in self.publications.items()
+        }
+        with self.datastore.transaction(commit=True) as curs:
+            # every service can list its parked events, whether it consumes any or not
+            curs.execute(PARKED_TABLE)
+            for statement in self.schema_statements:
+                curs.execute(statement)
 
     def construct_env(self, name, env=None):
         # Only our own settings count: a stray POSTGRES_* variable in the process

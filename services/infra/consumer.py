@@ -146,7 +146,9 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             eventlet.sleep(1.0)
             return
         except Exception:
-            log.exception("unexpected failure consuming a %s event; it will be redelivered", upstream)
+            log.exception(
+                "unexpected failure consuming a %s event; it will be redelivered", upstream
+            )
             message.requeue()
             eventlet.sleep(1.0)
             return
@@ -164,7 +166,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             for upstream, inbox in self.inboxes.items():
                 try:
                     applied = inbox.catch_up()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - logged; the loop tries again
                     log.info("catching up with %s later: %s", upstream, exc)
                     delay = min(delay, 2.0)
                     continue
@@ -187,7 +189,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             if self._rpc is not None:
                 try:
                     self._rpc.stop()
-                except Exception:  # noqa: BLE001 - the proxy is discarded either way
+                except Exception:
                     log.debug("closing the RPC proxy failed", exc_info=True)
                 self._rpc = None
             raise
@@ -205,12 +207,17 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             CAUSE_HEADER: event.ref,
         }
         if tracking is not None:
-            context_data[TRACKING_HEADER] = f"{tracking.application_name}:{tracking.notification_id}"
+            context_data[TRACKING_HEADER] = (
+                f"{tracking.application_name}:{tracking.notification_id}"
+            )
         if parked_id is not None:
             context_data[PARKED_HEADER] = str(parked_id)
         done = Event()
         self.container.spawn_worker(
-            provider, (event,), {}, context_data=context_data,
+            provider,
+            (event,),
+            {},
+            context_data=context_data,
             handle_result=partial(provider.finish, done),
         )
         _, exc_info = done.wait()

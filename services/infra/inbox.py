@@ -134,8 +134,6 @@ class Inbox:
         self._local_lock = eventlet.semaphore.Semaphore()
         self._lock_conninfo = lock_conninfo
         self._lock_conn: psycopg.Connection | None = None
-        with app.datastore.transaction(commit=True) as curs:
-            curs.execute(PARKED_TABLE)
 
     # -- position -----------------------------------------------------------------------
 
@@ -164,7 +162,9 @@ class Inbox:
             self._park(raw, None, str(exc), attempts=1, track=False)
             return "parked"
         if event.source != self.upstream:
-            self._park(raw, None, f"event from {event.source} on the {self.upstream} queue", 1, False)
+            self._park(
+                raw, None, f"event from {event.source} on the {self.upstream} queue", 1, False
+            )
             return "parked"
         with self._locked():
             last = self.last_position()
@@ -237,7 +237,11 @@ class Inbox:
                 return "applied"
             log.warning(
                 "handling %s (%s) failed, attempt %d of %d: %r",
-                event.ref, event.type, attempt + 1, self.attempts, error,
+                event.ref,
+                event.type,
+                attempt + 1,
+                self.attempts,
+                error,
             )
             if attempt + 1 < self.attempts:
                 eventlet.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
@@ -262,11 +266,12 @@ class Inbox:
         ]
         tracking = Tracking(self.upstream, position) if track and position else None
         try:
-            self.app.recorder.record_alone(tracking=tracking, also=also)
-        except IntegrityError:
-            # someone else recorded this position meanwhile: it is not ours to park
-            self.stats.duplicates += 1
-            return
+            try:
+                self.app.recorder.record_alone(tracking=tracking, also=also)
+            except IntegrityError:
+                # the failing handler got its first save (with the tracking) through before
+                # it failed: the position is passed, but staff must still see the event
+                self.app.recorder.record_alone(also=also)
         except Exception as exc:
             if is_transient(exc):
                 raise Transient(str(exc)) from exc

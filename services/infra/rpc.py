@@ -29,7 +29,9 @@ def load(schema_cls: type[Schema], data, partial: bool = False) -> dict:
     if not isinstance(data, dict):
         from contracts.errors import ValidationFailed
 
-        raise ValidationFailed("The payload must be a JSON object.", {"_schema": ["Not an object."]})
+        raise ValidationFailed(
+            "The payload must be a JSON object.", {"_schema": ["Not an object."]}
+        )
     try:
         return schema_cls().load(data, partial=partial)
     except ValidationError as err:

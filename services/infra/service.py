@@ -54,7 +54,7 @@ class ServiceBase:
             raise Conflict(f"the event still breaks its contract: {exc}") from None
         try:
             consumer._apply(row["upstream"], event, None, parked_id=row["id"])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and answered
             note_failed_retry(self.app, row["id"], f"{type(exc).__name__}: {exc}")
             raise Conflict(f"the handler failed again: {type(exc).__name__}: {exc}") from None
         return next(p for p in list_parked(self.app, True) if p["id"] == row["id"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.mailgateway.application import MailGateway
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
+from services.mailgateway.application import MailGateway
 
 APPLICATION = MailGateway
 READ_MODELS = ()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.orders.application import Orders
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
+from services.orders.application import Orders
 
 APPLICATION = Orders
 READ_MODELS = ()

@@ -8,7 +8,9 @@ def test_health_names_every_service(stack):
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok",
-        "services": {s: "ok" for s in ("customers", "billing", "orders", "helpdesk", "mailgateway")},
+        "services": {
+            s: "ok" for s in ("customers", "billing", "orders", "helpdesk", "mailgateway")
+        },
     }
 
 
@@ -37,7 +39,9 @@ def test_registered_customer_gets_an_account_with_zero_balance(stack):
     assert len(credentials["password"]) >= 16
 
     def account():
-        r = stack.http("GET", f"/api/v1/staff/customers/{customer['id']}/account", stack.admin_token)
+        r = stack.http(
+            "GET", f"/api/v1/staff/customers/{customer['id']}/account", stack.admin_token
+        )
         return r.json() if r.status_code == 200 else None
 
     acc = stack.wait_until(account, what="the personal account")
@@ -65,7 +69,8 @@ def test_every_event_records_its_actor(stack):
     stack.wait_until(lambda: customer["id"] in stack.billing_accounts_opened())
     with stack.rpc() as rpc:
         opened = [
-            e for e in rpc.billing.integration_events(0, 1000)["events"]
+            e
+            for e in rpc.billing.integration_events(0, 1000)["events"]
             if e["payload"]["customer_id"] == customer["id"]
         ]
     assert opened[0]["actor"] == {"kind": "service", "id": "billing"}
@@ -82,9 +87,13 @@ def test_logout_ends_the_session(stack):
 
 
 def test_wrong_password_is_invalid_credentials(stack):
-    r = stack.http("POST", "/api/v1/auth/login", json={"username": "admin", "password": "nope-nope"})
+    r = stack.http(
+        "POST", "/api/v1/auth/login", json={"username": "admin", "password": "nope-nope"}
+    )
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "invalid_credentials"
-    r = stack.http("POST", "/api/v1/auth/login", json={"username": "ghost", "password": "nope-nope"})
+    r = stack.http(
+        "POST", "/api/v1/auth/login", json={"username": "ghost", "password": "nope-nope"}
+    )
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "invalid_credentials"

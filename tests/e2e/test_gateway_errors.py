@@ -26,8 +26,11 @@ def test_wrong_method_is_405_with_allow(stack):
 
 def test_malformed_json_is_400(stack):
     r = stack.http(
-        "POST", "/api/v1/staff/customers", stack.admin_token,
-        data=b'{"kind": "individual",', headers={"Content-Type": "application/json"},
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        data=b'{"kind": "individual",',
+        headers={"Content-Type": "application/json"},
     )
     error = _error(r, 400, "validation_error")
     assert "_body" in error["fields"]
@@ -40,9 +43,16 @@ def test_body_that_is_not_an_object_is_400(stack):
 
 def test_invalid_fields_are_named(stack):
     r = stack.http(
-        "POST", "/api/v1/staff/customers", stack.admin_token,
-        json={"kind": "alien", "email": "not-an-email", "country": "Germany", "contact_person": "A",
-              "registered_at": "2020-01-01T00:00:00Z"},
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json={
+            "kind": "alien",
+            "email": "not-an-email",
+            "country": "Germany",
+            "contact_person": "A",
+            "registered_at": "2020-01-01T00:00:00Z",
+        },
     )
     error = _error(r, 400, "validation_error")
     assert set(error["fields"]) == {"kind", "email", "country", "registered_at"}
@@ -50,9 +60,16 @@ def test_invalid_fields_are_named(stack):
 
 def test_short_password_is_refused(stack):
     r = stack.http(
-        "POST", "/api/v1/staff/customers", stack.admin_token,
-        json={"kind": "individual", "email": "p@example.com", "country": "DE",
-              "contact_person": "A", "password": "short"},
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json={
+            "kind": "individual",
+            "email": "p@example.com",
+            "country": "DE",
+            "contact_person": "A",
+            "password": "short",
+        },
     )
     assert "password" in _error(r, 400, "validation_error")["fields"]
 
@@ -61,22 +78,37 @@ def test_duplicate_username_is_409(stack):
     first = stack.register_customer(username="taken-name")
     assert first["username"] == "taken-name"
     r = stack.http(
-        "POST", "/api/v1/staff/customers", stack.admin_token,
-        json={"kind": "individual", "email": "other@example.com", "country": "DE",
-              "contact_person": "B", "username": "TAKEN-name"},
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json={
+            "kind": "individual",
+            "email": "other@example.com",
+            "country": "DE",
+            "contact_person": "B",
+            "username": "TAKEN-name",
+        },
     )
     assert "username" in _error(r, 409, "conflict")["fields"]
 
 
 def test_wrong_content_type_is_415(stack):
-    r = stack.http("POST", "/api/v1/auth/login", data="username=admin",
-                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = stack.http(
+        "POST",
+        "/api/v1/auth/login",
+        data="username=admin",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     _error(r, 415, "unsupported_type")
 
 
 def test_oversized_body_is_413(stack):
-    r = stack.http("POST", "/api/v1/auth/login", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
-                   headers={"Content-Type": "application/json"})
+    r = stack.http(
+        "POST",
+        "/api/v1/auth/login",
+        data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
     _error(r, 413, "too_large")
 
 
@@ -97,11 +129,13 @@ def test_client_on_a_staff_route_is_403(stack):
 
 
 def test_unknown_customer_is_404(stack):
-    r = stack.http("GET", "/api/v1/staff/customers/00000000-0000-0000-0000-000000000000",
-                   stack.admin_token)
+    r = stack.http(
+        "GET", "/api/v1/staff/customers/00000000-0000-0000-0000-000000000000", stack.admin_token
+    )
     _error(r, 404, "not_found")
-    _error(stack.http("GET", "/api/v1/staff/customers/not-a-uuid", stack.admin_token), 404,
-           "not_found")
+    _error(
+        stack.http("GET", "/api/v1/staff/customers/not-a-uuid", stack.admin_token), 404, "not_found"
+    )
 
 
 def test_openapi_document_lists_every_route(stack):
