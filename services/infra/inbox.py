@@ -143,39 +143,50 @@ class Inbox:
     # -- entry points -------------------------------------------------------------------
 
     def receive(self, raw: dict) -> str:
-        """Apply one delivered envelope (and any gap before it). Returns what happened."""
+        """Apply one delivered envelope (and any gap before it). Returns what happened.
+
+        A delivered envelope is trusted as it is only when it follows the last one
+        applied. Otherwise (a gap, or an envelope that breaks its contract) the
+        upstream's own log decides: the gap is filled from it, and the event at that
+        position is taken from it too; an envelope whose position is not in the log
+        is parked without moving the position, so a stray message cannot stall the
+        stream.
+        """
         try:
-            event = load_event(raw)
+            event, poison = load_event(raw), None
         except PoisonEvent as exc:
-            position = raw.get("position") if isinstance(raw, dict) else None
-            if isinstance(position, int) and raw.get("source") == self.upstream:
-                with self._locked():
-                    if position <= self.last_position():
-                        self.stats.duplicates += 1
-                        return "duplicate"
-                    self._fill_gap(self.last_position(), position - 1)
-                    if position <= self.last_position():
-                        self.stats.duplicates += 1
-                        return "duplicate"
-                    self._park(raw, position, str(exc), attempts=1, track=True)
-                    return "parked"
-            self._park(raw, None, str(exc), attempts=1, track=False)
+            event, poison = None, exc
+        position = raw.get("position") if isinstance(raw, dict) else None
+        if not isinstance(position, int) or isinstance(position, bool):
+            self._park(raw, None, str(poison), attempts=1, track=False)
             return "parked"
-        if event.source != self.upstream:
-            self._park(
-                raw, None, f"event from {event.source} on the {self.upstream} queue", 1, False
-            )
+        if raw.get("source") != self.upstream:
+            reason = f"an event of {raw.get('source')!r} on the queue of {self.upstream!r}"
+            self._park(raw, None, reason, attempts=1, track=False)
             return "parked"
         with self._locked():
             last = self.last_position()
-            if event.position <= last:
+            if position <= last:
                 self.stats.duplicates += 1
                 return "duplicate"
-            if event.previous_position != last:
-                self._fill_gap(last, event.position - 1)
-                if event.position <= self.last_position():
+            if poison is not None or event.previous_position != last:
+                self._fill_gap(last, position - 1)
+                if position <= self.last_position():
                     self.stats.duplicates += 1
                     return "duplicate"
+                original = self._fetch_one(position)
+                if original is None:
+                    reason = f"position {position} is not in the log of {self.upstream}"
+                    if poison is not None:
+                        reason += f"; {poison}"
+                    self._park(raw, position, reason, attempts=1, track=False)
+                    return "parked"
+                raw = original
+                try:
+                    event = load_event(raw)
+                except PoisonEvent as exc:
+                    self._park(raw, position, str(exc), attempts=1, track=True)
+                    return "parked"
             return self._apply_one(event, raw)
 
     def catch_up(self) -> int:
@@ -187,14 +198,23 @@ class Inbox:
 
     # -- the rule -----------------------------------------------------------------------
 
+    def _read_log(self, after: int, until: int | None) -> dict:
+        try:
+            return self.fetch(after, until)
+        except Exception as exc:
+            if is_transient(exc):
+                raise Transient(f"{self.upstream} log unreachable: {exc}") from exc
+            raise
+
+    def _fetch_one(self, position: int) -> dict | None:
+        for raw in self._read_log(position - 1, position).get("events") or []:
+            if raw.get("position") == position:
+                return raw
+        return None
+
     def _fill_gap(self, after: int, until: int | None) -> None:
         while until is None or after < until:
-            try:
-                answer = self.fetch(after, until)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise Transient(f"{self.upstream} log unreachable: {exc}") from exc
-                raise
+            answer = self._read_log(after, until)
             events = answer.get("events") or []
             for raw in events:
                 position = raw.get("position")

@@ -99,8 +99,10 @@ def render(r: dict) -> str:
         row("bare RabbitMQ: publish persistent + confirm", r["rabbitmq"]["confirm"]),
         row("bare RabbitMQ: publish -> consumed", r["rabbitmq"]["delivered"]),
     ]
+    caught = ", ".join(f"{k} {v}" for k, v in logs["caught_up"].items()) or "none"
     lines += [
         "   (the relay polls the customers log every 50 ms when it finds nothing to publish)",
+        f"   events applied by a consumer's periodic catch-up (RPC), not from RabbitMQ: {caught}",
         "",
         f"JSON: {r['json_path']}",
         f"service logs: {r['logs']}",
@@ -108,8 +110,7 @@ def render(r: dict) -> str:
         + "".join(f"; {name}: {hits[0][:120]}" for name, hits in logs["problems"].items()),
         "  nameko '(expected) error' warnings (with tracebacks): "
         + (", ".join(f"{k} {v}" for k, v in logs["expected_errors"].items()) or "none"),
-        "  events applied by a consumer's catch-up (over RPC) rather than from RabbitMQ: "
-        + (", ".join(f"{k} {v}" for k, v in logs["caught_up"].items()) or "none"),
+        "phases (s): " + ", ".join(f"{k} {v}" for k, v in r["phases_seconds"].items()),
     ]
     return "\n".join(lines)
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import signal
+import subprocess
 import time
 from datetime import UTC, datetime
 
@@ -27,49 +30,69 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="clients at once (8)")
     parser.add_argument("--registrations", type=int, default=200,
                         help="registrations measured in the throughput run (200)")
-    parser.add_argument("--warmup", type=int, default=16,
-                        help="registrations before the throughput run (16)")
+    parser.add_argument("--warmup", type=int, default=8,
+                        help="registrations before the throughput run (8)")
     parser.add_argument("--lag-samples", type=int, default=100,
                         help="registrations one at a time for the propagation lag (100)")
-    parser.add_argument("--api-samples", type=int, default=20,
-                        help="of those, how many wait by polling the account endpoint (20)")
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="duration of each PostgreSQL/eventsourcing baseline (3)")
-    parser.add_argument("--hashes", type=int, default=40,
-                        help="argon2id hashes in the concurrent baseline (40)")
+    parser.add_argument("--api-samples", type=int, default=10,
+                        help="of those, how many wait by polling the account endpoint (10)")
+    parser.add_argument("--seconds", type=float, default=2.0,
+                        help="duration of each PostgreSQL/eventsourcing baseline (2)")
+    parser.add_argument("--hashes", type=int, default=32,
+                        help="argon2id hashes in the concurrent baseline (32)")
     return parser.parse_args(argv)
+
+
+class Phases:
+    """Prints each phase as it starts and keeps how long each took."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        print(f"  {name} ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 1)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    phase = Phases()
     results: dict = {
         "started_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         "concurrency": args.concurrency,
         "argon2_parameters": dict(PARAMETERS),
         "settings": vars(args),
+        "phases_seconds": phase.seconds,
     }
     # the services' production defaults, not the test suite's quick catch-up and file clock
     stack = Stack(extra_env={"HOSTLEDGER_CATCHUP_INTERVAL": "", "HOSTLEDGER_CLOCK_FILE": ""})
     scratch = f"{stack.settings.db_prefix}bench"
-    print(f"bringing the system up (logs in {stack.logs}) ...", flush=True)
+    print(f"hostledger bench: logs of the services in {stack.logs}", flush=True)
     try:
-        stack.up()
-        stack.admin_token  # noqa: B018 - log in once, before anything is timed
+        with phase("bringing the system up"):
+            stack.up()
+            stack.admin_token  # noqa: B018 - log in once, before anything is timed
         results["machine"] = facts.machine(stack)
         ensure_database(stack.settings, scratch)
-        results["throughput"] = measure_substrate(stack, scratch, args)
-        results["rabbitmq"] = step("RabbitMQ round trip", substrate.rabbitmq_roundtrip,
-                                   stack.env["AMQP_URI"], 200)
-        measure_system(stack, args, results)
+        results["throughput"] = measure_substrate(stack, scratch, args, phase)
+        with phase("RabbitMQ round trip"):
+            results["rabbitmq"] = substrate.rabbitmq_roundtrip(stack.env["AMQP_URI"], 200)
+        measure_system(stack, args, results, phase)
         results["log_problems"] = scan_logs(stack)
-        results["logs"] = str(stack.logs)
+        results["logs"] = str(stack.logs.relative_to(ROOT))
     finally:
-        print("tearing the system down ...", flush=True)
-        try:
-            drop_database(stack.settings, scratch)
-        finally:
-            stack.down()
+        with phase("tearing the system down"):
+            try:
+                drop_database(stack.settings, scratch)
+                stop_all_at_once(stack)
+            finally:
+                stack.down()
 
     results["load_average_at_end"] = list(os.getloadavg())
     results["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -81,48 +104,56 @@ def main(argv=None) -> int:
     return 0
 
 
-def step(what: str, fn, *args, **kwargs):
-    print(f"  {what} ...", flush=True)
-    return fn(*args, **kwargs)
+def stop_all_at_once(stack, timeout: float = 15) -> None:
+    """SIGTERM every service process together (Stack.down stops them one by one)."""
+    procs = [p for p in stack.procs.values() if p.poll() is None]
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-def measure_substrate(stack, scratch: str, args) -> dict:
+def measure_substrate(stack, scratch: str, args, phase: Phases) -> dict:
     server = stack.settings.database
     conninfo = server.conninfo(scratch)
     n = args.concurrency
     out = {}
-    out["postgres_insert"] = step(
-        "PostgreSQL INSERT", substrate.postgres_insert, conninfo, n, args.seconds).summary()
-    out["eventsourcing_save"] = step(
-        "eventsourcing save", substrate.eventsourcing_save, server, scratch, n, args.seconds
-    ).summary()
-    out["eventsourcing_save_3"] = step(
-        "eventsourcing save of 3", substrate.eventsourcing_save, server, scratch, n,
-        args.seconds, aggregates_per_save=3,
-    ).summary()
-    out["argon2"] = step(
-        "argon2id hashes", substrate.argon2_hash, n, args.hashes, warmup=n).summary()
-    out["argon2_serial"] = step(
-        "argon2id hashes one at a time", substrate.argon2_hash, 1, 8, warmup=1).summary()
+    with phase("bare PostgreSQL INSERT"):
+        out["postgres_insert"] = substrate.postgres_insert(conninfo, n, args.seconds).summary()
+    with phase("bare eventsourcing save"):
+        out["eventsourcing_save"] = substrate.eventsourcing_save(
+            server, scratch, n, args.seconds).summary()
+    with phase("bare eventsourcing save of 3 aggregates"):
+        out["eventsourcing_save_3"] = substrate.eventsourcing_save(
+            server, scratch, n, args.seconds, aggregates_per_save=3).summary()
+    with phase("bare argon2id hashes"):
+        out["argon2"] = substrate.argon2_hash(n, args.hashes, warmup=n).summary()
+    with phase("bare argon2id hashes one at a time"):
+        out["argon2_serial"] = substrate.argon2_hash(1, 5, warmup=1).summary()
     return out
 
 
-def measure_system(stack, args, results: dict) -> None:
+def measure_system(stack, args, results: dict, phase: Phases) -> None:
     tap = system.BrokerTap(stack).start()
     try:
         meter = CpuMeter(cpu_sources(stack))
-        print(f"  {args.registrations} registrations, {args.concurrency} clients ...", flush=True)
-        result, measured = system.registrations(
-            stack, args.concurrency, args.registrations, args.warmup, on_start=meter.start
-        )
-        cpu = meter.stop()
+        with phase(f"{args.registrations} registrations from {args.concurrency} clients"):
+            result, measured = system.registrations(
+                stack, args.concurrency, args.registrations, args.warmup, on_start=meter.start
+            )
+            cpu = meter.stop()
         results["throughput"]["registrations"] = result.summary()
         results["throughput"]["registrations_cpu"] = cpu_summary(cpu, result.ops)
         under_load = system.lags(stack, measured, tap)
-        print(f"  {args.lag_samples} registrations one at a time ...", flush=True)
-        isolated_ids, api = system.isolated_registrations(
-            stack, args.lag_samples, min(args.api_samples, args.lag_samples)
-        )
+        with phase(f"{args.lag_samples} registrations one at a time"):
+            isolated_ids, api = system.isolated_registrations(
+                stack, args.lag_samples, min(args.api_samples, args.lag_samples)
+            )
         isolated = system.lags(stack, isolated_ids, tap)
     finally:
         tap.stop()
