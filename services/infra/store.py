@@ -118,6 +118,9 @@ class EventStore(DependencyProvider):
         relay_lock = getattr(self, "relay_lock", None)
         if relay_lock is not None:
             relay_lock.release()
+        if self.app is not None:
+            # close the pool now, in a live green thread, not in __del__ at exit
+            self.app.close()
 
     def kill(self):
         self._running = False

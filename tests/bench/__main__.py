@@ -1,6 +1,10 @@
 """python -m tests.bench [--help]"""
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # before anything imports socket or threading: nameko RPC needs it
 

@@ -52,6 +52,7 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # of this process, when the caller measured it
 
     @property
     def per_second(self) -> float:
@@ -66,6 +67,10 @@ class Result:
             "latency": distribution_ms(self.latencies),
             "errors": len(self.errors),
             "first_error": self.errors[0] if self.errors else None,
+            "cpu_ms_per_op": (
+                round(self.cpu_seconds * 1000 / self.ops, 1)
+                if self.cpu_seconds is not None and self.ops else None
+            ),
         }
 
 

@@ -65,11 +65,15 @@ def render(r: dict) -> str:
     ]
     cpu = r["throughput"]["registrations_cpu"]
     per = cpu["cpu_ms_per_registration"]
+    hash_cpu = r["throughput"]["argon2_serial"].get("cpu_ms_per_op")
     lines += [
         "",
+        f"   one argon2id hash alone takes {_num(hash_cpu)} ms of CPU",
         "   CPU per registration (ms): "
         + ", ".join(f"{name} {_num(ms)}" for name, ms in per.items()),
         f"   machine CPU busy during the run: {_num(cpu['machine_busy_percent'], 0)} %",
+        "   CPU of the idle services (their polling loops), ms per second: "
+        + ", ".join(f"{k} {_num(v)}" for k, v in r["idle_cpu_ms_per_second"].items()),
     ]
     p = r["propagation"]
     logs = r["log_problems"]

@@ -80,9 +80,13 @@ def main(argv=None) -> int:
             stack.admin_token  # noqa: B018 - log in once, before anything is timed
         results["machine"] = facts.machine(stack)
         ensure_database(stack.settings, scratch)
+        # the services sit idle while the substrate is measured: what do their loops cost?
+        idle = CpuMeter({name: (lambda p=proc: [p.pid]) for name, proc in stack.procs.items()})
+        idle.start()
         results["throughput"] = measure_substrate(stack, scratch, args, phase)
         with phase("RabbitMQ round trip"):
             results["rabbitmq"] = substrate.rabbitmq_roundtrip(stack.env["AMQP_URI"], 200)
+        results["idle_cpu_ms_per_second"] = idle_summary(idle.stop())
         measure_system(stack, args, results, phase)
         results["log_problems"] = scan_logs(stack)
         results["logs"] = str(stack.logs.relative_to(ROOT))
@@ -206,6 +210,12 @@ def cpu_summary(cpu: dict, registrations: int) -> dict:
         "machine_busy_percent": round(busy * 100, 1) if busy is not None else None,
         "wall_seconds": round(cpu["wall_seconds"], 3),
     }
+
+
+def idle_summary(cpu: dict) -> dict:
+    wall = cpu["wall_seconds"]
+    return {name: round(seconds * 1000 / wall, 1)
+            for name, seconds in cpu["process_cpu_seconds"].items()}
 
 
 def add_ratios(results: dict) -> None:
