@@ -10,6 +10,7 @@ holding the service's relay advisory lock publishes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from uuid import UUID
 
@@ -102,16 +103,25 @@ class AdvisoryLock:
         self.conninfo = conninfo
         self.name = name
         self._conn: psycopg.Connection | None = None
+        self._checked = 0.0
+
+    # a lost lock connection is noticed within this many seconds; publishing on a
+    # stale lock can only duplicate events, which consumers skip
+    check_interval = 2.0
 
     @property
     def held(self) -> bool:
         if self._conn is None or self._conn.closed:
             return False
+        now = time.monotonic()
+        if now - self._checked < self.check_interval:
+            return True
         try:
             self._conn.execute("SELECT 1")
         except psycopg.Error:
             self._drop()
             return False
+        self._checked = now
         return True
 
     def try_acquire(self) -> bool:
