@@ -77,3 +77,148 @@ class RegisterCustomer(Schema):
 class Login(Schema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+ATTITUDES = ("normal", "good", "conflict")
+USER_PERMISSIONS = ("billing", "support", "services", "full")
+PAYER_KINDS = CUSTOMER_KINDS
+
+_phone = validate.Regexp(r"^\+?[0-9 ()-]{5,32}$", error="A phone number: digits, spaces, + ( ) -.")
+
+
+class EditCustomer(Schema):
+    """`customers.edit_customer` (staff). Unknown or read-only fields are refused."""
+
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    verified_phone = fields.String(allow_none=True, validate=_phone)
+    note = fields.String(validate=validate.Length(max=10000))
+    attitude = fields.String(validate=validate.OneOf(ATTITUDES))
+    referral_source = fields.String(allow_none=True, validate=validate.Length(max=200))
+    referrer_id = fields.UUID(allow_none=True)
+    affiliate_program = fields.String(allow_none=True, validate=validate.Length(max=100))
+    group_ids = fields.List(fields.UUID())
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    version = fields.Integer(
+        strict=True, metadata={"description": "the version you read; a newer one answers 409"}
+    )
+
+
+class EditProfile(Schema):
+    """`customers.edit_profile` (the client's own contact details)."""
+
+    contact_person = fields.String(validate=validate.Length(min=1, max=200))
+    phone = fields.String(allow_none=True, validate=_phone)
+    address = fields.String(allow_none=True, validate=validate.Length(max=500))
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    version = fields.Integer(strict=True)
+
+
+class ChangePassword(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    new_password = fields.String(required=True, validate=validate.Length(min=8, max=256))
+
+
+class NotificationSettings(Schema):
+    invoice_issued = fields.Boolean()
+    payment_received = fields.Boolean()
+    invoice_due = fields.Boolean()
+    invoice_overdue = fields.Boolean()
+    service_suspended = fields.Boolean()
+    service_unsuspended = fields.Boolean()
+    ticket_reply = fields.Boolean()
+    news = fields.Boolean()
+
+
+class CreateGroup(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    description = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class CreateProject(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    sender_email = fields.Email(required=True)
+    sender_name = fields.String(load_default="", validate=validate.Length(max=100))
+
+
+class CreateDiscount(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    kind = fields.String(required=True, validate=validate.OneOf(["percentage", "fixed"]))
+    percent = fields.Decimal(
+        as_string=True, validate=validate.Range(min=0, max=100, min_inclusive=False)
+    )
+    amount = fields.Integer(strict=True, validate=validate.Range(min=1))
+    currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
+    customer_id = fields.UUID(load_default=None, allow_none=True)
+    group_id = fields.UUID(load_default=None, allow_none=True)
+    product_ids = fields.List(fields.UUID(), load_default=list)
+    valid_from = fields.AwareDateTime(load_default=None, allow_none=True)
+    valid_to = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class AddUser(Schema):
+    username = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9._@+-]{3,64}$", error="3 to 64 letters, digits and . _ @ + - only."
+        ),
+    )
+    email = fields.Email(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    permissions = fields.List(
+        fields.String(validate=validate.OneOf(USER_PERMISSIONS)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    password = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=8, max=256)
+    )
+
+
+class AddPayer(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(PAYER_KINDS))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    tax_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    registration_number = fields.String(load_default=None, allow_none=True)
+    address = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    country = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    email = fields.Email(load_default=None, allow_none=True)
+
+
+class RegisterStaff(Schema):
+    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._@+-]{3,64}$"))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(load_default=None, allow_none=True)
+    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
+    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    password = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=8, max=256)
+    )
+
+
+class CustomerFilters(Schema):
+    number = fields.Integer()
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    project_id = fields.UUID()
+    group_id = fields.UUID()
+    active_product_id = fields.UUID()
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    registered_from = fields.AwareDateTime()
+    registered_to = fields.AwareDateTime()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+@integration_event("customers", "CustomerUpdated")
+class CustomerUpdated(Schema):
+    id_field = "customer_id"
+
+    customer_id = fields.UUID(required=True)
+    changes = fields.Dict(required=True)
+
+
+@integration_event("customers", "CustomerDeleted")
+class CustomerDeleted(Schema):
+    id_field = "customer_id"
+
+    customer_id = fields.UUID(required=True)
+    forced = fields.Boolean(required=True)

@@ -195,6 +195,11 @@ class Call:
     token: str | None = None
 
     @property
+    def customer_id(self) -> str:
+        """The client's own customer (routes for clients only)."""
+        return self.principal["customer_id"]
+
+    @property
     def actor(self) -> Actor | None:
         p = self.principal
         if not p:
@@ -215,7 +220,7 @@ class Route(HttpRequestHandler):
         query: type[Schema] | None = None,
         response: type[Schema] | None = None,
         roles: tuple[str, ...] | None = None,
-        client: bool = False,
+        client: bool | tuple[str, ...] = False,
         status: int = 200,
         summary: str = "",
         tags: tuple[str, ...] = (),
@@ -314,6 +319,10 @@ class Route(HttpRequestHandler):
                 raise Forbidden("Your role may not do this.")
         elif not self.client:
             raise Forbidden("This route is for staff.")
+        elif isinstance(self.client, tuple):
+            granted = set(principal.get("permissions") or ())
+            if "full" not in granted and not granted & set(self.client):
+                raise Forbidden("Your user may not do this for the customer.")
 
     def _load_query(self, request: Request) -> dict:
         if self.query_schema is None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import eventlet
 from marshmallow import Schema, fields, validate
 
+from contracts import customers as contract
+from contracts.errors import Forbidden, ValidationFailed
 from gateway import openapi
 from gateway.http import Call, Route, ServiceRpc, json_response, route
 from gateway.schemas import (
@@ -32,6 +34,24 @@ class ParkedQuery(Schema):
     include_resolved = fields.Boolean(load_default=False)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class DeleteQuery(Schema):
+    confirm = fields.Boolean(load_default=False)
+    force = fields.Boolean(load_default=False)
+
+
+class PageQuery(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+DIRECTORY = {"customer-groups": "group", "projects": "project", "discounts": "discount"}
+CREATE_ROLES = {
+    "group": ("admin", "support"),
+    "project": ("admin",),
+    "discount": ("admin", "billing"),
+}
 
 
 class GatewayService:
@@ -80,7 +100,17 @@ class GatewayService:
         tags=("auth",),
     )
     def login(self, call: Call):
-        return call.services.customers.login(call.body)
+        return call.services.customers.login(call.body, call.request.remote_addr)
+
+    @route(
+        "POST",
+        "/api/v1/auth/return",
+        client=True,
+        tags=("auth",),
+        summary="end acting as a client; the staff session comes back",
+    )
+    def end_impersonation(self, call: Call):
+        return call.services.customers.end_impersonation(call.token)
 
     @route(
         "POST",
@@ -119,9 +149,7 @@ class GatewayService:
         summary="register a customer",
     )
     def register_customer(self, call: Call):
-        payload = dict(call.body, registration_ip=call.request.remote_addr)
-        if payload.get("project_id") is not None:
-            payload["project_id"] = str(payload["project_id"])
+        payload = dict(_jsonable(call.body), registration_ip=call.request.remote_addr)
         return call.services.customers.register_customer(payload)
 
     @route(
@@ -146,6 +174,271 @@ class GatewayService:
     def customer_account(self, call: Call):
         customer = call.services.customers.get_customer(str(call.path["customer_id"]))
         return call.services.billing.get_account(customer["id"], customer["currency"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/customers",
+        query=contract.CustomerFilters,
+        roles=ALL_STAFF,
+        tags=("customers",),
+        summary="customers, filtered",
+    )
+    def list_customers(self, call: Call):
+        return call.services.customers.list_customers(_jsonable(call.query))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/customers/<uuid:customer_id>",
+        body=contract.EditCustomer,
+        response=CustomerSchema,
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="edit a customer",
+    )
+    def edit_customer(self, call: Call):
+        return call.services.customers.edit_customer(
+            str(call.path["customer_id"]), _jsonable(call.body)
+        )
+
+    @route(
+        "DELETE",
+        "/api/v1/staff/customers/<uuid:customer_id>",
+        query=DeleteQuery,
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="delete a customer (needs confirm=true; force=true: admins only)",
+    )
+    def delete_customer(self, call: Call):
+        if not call.query["confirm"]:
+            raise ValidationFailed(
+                "Deleting a customer needs ?confirm=true.",
+                {"confirm": ["Must be true to delete."]},
+            )
+        if call.query["force"] and call.principal.get("role") != "admin":
+            raise Forbidden("Only an administrator may force a deletion.")
+        call.services.customers.delete_customer(str(call.path["customer_id"]), call.query["force"])
+        return {"id": str(call.path["customer_id"]), "deleted": True}
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers/<uuid:customer_id>/impersonate",
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="a client session for this customer, marked as you acting",
+    )
+    def impersonate(self, call: Call):
+        return call.services.customers.impersonate(
+            call.principal["staff_id"], str(call.path["customer_id"])
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/customers/<uuid:customer_id>/impersonations",
+        roles=("admin",),
+        tags=("customers",),
+        summary="who acted as this customer, and when",
+    )
+    def impersonations(self, call: Call):
+        items = call.services.customers.impersonations(str(call.path["customer_id"]))
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "GET",
+        "/api/v1/staff/<any(customer-groups,projects,discounts):kind>",
+        query=PageQuery,
+        roles=ALL_STAFF,
+        tags=("customers",),
+        summary="groups, projects or discounts",
+    )
+    def list_directory(self, call: Call):
+        return call.services.customers.list_kind(
+            DIRECTORY[call.path["kind"]], call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/customer-groups",
+        body=contract.CreateGroup,
+        status=201,
+        roles=CREATE_ROLES["group"],
+        tags=("customers",),
+        summary="create a customer group",
+    )
+    def create_group(self, call: Call):
+        return call.services.customers.create("group", _jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/projects",
+        body=contract.CreateProject,
+        status=201,
+        roles=CREATE_ROLES["project"],
+        tags=("customers",),
+        summary="create a project (brand)",
+    )
+    def create_project(self, call: Call):
+        return call.services.customers.create("project", _jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/discounts",
+        body=contract.CreateDiscount,
+        status=201,
+        roles=CREATE_ROLES["discount"],
+        tags=("customers",),
+        summary="create a discount",
+    )
+    def create_discount(self, call: Call):
+        return call.services.customers.create("discount", _jsonable(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/staff",
+        query=PageQuery,
+        roles=("admin",),
+        tags=("staff",),
+        summary="staff accounts",
+    )
+    def list_staff(self, call: Call):
+        return call.services.customers.list_kind(
+            "staff", call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/staff",
+        body=contract.RegisterStaff,
+        status=201,
+        roles=("admin",),
+        tags=("staff",),
+        summary="add a staff account",
+    )
+    def register_staff(self, call: Call):
+        return call.services.customers.register_staff(_jsonable(call.body))
+
+    # -- clients: their own account ---------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/client/profile",
+        client=True,
+        response=CustomerSchema,
+        tags=("client",),
+        summary="your contact details",
+    )
+    def get_profile(self, call: Call):
+        return _profile(call.services.customers.get_customer(call.customer_id))
+
+    @route(
+        "PATCH",
+        "/api/v1/client/profile",
+        client=True,
+        body=contract.EditProfile,
+        tags=("client",),
+        summary="change your contact details",
+    )
+    def edit_profile(self, call: Call):
+        return _profile(
+            call.services.customers.edit_profile(call.customer_id, _jsonable(call.body))
+        )
+
+    @route(
+        "POST",
+        "/api/v1/client/password",
+        client=True,
+        body=contract.ChangePassword,
+        tags=("client",),
+        summary="change your password; other sessions end",
+    )
+    def change_password(self, call: Call):
+        if call.principal.get("user_id"):
+            raise Forbidden(
+                "A user of the account changes the account's password only through its owner."
+            )
+        call.services.customers.change_password(call.customer_id, call.body, call.token)
+        return {"status": "changed"}
+
+    @route(
+        "GET",
+        "/api/v1/client/notification-settings",
+        client=("full",),
+        tags=("client",),
+        summary="which notifications you receive",
+    )
+    def get_notification_settings(self, call: Call):
+        return call.services.customers.get_notification_settings(call.customer_id)
+
+    @route(
+        "PUT",
+        "/api/v1/client/notification-settings",
+        client=("full",),
+        body=contract.NotificationSettings,
+        tags=("client",),
+        summary="choose which notifications you receive",
+    )
+    def set_notification_settings(self, call: Call):
+        return call.services.customers.set_notification_settings(call.customer_id, call.body)
+
+    @route(
+        "GET",
+        "/api/v1/client/users",
+        client=("full",),
+        query=PageQuery,
+        tags=("client",),
+        summary="your account's users",
+    )
+    def list_users(self, call: Call):
+        return call.services.customers.list_users(
+            call.customer_id, call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/client/users",
+        client=("full",),
+        body=contract.AddUser,
+        status=201,
+        tags=("client",),
+        summary="add a user with permissions",
+    )
+    def add_user(self, call: Call):
+        return call.services.customers.add_user(call.customer_id, call.body)
+
+    @route(
+        "DELETE",
+        "/api/v1/client/users/<uuid:user_id>",
+        client=("full",),
+        tags=("client",),
+        summary="remove a user",
+    )
+    def remove_user(self, call: Call):
+        call.services.customers.remove_user(call.customer_id, str(call.path["user_id"]))
+        return {"id": str(call.path["user_id"]), "removed": True}
+
+    @route(
+        "GET",
+        "/api/v1/client/payers",
+        client=("billing",),
+        query=PageQuery,
+        tags=("client",),
+        summary="your payers",
+    )
+    def list_payers(self, call: Call):
+        return call.services.customers.list_payers(
+            call.customer_id, call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/client/payers",
+        client=("billing",),
+        body=contract.AddPayer,
+        status=201,
+        tags=("client",),
+        summary="add a payer",
+    )
+    def add_payer(self, call: Call):
+        return call.services.customers.add_payer(call.customer_id, call.body)
 
     # -- staff: operations ----------------------------------------------------------------
 
@@ -184,3 +477,44 @@ class GatewayService:
     def retry_parked(self, call: Call):
         service = getattr(call.services, call.path["service"])
         return service.retry_parked(call.path["parked_id"])
+
+
+def _jsonable(value):
+    """Loaded request data as plain JSON for RPC (UUIDs, dates and decimals as strings)."""
+    import datetime
+    import decimal
+    import uuid
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+CLIENT_PROFILE_FIELDS = (
+    "id",
+    "number",
+    "kind",
+    "name",
+    "email",
+    "username",
+    "country",
+    "contact_person",
+    "company_name",
+    "language",
+    "phone",
+    "address",
+    "currency",
+    "registered_at",
+    "version",
+)
+
+
+def _profile(customer: dict) -> dict:
+    """What a client sees of itself: no staff notes, attitude or registration address."""
+    return {k: customer.get(k) for k in CLIENT_PROFILE_FIELDS}

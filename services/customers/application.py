@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 from uuid import UUID
@@ -11,12 +12,32 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from contracts import customers as contract
-from contracts.errors import Conflict, InvalidCredentials, NotFound, Unauthorized
-from services.customers.domain import Customer, CustomerEmail, LoginName, StaffMember
+from contracts.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from services.customers.domain import (
+    Customer,
+    CustomerEmail,
+    CustomerGroup,
+    CustomerUser,
+    Discount,
+    LoginName,
+    Payer,
+    Project,
+    StaffMember,
+)
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.passwords import generate_password, hash_password, verify_password
+
+log = logging.getLogger(__name__)
 
 SESSION_LIFETIME = {"staff": timedelta(hours=12), "client": timedelta(days=7)}
 
@@ -35,7 +56,19 @@ SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS sessions_customer ON sessions (customer_id)",
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS user_id uuid",
+    """
+    CREATE TABLE IF NOT EXISTS auth_failures (
+        key text NOT NULL,
+        at timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (key, at)",
 )
+
+# failed logins allowed per window, per username and per address
+RATE_WINDOW = timedelta(minutes=15)
+RATE_LIMITS = {"user": 10, "addr": 50}
 
 
 def _token_hash(token: str) -> str:
@@ -47,6 +80,8 @@ class Customers(HostledgerApplication):
     service = "customers"
     publications = {
         Customer.Registered: contract.CustomerRegistered,
+        Customer.Edited: contract.CustomerUpdated,
+        Customer.Deleted: contract.CustomerDeleted,
         StaffMember.Registered: contract.StaffRegistered,
     }
     schema_statements = SCHEMA
@@ -132,6 +167,15 @@ class Customers(HostledgerApplication):
             "currency": c.currency,
             "registered_at": isoformat(c.registered_at),
             "registration_ip": c.registration_ip,
+            "phone": c.phone,
+            "address": c.address,
+            "verified_phone": c.verified_phone,
+            "note": c.note,
+            "attitude": c.attitude,
+            "referral_source": c.referral_source,
+            "referrer_id": str(c.referrer_id) if c.referrer_id else None,
+            "affiliate_program": c.affiliate_program,
+            "group_ids": [str(g) for g in c.group_ids],
             "version": c.version,
         }
 
@@ -196,16 +240,227 @@ class Customers(HostledgerApplication):
             "language": m.language,
         }
 
-    # -- sessions -------------------------------------------------------------------------
+    # -- editing ----------------------------------------------------------------------------
 
-    def login(self, username: str, password: str) -> dict:
+    def edit_customer(self, customer_id: UUID, changes: dict) -> Customer:
+        """Staff edit; `version`, when given, must be the current one (else 409)."""
+        customer = self.get_customer(customer_id)
+        self._check_version(customer, changes.pop("version", None))
+        if "referrer_id" in changes and changes["referrer_id"] is not None:
+            if changes["referrer_id"] == customer.id:
+                raise ValidationFailed(
+                    "A customer cannot refer itself.", {"referrer_id": ["Not this customer."]}
+                )
+            self.get_customer(changes["referrer_id"])
+        for group_id in changes.get("group_ids") or ():
+            self._get(group_id, CustomerGroup, "group")
+        return self._apply_edit(customer, changes)
+
+    def edit_profile(self, customer_id: UUID, changes: dict) -> Customer:
+        customer = self.get_customer(customer_id)
+        self._check_version(customer, changes.pop("version", None))
+        return self._apply_edit(customer, changes)
+
+    def _apply_edit(self, customer: Customer, changes: dict) -> Customer:
+        current = self.customer_view(customer)
+        changed = {
+            k: v
+            for k, v in changes.items()
+            if _plain(v) != current.get(k, _plain(getattr(customer, k, None)))
+        }
+        if changed:
+            customer.edit(changed)
+            self.save(customer)
+        return customer
+
+    @staticmethod
+    def _check_version(customer: Customer, version: int | None) -> None:
+        if version is not None and version != customer.version:
+            raise Conflict(
+                f"The customer changed since you read it (version {customer.version}, "
+                f"you sent {version}). Read it again.",
+                fields={"version": [f"Current version is {customer.version}."]},
+            )
+
+    def change_password(self, customer_id: UUID, current: str, new: str, keep_token: str | None):
+        customer = self.get_customer(customer_id)
+        if not verify_password(customer.password_hash, current):
+            raise InvalidCredentials("The current password is wrong.")
+        customer.change_password(hash_password(new))
+        self.save(customer)
+        self.end_sessions(customer_id=customer.id, except_token=keep_token)
+
+    def set_notification_settings(self, customer_id: UUID, settings: dict) -> dict:
+        customer = self.get_customer(customer_id)
+        if any(customer.notification_settings.get(k) != v for k, v in settings.items()):
+            customer.set_notification_settings(settings)
+            self.save(customer)
+        return dict(customer.notification_settings)
+
+    def delete_customer(self, customer_id: UUID, forced: bool, reason: str | None) -> None:
+        customer = self.get_customer(customer_id)
+        customer.delete(forced=forced, reason=reason)
+        self.save(customer)
+        self.end_sessions(customer_id=customer.id)
+
+    # -- groups, projects, discounts ----------------------------------------------------------
+
+    def create_group(self, data: dict) -> CustomerGroup:
+        group = CustomerGroup(name=data["name"], description=data.get("description", ""))
+        self.save(group)
+        return group
+
+    def create_project(self, data: dict) -> Project:
+        project = Project(
+            name=data["name"],
+            sender_email=data["sender_email"],
+            sender_name=data.get("sender_name") or data["name"],
+        )
+        self.save(project)
+        return project
+
+    def create_discount(self, data: dict) -> Discount:
+        errors: dict = {}
+        if data["kind"] == "percentage":
+            if data.get("percent") is None:
+                errors["percent"] = ["A percentage discount needs its percent."]
+            for f in ("amount", "currency"):
+                if data.get(f) is not None:
+                    errors[f] = ["Only for a fixed discount."]
+        else:
+            for f in ("amount", "currency"):
+                if data.get(f) is None:
+                    errors[f] = ["A fixed discount needs its amount and currency."]
+            if data.get("percent") is not None:
+                errors["percent"] = ["Only for a percentage discount."]
+        if (data.get("customer_id") is None) == (data.get("group_id") is None):
+            errors["customer_id"] = ["Give either a customer or a group."]
+        if (
+            data.get("valid_from")
+            and data.get("valid_to")
+            and data["valid_to"] <= data["valid_from"]
+        ):
+            errors["valid_to"] = ["Must be after valid_from."]
+        if errors:
+            raise ValidationFailed("The discount is not consistent.", errors)
+        if data.get("customer_id"):
+            self.get_customer(data["customer_id"])
+        if data.get("group_id"):
+            self._get(data["group_id"], CustomerGroup, "group")
+        discount = Discount(
+            name=data["name"],
+            kind=data["kind"],
+            percent=str(data["percent"]) if data.get("percent") is not None else None,
+            amount=data.get("amount"),
+            currency=data.get("currency"),
+            customer_id=data.get("customer_id"),
+            group_id=data.get("group_id"),
+            product_ids=list(data.get("product_ids") or []),
+            valid_from=data.get("valid_from"),
+            valid_to=data.get("valid_to"),
+        )
+        self.save(discount)
+        return discount
+
+    def _get(self, aggregate_id: UUID, cls: type, what: str):
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            aggregate = None
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"No such {what}.")
+        return aggregate
+
+    # -- a customer's users and payers ----------------------------------------------------------
+
+    def add_user(self, customer_id: UUID, data: dict) -> tuple[CustomerUser, str | None]:
+        self.get_customer(customer_id)
+        password = data.get("password")
+        generated = None
+        if password is None:
+            password = generated = generate_password()
+        user = CustomerUser(
+            customer_id=customer_id,
+            username=data["username"],
+            email=data["email"],
+            name=data["name"],
+            permissions=sorted(set(data["permissions"])),
+            password_hash=hash_password(password),
+        )
+        login = LoginName(name=data["username"], owner_kind="user", owner_id=user.id)
+        try:
+            self.save(user, login)
+        except IntegrityError:
+            raise Conflict(
+                "This username is taken.", fields={"username": ["This username is taken."]}
+            ) from None
+        return user, generated
+
+    def remove_user(self, customer_id: UUID, user_id: UUID) -> None:
+        user = self._get(user_id, CustomerUser, "user")
+        if user.customer_id != customer_id or user.removed:
+            raise NotFound("No such user.")
+        user.remove()
+        self.save(user)
+        self.end_sessions(user_id=user.id)
+
+    def add_payer(self, customer_id: UUID, data: dict) -> Payer:
+        self.get_customer(customer_id)
+        details = {
+            k: data.get(k) for k in ("tax_id", "registration_number", "address", "country", "email")
+        }
+        payer = Payer(
+            customer_id=customer_id, kind=data["kind"], name=data["name"], details=details
+        )
+        self.save(payer)
+        return payer
+
+    # -- staff ---------------------------------------------------------------------------------
+
+    def get_staff(self, staff_id: UUID) -> StaffMember:
+        return self._get(staff_id, StaffMember, "staff member")
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str, address: str | None = None) -> dict:
+        """A new session for a client, a client's user or staff.
+
+        Rate limited per name and per address: 429 once too many failures.
+        """
+        keys = [f"user:{username.strip().lower()}"] + ([f"addr:{address}"] if address else [])
+        self._check_rate(keys)
         owner = self._find_login(username)
         password_hash = getattr(owner, "password_hash", None)
         if not verify_password(password_hash, password) or owner is None:
+            self._record_failure(keys)
             raise InvalidCredentials("The username or password is wrong.")
         if isinstance(owner, StaffMember):
+            if not owner.active:
+                raise InvalidCredentials("The username or password is wrong.")
             return self._open_session("staff", staff_id=owner.id)
+        if isinstance(owner, CustomerUser):
+            return self._open_session("client", customer_id=owner.customer_id, user_id=owner.id)
         return self._open_session("client", customer_id=owner.id)
+
+    def _check_rate(self, keys: list[str]) -> None:
+        since = clock.now() - RATE_WINDOW
+        with self.datastore.transaction() as curs:
+            for key in keys:
+                curs.execute(
+                    "SELECT count(*) AS n FROM auth_failures WHERE key = %s AND at > %s",
+                    (key, since),
+                )
+                kind = key.split(":", 1)[0]
+                if curs.fetchone()["n"] >= RATE_LIMITS[kind]:
+                    log.warning("login rate limit reached for %s", key)
+                    raise RateLimited("Too many failed logins. Wait a few minutes and try again.")
+
+    def _record_failure(self, keys: list[str]) -> None:
+        now = clock.now()
+        with self.datastore.transaction(commit=True) as curs:
+            for key in keys:
+                curs.execute("INSERT INTO auth_failures (key, at) VALUES (%s, %s)", (key, now))
+            curs.execute("DELETE FROM auth_failures WHERE at < %s", (now - RATE_WINDOW,))
 
     def _find_login(self, username: str):
         name = username.strip()
@@ -221,22 +476,34 @@ class Customers(HostledgerApplication):
                 continue
             if isinstance(owner, Customer) and owner.deleted:
                 return None
+            if isinstance(owner, CustomerUser):
+                if owner.removed or self.get_customer_or_none(owner.customer_id) is None:
+                    return None
             return owner
         return None
 
-    def _open_session(self, kind: str, staff_id=None, customer_id=None, impersonator_id=None):
+    def get_customer_or_none(self, customer_id: UUID) -> Customer | None:
+        try:
+            return self.get_customer(customer_id)
+        except NotFound:
+            return None
+
+    def _open_session(
+        self, kind: str, staff_id=None, customer_id=None, impersonator_id=None, user_id=None
+    ):
         token = secrets.token_urlsafe(32)
         now = clock.now()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 "INSERT INTO sessions (token_hash, kind, staff_id, customer_id, impersonator_id,"
-                " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                " user_id, created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     _token_hash(token),
                     kind,
                     staff_id,
                     customer_id,
                     impersonator_id,
+                    user_id,
                     now,
                     now + SESSION_LIFETIME[kind],
                 ),
@@ -246,42 +513,64 @@ class Customers(HostledgerApplication):
             answer["customer_id"] = str(customer_id)
         if staff_id:
             answer["staff_id"] = str(staff_id)
+        if user_id:
+            answer["user_id"] = str(user_id)
         return answer
 
-    def resolve_session(self, token: str) -> dict:
-        """Who holds this token: kind, ids and (staff) role. Unauthorized when not valid."""
+    def _session_row(self, token: str) -> dict:
         with self.datastore.transaction() as curs:
             curs.execute(
-                "SELECT kind, staff_id, customer_id, impersonator_id, expires_at, revoked_at"
-                " FROM sessions WHERE token_hash = %s",
+                "SELECT kind, staff_id, customer_id, impersonator_id, user_id, expires_at,"
+                " revoked_at FROM sessions WHERE token_hash = %s",
                 (_token_hash(token),),
             )
             row = curs.fetchone()
         if row is None or row["revoked_at"] is not None or row["expires_at"] <= clock.now():
             raise Unauthorized("The session has ended or the token is not valid.")
+        return row
+
+    def resolve_session(self, token: str) -> dict:
+        """Who holds this token: kind, ids and (staff) role. Unauthorized when not valid."""
+        row = self._session_row(token)
         principal = {"kind": row["kind"]}
-        if row["staff_id"]:
-            member = self.repository.get(row["staff_id"])
-            if not member.active:
-                raise Unauthorized("This staff account is disabled.")
-            principal.update(
-                staff_id=str(member.id),
-                role=member.role,
-                name=member.name,
-                username=member.username,
-            )
-        if row["customer_id"]:
-            customer = self.get_customer(row["customer_id"])
-            principal.update(
-                customer_id=str(customer.id), username=customer.username, name=customer.name
-            )
-        if row["impersonator_id"]:
-            member = self.repository.get(row["impersonator_id"])
-            principal["impersonator"] = {
-                "staff_id": str(member.id),
-                "name": member.name,
-                "role": member.role,
-            }
+        try:
+            if row["staff_id"]:
+                member = self.get_staff(row["staff_id"])
+                if not member.active:
+                    raise Unauthorized("This staff account is disabled.")
+                principal.update(
+                    staff_id=str(member.id),
+                    role=member.role,
+                    name=member.name,
+                    username=member.username,
+                )
+            if row["customer_id"]:
+                customer = self.get_customer(row["customer_id"])
+                principal.update(
+                    customer_id=str(customer.id),
+                    username=customer.username,
+                    name=customer.name,
+                    permissions=["full"],
+                )
+            if row["user_id"]:
+                user = self._get(row["user_id"], CustomerUser, "user")
+                if user.removed:
+                    raise Unauthorized("This user was removed.")
+                principal.update(
+                    user_id=str(user.id),
+                    username=user.username,
+                    name=user.name,
+                    permissions=list(user.permissions),
+                )
+            if row["impersonator_id"]:
+                member = self.get_staff(row["impersonator_id"])
+                principal["impersonator"] = {
+                    "staff_id": str(member.id),
+                    "name": member.name,
+                    "role": member.role,
+                }
+        except NotFound:
+            raise Unauthorized("The session's account no longer exists.") from None
         return principal
 
     def logout(self, token: str) -> None:
@@ -290,3 +579,184 @@ class Customers(HostledgerApplication):
                 "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL",
                 (clock.now(), _token_hash(token)),
             )
+
+    def end_sessions(self, customer_id=None, user_id=None, except_token: str | None = None):
+        column, value = ("user_id", user_id) if user_id else ("customer_id", customer_id)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"UPDATE sessions SET revoked_at = %s WHERE {column} = %s"
+                " AND revoked_at IS NULL AND token_hash <> %s",
+                (clock.now(), value, _token_hash(except_token) if except_token else ""),
+            )
+
+    # -- impersonation ---------------------------------------------------------------------------
+
+    def impersonate(self, staff_id: UUID, customer_id: UUID) -> dict:
+        """A client session for `customer_id`, marked as `staff_id` acting; an audited event."""
+        member = self.get_staff(staff_id)
+        if member.role not in ("admin", "support"):
+            raise Forbidden("Only administrators and support staff may enter a client's panel.")
+        customer = self.get_customer(customer_id)
+        member.start_impersonation(customer_id=customer.id)
+        self.save(member)
+        return self._open_session("client", customer_id=customer.id, impersonator_id=member.id)
+
+    def end_impersonation(self, token: str) -> dict:
+        row = self._session_row(token)
+        if not row["impersonator_id"]:
+            raise Conflict("This session is not a staff member acting as a client.")
+        member = self.get_staff(row["impersonator_id"])
+        member.end_impersonation(customer_id=row["customer_id"])
+        self.save(member)
+        self.logout(token)
+        return self._open_session("staff", staff_id=member.id)
+
+
+def _plain(value):
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- views and lists (module level: plain functions of the application's state) -------------
+
+
+def group_view(g: CustomerGroup) -> dict:
+    return {"id": str(g.id), "name": g.name, "description": g.description}
+
+
+def project_view(p: Project) -> dict:
+    return {
+        "id": str(p.id),
+        "name": p.name,
+        "sender_email": p.sender_email,
+        "sender_name": p.sender_name,
+    }
+
+
+def discount_view(d: Discount) -> dict:
+    return {
+        "id": str(d.id),
+        "name": d.name,
+        "kind": d.kind,
+        "percent": d.percent,
+        "amount": {"amount": d.amount, "currency": d.currency} if d.amount is not None else None,
+        "customer_id": str(d.customer_id) if d.customer_id else None,
+        "group_id": str(d.group_id) if d.group_id else None,
+        "product_ids": [str(p) for p in d.product_ids],
+        "valid_from": isoformat(d.valid_from) if d.valid_from else None,
+        "valid_to": isoformat(d.valid_to) if d.valid_to else None,
+    }
+
+
+def user_view(u: CustomerUser) -> dict:
+    return {
+        "id": str(u.id),
+        "customer_id": str(u.customer_id),
+        "username": u.username,
+        "email": u.email,
+        "name": u.name,
+        "permissions": list(u.permissions),
+    }
+
+
+def payer_view(p: Payer) -> dict:
+    return {
+        "id": str(p.id),
+        "customer_id": str(p.customer_id),
+        "kind": p.kind,
+        "name": p.name,
+        **p.details,
+    }
+
+
+VIEWS = {
+    "group": group_view,
+    "project": project_view,
+    "discount": discount_view,
+    "user": user_view,
+    "payer": payer_view,
+}
+
+
+def list_directory(
+    app: Customers, kind: str, customer_id: UUID | None = None, page: int = 1, page_size: int = 50
+) -> dict:
+    where, params = "kind = %s AND NOT removed", [kind]
+    if customer_id is not None:
+        where += " AND customer_id = %s"
+        params.append(customer_id)
+    with app.datastore.transaction() as curs:
+        curs.execute(f"SELECT count(*) AS n FROM directory WHERE {where}", params)
+        total = curs.fetchone()["n"]
+        curs.execute(
+            f"SELECT id FROM directory WHERE {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
+            [*params, page_size, (page - 1) * page_size],
+        )
+        ids = [r["id"] for r in curs.fetchall()]
+    view = VIEWS.get(kind) or (lambda m: app.staff_view(m))
+    return {
+        "items": [view(app.repository.get(i)) for i in ids],
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+def list_customers(app: Customers, filters: dict) -> dict:
+    where, params = ["NOT deleted"], []
+    if "number" in filters:
+        where.append("number = %s")
+        params.append(filters["number"])
+    if "name" in filters:
+        where.append("search LIKE %s")
+        term = filters["name"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params.append(f"%{term}%")
+    for key, column in (("project_id", "project_id"), ("language", "language")):
+        if key in filters:
+            where.append(f"{column} = %s")
+            params.append(filters[key])
+    if "group_id" in filters:
+        where.append("group_ids @> ARRAY[%s]::uuid[]")
+        params.append(filters["group_id"])
+    if "active_product_id" in filters:
+        where.append("active_product_ids @> ARRAY[%s]::uuid[]")
+        params.append(filters["active_product_id"])
+    if "registered_from" in filters:
+        where.append("registered_at >= %s")
+        params.append(filters["registered_from"])
+    if "registered_to" in filters:
+        where.append("registered_at <= %s")
+        params.append(filters["registered_to"])
+    page, size = filters.get("page", 1), filters.get("page_size", 50)
+    clause = " AND ".join(where)
+    with app.datastore.transaction() as curs:
+        curs.execute(f"SELECT count(*) AS n FROM customer_list WHERE {clause}", params)
+        total = curs.fetchone()["n"]
+        curs.execute(
+            "SELECT customer_id, number, kind, name, username, email, country, language,"
+            f" project_id, group_ids, attitude, registered_at FROM customer_list WHERE {clause}"
+            " ORDER BY number DESC LIMIT %s OFFSET %s",
+            [*params, size, (page - 1) * size],
+        )
+        rows = curs.fetchall()
+    items = [
+        {
+            "id": str(r["customer_id"]),
+            "number": r["number"],
+            "kind": r["kind"],
+            "name": r["name"],
+            "username": r["username"],
+            "email": r["email"],
+            "country": r["country"],
+            "language": r["language"],
+            "project_id": str(r["project_id"]) if r["project_id"] else None,
+            "group_ids": [str(g) for g in r["group_ids"]],
+            "attitude": r["attitude"],
+            "registered_at": isoformat(r["registered_at"]),
+        }
+        for r in rows
+    ]
+    return {"items": items, "total": total, "page": page, "page_size": size}

@@ -42,6 +42,16 @@ class Customer(Aggregate):
         self.registered_at = registered_at
         self.registration_ip = registration_ip
         self.deleted = False
+        self.verified_phone: str | None = None
+        self.note = ""
+        self.attitude = "normal"
+        self.referral_source: str | None = None
+        self.referrer_id: UUID | None = None
+        self.affiliate_program: str | None = None
+        self.group_ids: list[UUID] = []
+        self.phone: str | None = None
+        self.address: str | None = None
+        self.notification_settings: dict[str, bool] = dict(DEFAULT_NOTIFICATIONS)
 
     @staticmethod
     def create_id(**_) -> UUID:
@@ -50,6 +60,136 @@ class Customer(Aggregate):
     @property
     def name(self) -> str:
         return self.company_name or self.contact_person
+
+    def check_not_deleted(self) -> None:
+        if self.deleted:
+            raise CustomerDeleted("This customer was deleted.")
+
+    @event("Edited")
+    def edit(self, changes: dict) -> None:
+        """Staff edits and the client's own profile changes; `changes` holds only what changed."""
+        self.check_not_deleted()
+        for key, value in changes.items():
+            if key == "name":
+                if self.company_name is not None:
+                    self.company_name = value
+                else:
+                    self.contact_person = value
+            else:
+                setattr(self, key, value)
+
+    @event("PasswordChanged")
+    def change_password(self, password_hash: str) -> None:
+        self.check_not_deleted()
+        self.password_hash = password_hash
+
+    @event("NotificationSettingsChanged")
+    def set_notification_settings(self, settings: dict) -> None:
+        self.check_not_deleted()
+        self.notification_settings = dict(self.notification_settings, **settings)
+
+    @event("Deleted")
+    def delete(self, forced: bool, reason: str | None) -> None:
+        self.check_not_deleted()
+        self.deleted = True
+
+
+NOTIFICATION_KINDS = (
+    "invoice_issued",
+    "payment_received",
+    "invoice_due",
+    "invoice_overdue",
+    "service_suspended",
+    "service_unsuspended",
+    "ticket_reply",
+    "news",
+)
+DEFAULT_NOTIFICATIONS = {kind: kind != "news" for kind in NOTIFICATION_KINDS}
+
+
+class CustomerDeleted(Exception):
+    pass
+
+
+class CustomerGroup(Aggregate):
+    @event("Created")
+    def __init__(self, name: str, description: str):
+        self.name = name
+        self.description = description
+
+
+class Project(Aggregate):
+    """A brand: its own name, sender address and (later) invoice number series."""
+
+    @event("Created")
+    def __init__(self, name: str, sender_email: str, sender_name: str):
+        self.name = name
+        self.sender_email = sender_email
+        self.sender_name = sender_name
+
+
+class Discount(Aggregate):
+    @event("Created")
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        percent: str | None,
+        amount: int | None,
+        currency: str | None,
+        customer_id: UUID | None,
+        group_id: UUID | None,
+        product_ids: list[UUID],
+        valid_from: datetime | None,
+        valid_to: datetime | None,
+    ):
+        self.name = name
+        self.kind = kind
+        self.percent = percent
+        self.amount = amount
+        self.currency = currency
+        self.customer_id = customer_id
+        self.group_id = group_id
+        self.product_ids = product_ids
+        self.valid_from = valid_from
+        self.valid_to = valid_to
+
+
+class CustomerUser(Aggregate):
+    """One of a customer's own users, with what they may do."""
+
+    @event("Added")
+    def __init__(
+        self,
+        customer_id: UUID,
+        username: str,
+        email: str,
+        name: str,
+        permissions: list[str],
+        password_hash: str,
+    ):
+        self.customer_id = customer_id
+        self.username = username
+        self.email = email
+        self.name = name
+        self.permissions = permissions
+        self.password_hash = password_hash
+        self.removed = False
+
+    @event("Removed")
+    def remove(self) -> None:
+        self.removed = True
+
+
+class Payer(Aggregate):
+    """Who pays a customer's invoices, with the details printed on them."""
+
+    @event("Added")
+    def __init__(self, customer_id: UUID, kind: str, name: str, details: dict):
+        self.customer_id = customer_id
+        self.kind = kind
+        self.name = name
+        self.details = details
 
 
 class StaffMember(Aggregate):
@@ -70,10 +210,19 @@ class StaffMember(Aggregate):
         self.password_hash = password_hash
         self.language = language
         self.active = True
+        self.notify = {"new_ticket": True, "ticket_reply": True}
 
     @staticmethod
     def create_id(**_) -> UUID:
         return uuid4()
+
+    @event("ImpersonationStarted")
+    def start_impersonation(self, customer_id: UUID) -> None:
+        pass
+
+    @event("ImpersonationEnded")
+    def end_impersonation(self, customer_id: UUID) -> None:
+        pass
 
 
 _INDEX_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/index")

@@ -6,9 +6,12 @@ from services.infra.readmodels import ReadModel
 
 
 class CustomerList(ReadModel):
+    """Every filter of the staff customer list, indexed for 100,000s of customers."""
+
     name = "customer_list"
     table_names = ("customer_list",)
     tables = (
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
         """
         CREATE TABLE IF NOT EXISTS customer_list (
             customer_id uuid PRIMARY KEY,
@@ -20,32 +23,80 @@ class CustomerList(ReadModel):
             country text NOT NULL,
             language text NOT NULL,
             project_id uuid,
-            registered_at timestamptz NOT NULL
+            group_ids uuid[] NOT NULL DEFAULT '{}',
+            active_product_ids uuid[] NOT NULL DEFAULT '{}',
+            attitude text NOT NULL DEFAULT 'normal',
+            deleted boolean NOT NULL DEFAULT false,
+            registered_at timestamptz NOT NULL,
+            search text NOT NULL DEFAULT ''
         )
         """,
-        "CREATE INDEX IF NOT EXISTS customer_list_number ON customer_list (number)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS customer_list_number ON customer_list (number)",
         "CREATE INDEX IF NOT EXISTS customer_list_registered ON customer_list (registered_at)",
+        "CREATE INDEX IF NOT EXISTS customer_list_project ON customer_list (project_id)",
+        "CREATE INDEX IF NOT EXISTS customer_list_language ON customer_list (language)",
+        "CREATE INDEX IF NOT EXISTS customer_list_groups ON customer_list USING gin (group_ids)",
+        "CREATE INDEX IF NOT EXISTS customer_list_products"
+        " ON customer_list USING gin (active_product_ids)",
+        "CREATE INDEX IF NOT EXISTS customer_list_search"
+        " ON customer_list USING gin (search gin_trgm_ops)",
     )
 
     def on_Customer_Registered(self, curs, e) -> None:
+        name = e.company_name or e.contact_person
         curs.execute(
             "INSERT INTO customer_list (customer_id, number, kind, name, username, email,"
-            " country, language, project_id, registered_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " country, language, project_id, registered_at, search)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (customer_id) DO NOTHING",
             (
                 e.originator_id,
                 e.number,
                 e.kind,
-                e.company_name or e.contact_person,
+                name,
                 e.username,
                 e.email,
                 e.country,
                 e.language,
                 e.project_id,
                 e.registered_at,
+                _search(name, e.contact_person, e.username, e.email),
             ),
         )
+
+    def on_Customer_Edited(self, curs, e) -> None:
+        changes = e.changes
+        if "name" in changes:
+            curs.execute(
+                "UPDATE customer_list SET name = %s WHERE customer_id = %s",
+                (changes["name"], e.originator_id),
+            )
+        for column in ("language", "attitude"):
+            if column in changes:
+                curs.execute(
+                    f"UPDATE customer_list SET {column} = %s WHERE customer_id = %s",
+                    (changes[column], e.originator_id),
+                )
+        if "group_ids" in changes:
+            curs.execute(
+                "UPDATE customer_list SET group_ids = %s WHERE customer_id = %s",
+                (list(changes["group_ids"]), e.originator_id),
+            )
+        if {"name", "contact_person"} & set(changes):
+            curs.execute(
+                "UPDATE customer_list SET search = lower(name || ' ' || %s || ' ' || username"
+                " || ' ' || email) WHERE customer_id = %s",
+                (changes.get("contact_person", ""), e.originator_id),
+            )
+
+    def on_Customer_Deleted(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE customer_list SET deleted = true WHERE customer_id = %s", (e.originator_id,)
+        )
+
+
+def _search(*parts: str | None) -> str:
+    return " ".join(p for p in parts if p).lower()
 
 
 class StaffList(ReadModel):
@@ -70,3 +121,50 @@ class StaffList(ReadModel):
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (staff_id) DO NOTHING",
             (e.originator_id, e.username, e.name, e.email, e.role, e.language),
         )
+
+
+class Directory(ReadModel):
+    """Groups, projects, discounts, a customer's users and payers: small lists."""
+
+    name = "directory"
+    table_names = ("directory",)
+    tables = (
+        """
+        CREATE TABLE IF NOT EXISTS directory (
+            id uuid PRIMARY KEY,
+            kind text NOT NULL,
+            customer_id uuid,
+            created_at timestamptz NOT NULL,
+            removed boolean NOT NULL DEFAULT false
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS directory_kind ON directory (kind, customer_id, created_at)",
+    )
+
+    def _add(self, curs, e, kind: str, customer_id=None) -> None:
+        curs.execute(
+            "INSERT INTO directory (id, kind, customer_id, created_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (e.originator_id, kind, customer_id, e.timestamp),
+        )
+
+    def on_CustomerGroup_Created(self, curs, e) -> None:
+        self._add(curs, e, "group")
+
+    def on_Project_Created(self, curs, e) -> None:
+        self._add(curs, e, "project")
+
+    def on_Discount_Created(self, curs, e) -> None:
+        self._add(curs, e, "discount", e.customer_id)
+
+    def on_CustomerUser_Added(self, curs, e) -> None:
+        self._add(curs, e, "user", e.customer_id)
+
+    def on_CustomerUser_Removed(self, curs, e) -> None:
+        curs.execute("UPDATE directory SET removed = true WHERE id = %s", (e.originator_id,))
+
+    def on_Payer_Added(self, curs, e) -> None:
+        self._add(curs, e, "payer", e.customer_id)
+
+    def on_StaffMember_Registered(self, curs, e) -> None:
+        self._add(curs, e, "staff")

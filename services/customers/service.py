@@ -4,28 +4,38 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+from nameko.rpc import RpcProxy
+
 from contracts import customers as contract
-from contracts.errors import NotFound, ValidationFailed
+from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from services.customers import application as queries
 from services.customers.application import Customers
-from services.customers.readmodels import CustomerList, StaffList
+from services.customers.domain import StaffMember
+from services.customers.readmodels import CustomerList, Directory, StaffList
+from services.infra import context
+from services.infra.clock import isoformat
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
 
 APPLICATION = Customers
-READ_MODELS = (CustomerList, StaffList)
+READ_MODELS = (CustomerList, StaffList, Directory)
 
 
-def _uuid(value, field: str = "id") -> UUID:
+def _uuid(value, what: str = "customer") -> UUID:
     try:
         return UUID(str(value))
     except ValueError:
-        raise NotFound(f"No such {field.replace('_id', '')}.") from None
+        raise NotFound(f"No such {what}.") from None
 
 
 class CustomersService(ServiceBase):
     name = "customers"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
+    billing = RpcProxy("billing")
+
+    # -- customers --------------------------------------------------------------------------
 
     @rpc
     def register_customer(self, payload: dict) -> dict:
@@ -36,12 +46,138 @@ class CustomersService(ServiceBase):
 
     @rpc
     def get_customer(self, customer_id: str) -> dict:
-        return self.app.customer_view(self.app.get_customer(_uuid(customer_id, "customer_id")))
+        return self.app.customer_view(self.app.get_customer(_uuid(customer_id)))
 
     @rpc
-    def login(self, payload: dict) -> dict:
+    def list_customers(self, filters: dict) -> dict:
+        """The staff customer list (a read model: may lag a write by a moment)."""
+        return queries.list_customers(self.app, load(contract.CustomerFilters, filters))
+
+    @rpc
+    def edit_customer(self, customer_id: str, changes: dict) -> dict:
+        data = load(contract.EditCustomer, changes)
+        return self.app.customer_view(self.app.edit_customer(_uuid(customer_id), data))
+
+    @rpc
+    def delete_customer(self, customer_id: str, force: bool = False) -> None:
+        """Delete; refused (409) while the personal account is not at zero, unless an
+        administrator forces it. History stays; the customer can no longer log in."""
+        customer = self.app.get_customer(_uuid(customer_id))
+        if force:
+            self._require_admin()
+        else:
+            try:
+                account = self.billing.get_account(str(customer.id), customer.currency)
+            except NotFound:
+                account = None
+            if account and account["balance"]["amount"] != 0:
+                raise Conflict(
+                    "The customer's personal account is not at zero "
+                    f"({account['balance']['amount']} {account['balance']['currency']} in minor "
+                    "units); settle it first or have an administrator force the deletion."
+                )
+        self.app.delete_customer(customer.id, forced=bool(force), reason=None)
+
+    def _require_admin(self) -> None:
+        actor = context.current.actor
+        if actor is None or actor.kind != "staff":
+            raise Forbidden("Only an administrator may force this.")
+        member = self.app.get_staff(_uuid(actor.id, "staff member"))
+        if member.role != "admin":
+            raise Forbidden("Only an administrator may force this.")
+
+    # -- the client's own account ----------------------------------------------------------
+
+    @rpc
+    def edit_profile(self, customer_id: str, changes: dict) -> dict:
+        data = load(contract.EditProfile, changes)
+        return self.app.customer_view(self.app.edit_profile(_uuid(customer_id), data))
+
+    @rpc
+    def change_password(self, customer_id: str, payload: dict, keep_token: str | None) -> None:
+        """The new password works at once; every other session of the customer ends."""
+        data = load(contract.ChangePassword, payload)
+        self.app.change_password(
+            _uuid(customer_id), data["current_password"], data["new_password"], keep_token
+        )
+
+    @rpc
+    def get_notification_settings(self, customer_id: str) -> dict:
+        return dict(self.app.get_customer(_uuid(customer_id)).notification_settings)
+
+    @rpc
+    def set_notification_settings(self, customer_id: str, settings: dict) -> dict:
+        data = load(contract.NotificationSettings, settings)
+        return self.app.set_notification_settings(_uuid(customer_id), data)
+
+    @rpc
+    def add_user(self, customer_id: str, payload: dict) -> dict:
+        user, generated = self.app.add_user(_uuid(customer_id), load(contract.AddUser, payload))
+        answer = queries.user_view(user)
+        if generated:
+            answer["credentials"] = {"username": user.username, "password": generated}
+        return answer
+
+    @rpc
+    def list_users(self, customer_id: str, page: int = 1, page_size: int = 50) -> dict:
+        return queries.list_directory(self.app, "user", _uuid(customer_id), page, page_size)
+
+    @rpc
+    def remove_user(self, customer_id: str, user_id: str) -> None:
+        self.app.remove_user(_uuid(customer_id), _uuid(user_id, "user"))
+
+    @rpc
+    def add_payer(self, customer_id: str, payload: dict) -> dict:
+        return queries.payer_view(
+            self.app.add_payer(_uuid(customer_id), load(contract.AddPayer, payload))
+        )
+
+    @rpc
+    def list_payers(self, customer_id: str, page: int = 1, page_size: int = 50) -> dict:
+        return queries.list_directory(self.app, "payer", _uuid(customer_id), page, page_size)
+
+    # -- groups, projects, discounts, staff -------------------------------------------------------
+
+    @rpc
+    def create(self, kind: str, payload: dict) -> dict:
+        """`kind`: group, project or discount."""
+        schema, command = {
+            "group": (contract.CreateGroup, self.app.create_group),
+            "project": (contract.CreateProject, self.app.create_project),
+            "discount": (contract.CreateDiscount, self.app.create_discount),
+        }.get(kind, (None, None))
+        if schema is None:
+            raise ValidationFailed(f"Nothing of kind {kind!r} can be created here.")
+        return queries.VIEWS[kind](command(load(schema, payload)))
+
+    @rpc
+    def list_kind(self, kind: str, page: int = 1, page_size: int = 50) -> dict:
+        if kind not in ("group", "project", "discount", "staff"):
+            raise ValidationFailed(f"Nothing of kind {kind!r} is listed here.")
+        return queries.list_directory(self.app, kind, None, page, page_size)
+
+    @rpc
+    def register_staff(self, payload: dict) -> dict:
+        data = load(contract.RegisterStaff, payload)
+        member, generated = self.app.register_staff(
+            username=data["username"],
+            name=data["name"],
+            role=data["role"],
+            password=data.get("password"),
+            email=data.get("email"),
+            language=data["language"],
+        )
+        answer = self.app.staff_view(member)
+        if generated:
+            answer["credentials"] = {"username": member.username, "password": generated}
+        return answer
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    @rpc
+    def login(self, payload: dict, address: str | None = None) -> dict:
         data = load(contract.Login, payload)
-        return self.app.login(data["username"], data["password"])
+        return self.app.login(data["username"], data["password"], address)
 
     @rpc
     def resolve_session(self, token: str) -> dict:
@@ -52,6 +188,39 @@ class CustomersService(ServiceBase):
     @rpc
     def logout(self, token: str) -> None:
         self.app.logout(token)
+
+    @rpc
+    def impersonate(self, staff_id: str, customer_id: str) -> dict:
+        return self.app.impersonate(_uuid(staff_id, "staff member"), _uuid(customer_id))
+
+    @rpc
+    def end_impersonation(self, token: str) -> dict:
+        return self.app.end_impersonation(token)
+
+    @rpc
+    def impersonations(self, customer_id: str | None = None) -> list[dict]:
+        """Every start and end of staff acting as a client, from the event log, oldest first."""
+        topics = [
+            get_topic(StaffMember.ImpersonationStarted),
+            get_topic(StaffMember.ImpersonationEnded),
+        ]
+        wanted = _uuid(customer_id) if customer_id else None
+        out, start = [], 1
+        while batch := self.app.recorder.select_notifications(start, 1000, topics=topics):
+            for n in batch:
+                e = self.app.mapper.to_domain_event(n)
+                if wanted is None or e.customer_id == wanted:
+                    out.append(
+                        {
+                            "event": "started" if n.topic == topics[0] else "ended",
+                            "staff_id": str(e.originator_id),
+                            "customer_id": str(e.customer_id),
+                            "at": isoformat(e.timestamp),
+                            "position": n.id,
+                        }
+                    )
+            start = batch[-1].id + 1
+        return out
 
     @rpc
     def ensure_first_admin(self, username: str, password: str | None = None) -> dict | None:

@@ -2,8 +2,9 @@
 
 argon2id with a configuration of OWASP's Password Storage Cheat Sheet
 (m=19 MiB, t=2, p=1: the fastest here of its equivalent options). Hashes carry
-their parameters, so older hashes keep verifying if these change. Hashing runs in a real OS thread (eventlet's tpool)
-so that one login never stalls every other green thread.
+their parameters, so older hashes keep verifying if these change. Hashing runs in
+a real OS thread (eventlet's tpool) so that one login never stalls every other
+green thread.
 """
 
 from __future__ import annotations
