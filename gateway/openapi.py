@@ -9,7 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from gateway.schemas import ErrorSchema
 
-_CONVERTER = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+_CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
 ERROR_STATUSES = {
     "400": "validation_error: the body, query or a field is wrong (see `fields`)",

@@ -244,7 +244,7 @@ class GatewayService:
 
     @route(
         "GET",
-        "/api/v1/staff/<any(customer-groups,projects,discounts):kind>",
+        "/api/v1/staff/<any('customer-groups','projects','discounts'):kind>",
         query=PageQuery,
         roles=ALL_STAFF,
         tags=("customers",),

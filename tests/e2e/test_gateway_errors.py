@@ -159,3 +159,10 @@ def test_openapi_document_lists_every_route(stack):
     assert {"kind", "email", "country", "contact_person"} <= set(props)
     assert "registration_ip" not in props
     assert "Error" in doc["components"]["schemas"]
+
+
+def test_openapi_paths_have_no_raw_converters(stack):
+    paths = stack.http("GET", "/api/v1/openapi.json").json()["paths"]
+    assert not [p for p in paths if "<" in p or ">" in p]
+    assert "/api/v1/staff/{kind}" in paths
+    assert "/api/v1/client/profile" in paths
