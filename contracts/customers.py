@@ -9,6 +9,7 @@ from contracts.registry import integration_event
 CUSTOMER_KINDS = ("individual", "company", "sole_proprietor")
 LANGUAGES = ("en", "ru", "fr")
 STAFF_ROLES = ("admin", "support", "billing")
+STAFF_NOTIFICATION_KINDS = ("new_ticket", "ticket_reply", "abuse_deadline")
 
 
 @integration_event("customers", "CustomerRegistered")
@@ -190,6 +191,11 @@ class RegisterStaff(Schema):
     email = fields.Email(load_default=None, allow_none=True)
     role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
     language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    notifications = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(STAFF_NOTIFICATION_KINDS)),
+        values=fields.Boolean(),
+        load_default=None,
+    )
     password = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(min=8, max=256)
     )

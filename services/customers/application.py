@@ -39,6 +39,9 @@ from services.infra.passwords import generate_password, hash_password, verify_pa
 
 log = logging.getLogger(__name__)
 
+# what a staff member is told of, unless they choose otherwise
+STAFF_NOTIFICATIONS = {"new_ticket": True, "ticket_reply": True, "abuse_deadline": True}
+
 SESSION_LIFETIME = {"staff": timedelta(hours=12), "client": timedelta(days=7)}
 
 SCHEMA = (
@@ -189,6 +192,7 @@ class Customers(HostledgerApplication):
         password: str | None = None,
         email: str | None = None,
         language: str = "en",
+        notify: dict | None = None,
     ) -> tuple[StaffMember, str | None]:
         generated = None
         if password is None:
@@ -200,6 +204,7 @@ class Customers(HostledgerApplication):
             role=role,
             password_hash=hash_password(password),
             language=language,
+            notify=dict(STAFF_NOTIFICATIONS, **(notify or {})),
         )
         login = LoginName(name=username, owner_kind="staff", owner_id=member.id)
         try:
@@ -238,6 +243,8 @@ class Customers(HostledgerApplication):
             "email": m.email,
             "role": m.role,
             "language": m.language,
+            "active": m.active,
+            "notifications": dict(m.notify),
         }
 
     # -- editing ----------------------------------------------------------------------------

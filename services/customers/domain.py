@@ -202,6 +202,7 @@ class StaffMember(Aggregate):
         role: str,
         password_hash: str,
         language: str,
+        notify: dict,
     ):
         self.username = username
         self.name = name
@@ -210,7 +211,7 @@ class StaffMember(Aggregate):
         self.password_hash = password_hash
         self.language = language
         self.active = True
-        self.notify = {"new_ticket": True, "ticket_reply": True}
+        self.notify = dict(notify)
 
     @staticmethod
     def create_id(**_) -> UUID:

@@ -166,6 +166,7 @@ class CustomersService(ServiceBase):
             password=data.get("password"),
             email=data.get("email"),
             language=data["language"],
+            notify=data.get("notifications"),
         )
         answer = self.app.staff_view(member)
         if generated:

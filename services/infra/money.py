@@ -69,3 +69,37 @@ class Money:
     @classmethod
     def from_dict(cls, data: dict) -> Money:
         return cls(data["amount"], data["currency"])
+
+
+def percentage_of(money: Money, percent) -> Money:
+    """`percent` % of `money`, rounded once to the minor unit, half away from zero.
+
+    `percent` is a Decimal or a decimal string ("12.5"), never a float.
+    """
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if isinstance(percent, float):
+        raise TypeError("give the percentage as a Decimal or a string, not a float")
+    exact = Decimal(money.amount) * Decimal(percent) / Decimal(100)
+    return Money(int(exact.to_integral_value(rounding=ROUND_HALF_UP)), money.currency)
+
+
+def discounted(price: Money, kind: str, percent=None, amount: Money | None = None) -> Money:
+    """The discount on `price`: a percentage of it, or a fixed amount, never more than it.
+
+    The rule stated once: the discount is rounded to the minor unit, half away from
+    zero, and the price after discount is `price - discount`, never below zero.
+    """
+    if kind == "percentage":
+        discount = percentage_of(price, percent)
+    elif kind == "fixed":
+        if amount is None:
+            raise ValueError("a fixed discount needs an amount")
+        discount = amount
+    else:
+        raise ValueError(f"unknown discount kind {kind!r}")
+    if discount.currency != price.currency:
+        raise CurrencyMismatch(f"a {discount.currency} discount on a {price.currency} price")
+    if discount.amount < 0:
+        raise ValueError("a discount cannot be negative")
+    return min(discount, price) if price.amount >= 0 else Money.zero(price.currency)

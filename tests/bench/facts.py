@@ -66,3 +66,19 @@ def _version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def nameko_processes() -> list[int]:
+    """`nameko run` processes on this machine (another stack running competes for the CPUs)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"nameko") for a in args) and b"run" in args:
+            found.append(int(entry))
+    return found

@@ -18,6 +18,7 @@ from tests.bench import facts, report, substrate, system
 from tests.bench.drive import CpuMeter, pids_named
 from tests.stack import ROOT, Stack
 
+IDLE_SERVICES = ("orders", "helpdesk", "mailgateway")  # no part in a registration
 CAUGHT_UP = re.compile(r"caught up (\d+) events from")
 JSON_PATH = ROOT / ".hostledger" / "bench" / "latest.json"
 
@@ -73,6 +74,7 @@ def main(argv=None) -> int:
     # the services' production defaults, not the test suite's quick catch-up and file clock
     stack = Stack(extra_env={"HOSTLEDGER_CATCHUP_INTERVAL": "", "HOSTLEDGER_CLOCK_FILE": ""})
     scratch = f"{stack.settings.db_prefix}bench"
+    results["other_nameko_processes_at_start"] = len(facts.nameko_processes())
     print(f"hostledger bench: logs of the services in {stack.logs}", flush=True)
     try:
         with phase("bringing the system up"):
@@ -193,6 +195,9 @@ def cpu_sources(stack) -> dict:
         "bench client": lambda: [os.getpid()],
         "PostgreSQL backends": postgres_backends,
         "RabbitMQ server": lambda: pids_named("beam.smp"),
+        "orders+helpdesk+mailgateway": lambda: [
+            p.pid for name, p in stack.procs.items() if name in IDLE_SERVICES
+        ],
     }
 
 

@@ -315,3 +315,29 @@ def test_impersonation_is_shown_and_audited(stack):
     _, billing = _staff(stack, "billing")
     r = stack.http("POST", f"/api/v1/staff/customers/{customer['id']}/impersonate", billing)
     assert r.status_code == 403
+
+
+def test_staff_accounts_with_roles_and_notification_preferences(stack):
+    name = f"sup-{uuid.uuid4().hex[:6]}"
+    r = stack.http("POST", "/api/v1/staff/staff", stack.admin_token, json={
+        "username": name, "name": "Sam Support", "role": "support",
+        "notifications": {"new_ticket": False}})
+    assert r.status_code == 201, r.text
+    member = r.json()
+    assert member["role"] == "support"
+    assert member["notifications"] == {"new_ticket": False, "ticket_reply": True,
+                                       "abuse_deadline": True}
+    token = stack.login(name, member["credentials"]["password"])
+    assert stack.http("GET", "/api/v1/me", token).json()["role"] == "support"
+    r = stack.http("POST", "/api/v1/staff/staff", stack.admin_token, json={
+        "username": name, "name": "Again", "role": "support"})
+    assert r.status_code == 409
+    r = stack.http("POST", "/api/v1/staff/staff", stack.admin_token, json={
+        "username": "x" + name, "name": "Bad", "role": "owner", "notifications": {"spam": True}})
+    assert r.status_code == 400 and {"role", "notifications"} <= set(r.json()["error"]["fields"])
+    stack.wait_until(
+        lambda: name in {s["username"] for s in stack.http(
+            "GET", "/api/v1/staff/staff", stack.admin_token, params={"page_size": 200}
+        ).json()["items"]},
+        what="staff list",
+    )
