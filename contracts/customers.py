@@ -202,6 +202,7 @@ class RegisterStaff(Schema):
 
 
 class CustomerFilters(Schema):
+    customer_id = fields.UUID()
     number = fields.Integer()
     name = fields.String(validate=validate.Length(min=1, max=200))
     project_id = fields.UUID()

@@ -714,6 +714,9 @@ def list_directory(
 
 def list_customers(app: Customers, filters: dict) -> dict:
     where, params = ["NOT deleted"], []
+    if "customer_id" in filters:
+        where.append("customer_id = %s")
+        params.append(filters["customer_id"])
     if "number" in filters:
         where.append("number = %s")
         params.append(filters["number"])

@@ -112,6 +112,7 @@ def test_list_filters(stack):
     assert ids(name=f"bob-{tag}@") == {b["id"]}  # part of the e-mail
     assert ids(name=b["username"]) == {b["id"]}
     assert ids(number=a["number"]) == {a["id"]}
+    assert ids(customer_id=b["id"]) == {b["id"]}
     assert ids(project_id=project_id) == {a["id"]}
     stack.wait_until(lambda: ids(group_id=group_id) == {b["id"]}, what="group filter")
     assert a["id"] in ids(language="fr", name=tag) and b["id"] not in ids(language="fr", name=tag)
