@@ -712,34 +712,31 @@ def list_directory(
     }
 
 
+# each filter of the staff customer list, as a condition on the customer_list table
+CUSTOMER_FILTERS = {
+    "customer_id": "customer_id = %s",
+    "number": "number = %s",
+    "name": "search LIKE %s",
+    "project_id": "project_id = %s",
+    "language": "language = %s",
+    "group_id": "group_ids @> ARRAY[%s]::uuid[]",
+    "active_product_id": "active_product_ids @> ARRAY[%s]::uuid[]",
+    "registered_from": "registered_at >= %s",
+    "registered_to": "registered_at <= %s",
+}
+
+
+def _like(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def list_customers(app: Customers, filters: dict) -> dict:
     where, params = ["NOT deleted"], []
-    if "customer_id" in filters:
-        where.append("customer_id = %s")
-        params.append(filters["customer_id"])
-    if "number" in filters:
-        where.append("number = %s")
-        params.append(filters["number"])
-    if "name" in filters:
-        where.append("search LIKE %s")
-        term = filters["name"].lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.append(f"%{term}%")
-    for key, column in (("project_id", "project_id"), ("language", "language")):
+    for key, condition in CUSTOMER_FILTERS.items():
         if key in filters:
-            where.append(f"{column} = %s")
-            params.append(filters[key])
-    if "group_id" in filters:
-        where.append("group_ids @> ARRAY[%s]::uuid[]")
-        params.append(filters["group_id"])
-    if "active_product_id" in filters:
-        where.append("active_product_ids @> ARRAY[%s]::uuid[]")
-        params.append(filters["active_product_id"])
-    if "registered_from" in filters:
-        where.append("registered_at >= %s")
-        params.append(filters["registered_from"])
-    if "registered_to" in filters:
-        where.append("registered_at <= %s")
-        params.append(filters["registered_to"])
+            where.append(condition)
+            params.append(_like(filters[key]) if key == "name" else filters[key])
     page, size = filters.get("page", 1), filters.get("page_size", 50)
     clause = " AND ".join(where)
     with app.datastore.transaction() as curs:
