@@ -22,6 +22,7 @@ from typing import Any
 
 import eventlet
 from marshmallow import Schema, ValidationError
+from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
 from nameko.web.handlers import HttpRequestHandler
@@ -41,6 +42,7 @@ from contracts.errors import (
 )
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
 from services.infra.context import ACTOR_HEADER, ON_BEHALF_OF_HEADER, Actor
+from services.infra.settings import settings
 
 access_log = logging.getLogger("hostledger.access")
 log = logging.getLogger(__name__)
@@ -70,6 +72,12 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
 
 def error_response(error: HostledgerError, headers: dict | None = None) -> Response:
     return json_response(error.to_dict(), error.status, headers)
+
+
+def unavailable(message: str) -> Response:
+    return json_response(
+        {"error": {"code": "unavailable", "message": message}}, 503, {"Retry-After": "5"}
+    )
 
 
 def http_error(exc: HTTPException) -> Response:
@@ -271,19 +279,19 @@ class Route(HttpRequestHandler):
         """In the worker: authenticate, validate, call, and shape the answer."""
         call = Call(request=request, services=service.services, path=dict(request.path_values))
         try:
-            self._authenticate(call)
-            call.query = self._load_query(request)
-            call.body = self._load_body(request)
-            result = method(service, call)
+            with eventlet.Timeout(settings().rpc_timeout):
+                self._authenticate(call)
+                call.query = self._load_query(request)
+                call.body = self._load_body(request)
+                result = method(service, call)
         except HostledgerError as exc:
             return error_response(exc)
         except HTTPException as exc:
             return http_error(exc)
+        except UnknownService as exc:
+            return unavailable(f"The {exc.args[0] if exc.args else ''} service is not running.")
         except eventlet.Timeout:
-            return json_response(
-                {"error": {"code": "unavailable", "message": "A service did not answer in time."}},
-                503,
-            )
+            return unavailable("A service did not answer in time.")
         if isinstance(result, Response):
             return result
         return json_response(result, self.status)

@@ -57,6 +57,7 @@ class Stack:
                 "HOSTLEDGER_ADMIN_USERNAME": "admin",
                 "HOSTLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "HOSTLEDGER_CATCHUP_INTERVAL": "2",
+                "HOSTLEDGER_RPC_TIMEOUT": "8",
                 "HOSTLEDGER_CLOCK_FILE": self.clock_file,
                 "PYTHONWARNINGS": "ignore",
             }

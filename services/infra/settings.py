@@ -67,6 +67,7 @@ class Settings:
     pool_size: int = 2
     catchup_interval: float = 30.0
     handler_attempts: int = 3
+    rpc_timeout: float = 30.0
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -96,6 +97,7 @@ class Settings:
             pool_size=_int(env, "HOSTLEDGER_DB_POOL_SIZE", 2),
             catchup_interval=float(env.get("HOSTLEDGER_CATCHUP_INTERVAL") or 30.0),
             handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
+            rpc_timeout=float(env.get("HOSTLEDGER_RPC_TIMEOUT") or 30.0),
         )
 
 

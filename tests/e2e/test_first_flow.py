@@ -97,3 +97,17 @@ def test_wrong_password_is_invalid_credentials(stack):
     )
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_a_stopped_service_answers_503_not_500(stack):
+    customer = stack.register_customer()
+    stack.stop("billing")
+    try:
+        r = stack.http("GET", f"/api/v1/staff/customers/{customer['id']}/account",
+                       stack.admin_token)
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "unavailable"
+        assert r.headers["Retry-After"]
+    finally:
+        stack.start("billing")
+        stack.wait_for_service("billing")
