@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from contracts.registry import integration_event
 
@@ -14,3 +14,73 @@ class AccountOpened(Schema):
     account_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
     currency = fields.String(required=True)
+
+
+@integration_event("billing", "InvoiceIssued")
+class InvoiceIssued(Schema):
+    id_field = "invoice_id"
+
+    invoice_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    number = fields.String(required=True)
+    purpose = fields.String(required=True)
+    currency = fields.String(required=True)
+    total = fields.Integer(required=True)
+    due_date = fields.String(required=True)
+
+
+@integration_event("billing", "InvoicePaid")
+class InvoicePaid(Schema):
+    id_field = "invoice_id"
+
+    invoice_id = fields.UUID(required=True)
+    source = fields.String(required=True)
+    reference = fields.String(load_default=None, allow_none=True)
+
+
+@integration_event("billing", "PaymentReceived")
+class PaymentReceived(Schema):
+    id_field = "payment_id"
+
+    payment_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    method = fields.String(required=True)
+    invoice_id = fields.UUID(load_default=None, allow_none=True)
+
+
+# ---- RPC payloads -------------------------------------------------------------------------
+
+
+class MoneyField(Schema):
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+
+
+class RecordPayment(Schema):
+    customer_id = fields.UUID(required=True)
+    amount = fields.Nested(MoneyField, required=True)
+    method = fields.String(
+        required=True, validate=validate.OneOf(["bank_transfer", "cash", "card", "other"])
+    )
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    invoice_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class InvoiceLine(Schema):
+    description = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
+    unit_price = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    period = fields.String(load_default=None, allow_none=True)
+
+
+class IssueInvoice(Schema):
+    customer_id = fields.UUID(required=True)
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    lines = fields.List(fields.Nested(InvoiceLine), required=True, validate=validate.Length(min=1))
+    due_days = fields.Integer(load_default=14, validate=validate.Range(min=0, max=365))
+
+
+class AddFunds(Schema):
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=100))

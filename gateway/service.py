@@ -9,6 +9,7 @@ from __future__ import annotations
 import eventlet
 from marshmallow import Schema, fields, validate
 
+from contracts import billing
 from contracts import customers as contract
 from contracts.errors import Forbidden, ValidationFailed
 from gateway import openapi
@@ -32,6 +33,19 @@ HEALTH_TIMEOUT = 2.0
 
 class ParkedQuery(Schema):
     include_resolved = fields.Boolean(load_default=False)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class AtQuery(Schema):
+    at = fields.AwareDateTime(load_default=None, format="iso")
+
+
+class ListQuery(Schema):
+    customer_id = fields.UUID(load_default=None)
+    status = fields.String(
+        load_default=None, validate=validate.OneOf(["unpaid", "paid", "cancelled", "refunded"])
+    )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
@@ -166,14 +180,14 @@ class GatewayService:
     @route(
         "GET",
         "/api/v1/staff/customers/<uuid:customer_id>/account",
+        query=AtQuery,
         response=AccountSchema,
         roles=ALL_STAFF,
         tags=("billing",),
-        summary="the customer's personal account",
+        summary="the customer's personal account (?at= as it stood then)",
     )
     def customer_account(self, call: Call):
-        customer = call.services.customers.get_customer(str(call.path["customer_id"]))
-        return call.services.billing.get_account(customer["id"], customer["currency"])
+        return _account(call, str(call.path["customer_id"]))
 
     @route(
         "GET",
@@ -440,6 +454,111 @@ class GatewayService:
     def add_payer(self, call: Call):
         return call.services.customers.add_payer(call.customer_id, call.body)
 
+    # -- billing --------------------------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/staff/<any(invoices,payments,expenses):name>",
+        query=ListQuery,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="invoices, payments or expenses",
+    )
+    def staff_billing_list(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            call.path["name"], _str(q["customer_id"]), q["status"], q["page"], q["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/payments",
+        body=billing.RecordPayment,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="record a payment (Idempotency-Key accepted)",
+    )
+    def record_payment(self, call: Call):
+        return call.services.billing.record_payment(
+            _jsonable(call.body), call.request.headers.get("Idempotency-Key")
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/invoices",
+        body=billing.IssueInvoice,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="issue an invoice by hand",
+    )
+    def issue_invoice(self, call: Call):
+        return call.services.billing.issue_invoice(_jsonable(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/client/account",
+        client=("billing",),
+        query=AtQuery,
+        response=AccountSchema,
+        tags=("client",),
+        summary="your personal account (?at= as it stood then)",
+    )
+    def client_account(self, call: Call):
+        return _account(call, call.customer_id)
+
+    @route(
+        "POST",
+        "/api/v1/client/account/funds",
+        client=("billing",),
+        body=billing.AddFunds,
+        status=201,
+        tags=("client",),
+        summary="an invoice to add funds to your account",
+    )
+    def add_funds(self, call: Call):
+        customer = call.services.customers.get_customer(call.customer_id)
+        return call.services.billing.add_funds_invoice(
+            call.customer_id, customer["currency"], call.body
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/<any(invoices,payments,expenses):name>",
+        query=ListQuery,
+        client=("billing",),
+        tags=("client",),
+        summary="your invoices, payments or expenses",
+    )
+    def client_billing_list(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            call.path["name"], call.customer_id, q["status"], q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/invoices/<uuid:invoice_id>",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your invoices",
+    )
+    def client_invoice(self, call: Call):
+        return call.services.billing.get_invoice(str(call.path["invoice_id"]), call.customer_id)
+
+    @route(
+        "POST",
+        "/api/v1/client/invoices/<uuid:invoice_id>/pay",
+        client=("billing",),
+        tags=("client",),
+        summary="pay an invoice from your personal account",
+    )
+    def pay_invoice(self, call: Call):
+        return call.services.billing.pay_from_balance(
+            call.customer_id, str(call.path["invoice_id"])
+        )
+
     # -- staff: operations ----------------------------------------------------------------
 
     @route(
@@ -477,6 +596,18 @@ class GatewayService:
     def retry_parked(self, call: Call):
         service = getattr(call.services, call.path["service"])
         return service.retry_parked(call.path["parked_id"])
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _account(call: Call, customer_id: str) -> dict:
+    customer = call.services.customers.get_customer(customer_id)
+    at = call.query.get("at")
+    return call.services.billing.get_account(
+        customer["id"], customer["currency"], at.isoformat() if at else None
+    )
 
 
 def _jsonable(value):

@@ -1,34 +1,72 @@
-"""Billing: personal accounts (more to come: invoices, payments)."""
+"""Billing: personal accounts, invoices, payments."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
+from eventlet.semaphore import Semaphore
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from contracts import billing as contract
-from contracts.errors import NotFound
-from services.billing.domain import PersonalAccount
+from contracts.errors import Conflict, NotFound, ValidationFailed
+from services.billing.domain import (
+    IdempotencyKey,
+    InsufficientBalance,
+    Invoice,
+    InvoiceNotPayable,
+    InvoiceSeries,
+    Payment,
+    PersonalAccount,
+)
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
+from services.infra.money import Money
+
+T = TypeVar("T")
+DEFAULT_DUE_DAYS = 14
+RETRIES = 20
 
 
 class Billing(HostledgerApplication):
     name = "billing"
     service = "billing"
-    publications = {PersonalAccount.Opened: contract.AccountOpened}
+    publications = {
+        PersonalAccount.Opened: contract.AccountOpened,
+        Invoice.Issued: contract.InvoiceIssued,
+        Invoice.Paid: contract.InvoicePaid,
+        Payment.Received: contract.PaymentReceived,
+    }
 
-    def open_account(self, customer_id: UUID, currency: str) -> PersonalAccount:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._series_locks: dict[str, Semaphore] = {}
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    def open_account(self, customer_id: UUID, currency: str, buyer: dict | None = None):
         """Open the customer's account in `currency`; opening it again changes nothing."""
-        account_id = PersonalAccount.id_for(customer_id, currency)
         try:
-            return self.repository.get(account_id)
+            return self.repository.get(PersonalAccount.id_for(customer_id, currency))
         except AggregateNotFoundError:
             pass
-        account = PersonalAccount(customer_id=customer_id, currency=currency, opened_at=clock.now())
+        account = PersonalAccount(
+            customer_id=customer_id, currency=currency, opened_at=clock.now(), buyer=buyer or {}
+        )
         self.save(account)
         return account
+
+    def update_buyer(self, customer_id: UUID, changes: dict) -> None:
+        accounts = self.accounts_of(customer_id)
+        for account in accounts:
+            account.change_buyer(changes)
+        self.save(*accounts)
 
     def accounts_of(self, customer_id: UUID) -> list[PersonalAccount]:
         with self.datastore.transaction() as curs:
@@ -46,12 +84,334 @@ class Billing(HostledgerApplication):
             raise NotFound("This customer has no personal account in that currency.") from None
 
     @staticmethod
-    def account_view(a: PersonalAccount) -> dict:
+    def account_view(a: PersonalAccount, at: datetime | None = None) -> dict:
+        balance, entries = a.balance_at(at) if at else (a.balance, a.entries)
         return {
             "id": str(a.id),
             "customer_id": str(a.customer_id),
             "currency": a.currency,
-            "balance": a.balance.to_dict(),
-            "entries": list(a.entries),
+            "balance": balance.to_dict(),
+            "entries": [entry_view(e, a.currency) for e in entries],
             "opened_at": isoformat(a.opened_at),
+            "at": isoformat(at) if at else None,
         }
+
+    # -- invoices ---------------------------------------------------------------------------
+
+    def issue_invoice(
+        self,
+        customer_id: UUID,
+        currency: str,
+        lines: list[dict],
+        purpose: str,
+        due_days: int = DEFAULT_DUE_DAYS,
+        project_id: UUID | None = None,
+        seller: dict | None = None,
+    ) -> Invoice:
+        """Issue an invoice with the next number of its project's series (gapless)."""
+        account = self.account(customer_id, currency)
+        priced = [price_line(line, currency) for line in lines]
+        if not priced:
+            raise ValidationFailed("An invoice needs at least one line.", {"lines": ["Empty."]})
+        total = sum(line["total"] for line in priced)
+        project_key = str(project_id or "default")
+
+        def attempt() -> Invoice:
+            series = self._series(project_key)
+            now = clock.now()
+            invoice = Invoice(
+                customer_id=customer_id,
+                project_id=project_id,
+                number=series.take(),
+                purpose=purpose,
+                lines=priced,
+                currency=currency,
+                total=total,
+                issued_at=now,
+                due_date=(now + timedelta(days=due_days)).date().isoformat(),
+                buyer=dict(account.buyer),
+                seller=seller or {"name": "hostledger"},
+            )
+            self.save(series, invoice)
+            return invoice
+
+        # issuers in this process take turns on a series; other instances are kept
+        # honest by the series' version (a lost race retries with the next number)
+        with self._series_locks.setdefault(project_key, Semaphore()):
+            return retry_on_conflict(attempt)
+
+    def _series(self, project_key: str) -> InvoiceSeries:
+        try:
+            return self.repository.get(InvoiceSeries.id_for(project_key))
+        except AggregateNotFoundError:
+            prefix = "" if project_key == "default" else f"{project_key[:4].upper()}-"
+            return InvoiceSeries(project_key=project_key, prefix=prefix)
+
+    def invoice(self, invoice_id: UUID, customer_id: UUID | None = None) -> Invoice:
+        try:
+            invoice = self.repository.get(invoice_id)
+        except AggregateNotFoundError:
+            invoice = None
+        if not isinstance(invoice, Invoice) or (
+            customer_id is not None and invoice.customer_id != customer_id
+        ):
+            raise NotFound("No such invoice.")
+        return invoice
+
+    def pay_from_balance(self, customer_id: UUID, invoice_id: UUID) -> Invoice:
+        """Debit the account and mark the invoice paid, in one atomic save."""
+
+        def attempt() -> Invoice:
+            invoice = self.invoice(invoice_id, customer_id)
+            account = self.account(customer_id, invoice.currency)
+            now = clock.now()
+            try:
+                invoice.mark_paid(source="balance", reference=None, at=now)
+                account.debit(
+                    "invoice_payment", invoice.amount, reference=invoice.number, reason=None, at=now
+                )
+            except InvoiceNotPayable as exc:
+                raise Conflict(str(exc)) from None
+            except InsufficientBalance as exc:
+                raise Conflict(
+                    f"Not enough balance to pay invoice {invoice.number}. {exc}"
+                ) from None
+            self.save(invoice, account)
+            return invoice
+
+        return retry_on_conflict(attempt)
+
+    # -- payments ----------------------------------------------------------------------------
+
+    def record_payment(
+        self,
+        customer_id: UUID,
+        amount: Money,
+        method: str,
+        reference: str,
+        invoice_id: UUID | None,
+        idempotency_key: str | None,
+        request: dict,
+    ) -> dict:
+        """Money received: to the personal account, or paying that invoice with any excess
+        left on the account. The same idempotency key with the same request answers the
+        first answer again; with another request, 409."""
+
+        def attempt() -> dict:
+            if idempotency_key:
+                earlier = self._idempotent_answer("payment", idempotency_key, request)
+                if earlier is not None:
+                    return earlier
+            account = self.account(customer_id, amount.currency)
+            now = clock.now()
+            payment = Payment(
+                customer_id=customer_id,
+                amount=amount.amount,
+                currency=amount.currency,
+                method=method,
+                reference=reference,
+                invoice_id=invoice_id,
+                received_at=now,
+            )
+            account.credit(
+                "payment", amount, reference=f"{method}:{reference}", reason=None, at=now
+            )
+            changed = [payment, account]
+            if invoice_id is not None:
+                invoice = self.invoice(invoice_id, customer_id)
+                if invoice.currency != amount.currency:
+                    raise ValidationFailed(
+                        "The payment's currency is not the invoice's.",
+                        {"amount": ["Use the invoice's currency."]},
+                    )
+                try:
+                    invoice.mark_paid(source=method, reference=reference, at=now)
+                except InvoiceNotPayable as exc:
+                    raise Conflict(str(exc)) from None
+                if amount.amount < invoice.total:
+                    raise ValidationFailed(
+                        f"The payment ({amount.amount}) is less than invoice {invoice.number} "
+                        f"({invoice.total}); record it to the account instead.",
+                        {"amount": ["Less than the invoice total."]},
+                    )
+                account.debit(
+                    "invoice_payment", invoice.amount, reference=invoice.number, reason=None, at=now
+                )
+                changed.append(invoice)
+            answer = payment_view(payment)
+            if idempotency_key:
+                changed.append(
+                    IdempotencyKey(
+                        scope="payment",
+                        key=idempotency_key,
+                        request_hash=_hash(request),
+                        answer=answer,
+                    )
+                )
+            self.save(*changed)
+            return answer
+
+        return retry_on_conflict(attempt)
+
+    def _idempotent_answer(self, scope: str, key: str, request: dict) -> dict | None:
+        try:
+            used = self.repository.get(IdempotencyKey.id_for(scope, key))
+        except AggregateNotFoundError:
+            return None
+        if used.request_hash != _hash(request):
+            raise Conflict(
+                "This Idempotency-Key was used with a different request.",
+                {"Idempotency-Key": ["Already used for another request."]},
+            )
+        return used.answer
+
+
+def retry_on_conflict(attempt: Callable[[], T], retries: int = RETRIES) -> T:
+    """Run `attempt` again when its save lost a race (optimistic concurrency)."""
+    for n in range(retries):
+        try:
+            return attempt()
+        except IntegrityError:
+            if n + 1 == retries:
+                raise Conflict("Too many concurrent changes; try again.") from None
+            clock_jitter(n)
+    raise AssertionError("unreachable")
+
+
+def clock_jitter(n: int) -> None:
+    import random
+
+    import eventlet
+
+    eventlet.sleep(random.uniform(0, 0.01 * (n + 1)))
+
+
+def _hash(request: dict) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def price_line(line: dict, currency: str) -> dict:
+    quantity = int(line.get("quantity", 1))
+    unit = int(line["unit_price"])
+    if quantity < 1:
+        raise ValidationFailed("A line's quantity is at least 1.", {"quantity": ["At least 1."]})
+    return {
+        "description": line["description"],
+        "quantity": quantity,
+        "unit_price": unit,
+        "period": line.get("period"),
+        "total": quantity * unit,
+    }
+
+
+def entry_view(e: dict, currency: str) -> dict:
+    return {
+        "id": str(e["id"]),
+        "kind": e["kind"],
+        "amount": {"amount": e["amount"], "currency": currency},
+        "reference": e.get("reference"),
+        "reason": e.get("reason"),
+        "at": isoformat(e["at"]),
+    }
+
+
+def invoice_view(i: Invoice) -> dict:
+    money = lambda amount: {"amount": amount, "currency": i.currency}  # noqa: E731
+    return {
+        "id": str(i.id),
+        "customer_id": str(i.customer_id),
+        "number": i.number,
+        "status": i.status,
+        "purpose": i.purpose,
+        "lines": [
+            dict(line, unit_price=money(line["unit_price"]), total=money(line["total"]))
+            for line in i.lines
+        ],
+        "total": money(i.total),
+        "issued_at": isoformat(i.issued_at),
+        "due_date": i.due_date,
+        "paid_at": isoformat(i.paid_at) if i.paid_at else None,
+        "buyer": i.buyer,
+        "seller": i.seller,
+        "version": i.version,
+    }
+
+
+def payment_view(p: Payment) -> dict:
+    return {
+        "id": str(p.id),
+        "customer_id": str(p.customer_id),
+        "amount": {"amount": p.amount, "currency": p.currency},
+        "method": p.method,
+        "reference": p.reference,
+        "invoice_id": str(p.invoice_id) if p.invoice_id else None,
+        "received_at": isoformat(p.received_at),
+    }
+
+
+LISTS = {
+    # name: (table, columns, time column)
+    "invoices": (
+        "invoice_list",
+        "invoice_id AS id, customer_id, number, status, purpose, total,"
+        " currency, issued_at, due_date",
+        "issued_at",
+    ),
+    "payments": (
+        "payment_list",
+        "payment_id AS id, customer_id, amount, currency, method,"
+        " reference, invoice_id, received_at",
+        "received_at",
+    ),
+    "expenses": (
+        "expense_list",
+        "entry_id AS id, customer_id, kind, amount, currency, reference, at",
+        "at",
+    ),
+}
+
+
+def list_rows(
+    app: Billing,
+    name: str,
+    customer_id: UUID | None = None,
+    status: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> dict:
+    """One of billing's lists, newest first (a read model: may lag a write by a moment)."""
+    table, columns, at = LISTS[name]
+    where, params = ["true"], []
+    if customer_id is not None:
+        where.append("customer_id = %s")
+        params.append(customer_id)
+    if status is not None and name == "invoices":
+        where.append("status = %s")
+        params.append(status)
+    clause = " AND ".join(where)
+    with app.datastore.transaction() as curs:
+        curs.execute(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)
+        total = curs.fetchone()["n"]
+        curs.execute(
+            f"SELECT {columns} FROM {table} WHERE {clause} ORDER BY {at} DESC, 1"
+            " LIMIT %s OFFSET %s",
+            [*params, page_size, (page - 1) * page_size],
+        )
+        rows = curs.fetchall()
+    return {"items": [_row(r) for r in rows], "total": total, "page": page, "page_size": page_size}
+
+
+def _row(r: dict) -> dict:
+    out = {}
+    for key, value in r.items():
+        if isinstance(value, UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = isoformat(value)
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        out[key] = value
+    for money in ("total", "amount"):
+        if money in out:
+            out[money] = {"amount": out[money], "currency": out["currency"]}
+    return out

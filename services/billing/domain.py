@@ -1,27 +1,48 @@
-"""Personal accounts: a ledger per customer and currency."""
+"""Billing's aggregates: personal accounts (ledgers), invoices and their number series,
+payments, and idempotency keys.
+
+Money is integer minor units; every entry records when it happened (the event's
+time, from the one clock), so a balance can be told at any past instant.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate
+from services.infra.domain import Aggregate, DomainError
 from services.infra.money import Money
 
-_ACCOUNT_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/personal-account")
+_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/billing")
+
+CREDIT_KINDS = ("payment", "refund", "correction", "commission")
+DEBIT_KINDS = ("invoice_payment", "correction", "withdrawal")
+
+
+class InsufficientBalance(DomainError):
+    pass
+
+
+class InvoiceNotPayable(DomainError):
+    pass
 
 
 class PersonalAccount(Aggregate):
     """One per customer and currency; its balance is the sum of its entries."""
 
     @event("Opened")
-    def __init__(self, customer_id: UUID, currency: str, opened_at: datetime):
+    def __init__(self, customer_id: UUID, currency: str, opened_at: datetime, buyer: dict):
         self.customer_id = customer_id
         self.currency = currency
         self.opened_at = opened_at
+        self.buyer = buyer
         self.entries: list[dict] = []
+
+    @event("BuyerChanged")
+    def change_buyer(self, changes: dict) -> None:
+        self.buyer = dict(self.buyer, **changes)
 
     @staticmethod
     def create_id(customer_id: UUID, currency: str, **_) -> UUID:
@@ -29,8 +50,234 @@ class PersonalAccount(Aggregate):
 
     @staticmethod
     def id_for(customer_id: UUID, currency: str) -> UUID:
-        return uuid5(_ACCOUNT_NS, f"{customer_id}:{currency}")
+        return uuid5(_NS, f"account:{customer_id}:{currency}")
 
     @property
     def balance(self) -> Money:
         return Money(sum(e["amount"] for e in self.entries), self.currency)
+
+    def balance_at(self, at: datetime) -> tuple[Money, list[dict]]:
+        entries = [e for e in self.entries if e["at"] <= at]
+        return Money(sum(e["amount"] for e in entries), self.currency), entries
+
+    def credit(
+        self, kind: str, amount: Money, reference: str | None, reason: str | None, at: datetime
+    ) -> None:
+        if kind not in CREDIT_KINDS:
+            raise ValueError(f"unknown credit kind {kind!r}")
+        self._check(amount)
+        self._credited(
+            entry_id=uuid4(),
+            kind=kind,
+            amount=amount.amount,
+            reference=reference,
+            reason=reason,
+            at=at,
+        )
+
+    @event("Credited")
+    def _credited(
+        self,
+        entry_id: UUID,
+        kind: str,
+        amount: int,
+        reference: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self.entries.append(
+            {
+                "id": entry_id,
+                "kind": kind,
+                "amount": amount,
+                "reference": reference,
+                "reason": reason,
+                "at": at,
+            }
+        )
+
+    def debit(
+        self,
+        kind: str,
+        amount: Money,
+        reference: str | None,
+        reason: str | None,
+        at: datetime,
+        allow_credit: bool = False,
+    ) -> None:
+        if kind not in DEBIT_KINDS:
+            raise ValueError(f"unknown debit kind {kind!r}")
+        self._check(amount)
+        if not allow_credit and self.balance.amount < amount.amount:
+            raise InsufficientBalance(
+                f"The balance ({self.balance.amount}) does not cover {amount.amount}."
+            )
+        self._debited(
+            entry_id=uuid4(),
+            kind=kind,
+            amount=-amount.amount,
+            reference=reference,
+            reason=reason,
+            at=at,
+        )
+
+    @event("Debited")
+    def _debited(
+        self,
+        entry_id: UUID,
+        kind: str,
+        amount: int,
+        reference: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        self.entries.append(
+            {
+                "id": entry_id,
+                "kind": kind,
+                "amount": amount,
+                "reference": reference,
+                "reason": reason,
+                "at": at,
+            }
+        )
+
+    def _check(self, amount: Money) -> None:
+        if amount.currency != self.currency:
+            raise ValueError(f"this account is in {self.currency}, not {amount.currency}")
+        if amount.amount <= 0:
+            raise ValueError("an entry's amount must be positive")
+
+
+class InvoiceSeries(Aggregate):
+    """Numbers invoices of one project without gaps: the next number is taken in the same
+    save as the invoice, so two issuers at once cannot both take it (one retries)."""
+
+    @event("Started")
+    def __init__(self, project_key: str, prefix: str):
+        self.project_key = project_key
+        self.prefix = prefix
+        self.last = 0
+
+    @staticmethod
+    def create_id(project_key: str, **_) -> UUID:
+        return InvoiceSeries.id_for(project_key)
+
+    @staticmethod
+    def id_for(project_key: str) -> UUID:
+        return uuid5(_NS, f"series:{project_key}")
+
+    def take(self) -> str:
+        self._taken(number=self.last + 1)
+        return f"{self.prefix}{self.last:06d}"
+
+    @event("NumberTaken")
+    def _taken(self, number: int) -> None:
+        self.last = number
+
+
+class Invoice(Aggregate):
+    @event("Issued")
+    def __init__(
+        self,
+        customer_id: UUID,
+        project_id: UUID | None,
+        number: str,
+        purpose: str,
+        lines: list[dict],
+        currency: str,
+        total: int,
+        issued_at: datetime,
+        due_date: str,
+        buyer: dict,
+        seller: dict,
+    ):
+        self.customer_id = customer_id
+        self.project_id = project_id
+        self.number = number
+        self.purpose = purpose
+        self.lines = lines
+        self.currency = currency
+        self.total = total
+        self.issued_at = issued_at
+        self.due_date = due_date
+        self.buyer = buyer
+        self.seller = seller
+        self.status = "unpaid"
+        self.paid_at: datetime | None = None
+        self.payments: list[dict] = []
+
+    @staticmethod
+    def create_id(**_) -> UUID:
+        return uuid4()
+
+    @property
+    def amount(self) -> Money:
+        return Money(self.total, self.currency)
+
+    def check_payable(self) -> None:
+        if self.status == "paid":
+            raise InvoiceNotPayable(f"Invoice {self.number} is already paid.")
+        if self.status != "unpaid":
+            raise InvoiceNotPayable(f"Invoice {self.number} is {self.status}.")
+
+    def mark_paid(self, source: str, reference: str | None, at: datetime) -> None:
+        self.check_payable()
+        self._paid(source=source, reference=reference, at=at)
+
+    @event("Paid")
+    def _paid(self, source: str, reference: str | None, at: datetime) -> None:
+        self.status = "paid"
+        self.paid_at = at
+        self.payments.append({"source": source, "reference": reference, "at": at})
+
+    @event("Cancelled")
+    def cancel(self, reason: str) -> None:
+        self.check_payable()
+        self.status = "cancelled"
+
+
+class Payment(Aggregate):
+    """Money received from outside: by staff (bank transfer, cash ...) or a processor."""
+
+    @event("Received")
+    def __init__(
+        self,
+        customer_id: UUID,
+        amount: int,
+        currency: str,
+        method: str,
+        reference: str,
+        invoice_id: UUID | None,
+        received_at: datetime,
+    ):
+        self.customer_id = customer_id
+        self.amount = amount
+        self.currency = currency
+        self.method = method
+        self.reference = reference
+        self.invoice_id = invoice_id
+        self.received_at = received_at
+
+    @staticmethod
+    def create_id(**_) -> UUID:
+        return uuid4()
+
+
+class IdempotencyKey(Aggregate):
+    """The first answer to a request sent with this key; saved with what the request did."""
+
+    @event("Used")
+    def __init__(self, scope: str, key: str, request_hash: str, answer: dict):
+        self.scope = scope
+        self.key = key
+        self.request_hash = request_hash
+        self.answer = answer
+
+    @staticmethod
+    def create_id(scope: str, key: str, **_) -> UUID:
+        return IdempotencyKey.id_for(scope, key)
+
+    @staticmethod
+    def id_for(scope: str, key: str) -> UUID:
+        return uuid5(_NS, f"idempotency:{scope}:{key}")

@@ -1,43 +1,172 @@
-"""The billing service: personal accounts."""
+"""The billing service: personal accounts, invoices, payments."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
+from contracts import billing as contract
 from contracts.envelope import IntegrationEvent
-from contracts.errors import NotFound
-from services.billing.application import Billing
-from services.billing.readmodels import AccountList
+from contracts.errors import NotFound, ValidationFailed
+from services.billing import application as queries
+from services.billing.application import Billing, invoice_view
+from services.billing.readmodels import AccountList, BillingLists
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
-from services.infra.rpc import rpc
+from services.infra.money import Money
+from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
 
 APPLICATION = Billing
-READ_MODELS = (AccountList,)
+READ_MODELS = (AccountList, BillingLists)
+BUYER_FIELDS = ("kind", "email", "country", "contact_person", "company_name", "language")
+
+
+def _uuid(value, what: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
+
+
+def _at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise ValidationFailed(
+            "`at` must be an ISO 8601 time with its zone.",
+            {"at": ["Not an ISO 8601 time with zone."]},
+        )
+    return at
 
 
 class BillingService(ServiceBase):
     name = "billing"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
 
+    # -- reactions ------------------------------------------------------------------------------
+
     @handles("customers", "CustomerRegistered")
     def open_account(self, event: IntegrationEvent) -> None:
         """Every new customer gets a personal account in their currency."""
         failpoint_raise("billing.open_account")
-        self.app.open_account(event.payload["customer_id"], event.payload["currency"])
+        p = event.payload
+        buyer = {k: p.get(k) for k in BUYER_FIELDS}
+        buyer["number"] = p["number"]
+        self.app.open_account(p["customer_id"], p["currency"], buyer)
+
+    @handles("customers", "CustomerUpdated")
+    def update_buyer(self, event: IntegrationEvent) -> None:
+        """Future invoices carry the customer's current details; issued ones keep theirs."""
+        changes = {
+            k: v
+            for k, v in event.payload["changes"].items()
+            if k in ("name", "contact_person", "language")
+        }
+        if changes:
+            self.app.update_buyer(event.payload["customer_id"], changes)
+
+    # -- accounts -------------------------------------------------------------------------------
 
     @rpc
-    def get_account(self, customer_id: str, currency: str | None = None) -> dict:
-        """The customer's personal account (by id: never lags the write that opened it)."""
-        try:
-            cid = UUID(str(customer_id))
-        except ValueError:
-            raise NotFound("No such customer.") from None
+    def get_account(
+        self, customer_id: str, currency: str | None = None, at: str | None = None
+    ) -> dict:
+        """The customer's personal account (never lags); with `at`, as it stood then."""
+        cid = _uuid(customer_id, "customer")
+        when = _at(at)
         if currency:
-            return self.app.account_view(self.app.account(cid, currency))
+            return self.app.account_view(self.app.account(cid, currency), when)
         accounts = self.app.accounts_of(cid)
         if not accounts:
             raise NotFound("This customer has no personal account yet.")
-        return self.app.account_view(accounts[0])
+        return self.app.account_view(accounts[0], when)
+
+    # -- invoices -------------------------------------------------------------------------------
+
+    @rpc
+    def issue_invoice(self, payload: dict) -> dict:
+        data = load(contract.IssueInvoice, payload)
+        return invoice_view(
+            self.app.issue_invoice(
+                data["customer_id"],
+                data["currency"],
+                data["lines"],
+                purpose="manual",
+                due_days=data["due_days"],
+            )
+        )
+
+    @rpc
+    def add_funds_invoice(self, customer_id: str, currency: str, payload: dict) -> dict:
+        data = load(contract.AddFunds, payload)
+        return invoice_view(
+            self.app.issue_invoice(
+                _uuid(customer_id, "customer"),
+                currency,
+                [
+                    {
+                        "description": "Add funds to the personal account",
+                        "unit_price": data["amount"],
+                    }
+                ],
+                purpose="add_funds",
+            )
+        )
+
+    @rpc
+    def get_invoice(self, invoice_id: str, customer_id: str | None = None) -> dict:
+        return invoice_view(
+            self.app.invoice(
+                _uuid(invoice_id, "invoice"), _uuid(customer_id, "invoice") if customer_id else None
+            )
+        )
+
+    @rpc
+    def pay_from_balance(self, customer_id: str, invoice_id: str) -> dict:
+        return invoice_view(
+            self.app.pay_from_balance(_uuid(customer_id, "invoice"), _uuid(invoice_id, "invoice"))
+        )
+
+    # -- payments ------------------------------------------------------------------------------
+
+    @rpc
+    def record_payment(self, payload: dict, idempotency_key: str | None = None) -> dict:
+        data = load(contract.RecordPayment, payload)
+        amount = Money(data["amount"]["amount"], data["amount"]["currency"])
+        return self.app.record_payment(
+            data["customer_id"],
+            amount,
+            data["method"],
+            data["reference"],
+            data.get("invoice_id"),
+            idempotency_key,
+            payload,
+        )
+
+    # -- lists ---------------------------------------------------------------------------------
+
+    @rpc
+    def list(
+        self,
+        name: str,
+        customer_id: str | None = None,
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> dict:
+        if name not in queries.LISTS:
+            raise ValidationFailed(f"There is no list {name!r}.")
+        return queries.list_rows(
+            self.app,
+            name,
+            _uuid(customer_id, "customer") if customer_id else None,
+            status,
+            page,
+            page_size,
+        )

@@ -106,6 +106,9 @@ def render(r: dict) -> str:
         row("bare RabbitMQ: publish -> consumed", r["rabbitmq"]["delivered"]),
     ]
     caught = ", ".join(f"{k} {v}" for k, v in logs["caught_up"].items()) or "none"
+    for label, key in (("one at a time", "isolated"), ("throughput run", "under_load")):
+        if missing := p[key].get("accounts_missing"):
+            lines.append(f"   MISSING: {missing} accounts never opened ({label})")
     lines += [
         "   (the relay polls the customers log every 50 ms when it finds nothing to publish)",
         f"   events applied by a consumer's periodic catch-up (RPC), not from RabbitMQ: {caught}",

@@ -1,0 +1,198 @@
+"""Billing through the gateway: the personal account ledger, invoices, payments."""
+
+import uuid
+
+import eventlet
+
+
+def _customer_with_account(stack):
+    customer = stack.register_customer()
+    creds = customer["credentials"]
+    token = stack.login(creds["username"], creds["password"])
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
+        what="the personal account",
+    )
+    return customer, token
+
+
+def _pay_in(stack, customer_id, amount, key=None, invoice_id=None):
+    body = {"customer_id": customer_id, "amount": {"amount": amount, "currency": "EUR"},
+            "method": "bank_transfer", "reference": f"TX-{uuid.uuid4().hex[:8]}"}
+    if invoice_id:
+        body["invoice_id"] = invoice_id
+    headers = {"Idempotency-Key": key} if key else {}
+    return stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body,
+                      headers=headers)
+
+
+def _invoice(stack, customer_id, amount, description="Hosting plan"):
+    r = stack.http("POST", "/api/v1/staff/invoices", stack.admin_token, json={
+        "customer_id": customer_id, "currency": "EUR",
+        "lines": [{"description": description, "quantity": 1, "unit_price": amount,
+                   "period": "2026-12"}]})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _balance(stack, token, at=None):
+    params = {"at": at} if at else None
+    r = stack.http("GET", "/api/v1/client/account", token, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_client_story_pay_from_balance(stack):
+    customer, token = _customer_with_account(stack)
+    before_payment = _balance(stack, token)["opened_at"]
+    r = _pay_in(stack, customer["id"], 5000)
+    assert r.status_code == 201, r.text
+    payment = r.json()
+    assert _balance(stack, token)["balance"] == {"amount": 5000, "currency": "EUR"}
+
+    invoice = _invoice(stack, customer["id"], 1999)
+    assert invoice["status"] == "unpaid" and invoice["total"]["amount"] == 1999
+    assert invoice["buyer"]["email"] == customer["email"]
+    assert invoice["lines"][0]["unit_price"] == {"amount": 1999, "currency": "EUR"}
+    detail = stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()
+    assert detail["number"] == invoice["number"] and detail["due_date"]
+    stack.wait_until(
+        lambda: [i["id"] for i in stack.http("GET", "/api/v1/client/invoices", token)
+                 .json()["items"]] == [invoice["id"]], what="invoice list")
+
+    after_payment = _balance(stack, token)["entries"][-1]["at"]
+    r = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "paid"
+    account = _balance(stack, token)
+    assert account["balance"]["amount"] == 3001
+    assert [e["kind"] for e in account["entries"]] == ["payment", "invoice_payment"]
+    assert sum(e["amount"]["amount"] for e in account["entries"]) == 3001
+
+    # as it stood then
+    assert _balance(stack, token, at=before_payment)["balance"]["amount"] == 0
+    then = _balance(stack, token, at=after_payment)
+    assert then["balance"]["amount"] == 5000 and len(then["entries"]) == 1
+
+    # paying again is refused, and changes nothing
+    again = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token)
+    assert again.status_code == 409
+    assert _balance(stack, token)["balance"]["amount"] == 3001
+
+    stack.wait_until(lambda: stack.http("GET", "/api/v1/client/expenses", token)
+                     .json()["total"] == 1, what="expenses")
+    [expense] = stack.http("GET", "/api/v1/client/expenses", token).json()["items"]
+    assert expense["amount"] == {"amount": 1999, "currency": "EUR"}
+    assert expense["reference"] == invoice["number"]
+    [received] = stack.http("GET", "/api/v1/client/payments", token).json()["items"]
+    assert received["id"] == payment["id"]
+    staff_view = stack.http("GET", "/api/v1/staff/invoices", stack.admin_token,
+                            params={"customer_id": customer["id"]}).json()
+    assert [i["status"] for i in staff_view["items"]] == ["paid"]
+
+
+def test_not_enough_balance_is_409_and_changes_nothing(stack):
+    customer, token = _customer_with_account(stack)
+    _pay_in(stack, customer["id"], 500)
+    invoice = _invoice(stack, customer["id"], 501)
+    r = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    assert _balance(stack, token)["balance"]["amount"] == 500
+    assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()[
+        "status"] == "unpaid"
+
+
+def test_idempotency_key(stack):
+    customer, token = _customer_with_account(stack)
+    key = uuid.uuid4().hex
+    body = {"customer_id": customer["id"], "amount": {"amount": 700, "currency": "EUR"},
+            "method": "cash", "reference": "R-1"}
+    first = stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body,
+                       headers={"Idempotency-Key": key})
+    second = stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body,
+                        headers={"Idempotency-Key": key})
+    assert first.status_code == 201 and second.status_code == 201
+    assert first.json() == second.json()
+    other = stack.http("POST", "/api/v1/staff/payments", stack.admin_token,
+                       json=dict(body, reference="R-2"), headers={"Idempotency-Key": key})
+    assert other.status_code == 409
+    assert _balance(stack, token)["balance"]["amount"] == 700
+
+
+def test_payment_to_an_invoice_leaves_the_excess_on_the_account(stack):
+    customer, token = _customer_with_account(stack)
+    invoice = _invoice(stack, customer["id"], 1200)
+    r = _pay_in(stack, customer["id"], 2000, invoice_id=invoice["id"])
+    assert r.status_code == 201, r.text
+    assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()[
+        "status"] == "paid"
+    assert _balance(stack, token)["balance"]["amount"] == 800
+    # a paid invoice cannot be paid again by a staff payment either
+    assert _pay_in(stack, customer["id"], 2000, invoice_id=invoice["id"]).status_code == 409
+    assert _balance(stack, token)["balance"]["amount"] == 800
+
+
+def test_twenty_concurrent_pays_with_balance_for_one(stack):
+    customer, token = _customer_with_account(stack)
+    invoice = _invoice(stack, customer["id"], 1000)
+    _pay_in(stack, customer["id"], 1000)
+    pool = eventlet.GreenPool(20)
+    codes = list(pool.imap(
+        lambda _: stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay",
+                             token).status_code, range(20)))
+    assert sorted(codes) == [200] + [409] * 19
+    account = _balance(stack, token)
+    assert account["balance"]["amount"] == 0
+    assert [e["kind"] for e in account["entries"]] == ["payment", "invoice_payment"]
+
+
+def test_concurrent_pays_of_different_invoices_never_overspend(stack):
+    customer, token = _customer_with_account(stack)
+    invoices = [_invoice(stack, customer["id"], 300) for _ in range(10)]
+    _pay_in(stack, customer["id"], 1000)  # enough for three
+    pool = eventlet.GreenPool(10)
+    codes = list(pool.imap(
+        lambda inv: stack.http("POST", f"/api/v1/client/invoices/{inv['id']}/pay",
+                               token).status_code, invoices))
+    assert codes.count(200) == 3 and codes.count(409) == 7
+    assert _balance(stack, token)["balance"]["amount"] == 100
+
+
+def test_concurrent_issuing_gives_gapless_unique_numbers(stack):
+    customers = [_customer_with_account(stack)[0] for _ in range(3)]
+    pool = eventlet.GreenPool(12)
+    issued = list(pool.imap(lambda i: _invoice(stack, customers[i % 3]["id"], 100 + i),
+                            range(36)))
+    numbers = sorted(int(i["number"]) for i in issued)
+    assert len(set(numbers)) == 36
+    assert numbers == list(range(numbers[0], numbers[0] + 36))
+
+
+def test_tenant_isolation_on_billing_routes(stack):
+    a, token_a = _customer_with_account(stack)
+    b, _ = _customer_with_account(stack)
+    invoice_b = _invoice(stack, b["id"], 100)
+    _pay_in(stack, a["id"], 1000)
+    assert stack.http("GET", f"/api/v1/client/invoices/{invoice_b['id']}", token_a
+                      ).status_code == 404
+    r = stack.http("POST", f"/api/v1/client/invoices/{invoice_b['id']}/pay", token_a)
+    assert r.status_code == 404
+    assert _balance(stack, token_a)["balance"]["amount"] == 1000
+    for name in ("invoices", "payments", "expenses"):
+        items = stack.http("GET", f"/api/v1/client/{name}", token_a).json()["items"]
+        assert all(i["customer_id"] == a["id"] for i in items)
+    # a client cannot use the staff lists to look at others
+    assert stack.http("GET", "/api/v1/staff/invoices", token_a).status_code == 403
+
+
+def test_add_funds_invoice_and_bad_input(stack):
+    customer, token = _customer_with_account(stack)
+    r = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 2500})
+    assert r.status_code == 201, r.text
+    assert r.json()["purpose"] == "add_funds" and r.json()["total"]["amount"] == 2500
+    r = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 12.5})
+    assert r.status_code == 400 and "amount" in r.json()["error"]["fields"]
+    r = stack.http("GET", "/api/v1/client/account", token, params={"at": "last tuesday"})
+    assert r.status_code == 400 and "at" in r.json()["error"]["fields"]
+    r = _pay_in(stack, customer["id"], -5)
+    assert r.status_code == 400
