@@ -45,7 +45,7 @@ def test_domain_time_comes_from_the_installed_clock():
         from services.billing.domain import PersonalAccount
 
         account = PersonalAccount(
-            customer_id=__import__("uuid").uuid4(), currency="EUR", opened_at=clock.now()
+            customer_id=__import__("uuid").uuid4(), currency="EUR", opened_at=clock.now(), buyer={}
         )
         assert account.created_on == fixed.at
         fixed.advance(timedelta(days=365))
