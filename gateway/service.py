@@ -498,6 +498,35 @@ class GatewayService:
 
     @route(
         "GET",
+        "/api/v1/staff/payments/unmatched",
+        query=ListQuery,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="processor payments for no known invoice, kept for staff",
+    )
+    def unmatched_payments(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "unmatched_payments", None, None, q["page"], q["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/payments/webhooks/<processor>",
+        tags=("billing",),
+        summary="a payment processor's signed notification (401 unless validly signed)",
+    )
+    def processor_webhook(self, call: Call):
+        raw = call.request.get_data(cache=True)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationFailed("The body is not UTF-8.", {"_body": ["Not UTF-8."]}) from None
+        headers = dict(call.request.headers.items())
+        return call.services.billing.processor_webhook(call.path["processor"], headers, body)
+
+    @route(
+        "GET",
         "/api/v1/client/account",
         client=("billing",),
         query=AtQuery,

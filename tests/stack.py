@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NAMEKO = str(Path(sys.executable).parent / "nameko")
 MODULES = {s: f"services.{s}.service" for s in SERVICES} | {"gateway": "gateway.service"}
 ADMIN_PASSWORD = "stack-admin-password"
+STRIPE_SECRET = "whsec_test_hostledger"
 
 
 def _free_port() -> int:
@@ -58,6 +59,7 @@ class Stack:
                 "HOSTLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "HOSTLEDGER_CATCHUP_INTERVAL": "2",
                 "HOSTLEDGER_RPC_TIMEOUT": "8",
+                "HOSTLEDGER_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
                 "HOSTLEDGER_CLOCK_FILE": self.clock_file,
                 "PYTHONWARNINGS": "ignore",
             }

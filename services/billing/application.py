@@ -14,7 +14,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from contracts import billing as contract
-from contracts.errors import Conflict, NotFound, ValidationFailed
+from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.billing.domain import (
     IdempotencyKey,
     InsufficientBalance,
@@ -23,7 +23,9 @@ from services.billing.domain import (
     InvoiceSeries,
     Payment,
     PersonalAccount,
+    UnmatchedPayment,
 )
+from services.billing.processors import BadSignature
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
@@ -234,9 +236,15 @@ class Billing(HostledgerApplication):
                         f"({invoice.total}); record it to the account instead.",
                         {"amount": ["Less than the invoice total."]},
                     )
-                account.debit(
-                    "invoice_payment", invoice.amount, reference=invoice.number, reason=None, at=now
-                )
+                if invoice.purpose != "add_funds":
+                    # an add-funds invoice is paid by the money staying on the account
+                    account.debit(
+                        "invoice_payment",
+                        invoice.amount,
+                        reference=invoice.number,
+                        reason=None,
+                        at=now,
+                    )
                 changed.append(invoice)
             answer = payment_view(payment)
             if idempotency_key:
@@ -252,6 +260,69 @@ class Billing(HostledgerApplication):
             return answer
 
         return retry_on_conflict(attempt)
+
+    def processor_notification(self, processor, headers: dict, body: bytes) -> dict:
+        """A processor's webhook: verified, counted once, applied or kept for staff."""
+        try:
+            event = processor.verify(headers, body, clock.now())
+        except BadSignature as exc:
+            raise Unauthorized(f"The notification is not validly signed: {exc}.") from None
+        scope, key = f"webhook:{processor.name}", event["id"]
+        request = {"event": event["id"]}
+        earlier = self._idempotent_answer(scope, key, request)
+        if earlier is not None:
+            return dict(earlier, duplicate=True)
+        paid = processor.payment(event)
+        answer: dict = {"received": True, "event_id": event["id"]}
+        to_save: list = []
+        if paid is None:
+            answer["outcome"] = "ignored"
+        else:
+            invoice = self._invoice_or_none(paid.invoice_id)
+            payment = None
+            if invoice is not None and invoice.currency == paid.currency:
+                try:
+                    # idempotent by its own key, so a redelivery after a crash between
+                    # this save and the next one does not pay twice
+                    payment = self.record_payment(
+                        invoice.customer_id,
+                        Money(paid.amount, paid.currency),
+                        processor.name,
+                        paid.reference,
+                        invoice.id,
+                        f"{processor.name}:{event['id']}",
+                        request,
+                    )
+                except (Conflict, ValidationFailed):
+                    payment = None  # paid already, or too little: staff decide
+            if payment is not None:
+                answer.update(outcome="paid", invoice_id=str(invoice.id), payment_id=payment["id"])
+            else:
+                kept = UnmatchedPayment(
+                    processor=processor.name,
+                    event_id=event["id"],
+                    reference=paid.reference,
+                    amount=paid.amount,
+                    currency=paid.currency,
+                    invoice_id=paid.invoice_id,
+                    received_at=clock.now(),
+                )
+                to_save.append(kept)
+                answer.update(outcome="kept_for_staff", unmatched_id=str(kept.id))
+        to_save.append(
+            IdempotencyKey(scope=scope, key=key, request_hash=_hash(request), answer=answer)
+        )
+        try:
+            self.save(*to_save)
+        except IntegrityError:
+            return dict(self._idempotent_answer(scope, key, request) or answer, duplicate=True)
+        return answer
+
+    def _invoice_or_none(self, invoice_id: str | None) -> Invoice | None:
+        try:
+            return self.invoice(UUID(str(invoice_id)))
+        except (ValueError, NotFound):
+            return None
 
     def _idempotent_answer(self, scope: str, key: str, request: dict) -> dict | None:
         try:
@@ -363,6 +434,12 @@ LISTS = {
         " reference, invoice_id, received_at",
         "received_at",
     ),
+    "unmatched_payments": (
+        "unmatched_list",
+        "unmatched_id AS id, NULL::uuid AS customer_id, processor, event_id, reference, amount,"
+        " currency, invoice_ref, received_at",
+        "received_at",
+    ),
     "expenses": (
         "expense_list",
         "entry_id AS id, customer_id, kind, amount, currency, reference, at",
@@ -383,8 +460,11 @@ def list_rows(
     table, columns, at = LISTS[name]
     where, params = ["true"], []
     if customer_id is not None:
-        where.append("customer_id = %s")
-        params.append(customer_id)
+        if name == "unmatched_payments":
+            where.append("false")  # they belong to no customer yet: that is why they are kept
+        else:
+            where.append("customer_id = %s")
+            params.append(customer_id)
     if status is not None and name == "invoices":
         where.append("status = %s")
         params.append(status)

@@ -264,6 +264,33 @@ class Payment(Aggregate):
         return uuid4()
 
 
+class UnmatchedPayment(Aggregate):
+    """Money a processor says arrived for no invoice we know: kept for staff to assign."""
+
+    @event("Kept")
+    def __init__(
+        self,
+        processor: str,
+        event_id: str,
+        reference: str,
+        amount: int,
+        currency: str,
+        invoice_id: str | None,
+        received_at: datetime,
+    ):
+        self.processor = processor
+        self.event_id = event_id
+        self.reference = reference
+        self.amount = amount
+        self.currency = currency
+        self.invoice_id = invoice_id
+        self.received_at = received_at
+
+    @staticmethod
+    def create_id(**_) -> UUID:
+        return uuid4()
+
+
 class IdempotencyKey(Aggregate):
     """The first answer to a request sent with this key; saved with what the request did."""
 

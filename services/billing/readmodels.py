@@ -42,8 +42,26 @@ class BillingLists(ReadModel):
     """Invoices, payments and expenses, for the client's and staff's lists."""
 
     name = "billing_lists"
-    table_names = ("invoice_list", "payment_list", "expense_list", "expense_accounts")
+    table_names = (
+        "invoice_list",
+        "payment_list",
+        "expense_list",
+        "expense_accounts",
+        "unmatched_list",
+    )
     tables = (
+        """
+        CREATE TABLE IF NOT EXISTS unmatched_list (
+            unmatched_id uuid PRIMARY KEY,
+            processor text NOT NULL,
+            event_id text NOT NULL,
+            reference text NOT NULL,
+            amount bigint NOT NULL,
+            currency text NOT NULL,
+            invoice_ref text,
+            received_at timestamptz NOT NULL
+        )
+        """,
         """
         CREATE TABLE IF NOT EXISTS expense_accounts (
             account_id uuid PRIMARY KEY,
@@ -93,6 +111,23 @@ class BillingLists(ReadModel):
         """,
         "CREATE INDEX IF NOT EXISTS expense_list_customer ON expense_list (customer_id, at)",
     )
+
+    def on_UnmatchedPayment_Kept(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO unmatched_list (unmatched_id, processor, event_id, reference, amount,"
+            " currency, invoice_ref, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (
+                e.originator_id,
+                e.processor,
+                e.event_id,
+                e.reference,
+                e.amount,
+                e.currency,
+                e.invoice_id,
+                e.received_at,
+            ),
+        )
 
     def on_PersonalAccount_Opened(self, curs, e) -> None:
         curs.execute(

@@ -10,12 +10,14 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound, ValidationFailed
 from services.billing import application as queries
 from services.billing.application import Billing, invoice_view
+from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
 from services.infra.money import Money
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
+from services.infra.settings import settings
 from services.infra.store import EventStore
 
 APPLICATION = Billing
@@ -148,6 +150,16 @@ class BillingService(ServiceBase):
             idempotency_key,
             payload,
         )
+
+    @rpc
+    def processor_webhook(self, processor: str, headers: dict, body: str) -> dict:
+        """A payment processor's notification: 401 unless validly signed; counted once."""
+        processors = {}
+        if settings().stripe_webhook_secret:
+            processors["stripe"] = Stripe(settings().stripe_webhook_secret)
+        if processor not in processors:
+            raise NotFound(f"No payment processor {processor!r} is configured.")
+        return self.app.processor_notification(processors[processor], headers, body.encode("utf-8"))
 
     # -- lists ---------------------------------------------------------------------------------
 

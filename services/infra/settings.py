@@ -68,6 +68,7 @@ class Settings:
     catchup_interval: float = 30.0
     handler_attempts: int = 3
     rpc_timeout: float = 30.0
+    stripe_webhook_secret: str | None = None
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -98,6 +99,7 @@ class Settings:
             catchup_interval=float(env.get("HOSTLEDGER_CATCHUP_INTERVAL") or 30.0),
             handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
             rpc_timeout=float(env.get("HOSTLEDGER_RPC_TIMEOUT") or 30.0),
+            stripe_webhook_secret=env.get("HOSTLEDGER_STRIPE_WEBHOOK_SECRET") or None,
         )
 
 

@@ -69,7 +69,8 @@ class Result:
             "first_error": self.errors[0] if self.errors else None,
             "cpu_ms_per_op": (
                 round(self.cpu_seconds * 1000 / self.ops, 1)
-                if self.cpu_seconds is not None and self.ops else None
+                if self.cpu_seconds is not None and self.ops
+                else None
             ),
         }
 

@@ -90,8 +90,10 @@ def render(r: dict) -> str:
     ]
 
     def row(label, d):
-        return (f"   {label:50} {d['n']:>5} {_num(d['p50_ms']):>8} {_num(d['p90_ms']):>8} "
-                f"{_num(d['p99_ms']):>8} {_num(d['max_ms']):>8}")
+        return (
+            f"   {label:50} {d['n']:>5} {_num(d['p50_ms']):>8} {_num(d['p90_ms']):>8} "
+            f"{_num(d['p99_ms']):>8} {_num(d['max_ms']):>8}"
+        )
 
     lines += [
         row("one registration at a time", p["isolated"]["total"]),

@@ -29,18 +29,36 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Throughput and propagation lag of hostledger against the bare substrate.",
     )
     parser.add_argument("--concurrency", type=int, default=8, help="clients at once (8)")
-    parser.add_argument("--registrations", type=int, default=200,
-                        help="registrations measured in the throughput run (200)")
-    parser.add_argument("--warmup", type=int, default=8,
-                        help="registrations before the throughput run (8)")
-    parser.add_argument("--lag-samples", type=int, default=100,
-                        help="registrations one at a time for the propagation lag (100)")
-    parser.add_argument("--api-samples", type=int, default=10,
-                        help="of those, how many wait by polling the account endpoint (10)")
-    parser.add_argument("--seconds", type=float, default=2.0,
-                        help="duration of each PostgreSQL/eventsourcing baseline (2)")
-    parser.add_argument("--hashes", type=int, default=32,
-                        help="argon2id hashes in the concurrent baseline (32)")
+    parser.add_argument(
+        "--registrations",
+        type=int,
+        default=200,
+        help="registrations measured in the throughput run (200)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=8, help="registrations before the throughput run (8)"
+    )
+    parser.add_argument(
+        "--lag-samples",
+        type=int,
+        default=100,
+        help="registrations one at a time for the propagation lag (100)",
+    )
+    parser.add_argument(
+        "--api-samples",
+        type=int,
+        default=10,
+        help="of those, how many wait by polling the account endpoint (10)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=2.0,
+        help="duration of each PostgreSQL/eventsourcing baseline (2)",
+    )
+    parser.add_argument(
+        "--hashes", type=int, default=32, help="argon2id hashes in the concurrent baseline (32)"
+    )
     return parser.parse_args(argv)
 
 
@@ -133,10 +151,12 @@ def measure_substrate(stack, scratch: str, args, phase: Phases) -> dict:
         out["postgres_insert"] = substrate.postgres_insert(conninfo, n, args.seconds).summary()
     with phase("bare eventsourcing save"):
         out["eventsourcing_save"] = substrate.eventsourcing_save(
-            server, scratch, n, args.seconds).summary()
+            server, scratch, n, args.seconds
+        ).summary()
     with phase("bare eventsourcing save of 3 aggregates"):
         out["eventsourcing_save_3"] = substrate.eventsourcing_save(
-            server, scratch, n, args.seconds, aggregates_per_save=3).summary()
+            server, scratch, n, args.seconds, aggregates_per_save=3
+        ).summary()
     with phase("bare argon2id hashes"):
         out["argon2"] = substrate.argon2_hash(n, args.hashes, warmup=n).summary()
     with phase("bare argon2id hashes one at a time"):
@@ -165,8 +185,8 @@ def measure_system(stack, args, results: dict, phase: Phases) -> None:
         tap.stop()
     results["propagation"] = {
         "method": "store timestamps: billing_events PersonalAccount.Opened timestamp minus "
-                  "customers_events Customer.Registered timestamp; split where the bench's "
-                  "own queue on the events exchange received the integration event",
+        "customers_events Customer.Registered timestamp; split where the bench's "
+        "own queue on the events exchange received the integration event",
         "isolated": isolated,
         "under_load": under_load,
         "api_polling": api,
@@ -219,8 +239,10 @@ def cpu_summary(cpu: dict, registrations: int) -> dict:
 
 def idle_summary(cpu: dict) -> dict:
     wall = cpu["wall_seconds"]
-    return {name: round(seconds * 1000 / wall, 1)
-            for name, seconds in cpu["process_cpu_seconds"].items()}
+    return {
+        name: round(seconds * 1000 / wall, 1)
+        for name, seconds in cpu["process_cpu_seconds"].items()
+    }
 
 
 def add_ratios(results: dict) -> None:
@@ -255,8 +277,11 @@ def scan_logs(stack) -> dict:
         for line in lines:
             if "(expected) error" in line:
                 expected[log.stem] = expected.get(log.stem, 0) + 1
-            elif (" ERROR " in line or " CRITICAL " in line
-                  or ("Traceback" in line and "(expected) error" not in previous)):
+            elif (
+                " ERROR " in line
+                or " CRITICAL " in line
+                or ("Traceback" in line and "(expected) error" not in previous)
+            ):
                 problems.setdefault(log.stem, []).append(line.rstrip())
             if match := CAUGHT_UP.search(line):
                 caught_up[log.stem] = caught_up.get(log.stem, 0) + int(match.group(1))

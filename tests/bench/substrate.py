@@ -102,8 +102,13 @@ def argon2_hash(concurrency: int, total: int, warmup: int) -> Result:
         return hash_one
 
     start: list[float] = []
-    result = drive(factory, concurrency, total=total, warmup=warmup,
-                   before_measure=lambda: start.append(time.process_time()))
+    result = drive(
+        factory,
+        concurrency,
+        total=total,
+        warmup=warmup,
+        before_measure=lambda: start.append(time.process_time()),
+    )
     result.cpu_seconds = time.process_time() - start[0]  # all threads of this process
     return result
 
@@ -118,14 +123,15 @@ def rabbitmq_roundtrip(amqp_uri: str, messages: int, warmup: int = 20) -> dict:
 
     name = f"bench.roundtrip.{uuid.uuid4().hex[:8]}"
     exchange = Exchange(name, type="topic", durable=True, auto_delete=False)
-    queue = Queue(name, exchange=exchange, routing_key="bench.#", durable=True,
-                  auto_delete=False)
+    queue = Queue(name, exchange=exchange, routing_key="bench.#", durable=True, auto_delete=False)
     confirms: list[float] = []
     deliveries: list[float] = []
     arrived: list[float] = []
 
-    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as pub_conn, \
-            Connection(amqp_uri) as sub_conn:
+    with (
+        Connection(amqp_uri, transport_options={"confirm_publish": True}) as pub_conn,
+        Connection(amqp_uri) as sub_conn,
+    ):
         channel = sub_conn.channel()
         queue(channel).declare()
         producer = Producer(pub_conn.channel(), exchange=exchange)
@@ -139,8 +145,12 @@ def rabbitmq_roundtrip(amqp_uri: str, messages: int, warmup: int = 20) -> dict:
                 for i in range(warmup + messages):
                     before = len(arrived)
                     t0 = time.perf_counter()
-                    producer.publish({"i": i, "pad": "x" * 400}, routing_key="bench.event",
-                                     delivery_mode=2, serializer="json")
+                    producer.publish(
+                        {"i": i, "pad": "x" * 400},
+                        routing_key="bench.event",
+                        delivery_mode=2,
+                        serializer="json",
+                    )
                     t1 = time.perf_counter()
                     while len(arrived) == before:
                         sub_conn.drain_events(timeout=10)

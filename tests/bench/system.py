@@ -224,10 +224,15 @@ class BrokerTap:
 
         self._conn = Connection(self.amqp_uri)
         channel = self._conn.channel()
-        queue = Queue(f"bench.tap.{uuid.uuid4().hex[:8]}", exchange=self.exchange,
-                      routing_key="customers.CustomerRegistered", exclusive=True)
-        self._consumer = Consumer(channel, queues=[queue], callbacks=[self._on_message],
-                                  accept=["json"], no_ack=True)
+        queue = Queue(
+            f"bench.tap.{uuid.uuid4().hex[:8]}",
+            exchange=self.exchange,
+            routing_key="customers.CustomerRegistered",
+            exclusive=True,
+        )
+        self._consumer = Consumer(
+            channel, queues=[queue], callbacks=[self._on_message], accept=["json"], no_ack=True
+        )
         self._consumer.consume()
         self._running = True
         self._thread = eventlet.spawn(self._loop)

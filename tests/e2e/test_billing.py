@@ -17,20 +17,38 @@ def _customer_with_account(stack):
 
 
 def _pay_in(stack, customer_id, amount, key=None, invoice_id=None):
-    body = {"customer_id": customer_id, "amount": {"amount": amount, "currency": "EUR"},
-            "method": "bank_transfer", "reference": f"TX-{uuid.uuid4().hex[:8]}"}
+    body = {
+        "customer_id": customer_id,
+        "amount": {"amount": amount, "currency": "EUR"},
+        "method": "bank_transfer",
+        "reference": f"TX-{uuid.uuid4().hex[:8]}",
+    }
     if invoice_id:
         body["invoice_id"] = invoice_id
     headers = {"Idempotency-Key": key} if key else {}
-    return stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body,
-                      headers=headers)
+    return stack.http(
+        "POST", "/api/v1/staff/payments", stack.admin_token, json=body, headers=headers
+    )
 
 
 def _invoice(stack, customer_id, amount, description="Hosting plan"):
-    r = stack.http("POST", "/api/v1/staff/invoices", stack.admin_token, json={
-        "customer_id": customer_id, "currency": "EUR",
-        "lines": [{"description": description, "quantity": 1, "unit_price": amount,
-                   "period": "2026-12"}]})
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/invoices",
+        stack.admin_token,
+        json={
+            "customer_id": customer_id,
+            "currency": "EUR",
+            "lines": [
+                {
+                    "description": description,
+                    "quantity": 1,
+                    "unit_price": amount,
+                    "period": "2026-12",
+                }
+            ],
+        },
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -57,8 +75,12 @@ def test_the_client_story_pay_from_balance(stack):
     detail = stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()
     assert detail["number"] == invoice["number"] and detail["due_date"]
     stack.wait_until(
-        lambda: [i["id"] for i in stack.http("GET", "/api/v1/client/invoices", token)
-                 .json()["items"]] == [invoice["id"]], what="invoice list")
+        lambda: (
+            [i["id"] for i in stack.http("GET", "/api/v1/client/invoices", token).json()["items"]]
+            == [invoice["id"]]
+        ),
+        what="invoice list",
+    )
 
     after_payment = _balance(stack, token)["entries"][-1]["at"]
     r = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token)
@@ -79,15 +101,18 @@ def test_the_client_story_pay_from_balance(stack):
     assert again.status_code == 409
     assert _balance(stack, token)["balance"]["amount"] == 3001
 
-    stack.wait_until(lambda: stack.http("GET", "/api/v1/client/expenses", token)
-                     .json()["total"] == 1, what="expenses")
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/expenses", token).json()["total"] == 1,
+        what="expenses",
+    )
     [expense] = stack.http("GET", "/api/v1/client/expenses", token).json()["items"]
     assert expense["amount"] == {"amount": 1999, "currency": "EUR"}
     assert expense["reference"] == invoice["number"]
     [received] = stack.http("GET", "/api/v1/client/payments", token).json()["items"]
     assert received["id"] == payment["id"]
-    staff_view = stack.http("GET", "/api/v1/staff/invoices", stack.admin_token,
-                            params={"customer_id": customer["id"]}).json()
+    staff_view = stack.http(
+        "GET", "/api/v1/staff/invoices", stack.admin_token, params={"customer_id": customer["id"]}
+    ).json()
     assert [i["status"] for i in staff_view["items"]] == ["paid"]
 
 
@@ -98,23 +123,44 @@ def test_not_enough_balance_is_409_and_changes_nothing(stack):
     r = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token)
     assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
     assert _balance(stack, token)["balance"]["amount"] == 500
-    assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()[
-        "status"] == "unpaid"
+    assert (
+        stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()["status"]
+        == "unpaid"
+    )
 
 
 def test_idempotency_key(stack):
     customer, token = _customer_with_account(stack)
     key = uuid.uuid4().hex
-    body = {"customer_id": customer["id"], "amount": {"amount": 700, "currency": "EUR"},
-            "method": "cash", "reference": "R-1"}
-    first = stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body,
-                       headers={"Idempotency-Key": key})
-    second = stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body,
-                        headers={"Idempotency-Key": key})
+    body = {
+        "customer_id": customer["id"],
+        "amount": {"amount": 700, "currency": "EUR"},
+        "method": "cash",
+        "reference": "R-1",
+    }
+    first = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json=body,
+        headers={"Idempotency-Key": key},
+    )
+    second = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json=body,
+        headers={"Idempotency-Key": key},
+    )
     assert first.status_code == 201 and second.status_code == 201
     assert first.json() == second.json()
-    other = stack.http("POST", "/api/v1/staff/payments", stack.admin_token,
-                       json=dict(body, reference="R-2"), headers={"Idempotency-Key": key})
+    other = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json=dict(body, reference="R-2"),
+        headers={"Idempotency-Key": key},
+    )
     assert other.status_code == 409
     assert _balance(stack, token)["balance"]["amount"] == 700
 
@@ -124,8 +170,10 @@ def test_payment_to_an_invoice_leaves_the_excess_on_the_account(stack):
     invoice = _invoice(stack, customer["id"], 1200)
     r = _pay_in(stack, customer["id"], 2000, invoice_id=invoice["id"])
     assert r.status_code == 201, r.text
-    assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()[
-        "status"] == "paid"
+    assert (
+        stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()["status"]
+        == "paid"
+    )
     assert _balance(stack, token)["balance"]["amount"] == 800
     # a paid invoice cannot be paid again by a staff payment either
     assert _pay_in(stack, customer["id"], 2000, invoice_id=invoice["id"]).status_code == 409
@@ -137,9 +185,16 @@ def test_twenty_concurrent_pays_with_balance_for_one(stack):
     invoice = _invoice(stack, customer["id"], 1000)
     _pay_in(stack, customer["id"], 1000)
     pool = eventlet.GreenPool(20)
-    codes = list(pool.imap(
-        lambda _: stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay",
-                             token).status_code, range(20)))
+    codes = list(
+        pool.imap(
+            lambda _: (
+                stack.http(
+                    "POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token
+                ).status_code
+            ),
+            range(20),
+        )
+    )
     assert sorted(codes) == [200] + [409] * 19
     account = _balance(stack, token)
     assert account["balance"]["amount"] == 0
@@ -151,9 +206,14 @@ def test_concurrent_pays_of_different_invoices_never_overspend(stack):
     invoices = [_invoice(stack, customer["id"], 300) for _ in range(10)]
     _pay_in(stack, customer["id"], 1000)  # enough for three
     pool = eventlet.GreenPool(10)
-    codes = list(pool.imap(
-        lambda inv: stack.http("POST", f"/api/v1/client/invoices/{inv['id']}/pay",
-                               token).status_code, invoices))
+    codes = list(
+        pool.imap(
+            lambda inv: (
+                stack.http("POST", f"/api/v1/client/invoices/{inv['id']}/pay", token).status_code
+            ),
+            invoices,
+        )
+    )
     assert codes.count(200) == 3 and codes.count(409) == 7
     assert _balance(stack, token)["balance"]["amount"] == 100
 
@@ -161,8 +221,7 @@ def test_concurrent_pays_of_different_invoices_never_overspend(stack):
 def test_concurrent_issuing_gives_gapless_unique_numbers(stack):
     customers = [_customer_with_account(stack)[0] for _ in range(3)]
     pool = eventlet.GreenPool(12)
-    issued = list(pool.imap(lambda i: _invoice(stack, customers[i % 3]["id"], 100 + i),
-                            range(36)))
+    issued = list(pool.imap(lambda i: _invoice(stack, customers[i % 3]["id"], 100 + i), range(36)))
     numbers = sorted(int(i["number"]) for i in issued)
     assert len(set(numbers)) == 36
     assert numbers == list(range(numbers[0], numbers[0] + 36))
@@ -173,8 +232,9 @@ def test_tenant_isolation_on_billing_routes(stack):
     b, _ = _customer_with_account(stack)
     invoice_b = _invoice(stack, b["id"], 100)
     _pay_in(stack, a["id"], 1000)
-    assert stack.http("GET", f"/api/v1/client/invoices/{invoice_b['id']}", token_a
-                      ).status_code == 404
+    assert (
+        stack.http("GET", f"/api/v1/client/invoices/{invoice_b['id']}", token_a).status_code == 404
+    )
     r = stack.http("POST", f"/api/v1/client/invoices/{invoice_b['id']}/pay", token_a)
     assert r.status_code == 404
     assert _balance(stack, token_a)["balance"]["amount"] == 1000

@@ -103,8 +103,9 @@ def test_a_stopped_service_answers_503_not_500(stack):
     customer = stack.register_customer()
     stack.stop("billing")
     try:
-        r = stack.http("GET", f"/api/v1/staff/customers/{customer['id']}/account",
-                       stack.admin_token)
+        r = stack.http(
+            "GET", f"/api/v1/staff/customers/{customer['id']}/account", stack.admin_token
+        )
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "unavailable"
         assert r.headers["Retry-After"]
