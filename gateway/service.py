@@ -6,8 +6,11 @@ the services over RPC as the person calling, and shapes their answers.
 
 from __future__ import annotations
 
+import base64
+
 import eventlet
 from marshmallow import Schema, fields, validate
+from werkzeug.wrappers import Response
 
 from contracts import billing
 from contracts import customers as contract
@@ -48,6 +51,10 @@ class ListQuery(Schema):
     )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class PdfQuery(Schema):
+    language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
 
 
 class DeleteQuery(Schema):
@@ -588,6 +595,28 @@ class GatewayService:
             call.customer_id, str(call.path["invoice_id"])
         )
 
+    @route(
+        "GET",
+        "/api/v1/client/invoices/<uuid:invoice_id>/pdf",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your invoices as PDF, in your language",
+    )
+    def client_invoice_pdf(self, call: Call):
+        customer = call.services.customers.get_customer(call.customer_id)
+        return _pdf(call, call.customer_id, customer["language"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/invoices/<uuid:invoice_id>/pdf",
+        roles=ALL_STAFF,
+        query=PdfQuery,
+        tags=("billing",),
+        summary="an invoice as PDF (?language=)",
+    )
+    def staff_invoice_pdf(self, call: Call):
+        return _pdf(call, None, call.query["language"])
+
     # -- staff: operations ----------------------------------------------------------------
 
     @route(
@@ -625,6 +654,16 @@ class GatewayService:
     def retry_parked(self, call: Call):
         service = getattr(call.services, call.path["service"])
         return service.retry_parked(call.path["parked_id"])
+
+
+def _pdf(call: Call, customer_id: str | None, language: str) -> Response:
+    invoice_id = str(call.path["invoice_id"])
+    content = call.services.billing.invoice_pdf(invoice_id, customer_id, language)
+    return Response(
+        base64.b64decode(content),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="invoice-{invoice_id}.pdf"'},
+    )
 
 
 def _str(value) -> str | None:

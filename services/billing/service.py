@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from uuid import UUID
 
@@ -9,6 +10,7 @@ from contracts import billing as contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound, ValidationFailed
 from services.billing import application as queries
+from services.billing import pdf
 from services.billing.application import Billing, invoice_view
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists
@@ -128,6 +130,14 @@ class BillingService(ServiceBase):
                 _uuid(invoice_id, "invoice"), _uuid(customer_id, "invoice") if customer_id else None
             )
         )
+
+    @rpc
+    def invoice_pdf(self, invoice_id: str, customer_id: str | None, language: str) -> str:
+        """The invoice as a PDF in `language`, base64-encoded for the trip over RPC."""
+        invoice = self.app.invoice(
+            _uuid(invoice_id, "invoice"), _uuid(customer_id, "invoice") if customer_id else None
+        )
+        return base64.b64encode(pdf.render(invoice_view(invoice), language)).decode("ascii")
 
     @rpc
     def pay_from_balance(self, customer_id: str, invoice_id: str) -> dict:

@@ -256,3 +256,39 @@ def test_add_funds_invoice_and_bad_input(stack):
     assert r.status_code == 400 and "at" in r.json()["error"]["fields"]
     r = _pay_in(stack, customer["id"], -5)
     assert r.status_code == 400
+
+
+def test_invoice_pdf_in_the_customers_language(stack):
+    import io
+
+    from pypdf import PdfReader
+
+    customer = stack.register_customer(language="ru", contact_person="Иван Петров")
+    creds = customer["credentials"]
+    token = stack.login(creds["username"], creds["password"])
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
+        what="account",
+    )
+    invoice = _invoice(stack, customer["id"], 1999, description="Хостинг «Старт»")
+    r = stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}/pdf", token)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/pdf"
+    assert r.headers["Content-Disposition"].startswith("attachment")
+    text = PdfReader(io.BytesIO(r.content)).pages[0].extract_text()
+    assert f"Счёт {invoice['number']}" in text
+    assert "Хостинг «Старт»" in text and "Иван Петров" in text
+    assert "19,99" in text
+    r = stack.http(
+        "GET",
+        f"/api/v1/staff/invoices/{invoice['id']}/pdf",
+        stack.admin_token,
+        params={"language": "fr"},
+    )
+    assert "Facture" in PdfReader(io.BytesIO(r.content)).pages[0].extract_text()
+    other = stack.register_customer()
+    other_token = stack.login(other["credentials"]["username"], other["credentials"]["password"])
+    assert (
+        stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}/pdf", other_token).status_code
+        == 404
+    )

@@ -1,0 +1,152 @@
+"""Invoices as PDF (fpdf2), in the customer's language, with Babel's number and date formats.
+
+The text uses DejaVu Sans (Latin, Cyrillic and more): `HOSTLEDGER_PDF_FONT` names the
+TTF file; Debian's fonts-dejavu-core puts it where the default looks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from decimal import Decimal
+
+from babel.dates import format_date
+from babel.numbers import format_currency, get_currency_precision
+from fpdf import FPDF
+
+FONT = os.environ.get("HOSTLEDGER_PDF_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+BOLD = FONT.replace("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
+
+LABELS = {
+    "en": {
+        "invoice": "Invoice",
+        "issued": "Issued",
+        "due": "Due",
+        "seller": "Seller",
+        "buyer": "Bill to",
+        "description": "Description",
+        "quantity": "Qty",
+        "unit_price": "Unit price",
+        "amount": "Amount",
+        "total": "Total",
+        "status": "Status",
+        "unpaid": "Unpaid",
+        "paid": "Paid",
+        "cancelled": "Cancelled",
+        "refunded": "Refunded",
+        "period": "Period",
+    },
+    "ru": {
+        "invoice": "Счёт",
+        "issued": "Дата выставления",
+        "due": "Оплатить до",
+        "seller": "Продавец",
+        "buyer": "Покупатель",
+        "description": "Наименование",
+        "quantity": "Кол-во",
+        "unit_price": "Цена",
+        "amount": "Сумма",
+        "total": "Итого",
+        "status": "Статус",
+        "unpaid": "Не оплачен",
+        "paid": "Оплачен",
+        "cancelled": "Отменён",
+        "refunded": "Возвращён",
+        "period": "Период",
+    },
+    "fr": {
+        "invoice": "Facture",
+        "issued": "Émise le",
+        "due": "Échéance",
+        "seller": "Vendeur",
+        "buyer": "Facturé à",
+        "description": "Désignation",
+        "quantity": "Qté",
+        "unit_price": "Prix unitaire",
+        "amount": "Montant",
+        "total": "Total",
+        "status": "Statut",
+        "unpaid": "Non payée",
+        "paid": "Payée",
+        "cancelled": "Annulée",
+        "refunded": "Remboursée",
+        "period": "Période",
+    },
+}
+
+
+def money(amount: int, currency: str, language: str) -> str:
+    digits = get_currency_precision(currency)
+    return format_currency(Decimal(amount).scaleb(-digits), currency, locale=language)
+
+
+def render(invoice: dict, language: str = "en") -> bytes:
+    """The invoice (as `invoice_view` shapes it) as a PDF document."""
+    language = language if language in LABELS else "en"
+    t = LABELS[language]
+    currency = invoice["total"]["currency"]
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"{t['invoice']} {invoice['number']}")
+    pdf.set_creator("hostledger")
+    pdf.add_font("body", "", FONT)
+    pdf.add_font("body", "B", BOLD if os.path.exists(BOLD) else FONT)
+    pdf.add_page()
+    pdf.set_font("body", "B", 18)
+    pdf.cell(0, 12, f"{t['invoice']} {invoice['number']}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("body", "", 10)
+    issued = date.fromisoformat(invoice["issued_at"][:10])
+    due = date.fromisoformat(invoice["due_date"])
+    for label, value in (
+        (t["issued"], format_date(issued, format="long", locale=language)),
+        (t["due"], format_date(due, format="long", locale=language)),
+        (t["status"], t.get(invoice["status"], invoice["status"])),
+    ):
+        pdf.cell(0, 6, f"{label}: {value}", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    seller, buyer = invoice.get("seller") or {}, invoice.get("buyer") or {}
+    y = pdf.get_y()
+    for x, title, party in ((10, t["seller"], seller), (110, t["buyer"], buyer)):
+        pdf.set_xy(x, y)
+        pdf.set_font("body", "B", 10)
+        pdf.cell(90, 6, title, new_x="LEFT", new_y="NEXT")
+        pdf.set_font("body", "", 10)
+        for line in _party_lines(party):
+            pdf.cell(90, 5, line, new_x="LEFT", new_y="NEXT")
+    pdf.set_xy(10, max(pdf.get_y(), y + 30))
+    pdf.ln(4)
+    with pdf.table(
+        col_widths=(90, 20, 40, 40), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"), line_height=7
+    ) as table:
+        header = table.row()
+        for label in ("description", "quantity", "unit_price", "amount"):
+            header.cell(t[label])
+        for line in invoice["lines"]:
+            row = table.row()
+            text = line["description"]
+            if line.get("period"):
+                text += f" ({t['period']}: {line['period']})"
+            row.cell(text)
+            row.cell(str(line["quantity"]))
+            row.cell(money(line["unit_price"]["amount"], currency, language))
+            row.cell(money(line["total"]["amount"], currency, language))
+    pdf.ln(4)
+    pdf.set_font("body", "B", 12)
+    pdf.cell(
+        0,
+        8,
+        f"{t['total']}: {money(invoice['total']['amount'], currency, language)}",
+        align="R",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    return bytes(pdf.output())
+
+
+def _party_lines(party: dict) -> list[str]:
+    lines = [party.get("company_name") or party.get("name") or party.get("contact_person") or ""]
+    if party.get("company_name") and party.get("contact_person"):
+        lines.append(party["contact_person"])
+    for key in ("address", "country", "email"):
+        if party.get(key):
+            lines.append(str(party[key]))
+    return [line for line in lines if line]
