@@ -265,6 +265,18 @@ ensure_rabbitmq_management() {
         say "RabbitMQ management did not answer on port $RABBITMQ_MANAGEMENT_PORT"
 }
 
+# --------------------------------------------------------------------------- fonts
+
+# Invoice PDFs are set in DejaVu Sans (Latin and Cyrillic); HOSTLEDGER_PDF_FONT
+# names another TTF file.
+PDF_FONT="${HOSTLEDGER_PDF_FONT:-/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf}"
+
+ensure_pdf_font() {
+    [[ -f $PDF_FONT ]] && return 0
+    apt_install fonts-dejavu-core && [[ -f $PDF_FONT ]] && return 0
+    die "the invoice font $PDF_FONT is missing: install Debian's fonts-dejavu-core (sudo apt-get install -y fonts-dejavu-core) or set HOSTLEDGER_PDF_FONT to a TTF file"
+}
+
 # --------------------------------------------------------------------------- main
 
 main() {
@@ -272,6 +284,7 @@ main() {
     check_postgres_login
     ensure_rabbitmq
     ensure_rabbitmq_management
+    ensure_pdf_font
     say "PostgreSQL $PG_HOST:$PG_PORT and RabbitMQ $MQ_HOST:$MQ_PORT answer"
 }
 
