@@ -84,3 +84,26 @@ class IssueInvoice(Schema):
 
 class AddFunds(Schema):
     amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=100))
+
+
+class AddTaxRule(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    country = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="A two-letter country code.")
+    )
+    project_id = fields.UUID(load_default=None, allow_none=True)
+    rate = fields.Decimal(
+        required=True, as_string=True, places=4, validate=validate.Range(min=0, max=100)
+    )
+    inclusive = fields.Boolean(required=True)
+    valid_from = fields.AwareDateTime(load_default=None, allow_none=True)
+    valid_to = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class Refund(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class Correction(Schema):
+    amount = fields.Integer(required=True, strict=True)
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))

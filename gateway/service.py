@@ -617,6 +617,55 @@ class GatewayService:
     def staff_invoice_pdf(self, call: Call):
         return _pdf(call, None, call.query["language"])
 
+    @route(
+        "GET",
+        "/api/v1/staff/tax-rules",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="tax rules per project and buyer country",
+    )
+    def tax_rules(self, call: Call):
+        items = call.services.billing.tax_rules()
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/tax-rules",
+        body=billing.AddTaxRule,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="add a tax rule",
+    )
+    def add_tax_rule(self, call: Call):
+        return call.services.billing.add_tax_rule(_jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/invoices/<uuid:invoice_id>/refund",
+        body=billing.Refund,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="refund a paid invoice to the personal account",
+    )
+    def refund_invoice(self, call: Call):
+        return call.services.billing.refund_invoice(str(call.path["invoice_id"]), call.body)
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers/<uuid:customer_id>/account/corrections",
+        body=billing.Correction,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="correct the personal account (signed amount, with a reason)",
+    )
+    def correct_balance(self, call: Call):
+        customer = call.services.customers.get_customer(str(call.path["customer_id"]))
+        return call.services.billing.correct_balance(
+            customer["id"], customer["currency"], call.body
+        )
+
     # -- staff: operations ----------------------------------------------------------------
 
     @route(

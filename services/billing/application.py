@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventlet.semaphore import Semaphore
 from eventsourcing.application import AggregateNotFoundError
@@ -23,9 +23,11 @@ from services.billing.domain import (
     InvoiceSeries,
     Payment,
     PersonalAccount,
+    TaxTable,
     UnmatchedPayment,
 )
 from services.billing.processors import BadSignature
+from services.billing.tax import invoice_totals
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
@@ -115,12 +117,14 @@ class Billing(HostledgerApplication):
         priced = [price_line(line, currency) for line in lines]
         if not priced:
             raise ValidationFailed("An invoice needs at least one line.", {"lines": ["Empty."]})
-        total = sum(line["total"] for line in priced)
+        subtotal = sum(line["total"] for line in priced)
         project_key = str(project_id or "default")
 
         def attempt() -> Invoice:
             series = self._series(project_key)
             now = clock.now()
+            rule = self.tax_table().rule_for(project_id, account.buyer.get("country"), now)
+            tax, total = invoice_totals(subtotal, rule)
             invoice = Invoice(
                 customer_id=customer_id,
                 project_id=project_id,
@@ -133,6 +137,8 @@ class Billing(HostledgerApplication):
                 due_date=(now + timedelta(days=due_days)).date().isoformat(),
                 buyer=dict(account.buyer),
                 seller=seller or {"name": "hostledger"},
+                subtotal=subtotal,
+                tax=tax,
             )
             self.save(series, invoice)
             return invoice
@@ -141,6 +147,80 @@ class Billing(HostledgerApplication):
         # honest by the series' version (a lost race retries with the next number)
         with self._series_locks.setdefault(project_key, Semaphore()):
             return retry_on_conflict(attempt)
+
+    def tax_table(self) -> TaxTable:
+        try:
+            return self.repository.get(TaxTable.ID)
+        except AggregateNotFoundError:
+            return TaxTable()
+
+    def add_tax_rule(self, data: dict) -> dict:
+        starts, ends = data.get("valid_from"), data.get("valid_to")
+        if starts and ends and ends <= starts:
+            raise ValidationFailed(
+                "The rule ends before it starts.", {"valid_to": ["Must be after valid_from."]}
+            )
+        rule = {
+            "id": str(uuid4()),
+            "name": data["name"],
+            "country": data["country"],
+            "project_id": data.get("project_id"),
+            "rate": str(data["rate"]),
+            "inclusive": data["inclusive"],
+            "valid_from": starts,
+            "valid_to": ends,
+        }
+
+        def attempt() -> dict:
+            table = self.tax_table()
+            table.add_rule(rule)
+            self.save(table)
+            return rule
+
+        return retry_on_conflict(attempt)
+
+    def refund_invoice(self, invoice_id: UUID, reason: str) -> Invoice:
+        """A paid invoice refunded to the personal account, in one save."""
+
+        def attempt() -> Invoice:
+            invoice = self.invoice(invoice_id)
+            account = self.account(invoice.customer_id, invoice.currency)
+            now = clock.now()
+            try:
+                invoice.refund(reason=reason, at=now)
+            except InvoiceNotPayable as exc:
+                raise Conflict(str(exc)) from None
+            account.credit(
+                "refund", invoice.amount, reference=invoice.number, reason=reason, at=now
+            )
+            self.save(invoice, account)
+            return invoice
+
+        return retry_on_conflict(attempt)
+
+    def correct_balance(
+        self, customer_id: UUID, currency: str, amount: int, reason: str
+    ) -> PersonalAccount:
+        """A staff correction: credit (amount > 0) or debit (amount < 0), with its reason."""
+        if amount == 0:
+            raise ValidationFailed("A correction is not zero.", {"amount": ["Not zero."]})
+
+        def attempt() -> PersonalAccount:
+            account = self.account(customer_id, currency)
+            now = clock.now()
+            if amount > 0:
+                account.credit("correction", Money(amount, currency), None, reason, now)
+            else:
+                try:
+                    account.debit("correction", Money(-amount, currency), None, reason, now)
+                except InsufficientBalance as exc:
+                    raise Conflict(
+                        f"The correction would take the balance below zero. {exc}"
+                    ) from None
+            self.save(account)
+            return account
+
+        return retry_on_conflict(attempt)
 
     def _series(self, project_key: str) -> InvoiceSeries:
         try:
@@ -398,6 +478,8 @@ def invoice_view(i: Invoice) -> dict:
             dict(line, unit_price=money(line["unit_price"]), total=money(line["total"]))
             for line in i.lines
         ],
+        "subtotal": money(i.subtotal),
+        "tax": dict(i.tax, amount=money(i.tax["amount"])) if i.tax else None,
         "total": money(i.total),
         "issued_at": isoformat(i.issued_at),
         "due_date": i.due_date,

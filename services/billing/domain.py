@@ -191,6 +191,8 @@ class Invoice(Aggregate):
         due_date: str,
         buyer: dict,
         seller: dict,
+        subtotal: int,
+        tax: dict | None,
     ):
         self.customer_id = customer_id
         self.project_id = project_id
@@ -203,6 +205,8 @@ class Invoice(Aggregate):
         self.due_date = due_date
         self.buyer = buyer
         self.seller = seller
+        self.subtotal = subtotal
+        self.tax = tax
         self.status = "unpaid"
         self.paid_at: datetime | None = None
         self.payments: list[dict] = []
@@ -235,6 +239,49 @@ class Invoice(Aggregate):
     def cancel(self, reason: str) -> None:
         self.check_payable()
         self.status = "cancelled"
+
+    def refund(self, reason: str, at: datetime) -> None:
+        if self.status != "paid":
+            raise InvoiceNotPayable(
+                f"Only a paid invoice can be refunded; {self.number} is {self.status}."
+            )
+        self._refunded(reason=reason, at=at)
+
+    @event("Refunded")
+    def _refunded(self, reason: str, at: datetime) -> None:
+        self.status = "refunded"
+
+
+class TaxTable(Aggregate):
+    """Every tax rule of the provider, in one aggregate: read by id, so never stale."""
+
+    ID = uuid5(_NS, "tax-table")
+
+    @event("Started")
+    def __init__(self):
+        self.rules: list[dict] = []
+
+    @staticmethod
+    def create_id(**_) -> UUID:
+        return TaxTable.ID
+
+    @event("RuleAdded")
+    def add_rule(self, rule: dict) -> None:
+        self.rules.append(rule)
+
+    def rule_for(self, project_id: UUID | None, country: str | None, at: datetime) -> dict | None:
+        """The rule for this project (or any project) and buyer country at `at`; the most
+        specific wins (a project's own rule before a rule for every project)."""
+        matching = [
+            r
+            for r in self.rules
+            if r["country"] == country
+            and r["project_id"] in (None, project_id)
+            and (r["valid_from"] is None or r["valid_from"] <= at)
+            and (r["valid_to"] is None or at < r["valid_to"])
+        ]
+        matching.sort(key=lambda r: r["project_id"] is None)
+        return matching[0] if matching else None
 
 
 class Payment(Aggregate):

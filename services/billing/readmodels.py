@@ -158,6 +158,11 @@ class BillingLists(ReadModel):
             "UPDATE invoice_list SET status = 'paid' WHERE invoice_id = %s", (e.originator_id,)
         )
 
+    def on_Invoice_Refunded(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE invoice_list SET status = 'refunded' WHERE invoice_id = %s", (e.originator_id,)
+        )
+
     def on_Invoice_Cancelled(self, curs, e) -> None:
         curs.execute(
             "UPDATE invoice_list SET status = 'cancelled' WHERE invoice_id = %s", (e.originator_id,)

@@ -14,6 +14,7 @@ from services.billing import pdf
 from services.billing.application import Billing, invoice_view
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists
+from services.infra.clock import isoformat
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
 from services.infra.money import Money
@@ -32,6 +33,13 @@ def _uuid(value, what: str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise NotFound(f"No such {what}.") from None
+
+
+def _plain(rule: dict) -> dict:
+    return {
+        k: (isoformat(v) if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
+        for k, v in rule.items()
+    }
 
 
 def _at(value: str | None) -> datetime | None:
@@ -170,6 +178,28 @@ class BillingService(ServiceBase):
         if processor not in processors:
             raise NotFound(f"No payment processor {processor!r} is configured.")
         return self.app.processor_notification(processors[processor], headers, body.encode("utf-8"))
+
+    @rpc
+    def add_tax_rule(self, payload: dict) -> dict:
+        data = load(contract.AddTaxRule, payload)
+        return _plain(self.app.add_tax_rule(data))
+
+    @rpc
+    def tax_rules(self) -> list[dict]:
+        return [_plain(r) for r in self.app.tax_table().rules]
+
+    @rpc
+    def refund_invoice(self, invoice_id: str, payload: dict) -> dict:
+        data = load(contract.Refund, payload)
+        return invoice_view(self.app.refund_invoice(_uuid(invoice_id, "invoice"), data["reason"]))
+
+    @rpc
+    def correct_balance(self, customer_id: str, currency: str, payload: dict) -> dict:
+        data = load(contract.Correction, payload)
+        account = self.app.correct_balance(
+            _uuid(customer_id, "customer"), currency, data["amount"], data["reason"]
+        )
+        return self.app.account_view(account)
 
     # -- lists ---------------------------------------------------------------------------------
 

@@ -292,3 +292,118 @@ def test_invoice_pdf_in_the_customers_language(stack):
         stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}/pdf", other_token).status_code
         == 404
     )
+
+
+def test_tax_rule_applies_by_buyer_country_and_date(stack):
+    country = "FR"
+    customer = stack.register_customer(country=country)
+    creds = customer["credentials"]
+    token = stack.login(creds["username"], creds["password"])
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
+        what="account",
+    )
+    # an expired rule and the current one
+    for body in (
+        {
+            "name": "TVA old",
+            "country": country,
+            "rate": "19.6",
+            "inclusive": False,
+            "valid_from": "2000-01-01T00:00:00Z",
+            "valid_to": "2014-01-01T00:00:00Z",
+        },
+        {
+            "name": "TVA",
+            "country": country,
+            "rate": "20",
+            "inclusive": False,
+            "valid_from": "2014-01-01T00:00:00Z",
+        },
+    ):
+        r = stack.http("POST", "/api/v1/staff/tax-rules", stack.admin_token, json=body)
+        assert r.status_code == 201, r.text
+    invoice = _invoice(stack, customer["id"], 1999)
+    assert invoice["subtotal"]["amount"] == 1999
+    assert invoice["tax"]["name"] == "TVA" and invoice["tax"]["amount"]["amount"] == 400
+    assert invoice["total"]["amount"] == 2399
+    other = stack.register_customer(country="US")
+    stack.wait_until(
+        lambda: (
+            stack.http(
+                "GET", f"/api/v1/staff/customers/{other['id']}/account", stack.admin_token
+            ).status_code
+            == 200
+        ),
+        what="account",
+    )
+    untaxed = _invoice(stack, other["id"], 1999)
+    assert untaxed["tax"] is None and untaxed["total"]["amount"] == 1999
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/tax-rules",
+        stack.admin_token,
+        json={"name": "x", "country": "France", "rate": 20.5, "inclusive": "maybe"},
+    )
+    assert r.status_code == 400
+    assert {"country", "inclusive"} <= set(r.json()["error"]["fields"])
+
+
+def test_refund_returns_the_money_to_the_account(stack):
+    customer, token = _customer_with_account(stack)
+    invoice = _invoice(stack, customer["id"], 800)
+    _pay_in(stack, customer["id"], 800, invoice_id=invoice["id"])
+    assert _balance(stack, token)["balance"]["amount"] == 0
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/invoices/{invoice['id']}/refund",
+        stack.admin_token,
+        json={"reason": "service not delivered"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "refunded"
+    account = _balance(stack, token)
+    assert account["balance"]["amount"] == 800
+    assert account["entries"][-1]["kind"] == "refund"
+    again = stack.http(
+        "POST",
+        f"/api/v1/staff/invoices/{invoice['id']}/refund",
+        stack.admin_token,
+        json={"reason": "twice"},
+    )
+    assert again.status_code == 409
+
+
+def test_corrections_need_a_reason_and_keep_the_balance_explainable(stack):
+    customer, token = _customer_with_account(stack)
+    path = f"/api/v1/staff/customers/{customer['id']}/account/corrections"
+    r = stack.http("POST", path, stack.admin_token, json={"amount": 500})
+    assert r.status_code == 400 and "reason" in r.json()["error"]["fields"]
+    r = stack.http("POST", path, stack.admin_token, json={"amount": 500, "reason": "goodwill"})
+    assert r.status_code == 201, r.text
+    r = stack.http("POST", path, stack.admin_token, json={"amount": -700, "reason": "too much"})
+    assert r.status_code == 409
+    r = stack.http("POST", path, stack.admin_token, json={"amount": -200, "reason": "fee"})
+    assert r.status_code == 201
+    account = _balance(stack, token)
+    assert account["balance"]["amount"] == 300
+    assert [(e["kind"], e["amount"]["amount"], e["reason"]) for e in account["entries"]] == [
+        ("correction", 500, "goodwill"),
+        ("correction", -200, "fee"),
+    ]
+    _, support = _staff_token(stack, "support")
+    assert (
+        stack.http("POST", path, support, json={"amount": 1, "reason": "nope"}).status_code == 403
+    )
+
+
+def _staff_token(stack, role):
+    name = f"{role}-{uuid.uuid4().hex[:6]}"
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/staff",
+        stack.admin_token,
+        json={"username": name, "name": name, "role": role, "password": "staff-password-1"},
+    )
+    assert r.status_code == 201, r.text
+    return r.json(), stack.login(name, "staff-password-1")
