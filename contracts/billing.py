@@ -107,3 +107,14 @@ class Refund(Schema):
 class Correction(Schema):
     amount = fields.Integer(required=True, strict=True)
     reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+
+
+class AffiliateProgram(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    percent = fields.Decimal(
+        required=True,
+        as_string=True,
+        places=2,
+        validate=validate.Range(min=0, max=100, min_inclusive=False),
+    )
+    maturity_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))

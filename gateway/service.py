@@ -465,7 +465,7 @@ class GatewayService:
 
     @route(
         "GET",
-        "/api/v1/staff/<any(invoices,payments,expenses):name>",
+        "/api/v1/staff/<any(invoices,payments,expenses,commissions):name>",
         query=ListQuery,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -561,7 +561,7 @@ class GatewayService:
 
     @route(
         "GET",
-        "/api/v1/client/<any(invoices,payments,expenses):name>",
+        "/api/v1/client/<any(invoices,payments,expenses,commissions):name>",
         query=ListQuery,
         client=("billing",),
         tags=("client",),
@@ -616,6 +616,29 @@ class GatewayService:
     )
     def staff_invoice_pdf(self, call: Call):
         return _pdf(call, None, call.query["language"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/affiliate-programs",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="affiliate programs",
+    )
+    def affiliate_programs(self, call: Call):
+        items = call.services.billing.programs()
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/affiliate-programs",
+        body=billing.AffiliateProgram,
+        status=201,
+        roles=("admin",),
+        tags=("billing",),
+        summary="an affiliate program: percentage and maturity period",
+    )
+    def create_affiliate_program(self, call: Call):
+        return call.services.billing.create_program(_jsonable(call.body))
 
     @route(
         "GET",

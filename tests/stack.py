@@ -59,6 +59,7 @@ class Stack:
                 "HOSTLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "HOSTLEDGER_CATCHUP_INTERVAL": "2",
                 "HOSTLEDGER_RPC_TIMEOUT": "8",
+                "HOSTLEDGER_SCHEDULER_INTERVAL": "1",
                 "HOSTLEDGER_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
                 "HOSTLEDGER_CLOCK_FILE": self.clock_file,
                 "PYTHONWARNINGS": "ignore",

@@ -16,6 +16,8 @@ from eventsourcing.persistence import IntegrityError
 from contracts import billing as contract
 from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.billing.domain import (
+    AffiliateProgram,
+    Commission,
     IdempotencyKey,
     InsufficientBalance,
     Invoice,
@@ -31,7 +33,7 @@ from services.billing.tax import invoice_totals
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
-from services.infra.money import Money
+from services.infra.money import Money, percentage_of
 
 T = TypeVar("T")
 DEFAULT_DUE_DAYS = 14
@@ -222,6 +224,83 @@ class Billing(HostledgerApplication):
 
         return retry_on_conflict(attempt)
 
+    # -- affiliate commissions -------------------------------------------------------------
+
+    def create_program(self, name: str, percent: str, maturity_days: int) -> AffiliateProgram:
+        program = AffiliateProgram(name=name, percent=str(percent), maturity_days=maturity_days)
+        try:
+            self.save(program)
+        except IntegrityError:
+            raise Conflict(f"A program named {name!r} exists.", {"name": ["Taken."]}) from None
+        return program
+
+    def programs(self) -> list[AffiliateProgram]:
+        from eventsourcing.utils import get_topic
+
+        topic = get_topic(AffiliateProgram.Created)
+        ids = [n.originator_id for n in self.recorder.select_notifications(1, 1000, topics=[topic])]
+        return [self.repository.get(i) for i in ids]
+
+    def _commission_for(self, invoice: Invoice, account: PersonalAccount, now: datetime):
+        """The referrer's commission on this payment, or None (saved with the payment)."""
+        referrer, program_name = (
+            account.buyer.get("referrer_id"),
+            account.buyer.get("affiliate_program"),
+        )
+        if not referrer or not program_name or invoice.purpose == "add_funds":
+            return None
+        try:
+            program = self.repository.get(AffiliateProgram.id_for(program_name))
+        except AggregateNotFoundError:
+            return None
+        amount = percentage_of(invoice.amount, program.percent)
+        if amount.amount <= 0:
+            return None
+        return Commission(
+            referrer_id=UUID(str(referrer)),
+            customer_id=invoice.customer_id,
+            invoice_id=invoice.id,
+            program=program.name,
+            amount=amount.amount,
+            currency=amount.currency,
+            matures_at=now + timedelta(days=program.maturity_days),
+        )
+
+    def mature_commissions(self) -> int:
+        """Credit every pending commission whose maturity has come; how many were credited."""
+        now = clock.now()
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT commission_id FROM commission_list WHERE status = 'pending'"
+                " AND matures_at <= %s ORDER BY matures_at LIMIT 500",
+                (now,),
+            )
+            due = [r["commission_id"] for r in curs.fetchall()]
+        credited = 0
+        for commission_id in due:
+
+            def attempt(commission_id=commission_id) -> bool:
+                commission = self.repository.get(commission_id)
+                if commission.status != "pending":
+                    return False
+                account = self.account(commission.referrer_id, commission.currency)
+                account.credit(
+                    "commission",
+                    Money(commission.amount, commission.currency),
+                    reference=str(commission.invoice_id),
+                    reason=None,
+                    at=now,
+                )
+                commission.mark_credited(at=now)
+                self.save(commission, account)
+                return True
+
+            try:
+                credited += retry_on_conflict(attempt)
+            except NotFound:
+                continue  # the referrer has no account in that currency: stays pending
+        return credited
+
     def _series(self, project_key: str) -> InvoiceSeries:
         try:
             return self.repository.get(InvoiceSeries.id_for(project_key))
@@ -258,7 +337,7 @@ class Billing(HostledgerApplication):
                 raise Conflict(
                     f"Not enough balance to pay invoice {invoice.number}. {exc}"
                 ) from None
-            self.save(invoice, account)
+            self.save(invoice, account, self._commission_for(invoice, account, now))
             return invoice
 
         return retry_on_conflict(attempt)
@@ -326,6 +405,7 @@ class Billing(HostledgerApplication):
                         at=now,
                     )
                 changed.append(invoice)
+                changed.append(self._commission_for(invoice, account, now))
             answer = payment_view(payment)
             if idempotency_key:
                 changed.append(
@@ -516,6 +596,12 @@ LISTS = {
         " reference, invoice_id, received_at",
         "received_at",
     ),
+    "commissions": (
+        "commission_list",
+        "commission_id AS id, referrer_id AS customer_id, customer_id AS referred_id, invoice_id,"
+        " program, amount, currency, status, earned_at, matures_at",
+        "earned_at",
+    ),
     "unmatched_payments": (
         "unmatched_list",
         "unmatched_id AS id, NULL::uuid AS customer_id, processor, event_id, reference, amount,"
@@ -544,6 +630,9 @@ def list_rows(
     if customer_id is not None:
         if name == "unmatched_payments":
             where.append("false")  # they belong to no customer yet: that is why they are kept
+        elif name == "commissions":
+            where.append("referrer_id = %s")  # a referrer's own commissions
+            params.append(customer_id)
         else:
             where.append("customer_id = %s")
             params.append(customer_id)

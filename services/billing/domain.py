@@ -284,6 +284,58 @@ class TaxTable(Aggregate):
         return matching[0] if matching else None
 
 
+class AffiliateProgram(Aggregate):
+    """A referrer earns `percent` of what referred customers pay, `maturity_days` later."""
+
+    @event("Created")
+    def __init__(self, name: str, percent: str, maturity_days: int):
+        self.name = name
+        self.percent = percent
+        self.maturity_days = maturity_days
+
+    @staticmethod
+    def create_id(name: str, **_) -> UUID:
+        return AffiliateProgram.id_for(name)
+
+    @staticmethod
+    def id_for(name: str) -> UUID:
+        return uuid5(_NS, f"affiliate-program:{name.strip().lower()}")
+
+
+class Commission(Aggregate):
+    """Earned when a referred customer pays an invoice; credited once it matures."""
+
+    @event("Earned")
+    def __init__(
+        self,
+        referrer_id: UUID,
+        customer_id: UUID,
+        invoice_id: UUID,
+        program: str,
+        amount: int,
+        currency: str,
+        matures_at: datetime,
+    ):
+        self.referrer_id = referrer_id
+        self.customer_id = customer_id
+        self.invoice_id = invoice_id
+        self.program = program
+        self.amount = amount
+        self.currency = currency
+        self.matures_at = matures_at
+        self.status = "pending"
+
+    @staticmethod
+    def create_id(invoice_id: UUID, **_) -> UUID:
+        return uuid5(_NS, f"commission:{invoice_id}")
+
+    @event("Credited")
+    def mark_credited(self, at: datetime) -> None:
+        if self.status != "pending":
+            raise DomainError(f"commission already {self.status}")
+        self.status = "credited"
+
+
 class Payment(Aggregate):
     """Money received from outside: by staff (bank transfer, cash ...) or a processor."""
 

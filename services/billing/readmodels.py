@@ -48,8 +48,25 @@ class BillingLists(ReadModel):
         "expense_list",
         "expense_accounts",
         "unmatched_list",
+        "commission_list",
     )
     tables = (
+        """
+        CREATE TABLE IF NOT EXISTS commission_list (
+            commission_id uuid PRIMARY KEY,
+            referrer_id uuid NOT NULL,
+            customer_id uuid NOT NULL,
+            invoice_id uuid NOT NULL,
+            program text NOT NULL,
+            amount bigint NOT NULL,
+            currency text NOT NULL,
+            status text NOT NULL,
+            earned_at timestamptz NOT NULL,
+            matures_at timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS commission_due ON commission_list (status, matures_at)",
+        "CREATE INDEX IF NOT EXISTS commission_referrer ON commission_list (referrer_id)",
         """
         CREATE TABLE IF NOT EXISTS unmatched_list (
             unmatched_id uuid PRIMARY KEY,
@@ -111,6 +128,30 @@ class BillingLists(ReadModel):
         """,
         "CREATE INDEX IF NOT EXISTS expense_list_customer ON expense_list (customer_id, at)",
     )
+
+    def on_Commission_Earned(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO commission_list (commission_id, referrer_id, customer_id, invoice_id,"
+            " program, amount, currency, status, earned_at, matures_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s) ON CONFLICT DO NOTHING",
+            (
+                e.originator_id,
+                e.referrer_id,
+                e.customer_id,
+                e.invoice_id,
+                e.program,
+                e.amount,
+                e.currency,
+                e.timestamp,
+                e.matures_at,
+            ),
+        )
+
+    def on_Commission_Credited(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE commission_list SET status = 'credited' WHERE commission_id = %s",
+            (e.originator_id,),
+        )
 
     def on_UnmatchedPayment_Kept(self, curs, e) -> None:
         curs.execute(

@@ -6,6 +6,8 @@ import base64
 from datetime import datetime
 from uuid import UUID
 
+from nameko.timer import timer
+
 from contracts import billing as contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound, ValidationFailed
@@ -33,6 +35,10 @@ def _uuid(value, what: str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise NotFound(f"No such {what}.") from None
+
+
+def _program(p) -> dict:
+    return {"id": str(p.id), "name": p.name, "percent": p.percent, "maturity_days": p.maturity_days}
 
 
 def _plain(rule: dict) -> dict:
@@ -78,7 +84,7 @@ class BillingService(ServiceBase):
         changes = {
             k: v
             for k, v in event.payload["changes"].items()
-            if k in ("name", "contact_person", "language")
+            if k in ("name", "contact_person", "language", "referrer_id", "affiliate_program")
         }
         if changes:
             self.app.update_buyer(event.payload["customer_id"], changes)
@@ -200,6 +206,24 @@ class BillingService(ServiceBase):
             _uuid(customer_id, "customer"), currency, data["amount"], data["reason"]
         )
         return self.app.account_view(account)
+
+    # -- affiliate programs ------------------------------------------------------------------
+
+    @rpc
+    def create_program(self, payload: dict) -> dict:
+        data = load(contract.AffiliateProgram, payload)
+        return _program(
+            self.app.create_program(data["name"], data["percent"], data["maturity_days"])
+        )
+
+    @rpc
+    def programs(self) -> list[dict]:
+        return [_program(p) for p in self.app.programs()]
+
+    @timer(interval=settings().scheduler_interval)
+    def mature_commissions(self) -> None:
+        """Credit the commissions whose maturity period has passed (on the injectable clock)."""
+        self.app.mature_commissions()
 
     # -- lists ---------------------------------------------------------------------------------
 

@@ -69,6 +69,7 @@ class Settings:
     handler_attempts: int = 3
     rpc_timeout: float = 30.0
     stripe_webhook_secret: str | None = None
+    scheduler_interval: float = 60.0
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -100,6 +101,7 @@ class Settings:
             handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
             rpc_timeout=float(env.get("HOSTLEDGER_RPC_TIMEOUT") or 30.0),
             stripe_webhook_secret=env.get("HOSTLEDGER_STRIPE_WEBHOOK_SECRET") or None,
+            scheduler_interval=float(env.get("HOSTLEDGER_SCHEDULER_INTERVAL") or 60.0),
         )
 
 

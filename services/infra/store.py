@@ -22,7 +22,7 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
-from services.infra import context
+from services.infra import clock, context
 from services.infra.amqp import events_exchange, routing_key
 from services.infra.readmodels import Follower
 from services.infra.relay import AdvisoryLock, Relay
@@ -63,6 +63,9 @@ class EventStore(DependencyProvider):
         from services.infra.databases import ensure_database
 
         cfg = settings()
+        if cfg.clock_file:
+            # tests and replays move this process's time through that file
+            clock.use_clock(clock.FileClock(cfg.clock_file))
         dbname = cfg.database_name(self.application_cls.service)
         ensure_database(cfg, dbname)
         # instances starting together must not create the same tables at once

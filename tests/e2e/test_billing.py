@@ -407,3 +407,67 @@ def _staff_token(stack, role):
     )
     assert r.status_code == 201, r.text
     return r.json(), stack.login(name, "staff-password-1")
+
+
+def test_affiliate_commission_matures_on_the_clock(stack):
+    from datetime import timedelta
+
+    from services.infra.clock import FileClock
+
+    program = f"partners-{uuid.uuid4().hex[:6]}"
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/affiliate-programs",
+        stack.admin_token,
+        json={"name": program, "percent": "10", "maturity_days": 30},
+    )
+    assert r.status_code == 201, r.text
+    referrer, referrer_token = _customer_with_account(stack)
+    customer, token = _customer_with_account(stack)
+    r = stack.http(
+        "PATCH",
+        f"/api/v1/staff/customers/{customer['id']}",
+        stack.admin_token,
+        json={"referrer_id": referrer["id"], "affiliate_program": program},
+    )
+    assert r.status_code == 200, r.text
+    with stack.rpc() as rpc:
+        events = rpc.customers.integration_events(0, 10000)["events"]
+        [update] = [
+            e
+            for e in events
+            if e["type"] == "CustomerUpdated" and e["aggregate_id"] == customer["id"]
+        ]
+        stack.wait_until(
+            lambda: rpc.billing.consumer_stats()["customers"]["position"] >= update["position"],
+            what="billing to hear of the referral",
+        )
+    _pay_in(stack, customer["id"], 2000)
+    invoice = _invoice(stack, customer["id"], 1500)
+    assert (
+        stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token).status_code == 200
+    )
+
+    def commissions():
+        return stack.http("GET", "/api/v1/client/commissions", referrer_token).json()["items"]
+
+    [pending] = stack.wait_until(commissions, what="the commission")
+    assert pending["status"] == "pending" and pending["amount"]["amount"] == 150
+    assert pending["referred_id"] == customer["id"]
+    eventlet.sleep(2)  # several scheduler runs: nothing matures before its time
+    assert _balance(stack, referrer_token)["balance"]["amount"] == 0
+
+    FileClock.set_offset(stack.clock_file, timedelta(days=31))
+    try:
+        with stack.rpc() as rpc:
+            stack.wait_until(
+                lambda: rpc.billing.get_account(referrer["id"], "EUR")["balance"]["amount"] == 150,
+                what="the commission credited",
+            )
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+    account = _balance(stack, referrer_token)
+    assert account["entries"][-1]["kind"] == "commission"
+    stack.wait_until(lambda: commissions()[0]["status"] == "credited", what="credited status")
+    eventlet.sleep(2)
+    assert _balance(stack, referrer_token)["balance"]["amount"] == 150  # credited once
