@@ -48,6 +48,7 @@ class Billing(HostledgerApplication):
         Invoice.Issued: contract.InvoiceIssued,
         Invoice.Paid: contract.InvoicePaid,
         Payment.Received: contract.PaymentReceived,
+        Invoice.Overdue: contract.InvoiceOverdue,
     }
 
     def __init__(self, *args, **kwargs):
@@ -265,6 +266,30 @@ class Billing(HostledgerApplication):
             currency=amount.currency,
             matures_at=now + timedelta(days=program.maturity_days),
         )
+
+    def mark_overdue_invoices(self) -> int:
+        """Record once that each unpaid invoice is past its due date; how many were marked."""
+        now = clock.now()
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT invoice_id FROM invoice_list WHERE status = 'unpaid' AND NOT overdue"
+                " AND due_date < %s ORDER BY due_date LIMIT 500",
+                (now.date(),),
+            )
+            due = [r["invoice_id"] for r in curs.fetchall()]
+        marked = 0
+        for invoice_id in due:
+
+            def attempt(invoice_id=invoice_id) -> bool:
+                invoice = self.repository.get(invoice_id)
+                if invoice.status != "unpaid" or invoice.overdue:
+                    return False
+                invoice.mark_overdue(at=now)
+                self.save(invoice)
+                return True
+
+            marked += retry_on_conflict(attempt)
+        return marked
 
     def mature_commissions(self) -> int:
         """Credit every pending commission whose maturity has come; how many were credited."""
@@ -564,6 +589,7 @@ def invoice_view(i: Invoice) -> dict:
         "issued_at": isoformat(i.issued_at),
         "due_date": i.due_date,
         "paid_at": isoformat(i.paid_at) if i.paid_at else None,
+        "overdue": i.overdue,
         "buyer": i.buyer,
         "seller": i.seller,
         "version": i.version,

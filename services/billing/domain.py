@@ -208,6 +208,7 @@ class Invoice(Aggregate):
         self.subtotal = subtotal
         self.tax = tax
         self.status = "unpaid"
+        self.overdue = False
         self.paid_at: datetime | None = None
         self.payments: list[dict] = []
 
@@ -239,6 +240,23 @@ class Invoice(Aggregate):
     def cancel(self, reason: str) -> None:
         self.check_payable()
         self.status = "cancelled"
+
+    def mark_overdue(self, at: datetime) -> None:
+        """Past its due date and still unpaid (recorded once, for reminders and dunning)."""
+        self._overdue(
+            at=at,
+            customer_id=self.customer_id,
+            number=self.number,
+            total=self.total,
+            currency=self.currency,
+            due_date=self.due_date,
+        )
+
+    @event("Overdue")
+    def _overdue(
+        self, at: datetime, customer_id: UUID, number: str, total: int, currency: str, due_date: str
+    ) -> None:
+        self.overdue = True
 
     def refund(self, reason: str, at: datetime) -> None:
         if self.status != "paid":

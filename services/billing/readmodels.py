@@ -96,9 +96,11 @@ class BillingLists(ReadModel):
             total bigint NOT NULL,
             currency text NOT NULL,
             issued_at timestamptz NOT NULL,
-            due_date date NOT NULL
+            due_date date NOT NULL,
+            overdue boolean NOT NULL DEFAULT false
         )
         """,
+        "CREATE INDEX IF NOT EXISTS invoice_list_due ON invoice_list (status, overdue, due_date)",
         "CREATE INDEX IF NOT EXISTS invoice_list_customer ON invoice_list (customer_id, issued_at)",
         "CREATE INDEX IF NOT EXISTS invoice_list_issued ON invoice_list (issued_at)",
         """
@@ -197,6 +199,11 @@ class BillingLists(ReadModel):
     def on_Invoice_Paid(self, curs, e) -> None:
         curs.execute(
             "UPDATE invoice_list SET status = 'paid' WHERE invoice_id = %s", (e.originator_id,)
+        )
+
+    def on_Invoice_Overdue(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE invoice_list SET overdue = true WHERE invoice_id = %s", (e.originator_id,)
         )
 
     def on_Invoice_Refunded(self, curs, e) -> None:

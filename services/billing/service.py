@@ -221,8 +221,10 @@ class BillingService(ServiceBase):
         return [_program(p) for p in self.app.programs()]
 
     @timer(interval=settings().scheduler_interval)
-    def mature_commissions(self) -> None:
-        """Credit the commissions whose maturity period has passed (on the injectable clock)."""
+    def run_schedule(self) -> None:
+        """Time-driven work, on the injectable clock: overdue invoices, maturing commissions.
+        Safe with several instances: each change is one versioned save."""
+        self.app.mark_overdue_invoices()
         self.app.mature_commissions()
 
     # -- lists ---------------------------------------------------------------------------------

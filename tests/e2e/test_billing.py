@@ -471,3 +471,35 @@ def test_affiliate_commission_matures_on_the_clock(stack):
     stack.wait_until(lambda: commissions()[0]["status"] == "credited", what="credited status")
     eventlet.sleep(2)
     assert _balance(stack, referrer_token)["balance"]["amount"] == 150  # credited once
+
+
+def test_unpaid_invoice_becomes_overdue_once_on_the_clock(stack):
+    from datetime import timedelta
+
+    from services.infra.clock import FileClock
+
+    customer, token = _customer_with_account(stack)
+    invoice = _invoice(stack, customer["id"], 400)
+    paid = _invoice(stack, customer["id"], 100)
+    _pay_in(stack, customer["id"], 100, invoice_id=paid["id"])
+    FileClock.set_offset(stack.clock_file, timedelta(days=20))
+    try:
+        with stack.rpc() as rpc:
+
+            def overdue_events():
+                events = rpc.billing.integration_events(0, 10000)["events"]
+                return [
+                    e
+                    for e in events
+                    if e["type"] == "InvoiceOverdue"
+                    and e["payload"]["customer_id"] == customer["id"]
+                ]
+
+            [event] = stack.wait_until(overdue_events, what="InvoiceOverdue")
+            eventlet.sleep(2.5)  # more scheduler runs change nothing
+            assert len(overdue_events()) == 1
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+    assert event["payload"]["invoice_id"] == invoice["id"]
+    assert event["payload"]["number"] == invoice["number"]
+    assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()["overdue"]
