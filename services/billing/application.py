@@ -43,6 +43,8 @@ RETRIES = 20
 class Billing(HostledgerApplication):
     name = "billing"
     service = "billing"
+    # a busy account is read from its latest snapshot plus the events after it
+    snapshotting_intervals = {PersonalAccount: 100}
     publications = {
         PersonalAccount.Opened: contract.AccountOpened,
         Invoice.Issued: contract.InvoiceIssued,

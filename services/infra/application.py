@@ -87,6 +87,8 @@ class HostledgerApplication(Application):
         from eventsourcing.utils import Environment
 
         _env = dict(type(self).env)
+        if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:
+            _env["IS_SNAPSHOTTING_ENABLED"] = "y"
         _env.update(env or {})
         return Environment(name, _env)
 

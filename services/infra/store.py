@@ -17,10 +17,12 @@ import logging
 import eventlet
 import psycopg
 import psycopg.waiting
+from eventlet.event import Event
 from eventsourcing.persistence import Tracking
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
+from psycopg import sql
 
 from services.infra import clock, context
 from services.infra.amqp import events_exchange, routing_key
@@ -54,6 +56,7 @@ class EventStore(DependencyProvider):
         self.followers: list[Follower] = []
         self._running = False
         self._threads = []
+        self._grown = Event()
         super().__init__(**kwargs)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -104,6 +107,7 @@ class EventStore(DependencyProvider):
 
     def start(self):
         self._running = True
+        self._threads.append(self.container.spawn_managed_thread(self._watch_loop, "log-watch"))
         if self.relay_enabled:
             self._threads.append(self.container.spawn_managed_thread(self._relay_loop, "relay"))
         for follower in self.followers:
@@ -131,24 +135,59 @@ class EventStore(DependencyProvider):
             thread.kill()
 
     # -- background loops -------------------------------------------------------------------
+    #
+    # The relay and the read-model followers sleep until the log grows: every insert
+    # into the events table NOTIFYs its channel (the eventsourcing library does it in
+    # the insert's transaction), and one LISTENing connection wakes them all. They
+    # also look every IDLE_POLL seconds, so a lost notification only delays them.
+
+    IDLE_POLL = 1.0
+
+    def _watch_loop(self):
+        channel = self.app.recorder.channel_name
+        cfg = settings()
+        conninfo = cfg.database.conninfo(cfg.database_name(self.app.service))
+        while self._running:
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self._wake()  # anything written before we listened
+                    while self._running:
+                        for _ in conn.notifies(timeout=1.0):
+                            self._wake()
+            except psycopg.Error as exc:
+                log.warning(
+                    "listening for new events of %s failed (%s); retrying", self.app.service, exc
+                )
+                eventlet.sleep(1.0)
+
+    def _wake(self):
+        grown, self._grown = self._grown, Event()
+        grown.send(True)
+
+    def _wait_for_growth(self, grown: Event) -> None:
+        with eventlet.Timeout(self.IDLE_POLL, False):
+            grown.wait()
 
     def _relay_loop(self):
         while self._running:
+            grown = self._grown
             try:
                 if not self.relay_lock.try_acquire():
                     eventlet.sleep(1.0)  # another instance publishes
                     continue
                 if self.relay.run_once() == 0:
-                    eventlet.sleep(0.05)
+                    self._wait_for_growth(grown)
             except Exception:
                 log.exception("relay of %s failed; retrying", self.app.service)
                 eventlet.sleep(1.0)
 
     def _follow_loop(self, follower: Follower):
         while self._running:
+            grown = self._grown
             try:
                 if follower.run_once() == 0:
-                    eventlet.sleep(0.05)
+                    self._wait_for_growth(grown)
             except Exception:
                 log.exception("read model %s failed; retrying", follower.model.name)
                 eventlet.sleep(1.0)
