@@ -204,6 +204,17 @@ class Stack:
 
         return ClusterRpcProxy({"AMQP_URI": self.env["AMQP_URI"]}, timeout=60)
 
+    def published(self, service: str) -> list[dict]:
+        """Every integration event `service` has published, oldest first (all pages)."""
+        events, after = [], 0
+        with self.rpc() as rpc:
+            while True:
+                page = getattr(rpc, service).integration_events(after, 1000)
+                events.extend(page["events"])
+                if not page["events"]:
+                    return events
+                after = page["scanned"]
+
     def db(self, service: str) -> psycopg.Connection:
         return psycopg.connect(
             self.settings.database.conninfo(self.settings.database_name(service)), autocommit=True

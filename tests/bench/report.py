@@ -109,6 +109,11 @@ def render(r: dict) -> str:
     ]
     caught = ", ".join(f"{k} {v}" for k, v in logs["caught_up"].items()) or "none"
     for label, key in (("one at a time", "isolated"), ("throughput run", "under_load")):
+        if trend := p[key].get("p50_ms_by_fifth"):
+            lines.append(
+                f"   {label}: p50 lag by fifth of the run, in registration order (ms): "
+                + ", ".join(_num(x, 0) for x in trend)
+            )
         if missing := p[key].get("accounts_missing"):
             lines.append(f"   MISSING: {missing} accounts never opened ({label})")
     lines += [

@@ -143,8 +143,22 @@ def lags(stack, customer_ids: list[str], tap: BrokerTap) -> dict:
         if at_broker is not None:
             relay.append(at_broker - registered[cid])
             consumer.append(opened[cid] - at_broker)
+    # in registration order: a lag that grows from fifth to fifth is a queue building up
+    ordered = sorted(
+        (registered[c], opened[c] - registered[c]) for c in customer_ids if c not in missing
+    )
+    fifth = max(1, len(ordered) // 5)
+    trend = (
+        [
+            distribution_ms([lag for _, lag in ordered[i : i + fifth]])["p50_ms"]
+            for i in range(0, fifth * 5, fifth)
+        ]
+        if len(ordered) >= 5
+        else []
+    )
     return {
         "total": distribution_ms(total),
+        "p50_ms_by_fifth": trend,
         "relay": distribution_ms(relay),
         "consumer": distribution_ms(consumer),
         "accounts_missing": len(missing),

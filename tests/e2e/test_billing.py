@@ -432,7 +432,7 @@ def test_affiliate_commission_matures_on_the_clock(stack):
     )
     assert r.status_code == 200, r.text
     with stack.rpc() as rpc:
-        events = rpc.customers.integration_events(0, 10000)["events"]
+        events = stack.published("customers")
         [update] = [
             e
             for e in events
@@ -484,20 +484,18 @@ def test_unpaid_invoice_becomes_overdue_once_on_the_clock(stack):
     _pay_in(stack, customer["id"], 100, invoice_id=paid["id"])
     FileClock.set_offset(stack.clock_file, timedelta(days=20))
     try:
-        with stack.rpc() as rpc:
 
-            def overdue_events():
-                events = rpc.billing.integration_events(0, 10000)["events"]
-                return [
-                    e
-                    for e in events
-                    if e["type"] == "InvoiceOverdue"
-                    and e["payload"]["customer_id"] == customer["id"]
-                ]
+        def overdue_events():
+            events = stack.published("billing")
+            return [
+                e
+                for e in events
+                if e["type"] == "InvoiceOverdue" and e["payload"]["customer_id"] == customer["id"]
+            ]
 
-            [event] = stack.wait_until(overdue_events, what="InvoiceOverdue")
-            eventlet.sleep(2.5)  # more scheduler runs change nothing
-            assert len(overdue_events()) == 1
+        [event] = stack.wait_until(overdue_events, what="InvoiceOverdue")
+        eventlet.sleep(2.5)  # more scheduler runs change nothing
+        assert len(overdue_events()) == 1
     finally:
         FileClock.set_offset(stack.clock_file, timedelta(0))
     assert event["payload"]["invoice_id"] == invoice["id"]

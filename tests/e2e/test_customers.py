@@ -191,8 +191,7 @@ def test_delete_needs_confirmation_then_blocks_login(stack):
     )
     assert r.status_code == 401
     # the history stays for auditors
-    with stack.rpc() as rpc:
-        events = rpc.customers.integration_events(0, 1000)["events"]
+    events = stack.published("customers")
     assert any(
         e["type"] == "CustomerDeleted" and e["aggregate_id"] == customer["id"] for e in events
     )
@@ -410,8 +409,7 @@ def test_impersonation_is_shown_and_audited(stack):
     # what happens meanwhile records the staff member
     r = stack.http("PATCH", "/api/v1/client/profile", acting, json={"phone": "+33 1 23 45 67"})
     assert r.status_code == 200, r.text
-    with stack.rpc() as rpc:
-        events = rpc.customers.integration_events(0, 1000)["events"]
+    events = stack.published("customers")
     [edit] = [
         e for e in events if e["type"] == "CustomerUpdated" and e["aggregate_id"] == customer["id"]
     ]

@@ -29,8 +29,7 @@ def _assert_each_applied_once_in_order(stack, customer_ids, timeout=120):
     opened = stack.billing_accounts_opened()
     assert all(opened[c] == 1 for c in customer_ids), {c: opened[c] for c in customer_ids}
     # billing applied them in the order customers recorded them
-    with stack.rpc() as rpc:
-        upstream = rpc.customers.integration_events(0, 1000)["events"]
+    upstream = stack.published("customers")
     order = [e["aggregate_id"] for e in upstream if e["type"] == "CustomerRegistered"]
     applied = list(opened)
     assert [c for c in applied if c in set(order)] == [c for c in order if c in set(applied)]
@@ -53,8 +52,7 @@ def _publish_raw(stack, envelopes):
 
 
 def _upstream_envelopes(stack, customer_ids):
-    with stack.rpc() as rpc:
-        events = rpc.customers.integration_events(0, 1000)["events"]
+    events = stack.published("customers")
     by_id = {e["aggregate_id"]: e for e in events}
     # the chain, as the relay publishes it
     previous = None

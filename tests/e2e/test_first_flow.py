@@ -58,8 +58,7 @@ def test_registered_customer_gets_an_account_with_zero_balance(stack):
 def test_every_event_records_its_actor(stack):
     customer = stack.register_customer()
     admin = stack.http("GET", "/api/v1/me", stack.admin_token).json()
-    with stack.rpc() as rpc:
-        events = rpc.customers.integration_events(0, 1000)["events"]
+    events = stack.published("customers")
     mine = [e for e in events if e["aggregate_id"] == customer["id"]]
     assert mine and mine[0]["type"] == "CustomerRegistered"
     assert mine[0]["actor"] == {"kind": "staff", "id": admin["staff_id"]}
@@ -67,12 +66,11 @@ def test_every_event_records_its_actor(stack):
 
     # billing's reaction names billing as actor and the customers event as its cause
     stack.wait_until(lambda: customer["id"] in stack.billing_accounts_opened())
-    with stack.rpc() as rpc:
-        opened = [
-            e
-            for e in rpc.billing.integration_events(0, 1000)["events"]
-            if e["payload"]["customer_id"] == customer["id"]
-        ]
+    opened = [
+        e
+        for e in stack.published("billing")
+        if e["type"] == "AccountOpened" and e["payload"]["customer_id"] == customer["id"]
+    ]
     assert opened[0]["actor"] == {"kind": "service", "id": "billing"}
     assert opened[0]["cause"] == f"customers:{mine[0]['position']}"
 

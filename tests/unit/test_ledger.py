@@ -94,6 +94,8 @@ def test_an_invoice_is_paid_once():
             due_date="2026-01-15",
             buyer={},
             seller={},
+            subtotal=100,
+            tax=None,
         )
         invoice.mark_paid("balance", None, T0)
         assert invoice.status == "paid" and invoice.paid_at == T0
