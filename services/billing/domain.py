@@ -212,10 +212,6 @@ class Invoice(Aggregate):
         self.paid_at: datetime | None = None
         self.payments: list[dict] = []
 
-    @staticmethod
-    def create_id(**_) -> UUID:
-        return uuid4()
-
     @property
     def amount(self) -> Money:
         return Money(self.total, self.currency)
@@ -376,10 +372,6 @@ class Payment(Aggregate):
         self.invoice_id = invoice_id
         self.received_at = received_at
 
-    @staticmethod
-    def create_id(**_) -> UUID:
-        return uuid4()
-
 
 class UnmatchedPayment(Aggregate):
     """Money a processor says arrived for no invoice we know: kept for staff to assign."""
@@ -402,10 +394,6 @@ class UnmatchedPayment(Aggregate):
         self.currency = currency
         self.invoice_id = invoice_id
         self.received_at = received_at
-
-    @staticmethod
-    def create_id(**_) -> UUID:
-        return uuid4()
 
 
 class IdempotencyKey(Aggregate):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
@@ -52,10 +52,6 @@ class Customer(Aggregate):
         self.phone: str | None = None
         self.address: str | None = None
         self.notification_settings: dict[str, bool] = dict(DEFAULT_NOTIFICATIONS)
-
-    @staticmethod
-    def create_id(**_) -> UUID:
-        return uuid4()
 
     @property
     def name(self) -> str:
@@ -212,10 +208,6 @@ class StaffMember(Aggregate):
         self.language = language
         self.active = True
         self.notify = dict(notify)
-
-    @staticmethod
-    def create_id(**_) -> UUID:
-        return uuid4()
 
     @event("ImpersonationStarted")
     def start_impersonation(self, customer_id: UUID) -> None:

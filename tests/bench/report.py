@@ -16,10 +16,37 @@ def _ratio(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+THROUGHPUT_HEADER = f"   {'':44} {'ops':>6} {'seconds':>8} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+LATENCY_HEADER = f"   {'':50} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+
+
+def _throughput_row(label: str, s: dict) -> str:
+    lat = s["latency"]
+    return (
+        f"   {label:44} {s['ops']:>6} {s['seconds']:>8.2f} {_num(s['per_second']):>9} "
+        f"{_num(lat['p50_ms']):>8} {_num(lat['p99_ms']):>8}"
+        + (f"   ERRORS: {s['errors']} ({s['first_error']})" if s["errors"] else "")
+    )
+
+
+def _latency_row(label: str, d: dict) -> str:
+    return (
+        f"   {label:50} {d['n']:>5} {_num(d['p50_ms']):>8} {_num(d['p90_ms']):>8} "
+        f"{_num(d['p99_ms']):>8} {_num(d['max_ms']):>8}"
+    )
+
+
+def _cpu_line(cpu: dict, unit: str) -> list[str]:
+    per = cpu[f"cpu_ms_per_{unit}"]
+    return [
+        f"   CPU per {unit} (ms): " + ", ".join(f"{name} {_num(ms)}" for name, ms in per.items()),
+        f"   machine CPU busy during the run: {_num(cpu['machine_busy_percent'], 0)} %",
+    ]
+
+
 def render(r: dict) -> str:
     m = r["machine"]
     a = r["argon2_parameters"]
-    c = r["concurrency"]
     lines = [
         f"hostledger bench, {r['started_at']} (took {r['total_seconds']:.0f} s)",
         f"machine      {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
@@ -35,10 +62,30 @@ def render(r: dict) -> str:
         "stacks were running when the bench started",
         f"argon2       {a['type']}, time_cost={a['time_cost']}, "
         f"memory_cost={a['memory_cost_kib']} KiB, parallelism={a['parallelism']}",
+        f"sections     {', '.join(r['sections'])}",
+    ]
+    parts = []
+    t = r["throughput"]
+    if "registrations" in t:
+        parts += [_registrations(r), _propagation(r)]
+    if "logins" in t:
+        parts.append(_logins(r))
+    if "customer_list" in r:
+        parts.append(_customer_list(r))
+    if {"payments", "invoices"} & set(t) or "account_history" in r:
+        parts.append(_billing(r))
+    for number, part in enumerate(parts, 1):
+        lines += ["", f"{number}. {part[0]}", *part[1:]]
+    lines += ["", *_footer(r)]
+    return "\n".join(lines)
+
+
+def _registrations(r: dict) -> list[str]:
+    c = r["concurrency"]
+    lines = [
+        f"REGISTRATIONS, {c} concurrent clients (green threads; argon2 in real threads)",
         "",
-        f"1. THROUGHPUT, {c} concurrent clients (green threads; argon2 in real threads)",
-        "",
-        f"   {'':44} {'ops':>6} {'seconds':>8} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}",
+        THROUGHPUT_HEADER,
     ]
     for label, key in (
         ("registrations, HTTP POST via the gateway", "registrations"),
@@ -48,13 +95,7 @@ def render(r: dict) -> str:
         ("bare PostgreSQL single-row INSERT", "postgres_insert"),
         ("argon2id hash, one at a time (1 client)", "argon2_serial"),
     ):
-        s = r["throughput"][key]
-        lat = s["latency"]
-        lines.append(
-            f"   {label:44} {s['ops']:>6} {s['seconds']:>8.2f} {_num(s['per_second']):>9} "
-            f"{_num(lat['p50_ms']):>8} {_num(lat['p99_ms']):>8}"
-            + (f"   ERRORS: {s['errors']} ({s['first_error']})" if s["errors"] else "")
-        )
+        lines.append(_throughput_row(label, r["throughput"][key]))
     q = r["ratios"]
     lines += [
         "",
@@ -66,60 +107,174 @@ def render(r: dict) -> str:
         "   real ceiling of registrations on this machine, not the database.",
     ]
     cpu = r["throughput"]["registrations_cpu"]
-    per = cpu["cpu_ms_per_registration"]
     hash_cpu = r["throughput"]["argon2_serial"].get("cpu_ms_per_op")
     lines += [
         "",
         f"   one argon2id hash alone takes {_num(hash_cpu)} ms of CPU",
-        "   CPU per registration (ms): "
-        + ", ".join(f"{name} {_num(ms)}" for name, ms in per.items()),
-        f"   machine CPU busy during the run: {_num(cpu['machine_busy_percent'], 0)} %",
+        *_cpu_line(cpu, "registration"),
         "   CPU of the idle services (their polling loops), ms per second: "
         + ", ".join(f"{k} {_num(v)}" for k, v in r["idle_cpu_ms_per_second"].items()),
     ]
+    return lines
+
+
+def _propagation(r: dict) -> list[str]:
+    c = r["concurrency"]
     p = r["propagation"]
     logs = r["log_problems"]
-    lines += [
-        "",
-        "2. PROPAGATION: customer registered -> billing account opened",
+    lines = [
+        "PROPAGATION: customer registered -> billing account opened",
         "   method: store timestamps (customers_events Customer.Registered `timestamp` vs",
         "   billing_events PersonalAccount.Opened `timestamp`); split at the moment a queue",
         "   of the bench's own on the events exchange received the integration event",
         "",
-        f"   {'':50} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}",
-    ]
-
-    def row(label, d):
-        return (
-            f"   {label:50} {d['n']:>5} {_num(d['p50_ms']):>8} {_num(d['p90_ms']):>8} "
-            f"{_num(d['p99_ms']):>8} {_num(d['max_ms']):>8}"
-        )
-
-    lines += [
-        row("one registration at a time", p["isolated"]["total"]),
-        row("  relay: registered -> out of RabbitMQ", p["isolated"]["relay"]),
-        row("  consumer: out of RabbitMQ -> account opened", p["isolated"]["consumer"]),
-        row(f"during the {c}-client throughput run", p["under_load"]["total"]),
-        row("  relay: registered -> out of RabbitMQ", p["under_load"]["relay"]),
-        row("  consumer: out of RabbitMQ -> account opened", p["under_load"]["consumer"]),
-        row("API-visible: POST answered -> first 200 (poll 5 ms)", p["api_polling"]["lag"]),
-        row("  one poll (GET .../account) took", p["api_polling"]["poll_request"]),
-        row("bare RabbitMQ: publish persistent + confirm", r["rabbitmq"]["confirm"]),
-        row("bare RabbitMQ: publish -> consumed", r["rabbitmq"]["delivered"]),
+        LATENCY_HEADER,
+        _latency_row("one registration at a time", p["isolated"]["total"]),
+        _latency_row("  relay: registered -> out of RabbitMQ", p["isolated"]["relay"]),
+        _latency_row("  consumer: out of RabbitMQ -> account opened", p["isolated"]["consumer"]),
+        _latency_row(f"during the {c}-client throughput run", p["under_load"]["total"]),
+        _latency_row("  relay: registered -> out of RabbitMQ", p["under_load"]["relay"]),
+        _latency_row("  consumer: out of RabbitMQ -> account opened", p["under_load"]["consumer"]),
+        _latency_row(
+            "API-visible: POST answered -> first 200 (poll 5 ms)", p["api_polling"]["lag"]
+        ),
+        _latency_row("  one poll (GET .../account) took", p["api_polling"]["poll_request"]),
+        _latency_row("bare RabbitMQ: publish persistent + confirm", r["rabbitmq"]["confirm"]),
+        _latency_row("bare RabbitMQ: publish -> consumed", r["rabbitmq"]["delivered"]),
     ]
     caught = ", ".join(f"{k} {v}" for k, v in logs["caught_up"].items()) or "none"
     for label, key in (("one at a time", "isolated"), ("throughput run", "under_load")):
-        if trend := p[key].get("p50_ms_by_fifth"):
-            lines.append(
-                f"   {label}: p50 lag by fifth of the run, in registration order (ms): "
-                + ", ".join(_num(x, 0) for x in trend)
-            )
         if missing := p[key].get("accounts_missing"):
             lines.append(f"   MISSING: {missing} accounts never opened ({label})")
     lines += [
-        "   (the relay polls the customers log every 50 ms when it finds nothing to publish)",
+        "   (relay: customers' commit -> integration event out of RabbitMQ, on the customers side)",
         f"   events applied by a consumer's periodic catch-up (RPC), not from RabbitMQ: {caught}",
+    ]
+    return lines
+
+
+def _logins(r: dict) -> list[str]:
+    t = r["throughput"]
+    a = r["argon2_parameters"]
+    lines = [
+        f"LOGINS, {r['concurrency']} concurrent clients, each a customer with its own password",
         "",
+        THROUGHPUT_HEADER,
+        _throughput_row("logins, POST /api/v1/auth/login (gateway)", t["logins"]),
+        _throughput_row("bare argon2id verify, same parameters", t["argon2_verify"]),
+        "",
+        "   logins / argon2id verify             "
+        + _ratio(r["ratios"]["logins_per_argon2_verify"]),
+        f"   verify parameters: argon2id time_cost={a['time_cost']}, "
+        f"memory_cost={a['memory_cost_kib']} KiB, parallelism={a['parallelism']}; "
+        f"{_num(t['argon2_verify'].get('cpu_ms_per_op'))} ms of CPU a verify",
+        *_cpu_line(t["logins_cpu"], "login"),
+    ]
+    return lines
+
+
+def _customer_list(r: dict) -> list[str]:
+    cl = r["customer_list"]
+    seeded = cl["seeded"]
+    lines = [
+        f"CUSTOMER LIST at {seeded['rows_in_table']:,} customers "
+        "(GET /api/v1/staff/customers as admin, one request at a time)",
+        f"   {seeded['rows_seeded']:,} rows were SEEDED into the read model table customer_list "
+        "with one COPY,",
+        "   not registered (no events, no aggregates, no password hashes); "
+        f"COPY {seeded['copy_seconds']:.1f} s ({_num(seeded['copy_rows_per_second'], 0)} rows/s), "
+        f"ANALYZE {seeded['analyze_seconds']:.1f} s",
+        "",
+        LATENCY_HEADER,
+    ]
+    for key, label in (("three_filters", "three filters"), ("name_only", "name filter alone")):
+        q = cl[key]
+        filters = "&".join(f"{k}={v}" for k, v in q["filters"].items())
+        lines += [
+            f"   {label}: ?{filters}  ({q['http']['matches']:,} match)",
+            _latency_row("  through the gateway", q["http"]),
+            _latency_row("  bare PostgreSQL: the same count + page SQL", q["sql"]),
+            f"   {'  gateway p50 / bare SQL p50':50} {_num(q.get('ratio_p50')):>5}",
+        ]
+    return lines
+
+
+def _billing(r: dict) -> list[str]:
+    t = r["throughput"]
+    q = r["ratios"]
+    lines = [f"BILLING, {r['concurrency']} concurrent clients as admin", ""]
+    if "payments" in t or "invoices" in t:
+        lines.append(THROUGHPUT_HEADER)
+    if "payments" in t:
+        lines += [
+            _throughput_row("payments, POST /api/v1/staff/payments", t["payments"]),
+            _throughput_row(
+                "bare eventsourcing: get+update 1, new 1, save", t["eventsourcing_update"]
+            ),
+        ]
+    if "invoices" in t:
+        lines += [
+            _throughput_row("invoices, POST /api/v1/staff/invoices", t["invoices"]),
+            _throughput_row(
+                "bare eventsourcing: same, 1 shared, in turn", t["eventsourcing_series"]
+            ),
+        ]
+    if "payments" in t:
+        lines += [
+            "",
+            "   payments: client i pays into customer i's account (no contention for an account)",
+            "   payments / bare update + new          "
+            + _ratio(q["payments_per_eventsourcing_update"]),
+            *_cpu_line(t["payments_cpu"], "payment"),
+        ]
+    if "invoices" in t:
+        n = t["invoice_numbers"]
+        lines += [
+            "",
+            "   invoices: all in the default series, so every issuer contends for the next number",
+            "   invoices / bare shared update + new   "
+            + _ratio(q["invoices_per_eventsourcing_series"]),
+            f"   numbers: {n['issued']} issued, {n['distinct_numbers']} distinct, "
+            f"{n['gaps_between_first_and_last']} gaps from {n['first']} to {n['last']}; "
+            f"p50 {_num(n['first_quarter']['p50_ms'])} ms in the first quarter of the run, "
+            f"{_num(n['last_quarter']['p50_ms'])} ms in the last",
+            *_cpu_line(t["invoices_cpu"], "invoice"),
+        ]
+    if "account_history" in r:
+        h = r["account_history"]
+        s = h["seeded"]
+        lines += [
+            "",
+            f"   LONG ACCOUNT: {s['entries']:,} entries, seeded in-process with billing's "
+            f"application in {s['seed_seconds']:.1f} s",
+            f"   ({_num(s['entries_per_second'], 0)} entries/s, one save per {s['batch']}; "
+            f"no snapshots during, then one snapshot of the final version: "
+            f"{s['snapshot_seconds']:.1f} s)",
+            "   the billing service then went through the new events for "
+            f"{s['billing_service_busy_seconds']:.0f} s",
+            "",
+            LATENCY_HEADER,
+        ]
+        for key in ("at_middle", "at_start"):
+            a = h[key]
+            lines += [
+                _latency_row(
+                    f"GET /api/v1/client/account?at= ({a['entries_answered']:,} entries)", a["http"]
+                ),
+                f"   {'  answer size':50} {a['response_bytes'] / 1e6:>14.1f} MB",
+                _latency_row(
+                    "  bare: billing's account_view() for that at", a["bare_account_view"]
+                ),
+                _latency_row("  bare: json.dumps() of that view", a["bare_json_dumps"]),
+                f"   {'  gateway p50 / bare get p50':50} {_num(a.get('ratio_p50_to_bare_get')):>5}",
+            ]
+        lines.append(_latency_row("bare: app.repository.get(account_id) in-process", h["bare_get"]))
+    return lines
+
+
+def _footer(r: dict) -> list[str]:
+    logs = r["log_problems"]
+    return [
         f"JSON: {r['json_path']}",
         f"service logs: {r['logs']}",
         f"  {logs['lines']} ERROR/CRITICAL/unexpected traceback lines before shutdown"
@@ -128,7 +283,6 @@ def render(r: dict) -> str:
         + (", ".join(f"{k} {v}" for k, v in logs["expected_errors"].items()) or "none"),
         "phases (s): " + ", ".join(f"{k} {v}" for k, v in r["phases_seconds"].items()),
     ]
-    return "\n".join(lines)
 
 
 def write_json(results: dict, path: Path) -> None:

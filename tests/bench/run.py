@@ -14,19 +14,51 @@ from datetime import UTC, datetime
 from services.infra.databases import drop_database, ensure_database
 from services.infra.passwords import PARAMETERS
 from services.infra.settings import SERVICES
-from tests.bench import facts, report, substrate, system
+from tests.bench import billing, customer_list, facts, report, substrate, system
 from tests.bench.drive import CpuMeter, pids_named
 from tests.stack import ROOT, Stack
 
 IDLE_SERVICES = ("orders", "helpdesk", "mailgateway")  # no part in a registration
 CAUGHT_UP = re.compile(r"caught up (\d+) events from")
 JSON_PATH = ROOT / ".hostledger" / "bench" / "latest.json"
+PRODUCTION_DEFAULTS = (
+    "HOSTLEDGER_CATCHUP_INTERVAL",
+    "HOSTLEDGER_CLOCK_FILE",
+    "HOSTLEDGER_RPC_TIMEOUT",
+    "HOSTLEDGER_SCHEDULER_INTERVAL",
+)
+SECTIONS = ("registrations", "logins", "customer-list", "payments", "invoices", "account")
+
+
+def _sections(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {', '.join(unknown)} (sections: {', '.join(SECTIONS)})"
+        )
+    return names
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench",
-        description="Throughput and propagation lag of hostledger against the bare substrate.",
+        description="Throughput, latency and propagation lag of hostledger against the bare "
+        "substrate. Sections: " + ", ".join(SECTIONS) + " (all by default).",
+    )
+    parser.add_argument(
+        "--only",
+        type=_sections,
+        default=None,
+        metavar="SECTION[,SECTION]",
+        help="run only these sections",
+    )
+    parser.add_argument(
+        "--skip",
+        type=_sections,
+        default=[],
+        metavar="SECTION[,SECTION]",
+        help="leave these sections out",
     )
     parser.add_argument("--concurrency", type=int, default=8, help="clients at once (8)")
     parser.add_argument(
@@ -57,9 +89,45 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="duration of each PostgreSQL/eventsourcing baseline (2)",
     )
     parser.add_argument(
-        "--hashes", type=int, default=32, help="argon2id hashes in the concurrent baseline (32)"
+        "--hashes",
+        type=int,
+        default=32,
+        help="argon2id hashes, and verifies, in the concurrent baselines (32)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--logins", type=int, default=200, help="logins measured (200)")
+    parser.add_argument(
+        "--list-rows",
+        type=int,
+        default=100_000,
+        help="customers seeded into the customer list read model (100000)",
+    )
+    parser.add_argument(
+        "--list-samples",
+        type=int,
+        default=100,
+        help="requests, and bare queries, per customer list filter set (100)",
+    )
+    parser.add_argument("--payments", type=int, default=300, help="payments measured (300)")
+    parser.add_argument("--invoices", type=int, default=200, help="invoices measured (200)")
+    parser.add_argument(
+        "--account-entries",
+        type=int,
+        default=100_000,
+        help="entries seeded into one personal account (100000)",
+    )
+    parser.add_argument(
+        "--account-batch", type=int, default=1000, help="entries per save while seeding (1000)"
+    )
+    parser.add_argument(
+        "--account-samples",
+        type=int,
+        default=10,
+        help="requests per `at` of the long account, after one to warm up (10)",
+    )
+    args = parser.parse_args(argv)
+    chosen = args.only if args.only is not None else list(SECTIONS)
+    args.sections = [name for name in SECTIONS if name in chosen and name not in args.skip]
+    return args
 
 
 class Phases:
@@ -87,10 +155,12 @@ def main(argv=None) -> int:
         "concurrency": args.concurrency,
         "argon2_parameters": dict(PARAMETERS),
         "settings": vars(args),
+        "sections": args.sections,
         "phases_seconds": phase.seconds,
     }
-    # the services' production defaults, not the test suite's quick catch-up and file clock
-    stack = Stack(extra_env={"HOSTLEDGER_CATCHUP_INTERVAL": "", "HOSTLEDGER_CLOCK_FILE": ""})
+    # the services' production defaults, not the test suite's quick catch-up, file clock,
+    # short RPC timeout and every-second scheduler
+    stack = Stack(extra_env=dict.fromkeys(PRODUCTION_DEFAULTS, ""))
     scratch = f"{stack.settings.db_prefix}bench"
     results["other_nameko_processes_at_start"] = len(facts.nameko_processes())
     print(f"hostledger bench: logs of the services in {stack.logs}", flush=True)
@@ -104,10 +174,13 @@ def main(argv=None) -> int:
         idle = CpuMeter({name: (lambda p=proc: [p.pid]) for name, proc in stack.procs.items()})
         idle.start()
         results["throughput"] = measure_substrate(stack, scratch, args, phase)
-        with phase("RabbitMQ round trip"):
-            results["rabbitmq"] = substrate.rabbitmq_roundtrip(stack.env["AMQP_URI"], 200)
+        if "registrations" in args.sections:
+            with phase("RabbitMQ round trip"):
+                results["rabbitmq"] = substrate.rabbitmq_roundtrip(stack.env["AMQP_URI"], 200)
         results["idle_cpu_ms_per_second"] = idle_summary(idle.stop())
-        measure_system(stack, args, results, phase)
+        if "registrations" in args.sections:
+            measure_system(stack, args, results, phase)
+        measure_more(stack, args, results, phase)
         results["log_problems"] = scan_logs(stack)
         results["logs"] = str(stack.logs.relative_to(ROOT))
     finally:
@@ -147,20 +220,34 @@ def measure_substrate(stack, scratch: str, args, phase: Phases) -> dict:
     conninfo = server.conninfo(scratch)
     n = args.concurrency
     out = {}
-    with phase("bare PostgreSQL INSERT"):
-        out["postgres_insert"] = substrate.postgres_insert(conninfo, n, args.seconds).summary()
-    with phase("bare eventsourcing save"):
-        out["eventsourcing_save"] = substrate.eventsourcing_save(
-            server, scratch, n, args.seconds
-        ).summary()
-    with phase("bare eventsourcing save of 3 aggregates"):
-        out["eventsourcing_save_3"] = substrate.eventsourcing_save(
-            server, scratch, n, args.seconds, aggregates_per_save=3
-        ).summary()
-    with phase("bare argon2id hashes"):
-        out["argon2"] = substrate.argon2_hash(n, args.hashes, warmup=n).summary()
-    with phase("bare argon2id hashes one at a time"):
-        out["argon2_serial"] = substrate.argon2_hash(1, 5, warmup=1).summary()
+    if "registrations" in args.sections:
+        with phase("bare PostgreSQL INSERT"):
+            out["postgres_insert"] = substrate.postgres_insert(conninfo, n, args.seconds).summary()
+        with phase("bare eventsourcing save"):
+            out["eventsourcing_save"] = substrate.eventsourcing_save(
+                server, scratch, n, args.seconds
+            ).summary()
+        with phase("bare eventsourcing save of 3 aggregates"):
+            out["eventsourcing_save_3"] = substrate.eventsourcing_save(
+                server, scratch, n, args.seconds, aggregates_per_save=3
+            ).summary()
+        with phase("bare argon2id hashes"):
+            out["argon2"] = substrate.argon2_hash(n, args.hashes, warmup=n).summary()
+        with phase("bare argon2id hashes one at a time"):
+            out["argon2_serial"] = substrate.argon2_hash(1, 5, warmup=1).summary()
+    if "logins" in args.sections:
+        with phase("bare argon2id verifies"):
+            out["argon2_verify"] = substrate.argon2_verify(n, args.hashes, warmup=n).summary()
+    if "payments" in args.sections:
+        with phase("bare eventsourcing update + new aggregate"):
+            out["eventsourcing_update"] = substrate.eventsourcing_update(
+                server, scratch, n, args.seconds
+            ).summary()
+    if "invoices" in args.sections:
+        with phase("bare eventsourcing update of one shared aggregate + new aggregate"):
+            out["eventsourcing_series"] = substrate.eventsourcing_update(
+                server, scratch, n, args.seconds, shared=True
+            ).summary()
     return out
 
 
@@ -174,7 +261,7 @@ def measure_system(stack, args, results: dict, phase: Phases) -> None:
             )
             cpu = meter.stop()
         results["throughput"]["registrations"] = result.summary()
-        results["throughput"]["registrations_cpu"] = cpu_summary(cpu, result.ops)
+        results["throughput"]["registrations_cpu"] = cpu_summary(cpu, result.ops, "registration")
         under_load = system.lags(stack, measured, tap)
         with phase(f"{args.lag_samples} registrations one at a time"):
             isolated_ids, api = system.isolated_registrations(
@@ -191,6 +278,92 @@ def measure_system(stack, args, results: dict, phase: Phases) -> None:
         "under_load": under_load,
         "api_polling": api,
     }
+
+
+def measure_more(stack, args, results: dict, phase: Phases) -> None:
+    """Logins, the customer list at scale, payments, invoices, a long account."""
+    n = args.concurrency
+    sections = args.sections
+    customers: list[dict] = []
+    if {"logins", "payments", "invoices"} & set(sections):
+        with phase(f"registering {n} customers for logins and billing"):
+            customers = system.bench_customers(stack, n)
+            if {"payments", "invoices"} & set(sections):
+                system.wait_for_billing_accounts(stack, [c["id"] for c in customers])
+    ids = [c["id"] for c in customers]
+    t = results["throughput"]
+
+    def timed(key: str, unit: str, run):
+        meter = CpuMeter(cpu_sources(stack))
+        result = run(meter.start)
+        cpu = meter.stop()
+        t[key] = result.summary()
+        t[f"{key}_cpu"] = cpu_summary(cpu, result.ops, unit)
+        return result
+
+    if "logins" in sections:
+        with phase(f"{args.logins} logins from {n} clients"):
+            timed(
+                "logins",
+                "login",
+                lambda start: system.logins(
+                    stack, customers, n, args.logins, warmup=n, on_start=start
+                ),
+            )
+    if "customer-list" in sections:
+        with phase(f"seeding {args.list_rows:,} customers into the customer list read model"):
+            seeded = customer_list.seed(stack, args.list_rows)
+        with phase(f"customer list: {args.list_samples} requests and bare queries per filter set"):
+            results["customer_list"] = {
+                "seeded": seeded,
+                **customer_list.measure(stack, args.list_samples),
+            }
+    if "payments" in sections:
+        with phase(f"{args.payments} payments from {n} clients"):
+            timed(
+                "payments",
+                "payment",
+                lambda start: billing.payments(
+                    stack, ids, n, args.payments, warmup=n, on_start=start
+                ),
+            )
+    if "invoices" in sections:
+        with phase(f"{args.invoices} invoices from {n} clients, one series"):
+            numbers: dict = {}
+
+            def run(start):
+                result, found = billing.invoices(
+                    stack, ids, n, args.invoices, warmup=n, on_start=start
+                )
+                numbers.update(found)
+                return result
+
+            timed("invoices", "invoice", run)
+            t["invoice_numbers"] = numbers
+    if "account" in sections:
+        measure_account(stack, args, results, phase)
+
+
+def measure_account(stack, args, results: dict, phase: Phases) -> None:
+    entries = args.account_entries
+    with phase("registering the customer of the long account"):
+        (customer,) = system.bench_customers(stack, 1)
+        system.wait_for_billing_accounts(stack, [customer["id"]])
+    with phase(f"seeding {entries:,} account entries in-process"):
+        app, seeded = billing.seed_account(stack, customer["id"], entries, args.account_batch)
+    try:
+        with phase("waiting for the billing service to go through the new events"):
+            seeded["billing_service_busy_seconds"] = billing.wait_until_quiet(
+                stack.procs["billing"].pid
+            )
+        answered = {"at_middle": max(1, entries // 2), "at_start": min(entries, 100)}
+        with phase(f"long account: {args.account_samples} requests per `at`, and bare reads"):
+            reads = billing.account_reads(
+                stack, app, customer, seeded, args.account_samples, answered
+            )
+    finally:
+        app.close()
+    results["account_history"] = {"seeded": seeded, **reads}
 
 
 def cpu_sources(stack) -> dict:
@@ -221,17 +394,17 @@ def cpu_sources(stack) -> dict:
     }
 
 
-def cpu_summary(cpu: dict, registrations: int) -> dict:
+def cpu_summary(cpu: dict, ops: int, unit: str) -> dict:
     per = {
-        name: round(seconds * 1000 / registrations, 1) if registrations else None
+        name: round(seconds * 1000 / ops, 1) if ops else None
         for name, seconds in cpu["process_cpu_seconds"].items()
     }
-    if registrations:
+    if ops:
         rest = cpu["machine_busy_cpu_seconds"] - sum(cpu["process_cpu_seconds"].values())
-        per["everything else"] = round(rest * 1000 / registrations, 1)
+        per["everything else"] = round(rest * 1000 / ops, 1)
     busy = cpu["machine_busy_fraction"]
     return {
-        "cpu_ms_per_registration": per,
+        f"cpu_ms_per_{unit}": per,
         "machine_busy_percent": round(busy * 100, 1) if busy is not None else None,
         "wall_seconds": round(cpu["wall_seconds"], 3),
     }
@@ -247,16 +420,20 @@ def idle_summary(cpu: dict) -> dict:
 
 def add_ratios(results: dict) -> None:
     t = results["throughput"]
-    rate = t["registrations"]["per_second"]
 
-    def ratio(key):
-        base = t[key]["per_second"]
-        return round(rate / base, 4) if base else None
+    def ratio(key, base_key):
+        if key not in t or base_key not in t:
+            return None
+        base = t[base_key]["per_second"]
+        return round(t[key]["per_second"] / base, 4) if base else None
 
     results["ratios"] = {
-        "registrations_per_eventsourcing_save": ratio("eventsourcing_save"),
-        "registrations_per_insert": ratio("postgres_insert"),
-        "registrations_per_argon2": ratio("argon2"),
+        "registrations_per_eventsourcing_save": ratio("registrations", "eventsourcing_save"),
+        "registrations_per_insert": ratio("registrations", "postgres_insert"),
+        "registrations_per_argon2": ratio("registrations", "argon2"),
+        "logins_per_argon2_verify": ratio("logins", "argon2_verify"),
+        "payments_per_eventsourcing_update": ratio("payments", "eventsourcing_update"),
+        "invoices_per_eventsourcing_series": ratio("invoices", "eventsourcing_series"),
     }
 
 

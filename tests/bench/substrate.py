@@ -4,7 +4,11 @@
 - the eventsourcing library: an in-process `Application` on PostgreSQL saving a new small
   aggregate (one event), and three at once (the shape of a customer registration);
 - argon2id with the parameters the customers service uses, offloaded to real threads
-  (eventlet's tpool) exactly as `services.infra.passwords.hash_password` does;
+  (eventlet's tpool) exactly as `services.infra.passwords.hash_password` does; and a
+  verify of such a hash (a login's share of argon2);
+- the eventsourcing library updating an existing aggregate and creating a new one in one
+  save (a payment's shape), and the same on one aggregate shared by every client, the
+  clients taking turns (an invoice's shape: one gapless series);
 - RabbitMQ: publish a persistent message with publisher confirms to a durable queue and
   consume it (what the relay and a consumer do for each integration event).
 
@@ -18,6 +22,7 @@ import time
 import uuid
 
 import psycopg
+from eventlet.semaphore import Semaphore
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
@@ -53,6 +58,18 @@ class BenchItem(Aggregate):
     @event("Created")
     def __init__(self, name: str):
         self.name = name
+
+
+class BenchCounter(Aggregate):
+    """An existing aggregate that each operation changes: one more event on it."""
+
+    @event("Created")
+    def __init__(self):
+        self.taken = 0
+
+    @event("Taken")
+    def take(self) -> None:
+        self.taken += 1
 
 
 class BenchApplication(Application):
@@ -92,6 +109,40 @@ def eventsourcing_save(
         app.close()
 
 
+def eventsourcing_update(
+    server, dbname: str, concurrency: int, seconds: float, shared: bool = False
+) -> Result:
+    """Get an existing aggregate, add one event to it, save it with one new aggregate.
+
+    Each client has its own counter aggregate (`shared=False`), or all of them take turns
+    (a semaphore) on one counter (`shared=True`): a gapless number series in one process.
+    """
+    app = BenchApplication(env=eventsourcing_env(server, dbname, concurrency))
+    lock = Semaphore()
+    common = BenchCounter()
+    app.save(common)
+    try:
+
+        def factory(_resources):
+            counter_id = common.id
+            if not shared:
+                own = BenchCounter()
+                app.save(own)
+                counter_id = own.id
+
+            def update():
+                with lock if shared else contextlib.nullcontext():
+                    counter = app.repository.get(counter_id)
+                    counter.take()
+                    app.save(counter, BenchItem(name="bench item"))
+
+            return update
+
+        return drive(factory, concurrency, seconds=seconds, warmup=concurrency * 3)
+    finally:
+        app.close()
+
+
 def argon2_hash(concurrency: int, total: int, warmup: int) -> Result:
     from services.infra.passwords import hash_password  # same hasher, same tpool offload
 
@@ -110,6 +161,44 @@ def argon2_hash(concurrency: int, total: int, warmup: int) -> Result:
         before_measure=lambda: start.append(time.process_time()),
     )
     result.cpu_seconds = time.process_time() - start[0]  # all threads of this process
+    return result
+
+
+def argon2_verify(concurrency: int, total: int, warmup: int) -> Result:
+    """Verify a correct password against an argon2id hash made with the service's parameters.
+
+    A hasher of our own with those parameters (`services.infra.passwords.PARAMETERS`),
+    offloaded to eventlet's tpool as `verify_password` does.
+    """
+    from argon2 import PasswordHasher
+    from eventlet import tpool
+
+    from services.infra.passwords import PARAMETERS
+
+    hasher = PasswordHasher(
+        time_cost=PARAMETERS["time_cost"],
+        memory_cost=PARAMETERS["memory_cost_kib"],
+        parallelism=PARAMETERS["parallelism"],
+    )
+    password = "correct horse battery staple"
+    stored = hasher.hash(password)
+
+    def factory(_resources):
+        def verify_one():
+            if not tpool.execute(hasher.verify, stored, password):
+                raise RuntimeError("argon2 verify failed")
+
+        return verify_one
+
+    start: list[float] = []
+    result = drive(
+        factory,
+        concurrency,
+        total=total,
+        warmup=warmup,
+        before_measure=lambda: start.append(time.process_time()),
+    )
+    result.cpu_seconds = time.process_time() - start[0]
     return result
 
 

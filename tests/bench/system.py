@@ -266,3 +266,63 @@ class BrokerTap:
             self._thread.wait()
         if self._conn is not None:
             self._conn.release()
+
+
+# -- customers of the later sections ---------------------------------------------------
+
+
+def bench_customers(stack, n: int, language: str = "en") -> list[dict]:
+    """`n` customers registered through the gateway, with their generated credentials."""
+    customers = []
+    for _ in range(n):
+        body = registration_body() | {"language": language}
+        r = stack.http("POST", REGISTER_PATH, stack.admin_token, json=body)
+        if r.status_code != 201:
+            raise RuntimeError(f"POST {REGISTER_PATH} answered {r.status_code}: {r.text[:200]}")
+        customers.append(r.json())
+    return customers
+
+
+def wait_for_billing_accounts(stack, customer_ids: list[str], timeout: float = 60) -> None:
+    """Until `GET /api/v1/staff/customers/{id}/account` answers 200 for every customer."""
+    deadline = time.perf_counter() + timeout
+    pending = list(customer_ids)
+    while pending:
+        path = f"/api/v1/staff/customers/{pending[0]}/account"
+        r = stack.http("GET", path, stack.admin_token)
+        if r.status_code == 200:
+            pending.pop(0)
+            continue
+        if r.status_code != 404 or time.perf_counter() > deadline:
+            raise RuntimeError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
+        eventlet.sleep(0.05)
+
+
+# -- logins ---------------------------------------------------------------------------------
+
+LOGIN_PATH = "/api/v1/auth/login"
+
+
+def logins(
+    stack, customers: list[dict], concurrency: int, total: int, warmup: int, on_start=None
+) -> Result:
+    """`POST /api/v1/auth/login` with a customer's username and password, `concurrency` at once.
+
+    Client i logs in as customer i (modulo their number), each with its own session.
+    """
+    credentials = [c["credentials"] for c in customers]
+    url = stack.base_url + LOGIN_PATH
+    assigned = iter(range(concurrency))
+
+    def factory(resources: contextlib.ExitStack):
+        session = resources.enter_context(requests.Session())
+        body = credentials[next(assigned) % len(credentials)]
+
+        def login():
+            r = session.post(url, json=body, timeout=60)
+            if r.status_code != 200 or "token" not in r.json():
+                raise RuntimeError(f"POST {LOGIN_PATH} answered {r.status_code}: {r.text[:200]}")
+
+        return login
+
+    return drive(factory, concurrency, total=total, warmup=warmup, before_measure=on_start)

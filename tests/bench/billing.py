@@ -1,0 +1,237 @@
+"""Billing through the gateway: payments, invoices, and reading a long account.
+
+- payments: `POST /api/v1/staff/payments` as admin, client i paying into customer i's
+  account (their accounts exist first), so clients do not contend for one account;
+- invoices: `POST /api/v1/staff/invoices` as admin, every invoice in the default series
+  (no project), so every issuer contends for the next gapless number;
+- account history: one customer's personal account given `entries` entries, then
+  `GET /api/v1/client/account?at=...` as that customer. The entries are seeded in the
+  bench process with billing's own application (`services.billing.application.Billing`
+  on the stack's billing database): one `credit("payment", ...)` per entry on one
+  aggregate object, saved every `batch` entries. Snapshots are not taken during the
+  seeding (on the live service a snapshot is taken every 100 versions, and each is a
+  copy of every entry so far: seeding 100,000 entries that way would serialize about
+  5·10⁷ entries into 1,000 snapshots); one snapshot at the final version is put afterwards, which is
+  what the service reads (the latest snapshot, then the events after it). Its cost
+  is reported: the service pays it again every 100 entries of such an account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import requests
+
+from tests.bench.drive import CpuMeter, Result, distribution_ms, drive
+
+PAYMENTS_PATH = "/api/v1/staff/payments"
+INVOICES_PATH = "/api/v1/staff/invoices"
+ACCOUNT_PATH = "/api/v1/client/account"
+CURRENCY = "EUR"
+ENTRY_STEP = timedelta(minutes=5)
+
+
+def _admin_session(stack) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {stack.admin_token}"
+    return session
+
+
+def payments(
+    stack, customer_ids: list[str], concurrency: int, total: int, warmup: int, on_start=None
+) -> Result:
+    url = stack.base_url + PAYMENTS_PATH
+    assigned = itertools.count()
+
+    def factory(resources: contextlib.ExitStack):
+        session = resources.enter_context(_admin_session(stack))
+        customer_id = customer_ids[next(assigned) % len(customer_ids)]
+
+        def pay():
+            body = {
+                "customer_id": customer_id,
+                "amount": {"amount": 100, "currency": CURRENCY},
+                "method": "bank_transfer",
+                "reference": f"bench-{uuid.uuid4().hex[:12]}",
+            }
+            r = session.post(url, json=body, timeout=60)
+            if r.status_code != 201:
+                raise RuntimeError(f"POST {PAYMENTS_PATH} answered {r.status_code}: {r.text[:200]}")
+
+        return pay
+
+    return drive(factory, concurrency, total=total, warmup=warmup, before_measure=on_start)
+
+
+def invoices(
+    stack, customer_ids: list[str], concurrency: int, total: int, warmup: int, on_start=None
+) -> tuple[Result, dict]:
+    """The run, and what the numbers handed out look like (unique, gapless?)."""
+    url = stack.base_url + INVOICES_PATH
+    assigned = itertools.count()
+    numbers: list[str] = []
+    order: list[tuple[float, float]] = []  # (started, seconds) of each measured invoice
+    measuring = []
+
+    def factory(resources: contextlib.ExitStack):
+        session = resources.enter_context(_admin_session(stack))
+        customer_id = customer_ids[next(assigned) % len(customer_ids)]
+
+        def issue():
+            body = {
+                "customer_id": customer_id,
+                "currency": CURRENCY,
+                "lines": [{"description": "x", "unit_price": 100}],
+            }
+            t0 = time.perf_counter()
+            r = session.post(url, json=body, timeout=60)
+            if r.status_code != 201:
+                raise RuntimeError(f"POST {INVOICES_PATH} answered {r.status_code}: {r.text[:200]}")
+            if measuring:
+                numbers.append(r.json()["number"])
+                order.append((t0, time.perf_counter() - t0))
+
+        return issue
+
+    def start():
+        measuring.append(True)
+        if on_start is not None:
+            on_start()
+
+    result = drive(factory, concurrency, total=total, warmup=warmup, before_measure=start)
+    digits = sorted(int("".join(ch for ch in n if ch.isdigit())) for n in numbers)
+    expected = set(range(digits[0], digits[-1] + 1)) if digits else set()
+    order.sort()
+    quarter = max(1, len(order) // 4)
+    return result, {
+        "issued": len(numbers),
+        "distinct_numbers": len(set(numbers)),
+        "gaps_between_first_and_last": len(expected - set(digits)),
+        "first": digits[0] if digits else None,
+        "last": digits[-1] if digits else None,
+        "first_quarter": distribution_ms([s for _, s in order[:quarter]]),
+        "last_quarter": distribution_ms([s for _, s in order[-quarter:]]),
+    }
+
+
+# -- a long account -------------------------------------------------------------------
+
+
+def seed_account(stack, customer_id: str, entries: int, batch: int) -> tuple[object, dict]:
+    """Credit `entries` entries of 1 EUR to the customer's account in-process; timed.
+
+    Returns billing's application (left open for the bare reads) and the figures.
+    """
+    from services.billing.application import Billing
+    from services.infra.money import Money
+
+    app = Billing(cfg=stack.settings)
+    app.snapshotting_intervals = {}  # one snapshot at the end instead (see the module doc)
+    account = app.account(uuid.UUID(customer_id), CURRENCY)
+    first_at = datetime.now(tz=UTC).replace(microsecond=0) - ENTRY_STEP * (entries + 1)
+    one = Money(1, CURRENCY)
+    t0 = time.perf_counter()
+    batch_seconds = []
+    for start in range(0, entries, batch):
+        tb = time.perf_counter()
+        for k in range(start, min(entries, start + batch)):
+            account.credit("payment", one, None, None, first_at + ENTRY_STEP * k)
+        app.save(account)
+        batch_seconds.append(time.perf_counter() - tb)
+    saved = time.perf_counter()
+    snapshot_class = getattr(type(account), "Snapshot", None) or type(app).snapshot_class
+    app.snapshots.put([snapshot_class.take(account)])
+    snapshotted = time.perf_counter()
+    return app, {
+        "method": "in the bench process with billing's application: credit('payment', 1 EUR) "
+        f"on one PersonalAccount object, save every {batch} entries, no snapshots during; "
+        "then one snapshot at the final version",
+        "entries": entries,
+        "batch": batch,
+        "version": account.version,
+        "first_entry_at": first_at.isoformat(),
+        "entry_step_seconds": ENTRY_STEP.total_seconds(),
+        "seed_seconds": round(saved - t0, 2),
+        "entries_per_second": round(entries / (saved - t0), 0),
+        "save_of_one_batch": distribution_ms(batch_seconds),
+        "snapshot_seconds": round(snapshotted - saved, 2),
+    }
+
+
+def wait_until_quiet(pid: int, busy_below: float = 0.25, timeout: float = 120) -> float:
+    """Seconds until a process used less than `busy_below` of a CPU over one second."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        meter = CpuMeter({"p": lambda: [pid]}).start()
+        time.sleep(1.0)
+        if meter.stop()["process_cpu_seconds"]["p"] < busy_below:
+            break
+    return round(time.perf_counter() - t0, 1)
+
+
+def account_reads(
+    stack, app, customer: dict, seeded: dict, samples: int, entries_answered: dict[str, int]
+) -> dict:
+    """`GET /api/v1/client/account?at=...` as the customer, and the bare in-process reads.
+
+    `entries_answered`: label -> how many entries stood on the account at that `at`.
+    """
+    creds = customer["credentials"]
+    token = stack.login(creds["username"], creds["password"])
+    first_at = datetime.fromisoformat(seeded["first_entry_at"])
+    account_id = app.account(uuid.UUID(customer["id"]), CURRENCY).id
+    out: dict = {}
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {token}"
+        for label, n in entries_answered.items():
+            at = first_at + ENTRY_STEP * (n - 1) + ENTRY_STEP / 2
+            url = f"{stack.base_url}{ACCOUNT_PATH}?{_query(at)}"
+            times, size, answered = [], 0, None
+            for i in range(samples + 1):  # the first one warms up
+                t0 = time.perf_counter()
+                r = session.get(url, timeout=120)
+                elapsed = time.perf_counter() - t0
+                if r.status_code != 200:
+                    raise RuntimeError(
+                        f"GET {ACCOUNT_PATH} answered {r.status_code}: {r.text[:200]}"
+                    )
+                if i:
+                    times.append(elapsed)
+                size = len(r.content)
+                answered = len(r.json()["entries"])
+            out[label] = {
+                "at": at.isoformat(),
+                "entries_answered": answered,
+                "response_bytes": size,
+                "http": distribution_ms(times),
+            }
+    out["bare_get"] = _timed(lambda: app.repository.get(account_id), samples)
+    account = app.repository.get(account_id)
+    for label, n in entries_answered.items():
+        at = first_at + ENTRY_STEP * (n - 1) + ENTRY_STEP / 2
+        out[label]["bare_account_view"] = _timed(lambda at=at: app.account_view(account, at), 3)
+        view = app.account_view(account, at)
+        out[label]["bare_json_dumps"] = _timed(lambda v=view: json.dumps(v, default=str), 3)
+        base = out["bare_get"]["p50_ms"]
+        if base and out[label]["http"]["p50_ms"]:
+            out[label]["ratio_p50_to_bare_get"] = round(out[label]["http"]["p50_ms"] / base, 1)
+    return out
+
+
+def _query(at: datetime) -> str:
+    return urlencode({"at": at.isoformat()})
+
+
+def _timed(fn, n: int) -> dict:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return distribution_ms(times)
