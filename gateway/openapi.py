@@ -10,6 +10,19 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from gateway.schemas import ErrorSchema
 
 _CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
+_PARAMETER = re.compile(r"<(?:([a-z]+)(?:\(([^)]*)\))?:)?([a-z_]+)>")
+
+
+def _path_parameter(converter: str, arguments: str, name: str) -> dict:
+    schema: dict = {"type": "string"}
+    if converter == "uuid":
+        schema["format"] = "uuid"
+    elif converter == "int":
+        schema = {"type": "integer"}
+    elif converter == "any":
+        schema["enum"] = [a.strip().strip("'\"") for a in arguments.split(",")]
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
 
 ERROR_STATUSES = {
     "400": "validation_error: the body, query or a field is wrong (see `fields`)",
@@ -51,8 +64,8 @@ def build(routes) -> dict:
             },
         }
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _CONVERTER.findall(r.url)
+            _path_parameter(converter, arguments, name)
+            for converter, arguments, name in _PARAMETER.findall(r.url)
         ]
         if r.query_schema is not None:
             parameters.append({"in": "query", "schema": r.query_schema})
@@ -68,6 +81,9 @@ def build(routes) -> dict:
             roles = ", ".join(r.roles or ()) or "none"
             who = f"staff roles: {roles}" + ("; clients" if r.client else "")
             operation["description"] = f"Who may call: {who}."
+        # machine-readable, for clients and for the role tests
+        operation["x-staff-roles"] = sorted(r.roles or ())
+        operation["x-clients"] = sorted(r.client) if isinstance(r.client, tuple) else bool(r.client)
         for status, text in ERROR_STATUSES.items():
             operation["responses"].setdefault(
                 status,
