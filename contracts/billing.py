@@ -70,6 +70,7 @@ class RecordPayment(Schema):
 
 class InvoiceLine(Schema):
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    product_id = fields.UUID(load_default=None, allow_none=True)
     quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
     unit_price = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     period = fields.String(load_default=None, allow_none=True)

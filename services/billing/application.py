@@ -33,7 +33,7 @@ from services.billing.tax import invoice_totals
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
-from services.infra.money import Money, percentage_of
+from services.infra.money import Money, discounted, percentage_of
 
 T = TypeVar("T")
 DEFAULT_DUE_DAYS = 14
@@ -116,10 +116,12 @@ class Billing(HostledgerApplication):
         due_days: int = DEFAULT_DUE_DAYS,
         project_id: UUID | None = None,
         seller: dict | None = None,
+        discounts: list[dict] = (),
     ) -> Invoice:
-        """Issue an invoice with the next number of its project's series (gapless)."""
+        """Issue an invoice with the next number of its project's series (gapless).
+        `discounts`: the customer's discounts valid now (from the customers service)."""
         account = self.account(customer_id, currency)
-        priced = [price_line(line, currency) for line in lines]
+        priced = [price_line(line, currency, discounts) for line in lines]
         if not priced:
             raise ValidationFailed("An invoice needs at least one line.", {"lines": ["Empty."]})
         subtotal = sum(line["total"] for line in priced)
@@ -548,18 +550,40 @@ def _hash(request: dict) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def price_line(line: dict, currency: str) -> dict:
+def price_line(line: dict, currency: str, discounts: list[dict] = ()) -> dict:
+    """A line's amount, less the best of the customer's discounts that apply to it.
+
+    A discount applies when it names no products or names this line's product, and (a
+    fixed one) is in the invoice's currency. Only one discount per line: the largest.
+    """
     quantity = int(line.get("quantity", 1))
     unit = int(line["unit_price"])
     if quantity < 1:
         raise ValidationFailed("A line's quantity is at least 1.", {"quantity": ["At least 1."]})
-    return {
+    gross = Money(quantity * unit, currency)
+    product = str(line["product_id"]) if line.get("product_id") else None
+    best, best_amount = None, Money.zero(currency)
+    for d in discounts:
+        if d["product_ids"] and product not in d["product_ids"]:
+            continue
+        if d["kind"] == "fixed":
+            if d["amount"]["currency"] != currency:
+                continue
+            amount = discounted(gross, "fixed", amount=Money.from_dict(d["amount"]))
+        else:
+            amount = discounted(gross, "percentage", percent=d["percent"])
+        if amount > best_amount:
+            best, best_amount = d, amount
+    priced = {
         "description": line["description"],
+        "product_id": product,
         "quantity": quantity,
         "unit_price": unit,
         "period": line.get("period"),
-        "total": quantity * unit,
+        "discount": {"name": best["name"], "amount": best_amount.amount} if best else None,
+        "total": (gross - best_amount).amount,
     }
+    return priced
 
 
 def entry_view(e: dict, currency: str) -> dict:
@@ -582,7 +606,14 @@ def invoice_view(i: Invoice) -> dict:
         "status": i.status,
         "purpose": i.purpose,
         "lines": [
-            dict(line, unit_price=money(line["unit_price"]), total=money(line["total"]))
+            dict(
+                line,
+                unit_price=money(line["unit_price"]),
+                total=money(line["total"]),
+                discount=dict(line["discount"], amount=money(line["discount"]["amount"]))
+                if line.get("discount")
+                else None,
+            )
             for line in i.lines
         ],
         "subtotal": money(i.subtotal),

@@ -6,6 +6,7 @@ import base64
 from datetime import datetime
 from uuid import UUID
 
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from contracts import billing as contract
@@ -66,6 +67,7 @@ def _at(value: str | None) -> datetime | None:
 class BillingService(ServiceBase):
     name = "billing"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
+    customers = RpcProxy("customers")
 
     # -- reactions ------------------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class BillingService(ServiceBase):
     @rpc
     def issue_invoice(self, payload: dict) -> dict:
         data = load(contract.IssueInvoice, payload)
+        discounts = self.customers.discounts_for(str(data["customer_id"]))
         return invoice_view(
             self.app.issue_invoice(
                 data["customer_id"],
@@ -117,6 +120,7 @@ class BillingService(ServiceBase):
                 data["lines"],
                 purpose="manual",
                 due_days=data["due_days"],
+                discounts=discounts,
             )
         )
 

@@ -369,6 +369,23 @@ class Customers(HostledgerApplication):
         self.save(discount)
         return discount
 
+    def discounts_for(self, customer_id: UUID) -> list[Discount]:
+        customer = self.get_customer(customer_id)
+        now = clock.now()
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT id FROM directory WHERE kind = 'discount' AND NOT removed")
+            ids = [r["id"] for r in curs.fetchall()]
+        found = []
+        for discount in (self.repository.get(i) for i in ids):
+            if discount.customer_id != customer.id and discount.group_id not in customer.group_ids:
+                continue
+            if discount.valid_from and now < discount.valid_from:
+                continue
+            if discount.valid_to and now >= discount.valid_to:
+                continue
+            found.append(discount)
+        return found
+
     def _get(self, aggregate_id: UUID, cls: type, what: str):
         try:
             aggregate = self.repository.get(aggregate_id)

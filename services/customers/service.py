@@ -157,6 +157,11 @@ class CustomersService(ServiceBase):
         return queries.list_directory(self.app, kind, None, page, page_size)
 
     @rpc
+    def discounts_for(self, customer_id: str) -> list[dict]:
+        """The customer's discounts valid now: its own and its groups'."""
+        return [queries.discount_view(d) for d in self.app.discounts_for(_uuid(customer_id))]
+
+    @rpc
     def register_staff(self, payload: dict) -> dict:
         data = load(contract.RegisterStaff, payload)
         member, generated = self.app.register_staff(

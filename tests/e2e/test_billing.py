@@ -501,3 +501,86 @@ def test_unpaid_invoice_becomes_overdue_once_on_the_clock(stack):
     assert event["payload"]["invoice_id"] == invoice["id"]
     assert event["payload"]["number"] == invoice["number"]
     assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()["overdue"]
+
+
+def test_discounts_of_the_customer_and_its_groups_apply_per_line(stack):
+    customer, _ = _customer_with_account(stack)
+    group = stack.http(
+        "POST",
+        "/api/v1/staff/customer-groups",
+        stack.admin_token,
+        json={"name": f"resellers-{uuid.uuid4().hex[:6]}"},
+    ).json()
+    r = stack.http(
+        "PATCH",
+        f"/api/v1/staff/customers/{customer['id']}",
+        stack.admin_token,
+        json={"group_ids": [group["id"]]},
+    )
+    assert r.status_code == 200, r.text
+    product = str(uuid.uuid4())
+    for body in (
+        {"name": "Resellers 10%", "kind": "percentage", "percent": "10", "group_id": group["id"]},
+        {
+            "name": "Loyalty 3 EUR",
+            "kind": "fixed",
+            "amount": 300,
+            "currency": "EUR",
+            "customer_id": customer["id"],
+            "product_ids": [product],
+        },
+        {
+            "name": "Expired 50%",
+            "kind": "percentage",
+            "percent": "50",
+            "customer_id": customer["id"],
+            "valid_to": "2020-01-01T00:00:00Z",
+        },
+    ):
+        r = stack.http("POST", "/api/v1/staff/discounts", stack.admin_token, json=body)
+        assert r.status_code == 201, r.text
+
+    def issue():
+        r = stack.http(
+            "POST",
+            "/api/v1/staff/invoices",
+            stack.admin_token,
+            json={
+                "customer_id": customer["id"],
+                "currency": "EUR",
+                "lines": [
+                    {"description": "VPS", "product_id": product, "unit_price": 2000},
+                    {"description": "Backup", "unit_price": 1000},
+                ],
+            },
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    # the discount list is a read model: wait until these three are listed
+    def listed():
+        items = stack.http(
+            "GET", "/api/v1/staff/discounts", stack.admin_token, params={"page_size": 200}
+        ).json()["items"]
+        return (
+            len(
+                [
+                    d
+                    for d in items
+                    if d["customer_id"] == customer["id"] or d["group_id"] == group["id"]
+                ]
+            )
+            == 3
+        )
+
+    stack.wait_until(listed, what="discounts listed")
+    invoice = issue()
+    vps, backup = invoice["lines"]
+    assert vps["discount"] == {
+        "name": "Loyalty 3 EUR",
+        "amount": {"amount": 300, "currency": "EUR"},
+    }
+    assert vps["total"]["amount"] == 1700
+    assert backup["discount"]["name"] == "Resellers 10%"
+    assert backup["total"]["amount"] == 900
+    assert invoice["subtotal"]["amount"] == 2600
