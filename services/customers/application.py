@@ -206,14 +206,18 @@ class Customers(HostledgerApplication):
             language=language,
             notify=dict(STAFF_NOTIFICATIONS, **(notify or {})),
         )
-        login = LoginName(name=username, owner_kind="staff", owner_id=member.id)
+        self._save_claiming(username, "staff", member)
+        return member, generated
+
+    def _save_claiming(self, username: str, kind: str, owner) -> None:
+        """Save `owner` with the claim on its login name, atomically; 409 when taken."""
+        login = LoginName(name=username, owner_kind=kind, owner_id=owner.id)
         try:
-            self.save(member, login)
+            self.save(owner, login)
         except IntegrityError:
             raise Conflict(
                 "This username is taken.", fields={"username": ["This username is taken."]}
             ) from None
-        return member, generated
 
     def staff_exists(self) -> bool:
         from eventsourcing.utils import get_topic
@@ -411,13 +415,7 @@ class Customers(HostledgerApplication):
             permissions=sorted(set(data["permissions"])),
             password_hash=hash_password(password),
         )
-        login = LoginName(name=data["username"], owner_kind="user", owner_id=user.id)
-        try:
-            self.save(user, login)
-        except IntegrityError:
-            raise Conflict(
-                "This username is taken.", fields={"username": ["This username is taken."]}
-            ) from None
+        self._save_claiming(data["username"], "user", user)
         return user, generated
 
     def remove_user(self, customer_id: UUID, user_id: UUID) -> None:

@@ -15,6 +15,8 @@ def machine(stack) -> dict:
     with stack.db("customers") as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()[0]
         sync_commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
+        max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
+        in_use = conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()[0]
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
@@ -23,6 +25,8 @@ def machine(stack) -> dict:
         "python": platform.python_version(),
         "postgresql": pg_version,
         "postgresql_synchronous_commit": sync_commit,
+        "postgresql_max_connections": max_connections,
+        "postgresql_connections_in_use": in_use,
         "rabbitmq": _rabbitmq_version(stack.env["AMQP_URI"]),
         "psycopg_implementation": psycopg.pq.__impl__,
         "libraries": {name: _version(name) for name in LIBRARIES},

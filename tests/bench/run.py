@@ -11,6 +11,8 @@ import subprocess
 import time
 from datetime import UTC, datetime
 
+import psycopg
+
 from services.infra.databases import drop_database, ensure_database
 from services.infra.passwords import PARAMETERS
 from services.infra.settings import SERVICES
@@ -185,11 +187,12 @@ def main(argv=None) -> int:
         results["logs"] = str(stack.logs.relative_to(ROOT))
     finally:
         with phase("tearing the system down"):
+            stop_all_at_once(stack)  # first: their connections free PostgreSQL's slots
             try:
                 drop_database(stack.settings, scratch)
-                stop_all_at_once(stack)
-            finally:
-                stack.down()
+            except psycopg.Error as exc:
+                print(f"could not drop the scratch database {scratch}: {exc}", flush=True)
+            stack.down()
 
     results["load_average_at_end"] = list(os.getloadavg())
     results["total_seconds"] = round(time.perf_counter() - started, 1)
