@@ -135,10 +135,33 @@ class CreateGroup(Schema):
     description = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
+class Seller(Schema):
+    legal_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    country = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Z]{2}$")
+    )
+    tax_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    email = fields.Email(load_default=None, allow_none=True)
+
+
 class CreateProject(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     sender_email = fields.Email(required=True)
     sender_name = fields.String(load_default="", validate=validate.Length(max=100))
+    seller = fields.Nested(Seller, load_default=None, allow_none=True)
+    allow_credit = fields.Boolean(load_default=False)
+
+
+@integration_event("customers", "ProjectCreated")
+class ProjectCreated(Schema):
+    id_field = "project_id"
+
+    project_id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    sender_email = fields.Email(required=True)
+    seller = fields.Dict(required=True)
+    allow_credit = fields.Boolean(required=True)
 
 
 class CreateDiscount(Schema):

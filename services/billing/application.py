@@ -25,6 +25,7 @@ from services.billing.domain import (
     InvoiceSeries,
     Payment,
     PersonalAccount,
+    ProjectBook,
     TaxTable,
     UnmatchedPayment,
 )
@@ -121,6 +122,7 @@ class Billing(HostledgerApplication):
         """Issue an invoice with the next number of its project's series (gapless).
         `discounts`: the customer's discounts valid now (from the customers service)."""
         account = self.account(customer_id, currency)
+        project_id = project_id or account.buyer.get("project_id")
         priced = [price_line(line, currency, discounts) for line in lines]
         if not priced:
             raise ValidationFailed("An invoice needs at least one line.", {"lines": ["Empty."]})
@@ -143,7 +145,7 @@ class Billing(HostledgerApplication):
                 issued_at=now,
                 due_date=(now + timedelta(days=due_days)).date().isoformat(),
                 buyer=dict(account.buyer),
-                seller=seller or {"name": "hostledger"},
+                seller=seller or self.project_book().seller(project_id),
                 subtotal=subtotal,
                 tax=tax,
             )
@@ -154,6 +156,22 @@ class Billing(HostledgerApplication):
         # honest by the series' version (a lost race retries with the next number)
         with self._series_locks.setdefault(project_key, Semaphore()):
             return retry_on_conflict(attempt)
+
+    def project_book(self) -> ProjectBook:
+        try:
+            return self.repository.get(ProjectBook.ID)
+        except AggregateNotFoundError:
+            return ProjectBook()
+
+    def record_project(self, project_id: UUID, name: str, seller: dict, allow_credit: bool):
+        def attempt() -> None:
+            book = self.project_book()
+            book.record(
+                project_id=str(project_id), name=name, seller=seller, allow_credit=allow_credit
+            )
+            self.save(book)
+
+        retry_on_conflict(attempt)
 
     def tax_table(self) -> TaxTable:
         try:
@@ -358,7 +376,12 @@ class Billing(HostledgerApplication):
             try:
                 invoice.mark_paid(source="balance", reference=None, at=now)
                 account.debit(
-                    "invoice_payment", invoice.amount, reference=invoice.number, reason=None, at=now
+                    "invoice_payment",
+                    invoice.amount,
+                    reference=invoice.number,
+                    reason=None,
+                    at=now,
+                    allow_credit=self.project_book().allows_credit(invoice.project_id),
                 )
             except InvoiceNotPayable as exc:
                 raise Conflict(str(exc)) from None

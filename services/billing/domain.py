@@ -266,6 +266,36 @@ class Invoice(Aggregate):
         self.status = "refunded"
 
 
+class ProjectBook(Aggregate):
+    """What billing knows of each project (brand): the seller on its invoices and whether
+    its customers' accounts may go below zero. One aggregate, read by id: never stale."""
+
+    ID = uuid5(_NS, "projects")
+
+    @event("Started")
+    def __init__(self):
+        self.projects: dict[str, dict] = {}
+
+    @staticmethod
+    def create_id(**_) -> UUID:
+        return ProjectBook.ID
+
+    @event("ProjectRecorded")
+    def record(self, project_id: str, name: str, seller: dict, allow_credit: bool) -> None:
+        self.projects[project_id] = {"name": name, "seller": seller, "allow_credit": allow_credit}
+
+    def seller(self, project_id) -> dict:
+        project = self.projects.get(str(project_id)) if project_id else None
+        return dict(project["seller"]) if project else {"legal_name": DEFAULT_SELLER}
+
+    def allows_credit(self, project_id) -> bool:
+        project = self.projects.get(str(project_id)) if project_id else None
+        return bool(project and project["allow_credit"])
+
+
+DEFAULT_SELLER = "hostledger"
+
+
 class TaxTable(Aggregate):
     """Every tax rule of the provider, in one aggregate: read by id, so never stale."""
 

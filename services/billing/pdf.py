@@ -143,10 +143,16 @@ def render(invoice: dict, language: str = "en") -> bytes:
 
 
 def _party_lines(party: dict) -> list[str]:
-    lines = [party.get("company_name") or party.get("name") or party.get("contact_person") or ""]
+    lines = [
+        party.get("legal_name")
+        or party.get("company_name")
+        or party.get("name")
+        or party.get("contact_person")
+        or ""
+    ]
     if party.get("company_name") and party.get("contact_person"):
         lines.append(party["contact_person"])
-    for key in ("address", "country", "email"):
+    for key in ("address", "country", "tax_id", "email"):
         if party.get(key):
             lines.append(str(party[key]))
     return [line for line in lines if line]

@@ -78,7 +78,14 @@ class BillingService(ServiceBase):
         p = event.payload
         buyer = {k: p.get(k) for k in BUYER_FIELDS}
         buyer["number"] = p["number"]
+        buyer["project_id"] = str(p["project_id"]) if p.get("project_id") else None
         self.app.open_account(p["customer_id"], p["currency"], buyer)
+
+    @handles("customers", "ProjectCreated")
+    def record_project(self, event: IntegrationEvent) -> None:
+        """Invoices of a project carry its seller details and follow its credit rule."""
+        p = event.payload
+        self.app.record_project(p["project_id"], p["name"], p["seller"], p["allow_credit"])
 
     @handles("customers", "CustomerUpdated")
     def update_buyer(self, event: IntegrationEvent) -> None:

@@ -86,6 +86,7 @@ class Customers(HostledgerApplication):
         Customer.Edited: contract.CustomerUpdated,
         Customer.Deleted: contract.CustomerDeleted,
         StaffMember.Registered: contract.StaffRegistered,
+        Project.Created: contract.ProjectCreated,
     }
     schema_statements = SCHEMA
 
@@ -322,10 +323,15 @@ class Customers(HostledgerApplication):
         return group
 
     def create_project(self, data: dict) -> Project:
+        seller = dict(data.get("seller") or {})
+        seller.setdefault("legal_name", data["name"])
+        seller.setdefault("email", data["sender_email"])
         project = Project(
             name=data["name"],
             sender_email=data["sender_email"],
             sender_name=data.get("sender_name") or data["name"],
+            seller=seller,
+            allow_credit=data["allow_credit"],
         )
         self.save(project)
         return project
@@ -655,6 +661,8 @@ def project_view(p: Project) -> dict:
         "name": p.name,
         "sender_email": p.sender_email,
         "sender_name": p.sender_name,
+        "seller": dict(p.seller),
+        "allow_credit": p.allow_credit,
     }
 
 

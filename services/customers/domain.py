@@ -115,13 +115,18 @@ class CustomerGroup(Aggregate):
 
 
 class Project(Aggregate):
-    """A brand: its own name, sender address and (later) invoice number series."""
+    """A brand: its own name, sender address, seller details printed on its invoices
+    (which billing numbers in a series of its own), and whether its customers may owe."""
 
     @event("Created")
-    def __init__(self, name: str, sender_email: str, sender_name: str):
+    def __init__(
+        self, name: str, sender_email: str, sender_name: str, seller: dict, allow_credit: bool
+    ):
         self.name = name
         self.sender_email = sender_email
         self.sender_name = sender_name
+        self.seller = seller
+        self.allow_credit = allow_credit
 
 
 class Discount(Aggregate):

@@ -59,7 +59,7 @@ def render(r: dict) -> str:
         f"{' '.join(f'{x:.2f}' for x in r['load_average_at_end'])} at end "
         "(anything else running on these CPUs lowers every figure)",
         f"             {r['other_nameko_processes_at_start']} `nameko run` processes of other "
-        "stacks were running when the bench started; PostgreSQL connections in use "
+        "stacks were running at the start; PostgreSQL connections in use with this stack up "
         f"{m['postgresql_connections_in_use']} of {m['postgresql_max_connections']}",
         f"argon2       {a['type']}, time_cost={a['time_cost']}, "
         f"memory_cost={a['memory_cost_kib']} KiB, parallelism={a['parallelism']}",

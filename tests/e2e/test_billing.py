@@ -584,3 +584,55 @@ def test_discounts_of_the_customer_and_its_groups_apply_per_line(stack):
     assert backup["discount"]["name"] == "Resellers 10%"
     assert backup["total"]["amount"] == 900
     assert invoice["subtotal"]["amount"] == 2600
+
+
+def test_project_seller_on_invoices_and_credit_allowance(stack):
+    tag = uuid.uuid4().hex[:6]
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/projects",
+        stack.admin_token,
+        json={
+            "name": f"Brand {tag}",
+            "sender_email": "billing@brand.example",
+            "allow_credit": True,
+            "seller": {
+                "legal_name": f"Brand {tag} SAS",
+                "address": "1 rue de Paris",
+                "country": "FR",
+                "tax_id": "FR123",
+            },
+        },
+    )
+    assert r.status_code == 201, r.text
+    project = r.json()
+    created = next(
+        e
+        for e in stack.published("customers")
+        if e["type"] == "ProjectCreated" and e["aggregate_id"] == project["id"]
+    )
+    with stack.rpc() as rpc:
+        stack.wait_until(
+            lambda: rpc.billing.consumer_stats()["customers"]["position"] >= created["position"],
+            what="billing to hear of the project",
+        )
+    customer, token = _customer_with_account_in(stack, project["id"])
+    invoice = _invoice(stack, customer["id"], 700)
+    assert invoice["seller"]["legal_name"] == f"Brand {tag} SAS"
+    assert invoice["seller"]["tax_id"] == "FR123"
+    assert invoice["number"].startswith(project["id"][:4].upper())
+    # this project lets its customers owe: paying with no balance is allowed
+    r = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", token)
+    assert r.status_code == 200, r.text
+    assert _balance(stack, token)["balance"]["amount"] == -700
+
+
+def _customer_with_account_in(stack, project_id):
+    customer = stack.register_customer(project_id=project_id)
+    creds = customer["credentials"]
+    token = stack.login(creds["username"], creds["password"])
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
+        what="the personal account",
+    )
+    return customer, token
