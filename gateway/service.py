@@ -501,7 +501,9 @@ class GatewayService:
         summary="issue an invoice by hand",
     )
     def issue_invoice(self, call: Call):
-        return call.services.billing.issue_invoice(_jsonable(call.body))
+        return call.services.billing.issue_invoice(
+            _jsonable(call.body), call.request.headers.get("Idempotency-Key")
+        )
 
     @route(
         "GET",
@@ -556,7 +558,10 @@ class GatewayService:
     def add_funds(self, call: Call):
         customer = call.services.customers.get_customer(call.customer_id)
         return call.services.billing.add_funds_invoice(
-            call.customer_id, customer["currency"], call.body
+            call.customer_id,
+            customer["currency"],
+            call.body,
+            call.request.headers.get("Idempotency-Key"),
         )
 
     @route(

@@ -118,9 +118,13 @@ class Billing(HostledgerApplication):
         project_id: UUID | None = None,
         seller: dict | None = None,
         discounts: list[dict] = (),
-    ) -> Invoice:
-        """Issue an invoice with the next number of its project's series (gapless).
-        `discounts`: the customer's discounts valid now (from the customers service)."""
+        idempotency_key: str | None = None,
+        request: dict | None = None,
+    ) -> dict:
+        """Issue an invoice with the next number of its project's series (gapless), and
+        answer it as `invoice_view` shapes it. `discounts`: the customer's discounts valid
+        now (from the customers service). The same `idempotency_key` with the same
+        `request` answers the first invoice again instead of issuing another."""
         account = self.account(customer_id, currency)
         project_id = project_id or account.buyer.get("project_id")
         priced = [price_line(line, currency, discounts) for line in lines]
@@ -129,7 +133,11 @@ class Billing(HostledgerApplication):
         subtotal = sum(line["total"] for line in priced)
         project_key = str(project_id or "default")
 
-        def attempt() -> Invoice:
+        def attempt() -> dict:
+            if idempotency_key:
+                earlier = self._idempotent_answer("invoice", idempotency_key, request or {})
+                if earlier is not None:
+                    return earlier
             series = self._series(project_key)
             now = clock.now()
             rule = self.tax_table().rule_for(project_id, account.buyer.get("country"), now)
@@ -149,8 +157,17 @@ class Billing(HostledgerApplication):
                 subtotal=subtotal,
                 tax=tax,
             )
-            self.save(series, invoice)
-            return invoice
+            answer = invoice_view(invoice)
+            key = None
+            if idempotency_key:
+                key = IdempotencyKey(
+                    scope="invoice",
+                    key=idempotency_key,
+                    request_hash=_hash(request or {}),
+                    answer=answer,
+                )
+            self.save(series, invoice, key)
+            return answer
 
         # issuers in this process take turns on a series; other instances are kept
         # honest by the series' version (a lost race retries with the next number)

@@ -117,35 +117,32 @@ class BillingService(ServiceBase):
     # -- invoices -------------------------------------------------------------------------------
 
     @rpc
-    def issue_invoice(self, payload: dict) -> dict:
+    def issue_invoice(self, payload: dict, idempotency_key: str | None = None) -> dict:
         data = load(contract.IssueInvoice, payload)
         discounts = self.customers.discounts_for(str(data["customer_id"]))
-        return invoice_view(
-            self.app.issue_invoice(
-                data["customer_id"],
-                data["currency"],
-                data["lines"],
-                purpose="manual",
-                due_days=data["due_days"],
-                discounts=discounts,
-            )
+        return self.app.issue_invoice(
+            data["customer_id"],
+            data["currency"],
+            data["lines"],
+            purpose="manual",
+            due_days=data["due_days"],
+            discounts=discounts,
+            idempotency_key=idempotency_key,
+            request=payload,
         )
 
     @rpc
-    def add_funds_invoice(self, customer_id: str, currency: str, payload: dict) -> dict:
+    def add_funds_invoice(
+        self, customer_id: str, currency: str, payload: dict, idempotency_key: str | None = None
+    ) -> dict:
         data = load(contract.AddFunds, payload)
-        return invoice_view(
-            self.app.issue_invoice(
-                _uuid(customer_id, "customer"),
-                currency,
-                [
-                    {
-                        "description": "Add funds to the personal account",
-                        "unit_price": data["amount"],
-                    }
-                ],
-                purpose="add_funds",
-            )
+        return self.app.issue_invoice(
+            _uuid(customer_id, "customer"),
+            currency,
+            [{"description": "Add funds to the personal account", "unit_price": data["amount"]}],
+            purpose="add_funds",
+            idempotency_key=f"{customer_id}:{idempotency_key}" if idempotency_key else None,
+            request=payload,
         )
 
     @rpc

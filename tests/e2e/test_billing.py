@@ -636,3 +636,45 @@ def _customer_with_account_in(stack, project_id):
         what="the personal account",
     )
     return customer, token
+
+
+def test_invoice_creation_takes_an_idempotency_key(stack):
+    customer, token = _customer_with_account(stack)
+    key = uuid.uuid4().hex
+    body = {
+        "customer_id": customer["id"],
+        "currency": "EUR",
+        "lines": [{"description": "Domain", "unit_price": 1200}],
+    }
+    headers = {"Idempotency-Key": key}
+    first = stack.http(
+        "POST", "/api/v1/staff/invoices", stack.admin_token, json=body, headers=headers
+    )
+    again = stack.http(
+        "POST", "/api/v1/staff/invoices", stack.admin_token, json=body, headers=headers
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    other = stack.http(
+        "POST",
+        "/api/v1/staff/invoices",
+        stack.admin_token,
+        json=dict(body, lines=[{"description": "x", "unit_price": 1}]),
+        headers=headers,
+    )
+    assert other.status_code == 409
+    funds = [
+        stack.http(
+            "POST",
+            "/api/v1/client/account/funds",
+            token,
+            json={"amount": 500},
+            headers={"Idempotency-Key": key},
+        ).json()["id"]
+        for _ in range(2)
+    ]
+    assert funds[0] == funds[1] != first.json()["id"]
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/invoices", token).json()["total"] == 2,
+        what="invoice list",
+    )
