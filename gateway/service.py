@@ -171,7 +171,9 @@ class GatewayService:
     )
     def register_customer(self, call: Call):
         payload = dict(_jsonable(call.body), registration_ip=call.request.remote_addr)
-        return call.services.customers.register_customer(payload)
+        return call.services.customers.register_customer(
+            payload, call.request.headers.get("Idempotency-Key")
+        )
 
     @route(
         "GET",

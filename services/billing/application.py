@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -18,7 +16,6 @@ from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.billing.domain import (
     AffiliateProgram,
     Commission,
-    IdempotencyKey,
     InsufficientBalance,
     Invoice,
     InvoiceNotPayable,
@@ -134,10 +131,9 @@ class Billing(HostledgerApplication):
         project_key = str(project_id or "default")
 
         def attempt() -> dict:
-            if idempotency_key:
-                earlier = self._idempotent_answer("invoice", idempotency_key, request or {})
-                if earlier is not None:
-                    return earlier
+            earlier = self.idempotent_answer("invoice", idempotency_key, request or {})
+            if earlier is not None:
+                return earlier
             series = self._series(project_key)
             now = clock.now()
             rule = self.tax_table().rule_for(project_id, account.buyer.get("country"), now)
@@ -158,14 +154,7 @@ class Billing(HostledgerApplication):
                 tax=tax,
             )
             answer = invoice_view(invoice)
-            key = None
-            if idempotency_key:
-                key = IdempotencyKey(
-                    scope="invoice",
-                    key=idempotency_key,
-                    request_hash=_hash(request or {}),
-                    answer=answer,
-                )
+            key = self.idempotency_record("invoice", idempotency_key, request or {}, answer)
             self.save(series, invoice, key)
             return answer
 
@@ -428,10 +417,9 @@ class Billing(HostledgerApplication):
         first answer again; with another request, 409."""
 
         def attempt() -> dict:
-            if idempotency_key:
-                earlier = self._idempotent_answer("payment", idempotency_key, request)
-                if earlier is not None:
-                    return earlier
+            earlier = self.idempotent_answer("payment", idempotency_key, request)
+            if earlier is not None:
+                return earlier
             account = self.account(customer_id, amount.currency)
             now = clock.now()
             payment = Payment(
@@ -476,15 +464,7 @@ class Billing(HostledgerApplication):
                 changed.append(invoice)
                 changed.append(self._commission_for(invoice, account, now))
             answer = payment_view(payment)
-            if idempotency_key:
-                changed.append(
-                    IdempotencyKey(
-                        scope="payment",
-                        key=idempotency_key,
-                        request_hash=_hash(request),
-                        answer=answer,
-                    )
-                )
+            changed.append(self.idempotency_record("payment", idempotency_key, request, answer))
             self.save(*changed)
             return answer
 
@@ -498,7 +478,7 @@ class Billing(HostledgerApplication):
             raise Unauthorized(f"The notification is not validly signed: {exc}.") from None
         scope, key = f"webhook:{processor.name}", event["id"]
         request = {"event": event["id"]}
-        earlier = self._idempotent_answer(scope, key, request)
+        earlier = self.idempotent_answer(scope, key, request)
         if earlier is not None:
             return dict(earlier, duplicate=True)
         paid = processor.payment(event)
@@ -538,13 +518,11 @@ class Billing(HostledgerApplication):
                 )
                 to_save.append(kept)
                 answer.update(outcome="kept_for_staff", unmatched_id=str(kept.id))
-        to_save.append(
-            IdempotencyKey(scope=scope, key=key, request_hash=_hash(request), answer=answer)
-        )
+        to_save.append(self.idempotency_record(scope, key, request, answer))
         try:
             self.save(*to_save)
         except IntegrityError:
-            return dict(self._idempotent_answer(scope, key, request) or answer, duplicate=True)
+            return dict(self.idempotent_answer(scope, key, request) or answer, duplicate=True)
         return answer
 
     def _invoice_or_none(self, invoice_id: str | None) -> Invoice | None:
@@ -552,18 +530,6 @@ class Billing(HostledgerApplication):
             return self.invoice(UUID(str(invoice_id)))
         except (ValueError, NotFound):
             return None
-
-    def _idempotent_answer(self, scope: str, key: str, request: dict) -> dict | None:
-        try:
-            used = self.repository.get(IdempotencyKey.id_for(scope, key))
-        except AggregateNotFoundError:
-            return None
-        if used.request_hash != _hash(request):
-            raise Conflict(
-                "This Idempotency-Key was used with a different request.",
-                {"Idempotency-Key": ["Already used for another request."]},
-            )
-        return used.answer
 
 
 def retry_on_conflict(attempt: Callable[[], T], retries: int = RETRIES) -> T:
@@ -584,10 +550,6 @@ def clock_jitter(n: int) -> None:
     import eventlet
 
     eventlet.sleep(random.uniform(0, 0.01 * (n + 1)))
-
-
-def _hash(request: dict) -> str:
-    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def price_line(line: dict, currency: str, discounts: list[dict] = ()) -> dict:

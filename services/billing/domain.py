@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate, DomainError
+from services.infra.domain import Aggregate, DomainError, IdempotencyKey  # noqa: F401
 from services.infra.money import Money
 
 _NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/billing")
@@ -424,22 +424,3 @@ class UnmatchedPayment(Aggregate):
         self.currency = currency
         self.invoice_id = invoice_id
         self.received_at = received_at
-
-
-class IdempotencyKey(Aggregate):
-    """The first answer to a request sent with this key; saved with what the request did."""
-
-    @event("Used")
-    def __init__(self, scope: str, key: str, request_hash: str, answer: dict):
-        self.scope = scope
-        self.key = key
-        self.request_hash = request_hash
-        self.answer = answer
-
-    @staticmethod
-    def create_id(scope: str, key: str, **_) -> UUID:
-        return IdempotencyKey.id_for(scope, key)
-
-    @staticmethod
-    def id_for(scope: str, key: str) -> UUID:
-        return uuid5(_NS, f"idempotency:{scope}:{key}")

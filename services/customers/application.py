@@ -92,8 +92,14 @@ class Customers(HostledgerApplication):
 
     # -- customers ------------------------------------------------------------------------
 
-    def register_customer(self, data: dict) -> dict:
-        """Register a customer; `credentials` carries the generated password, once."""
+    def register_customer(
+        self, data: dict, idempotency_key: str | None = None, request: dict | None = None
+    ) -> dict:
+        """Register a customer; `credentials` carries the generated password, once: a
+        request repeated with the same Idempotency-Key answers the customer without it."""
+        earlier = self.idempotent_answer("customer", idempotency_key, request or {})
+        if earlier is not None:
+            return earlier
         password = data.get("password")
         generated = password is None
         if generated:
@@ -117,11 +123,15 @@ class Customers(HostledgerApplication):
         )
         login = LoginName(name=username, owner_kind="client", owner_id=customer.id)
         email = CustomerEmail(email=customer.email, customer_id=customer.id)
-        try:
-            self.save(customer, login, email)
-        except IntegrityError:
-            self._raise_taken(username, customer.email)
         answer = self.customer_view(customer)
+        key = self.idempotency_record("customer", idempotency_key, request or {}, answer)
+        try:
+            self.save(customer, login, email, key)
+        except IntegrityError:
+            earlier = self.idempotent_answer("customer", idempotency_key, request or {})
+            if earlier is not None:
+                return earlier  # the same request, made twice at once
+            self._raise_taken(username, customer.email)
         if generated:
             answer["credentials"] = {"username": username, "password": password}
         return answer

@@ -38,11 +38,13 @@ class CustomersService(ServiceBase):
     # -- customers --------------------------------------------------------------------------
 
     @rpc
-    def register_customer(self, payload: dict) -> dict:
+    def register_customer(self, payload: dict, idempotency_key: str | None = None) -> dict:
         """Register a customer (staff or the order form). Answers the customer and, when the
         password was generated, `credentials` (shown once)."""
         data = load(contract.RegisterCustomer, payload)
-        return self.app.register_customer(data)
+        # what identifies the request; a given password stays out of the (stored) hash
+        request = {k: v for k, v in payload.items() if k not in ("registration_ip", "password")}
+        return self.app.register_customer(data, idempotency_key, request)
 
     @rpc
     def get_customer(self, customer_id: str) -> dict:

@@ -99,6 +99,40 @@ class HostledgerApplication(Application):
     def datastore(self):
         return self.recorder.datastore
 
+    # -- Idempotency-Key (API.md): the same key and request answer the first answer again --
+
+    def idempotent_answer(self, scope: str, key: str | None, request: dict) -> dict | None:
+        """The first answer given to this key, or None when it is new; 409 when the key
+        came with another request."""
+        if not key:
+            return None
+        from eventsourcing.application import AggregateNotFoundError
+
+        from contracts.errors import Conflict
+        from services.infra.domain import IdempotencyKey
+
+        try:
+            used = self.repository.get(IdempotencyKey.id_for(scope, key))
+        except AggregateNotFoundError:
+            return None
+        if used.request_hash != request_hash(request):
+            raise Conflict(
+                "This Idempotency-Key was used with a different request.",
+                {"Idempotency-Key": ["Already used for another request."]},
+            )
+        return used.answer
+
+    @staticmethod
+    def idempotency_record(scope: str, key: str | None, request: dict, answer: dict):
+        """The aggregate to save with the command's own, or None without a key."""
+        if not key:
+            return None
+        from services.infra.domain import IdempotencyKey
+
+        return IdempotencyKey(
+            scope=scope, key=key, request_hash=request_hash(request), answer=answer
+        )
+
     def published_schema(self, topic: str):
         return self._topics_published.get(topic)
 
@@ -129,6 +163,13 @@ class HostledgerApplication(Application):
         self._take_snapshots(processing_event)
         self._notify(recordings)
         return recordings
+
+
+def request_hash(request: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class _Used:

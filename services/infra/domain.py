@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate as _Aggregate
+from eventsourcing.domain import event
 
 from services.infra import clock
 
@@ -21,3 +23,26 @@ class Aggregate(_Aggregate):
 
 class DomainError(Exception):
     """Base of the domain's own named errors; the application turns them into contract errors."""
+
+
+_IDEMPOTENCY_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/idempotency")
+
+
+class IdempotencyKey(Aggregate):
+    """The first answer to a request sent with this key; saved in the same save as what
+    the request did, so a retried request is answered, never done twice."""
+
+    @event("Used")
+    def __init__(self, scope: str, key: str, request_hash: str, answer: dict):
+        self.scope = scope
+        self.key = key
+        self.request_hash = request_hash
+        self.answer = answer
+
+    @staticmethod
+    def create_id(scope: str, key: str, **_) -> UUID:
+        return IdempotencyKey.id_for(scope, key)
+
+    @staticmethod
+    def id_for(scope: str, key: str) -> UUID:
+        return uuid5(_IDEMPOTENCY_NS, f"{scope}:{key}")

@@ -5,9 +5,13 @@ are seeded straight into the customers service's read model (`customer_list`) wi
 `COPY`, then `ANALYZE`. No events, no Customer aggregates: only the list has them.
 
 The same filtered page is then asked for through the gateway (`GET
-/api/v1/staff/customers?...` as admin, one client, one request at a time) and, as the
-bare substrate, by running the service's two SQL statements (count, then the page)
-directly on the customers database in one transaction, like the service does.
+/api/v1/staff/customers?...` as admin, one client, one request at a time), straight
+from the customers service over RPC (`customers.list_customers`, no gateway, no session
+check) and, as the bare substrate, by running the service's two SQL statements (count,
+then the page) directly on the customers database in one transaction, like the service
+does: planned each time (`prepare=False`), and prepared (psycopg's default from the
+sixth run of a statement on a connection, after which PostgreSQL may choose a generic
+plan that does not look at the values).
 """
 
 from __future__ import annotations
@@ -144,13 +148,15 @@ def _like(term: str) -> str:
 
 
 def measure(stack, samples: int, warmup: int = 5) -> dict:
-    """Each filter set `samples` times through the gateway, then as bare SQL."""
+    """Each filter set `samples` times through the gateway, over RPC, then as bare SQL."""
     out = {}
     for label, filters in queries(datetime.now(tz=UTC)).items():
         out[label] = {
             "filters": filters,
             "http": _http(stack, filters, samples, warmup),
-            "sql": _sql(stack, filters, samples, warmup),
+            "rpc": _rpc(stack, filters, samples, warmup),
+            "sql": _sql(stack, filters, samples, warmup, prepare=False),
+            "sql_prepared": _sql(stack, filters, samples, warmup, prepare=None),
         }
         http, sql = out[label]["http"], out[label]["sql"]
         if http["p50_ms"] and sql["p50_ms"]:
@@ -176,17 +182,31 @@ def _http(stack, filters: dict, samples: int, warmup: int) -> dict:
     return distribution_ms(times) | {"matches": total}
 
 
-def _sql(stack, filters: dict, samples: int, warmup: int) -> dict:
+def _rpc(stack, filters: dict, samples: int, warmup: int) -> dict:
+    times: list[float] = []
+    with stack.rpc() as rpc:
+        for i in range(warmup + samples):
+            t0 = time.perf_counter()
+            rpc.customers.list_customers(dict(filters))
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    return distribution_ms(times)
+
+
+def _sql(stack, filters: dict, samples: int, warmup: int, prepare: bool | None) -> dict:
+    """`prepare=False`: planned with the values each time; None: psycopg's default."""
     statements_ = statements(filters)
     times: list[float] = []
     with stack.db("customers") as conn:
         for i in range(warmup + samples):
             t0 = time.perf_counter()
             with conn.transaction():
-                total = conn.execute(*statements_[0]).fetchone()[0]
-                conn.execute(*statements_[1]).fetchall()
+                total = conn.execute(*statements_[0], prepare=prepare).fetchone()[0]
+                conn.execute(*statements_[1], prepare=prepare).fetchall()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+        if prepare is not False:
+            return distribution_ms(times)
         plans = {
             name: [row[0] for row in conn.execute("EXPLAIN ANALYZE " + sql, params).fetchall()]
             for name, (sql, params) in zip(("count", "page"), statements_, strict=True)

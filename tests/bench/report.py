@@ -194,8 +194,10 @@ def _customer_list(r: dict) -> list[str]:
         lines += [
             f"   {label}: ?{filters}  ({q['http']['matches']:,} match)",
             _latency_row("  through the gateway", q["http"]),
-            _latency_row("  bare PostgreSQL: the same count + page SQL", q["sql"]),
-            f"   {'  gateway p50 / bare SQL p50':50} {_num(q.get('ratio_p50')):>5}",
+            _latency_row("  customers.list_customers over RPC (no gateway)", q["rpc"]),
+            _latency_row("  bare PostgreSQL: same count + page SQL, planned", q["sql"]),
+            _latency_row("  bare PostgreSQL: the same, prepared (psycopg)", q["sql_prepared"]),
+            f"   {'  gateway p50 / bare planned SQL p50':50} {_num(q.get('ratio_p50')):>5}",
         ]
     return lines
 

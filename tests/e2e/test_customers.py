@@ -500,3 +500,38 @@ def test_staff_accounts_with_roles_and_notification_preferences(stack):
         ),
         what="staff list",
     )
+
+
+def test_registration_takes_an_idempotency_key_and_shows_the_password_once(stack):
+    key = uuid.uuid4().hex
+    body = {
+        "kind": "individual",
+        "email": f"{key[:10]}@example.com",
+        "country": "DE",
+        "contact_person": "Retry Person",
+    }
+    first = stack.http(
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json=body,
+        headers={"Idempotency-Key": key},
+    )
+    again = stack.http(
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json=body,
+        headers={"Idempotency-Key": key},
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert "credentials" in first.json() and "credentials" not in again.json()
+    other = stack.http(
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json=dict(body, contact_person="Someone Else"),
+        headers={"Idempotency-Key": key},
+    )
+    assert other.status_code == 409
