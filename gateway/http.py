@@ -230,6 +230,7 @@ class Route(HttpRequestHandler):
         roles: tuple[str, ...] | None = None,
         client: bool | tuple[str, ...] = False,
         status: int = 200,
+        partial: bool = False,
         summary: str = "",
         tags: tuple[str, ...] = (),
         **kwargs,
@@ -242,6 +243,7 @@ class Route(HttpRequestHandler):
         self.roles = roles
         self.client = client
         self.status = status
+        self.partial = partial
         self.summary = summary
         self.tags = tags
         super().__init__(method, url, **kwargs)
@@ -359,7 +361,7 @@ class Route(HttpRequestHandler):
                 "The body must be a JSON object.", {"_body": ["Expected a JSON object."]}
             )
         try:
-            return self.body_schema().load(data)
+            return self.body_schema().load(data, partial=self.partial)
         except ValidationError as err:
             raise from_marshmallow(err) from None
 

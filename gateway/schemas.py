@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from contracts.customers import CUSTOMER_KINDS, LANGUAGES, RegisterCustomer
 
@@ -123,3 +123,62 @@ class ParkedList(Schema):
     total = fields.Integer()
     page = fields.Integer()
     page_size = fields.Integer()
+
+
+class OrderCustomer(Schema):
+    """Who orders: a new e-mail creates the account; an existing one needs its password."""
+
+    email = fields.Email(required=True)
+    password = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=1024)
+    )
+    kind = fields.String(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
+    contact_person = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    country = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO 3166 country code."),
+    )
+    company_name = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=200)
+    )
+    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    project_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class OrderRequest(Schema):
+    customer = fields.Nested(OrderCustomer, required=True)
+    items = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=50))
+    promo_code = fields.String(load_default=None, allow_none=True)
+
+
+class OrderAnswer(Schema):
+    order_id = fields.UUID()
+    customer_id = fields.UUID()
+    invoice_id = fields.UUID()
+    credentials = fields.Nested(Credentials)
+
+
+class MoneyOrList(fields.Field):
+    """A price: one money object, or a list of them (one per currency)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = value if isinstance(value, list) else [value]
+        out = {}
+        for item in items:
+            loaded = MoneySchema().load(item) if isinstance(item, dict) else None
+            if loaded is None:
+                raise ValidationError('A price is {"amount": <minor units>, "currency": ...}.')
+            out[loaded["currency"]] = loaded["amount"]
+        return out
+
+
+class ProductRequest(Schema):
+    """A product, as API.md spells it: names and descriptions as text (English) or per
+    language ({"en": ..., "fr": ...}); each price one money object or a list of them."""
+
+    name = fields.Raw(required=True)
+    description = fields.Raw(load_default=None)
+    prices = fields.Dict(keys=fields.String(), values=MoneyOrList(), required=True)
+    setup_fee = MoneyOrList(load_default=None)
+    project_id = fields.UUID(load_default=None, allow_none=True)
+    on_sale = fields.Boolean(load_default=True)

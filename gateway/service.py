@@ -24,9 +24,13 @@ from gateway.schemas import (
     LoginRequest,
     LoginResponse,
     MeSchema,
+    OrderAnswer,
+    OrderRequest,
     ParkedList,
+    ProductRequest,
     StaffRegisterCustomer,
 )
+from services.infra.context import Actor
 from services.infra.service import Runtime
 from services.infra.settings import SERVICES
 
@@ -51,6 +55,11 @@ class ListQuery(Schema):
     )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class CatalogQuery(Schema):
+    language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
+    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
 
 
 class PdfQuery(Schema):
@@ -696,6 +705,130 @@ class GatewayService:
             customer["id"], customer["currency"], call.body
         )
 
+    # -- catalog and orders -------------------------------------------------------------------
+
+    @route(
+        "GET", "/api/v1/catalog", query=CatalogQuery, tags=("orders",), summary="products on sale"
+    )
+    def catalog(self, call: Call):
+        items = call.services.orders.catalog(call.query["language"], True, call.query["currency"])
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/orders",
+        body=OrderRequest,
+        response=OrderAnswer,
+        status=201,
+        tags=("orders",),
+        summary="order as a new or an existing customer",
+    )
+    def place_order(self, call: Call):
+        """A new e-mail creates the customer (credentials shown once); an existing one needs
+        its password. Items are priced from the catalog and checked before anything is
+        created, so a bad item leaves no customer behind."""
+        person = _jsonable(call.body["customer"])
+        items = {"items": call.body["items"]}
+        existing = call.services.customers.customer_for_order(
+            person["email"], person.get("password"), call.request.remote_addr
+        )
+        currency = existing["currency"] if existing else "EUR"
+        call.services.orders.price_items(currency, items)
+        credentials = None
+        if existing is None:
+            created = call.services.customers.register_customer(
+                dict(person, registration_ip=call.request.remote_addr)
+            )
+            customer_id, credentials = created["id"], created.get("credentials")
+        else:
+            customer_id = existing["id"]
+        call.services.act_as(Actor("client", customer_id))
+        order = call.services.orders.place_order(customer_id, currency, items)
+        answer = {
+            "order_id": order["id"],
+            "customer_id": customer_id,
+            "invoice_id": order["invoice_id"],
+        }
+        if credentials:
+            answer["credentials"] = credentials
+        return answer
+
+    @route(
+        "GET",
+        "/api/v1/staff/products",
+        roles=ALL_STAFF,
+        query=CatalogQuery,
+        tags=("orders",),
+        summary="the catalog, on sale or not",
+    )
+    def list_products(self, call: Call):
+        items = call.services.orders.catalog(None, False, call.query["currency"])
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/products",
+        body=ProductRequest,
+        status=201,
+        roles=("admin",),
+        tags=("orders",),
+        summary="add a product",
+    )
+    def create_product(self, call: Call):
+        return call.services.orders.create_product(_product_payload(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/products/<uuid:product_id>",
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="one product",
+    )
+    def get_product(self, call: Call):
+        return call.services.orders.get_product(str(call.path["product_id"]))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/products/<uuid:product_id>",
+        body=ProductRequest,
+        partial=True,
+        roles=("admin",),
+        tags=("orders",),
+        summary="change a product",
+    )
+    def change_product(self, call: Call):
+        return call.services.orders.change_product(
+            str(call.path["product_id"]), _product_payload(call.body)
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/<any(orders,services):name>",
+        query=ListQuery,
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="orders or services",
+    )
+    def staff_order_list(self, call: Call):
+        q = call.query
+        return call.services.orders.list(
+            call.path["name"], _str(q["customer_id"]), q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/<any(orders,services):name>",
+        query=ListQuery,
+        client=("services",),
+        tags=("client",),
+        summary="your orders or services",
+    )
+    def client_order_list(self, call: Call):
+        q = call.query
+        return call.services.orders.list(
+            call.path["name"], call.customer_id, q["page"], q["page_size"]
+        )
+
     # -- staff: operations ----------------------------------------------------------------
 
     @route(
@@ -743,6 +876,22 @@ def _pdf(call: Call, customer_id: str | None, language: str) -> Response:
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="invoice-{invoice_id}.pdf"'},
     )
+
+
+def _product_payload(body: dict) -> dict:
+    """A product request as the orders service takes it (texts and prices per key)."""
+    out = {}
+    for key in ("name", "description"):
+        if key in body and body[key] is not None:
+            out[key] = body[key] if isinstance(body[key], dict) else {"en": body[key]}
+    if "prices" in body:
+        out["prices"] = body["prices"]
+    if body.get("setup_fee") is not None:
+        out["setup_fee"] = body["setup_fee"]
+    for key in ("project_id", "on_sale"):
+        if key in body:
+            out[key] = body[key]
+    return _jsonable(out)
 
 
 def _str(value) -> str | None:

@@ -22,7 +22,7 @@ from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
 from services.infra.money import Money
 from services.infra.rpc import load, rpc
-from services.infra.service import ServiceBase
+from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
 
@@ -117,19 +117,33 @@ class BillingService(ServiceBase):
     # -- invoices -------------------------------------------------------------------------------
 
     @rpc
-    def issue_invoice(self, payload: dict, idempotency_key: str | None = None) -> dict:
+    def issue_invoice(
+        self, payload: dict, idempotency_key: str | None = None, purpose: str = "manual"
+    ) -> dict:
+        """Issue an invoice: by staff (`manual`) or for an order (`order`)."""
+        if purpose not in ("manual", "order", "renewal"):
+            raise ValidationFailed(f"Unknown invoice purpose {purpose!r}.")
         data = load(contract.IssueInvoice, payload)
         discounts = self.customers.discounts_for(str(data["customer_id"]))
-        return self.app.issue_invoice(
-            data["customer_id"],
-            data["currency"],
-            data["lines"],
-            purpose="manual",
-            due_days=data["due_days"],
-            discounts=discounts,
-            idempotency_key=idempotency_key,
-            request=payload,
-        )
+
+        def issue() -> dict:
+            return self.app.issue_invoice(
+                data["customer_id"],
+                data["currency"],
+                data["lines"],
+                purpose=purpose,
+                due_days=data["due_days"],
+                discounts=discounts,
+                idempotency_key=idempotency_key,
+                request=payload,
+            )
+
+        try:
+            return issue()
+        except NotFound:
+            # a customer registered a moment ago: its account may not be open here yet
+            catch_up_with(self, "customers")
+            return issue()
 
     @rpc
     def add_funds_invoice(

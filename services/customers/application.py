@@ -17,6 +17,7 @@ from contracts.errors import (
     Forbidden,
     InvalidCredentials,
     NotFound,
+    PasswordRequired,
     RateLimited,
     Unauthorized,
     ValidationFailed,
@@ -479,6 +480,30 @@ class Customers(HostledgerApplication):
         if isinstance(owner, CustomerUser):
             return self._open_session("client", customer_id=owner.customer_id, user_id=owner.id)
         return self._open_session("client", customer_id=owner.id)
+
+    def customer_for_order(self, email: str, password: str | None, address: str | None):
+        """The account an order's e-mail belongs to (its password required), or None for a
+        new e-mail. Wrong passwords count toward the login rate limit."""
+        try:
+            index = self.repository.get(CustomerEmail.id_for(email))
+        except AggregateNotFoundError:
+            return None
+        customer = self.get_customer_or_none(index.customer_id)
+        if customer is None:
+            raise Conflict(
+                "This e-mail belonged to a deleted account; use another one.",
+                {"email": ["Belonged to a deleted account."]},
+            )
+        if not password:
+            raise PasswordRequired(
+                "This e-mail already has an account: give its password to order with it."
+            )
+        keys = [f"user:{email.strip().lower()}"] + ([f"addr:{address}"] if address else [])
+        self._check_rate(keys)
+        if not verify_password(customer.password_hash, password):
+            self._record_failure(keys)
+            raise InvalidCredentials("The password of this account is wrong.")
+        return customer
 
     def _check_rate(self, keys: list[str]) -> None:
         since = clock.now() - RATE_WINDOW

@@ -188,6 +188,13 @@ class CustomersService(ServiceBase):
         return self.app.login(data["username"], data["password"], address)
 
     @rpc
+    def customer_for_order(self, email: str, password: str | None, address: str | None):
+        """The existing account of an order's e-mail (401 password_required or
+        invalid_credentials), or None when the e-mail is new."""
+        customer = self.app.customer_for_order(email, password, address)
+        return self.app.customer_view(customer) if customer else None
+
+    @rpc
     def resolve_session(self, token: str) -> dict:
         if not isinstance(token, str) or not token:
             raise ValidationFailed("A token is required.", {"token": ["Missing."]})

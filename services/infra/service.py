@@ -79,6 +79,12 @@ class ServiceBase:
         }
 
 
+def catch_up_with(service, upstream: str) -> int:
+    """Apply now whatever `upstream` has published that this service has not applied yet:
+    for a command that needs the effect of an upstream event it may not have heard of."""
+    return _inbox_consumer(service).inboxes[upstream].catch_up()
+
+
 def _store(service):
     from services.infra.store import EventStore
 

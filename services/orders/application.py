@@ -1,10 +1,216 @@
-"""The orders application: catalog, orders and the lifecycle of services."""
+"""Orders: the catalog, orders, and the services they create."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from contracts import orders as contract
+from contracts.errors import NotFound, ValidationFailed
+from services.infra import clock
 from services.infra.application import HostledgerApplication
+from services.infra.clock import isoformat
+from services.orders.domain import (
+    CYCLES,
+    InvoiceOrder,
+    NotOnSale,
+    Order,
+    Product,
+    Service,
+    add_months,
+)
+
+LANGUAGES = ("en", "ru", "fr")
 
 
 class Orders(HostledgerApplication):
     name = "orders"
     service = "orders"
+    publications = {
+        Order.Placed: contract.OrderPlaced,
+        Service.Activated: contract.ServiceActivated,
+    }
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    def create_product(self, data: dict) -> Product:
+        product = Product(
+            name=data["name"],
+            description=data.get("description") or {},
+            prices=data["prices"],
+            setup_fee=data.get("setup_fee") or {},
+            project_id=data.get("project_id"),
+            on_sale=data.get("on_sale", True),
+        )
+        self.save(product)
+        return product
+
+    def change_product(self, product_id: UUID, changes: dict) -> Product:
+        product = self.product(product_id)
+        if changes:
+            product.change(changes)
+            self.save(product)
+        return product
+
+    def product(self, product_id: UUID) -> Product:
+        try:
+            product = self.repository.get(product_id)
+        except AggregateNotFoundError:
+            product = None
+        if not isinstance(product, Product):
+            raise NotFound("No such product.")
+        return product
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def price_order(self, items: list[dict], currency: str) -> list[dict]:
+        """Each item priced from the catalog (never from the request); 400 naming the item."""
+        priced, errors = [], {}
+        for n, item in enumerate(items):
+            try:
+                product = self.product(item["product_id"])
+                price = product.price(item["billing_cycle"], currency)
+            except (NotFound, NotOnSale) as exc:
+                errors[f"items.{n}"] = [str(exc)]
+                continue
+            priced.append(
+                {
+                    "product_id": str(product.id),
+                    "name": product.name.get("en") or next(iter(product.name.values())),
+                    "billing_cycle": item["billing_cycle"],
+                    "price": price,
+                    "setup_fee": product.setup_fee.get(currency, 0),
+                }
+            )
+        if errors:
+            raise ValidationFailed("Some items cannot be ordered.", errors)
+        return priced
+
+    @staticmethod
+    def invoice_lines(priced: list[dict]) -> list[dict]:
+        lines = []
+        for item in priced:
+            lines.append(
+                {
+                    "description": f"{item['name']} ({item['billing_cycle']})",
+                    "product_id": item["product_id"],
+                    "unit_price": item["price"],
+                    "period": item["billing_cycle"],
+                }
+            )
+            if item["setup_fee"]:
+                lines.append(
+                    {
+                        "description": f"{item['name']}: setup",
+                        "product_id": item["product_id"],
+                        "unit_price": item["setup_fee"],
+                    }
+                )
+        return lines
+
+    def place_order(
+        self, customer_id: UUID, priced: list[dict], currency: str, invoice: dict
+    ) -> Order:
+        """The order and its pending services, saved together."""
+        order = Order(
+            customer_id=customer_id,
+            items=priced,
+            currency=currency,
+            invoice_id=UUID(invoice["id"]),
+            total=invoice["total"]["amount"],
+            placed_at=clock.now(),
+        )
+        services = [
+            Service(
+                customer_id=customer_id,
+                order_id=order.id,
+                product_id=UUID(i["product_id"]),
+                name=i["name"],
+                billing_cycle=i["billing_cycle"],
+                price=i["price"],
+                currency=currency,
+            )
+            for i in priced
+        ]
+        link = InvoiceOrder(
+            invoice_id=order.invoice_id, order_id=order.id, service_ids=[s.id for s in services]
+        )
+        self.save(order, link, *services)
+        return order
+
+    def invoice_paid(self, invoice_id: UUID) -> int:
+        """Activate the services of the order this invoice belongs to; how many."""
+        try:
+            link = self.repository.get(InvoiceOrder.id_for(invoice_id))
+        except AggregateNotFoundError:
+            return 0  # not an order's invoice (added funds, a manual invoice ...)
+        order = self.repository.get(link.order_id)
+        if order.status == "paid":
+            return 0
+        today = clock.now().date()
+        services = [self.repository.get(i) for i in link.service_ids]
+        order.mark_paid(at=clock.now())
+        for s in services:
+            if s.status == "pending":
+                due = add_months(today, CYCLES[s.billing_cycle]).isoformat()
+                s.activate(next_due_date=due, reason="invoice paid")
+        self.save(order, *services)
+        return len(services)
+
+
+def product_view(p: Product, language: str | None = None, currency: str | None = None) -> dict:
+    """`prices` and `setup_fee` as money in `currency` (the product's first currency when
+    not given, or when it has no price in it); `all_prices` in every currency."""
+
+    def pick(texts: dict) -> str | dict:
+        if language is None:
+            return dict(texts)
+        return texts.get(language) or texts.get("en") or next(iter(texts.values()), "")
+
+    currencies = sorted({c for by_cur in p.prices.values() for c in by_cur})
+    shown = currency if currency in currencies else (currencies[0] if currencies else None)
+    return {
+        "id": str(p.id),
+        "name": pick(p.name),
+        "description": pick(p.description),
+        "prices": {
+            cycle: {"amount": by_cur[shown], "currency": shown}
+            for cycle, by_cur in p.prices.items()
+            if shown in by_cur
+        },
+        "setup_fee": {"amount": p.setup_fee.get(shown, 0), "currency": shown},
+        "all_prices": {
+            cycle: [{"amount": a, "currency": c} for c, a in sorted(by_cur.items())]
+            for cycle, by_cur in p.prices.items()
+        },
+        "project_id": str(p.project_id) if p.project_id else None,
+        "on_sale": p.on_sale,
+        "version": p.version,
+    }
+
+
+def service_view(s: Service) -> dict:
+    return {
+        "id": str(s.id),
+        "customer_id": str(s.customer_id),
+        "order_id": str(s.order_id),
+        "product_id": str(s.product_id),
+        "name": s.name,
+        "billing_cycle": s.billing_cycle,
+        "price": {"amount": s.price, "currency": s.currency},
+        "status": s.status,
+        "next_due_date": s.next_due_date,
+    }
+
+
+def order_view(o: Order) -> dict:
+    return {
+        "id": str(o.id),
+        "customer_id": str(o.customer_id),
+        "status": o.status,
+        "invoice_id": str(o.invoice_id),
+        "items": o.items,
+        "total": {"amount": o.total, "currency": o.currency},
+        "placed_at": isoformat(o.placed_at),
+    }

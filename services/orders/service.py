@@ -1,15 +1,123 @@
-"""The orders service: catalog, orders and the lifecycle of services."""
+"""The orders service: the catalog, orders, and the services they create."""
 
 from __future__ import annotations
 
+import uuid
+from uuid import UUID
+
+from nameko.rpc import RpcProxy
+
+from contracts import orders as contract
+from contracts.envelope import IntegrationEvent
+from contracts.errors import NotFound, ValidationFailed
+from services.infra.consumer import handles
+from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
-from services.orders.application import Orders
+from services.orders.application import Orders, order_view, product_view, service_view
+from services.orders.readmodels import OrderLists
 
 APPLICATION = Orders
-READ_MODELS = ()
+READ_MODELS = (OrderLists,)
+LISTS = {
+    "orders": ("order_list", "order_id", "placed_at", order_view),
+    "services": ("service_list", "service_id", "created_at", service_view),
+}
+
+
+def _uuid(value, what: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
 
 
 class OrdersService(ServiceBase):
     name = "orders"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
+    billing = RpcProxy("billing")
+
+    # -- catalog ------------------------------------------------------------------------------
+
+    @rpc
+    def create_product(self, payload: dict) -> dict:
+        return product_view(self.app.create_product(load(contract.ProductFields, payload)))
+
+    @rpc
+    def change_product(self, product_id: str, payload: dict) -> dict:
+        changes = load(contract.ProductFields, payload, partial=True)
+        return product_view(self.app.change_product(_uuid(product_id, "product"), changes))
+
+    @rpc
+    def get_product(self, product_id: str) -> dict:
+        return product_view(self.app.product(_uuid(product_id, "product")))
+
+    @rpc
+    def catalog(
+        self, language: str | None = None, only_on_sale: bool = True, currency: str | None = None
+    ) -> list[dict]:
+        """Products (on sale only, for clients), names in `language` when given."""
+        query = "SELECT product_id FROM product_list"
+        if only_on_sale:
+            query += " WHERE on_sale"
+        with self.app.datastore.transaction() as curs:
+            curs.execute(query + " ORDER BY created_at")
+            ids = [r["product_id"] for r in curs.fetchall()]
+        return [product_view(self.app.repository.get(i), language, currency) for i in ids]
+
+    @rpc
+    def price_items(self, currency: str, payload: dict) -> list[dict]:
+        """The items priced from the catalog, changing nothing: 400 naming a bad item."""
+        return self.app.price_order(load(contract.PlaceOrder, payload)["items"], currency)
+
+    # -- orders ------------------------------------------------------------------------------
+
+    @rpc
+    def place_order(self, customer_id: str, currency: str, payload: dict) -> dict:
+        """Price the items from the catalog, issue the invoice (setup fees plus the first
+        period) through billing, and save the order with its pending services."""
+        data = load(contract.PlaceOrder, payload)
+        customer = _uuid(customer_id, "customer")
+        priced = self.app.price_order(data["items"], currency)
+        invoice = self.billing.issue_invoice(
+            {
+                "customer_id": str(customer),
+                "currency": currency,
+                "lines": self.app.invoice_lines(priced),
+            },
+            f"order:{uuid.uuid4()}",
+            "order",
+        )
+        order = self.app.place_order(customer, priced, currency, invoice)
+        return dict(order_view(order), invoice=invoice)
+
+    @handles("billing", "InvoicePaid")
+    def activate_paid(self, event: IntegrationEvent) -> None:
+        """Paying an order's invoice activates its services."""
+        self.app.invoice_paid(event.payload["invoice_id"])
+
+    @rpc
+    def list(
+        self, name: str, customer_id: str | None = None, page: int = 1, page_size: int = 50
+    ) -> dict:
+        if name not in LISTS:
+            raise ValidationFailed(f"There is no list {name!r}.")
+        table, key, at, view = LISTS[name]
+        where, params = "true", []
+        if customer_id is not None:
+            where, params = "customer_id = %s", [_uuid(customer_id, "customer")]
+        with self.app.datastore.transaction() as curs:
+            curs.execute(f"SELECT count(*) AS n FROM {table} WHERE {where}", params)
+            total = curs.fetchone()["n"]
+            curs.execute(
+                f"SELECT {key} AS id FROM {table} WHERE {where} ORDER BY {at} DESC"
+                " LIMIT %s OFFSET %s",
+                [*params, page_size, (page - 1) * page_size],
+            )
+            ids = [r["id"] for r in curs.fetchall()]
+        return {
+            "items": [view(self.app.repository.get(i)) for i in ids],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }

@@ -1,0 +1,90 @@
+"""What the orders service publishes and accepts."""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from contracts.registry import integration_event
+
+CYCLES = ("monthly", "quarterly", "semiannually", "annually", "biennially", "triennially")
+LANGUAGES = ("en", "ru", "fr")
+
+
+@integration_event("orders", "OrderPlaced")
+class OrderPlaced(Schema):
+    id_field = "order_id"
+
+    order_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    invoice_id = fields.UUID(required=True)
+    total = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+@integration_event("orders", "ServiceActivated")
+class ServiceActivated(Schema):
+    id_field = "service_id"
+
+    service_id = fields.UUID(required=True)
+    next_due_date = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+# ---- RPC payloads -------------------------------------------------------------------------
+
+
+def _texts(required: bool):
+    options = (
+        {"required": True, "validate": validate.Length(min=1)}
+        if required
+        else {"load_default": dict}
+    )
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(LANGUAGES)),
+        values=fields.String(validate=validate.Length(min=1, max=2000)),
+        **options,
+    )
+
+
+_PER_CURRENCY = fields.Dict(
+    keys=fields.String(validate=validate.Regexp(r"^[A-Z]{3}$")),
+    values=fields.Integer(strict=True, validate=validate.Range(min=0)),
+)
+
+
+class ProductFields(Schema):
+    """A product: names and descriptions per language ({"en": ..., "fr": ...}); prices per
+    cycle and currency in minor units ({"monthly": {"EUR": 500}}); setup fee per currency."""
+
+    name = _texts(required=True)
+    description = _texts(required=False)
+    prices = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CYCLES)),
+        values=_PER_CURRENCY,
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    setup_fee = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[A-Z]{3}$")),
+        values=fields.Integer(strict=True, validate=validate.Range(min=0)),
+        load_default=dict,
+    )
+    project_id = fields.UUID(load_default=None, allow_none=True)
+    on_sale = fields.Boolean(load_default=True)
+
+
+class OrderItem(Schema):
+    """What to order. Anything else sent with an item (a price, say) is ignored: prices
+    come from the catalog on the server only."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    product_id = fields.UUID(required=True)
+    billing_cycle = fields.String(required=True, validate=validate.OneOf(CYCLES))
+
+
+class PlaceOrder(Schema):
+    items = fields.List(
+        fields.Nested(OrderItem), required=True, validate=validate.Length(min=1, max=50)
+    )

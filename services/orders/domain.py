@@ -1,0 +1,145 @@
+"""The catalog, orders and the services they create."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from services.infra.domain import Aggregate, DomainError
+
+CYCLES = {
+    "monthly": 1,
+    "quarterly": 3,
+    "semiannually": 6,
+    "annually": 12,
+    "biennially": 24,
+    "triennially": 36,
+}
+
+
+class NotOnSale(DomainError):
+    pass
+
+
+class Product(Aggregate):
+    """A plan on sale: names and descriptions per language, a price per billing cycle and
+    currency (minor units), a setup fee per currency."""
+
+    @event("Created")
+    def __init__(
+        self,
+        name: dict,
+        description: dict,
+        prices: dict,
+        setup_fee: dict,
+        project_id: UUID | None,
+        on_sale: bool,
+    ):
+        self.name = name
+        self.description = description
+        self.prices = prices
+        self.setup_fee = setup_fee
+        self.project_id = project_id
+        self.on_sale = on_sale
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def price(self, cycle: str, currency: str) -> int:
+        if not self.on_sale:
+            raise NotOnSale("This product is not on sale.")
+        try:
+            return self.prices[cycle][currency]
+        except KeyError:
+            raise NotOnSale(f"This product has no {cycle} price in {currency}.") from None
+
+
+class Order(Aggregate):
+    @event("Placed")
+    def __init__(
+        self,
+        customer_id: UUID,
+        items: list[dict],
+        currency: str,
+        invoice_id: UUID,
+        total: int,
+        placed_at: datetime,
+    ):
+        self.customer_id = customer_id
+        self.items = items
+        self.currency = currency
+        self.invoice_id = invoice_id
+        self.total = total
+        self.placed_at = placed_at
+        self.status = "pending"
+
+    @event("Paid")
+    def mark_paid(self, at: datetime) -> None:
+        self.status = "paid"
+
+
+class InvoiceOrder(Aggregate):
+    """Index: which order (and services) an invoice is for. Read by id, so a payment heard
+    a moment after the order was placed always finds it."""
+
+    @event("Linked")
+    def __init__(self, invoice_id: UUID, order_id: UUID, service_ids: list[UUID]):
+        self.invoice_id = invoice_id
+        self.order_id = order_id
+        self.service_ids = service_ids
+
+    @staticmethod
+    def create_id(invoice_id: UUID, **_) -> UUID:
+        return InvoiceOrder.id_for(invoice_id)
+
+    @staticmethod
+    def id_for(invoice_id: UUID) -> UUID:
+        return uuid5(_NS, f"invoice-order:{invoice_id}")
+
+
+_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/orders")
+
+
+class Service(Aggregate):
+    """What a customer has from an order: pending until the order's invoice is paid."""
+
+    @event("Created")
+    def __init__(
+        self,
+        customer_id: UUID,
+        order_id: UUID,
+        product_id: UUID,
+        name: str,
+        billing_cycle: str,
+        price: int,
+        currency: str,
+    ):
+        self.customer_id = customer_id
+        self.order_id = order_id
+        self.product_id = product_id
+        self.name = name
+        self.billing_cycle = billing_cycle
+        self.price = price
+        self.currency = currency
+        self.status = "pending"
+        self.next_due_date: str | None = None
+
+    @event("Activated")
+    def activate(self, next_due_date: str, reason: str) -> None:
+        if self.status != "pending":
+            raise DomainError(f"a {self.status} service cannot be activated")
+        self.status = "active"
+        self.next_due_date = next_due_date
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later, or the month's last day when it has fewer days."""
+    import calendar
+
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))

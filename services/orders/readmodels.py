@@ -1,0 +1,80 @@
+"""Query tables of the orders service, fed from its own log."""
+
+from __future__ import annotations
+
+from services.infra.readmodels import ReadModel
+
+
+class OrderLists(ReadModel):
+    name = "order_lists"
+    table_names = ("product_list", "order_list", "service_list")
+    tables = (
+        """
+        CREATE TABLE IF NOT EXISTS product_list (
+            product_id uuid PRIMARY KEY,
+            on_sale boolean NOT NULL,
+            project_id uuid,
+            created_at timestamptz NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS order_list (
+            order_id uuid PRIMARY KEY,
+            customer_id uuid NOT NULL,
+            invoice_id uuid NOT NULL UNIQUE,
+            status text NOT NULL,
+            placed_at timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS order_list_customer ON order_list (customer_id, placed_at)",
+        """
+        CREATE TABLE IF NOT EXISTS service_list (
+            service_id uuid PRIMARY KEY,
+            customer_id uuid NOT NULL,
+            order_id uuid NOT NULL,
+            product_id uuid NOT NULL,
+            status text NOT NULL,
+            created_at timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS service_list_customer ON service_list (customer_id)",
+        "CREATE INDEX IF NOT EXISTS service_list_order ON service_list (order_id)",
+    )
+
+    def on_Product_Created(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO product_list (product_id, on_sale, project_id, created_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (e.originator_id, e.on_sale, e.project_id, e.timestamp),
+        )
+
+    def on_Product_Changed(self, curs, e) -> None:
+        if "on_sale" in e.changes:
+            curs.execute(
+                "UPDATE product_list SET on_sale = %s WHERE product_id = %s",
+                (e.changes["on_sale"], e.originator_id),
+            )
+
+    def on_Order_Placed(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO order_list (order_id, customer_id, invoice_id, status, placed_at)"
+            " VALUES (%s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
+            (e.originator_id, e.customer_id, e.invoice_id, e.placed_at),
+        )
+
+    def on_Order_Paid(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE order_list SET status = 'paid' WHERE order_id = %s", (e.originator_id,)
+        )
+
+    def on_Service_Created(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO service_list (service_id, customer_id, order_id, product_id, status,"
+            " created_at) VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
+            (e.originator_id, e.customer_id, e.order_id, e.product_id, e.timestamp),
+        )
+
+    def on_Service_Activated(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE service_list SET status = 'active' WHERE service_id = %s", (e.originator_id,)
+        )

@@ -1,0 +1,138 @@
+"""The order form (PerlBill's rule) and activation on payment."""
+
+import uuid
+
+
+def _product(stack, **extra):
+    body = {
+        "name": {"en": "VPS Start", "fr": "VPS Démarrage", "ru": "VPS Старт"},
+        "description": "2 vCPU, 4 GB",
+        "prices": {
+            "monthly": {"amount": 500, "currency": "EUR"},
+            "annually": [{"amount": 5000, "currency": "EUR"}, {"amount": 5500, "currency": "USD"}],
+        },
+        "setup_fee": {"amount": 1000, "currency": "EUR"},
+    }
+    body.update(extra)
+    r = stack.http("POST", "/api/v1/staff/products", stack.admin_token, json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _order(stack, email, items, password=None):
+    customer = {
+        "email": email,
+        "kind": "individual",
+        "contact_person": "Olga Buyer",
+        "country": "DE",
+    }
+    if password is not None:
+        customer["password"] = password
+    return stack.http("POST", "/api/v1/orders", json={"customer": customer, "items": items})
+
+
+def test_catalog_in_the_clients_language(stack):
+    product = _product(stack)
+    assert product["prices"]["monthly"] == {"amount": 500, "currency": "EUR"}
+
+    def listed(language):
+        items = stack.http("GET", "/api/v1/catalog", params={"language": language}).json()["items"]
+        return [p for p in items if p["id"] == product["id"]]
+
+    [fr] = stack.wait_until(lambda: listed("fr"), what="catalog")
+    assert fr["name"] == "VPS Démarrage" and fr["description"] == "2 vCPU, 4 GB"
+    assert fr["setup_fee"] == {"amount": 1000, "currency": "EUR"}
+    r = stack.http(
+        "PATCH",
+        f"/api/v1/staff/products/{product['id']}",
+        stack.admin_token,
+        json={"on_sale": False},
+    )
+    assert r.status_code == 200 and r.json()["on_sale"] is False
+    stack.wait_until(lambda: not listed("en"), what="off sale")
+
+
+def test_order_as_a_new_then_an_existing_customer(stack):
+    product = _product(stack)
+    email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
+    # a tampered price is ignored: prices come from the catalog
+    r = _order(
+        stack, email, [{"product_id": product["id"], "billing_cycle": "monthly", "price": 1}]
+    )
+    assert r.status_code == 201, r.text
+    first = r.json()
+    creds = first["credentials"]
+    token = stack.login(creds["username"], creds["password"])
+    invoice = stack.http("GET", f"/api/v1/client/invoices/{first['invoice_id']}", token).json()
+    assert invoice["total"]["amount"] == 1500  # first month and the setup fee
+    assert invoice["purpose"] == "order"
+
+    item = [{"product_id": product["id"], "billing_cycle": "annually"}]
+    r = _order(stack, email, item)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "password_required"
+    r = _order(stack, email, item, password="not the password")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials"
+    r = _order(stack, email, item, password=creds["password"])
+    assert r.status_code == 201, r.text
+    second = r.json()
+    assert second["customer_id"] == first["customer_id"] and "credentials" not in second
+
+    services = stack.wait_until(
+        lambda: (
+            (items := stack.http("GET", "/api/v1/client/services", token).json()["items"])
+            and len(items) == 2
+            and items
+        ),
+        what="services",
+    )
+    assert {s["status"] for s in services} == {"pending"}
+
+
+def test_bad_items_are_400_and_create_nothing(stack):
+    product = _product(stack)
+    email = f"careful-{uuid.uuid4().hex[:8]}@example.com"
+    r = _order(stack, email, [{"product_id": str(uuid.uuid4()), "billing_cycle": "monthly"}])
+    assert r.status_code == 400 and "items.0" in r.json()["error"]["fields"]
+    r = _order(stack, email, [{"product_id": product["id"], "billing_cycle": "weekly"}])
+    assert r.status_code == 400
+    # nothing was created: the e-mail is still new
+    r = _order(stack, email, [{"product_id": product["id"], "billing_cycle": "monthly"}])
+    assert r.status_code == 201 and "credentials" in r.json()
+
+
+def test_paying_the_order_invoice_activates_its_services(stack):
+    product = _product(stack)
+    r = _order(
+        stack,
+        f"payer-{uuid.uuid4().hex[:8]}@example.com",
+        [{"product_id": product["id"], "billing_cycle": "monthly"}],
+    )
+    order = r.json()
+    token = stack.login(order["credentials"]["username"], order["credentials"]["password"])
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json={
+            "customer_id": order["customer_id"],
+            "amount": {"amount": 1500, "currency": "EUR"},
+            "method": "bank_transfer",
+            "reference": "ORDER-1",
+            "invoice_id": order["invoice_id"],
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    def active():
+        items = stack.http("GET", "/api/v1/client/services", token).json()["items"]
+        return items if items and all(s["status"] == "active" for s in items) else None
+
+    [service] = stack.wait_until(active, what="the service active")
+    assert service["next_due_date"] and service["price"] == {"amount": 500, "currency": "EUR"}
+    staff = stack.http(
+        "GET",
+        "/api/v1/staff/services",
+        stack.admin_token,
+        params={"customer_id": order["customer_id"]},
+    ).json()
+    assert [s["id"] for s in staff["items"]] == [service["id"]]
