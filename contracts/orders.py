@@ -26,6 +26,8 @@ class ServiceActivated(Schema):
     id_field = "service_id"
 
     service_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    product_id = fields.UUID(required=True)
     next_due_date = fields.String(required=True)
     reason = fields.String(required=True)
 
@@ -88,3 +90,30 @@ class PlaceOrder(Schema):
     items = fields.List(
         fields.Nested(OrderItem), required=True, validate=validate.Length(min=1, max=50)
     )
+
+
+class _ServiceChange(Schema):
+    id_field = "service_id"
+
+    service_id = fields.UUID(required=True)
+    reason = fields.String(required=True)
+
+
+@integration_event("orders", "ServiceSuspended")
+class ServiceSuspended(_ServiceChange):
+    why = fields.String(required=True)
+
+
+@integration_event("orders", "ServiceUnsuspended")
+class ServiceUnsuspended(_ServiceChange):
+    pass
+
+
+@integration_event("orders", "ServiceTerminated")
+class ServiceTerminated(_ServiceChange):
+    customer_id = fields.UUID(required=True)
+    product_id = fields.UUID(required=True)
+
+
+class ServiceAction(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))

@@ -57,6 +57,10 @@ class ListQuery(Schema):
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+class ServiceReason(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
 class CatalogQuery(Schema):
     language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
@@ -799,6 +803,19 @@ class GatewayService:
     def change_product(self, call: Call):
         return call.services.orders.change_product(
             str(call.path["product_id"]), _product_payload(call.body)
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/services/<uuid:service_id>/<any(suspend,unsuspend,terminate):action>",
+        body=ServiceReason,
+        roles=("admin", "support", "billing"),
+        tags=("orders",),
+        summary="suspend, unsuspend or terminate a service by hand",
+    )
+    def change_service(self, call: Call):
+        return call.services.orders.change_service(
+            str(call.path["service_id"]), call.path["action"], call.body
         )
 
     @route(

@@ -104,10 +104,12 @@ class Stack:
         except subprocess.SubprocessError:
             pass
 
-    def start(self, name: str, extra_env: dict | None = None) -> None:
+    def start(self, name: str, extra_env: dict | None = None, instance: str | None = None) -> None:
+        """Start `name`; with `instance`, one more instance of it (`orders-2`)."""
         env = dict(self.env, **(extra_env or {}))
-        log = open(self.logs / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(
+        key = f"{name}-{instance}" if instance else name
+        log = open(self.logs / f"{key}.log", "ab")
+        self.procs[key] = subprocess.Popen(
             [NAMEKO, "run", "--config", "deploy/nameko.yaml", MODULES[name]],
             cwd=ROOT,
             env=env,

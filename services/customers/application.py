@@ -320,8 +320,25 @@ class Customers(HostledgerApplication):
             self.save(customer)
         return dict(customer.notification_settings)
 
+    def service_started(self, customer_id: UUID, service_id: UUID, product_id: UUID) -> None:
+        customer = self.get_customer_or_none(customer_id)
+        if customer is not None and str(service_id) not in customer.active_services:
+            customer.service_started(service_id=service_id, product_id=product_id)
+            self.save(customer)
+
+    def service_ended(self, customer_id: UUID, service_id: UUID, product_id: UUID) -> None:
+        customer = self.get_customer_or_none(customer_id)
+        if customer is not None and str(service_id) in customer.active_services:
+            customer.service_ended(service_id=service_id, product_id=product_id)
+            self.save(customer)
+
     def delete_customer(self, customer_id: UUID, forced: bool, reason: str | None) -> None:
         customer = self.get_customer(customer_id)
+        if customer.active_services and not forced:
+            raise Conflict(
+                f"The customer has {len(customer.active_services)} active service(s); "
+                "terminate them first or have an administrator force the deletion."
+            )
         customer.delete(forced=forced, reason=reason)
         self.save(customer)
         self.end_sessions(customer_id=customer.id)

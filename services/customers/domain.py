@@ -52,6 +52,7 @@ class Customer(Aggregate):
         self.phone: str | None = None
         self.address: str | None = None
         self.notification_settings: dict[str, bool] = dict(DEFAULT_NOTIFICATIONS)
+        self.active_services: dict[str, UUID] = {}  # service id -> product id
 
     @property
     def name(self) -> str:
@@ -88,6 +89,14 @@ class Customer(Aggregate):
     def delete(self, forced: bool, reason: str | None) -> None:
         self.check_not_deleted()
         self.deleted = True
+
+    @event("ServiceStarted")
+    def service_started(self, service_id: UUID, product_id: UUID) -> None:
+        self.active_services[str(service_id)] = product_id
+
+    @event("ServiceEnded")
+    def service_ended(self, service_id: UUID, product_id: UUID) -> None:
+        self.active_services.pop(str(service_id), None)
 
 
 NOTIFICATION_KINDS = (

@@ -89,6 +89,27 @@ class CustomerList(ReadModel):
                 (changes.get("contact_person", ""), e.originator_id),
             )
 
+    def on_Customer_ServiceStarted(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE customer_list SET active_product_ids = array_append(active_product_ids, %s)"
+            " WHERE customer_id = %s",
+            (e.product_id, e.originator_id),
+        )
+
+    def on_Customer_ServiceEnded(self, curs, e) -> None:
+        # one occurrence per active service: remove one, so another service of the same
+        # product keeps the customer in the filter
+        curs.execute(
+            "UPDATE customer_list SET active_product_ids = ("
+            " SELECT coalesce(array_agg(p ORDER BY n), '{}') FROM ("
+            "  SELECT p, n FROM unnest(active_product_ids) WITH ORDINALITY AS t(p, n)"
+            "  WHERE n <> (SELECT min(n) FROM unnest(active_product_ids) WITH ORDINALITY"
+            "   AS u(p, n) WHERE p = %s)"
+            "  OR NOT %s = ANY(active_product_ids)) AS kept)"
+            " WHERE customer_id = %s",
+            (e.product_id, e.product_id, e.originator_id),
+        )
+
     def on_Customer_Deleted(self, curs, e) -> None:
         curs.execute(
             "UPDATE customer_list SET deleted = true WHERE customer_id = %s", (e.originator_id,)

@@ -8,6 +8,7 @@ from eventsourcing.utils import get_topic
 from nameko.rpc import RpcProxy
 
 from contracts import customers as contract
+from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.customers import application as queries
 from services.customers.application import Customers
@@ -15,6 +16,7 @@ from services.customers.domain import StaffMember
 from services.customers.readmodels import CustomerList, Directory, StaffList
 from services.infra import context
 from services.infra.clock import isoformat
+from services.infra.consumer import handles
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
@@ -87,6 +89,17 @@ class CustomersService(ServiceBase):
         member = self.app.get_staff(_uuid(actor.id, "staff member"))
         if member.role != "admin":
             raise Forbidden("Only an administrator may force this.")
+
+    @handles("orders", "ServiceActivated")
+    def service_started(self, event: IntegrationEvent) -> None:
+        """Feeds the "active product" filter and the deletion rule."""
+        p = event.payload
+        self.app.service_started(p["customer_id"], p["service_id"], p["product_id"])
+
+    @handles("orders", "ServiceTerminated")
+    def service_ended(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        self.app.service_ended(p["customer_id"], p["service_id"], p["product_id"])
 
     # -- the client's own account ----------------------------------------------------------
 

@@ -70,6 +70,9 @@ class Settings:
     rpc_timeout: float = 30.0
     stripe_webhook_secret: str | None = None
     scheduler_interval: float = 60.0
+    renew_days_before: int = 7
+    suspend_after_days: int = 5
+    terminate_after_days: int = 30
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -102,6 +105,9 @@ class Settings:
             rpc_timeout=float(env.get("HOSTLEDGER_RPC_TIMEOUT") or 30.0),
             stripe_webhook_secret=env.get("HOSTLEDGER_STRIPE_WEBHOOK_SECRET") or None,
             scheduler_interval=float(env.get("HOSTLEDGER_SCHEDULER_INTERVAL") or 60.0),
+            renew_days_before=_int(env, "HOSTLEDGER_RENEW_DAYS_BEFORE", 7),
+            suspend_after_days=_int(env, "HOSTLEDGER_SUSPEND_AFTER_DAYS", 5),
+            terminate_after_days=_int(env, "HOSTLEDGER_TERMINATE_AFTER_DAYS", 30),
         )
 
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from contracts import orders as contract
-from contracts.errors import NotFound, ValidationFailed
+from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.orders.domain import (
     CYCLES,
     InvoiceOrder,
+    LifecycleError,
     NotOnSale,
     Order,
     Product,
+    RenewalLink,
     Service,
     add_months,
 )
@@ -30,6 +34,9 @@ class Orders(HostledgerApplication):
     publications = {
         Order.Placed: contract.OrderPlaced,
         Service.Activated: contract.ServiceActivated,
+        Service.Suspended: contract.ServiceSuspended,
+        Service.Unsuspended: contract.ServiceUnsuspended,
+        Service.Terminated: contract.ServiceTerminated,
     }
 
     # -- catalog ----------------------------------------------------------------------------
@@ -139,12 +146,112 @@ class Orders(HostledgerApplication):
         self.save(order, link, *services)
         return order
 
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def get_service(self, service_id: UUID, customer_id: UUID | None = None) -> Service:
+        try:
+            service = self.repository.get(service_id)
+        except AggregateNotFoundError:
+            service = None
+        if not isinstance(service, Service) or (
+            customer_id is not None and service.customer_id != customer_id
+        ):
+            raise NotFound("No such service.")
+        return service
+
+    def change_service(self, service_id: UUID, action: str, reason: str) -> Service:
+        """Staff suspend, unsuspend or terminate by hand (409 when the state forbids it)."""
+        service = self.get_service(service_id)
+        try:
+            if action == "suspend":
+                service.suspend(reason=reason, why="staff")
+            elif action == "unsuspend":
+                service.unsuspend(reason=reason)
+            elif action == "terminate":
+                service.terminate(reason=reason)
+            else:
+                raise ValidationFailed(f"Unknown action {action!r}.")
+        except LifecycleError as exc:
+            raise Conflict(str(exc)) from None
+        self.save(service)
+        return service
+
+    def suspend_customer(self, customer_id: UUID, reason: str, why: str) -> int:
+        """Suspend every active service of a customer (abuse, penalty points)."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT service_id FROM service_list WHERE customer_id = %s AND status = 'active'",
+                (customer_id,),
+            )
+            services = [self.repository.get(r["service_id"]) for r in curs.fetchall()]
+        for s in services:
+            s.suspend(reason=reason, why=why)
+        self.save(*services)
+        return len(services)
+
+    def renewals_due(self, today: date, days_before: int) -> list[Service]:
+        """Active or suspended services whose next period starts within `days_before` days
+        and have no renewal invoice yet."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT service_id FROM service_list WHERE status IN ('active', 'suspended')"
+                " AND next_due_date <= %s ORDER BY next_due_date LIMIT 1000",
+                (today + timedelta(days=days_before),),
+            )
+            ids = [r["service_id"] for r in curs.fetchall()]
+        services = [self.repository.get(i) for i in ids]
+        return [s for s in services if s.renewal_invoice_id is None and s.status != "terminated"]
+
+    def record_renewal_invoice(self, service_id: UUID, invoice: dict, period_from: str) -> bool:
+        service = self.get_service(service_id)
+        if service.renewal_invoice_id is not None:
+            return False  # another instance recorded it (the invoice itself is the same)
+        service.renewal_invoiced(invoice_id=UUID(invoice["id"]), period_from=period_from)
+        link = RenewalLink(
+            invoice_id=UUID(invoice["id"]), service_id=service.id, period_from=period_from
+        )
+        try:
+            self.save(service, link)
+        except IntegrityError:
+            return False
+        return True
+
+    def dunning(self, today: date, suspend_after: int, terminate_after: int) -> int:
+        """Unpaid past due: suspend after `suspend_after` days, terminate after
+        `terminate_after` days; how many services changed."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT service_id FROM service_list WHERE status IN ('active', 'suspended')"
+                " AND next_due_date < %s ORDER BY next_due_date LIMIT 1000",
+                (today - timedelta(days=min(suspend_after, terminate_after)),),
+            )
+            ids = [r["service_id"] for r in curs.fetchall()]
+        changed = 0
+        for service_id in ids:
+            s = self.repository.get(service_id)
+            if s.renewal_invoice_id is None:
+                continue  # not invoiced yet, or paid: nothing is overdue
+            late = (today - date.fromisoformat(s.next_due_date)).days
+            if late > terminate_after and s.status in ("active", "suspended"):
+                s.terminate(reason=f"unpaid {late} days after the due date")
+            elif late > suspend_after and s.status == "active":
+                s.suspend(reason=f"unpaid {late} days after the due date", why="overdue")
+            else:
+                continue
+            try:
+                self.save(s)
+                changed += 1
+            except IntegrityError:
+                continue  # another instance changed it meanwhile
+        return changed
+
     def invoice_paid(self, invoice_id: UUID) -> int:
-        """Activate the services of the order this invoice belongs to; how many."""
+        """Activate the services of the order this invoice belongs to, or renew the service
+        a renewal invoice was for (lifting a suspension for non-payment); how many."""
         try:
             link = self.repository.get(InvoiceOrder.id_for(invoice_id))
         except AggregateNotFoundError:
-            return 0  # not an order's invoice (added funds, a manual invoice ...)
+            return self._renewal_paid(invoice_id)
         order = self.repository.get(link.order_id)
         if order.status == "paid":
             return 0
@@ -157,6 +264,24 @@ class Orders(HostledgerApplication):
                 s.activate(next_due_date=due, reason="invoice paid")
         self.save(order, *services)
         return len(services)
+
+    def _renewal_paid(self, invoice_id: UUID) -> int:
+        try:
+            link = self.repository.get(RenewalLink.id_for(invoice_id))
+        except AggregateNotFoundError:
+            return 0  # not an order's nor a renewal's invoice (added funds, manual ...)
+        s = self.repository.get(link.service_id)
+        if s.renewal_invoice_id != invoice_id or s.status == "terminated":
+            return 0
+        due = date.fromisoformat(s.next_due_date)
+        s.renew(
+            invoice_id=invoice_id,
+            next_due_date=add_months(due, CYCLES[s.billing_cycle]).isoformat(),
+        )
+        if s.status == "suspended" and s.suspended_for == "overdue":
+            s.unsuspend(reason="the overdue invoice was paid")
+        self.save(s)
+        return 1
 
 
 def product_view(p: Product, language: str | None = None, currency: str | None = None) -> dict:

@@ -23,6 +23,10 @@ class NotOnSale(DomainError):
     pass
 
 
+class LifecycleError(DomainError):
+    pass
+
+
 class Product(Aggregate):
     """A plan on sale: names and descriptions per language, a price per billing cycle and
     currency (minor units), a setup fee per currency."""
@@ -104,6 +108,24 @@ class InvoiceOrder(Aggregate):
 _NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/orders")
 
 
+class RenewalLink(Aggregate):
+    """Index: the service and period a renewal invoice is for (read by id)."""
+
+    @event("Linked")
+    def __init__(self, invoice_id: UUID, service_id: UUID, period_from: str):
+        self.invoice_id = invoice_id
+        self.service_id = service_id
+        self.period_from = period_from
+
+    @staticmethod
+    def create_id(invoice_id: UUID, **_) -> UUID:
+        return RenewalLink.id_for(invoice_id)
+
+    @staticmethod
+    def id_for(invoice_id: UUID) -> UUID:
+        return uuid5(_NS, f"renewal-link:{invoice_id}")
+
+
 class Service(Aggregate):
     """What a customer has from an order: pending until the order's invoice is paid."""
 
@@ -127,13 +149,59 @@ class Service(Aggregate):
         self.currency = currency
         self.status = "pending"
         self.next_due_date: str | None = None
+        self.renewal_invoice_id: UUID | None = None
+        self.suspended_for: str | None = None
 
-    @event("Activated")
     def activate(self, next_due_date: str, reason: str) -> None:
         if self.status != "pending":
             raise DomainError(f"a {self.status} service cannot be activated")
+        self._activated(
+            next_due_date=next_due_date,
+            reason=reason,
+            customer_id=self.customer_id,
+            product_id=self.product_id,
+        )
+
+    @event("Activated")
+    def _activated(
+        self, next_due_date: str, reason: str, customer_id: UUID, product_id: UUID
+    ) -> None:
         self.status = "active"
         self.next_due_date = next_due_date
+
+    def check_status(self, *allowed: str) -> None:
+        if self.status not in allowed:
+            raise LifecycleError(f"This service is {self.status}.")
+
+    @event("Suspended")
+    def suspend(self, reason: str, why: str) -> None:
+        """`why`: staff, overdue or abuse; paying an overdue invoice lifts only `overdue`."""
+        self.check_status("active")
+        self.status = "suspended"
+        self.suspended_for = why
+
+    @event("Unsuspended")
+    def unsuspend(self, reason: str) -> None:
+        self.check_status("suspended")
+        self.status = "active"
+        self.suspended_for = None
+
+    def terminate(self, reason: str) -> None:
+        self.check_status("active", "suspended", "pending")
+        self._terminated(reason=reason, customer_id=self.customer_id, product_id=self.product_id)
+
+    @event("Terminated")
+    def _terminated(self, reason: str, customer_id: UUID, product_id: UUID) -> None:
+        self.status = "terminated"
+
+    @event("RenewalInvoiced")
+    def renewal_invoiced(self, invoice_id: UUID, period_from: str) -> None:
+        self.renewal_invoice_id = invoice_id
+
+    @event("Renewed")
+    def renew(self, invoice_id: UUID, next_due_date: str) -> None:
+        self.next_due_date = next_due_date
+        self.renewal_invoice_id = None
 
 
 def add_months(day: date, months: int) -> date:

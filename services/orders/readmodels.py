@@ -34,10 +34,12 @@ class OrderLists(ReadModel):
             order_id uuid NOT NULL,
             product_id uuid NOT NULL,
             status text NOT NULL,
+            next_due_date date,
             created_at timestamptz NOT NULL
         )
         """,
         "CREATE INDEX IF NOT EXISTS service_list_customer ON service_list (customer_id)",
+        "CREATE INDEX IF NOT EXISTS service_list_due ON service_list (status, next_due_date)",
         "CREATE INDEX IF NOT EXISTS service_list_order ON service_list (order_id)",
     )
 
@@ -76,5 +78,26 @@ class OrderLists(ReadModel):
 
     def on_Service_Activated(self, curs, e) -> None:
         curs.execute(
-            "UPDATE service_list SET status = 'active' WHERE service_id = %s", (e.originator_id,)
+            "UPDATE service_list SET status = 'active', next_due_date = %s WHERE service_id = %s",
+            (e.next_due_date, e.originator_id),
+        )
+
+    def _status(self, curs, e, status: str) -> None:
+        curs.execute(
+            "UPDATE service_list SET status = %s WHERE service_id = %s", (status, e.originator_id)
+        )
+
+    def on_Service_Suspended(self, curs, e) -> None:
+        self._status(curs, e, "suspended")
+
+    def on_Service_Unsuspended(self, curs, e) -> None:
+        self._status(curs, e, "active")
+
+    def on_Service_Terminated(self, curs, e) -> None:
+        self._status(curs, e, "terminated")
+
+    def on_Service_Renewed(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE service_list SET next_due_date = %s WHERE service_id = %s",
+            (e.next_due_date, e.originator_id),
         )

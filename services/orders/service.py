@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from uuid import UUID
 
 from nameko.rpc import RpcProxy
+from nameko.timer import timer
 
 from contracts import orders as contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound, ValidationFailed
+from services.infra import clock
 from services.infra.consumer import handles
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
+from services.infra.settings import settings
 from services.infra.store import EventStore
 from services.orders.application import Orders, order_view, product_view, service_view
 from services.orders.readmodels import OrderLists
@@ -90,6 +94,42 @@ class OrdersService(ServiceBase):
         )
         order = self.app.place_order(customer, priced, currency, invoice)
         return dict(order_view(order), invoice=invoice)
+
+    @rpc
+    def change_service(self, service_id: str, action: str, payload: dict) -> dict:
+        """Staff suspend, unsuspend or terminate by hand, with a reason."""
+        data = load(contract.ServiceAction, payload)
+        return service_view(
+            self.app.change_service(_uuid(service_id, "service"), action, data["reason"])
+        )
+
+    @timer(interval=settings().scheduler_interval)
+    def run_schedule(self) -> None:
+        """Renewal invoices N days before the next period, then dunning, on the injectable
+        clock. Several instances may run it: each renewal invoice is issued with an
+        idempotency key naming the service and period, so billing issues it once."""
+        cfg = settings()
+        today = clock.now().date()
+        for service in self.app.renewals_due(today, cfg.renew_days_before):
+            invoice = self.billing.issue_invoice(
+                {
+                    "customer_id": str(service.customer_id),
+                    "currency": service.currency,
+                    "lines": [
+                        {
+                            "description": f"{service.name} ({service.billing_cycle})",
+                            "product_id": str(service.product_id),
+                            "unit_price": service.price,
+                            "period": service.next_due_date,
+                        }
+                    ],
+                    "due_days": max(0, (date.fromisoformat(service.next_due_date) - today).days),
+                },
+                f"renewal:{service.id}:{service.next_due_date}",
+                "renewal",
+            )
+            self.app.record_renewal_invoice(service.id, invoice, service.next_due_date)
+        self.app.dunning(today, cfg.suspend_after_days, cfg.terminate_after_days)
 
     @handles("billing", "InvoicePaid")
     def activate_paid(self, event: IntegrationEvent) -> None:

@@ -211,4 +211,18 @@ def _sql(stack, filters: dict, samples: int, warmup: int, prepare: bool | None) 
             name: [row[0] for row in conn.execute("EXPLAIN ANALYZE " + sql, params).fetchall()]
             for name, (sql, params) in zip(("count", "page"), statements_, strict=True)
         }
-    return distribution_ms(times) | {"matches": total, "plans": plans}
+    return distribution_ms(times) | {
+        "matches": total,
+        "plans": plans,
+        "plan_summary": {name: plan_summary(lines) for name, lines in plans.items()},
+    }
+
+
+def plan_summary(plan: list[str]) -> str:
+    """The scan nodes of an EXPLAIN, in order, without their costs: which indexes were used."""
+    nodes = []
+    for line in plan:
+        node = line.strip().removeprefix("->").strip().split("  (", 1)[0]
+        if "Scan" in node or node.startswith("BitmapAnd") or node.startswith("BitmapOr"):
+            nodes.append(node.removesuffix(" on customer_list"))
+    return " > ".join(nodes)

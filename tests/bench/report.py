@@ -145,6 +145,11 @@ def _propagation(r: dict) -> list[str]:
     ]
     caught = ", ".join(f"{k} {v}" for k, v in logs["caught_up"].items()) or "none"
     for label, key in (("one at a time", "isolated"), ("throughput run", "under_load")):
+        if trend := p[key].get("p50_ms_by_fifth"):
+            lines.append(
+                f"   {label}: p50 lag by fifth of the run, in registration order (ms): "
+                + ", ".join(_num(x, 0) for x in trend)
+            )
         if missing := p[key].get("accounts_missing"):
             lines.append(f"   MISSING: {missing} accounts never opened ({label})")
     lines += [
@@ -185,6 +190,7 @@ def _customer_list(r: dict) -> list[str]:
         "   not registered (no events, no aggregates, no password hashes); "
         f"COPY {seeded['copy_seconds']:.1f} s ({_num(seeded['copy_rows_per_second'], 0)} rows/s), "
         f"ANALYZE {seeded['analyze_seconds']:.1f} s",
+        "   (the planner's choice follows ANALYZE's random sample: it can differ between runs)",
         "",
         LATENCY_HEADER,
     ]
@@ -199,6 +205,8 @@ def _customer_list(r: dict) -> list[str]:
             _latency_row("  bare PostgreSQL: the same, prepared (psycopg)", q["sql_prepared"]),
             f"   {'  gateway p50 / bare planned SQL p50':50} {_num(q.get('ratio_p50')):>5}",
         ]
+        if plans := q["sql"].get("plan_summary"):
+            lines += [f"     plan of the {k}: {v}" for k, v in plans.items()]
     return lines
 
 

@@ -1,6 +1,12 @@
-"""The order form (PerlBill's rule) and activation on payment."""
+"""The order form (PerlBill's rule), activation on payment, renewals and dunning."""
 
 import uuid
+from datetime import date, timedelta
+
+import eventlet
+
+from services.infra.clock import FileClock
+from services.orders.domain import add_months
 
 
 def _product(stack, **extra):
@@ -136,3 +142,144 @@ def test_paying_the_order_invoice_activates_its_services(stack):
         params={"customer_id": order["customer_id"]},
     ).json()
     assert [s["id"] for s in staff["items"]] == [service["id"]]
+
+
+def _paid_order(stack, prefix):
+    product = _product(stack)
+    order = _order(
+        stack,
+        f"{prefix}-{uuid.uuid4().hex[:8]}@example.com",
+        [{"product_id": product["id"], "billing_cycle": "monthly"}],
+    ).json()
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json={
+            "customer_id": order["customer_id"],
+            "amount": {"amount": 1500, "currency": "EUR"},
+            "method": "cash",
+            "reference": "first",
+            "invoice_id": order["invoice_id"],
+        },
+    )
+    assert r.status_code == 201, r.text
+    return product, order
+
+
+def _service(stack, customer_id):
+    """Over RPC: on a moved clock, HTTP sessions look expired."""
+    with stack.rpc() as rpc:
+        items = rpc.orders.list("services", customer_id)["items"]
+    return items[0] if items else None
+
+
+def _renewals(stack, customer_id):
+    with stack.rpc() as rpc:
+        items = rpc.billing.list("invoices", customer_id)["items"]
+    return [i for i in items if i["purpose"] == "renewal"]
+
+
+def _move_clock_to(stack, day):
+    FileClock.set_offset(stack.clock_file, timedelta(days=(day - date.today()).days))
+
+
+def test_renewal_dunning_and_unsuspension_on_a_moved_clock(stack):
+    _, order = _paid_order(stack, "renew")
+    customer_id = order["customer_id"]
+    first = stack.wait_until(
+        lambda: (s := _service(stack, customer_id)) and s["status"] == "active" and s, what="active"
+    )
+    due = date.fromisoformat(first["next_due_date"])
+    stack.start("orders", instance="2")  # two schedulers: still one invoice per period
+    try:
+        _move_clock_to(stack, due - timedelta(days=10))
+        eventlet.sleep(2.5)
+        assert _renewals(stack, customer_id) == []  # not yet: 7 days before
+        _move_clock_to(stack, due - timedelta(days=6))
+        [renewal] = stack.wait_until(lambda: _renewals(stack, customer_id), what="renewal")
+        assert renewal["total"]["amount"] == 500 and renewal["due_date"] == due.isoformat()
+        eventlet.sleep(2.5)
+        assert len(_renewals(stack, customer_id)) == 1
+        _move_clock_to(stack, due + timedelta(days=6))  # 6 days unpaid: suspended
+        stack.wait_until(
+            lambda: _service(stack, customer_id)["status"] == "suspended", what="suspended"
+        )
+        with stack.rpc() as rpc:
+            rpc.billing.record_payment(
+                {
+                    "customer_id": customer_id,
+                    "amount": {"amount": 500, "currency": "EUR"},
+                    "method": "cash",
+                    "reference": "late",
+                    "invoice_id": renewal["id"],
+                }
+            )
+        back = stack.wait_until(
+            lambda: (s := _service(stack, customer_id))["status"] == "active" and s,
+            what="unsuspended",
+        )
+        assert back["next_due_date"] == add_months(due, 1).isoformat()
+        assert len(_renewals(stack, customer_id)) == 1
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+        stack.stop("orders-2")
+
+
+def test_unpaid_renewal_terminates_and_ends_the_customers_active_product(stack):
+    product, order = _paid_order(stack, "gone")
+    customer_id = order["customer_id"]
+
+    def listed():
+        items = stack.http(
+            "GET",
+            "/api/v1/staff/customers",
+            stack.admin_token,
+            params={"active_product_id": product["id"], "customer_id": customer_id},
+        ).json()["items"]
+        return bool(items)
+
+    stack.wait_until(listed, what="the active product filter")
+    r = stack.http(
+        "DELETE", f"/api/v1/staff/customers/{customer_id}?confirm=true", stack.admin_token
+    )
+    assert r.status_code == 409 and "active service" in r.json()["error"]["message"]
+    due = date.fromisoformat(
+        stack.wait_until(
+            lambda: (s := _service(stack, customer_id)) and s["next_due_date"], what="due date"
+        )
+    )
+    try:
+        _move_clock_to(stack, due - timedelta(days=3))
+        stack.wait_until(lambda: _renewals(stack, customer_id), what="renewal")
+        _move_clock_to(stack, due + timedelta(days=31))
+        stack.wait_until(
+            lambda: _service(stack, customer_id)["status"] == "terminated", what="terminated"
+        )
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+    stack.wait_until(lambda: not listed(), what="the filter updated")
+
+
+def test_staff_suspend_unsuspend_terminate_by_hand(stack):
+    _, order = _paid_order(stack, "hand")
+    s = stack.wait_until(
+        lambda: (x := _service(stack, order["customer_id"])) and x["status"] == "active" and x,
+        what="active",
+    )
+    base = f"/api/v1/staff/services/{s['id']}"
+    assert (
+        stack.http("POST", base + "/unsuspend", stack.admin_token, json={"reason": "x"}).status_code
+        == 409
+    )
+    r = stack.http("POST", base + "/suspend", stack.admin_token, json={"reason": "abuse"})
+    assert r.status_code == 200 and r.json()["status"] == "suspended"
+    assert stack.http("POST", base + "/suspend", stack.admin_token, json={}).status_code == 400
+    r = stack.http("POST", base + "/unsuspend", stack.admin_token, json={"reason": "ok"})
+    assert r.json()["status"] == "active"
+    r = stack.http("POST", base + "/terminate", stack.admin_token, json={"reason": "closed"})
+    assert r.json()["status"] == "terminated"
+    assert (
+        stack.http("POST", base + "/unsuspend", stack.admin_token, json={"reason": "x"}).status_code
+        == 409
+    )
