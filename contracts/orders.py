@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.registry import integration_event
 
@@ -73,6 +73,22 @@ class ProductFields(Schema):
     )
     project_id = fields.UUID(load_default=None, allow_none=True)
     on_sale = fields.Boolean(load_default=True)
+    provisioning = fields.Nested(
+        "Provisioning", load_default=lambda: {"kind": "manual", "url": None}
+    )
+
+
+class Provisioning(Schema):
+    """How a product's services are set up once paid: a staff task (`manual`), or a signed
+    HTTP call to the provider's own tooling (`webhook`, to `url`)."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(["manual", "webhook"]))
+    url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+
+    @validates_schema
+    def _url_for_webhook(self, data, **kwargs):
+        if data["kind"] == "webhook" and not data.get("url"):
+            raise ValidationError("A webhook provisioner needs its url.", "url")
 
 
 class OrderItem(Schema):
@@ -113,6 +129,10 @@ class ServiceUnsuspended(_ServiceChange):
 class ServiceTerminated(_ServiceChange):
     customer_id = fields.UUID(required=True)
     product_id = fields.UUID(required=True)
+
+
+class Provisioned(Schema):
+    note = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
 class ServiceAction(Schema):

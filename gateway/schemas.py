@@ -182,3 +182,7 @@ class ProductRequest(Schema):
     setup_fee = MoneyOrList(load_default=None)
     project_id = fields.UUID(load_default=None, allow_none=True)
     on_sale = fields.Boolean(load_default=True)
+    provisioning = fields.Dict(
+        load_default=None,
+        metadata={"description": '{"kind": "manual"} or {"kind": "webhook", "url": ...}'},
+    )

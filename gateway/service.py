@@ -57,6 +57,10 @@ class ListQuery(Schema):
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+class ProvisionedNote(Schema):
+    note = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
 class ServiceReason(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
@@ -806,6 +810,28 @@ class GatewayService:
         )
 
     @route(
+        "GET",
+        "/api/v1/staff/provisioning",
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="services waiting to be set up by hand",
+    )
+    def provisioning_tasks(self, call: Call):
+        items = call.services.orders.provisioning_tasks()
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/services/<uuid:service_id>/provisioned",
+        body=ProvisionedNote,
+        roles=("admin", "support"),
+        tags=("orders",),
+        summary="record that a service was set up by hand",
+    )
+    def mark_provisioned(self, call: Call):
+        return call.services.orders.mark_provisioned(str(call.path["service_id"]), call.body)
+
+    @route(
         "POST",
         "/api/v1/staff/services/<uuid:service_id>/<any(suspend,unsuspend,terminate):action>",
         body=ServiceReason,
@@ -905,6 +931,8 @@ def _product_payload(body: dict) -> dict:
         out["prices"] = body["prices"]
     if body.get("setup_fee") is not None:
         out["setup_fee"] = body["setup_fee"]
+    if body.get("provisioning") is not None:
+        out["provisioning"] = body["provisioning"]
     for key in ("project_id", "on_sale"):
         if key in body:
             out[key] = body[key]

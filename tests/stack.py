@@ -26,6 +26,7 @@ NAMEKO = str(Path(sys.executable).parent / "nameko")
 MODULES = {s: f"services.{s}.service" for s in SERVICES} | {"gateway": "gateway.service"}
 ADMIN_PASSWORD = "stack-admin-password"
 STRIPE_SECRET = "whsec_test_hostledger"
+PROVISIONING_SECRET = "provisioning-test-secret"
 
 
 def _free_port() -> int:
@@ -60,6 +61,8 @@ class Stack:
                 "HOSTLEDGER_CATCHUP_INTERVAL": "2",
                 "HOSTLEDGER_RPC_TIMEOUT": "8",
                 "HOSTLEDGER_SCHEDULER_INTERVAL": "1",
+                "HOSTLEDGER_PROVISIONING_SECRET": PROVISIONING_SECRET,
+                "HOSTLEDGER_PROVISIONING_BACKOFF": "0.5",
                 "HOSTLEDGER_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
                 "HOSTLEDGER_CLOCK_FILE": self.clock_file,
                 "PYTHONWARNINGS": "ignore",

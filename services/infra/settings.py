@@ -73,6 +73,8 @@ class Settings:
     renew_days_before: int = 7
     suspend_after_days: int = 5
     terminate_after_days: int = 30
+    provisioning_secret: str | None = None
+    provisioning_backoff: float = 5.0
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -108,6 +110,8 @@ class Settings:
             renew_days_before=_int(env, "HOSTLEDGER_RENEW_DAYS_BEFORE", 7),
             suspend_after_days=_int(env, "HOSTLEDGER_SUSPEND_AFTER_DAYS", 5),
             terminate_after_days=_int(env, "HOSTLEDGER_TERMINATE_AFTER_DAYS", 30),
+            provisioning_secret=env.get("HOSTLEDGER_PROVISIONING_SECRET") or None,
+            provisioning_backoff=float(env.get("HOSTLEDGER_PROVISIONING_BACKOFF") or 5.0),
         )
 
 

@@ -24,6 +24,7 @@ from services.orders.domain import (
     Service,
     add_months,
 )
+from services.orders.provisioning import next_attempt
 
 LANGUAGES = ("en", "ru", "fr")
 
@@ -49,6 +50,7 @@ class Orders(HostledgerApplication):
             setup_fee=data.get("setup_fee") or {},
             project_id=data.get("project_id"),
             on_sale=data.get("on_sale", True),
+            provisioning=data.get("provisioning") or {"kind": "manual", "url": None},
         )
         self.save(product)
         return product
@@ -88,6 +90,7 @@ class Orders(HostledgerApplication):
                     "billing_cycle": item["billing_cycle"],
                     "price": price,
                     "setup_fee": product.setup_fee.get(currency, 0),
+                    "provisioning": dict(product.provisioning),
                 }
             )
         if errors:
@@ -137,6 +140,7 @@ class Orders(HostledgerApplication):
                 billing_cycle=i["billing_cycle"],
                 price=i["price"],
                 currency=currency,
+                provisioning=i["provisioning"],
             )
             for i in priced
         ]
@@ -257,13 +261,48 @@ class Orders(HostledgerApplication):
             return 0
         today = clock.now().date()
         services = [self.repository.get(i) for i in link.service_ids]
-        order.mark_paid(at=clock.now())
+        now = clock.now()
+        order.mark_paid(at=now)
         for s in services:
             if s.status == "pending":
                 due = add_months(today, CYCLES[s.billing_cycle]).isoformat()
                 s.activate(next_due_date=due, reason="invoice paid")
+                s.request_provisioning(at=now)
         self.save(order, *services)
         return len(services)
+
+    # -- provisioning ------------------------------------------------------------------------
+
+    def provisioning_tasks(self, kind: str, due_by=None) -> list[Service]:
+        """Services waiting for `kind` provisioning (webhook ones only when due by `due_by`)."""
+        query = (
+            "SELECT service_id FROM service_list WHERE provisioning_state = 'requested'"
+            " AND provisioning_kind = %s"
+        )
+        params: list = [kind]
+        if due_by is not None:
+            query += " AND provision_next_at <= %s"
+            params.append(due_by)
+        with self.datastore.transaction() as curs:
+            curs.execute(query + " ORDER BY provision_next_at LIMIT 200", params)
+            ids = [r["service_id"] for r in curs.fetchall()]
+        return [self.repository.get(i) for i in ids]
+
+    def record_provisioning(
+        self, service_id: UUID, ok: bool, outcome: str, by: str, base_seconds: float = 5.0
+    ) -> Service:
+        service = self.get_service(service_id)
+        if service.provisioning["state"] not in ("requested", "failed"):
+            raise Conflict(f"This service's provisioning is {service.provisioning['state']}.")
+        if ok:
+            service.provisioned(outcome=outcome[:2000], by=by)
+        else:
+            done = service.provisioning["attempts"] + 1
+            service.provisioning_attempt_failed(
+                error=outcome[:2000], next_attempt_at=next_attempt(done, clock.now(), base_seconds)
+            )
+        self.save(service)
+        return service
 
     def _renewal_paid(self, invoice_id: UUID) -> int:
         try:
@@ -311,6 +350,7 @@ def product_view(p: Product, language: str | None = None, currency: str | None =
         },
         "project_id": str(p.project_id) if p.project_id else None,
         "on_sale": p.on_sale,
+        "provisioning": dict(p.provisioning),
         "version": p.version,
     }
 
@@ -326,6 +366,12 @@ def service_view(s: Service) -> dict:
         "price": {"amount": s.price, "currency": s.currency},
         "status": s.status,
         "next_due_date": s.next_due_date,
+        "provisioning": {
+            "kind": s.provisioning["kind"],
+            "state": s.provisioning["state"],
+            "attempts": s.provisioning["attempts"],
+            "outcome": s.provisioning["outcome"],
+        },
     }
 
 

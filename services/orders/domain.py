@@ -40,7 +40,9 @@ class Product(Aggregate):
         setup_fee: dict,
         project_id: UUID | None,
         on_sale: bool,
+        provisioning: dict,
     ):
+        self.provisioning = provisioning
         self.name = name
         self.description = description
         self.prices = prices
@@ -139,6 +141,7 @@ class Service(Aggregate):
         billing_cycle: str,
         price: int,
         currency: str,
+        provisioning: dict,
     ):
         self.customer_id = customer_id
         self.order_id = order_id
@@ -151,6 +154,27 @@ class Service(Aggregate):
         self.next_due_date: str | None = None
         self.renewal_invoice_id: UUID | None = None
         self.suspended_for: str | None = None
+        # kind and url from the product; state: waiting (until paid), requested, done, failed
+        self.provisioning = dict(
+            provisioning, state="waiting", attempts=0, next_attempt_at=None, outcome=None
+        )
+
+    @event("ProvisioningRequested")
+    def request_provisioning(self, at: datetime) -> None:
+        self.provisioning.update(state="requested", next_attempt_at=at)
+
+    @event("Provisioned")
+    def provisioned(self, outcome: str, by: str) -> None:
+        self.provisioning.update(state="done", outcome=outcome, next_attempt_at=None)
+
+    @event("ProvisioningAttemptFailed")
+    def provisioning_attempt_failed(self, error: str, next_attempt_at: datetime | None) -> None:
+        self.provisioning["attempts"] += 1
+        self.provisioning.update(
+            outcome=error,
+            next_attempt_at=next_attempt_at,
+            state="requested" if next_attempt_at else "failed",
+        )
 
     def activate(self, next_due_date: str, reason: str) -> None:
         if self.status != "pending":

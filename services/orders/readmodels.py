@@ -35,9 +35,14 @@ class OrderLists(ReadModel):
             product_id uuid NOT NULL,
             status text NOT NULL,
             next_due_date date,
+            provisioning_kind text NOT NULL DEFAULT 'manual',
+            provisioning_state text NOT NULL DEFAULT 'waiting',
+            provision_next_at timestamptz,
             created_at timestamptz NOT NULL
         )
         """,
+        "CREATE INDEX IF NOT EXISTS service_list_provisioning"
+        " ON service_list (provisioning_state, provisioning_kind, provision_next_at)",
         "CREATE INDEX IF NOT EXISTS service_list_customer ON service_list (customer_id)",
         "CREATE INDEX IF NOT EXISTS service_list_due ON service_list (status, next_due_date)",
         "CREATE INDEX IF NOT EXISTS service_list_order ON service_list (order_id)",
@@ -72,8 +77,16 @@ class OrderLists(ReadModel):
     def on_Service_Created(self, curs, e) -> None:
         curs.execute(
             "INSERT INTO service_list (service_id, customer_id, order_id, product_id, status,"
-            " created_at) VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
-            (e.originator_id, e.customer_id, e.order_id, e.product_id, e.timestamp),
+            " provisioning_kind, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (
+                e.originator_id,
+                e.customer_id,
+                e.order_id,
+                e.product_id,
+                e.provisioning["kind"],
+                e.timestamp,
+            ),
         )
 
     def on_Service_Activated(self, curs, e) -> None:
@@ -95,6 +108,27 @@ class OrderLists(ReadModel):
 
     def on_Service_Terminated(self, curs, e) -> None:
         self._status(curs, e, "terminated")
+
+    def on_Service_ProvisioningRequested(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE service_list SET provisioning_state = 'requested', provision_next_at = %s"
+            " WHERE service_id = %s",
+            (e.at, e.originator_id),
+        )
+
+    def on_Service_Provisioned(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE service_list SET provisioning_state = 'done', provision_next_at = NULL"
+            " WHERE service_id = %s",
+            (e.originator_id,),
+        )
+
+    def on_Service_ProvisioningAttemptFailed(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE service_list SET provisioning_state = %s, provision_next_at = %s"
+            " WHERE service_id = %s",
+            ("requested" if e.next_attempt_at else "failed", e.next_attempt_at, e.originator_id),
+        )
 
     def on_Service_Renewed(self, curs, e) -> None:
         curs.execute(

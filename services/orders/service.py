@@ -6,18 +6,20 @@ import uuid
 from datetime import date
 from uuid import UUID
 
+import requests
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from contracts import orders as contract
 from contracts.envelope import IntegrationEvent
-from contracts.errors import NotFound, ValidationFailed
-from services.infra import clock
+from contracts.errors import Conflict, NotFound, ValidationFailed
+from services.infra import clock, context
 from services.infra.consumer import handles
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.settings import settings
 from services.infra.store import EventStore
+from services.orders import provisioning
 from services.orders.application import Orders, order_view, product_view, service_view
 from services.orders.readmodels import OrderLists
 
@@ -130,6 +132,48 @@ class OrdersService(ServiceBase):
             )
             self.app.record_renewal_invoice(service.id, invoice, service.next_due_date)
         self.app.dunning(today, cfg.suspend_after_days, cfg.terminate_after_days)
+        self._provision_by_webhook(cfg)
+
+    def _provision_by_webhook(self, cfg) -> None:
+        for service in self.app.provisioning_tasks("webhook", due_by=clock.now()):
+            if not cfg.provisioning_secret:
+                ok, outcome = False, "HOSTLEDGER_PROVISIONING_SECRET is not set: nothing is sent"
+            else:
+                body, headers = provisioning.request(
+                    service_view(service), cfg.provisioning_secret, clock.now()
+                )
+                try:
+                    answer = requests.post(
+                        service.provisioning["url"], data=body, headers=headers, timeout=10
+                    )
+                    ok = 200 <= answer.status_code < 300
+                    outcome = f"HTTP {answer.status_code}: {answer.text[:500]}"
+                except requests.RequestException as exc:
+                    ok, outcome = False, f"{type(exc).__name__}: {exc}"
+            try:
+                self.app.record_provisioning(
+                    service.id, ok, outcome, "webhook", cfg.provisioning_backoff
+                )
+            except Conflict:
+                continue  # another instance recorded it meanwhile
+
+    @rpc
+    def provisioning_tasks(self) -> list[dict]:
+        """Services waiting for staff to set them up by hand."""
+        return [service_view(s) for s in self.app.provisioning_tasks("manual")]
+
+    @rpc
+    def mark_provisioned(self, service_id: str, payload: dict) -> dict:
+        data = load(contract.Provisioned, payload)
+        actor = context.current.actor
+        return service_view(
+            self.app.record_provisioning(
+                _uuid(service_id, "service"),
+                True,
+                data["note"] or "done by hand",
+                actor.header() if actor else "staff",
+            )
+        )
 
     @handles("billing", "InvoicePaid")
     def activate_paid(self, event: IntegrationEvent) -> None:

@@ -120,6 +120,20 @@ def invoices(
     }
 
 
+def series_load(stack, samples: int = 5) -> dict:
+    """Load the default invoice series in-process, as every invoice does in its turn."""
+    from services.billing.application import Billing
+    from services.billing.domain import InvoiceSeries
+
+    app = Billing(cfg=stack.settings)
+    try:
+        series_id = InvoiceSeries.id_for("default")
+        series = app.repository.get(series_id)
+        return {"events": series.version} | _timed(lambda: app.repository.get(series_id), samples)
+    finally:
+        app.close()
+
+
 # -- a long account -------------------------------------------------------------------
 
 

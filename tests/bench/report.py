@@ -249,6 +249,9 @@ def _billing(r: dict) -> list[str]:
             f"{n['gaps_between_first_and_last']} gaps from {n['first']} to {n['last']}; "
             f"p50 {_num(n['first_quarter']['p50_ms'])} ms in the first quarter of the run, "
             f"{_num(n['last_quarter']['p50_ms'])} ms in the last",
+            f"   the series is replayed from its first event by every invoice, in its turn: "
+            f"{n['series_load']['events']} events load in "
+            f"{_num(n['series_load']['p50_ms'])} ms (p50, in-process, after the run)",
             *_cpu_line(t["invoices_cpu"], "invoice"),
         ]
     if "account_history" in r:

@@ -348,6 +348,7 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
                 return result
 
             timed("invoices", "invoice", run)
+            numbers["series_load"] = billing.series_load(stack)
             t["invoice_numbers"] = numbers
     if "account" in sections:
         measure_account(stack, args, results, phase)

@@ -283,3 +283,118 @@ def test_staff_suspend_unsuspend_terminate_by_hand(stack):
         stack.http("POST", base + "/unsuspend", stack.admin_token, json={"reason": "x"}).status_code
         == 409
     )
+
+
+def test_manual_provisioning_is_a_staff_task(stack):
+    _, order = _paid_order(stack, "manual")
+    s = stack.wait_until(
+        lambda: (x := _service(stack, order["customer_id"])) and x["status"] == "active" and x,
+        what="active",
+    )
+
+    def task():
+        items = stack.http("GET", "/api/v1/staff/provisioning", stack.admin_token).json()["items"]
+        return [t for t in items if t["id"] == s["id"]]
+
+    stack.wait_until(task, what="the provisioning task")
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/services/{s['id']}/provisioned",
+        stack.admin_token,
+        json={"note": "created the VM by hand"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["provisioning"]["state"] == "done"
+    stack.wait_until(lambda: not task(), what="the task gone")
+    again = stack.http(
+        "POST", f"/api/v1/staff/services/{s['id']}/provisioned", stack.admin_token, json={}
+    )
+    assert again.status_code == 409
+
+
+def test_webhook_provisioning_is_signed_and_retried(stack):
+    import http.server
+    import json
+    import threading
+    from datetime import UTC, datetime
+
+    from services.orders.provisioning import verify
+    from tests.stack import PROVISIONING_SECRET
+
+    received = []
+
+    class Tooling(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((body, dict(self.headers)))
+            self.send_response(500 if len(received) == 1 else 200)  # fails once
+            self.end_headers()
+            self.wfile.write(b"vm-42 created" if len(received) > 1 else b"busy")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Tooling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/provision"
+        product = _product(stack, provisioning={"kind": "webhook", "url": url})
+        assert product["provisioning"] == {"kind": "webhook", "url": url}
+        order = _order(
+            stack,
+            f"hook-{uuid.uuid4().hex[:8]}@example.com",
+            [{"product_id": product["id"], "billing_cycle": "monthly"}],
+        ).json()
+        stack.http(
+            "POST",
+            "/api/v1/staff/payments",
+            stack.admin_token,
+            json={
+                "customer_id": order["customer_id"],
+                "amount": {"amount": 1500, "currency": "EUR"},
+                "method": "cash",
+                "reference": "x",
+                "invoice_id": order["invoice_id"],
+            },
+        )
+        done = stack.wait_until(
+            lambda: (
+                (s := _service(stack, order["customer_id"]))
+                and s["provisioning"]["state"] == "done"
+                and s
+            ),
+            timeout=60,
+            what="provisioned by webhook",
+        )
+    finally:
+        server.shutdown()
+    assert done["provisioning"]["attempts"] == 1  # one failure, then success
+    assert "vm-42 created" in done["provisioning"]["outcome"]
+    assert len(received) == 2
+    body, headers = received[-1]
+    assert verify(
+        PROVISIONING_SECRET,
+        body,
+        headers["X-Hostledger-Timestamp"],
+        headers["X-Hostledger-Signature"],
+        datetime.now(UTC),
+    )
+    assert not verify(
+        "another secret",
+        body,
+        headers["X-Hostledger-Timestamp"],
+        headers["X-Hostledger-Signature"],
+        datetime.now(UTC),
+    )
+    assert json.loads(body)["service"]["id"] == done["id"]
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={
+            "name": "Bad",
+            "prices": {"monthly": {"amount": 1, "currency": "EUR"}},
+            "provisioning": {"kind": "webhook"},
+        },
+    )
+    assert r.status_code == 400
