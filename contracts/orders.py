@@ -135,5 +135,11 @@ class Provisioned(Schema):
     note = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
+@integration_event("orders", "ServiceCancelled")
+class ServiceCancelled(_ServiceChange):
+    customer_id = fields.UUID(required=True)
+    product_id = fields.UUID(required=True)
+
+
 class ServiceAction(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))

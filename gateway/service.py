@@ -810,6 +810,19 @@ class GatewayService:
         )
 
     @route(
+        "POST",
+        "/api/v1/client/services/<uuid:service_id>/cancel",
+        body=ServiceReason,
+        client=("services",),
+        tags=("client",),
+        summary="cancel one of your services",
+    )
+    def cancel_service(self, call: Call):
+        return call.services.orders.cancel_service(
+            call.customer_id, str(call.path["service_id"]), call.body
+        )
+
+    @route(
         "GET",
         "/api/v1/staff/provisioning",
         roles=ALL_STAFF,

@@ -101,6 +101,11 @@ class CustomersService(ServiceBase):
         p = event.payload
         self.app.service_ended(p["customer_id"], p["service_id"], p["product_id"])
 
+    @handles("orders", "ServiceCancelled")
+    def service_cancelled(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        self.app.service_ended(p["customer_id"], p["service_id"], p["product_id"])
+
     # -- the client's own account ----------------------------------------------------------
 
     @rpc

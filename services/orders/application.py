@@ -38,6 +38,7 @@ class Orders(HostledgerApplication):
         Service.Suspended: contract.ServiceSuspended,
         Service.Unsuspended: contract.ServiceUnsuspended,
         Service.Terminated: contract.ServiceTerminated,
+        Service.Cancelled: contract.ServiceCancelled,
     }
 
     # -- catalog ----------------------------------------------------------------------------
@@ -175,6 +176,15 @@ class Orders(HostledgerApplication):
                 service.terminate(reason=reason)
             else:
                 raise ValidationFailed(f"Unknown action {action!r}.")
+        except LifecycleError as exc:
+            raise Conflict(str(exc)) from None
+        self.save(service)
+        return service
+
+    def cancel_service(self, customer_id: UUID, service_id: UUID, reason: str) -> Service:
+        service = self.get_service(service_id, customer_id)
+        try:
+            service.cancel(reason=reason)
         except LifecycleError as exc:
             raise Conflict(str(exc)) from None
         self.save(service)

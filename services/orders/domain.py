@@ -218,6 +218,15 @@ class Service(Aggregate):
     def _terminated(self, reason: str, customer_id: UUID, product_id: UUID) -> None:
         self.status = "terminated"
 
+    def cancel(self, reason: str) -> None:
+        """The customer's own request: no more renewals; the service ends now."""
+        self.check_status("pending", "active", "suspended")
+        self._cancelled(reason=reason, customer_id=self.customer_id, product_id=self.product_id)
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, customer_id: UUID, product_id: UUID) -> None:
+        self.status = "cancelled"
+
     @event("RenewalInvoiced")
     def renewal_invoiced(self, invoice_id: UUID, period_from: str) -> None:
         self.renewal_invoice_id = invoice_id

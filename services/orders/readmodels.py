@@ -109,6 +109,9 @@ class OrderLists(ReadModel):
     def on_Service_Terminated(self, curs, e) -> None:
         self._status(curs, e, "terminated")
 
+    def on_Service_Cancelled(self, curs, e) -> None:
+        self._status(curs, e, "cancelled")
+
     def on_Service_ProvisioningRequested(self, curs, e) -> None:
         curs.execute(
             "UPDATE service_list SET provisioning_state = 'requested', provision_next_at = %s"

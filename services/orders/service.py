@@ -158,6 +158,16 @@ class OrdersService(ServiceBase):
                 continue  # another instance recorded it meanwhile
 
     @rpc
+    def cancel_service(self, customer_id: str, service_id: str, payload: dict) -> dict:
+        """A client cancels one of its services (404 for another customer's)."""
+        data = load(contract.ServiceAction, payload)
+        return service_view(
+            self.app.cancel_service(
+                _uuid(customer_id, "service"), _uuid(service_id, "service"), data["reason"]
+            )
+        )
+
+    @rpc
     def provisioning_tasks(self) -> list[dict]:
         """Services waiting for staff to set them up by hand."""
         return [service_view(s) for s in self.app.provisioning_tasks("manual")]

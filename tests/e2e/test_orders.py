@@ -398,3 +398,32 @@ def test_webhook_provisioning_is_signed_and_retried(stack):
         },
     )
     assert r.status_code == 400
+
+
+def test_client_cancels_a_service_and_no_one_else_can(stack):
+    _, order = _paid_order(stack, "cancel")
+    token = stack.login(order["credentials"]["username"], order["credentials"]["password"])
+    s = stack.wait_until(
+        lambda: (x := _service(stack, order["customer_id"])) and x["status"] == "active" and x,
+        what="active",
+    )
+    _, other = _paid_order(stack, "other")
+    other_token = stack.login(other["credentials"]["username"], other["credentials"]["password"])
+    r = stack.http(
+        "POST",
+        f"/api/v1/client/services/{s['id']}/cancel",
+        other_token,
+        json={"reason": "mine now"},
+    )
+    assert r.status_code == 404
+    r = stack.http(
+        "POST",
+        f"/api/v1/client/services/{s['id']}/cancel",
+        token,
+        json={"reason": "moving elsewhere"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = stack.http(
+        "POST", f"/api/v1/client/services/{s['id']}/cancel", token, json={"reason": "again"}
+    )
+    assert r.status_code == 409
