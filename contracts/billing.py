@@ -81,6 +81,11 @@ class IssueInvoice(Schema):
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
     lines = fields.List(fields.Nested(InvoiceLine), required=True, validate=validate.Length(min=1))
     due_days = fields.Integer(load_default=14, validate=validate.Range(min=0, max=365))
+    extra_discounts = fields.List(
+        fields.Dict(),
+        load_default=list,
+        metadata={"description": "discounts beyond the customer's own (a promo code's)"},
+    )
 
 
 class AddFunds(Schema):

@@ -106,6 +106,7 @@ class PlaceOrder(Schema):
     items = fields.List(
         fields.Nested(OrderItem), required=True, validate=validate.Length(min=1, max=50)
     )
+    promo_code = fields.String(load_default=None, allow_none=True)
 
 
 class _ServiceChange(Schema):
@@ -143,3 +144,33 @@ class ServiceCancelled(_ServiceChange):
 
 class ServiceAction(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class CreatePromo(Schema):
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9_-]{3,40}$", error="3 to 40 letters, digits, _ or -."
+        ),
+    )
+    kind = fields.String(required=True, validate=validate.OneOf(["percentage", "fixed"]))
+    percent = fields.Decimal(
+        as_string=True,
+        places=2,
+        load_default=None,
+        validate=validate.Range(min=0, max=100, min_inclusive=False),
+    )
+    amount = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
+    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    product_ids = fields.List(fields.UUID(), load_default=list)
+    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    max_uses = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1)
+    )
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        if data["kind"] == "percentage" and data.get("percent") is None:
+            raise ValidationError("A percentage promo needs its percent.", "percent")
+        if data["kind"] == "fixed" and (data.get("amount") is None or not data.get("currency")):
+            raise ValidationError("A fixed promo needs an amount and a currency.", "amount")

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from contracts import billing
 from contracts import customers as contract
+from contracts import orders as orders_contract
 from contracts.errors import Forbidden, ValidationFailed
 from gateway import openapi
 from gateway.http import Call, Route, ServiceRpc, json_response, route
@@ -736,7 +737,7 @@ class GatewayService:
         its password. Items are priced from the catalog and checked before anything is
         created, so a bad item leaves no customer behind."""
         person = _jsonable(call.body["customer"])
-        items = {"items": call.body["items"]}
+        items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
         existing = call.services.customers.customer_for_order(
             person["email"], person.get("password"), call.request.remote_addr
         )
@@ -808,6 +809,18 @@ class GatewayService:
         return call.services.orders.change_product(
             str(call.path["product_id"]), _product_payload(call.body)
         )
+
+    @route(
+        "POST",
+        "/api/v1/staff/promo-codes",
+        body=orders_contract.CreatePromo,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("orders",),
+        summary="a promo code",
+    )
+    def create_promo(self, call: Call):
+        return call.services.orders.create_promo(_jsonable(call.body))
 
     @route(
         "POST",

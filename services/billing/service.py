@@ -125,6 +125,7 @@ class BillingService(ServiceBase):
             raise ValidationFailed(f"Unknown invoice purpose {purpose!r}.")
         data = load(contract.IssueInvoice, payload)
         discounts = self.customers.discounts_for(str(data["customer_id"]))
+        discounts += data["extra_discounts"]
 
         def issue() -> dict:
             return self.app.issue_invoice(

@@ -50,7 +50,7 @@ def postgres_env(service: str, cfg: Settings | None = None) -> dict[str, str]:
         "POSTGRES_PASSWORD": cfg.database.password,
         "POSTGRES_LOCK_TIMEOUT": str(cfg.lock_timeout_seconds),
         "POSTGRES_POOL_SIZE": str(cfg.pool_size),
-        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",

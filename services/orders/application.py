@@ -20,6 +20,8 @@ from services.orders.domain import (
     NotOnSale,
     Order,
     Product,
+    PromoCode,
+    PromoNotUsable,
     RenewalLink,
     Service,
     add_months,
@@ -71,6 +73,63 @@ class Orders(HostledgerApplication):
         if not isinstance(product, Product):
             raise NotFound("No such product.")
         return product
+
+    # -- promo codes ---------------------------------------------------------------------------
+
+    def create_promo(self, data: dict) -> PromoCode:
+        promo = PromoCode(
+            code=data["code"].upper(),
+            kind=data["kind"],
+            percent=str(data["percent"]) if data.get("percent") is not None else None,
+            amount=data.get("amount"),
+            currency=data.get("currency"),
+            product_ids=[str(p) for p in data.get("product_ids") or []],
+            expires_at=data.get("expires_at"),
+            max_uses=data.get("max_uses"),
+        )
+        try:
+            self.save(promo)
+        except IntegrityError:
+            raise Conflict("This promo code exists.", {"code": ["Taken."]}) from None
+        return promo
+
+    def usable_promo(self, code: str) -> PromoCode:
+        """The promo code, if it can be used now; 400 naming `promo_code` otherwise."""
+        try:
+            promo = self.repository.get(PromoCode.id_for(code))
+        except AggregateNotFoundError:
+            raise ValidationFailed("Unknown promo code.", {"promo_code": ["Unknown."]}) from None
+        try:
+            promo.check_usable(clock.now())
+        except PromoNotUsable as exc:
+            raise ValidationFailed(str(exc), {"promo_code": [str(exc)]}) from None
+        return promo
+
+    def reserve_promo(self, code: str) -> PromoCode:
+        """Count one use now (released if the order then fails); never more than max_uses."""
+
+        def attempt() -> PromoCode:
+            promo = self.usable_promo(code)
+            promo.reserve(clock.now())
+            self.save(promo)
+            return promo
+
+        for _ in range(20):
+            try:
+                return attempt()
+            except IntegrityError:
+                continue
+        raise Conflict("The promo code is in heavy use; try again.")
+
+    def release_promo(self, code: str) -> None:
+        for _ in range(20):
+            promo = self.repository.get(PromoCode.id_for(code))
+            promo.release()
+            try:
+                self.save(promo)
+                return
+            except IntegrityError:
+                continue
 
     # -- orders -------------------------------------------------------------------------------
 

@@ -88,6 +88,75 @@ class Order(Aggregate):
         self.status = "paid"
 
 
+class PromoCode(Aggregate):
+    """A code giving a discount on the first invoice of an order: percentage or fixed, on
+    some products or all, until it expires or is used `max_uses` times."""
+
+    @event("Created")
+    def __init__(
+        self,
+        code: str,
+        kind: str,
+        percent: str | None,
+        amount: int | None,
+        currency: str | None,
+        product_ids: list[str],
+        expires_at: datetime | None,
+        max_uses: int | None,
+    ):
+        self.code = code
+        self.kind = kind
+        self.percent = percent
+        self.amount = amount
+        self.currency = currency
+        self.product_ids = product_ids
+        self.expires_at = expires_at
+        self.max_uses = max_uses
+        self.uses = 0
+
+    @staticmethod
+    def create_id(code: str, **_) -> UUID:
+        return PromoCode.id_for(code)
+
+    @staticmethod
+    def id_for(code: str) -> UUID:
+        return uuid5(_NS, f"promo:{code.strip().upper()}")
+
+    def check_usable(self, now: datetime) -> None:
+        if self.expires_at is not None and now >= self.expires_at:
+            raise PromoNotUsable(f"The promo code {self.code} has expired.")
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            raise PromoNotUsable(f"The promo code {self.code} has been used up.")
+
+    def reserve(self, now: datetime) -> None:
+        self.check_usable(now)
+        self._used()
+
+    @event("Used")
+    def _used(self) -> None:
+        self.uses += 1
+
+    @event("Released")
+    def release(self) -> None:
+        self.uses -= 1
+
+    def as_discount(self) -> dict:
+        """In the shape billing applies (the best discount per invoice line wins)."""
+        return {
+            "name": f"Promo {self.code}",
+            "kind": "percentage" if self.kind == "percentage" else "fixed",
+            "percent": self.percent,
+            "amount": {"amount": self.amount, "currency": self.currency}
+            if self.amount is not None
+            else None,
+            "product_ids": list(self.product_ids),
+        }
+
+
+class PromoNotUsable(DomainError):
+    pass
+
+
 class InvoiceOrder(Aggregate):
     """Index: which order (and services) an invoice is for. Read by id, so a payment heard
     a moment after the order was placed always finds it."""

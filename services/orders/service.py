@@ -31,6 +31,20 @@ LISTS = {
 }
 
 
+def _promo(p) -> dict:
+    return {
+        "id": str(p.id),
+        "code": p.code,
+        "kind": p.kind,
+        "percent": p.percent,
+        "amount": {"amount": p.amount, "currency": p.currency} if p.amount else None,
+        "product_ids": list(p.product_ids),
+        "max_uses": p.max_uses,
+        "uses": p.uses,
+        "expires_at": p.expires_at.isoformat() if p.expires_at else None,
+    }
+
+
 def _uuid(value, what: str) -> UUID:
     try:
         return UUID(str(value))
@@ -74,7 +88,10 @@ class OrdersService(ServiceBase):
     @rpc
     def price_items(self, currency: str, payload: dict) -> list[dict]:
         """The items priced from the catalog, changing nothing: 400 naming a bad item."""
-        return self.app.price_order(load(contract.PlaceOrder, payload)["items"], currency)
+        data = load(contract.PlaceOrder, payload)
+        if data.get("promo_code"):
+            self.app.usable_promo(data["promo_code"])
+        return self.app.price_order(data["items"], currency)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -85,17 +102,29 @@ class OrdersService(ServiceBase):
         data = load(contract.PlaceOrder, payload)
         customer = _uuid(customer_id, "customer")
         priced = self.app.price_order(data["items"], currency)
-        invoice = self.billing.issue_invoice(
-            {
-                "customer_id": str(customer),
-                "currency": currency,
-                "lines": self.app.invoice_lines(priced),
-            },
-            f"order:{uuid.uuid4()}",
-            "order",
-        )
-        order = self.app.place_order(customer, priced, currency, invoice)
+        code = data.get("promo_code")
+        promo = self.app.reserve_promo(code) if code else None
+        try:
+            invoice = self.billing.issue_invoice(
+                {
+                    "customer_id": str(customer),
+                    "currency": currency,
+                    "lines": self.app.invoice_lines(priced),
+                    "extra_discounts": [promo.as_discount()] if promo else [],
+                },
+                f"order:{uuid.uuid4()}",
+                "order",
+            )
+            order = self.app.place_order(customer, priced, currency, invoice)
+        except Exception:
+            if promo is not None:
+                self.app.release_promo(code)
+            raise
         return dict(order_view(order), invoice=invoice)
+
+    @rpc
+    def create_promo(self, payload: dict) -> dict:
+        return _promo(self.app.create_promo(load(contract.CreatePromo, payload)))
 
     @rpc
     def change_service(self, service_id: str, action: str, payload: dict) -> dict:

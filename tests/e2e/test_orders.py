@@ -427,3 +427,55 @@ def test_client_cancels_a_service_and_no_one_else_can(stack):
         "POST", f"/api/v1/client/services/{s['id']}/cancel", token, json={"reason": "again"}
     )
     assert r.status_code == 409
+
+
+def test_promo_code_discounts_the_first_invoice_within_its_limits(stack):
+    product = _product(stack)
+    code = f"WELCOME{uuid.uuid4().hex[:5].upper()}"
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/promo-codes",
+        stack.admin_token,
+        json={
+            "code": code,
+            "kind": "percentage",
+            "percent": "20",
+            "product_ids": [product["id"]],
+            "max_uses": 1,
+        },
+    )
+    assert r.status_code == 201, r.text
+    item = [{"product_id": product["id"], "billing_cycle": "monthly"}]
+
+    def order_with(code_used, email):
+        return stack.http(
+            "POST",
+            "/api/v1/orders",
+            json={
+                "customer": {
+                    "email": email,
+                    "kind": "individual",
+                    "contact_person": "P",
+                    "country": "DE",
+                },
+                "items": item,
+                "promo_code": code_used,
+            },
+        )
+
+    r = order_with(code.lower(), f"promo-{uuid.uuid4().hex[:8]}@example.com")
+    assert r.status_code == 201, r.text
+    first = r.json()
+    token = stack.login(first["credentials"]["username"], first["credentials"]["password"])
+    invoice = stack.http("GET", f"/api/v1/client/invoices/{first['invoice_id']}", token).json()
+    # 20 % off each line of that product: 500 -> 400, setup 1000 -> 800
+    assert invoice["total"]["amount"] == 1200
+    assert invoice["lines"][0]["discount"]["name"] == f"Promo {code}"
+    # used up: refused before anything is created
+    email = f"late-{uuid.uuid4().hex[:8]}@example.com"
+    r = order_with(code, email)
+    assert r.status_code == 400 and "promo_code" in r.json()["error"]["fields"]
+    r = order_with("NOSUCHCODE", email)
+    assert r.status_code == 400 and "promo_code" in r.json()["error"]["fields"]
+    r = order_with(None, email)
+    assert r.status_code == 201 and "credentials" in r.json()  # the e-mail was still new
