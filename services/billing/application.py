@@ -49,6 +49,7 @@ class Billing(HostledgerApplication):
         Invoice.Paid: contract.InvoicePaid,
         Payment.Received: contract.PaymentReceived,
         Invoice.Overdue: contract.InvoiceOverdue,
+        Invoice.DueSoon: contract.InvoiceDueSoon,
     }
 
     def __init__(self, *args, **kwargs):
@@ -294,6 +295,31 @@ class Billing(HostledgerApplication):
             currency=amount.currency,
             matures_at=now + timedelta(days=program.maturity_days),
         )
+
+    def remind_due_invoices(self, days_before: int) -> int:
+        """Once per unpaid invoice, `days_before` days before its due date; how many."""
+        now = clock.now()
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT invoice_id FROM invoice_list WHERE status = 'unpaid' AND NOT reminded"
+                " AND NOT overdue AND due_date <= %s AND due_date >= %s"
+                " ORDER BY due_date LIMIT 500",
+                (now.date() + timedelta(days=days_before), now.date()),
+            )
+            due = [r["invoice_id"] for r in curs.fetchall()]
+        reminded = 0
+        for invoice_id in due:
+
+            def attempt(invoice_id=invoice_id) -> bool:
+                invoice = self.repository.get(invoice_id)
+                if invoice.status != "unpaid" or invoice.reminded:
+                    return False
+                invoice.remind_due(at=now)
+                self.save(invoice)
+                return True
+
+            reminded += retry_on_conflict(attempt)
+        return reminded
 
     def mark_overdue_invoices(self) -> int:
         """Record once that each unpaid invoice is past its due date; how many were marked."""

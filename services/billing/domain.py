@@ -209,6 +209,7 @@ class Invoice(Aggregate):
         self.tax = tax
         self.status = "unpaid"
         self.overdue = False
+        self.reminded = False
         self.paid_at: datetime | None = None
         self.payments: list[dict] = []
 
@@ -236,6 +237,23 @@ class Invoice(Aggregate):
     def cancel(self, reason: str) -> None:
         self.check_payable()
         self.status = "cancelled"
+
+    def remind_due(self, at: datetime) -> None:
+        """Due soon and unpaid: a reminder is sent once (the mail gateway turns it into mail)."""
+        self._due_soon(
+            at=at,
+            customer_id=self.customer_id,
+            number=self.number,
+            total=self.total,
+            currency=self.currency,
+            due_date=self.due_date,
+        )
+
+    @event("DueSoon")
+    def _due_soon(
+        self, at: datetime, customer_id: UUID, number: str, total: int, currency: str, due_date: str
+    ) -> None:
+        self.reminded = True
 
     def mark_overdue(self, at: datetime) -> None:
         """Past its due date and still unpaid (recorded once, for reminders and dunning)."""

@@ -97,7 +97,8 @@ class BillingLists(ReadModel):
             currency text NOT NULL,
             issued_at timestamptz NOT NULL,
             due_date date NOT NULL,
-            overdue boolean NOT NULL DEFAULT false
+            overdue boolean NOT NULL DEFAULT false,
+            reminded boolean NOT NULL DEFAULT false
         )
         """,
         "CREATE INDEX IF NOT EXISTS invoice_list_due ON invoice_list (status, overdue, due_date)",
@@ -199,6 +200,11 @@ class BillingLists(ReadModel):
     def on_Invoice_Paid(self, curs, e) -> None:
         curs.execute(
             "UPDATE invoice_list SET status = 'paid' WHERE invoice_id = %s", (e.originator_id,)
+        )
+
+    def on_Invoice_DueSoon(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE invoice_list SET reminded = true WHERE invoice_id = %s", (e.originator_id,)
         )
 
     def on_Invoice_Overdue(self, curs, e) -> None:

@@ -247,6 +247,7 @@ class BillingService(ServiceBase):
     def run_schedule(self) -> None:
         """Time-driven work, on the injectable clock: overdue invoices, maturing commissions.
         Safe with several instances: each change is one versioned save."""
+        self.app.remind_due_invoices(settings().reminder_days_before)
         self.app.mark_overdue_invoices()
         self.app.mature_commissions()
 

@@ -74,6 +74,7 @@ class Settings:
     suspend_after_days: int = 5
     terminate_after_days: int = 30
     provisioning_secret: str | None = None
+    reminder_days_before: int = 3
     provisioning_backoff: float = 5.0
 
     def database_name(self, service: str) -> str:
@@ -111,6 +112,7 @@ class Settings:
             suspend_after_days=_int(env, "HOSTLEDGER_SUSPEND_AFTER_DAYS", 5),
             terminate_after_days=_int(env, "HOSTLEDGER_TERMINATE_AFTER_DAYS", 30),
             provisioning_secret=env.get("HOSTLEDGER_PROVISIONING_SECRET") or None,
+            reminder_days_before=_int(env, "HOSTLEDGER_REMINDER_DAYS_BEFORE", 3),
             provisioning_backoff=float(env.get("HOSTLEDGER_PROVISIONING_BACKOFF") or 5.0),
         )
 

@@ -473,33 +473,36 @@ def test_affiliate_commission_matures_on_the_clock(stack):
     assert _balance(stack, referrer_token)["balance"]["amount"] == 150  # credited once
 
 
-def test_unpaid_invoice_becomes_overdue_once_on_the_clock(stack):
+def test_unpaid_invoice_is_reminded_then_overdue_once_each_on_the_clock(stack):
     from datetime import timedelta
 
     from services.infra.clock import FileClock
 
     customer, token = _customer_with_account(stack)
-    invoice = _invoice(stack, customer["id"], 400)
+    invoice = _invoice(stack, customer["id"], 400)  # due in 14 days
     paid = _invoice(stack, customer["id"], 100)
     _pay_in(stack, customer["id"], 100, invoice_id=paid["id"])
-    FileClock.set_offset(stack.clock_file, timedelta(days=20))
+
+    def events(kind):
+        return [
+            e
+            for e in stack.published("billing")
+            if e["type"] == kind and e["payload"]["customer_id"] == customer["id"]
+        ]
+
     try:
-
-        def overdue_events():
-            events = stack.published("billing")
-            return [
-                e
-                for e in events
-                if e["type"] == "InvoiceOverdue" and e["payload"]["customer_id"] == customer["id"]
-            ]
-
-        [event] = stack.wait_until(overdue_events, what="InvoiceOverdue")
+        FileClock.set_offset(stack.clock_file, timedelta(days=12))
+        [reminder] = stack.wait_until(lambda: events("InvoiceDueSoon"), what="the reminder")
+        assert events("InvoiceOverdue") == []
+        FileClock.set_offset(stack.clock_file, timedelta(days=20))
+        [overdue] = stack.wait_until(lambda: events("InvoiceOverdue"), what="InvoiceOverdue")
         eventlet.sleep(2.5)  # more scheduler runs change nothing
-        assert len(overdue_events()) == 1
+        assert len(events("InvoiceOverdue")) == 1 and len(events("InvoiceDueSoon")) == 1
     finally:
         FileClock.set_offset(stack.clock_file, timedelta(0))
-    assert event["payload"]["invoice_id"] == invoice["id"]
-    assert event["payload"]["number"] == invoice["number"]
+    for event in (reminder, overdue):
+        assert event["payload"]["invoice_id"] == invoice["id"]
+        assert event["payload"]["number"] == invoice["number"]
     assert stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()["overdue"]
 
 
