@@ -29,6 +29,18 @@ STRIPE_SECRET = "whsec_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, however it dies (Linux), so a
+    killed test run leaves no services behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,6 +130,7 @@ class Stack:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
     def stop(self, name: str, timeout: float = 15) -> None:
