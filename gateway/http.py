@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -157,6 +158,12 @@ class JsonWsgiApp:
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def process_request(self, sock, address):
+        # answers go out at once: with Nagle's algorithm a response of a few segments
+        # waits for the client's delayed ACK (about 40 ms)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return super().process_request(sock, address)
 
 
 # -- calling services as someone --------------------------------------------------------

@@ -42,7 +42,7 @@ class Billing(HostledgerApplication):
     name = "billing"
     service = "billing"
     # a busy account is read from its latest snapshot plus the events after it
-    snapshotting_intervals = {PersonalAccount: 100}
+    snapshotting_intervals = {PersonalAccount: 100, InvoiceSeries: 50}
     publications = {
         PersonalAccount.Opened: contract.AccountOpened,
         Invoice.Issued: contract.InvoiceIssued,

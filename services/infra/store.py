@@ -182,12 +182,17 @@ class EventStore(DependencyProvider):
                 log.exception("relay of %s failed; retrying", self.app.service)
                 eventlet.sleep(1.0)
 
+    # read models may lag a moment: a follower woken by new events waits this long so
+    # that a burst of events is projected in one transaction, not one each
+    FOLLOW_BATCHING = 0.05
+
     def _follow_loop(self, follower: Follower):
         while self._running:
             grown = self._grown
             try:
                 if follower.run_once() == 0:
                     self._wait_for_growth(grown)
+                    eventlet.sleep(self.FOLLOW_BATCHING)
             except Exception:
                 log.exception("read model %s failed; retrying", follower.model.name)
                 eventlet.sleep(1.0)

@@ -150,6 +150,11 @@ def _propagation(r: dict) -> list[str]:
                 f"   {label}: p50 lag by fifth of the run, in registration order (ms): "
                 + ", ".join(_num(x, 0) for x in trend)
             )
+        if key == "under_load" and p[key].get("opened_per_second"):
+            lines.append(
+                f"   {label}: customers registered {_num(p[key]['registered_per_second'])}/s, "
+                f"billing opened accounts at {_num(p[key]['opened_per_second'])}/s"
+            )
         if missing := p[key].get("accounts_missing"):
             lines.append(f"   MISSING: {missing} accounts never opened ({label})")
     lines += [

@@ -156,13 +156,23 @@ def lags(stack, customer_ids: list[str], tap: BrokerTap) -> dict:
         if len(ordered) >= 5
         else []
     )
+    present = [c for c in customer_ids if c not in missing]
     return {
         "total": distribution_ms(total),
         "p50_ms_by_fifth": trend,
+        # billing's in-order consumer keeps up only while it opens accounts as fast as
+        # customers registers them (first to last event of the set)
+        "registered_per_second": _rate([registered[c] for c in present]),
+        "opened_per_second": _rate([opened[c] for c in present]),
         "relay": distribution_ms(relay),
         "consumer": distribution_ms(consumer),
         "accounts_missing": len(missing),
     }
+
+
+def _rate(times: list[float]) -> float | None:
+    span = max(times) - min(times) if len(times) > 1 else 0
+    return round((len(times) - 1) / span, 2) if span > 0 else None
 
 
 # -- one registration at a time ----------------------------------------------------------
