@@ -81,6 +81,7 @@ class DeleteQuery(Schema):
 
 
 class PageQuery(Schema):
+    customer_id = fields.UUID(load_default=None)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
@@ -292,8 +293,9 @@ class GatewayService:
         summary="groups, projects or discounts",
     )
     def list_directory(self, call: Call):
+        q = call.query
         return call.services.customers.list_kind(
-            DIRECTORY[call.path["kind"]], call.query["page"], call.query["page_size"]
+            DIRECTORY[call.path["kind"]], q["page"], q["page_size"], _str(q["customer_id"])
         )
 
     @route(

@@ -307,7 +307,10 @@ class Customers(HostledgerApplication):
 
     def change_password(self, customer_id: UUID, current: str, new: str, keep_token: str | None):
         customer = self.get_customer(customer_id)
+        keys = [f"user:{customer.username.lower()}"]
+        self._check_rate(keys)  # guessing the current password counts like a login
         if not verify_password(customer.password_hash, current):
+            self._record_failure(keys)
             raise InvalidCredentials("The current password is wrong.")
         customer.change_password(hash_password(new))
         self.save(customer)

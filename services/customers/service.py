@@ -171,10 +171,31 @@ class CustomersService(ServiceBase):
         return queries.VIEWS[kind](command(load(schema, payload)))
 
     @rpc
-    def list_kind(self, kind: str, page: int = 1, page_size: int = 50) -> dict:
+    def list_kind(
+        self, kind: str, page: int = 1, page_size: int = 50, customer_id: str | None = None
+    ) -> dict:
+        """Groups, projects, discounts or staff; with `customer_id`, those of that customer
+        (its groups, its project, the discounts for it or its groups)."""
         if kind not in ("group", "project", "discount", "staff"):
             raise ValidationFailed(f"Nothing of kind {kind!r} is listed here.")
-        return queries.list_directory(self.app, kind, None, page, page_size)
+        if customer_id is None:
+            return queries.list_directory(self.app, kind, None, page, page_size)
+        customer = self.app.get_customer(_uuid(customer_id))
+        everything = queries.list_directory(self.app, kind, None, 1, 10_000)["items"]
+        groups = {str(g) for g in customer.group_ids}
+        keep = {
+            "group": lambda i: i["id"] in groups,
+            "project": lambda i: i["id"] == str(customer.project_id),
+            "discount": lambda i: i["customer_id"] == str(customer.id) or i["group_id"] in groups,
+            "staff": lambda i: False,
+        }[kind]
+        items = [i for i in everything if keep(i)]
+        return {
+            "items": items[(page - 1) * page_size : page * page_size],
+            "total": len(items),
+            "page": page,
+            "page_size": page_size,
+        }
 
     @rpc
     def discounts_for(self, customer_id: str) -> list[dict]:

@@ -535,3 +535,41 @@ def test_registration_takes_an_idempotency_key_and_shows_the_password_once(stack
         headers={"Idempotency-Key": key},
     )
     assert other.status_code == 409
+
+
+def test_discount_list_filtered_by_customer(stack):
+    customer = stack.register_customer()
+    other = stack.register_customer()
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/discounts",
+        stack.admin_token,
+        json={"name": "Mine", "kind": "percentage", "percent": "5", "customer_id": customer["id"]},
+    )
+    assert r.status_code == 201
+    mine = r.json()["id"]
+
+    def listed(who):
+        return {
+            d["id"]
+            for d in stack.http(
+                "GET", "/api/v1/staff/discounts", stack.admin_token, params={"customer_id": who}
+            ).json()["items"]
+        }
+
+    stack.wait_until(lambda: mine in listed(customer["id"]), what="the discount listed")
+    assert mine not in listed(other["id"])
+
+
+def test_password_change_is_rate_limited_like_a_login(stack):
+    _, token = _client(stack)
+    codes = [
+        stack.http(
+            "POST",
+            "/api/v1/client/password",
+            token,
+            json={"current_password": f"guess {i}", "new_password": "whatever 123"},
+        ).status_code
+        for i in range(11)
+    ]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
