@@ -87,7 +87,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             self.inboxes[upstream] = Inbox(
                 app,
                 upstream,
-                apply=partial(self._apply, upstream),
+                apply=partial(self.apply_event, upstream),
                 fetch=partial(self._fetch, upstream),
                 attempts=cfg.handler_attempts,
                 lock_conninfo=cfg.database.conninfo(cfg.database_name(app.service)),
@@ -200,7 +200,9 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                 self._rpc = None
             raise
 
-    def _apply(self, upstream: str, event, tracking, parked_id: int | None = None) -> None:
+    def apply_event(self, upstream: str, event, tracking, parked_id: int | None = None) -> None:
+        """Run the handler of `event` as a worker; with `tracking` its save records the
+        position, with `parked_id` it resolves that parked event (staff retry)."""
         provider = self.handlers.get((upstream, event.type))
         app = self.store.app
         if provider is None:

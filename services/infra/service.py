@@ -53,7 +53,7 @@ class ServiceBase:
             note_failed_retry(self.app, row["id"], str(exc))
             raise Conflict(f"the event still breaks its contract: {exc}") from None
         try:
-            consumer._apply(row["upstream"], event, None, parked_id=row["id"])
+            consumer.apply_event(row["upstream"], event, None, parked_id=row["id"])
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and answered
             note_failed_retry(self.app, row["id"], f"{type(exc).__name__}: {exc}")
             raise Conflict(f"the handler failed again: {type(exc).__name__}: {exc}") from None
