@@ -126,8 +126,9 @@ class AffiliateProgram(Schema):
     maturity_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
 
 
-@integration_event("billing", "InvoiceDueSoon")
-class InvoiceDueSoon(Schema):
+class _InvoiceNotice(Schema):
+    """What a reminder or a dunning step needs to know of an unpaid invoice."""
+
     id_field = "invoice_id"
 
     invoice_id = fields.UUID(required=True)
@@ -136,15 +137,13 @@ class InvoiceDueSoon(Schema):
     total = fields.Integer(required=True)
     currency = fields.String(required=True)
     due_date = fields.String(required=True)
+
+
+@integration_event("billing", "InvoiceDueSoon")
+class InvoiceDueSoon(_InvoiceNotice):
+    pass
 
 
 @integration_event("billing", "InvoiceOverdue")
-class InvoiceOverdue(Schema):
-    id_field = "invoice_id"
-
-    invoice_id = fields.UUID(required=True)
-    customer_id = fields.UUID(required=True)
-    number = fields.String(required=True)
-    total = fields.Integer(required=True)
-    currency = fields.String(required=True)
-    due_date = fields.String(required=True)
+class InvoiceOverdue(_InvoiceNotice):
+    pass

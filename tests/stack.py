@@ -214,6 +214,23 @@ class Stack:
         assert r.status_code == 201, r.text
         return r.json()
 
+    def staff_member(self, role: str) -> tuple[dict, str]:
+        """A new staff member with `role`, and a session token for it."""
+        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        r = self.http(
+            "POST",
+            "/api/v1/staff/staff",
+            self.admin_token,
+            json={
+                "username": name,
+                "name": name.title(),
+                "role": role,
+                "password": "staff-password-1",
+            },
+        )
+        assert r.status_code == 201, r.text
+        return r.json(), self.login(name, "staff-password-1")
+
     def rpc(self):
         """A standalone RPC proxy into this stack (use as a context manager)."""
         from nameko.standalone.rpc import ClusterRpcProxy

@@ -298,47 +298,42 @@ class Billing(HostledgerApplication):
 
     def remind_due_invoices(self, days_before: int) -> int:
         """Once per unpaid invoice, `days_before` days before its due date; how many."""
-        now = clock.now()
-        with self.datastore.transaction() as curs:
-            curs.execute(
-                "SELECT invoice_id FROM invoice_list WHERE status = 'unpaid' AND NOT reminded"
-                " AND NOT overdue AND due_date <= %s AND due_date >= %s"
-                " ORDER BY due_date LIMIT 500",
-                (now.date() + timedelta(days=days_before), now.date()),
-            )
-            due = [r["invoice_id"] for r in curs.fetchall()]
-        reminded = 0
-        for invoice_id in due:
-
-            def attempt(invoice_id=invoice_id) -> bool:
-                invoice = self.repository.get(invoice_id)
-                if invoice.status != "unpaid" or invoice.reminded:
-                    return False
-                invoice.remind_due(at=now)
-                self.save(invoice)
-                return True
-
-            reminded += retry_on_conflict(attempt)
-        return reminded
+        today = clock.now().date()
+        return self._mark_unpaid(
+            "NOT reminded AND NOT overdue AND due_date <= %s AND due_date >= %s",
+            (today + timedelta(days=days_before), today),
+            done=lambda invoice: invoice.reminded,
+            mark=Invoice.remind_due,
+        )
 
     def mark_overdue_invoices(self) -> int:
         """Record once that each unpaid invoice is past its due date; how many were marked."""
+        return self._mark_unpaid(
+            "NOT overdue AND due_date < %s",
+            (clock.now().date(),),
+            done=lambda invoice: invoice.overdue,
+            mark=Invoice.mark_overdue,
+        )
+
+    def _mark_unpaid(self, condition: str, params: tuple, done, mark) -> int:
+        """Apply `mark` once to each unpaid invoice the list finds by `condition` (a read
+        model: each candidate is checked again on the invoice itself before it changes)."""
         now = clock.now()
         with self.datastore.transaction() as curs:
             curs.execute(
-                "SELECT invoice_id FROM invoice_list WHERE status = 'unpaid' AND NOT overdue"
-                " AND due_date < %s ORDER BY due_date LIMIT 500",
-                (now.date(),),
+                f"SELECT invoice_id FROM invoice_list WHERE status = 'unpaid' AND {condition}"
+                " ORDER BY due_date LIMIT 500",
+                params,
             )
-            due = [r["invoice_id"] for r in curs.fetchall()]
+            candidates = [r["invoice_id"] for r in curs.fetchall()]
         marked = 0
-        for invoice_id in due:
+        for invoice_id in candidates:
 
             def attempt(invoice_id=invoice_id) -> bool:
                 invoice = self.repository.get(invoice_id)
-                if invoice.status != "unpaid" or invoice.overdue:
+                if invoice.status != "unpaid" or done(invoice):
                     return False
-                invoice.mark_overdue(at=now)
+                mark(invoice, at=now)
                 self.save(invoice)
                 return True
 

@@ -85,16 +85,7 @@ class PersonalAccount(Aggregate):
         reason: str | None,
         at: datetime,
     ) -> None:
-        self.entries.append(
-            {
-                "id": entry_id,
-                "kind": kind,
-                "amount": amount,
-                "reference": reference,
-                "reason": reason,
-                "at": at,
-            }
-        )
+        self._add_entry(entry_id, kind, amount, reference, reason, at)
 
     def debit(
         self,
@@ -131,6 +122,10 @@ class PersonalAccount(Aggregate):
         reason: str | None,
         at: datetime,
     ) -> None:
+        self._add_entry(entry_id, kind, amount, reference, reason, at)
+
+    def _add_entry(self, entry_id, kind, amount, reference, reason, at) -> None:
+        # credits and debits are entries alike; debits carry a negative amount
         self.entries.append(
             {
                 "id": entry_id,
@@ -238,16 +233,19 @@ class Invoice(Aggregate):
         self.check_payable()
         self.status = "cancelled"
 
+    def _notice(self) -> dict:
+        """Carried by reminder and overdue events, so their readers need no lookup."""
+        return {
+            "customer_id": self.customer_id,
+            "number": self.number,
+            "total": self.total,
+            "currency": self.currency,
+            "due_date": self.due_date,
+        }
+
     def remind_due(self, at: datetime) -> None:
         """Due soon and unpaid: a reminder is sent once (the mail gateway turns it into mail)."""
-        self._due_soon(
-            at=at,
-            customer_id=self.customer_id,
-            number=self.number,
-            total=self.total,
-            currency=self.currency,
-            due_date=self.due_date,
-        )
+        self._due_soon(at=at, **self._notice())
 
     @event("DueSoon")
     def _due_soon(
@@ -257,14 +255,7 @@ class Invoice(Aggregate):
 
     def mark_overdue(self, at: datetime) -> None:
         """Past its due date and still unpaid (recorded once, for reminders and dunning)."""
-        self._overdue(
-            at=at,
-            customer_id=self.customer_id,
-            number=self.number,
-            total=self.total,
-            currency=self.currency,
-            due_date=self.due_date,
-        )
+        self._overdue(at=at, **self._notice())
 
     @event("Overdue")
     def _overdue(

@@ -391,22 +391,10 @@ def test_corrections_need_a_reason_and_keep_the_balance_explainable(stack):
         ("correction", 500, "goodwill"),
         ("correction", -200, "fee"),
     ]
-    _, support = _staff_token(stack, "support")
+    _, support = stack.staff_member("support")
     assert (
         stack.http("POST", path, support, json={"amount": 1, "reason": "nope"}).status_code == 403
     )
-
-
-def _staff_token(stack, role):
-    name = f"{role}-{uuid.uuid4().hex[:6]}"
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/staff",
-        stack.admin_token,
-        json={"username": name, "name": name, "role": role, "password": "staff-password-1"},
-    )
-    assert r.status_code == 201, r.text
-    return r.json(), stack.login(name, "staff-password-1")
 
 
 def test_affiliate_commission_matures_on_the_clock(stack):

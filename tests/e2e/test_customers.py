@@ -11,18 +11,6 @@ def _client(stack, **fields):
     return customer, stack.login(creds["username"], creds["password"])
 
 
-def _staff(stack, role):
-    name = f"{role}-{uuid.uuid4().hex[:6]}"
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/staff",
-        stack.admin_token,
-        json={"username": name, "name": name.title(), "role": role, "password": "staff-password-1"},
-    )
-    assert r.status_code == 201, r.text
-    return r.json(), stack.login(name, "staff-password-1")
-
-
 @pytest.mark.parametrize(
     "kind,extra",
     [
@@ -199,7 +187,7 @@ def test_delete_needs_confirmation_then_blocks_login(stack):
 
 def test_force_delete_is_for_admins_only(stack):
     customer = stack.register_customer()
-    _, support = _staff(stack, "support")
+    _, support = stack.staff_member("support")
     r = stack.http(
         "DELETE", f"/api/v1/staff/customers/{customer['id']}?confirm=true&force=true", support
     )
@@ -365,7 +353,7 @@ def test_every_staff_and_client_route_checks_who_calls(stack):
     """Each route of the OpenAPI document, called by each staff role and by a client."""
     tokens = {"admin": stack.admin_token}
     for role in ("support", "billing"):
-        tokens[role] = _staff(stack, role)[1]
+        tokens[role] = stack.staff_member(role)[1]
     _, tokens["client"] = _client(stack)
     paths = stack.http("GET", "/api/v1/openapi.json").json()["paths"]
     checked = 0
@@ -441,7 +429,7 @@ def test_impersonation_is_shown_and_audited(stack):
     assert [a["event"] for a in audit] == ["started", "ended"]
     assert all(a["staff_id"] == admin["staff_id"] for a in audit)
     # billing staff may not enter a client's panel
-    _, billing = _staff(stack, "billing")
+    _, billing = stack.staff_member("billing")
     r = stack.http("POST", f"/api/v1/staff/customers/{customer['id']}/impersonate", billing)
     assert r.status_code == 403
 
