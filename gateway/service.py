@@ -17,6 +17,7 @@ from contracts import customers as contract
 from contracts import orders as orders_contract
 from contracts.errors import Forbidden, ValidationFailed
 from gateway import openapi
+from gateway.helpdesk_routes import HelpdeskRoutes
 from gateway.http import Call, Route, ServiceRpc, json_response, route
 from gateway.schemas import (
     AccountSchema,
@@ -94,7 +95,7 @@ CREATE_ROLES = {
 }
 
 
-class GatewayService:
+class GatewayService(HelpdeskRoutes):
     name = "gateway"
     services = ServiceRpc()
     runtime = Runtime()
