@@ -108,6 +108,18 @@ class AddTaxRule(Schema):
 
 class Refund(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    amount = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "minor units; default: all that is left to refund"},
+    )
+    to = fields.String(
+        load_default="account",
+        validate=validate.OneOf(["account", "processor"]),
+        metadata={"description": "the personal account, or back through the payment processor"},
+    )
 
 
 class Correction(Schema):
@@ -147,3 +159,39 @@ class InvoiceDueSoon(_InvoiceNotice):
 @integration_event("billing", "InvoiceOverdue")
 class InvoiceOverdue(_InvoiceNotice):
     pass
+
+
+@integration_event("billing", "CreditNoteIssued")
+class CreditNoteIssued(Schema):
+    """A credit note for a refund of a paid invoice (the mail gateway sends it)."""
+
+    id_field = "credit_note_id"
+
+    credit_note_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    number = fields.String(required=True)
+    invoice_id = fields.UUID(required=True)
+    invoice_number = fields.String(required=True)
+    refund_id = fields.UUID(required=True)
+    to = fields.String(required=True)
+    reason = fields.String(required=True)
+    total = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+@integration_event("billing", "RefundIssued")
+class RefundIssued(Schema):
+    """The money of a refund went back: to the personal account, or out through the
+    payment processor (which confirmed it)."""
+
+    id_field = "refund_id"
+
+    refund_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    invoice_id = fields.UUID(required=True)
+    invoice_number = fields.String(required=True)
+    credit_note_number = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    to = fields.String(required=True)
+    processor_refund_id = fields.String(load_default=None, allow_none=True)

@@ -13,9 +13,11 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts import billing as contract
 from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from services.billing import ledger
 from services.billing.domain import (
     AffiliateProgram,
     Commission,
+    CreditNote,
     InsufficientBalance,
     Invoice,
     InvoiceNotPayable,
@@ -23,10 +25,12 @@ from services.billing.domain import (
     Payment,
     PersonalAccount,
     ProjectBook,
+    Refund,
     TaxTable,
     UnmatchedPayment,
 )
 from services.billing.processors import BadSignature
+from services.billing.refunds import Refunds
 from services.billing.tax import invoice_totals
 from services.infra import clock
 from services.infra.application import HostledgerApplication
@@ -38,7 +42,7 @@ DEFAULT_DUE_DAYS = 14
 RETRIES = 20
 
 
-class Billing(HostledgerApplication):
+class Billing(Refunds, HostledgerApplication):
     name = "billing"
     service = "billing"
     # a busy account is read from its latest snapshot plus the events after it
@@ -50,6 +54,8 @@ class Billing(HostledgerApplication):
         Payment.Received: contract.PaymentReceived,
         Invoice.Overdue: contract.InvoiceOverdue,
         Invoice.DueSoon: contract.InvoiceDueSoon,
+        CreditNote.Issued: contract.CreditNoteIssued,
+        Refund.Completed: contract.RefundIssued,
     }
 
     def __init__(self, *args, **kwargs):
@@ -91,18 +97,11 @@ class Billing(HostledgerApplication):
         except AggregateNotFoundError:
             raise NotFound("This customer has no personal account in that currency.") from None
 
-    @staticmethod
-    def account_view(a: PersonalAccount, at: datetime | None = None) -> dict:
-        balance, entries = a.balance_at(at) if at else (a.balance, a.entries)
-        return {
-            "id": str(a.id),
-            "customer_id": str(a.customer_id),
-            "currency": a.currency,
-            "balance": balance.to_dict(),
-            "entries": [entry_view(e, a.currency) for e in entries],
-            "opened_at": isoformat(a.opened_at),
-            "at": isoformat(at) if at else None,
-        }
+    def account_view(
+        self, a: PersonalAccount, at: datetime | None = None, page: int = 1, page_size: int = 50
+    ) -> dict:
+        """Balance and a page of entries; with `at`, as they stood then (ledger.py)."""
+        return ledger.account_view(self, a, at, page, page_size)
 
     # -- invoices ---------------------------------------------------------------------------
 
@@ -208,25 +207,6 @@ class Billing(HostledgerApplication):
             table.add_rule(rule)
             self.save(table)
             return rule
-
-        return retry_on_conflict(attempt)
-
-    def refund_invoice(self, invoice_id: UUID, reason: str) -> Invoice:
-        """A paid invoice refunded to the personal account, in one save."""
-
-        def attempt() -> Invoice:
-            invoice = self.invoice(invoice_id)
-            account = self.account(invoice.customer_id, invoice.currency)
-            now = clock.now()
-            try:
-                invoice.refund(reason=reason, at=now)
-            except InvoiceNotPayable as exc:
-                raise Conflict(str(exc)) from None
-            account.credit(
-                "refund", invoice.amount, reference=invoice.number, reason=reason, at=now
-            )
-            self.save(invoice, account)
-            return invoice
 
         return retry_on_conflict(attempt)
 
@@ -505,7 +485,12 @@ class Billing(HostledgerApplication):
         paid = processor.payment(event)
         answer: dict = {"received": True, "event_id": event["id"]}
         to_save: list = []
-        if paid is None:
+        refunds = processor.refund_updates(event)
+        if refunds:
+            # each update is idempotent on the refund itself (a completed refund stays so)
+            outcomes = {u.processor_refund_id: self.processor_refund_update(u) for u in refunds}
+            answer.update(outcome="refund_updated", refunds=outcomes)
+        elif paid is None:
             answer["outcome"] = "ignored"
         else:
             invoice = self._invoice_or_none(paid.invoice_id)
@@ -609,17 +594,6 @@ def price_line(line: dict, currency: str, discounts: list[dict] = ()) -> dict:
     return priced
 
 
-def entry_view(e: dict, currency: str) -> dict:
-    return {
-        "id": str(e["id"]),
-        "kind": e["kind"],
-        "amount": {"amount": e["amount"], "currency": currency},
-        "reference": e.get("reference"),
-        "reason": e.get("reason"),
-        "at": isoformat(e["at"]),
-    }
-
-
 def invoice_view(i: Invoice) -> dict:
     money = lambda amount: {"amount": amount, "currency": i.currency}  # noqa: E731
     return {
@@ -690,6 +664,19 @@ LISTS = {
         " currency, invoice_ref, received_at",
         "received_at",
     ),
+    "credit_notes": (
+        "credit_note_list",
+        "credit_note_id AS id, customer_id, number, invoice_id, invoice_number, refund_id,"
+        " refund_to AS to, total, currency, issued_at",
+        "issued_at",
+    ),
+    "refunds": (
+        "refund_list",
+        "refund_id AS id, customer_id, invoice_id, invoice_number, credit_note_number, amount,"
+        " currency, refund_to AS to, processor, status, attempt, processor_refund_id, error,"
+        " requested_at",
+        "requested_at",
+    ),
     "expenses": (
         "expense_list",
         "entry_id AS id, customer_id, kind, amount, currency, reference, at",
@@ -718,7 +705,7 @@ def list_rows(
         else:
             where.append("customer_id = %s")
             params.append(customer_id)
-    if status is not None and name == "invoices":
+    if status is not None and name in ("invoices", "refunds"):
         where.append("status = %s")
         params.append(status)
     clause = " AND ".join(where)

@@ -30,7 +30,20 @@ class InvoiceNotPayable(DomainError):
 
 
 class PersonalAccount(Aggregate):
-    """One per customer and currency; its balance is the sum of its entries."""
+    """One per customer and currency; its balance is the sum of its entries.
+
+    The aggregate keeps only what its invariants need: the balance (a debit may not take
+    it below zero unless credit is allowed) and the currency, plus how many entries it
+    has and whether their times are in order (what a reader of the ledger read model
+    needs to know it is not missing any). Each entry is one event that also carries
+    the balance after it, so the history
+    explains every balance; the entries themselves are served by the ledger read model
+    (readmodels.Ledger), and a snapshot stays a few hundred bytes however long the
+    history grows.
+    """
+
+    # version 1 kept every entry in the aggregate (and in each snapshot)
+    class_version = 2
 
     @event("Opened")
     def __init__(self, customer_id: UUID, currency: str, opened_at: datetime, buyer: dict):
@@ -38,7 +51,23 @@ class PersonalAccount(Aggregate):
         self.currency = currency
         self.opened_at = opened_at
         self.buyer = buyer
-        self.entries: list[dict] = []
+        self.balance_amount = 0
+        self.entry_count = 0
+        # whether every entry's time is at or after the one before (the clock can be
+        # moved back): then a reader knows that entries it has not read yet are all
+        # later than the ones it has
+        self.last_entry_at: datetime | None = None
+        self.entries_in_order = True
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        """A snapshot taken while the entries lived in the aggregate."""
+        entries = state.pop("entries", None) or []
+        state["balance_amount"] = sum(e["amount"] for e in entries)
+        state["entry_count"] = len(entries)
+        times = [e["at"] for e in entries]
+        state["last_entry_at"] = max(times) if times else None
+        state["entries_in_order"] = times == sorted(times)
 
     @event("BuyerChanged")
     def change_buyer(self, changes: dict) -> None:
@@ -54,26 +83,26 @@ class PersonalAccount(Aggregate):
 
     @property
     def balance(self) -> Money:
-        return Money(sum(e["amount"] for e in self.entries), self.currency)
-
-    def balance_at(self, at: datetime) -> tuple[Money, list[dict]]:
-        entries = [e for e in self.entries if e["at"] <= at]
-        return Money(sum(e["amount"] for e in entries), self.currency), entries
+        return Money(self.balance_amount, self.currency)
 
     def credit(
         self, kind: str, amount: Money, reference: str | None, reason: str | None, at: datetime
-    ) -> None:
+    ) -> UUID:
+        """Add an entry; its id."""
         if kind not in CREDIT_KINDS:
             raise ValueError(f"unknown credit kind {kind!r}")
         self._check(amount)
+        entry_id = uuid4()
         self._credited(
-            entry_id=uuid4(),
+            entry_id=entry_id,
             kind=kind,
             amount=amount.amount,
             reference=reference,
             reason=reason,
             at=at,
+            balance_after=self.balance_amount + amount.amount,
         )
+        return entry_id
 
     @event("Credited")
     def _credited(
@@ -84,8 +113,9 @@ class PersonalAccount(Aggregate):
         reference: str | None,
         reason: str | None,
         at: datetime,
+        balance_after: int | None = None,
     ) -> None:
-        self._add_entry(entry_id, kind, amount, reference, reason, at)
+        self._add_entry(amount, at)
 
     def debit(
         self,
@@ -95,22 +125,26 @@ class PersonalAccount(Aggregate):
         reason: str | None,
         at: datetime,
         allow_credit: bool = False,
-    ) -> None:
+    ) -> UUID:
+        """Take an entry off; its id. Refused below zero unless credit is allowed."""
         if kind not in DEBIT_KINDS:
             raise ValueError(f"unknown debit kind {kind!r}")
         self._check(amount)
-        if not allow_credit and self.balance.amount < amount.amount:
+        if not allow_credit and self.balance_amount < amount.amount:
             raise InsufficientBalance(
-                f"The balance ({self.balance.amount}) does not cover {amount.amount}."
+                f"The balance ({self.balance_amount}) does not cover {amount.amount}."
             )
+        entry_id = uuid4()
         self._debited(
-            entry_id=uuid4(),
+            entry_id=entry_id,
             kind=kind,
             amount=-amount.amount,
             reference=reference,
             reason=reason,
             at=at,
+            balance_after=self.balance_amount - amount.amount,
         )
+        return entry_id
 
     @event("Debited")
     def _debited(
@@ -121,21 +155,18 @@ class PersonalAccount(Aggregate):
         reference: str | None,
         reason: str | None,
         at: datetime,
+        balance_after: int | None = None,
     ) -> None:
-        self._add_entry(entry_id, kind, amount, reference, reason, at)
+        self._add_entry(amount, at)
 
-    def _add_entry(self, entry_id, kind, amount, reference, reason, at) -> None:
-        # credits and debits are entries alike; debits carry a negative amount
-        self.entries.append(
-            {
-                "id": entry_id,
-                "kind": kind,
-                "amount": amount,
-                "reference": reference,
-                "reason": reason,
-                "at": at,
-            }
-        )
+    def _add_entry(self, amount: int, at: datetime) -> None:
+        # credits and debits are entries alike; debits carry a negative amount. Events
+        # recorded before `balance_after` existed are applied the same way.
+        self.balance_amount += amount
+        self.entry_count += 1
+        if self.last_entry_at is not None and at < self.last_entry_at:
+            self.entries_in_order = False
+        self.last_entry_at = at if self.last_entry_at is None else max(at, self.last_entry_at)
 
     def _check(self, amount: Money) -> None:
         if amount.currency != self.currency:
@@ -207,6 +238,8 @@ class Invoice(Aggregate):
         self.reminded = False
         self.paid_at: datetime | None = None
         self.payments: list[dict] = []
+        self.refunds: dict[str, dict] = {}
+        self.refunded = 0
 
     @property
     def amount(self) -> Money:
@@ -263,16 +296,218 @@ class Invoice(Aggregate):
     ) -> None:
         self.overdue = True
 
-    def refund(self, reason: str, at: datetime) -> None:
+    @property
+    def refund_reserved(self) -> int:
+        """What the refunds asked for so far take of the total (done or on their way)."""
+        return sum(r["amount"] for r in getattr(self, "refunds", {}).values())
+
+    @property
+    def refundable(self) -> int:
+        return self.total - self.refund_reserved
+
+    def processor_payment(self) -> dict | None:
+        """The payment a processor took for this invoice (its source and reference)."""
+        for payment in reversed(self.payments):
+            if payment["source"] in PROCESSORS and payment.get("reference"):
+                return payment
+        return None
+
+    def request_refund(self, refund_id: UUID, amount: int, to: str, at: datetime) -> None:
+        """Reserve `amount` of the paid total for a refund; never more than was paid."""
         if self.status != "paid":
-            raise InvoiceNotPayable(
+            raise InvoiceNotRefundable(
                 f"Only a paid invoice can be refunded; {self.number} is {self.status}."
             )
-        self._refunded(reason=reason, at=at)
+        if amount < 1 or amount > self.refundable:
+            raise InvoiceNotRefundable(
+                f"Invoice {self.number} has {self.refundable} left to refund, not {amount}."
+            )
+        self._refund_requested(refund_id=refund_id, amount=amount, to=to, at=at)
+
+    @event("RefundRequested")
+    def _refund_requested(self, refund_id: UUID, amount: int, to: str, at: datetime) -> None:
+        if not hasattr(self, "refunds"):
+            self.refunds = {}
+        self.refunds[str(refund_id)] = {"amount": amount, "to": to, "done": False}
+
+    def complete_refund(self, refund_id: UUID, reason: str, at: datetime) -> None:
+        """The refund's money went back; the invoice is refunded once all of it has."""
+        refund = self.refunds[str(refund_id)]
+        if refund["done"]:
+            return
+        self._refund_completed(refund_id=refund_id, at=at)
+        if self.refunded == self.total:
+            self._refunded(reason=reason, at=at)
+
+    @event("RefundCompleted")
+    def _refund_completed(self, refund_id: UUID, at: datetime) -> None:
+        refund = self.refunds[str(refund_id)]
+        refund["done"] = True
+        self.refunded = getattr(self, "refunded", 0) + refund["amount"]
 
     @event("Refunded")
     def _refunded(self, reason: str, at: datetime) -> None:
         self.status = "refunded"
+
+
+class InvoiceNotRefundable(DomainError):
+    pass
+
+
+PROCESSORS = ("stripe",)
+
+
+class CreditNote(Aggregate):
+    """The document of a refund: numbered in its project's own gapless series (taken in
+    the same save), referring to the invoice, with the buyer and seller frozen as they
+    stood on it. A full refund credits the invoice's lines; a partial one, one line."""
+
+    @event("Issued")
+    def __init__(
+        self,
+        customer_id: UUID,
+        project_id: UUID | None,
+        number: str,
+        invoice_id: UUID,
+        invoice_number: str,
+        refund_id: UUID,
+        to: str,
+        reason: str,
+        lines: list[dict],
+        currency: str,
+        subtotal: int,
+        tax: dict | None,
+        total: int,
+        issued_at: datetime,
+        buyer: dict,
+        seller: dict,
+    ):
+        self.customer_id = customer_id
+        self.project_id = project_id
+        self.number = number
+        self.invoice_id = invoice_id
+        self.invoice_number = invoice_number
+        self.refund_id = refund_id
+        self.to = to
+        self.reason = reason
+        self.lines = lines
+        self.currency = currency
+        self.subtotal = subtotal
+        self.tax = tax
+        self.total = total
+        self.issued_at = issued_at
+        self.buyer = buyer
+        self.seller = seller
+
+
+class Refund(Aggregate):
+    """Money going back for a paid invoice: to the personal account (done at once) or out
+    through the processor that took the payment (requested, then completed on the
+    processor's answer or webhook; a failure is recorded and may be retried, each retry
+    guarded so that the processor never pays out twice)."""
+
+    @event("Requested")
+    def __init__(
+        self,
+        refund_id: UUID,
+        customer_id: UUID,
+        invoice_id: UUID,
+        invoice_number: str,
+        credit_note_id: UUID,
+        credit_note_number: str,
+        amount: int,
+        currency: str,
+        to: str,
+        processor: str | None,
+        payment_reference: str | None,
+        reason: str,
+        requested_at: datetime,
+    ):
+        self.customer_id = customer_id
+        self.invoice_id = invoice_id
+        self.invoice_number = invoice_number
+        self.credit_note_id = credit_note_id
+        self.credit_note_number = credit_note_number
+        self.amount = amount
+        self.currency = currency
+        self.to = to
+        self.processor = processor
+        self.payment_reference = payment_reference
+        self.reason = reason
+        self.requested_at = requested_at
+        self.status = "requested"
+        self.attempt = 1
+        self.processor_refund_id: str | None = None
+        self.error: str | None = None
+        self.completed_at: datetime | None = None
+
+    @staticmethod
+    def create_id(refund_id: UUID, **_) -> UUID:
+        """Chosen before the refund exists: its invoice and credit note name it."""
+        return refund_id
+
+    @property
+    def attempt_key(self) -> str:
+        """The Idempotency-Key of the current attempt at the processor."""
+        return f"hostledger-refund-{self.id}-{self.attempt}"
+
+    @event("Sent")
+    def mark_sent(self, processor_refund_id: str, processor_status: str) -> None:
+        """The processor accepted it and is paying out (its own status: pending ...)."""
+        self.processor_refund_id = processor_refund_id
+        self.status = "pending"
+        self.error = None
+
+    def complete(self, processor_refund_id: str | None, at: datetime) -> None:
+        if self.status == "completed":
+            return
+        self._completed(
+            processor_refund_id=processor_refund_id or self.processor_refund_id,
+            at=at,
+            customer_id=self.customer_id,
+            invoice_id=self.invoice_id,
+            invoice_number=self.invoice_number,
+            credit_note_number=self.credit_note_number,
+            amount=self.amount,
+            currency=self.currency,
+            to=self.to,
+        )
+
+    @event("Completed")
+    def _completed(
+        self,
+        processor_refund_id: str | None,
+        at: datetime,
+        customer_id: UUID,
+        invoice_id: UUID,
+        invoice_number: str,
+        credit_note_number: str,
+        amount: int,
+        currency: str,
+        to: str,
+    ) -> None:
+        self.status = "completed"
+        self.processor_refund_id = processor_refund_id
+        self.completed_at = at
+        self.error = None
+
+    @event("Failed")
+    def fail(self, error: str, answered: bool, at: datetime) -> None:
+        """The processor refused, failed or could not be reached. `answered`: it did
+        answer, so it keeps that answer under this attempt's key and a retry needs a
+        new key (after checking that no refund of ours went through meanwhile)."""
+        self.status = "failed"
+        self.error = error
+        if answered:
+            self.attempt += 1
+
+    def check_retryable(self) -> None:
+        if self.to != "processor" or self.status not in ("failed", "requested"):
+            raise RefundNotRetryable(f"This refund is {self.status}; only a failed one is retried.")
+
+
+class RefundNotRetryable(DomainError):
+    pass
 
 
 class ProjectBook(Aggregate):

@@ -35,6 +35,9 @@ LABELS = {
         "cancelled": "Cancelled",
         "refunded": "Refunded",
         "period": "Period",
+        "credit_note": "Credit note",
+        "for_invoice": "For invoice",
+        "reason": "Reason",
     },
     "ru": {
         "invoice": "Счёт",
@@ -53,6 +56,9 @@ LABELS = {
         "cancelled": "Отменён",
         "refunded": "Возвращён",
         "period": "Период",
+        "credit_note": "Кредит-нота",
+        "for_invoice": "К счёту",
+        "reason": "Причина",
     },
     "fr": {
         "invoice": "Facture",
@@ -71,6 +77,9 @@ LABELS = {
         "cancelled": "Annulée",
         "refunded": "Remboursée",
         "period": "Période",
+        "credit_note": "Avoir",
+        "for_invoice": "Facture d'origine",
+        "reason": "Motif",
     },
 }
 
@@ -80,27 +89,33 @@ def money(amount: int, currency: str, language: str) -> str:
     return format_currency(Decimal(amount).scaleb(-digits), currency, locale=language)
 
 
-def render(invoice: dict, language: str = "en") -> bytes:
-    """The invoice (as `invoice_view` shapes it) as a PDF document."""
+def render(invoice: dict, language: str = "en", kind: str = "invoice") -> bytes:
+    """The invoice (as `invoice_view` shapes it) as a PDF document; with
+    kind="credit_note", a credit note (as `credit_note_view` shapes it)."""
     language = language if language in LABELS else "en"
     t = LABELS[language]
     currency = invoice["total"]["currency"]
+    title = f"{t[kind]} {invoice['number']}"
     pdf = FPDF(format="A4")
-    pdf.set_title(f"{t['invoice']} {invoice['number']}")
+    pdf.set_title(title)
     pdf.set_creator("hostledger")
     pdf.add_font("body", "", FONT)
     pdf.add_font("body", "B", BOLD if os.path.exists(BOLD) else FONT)
     pdf.add_page()
     pdf.set_font("body", "B", 18)
-    pdf.cell(0, 12, f"{t['invoice']} {invoice['number']}", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 12, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("body", "", 10)
     issued = date.fromisoformat(invoice["issued_at"][:10])
-    due = date.fromisoformat(invoice["due_date"])
-    for label, value in (
-        (t["issued"], format_date(issued, format="long", locale=language)),
-        (t["due"], format_date(due, format="long", locale=language)),
-        (t["status"], t.get(invoice["status"], invoice["status"])),
-    ):
+    facts = [(t["issued"], format_date(issued, format="long", locale=language))]
+    if kind == "credit_note":
+        facts += [(t["for_invoice"], invoice["invoice_number"]), (t["reason"], invoice["reason"])]
+    else:
+        due = date.fromisoformat(invoice["due_date"])
+        facts += [
+            (t["due"], format_date(due, format="long", locale=language)),
+            (t["status"], t.get(invoice["status"], invoice["status"])),
+        ]
+    for label, value in facts:
         pdf.cell(0, 6, f"{label}: {value}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     seller, buyer = invoice.get("seller") or {}, invoice.get("buyer") or {}

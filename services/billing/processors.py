@@ -1,8 +1,20 @@
 """Payment processors behind one small interface.
 
 A processor verifies a webhook exactly as its maker documents it and turns it into
-a `ProcessorPayment`; billing does the rest (pay the invoice, or keep the payment
-for staff when it names no invoice we know). Stripe is the first: its
+a `ProcessorPayment` (or `ProcessorRefund` updates); billing does the rest (pay the
+invoice, or keep the payment for staff when it names no invoice we know). It also
+pays refunds out (`refund`) and finds a refund it made earlier (`find_refund`).
+
+Stripe refunds follow https://docs.stripe.com/api/refunds/create: `POST /v1/refunds`,
+form-encoded, `payment_intent`, `amount` and `metadata[hostledger_refund_id]`, with
+`Authorization: Bearer <secret key>` and an `Idempotency-Key` header
+(https://docs.stripe.com/api/idempotent_requests). Stripe keeps the first answer to a
+key, errors included, so: a request that got no answer is retried with the same key;
+one that got an answer (a 5xx, a refusal, a failed refund) is retried with a new key,
+and only after listing the payment's refunds (`GET /v1/refunds?payment_intent=`) shows
+none of ours went through. `HOSTLEDGER_STRIPE_API_BASE` (default
+https://api.stripe.com) points the calls elsewhere, e.g. at a test server speaking
+the same format. Stripe is the first processor: its
 `Stripe-Signature` header (`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`),
 checked in constant time against every `v1` given, with a 300-second tolerance on
 `t`, as https://docs.stripe.com/webhooks#verify-manually describes.
@@ -33,12 +45,39 @@ class ProcessorPayment:
     customer_id: str | None
 
 
+@dataclass(frozen=True)
+class ProcessorRefund:
+    """A refund as the processor tells of it: ours (`refund_id`, from its metadata)."""
+
+    refund_id: str | None
+    processor_refund_id: str
+    status: str  # "succeeded", "pending", "failed", "canceled", ...
+    failure: str | None = None
+
+
+class RefundNotSent(Exception):
+    """The processor did not pay the refund out. `answered`: it answered (and keeps that
+    answer under the request's idempotency key); otherwise nothing came back."""
+
+    def __init__(self, message: str, answered: bool):
+        super().__init__(message)
+        self.answered = answered
+
+
 class PaymentProcessor(Protocol):
     name: str
 
     def verify(self, headers: dict[str, str], body: bytes, now: datetime) -> dict: ...
 
     def payment(self, event: dict) -> ProcessorPayment | None: ...
+
+    def refund_updates(self, event: dict) -> list[ProcessorRefund]: ...
+
+    def refund(
+        self, payment_reference: str, amount: int, currency: str, refund_id: str, key: str
+    ) -> ProcessorRefund: ...
+
+    def find_refund(self, payment_reference: str, refund_id: str) -> ProcessorRefund | None: ...
 
 
 class Stripe:
@@ -47,10 +86,17 @@ class Stripe:
     # the events that mean money arrived
     PAID_TYPES = ("payment_intent.succeeded", "checkout.session.completed")
 
-    def __init__(self, secret: str):
+    REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refunded")
+    TIMEOUT = (5, 20)  # seconds to connect, to read
+
+    def __init__(
+        self, secret: str, api_key: str | None = None, api_base: str = "https://api.stripe.com"
+    ):
         if not secret:
             raise ValueError("the Stripe webhook signing secret is not set")
         self.secret = secret.encode()
+        self.api_key = api_key
+        self.api_base = api_base.rstrip("/")
 
     def verify(self, headers: dict[str, str], body: bytes, now: datetime) -> dict:
         header = _header(headers, "Stripe-Signature")
@@ -97,11 +143,94 @@ class Stripe:
             customer_id=metadata.get("customer_id"),
         )
 
+    def refund_updates(self, event: dict) -> list[ProcessorRefund]:
+        """`refund.*` events carry a Refund; `charge.refunded` a Charge with its refunds."""
+        if event.get("type") not in self.REFUND_TYPES:
+            return []
+        obj = (event.get("data") or {}).get("object") or {}
+        if event["type"] == "charge.refunded":
+            refunds = (obj.get("refunds") or {}).get("data") or []
+        else:
+            refunds = [obj]
+        return [_refund(r) for r in refunds if isinstance(r, dict) and r.get("id")]
+
+    def refund(
+        self, payment_reference: str, amount: int, currency: str, refund_id: str, key: str
+    ) -> ProcessorRefund:
+        form = {
+            "payment_intent": payment_reference,
+            "amount": str(amount),
+            "metadata[hostledger_refund_id]": refund_id,
+        }
+        answer = self._call("POST", "/v1/refunds", data=form, key=key)
+        refund = _refund(answer)
+        if refund.status in ("failed", "canceled"):
+            raise RefundNotSent(
+                f"Stripe refund {refund.processor_refund_id} {refund.status}"
+                + (f": {refund.failure}" if refund.failure else ""),
+                answered=True,
+            )
+        return refund
+
+    def find_refund(self, payment_reference: str, refund_id: str) -> ProcessorRefund | None:
+        answer = self._call("GET", "/v1/refunds", params={"payment_intent": payment_reference})
+        for item in answer.get("data") or []:
+            if (item.get("metadata") or {}).get("hostledger_refund_id") == refund_id:
+                found = _refund(item)
+                if found.status not in ("failed", "canceled"):
+                    return found
+        return None
+
+    def _call(self, method: str, path: str, data=None, params=None, key=None) -> dict:
+        import requests
+
+        if not self.api_key:
+            raise RefundNotSent("no Stripe secret key is configured", answered=False)
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        if key:
+            headers["Idempotency-Key"] = key
+        try:
+            r = requests.request(
+                method,
+                self.api_base + path,
+                data=data,
+                params=params,
+                headers=headers,
+                timeout=self.TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            raise RefundNotSent(
+                f"Stripe could not be reached: {type(exc).__name__}", False
+            ) from None
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        if r.status_code >= 400:
+            error = (body.get("error") or {}) if isinstance(body, dict) else {}
+            message = error.get("message") or error.get("code") or r.reason
+            # 409 (the same key still in flight) and 429 (rate limited) are not kept
+            # under the key: they are retried with it
+            answered = r.status_code not in (409, 429)
+            raise RefundNotSent(f"Stripe answered {r.status_code}: {message}", answered)
+        if not isinstance(body, dict):
+            raise RefundNotSent("Stripe's answer is not a JSON object", answered=True)
+        return body
+
     @staticmethod
     def sign(secret: str, body: bytes, timestamp: int) -> str:
         """The header Stripe would send (for tests and for staff checking a setup)."""
         mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
         return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def _refund(obj: dict) -> ProcessorRefund:
+    return ProcessorRefund(
+        refund_id=(obj.get("metadata") or {}).get("hostledger_refund_id"),
+        processor_refund_id=str(obj.get("id")),
+        status=str(obj.get("status") or "pending"),
+        failure=obj.get("failure_reason"),
+    )
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -16,7 +16,8 @@ from services.billing import application as queries
 from services.billing import pdf
 from services.billing.application import Billing, invoice_view
 from services.billing.processors import Stripe
-from services.billing.readmodels import AccountList, BillingLists
+from services.billing.readmodels import AccountList, BillingLists, Ledger
+from services.billing.refunds import credit_note_view, refund_view
 from services.infra.clock import isoformat
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
@@ -27,7 +28,7 @@ from services.infra.settings import settings
 from services.infra.store import EventStore
 
 APPLICATION = Billing
-READ_MODELS = (AccountList, BillingLists)
+READ_MODELS = (AccountList, BillingLists, Ledger)
 BUYER_FIELDS = ("kind", "email", "country", "contact_person", "company_name", "language")
 
 
@@ -47,6 +48,17 @@ def _plain(rule: dict) -> dict:
         k: (isoformat(v) if isinstance(v, datetime) else str(v) if isinstance(v, UUID) else v)
         for k, v in rule.items()
     }
+
+
+def _processors() -> dict:
+    """The payment processors configured in this process, by name."""
+    cfg = settings()
+    processors = {}
+    if cfg.stripe_webhook_secret:
+        processors["stripe"] = Stripe(
+            cfg.stripe_webhook_secret, cfg.stripe_secret_key, cfg.stripe_api_base
+        )
+    return processors
 
 
 def _at(value: str | None) -> datetime | None:
@@ -102,17 +114,23 @@ class BillingService(ServiceBase):
 
     @rpc
     def get_account(
-        self, customer_id: str, currency: str | None = None, at: str | None = None
+        self,
+        customer_id: str,
+        currency: str | None = None,
+        at: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
     ) -> dict:
-        """The customer's personal account (never lags); with `at`, as it stood then."""
+        """The customer's personal account: its balance never lags a write; `entries` is
+        one page, oldest first (`total`, `page`, `page_size`); with `at`, as it stood then."""
         cid = _uuid(customer_id, "customer")
         when = _at(at)
         if currency:
-            return self.app.account_view(self.app.account(cid, currency), when)
+            return self.app.account_view(self.app.account(cid, currency), when, page, page_size)
         accounts = self.app.accounts_of(cid)
         if not accounts:
             raise NotFound("This customer has no personal account yet.")
-        return self.app.account_view(accounts[0], when)
+        return self.app.account_view(accounts[0], when, page, page_size)
 
     # -- invoices -------------------------------------------------------------------------------
 
@@ -201,9 +219,7 @@ class BillingService(ServiceBase):
     @rpc
     def processor_webhook(self, processor: str, headers: dict, body: str) -> dict:
         """A payment processor's notification: 401 unless validly signed; counted once."""
-        processors = {}
-        if settings().stripe_webhook_secret:
-            processors["stripe"] = Stripe(settings().stripe_webhook_secret)
+        processors = _processors()
         if processor not in processors:
             raise NotFound(f"No payment processor {processor!r} is configured.")
         return self.app.processor_notification(processors[processor], headers, body.encode("utf-8"))
@@ -218,9 +234,50 @@ class BillingService(ServiceBase):
         return [_plain(r) for r in self.app.tax_table().rules]
 
     @rpc
-    def refund_invoice(self, invoice_id: str, payload: dict) -> dict:
+    def refund_invoice(
+        self, invoice_id: str, payload: dict, idempotency_key: str | None = None
+    ) -> dict:
+        """Refund a paid invoice, fully or in part, to the personal account or out through
+        the processor that took the payment; answers the invoice with `refund` and
+        `credit_note`."""
         data = load(contract.Refund, payload)
-        return invoice_view(self.app.refund_invoice(_uuid(invoice_id, "invoice"), data["reason"]))
+        return self.app.refund_invoice(
+            _uuid(invoice_id, "invoice"),
+            data["reason"],
+            data["amount"],
+            data["to"],
+            _processors(),
+            idempotency_key,
+            payload,
+        )
+
+    @rpc
+    def retry_refund(self, refund_id: str) -> dict:
+        """Send a failed processor refund again (never paid out twice)."""
+        return self.app.retry_refund(_uuid(refund_id, "refund"), _processors())
+
+    @rpc
+    def get_refund(self, refund_id: str) -> dict:
+        return refund_view(self.app.refund(_uuid(refund_id, "refund")))
+
+    @rpc
+    def get_credit_note(self, note_id: str, customer_id: str | None = None) -> dict:
+        return credit_note_view(
+            self.app.credit_note(
+                _uuid(note_id, "credit note"),
+                _uuid(customer_id, "credit note") if customer_id else None,
+            )
+        )
+
+    @rpc
+    def credit_note_pdf(self, note_id: str, customer_id: str | None, language: str) -> str:
+        """The credit note as a PDF in `language`, base64-encoded for the trip over RPC."""
+        note = self.app.credit_note(
+            _uuid(note_id, "credit note"),
+            _uuid(customer_id, "credit note") if customer_id else None,
+        )
+        content = pdf.render(credit_note_view(note), language, kind="credit_note")
+        return base64.b64encode(content).decode("ascii")
 
     @rpc
     def correct_balance(self, customer_id: str, currency: str, payload: dict) -> dict:

@@ -669,3 +669,36 @@ def test_invoice_creation_takes_an_idempotency_key(stack):
         lambda: stack.http("GET", "/api/v1/client/invoices", token).json()["total"] == 2,
         what="invoice list",
     )
+
+
+def test_account_entries_come_a_page_at_a_time_with_the_balance_after_each(stack):
+    customer, token = _customer_with_account(stack)
+    for amount in (100, 200, 300, 400, 500):
+        assert _pay_in(stack, customer["id"], amount).status_code == 201
+    first = stack.http(
+        "GET", "/api/v1/client/account", token, params={"page": 1, "page_size": 2}
+    ).json()
+    assert first["balance"]["amount"] == 1500  # the balance of now, whatever the page
+    assert (first["total"], first["page"], first["page_size"]) == (5, 1, 2)
+    pages = [first["entries"]] + [
+        stack.http(
+            "GET", "/api/v1/client/account", token, params={"page": page, "page_size": 2}
+        ).json()["entries"]
+        for page in (2, 3, 4)
+    ]
+    assert [len(p) for p in pages] == [2, 2, 1, 0]
+    entries = [e for p in pages for e in p]
+    assert [e["amount"]["amount"] for e in entries] == [100, 200, 300, 400, 500]
+    assert [e["balance_after"]["amount"] for e in entries] == [100, 300, 600, 1000, 1500]
+    assert entries[0]["actor"]["kind"] == "staff"
+    # as it stood after the third entry, paged too
+    then = stack.http(
+        "GET",
+        "/api/v1/staff/customers/" + customer["id"] + "/account",
+        stack.admin_token,
+        params={"at": entries[2]["at"], "page": 2, "page_size": 2},
+    ).json()
+    assert then["balance"]["amount"] == 600 and then["total"] == 3
+    assert [e["id"] for e in then["entries"]] == [entries[2]["id"]]
+    r = stack.http("GET", "/api/v1/client/account", token, params={"page_size": 500})
+    assert r.status_code == 400 and "page_size" in r.json()["error"]["fields"]
