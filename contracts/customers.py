@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.registry import integration_event
 
@@ -145,7 +145,30 @@ class Seller(Schema):
     email = fields.Email(load_default=None, allow_none=True)
 
 
-class CreateProject(Schema):
+def _days(most: int):
+    return fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=0, max=most)
+    )
+
+
+class RenewalTerms(Schema):
+    """A project's renewal and dunning days; null: the system default
+    (HOSTLEDGER_RENEW_DAYS_BEFORE, _SUSPEND_AFTER_DAYS, _TERMINATE_AFTER_DAYS)."""
+
+    renew_days_before = _days(365)  # the renewal invoice, this many days before the due date
+    suspend_after_days = _days(365)  # unpaid this many days after the due date: suspended
+    terminate_after_days = _days(3650)  # unpaid this many days after the due date: terminated
+
+    @validates_schema
+    def _terminate_after_suspend(self, data, **kwargs):
+        suspend, terminate = data.get("suspend_after_days"), data.get("terminate_after_days")
+        if suspend is not None and terminate is not None and terminate < suspend:
+            raise ValidationError(
+                "Termination cannot come before suspension.", "terminate_after_days"
+            )
+
+
+class CreateProject(RenewalTerms):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     sender_email = fields.Email(required=True)
     sender_name = fields.String(load_default="", validate=validate.Length(max=100))
@@ -153,8 +176,12 @@ class CreateProject(Schema):
     allow_credit = fields.Boolean(load_default=False)
 
 
+class ChangeProject(RenewalTerms):
+    """What staff change on a project (only the fields sent)."""
+
+
 @integration_event("customers", "ProjectCreated")
-class ProjectCreated(Schema):
+class ProjectCreated(RenewalTerms):
     id_field = "project_id"
 
     project_id = fields.UUID(required=True)
@@ -162,6 +189,15 @@ class ProjectCreated(Schema):
     sender_email = fields.Email(required=True)
     seller = fields.Dict(required=True)
     allow_credit = fields.Boolean(required=True)
+
+
+@integration_event("customers", "ProjectUpdated")
+class ProjectUpdated(RenewalTerms):
+    """A project's renewal and dunning days as they are after a change (all three)."""
+
+    id_field = "project_id"
+
+    project_id = fields.UUID(required=True)
 
 
 class CreateDiscount(Schema):

@@ -54,6 +54,26 @@ _PER_CURRENCY = fields.Dict(
 )
 
 
+class Addon(Schema):
+    """An add-on of a product (a backup plan, an extra IP): its own prices per cycle and
+    currency and setup fee, like the product's. `id` keeps an existing add-on's identity
+    when a product's add-ons are changed; a new one gets an id of its own."""
+
+    id = fields.UUID(load_default=None, allow_none=True)
+    name = _texts(required=True)
+    prices = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CYCLES)),
+        values=_PER_CURRENCY,
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    setup_fee = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[A-Z]{3}$")),
+        values=fields.Integer(strict=True, validate=validate.Range(min=0)),
+        load_default=dict,
+    )
+
+
 class ProductFields(Schema):
     """A product: names and descriptions per language ({"en": ..., "fr": ...}); prices per
     cycle and currency in minor units ({"monthly": {"EUR": 500}}); setup fee per currency."""
@@ -76,6 +96,20 @@ class ProductFields(Schema):
     provisioning = fields.Nested(
         "Provisioning", load_default=lambda: {"kind": "manual", "url": None}
     )
+    addons = fields.List(fields.Nested(Addon), load_default=list, validate=validate.Length(max=50))
+
+    @validates_schema
+    def _distinct_addons(self, data, **kwargs):
+        ids = [str(a["id"]) for a in data.get("addons") or [] if a.get("id")]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("Each add-on appears once.", "addons")
+
+
+class ProductAddons(Schema):
+    """A product's whole list of add-ons (checked in full, also when the product is
+    changed: each add-on needs its name and prices)."""
+
+    addons = fields.List(fields.Nested(Addon), required=True, validate=validate.Length(max=50))
 
 
 class Provisioning(Schema):
@@ -100,6 +134,7 @@ class OrderItem(Schema):
 
     product_id = fields.UUID(required=True)
     billing_cycle = fields.String(required=True, validate=validate.OneOf(CYCLES))
+    addons = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=20))
 
 
 class PlaceOrder(Schema):

@@ -88,6 +88,7 @@ class Customers(HostledgerApplication):
         Customer.Deleted: contract.CustomerDeleted,
         StaffMember.Registered: contract.StaffRegistered,
         Project.Created: contract.ProjectCreated,
+        Project.Updated: contract.ProjectUpdated,
     }
     schema_statements = SCHEMA
 
@@ -363,8 +364,30 @@ class Customers(HostledgerApplication):
             sender_name=data.get("sender_name") or data["name"],
             seller=seller,
             allow_credit=data["allow_credit"],
+            renew_days_before=data.get("renew_days_before"),
+            suspend_after_days=data.get("suspend_after_days"),
+            terminate_after_days=data.get("terminate_after_days"),
         )
         self.save(project)
+        return project
+
+    def change_project(self, project_id: UUID, changes: dict) -> Project:
+        """Staff change a project's renewal and dunning days (only those given)."""
+        try:
+            project = self.repository.get(project_id)
+        except AggregateNotFoundError:
+            project = None
+        if not isinstance(project, Project):
+            raise NotFound("No such project.")
+        terms = {k: getattr(project, k) for k in Project.RENEWAL_TERMS} | changes
+        suspend, terminate = terms["suspend_after_days"], terms["terminate_after_days"]
+        if suspend is not None and terminate is not None and terminate < suspend:
+            raise ValidationFailed(
+                "Termination cannot come before suspension.",
+                {"terminate_after_days": ["Termination cannot come before suspension."]},
+            )
+        if project.change_renewal_terms(changes):
+            self.save(project)
         return project
 
     def create_discount(self, data: dict) -> Discount:
@@ -718,6 +741,9 @@ def project_view(p: Project) -> dict:
         "sender_name": p.sender_name,
         "seller": dict(p.seller),
         "allow_credit": p.allow_credit,
+        "renew_days_before": p.renew_days_before,
+        "suspend_after_days": p.suspend_after_days,
+        "terminate_after_days": p.terminate_after_days,
     }
 
 
@@ -845,3 +871,54 @@ def list_customers(app: Customers, filters: dict) -> dict:
         for r in rows
     ]
     return {"items": items, "total": total, "page": page, "page_size": size}
+
+
+# -- the helpdesk's questions: who wrote this e-mail, whom to notify --------------------------
+
+
+def people_with_email(app: Customers, email: str) -> dict:
+    """Who owns `email`: the customer (by its own address or one of its users') and the
+    staff member, each None when there is none. The helpdesk matches mail senders with it."""
+    address = email.strip().lower()
+    answer: dict = {"customer": None, "staff": None}
+    try:
+        index = app.repository.get(CustomerEmail.id_for(address))
+        customer = app.get_customer_or_none(index.customer_id)
+    except AggregateNotFoundError:
+        customer = None
+    if customer is not None:
+        answer["customer"] = {
+            "customer_id": str(customer.id),
+            "user_id": None,
+            "name": customer.contact_person,
+            "language": customer.language,
+        }
+    with app.datastore.transaction() as curs:
+        curs.execute(
+            "SELECT staff_id FROM staff_list WHERE lower(email) = %s ORDER BY staff_id LIMIT 1",
+            (address,),
+        )
+        staff_row = curs.fetchone()
+        user_ids = []
+        if answer["customer"] is None:
+            curs.execute(
+                "SELECT user_id FROM user_emails WHERE email = %s ORDER BY user_id", (address,)
+            )
+            user_ids = [r["user_id"] for r in curs.fetchall()]
+    if staff_row is not None:
+        member = app.get_staff(staff_row["staff_id"])
+        if member.active:
+            answer["staff"] = {"staff_id": str(member.id), "name": member.name}
+    for user_id in user_ids:
+        user = app.repository.get(user_id)
+        if user.email.strip().lower() == address and not user.removed:
+            owner = app.get_customer_or_none(user.customer_id)
+            if owner is not None:
+                answer["customer"] = {
+                    "customer_id": str(owner.id),
+                    "user_id": str(user.id),
+                    "name": user.name,
+                    "language": owner.language,
+                }
+                break
+    return answer

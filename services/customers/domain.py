@@ -129,13 +129,46 @@ class Project(Aggregate):
 
     @event("Created")
     def __init__(
-        self, name: str, sender_email: str, sender_name: str, seller: dict, allow_credit: bool
+        self,
+        name: str,
+        sender_email: str,
+        sender_name: str,
+        seller: dict,
+        allow_credit: bool,
+        renew_days_before: int | None = None,
+        suspend_after_days: int | None = None,
+        terminate_after_days: int | None = None,
     ):
         self.name = name
         self.sender_email = sender_email
         self.sender_name = sender_name
         self.seller = seller
         self.allow_credit = allow_credit
+        # renewal and dunning days of its services; None: the system default
+        self.renew_days_before = renew_days_before
+        self.suspend_after_days = suspend_after_days
+        self.terminate_after_days = terminate_after_days
+
+    RENEWAL_TERMS = ("renew_days_before", "suspend_after_days", "terminate_after_days")
+
+    def change_renewal_terms(self, changes: dict) -> bool:
+        """Apply the terms given (None: back to the default); False when nothing changes."""
+        terms = {k: changes.get(k, getattr(self, k)) for k in self.RENEWAL_TERMS}
+        if all(terms[k] == getattr(self, k) for k in self.RENEWAL_TERMS):
+            return False
+        self._updated(**terms)
+        return True
+
+    @event("Updated")
+    def _updated(
+        self,
+        renew_days_before: int | None,
+        suspend_after_days: int | None,
+        terminate_after_days: int | None,
+    ) -> None:
+        self.renew_days_before = renew_days_before
+        self.suspend_after_days = suspend_after_days
+        self.terminate_after_days = terminate_after_days
 
 
 class Discount(Aggregate):

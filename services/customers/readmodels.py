@@ -189,3 +189,30 @@ class Directory(ReadModel):
 
     def on_StaffMember_Registered(self, curs, e) -> None:
         self._add(curs, e, "staff")
+
+
+class UserEmails(ReadModel):
+    """A customer's users by e-mail address: whose is the address an e-mail came from."""
+
+    name = "user_emails"
+    table_names = ("user_emails",)
+    tables = (
+        """
+        CREATE TABLE IF NOT EXISTS user_emails (
+            user_id uuid PRIMARY KEY,
+            customer_id uuid NOT NULL,
+            email text NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS user_emails_email ON user_emails (email)",
+    )
+
+    def on_CustomerUser_Added(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO user_emails (user_id, customer_id, email) VALUES (%s, %s, %s)"
+            " ON CONFLICT (user_id) DO NOTHING",
+            (e.originator_id, e.customer_id, e.email.strip().lower()),
+        )
+
+    def on_CustomerUser_Removed(self, curs, e) -> None:
+        curs.execute("DELETE FROM user_emails WHERE user_id = %s", (e.originator_id,))

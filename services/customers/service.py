@@ -13,7 +13,7 @@ from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from services.customers import application as queries
 from services.customers.application import Customers
 from services.customers.domain import StaffMember
-from services.customers.readmodels import CustomerList, Directory, StaffList
+from services.customers.readmodels import CustomerList, Directory, StaffList, UserEmails
 from services.infra import context
 from services.infra.clock import isoformat
 from services.infra.consumer import handles
@@ -22,7 +22,7 @@ from services.infra.service import ServiceBase
 from services.infra.store import EventStore
 
 APPLICATION = Customers
-READ_MODELS = (CustomerList, StaffList, Directory)
+READ_MODELS = (CustomerList, StaffList, Directory, UserEmails)
 
 
 def _uuid(value, what: str = "customer") -> UUID:
@@ -171,6 +171,13 @@ class CustomersService(ServiceBase):
         return queries.VIEWS[kind](command(load(schema, payload)))
 
     @rpc
+    def change_project(self, project_id: str, payload: dict) -> dict:
+        """Staff change a project's renewal and dunning days (the fields sent; null: the
+        system default). Publishes ProjectUpdated when something changed."""
+        changes = load(contract.ChangeProject, payload, partial=True)
+        return queries.project_view(self.app.change_project(_uuid(project_id, "project"), changes))
+
+    @rpc
     def list_kind(
         self, kind: str, page: int = 1, page_size: int = 50, customer_id: str | None = None
     ) -> dict:
@@ -279,3 +286,23 @@ class CustomersService(ServiceBase):
     @rpc
     def ensure_first_admin(self, username: str, password: str | None = None) -> dict | None:
         return self.app.ensure_first_admin(username, password)
+
+    # -- for the helpdesk -----------------------------------------------------------------------
+
+    @rpc
+    def people_with_email(self, email: str) -> dict:
+        """{"customer": {customer_id, user_id, name, language} | None, "staff": {staff_id,
+        name} | None}: who may have sent a mail from `email`."""
+        return queries.people_with_email(self.app, str(email))
+
+    @rpc
+    def staff_members(self, staff_ids: list[str]) -> list[dict]:
+        """The staff members among `staff_ids` (with their notification preferences); ids
+        of no staff member are left out."""
+        members = []
+        for staff_id in staff_ids:
+            try:
+                members.append(self.app.staff_view(self.app.get_staff(_uuid(staff_id, "staff"))))
+            except NotFound:
+                continue
+        return members

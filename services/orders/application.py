@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import uuid
+from collections.abc import Iterator
+from datetime import date
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -20,15 +22,34 @@ from services.orders.domain import (
     NotOnSale,
     Order,
     Product,
+    ProjectTerms,
     PromoCode,
     PromoNotUsable,
     RenewalLink,
     Service,
+    UnknownAddon,
     add_months,
 )
 from services.orders.provisioning import next_attempt
 
 LANGUAGES = ("en", "ru", "fr")
+
+
+def _with_ids(addons: list[dict] | None) -> list[dict]:
+    """Add-ons as a product keeps them: each with an id (kept when given)."""
+    return [
+        {
+            "id": str(a.get("id") or uuid.uuid4()),
+            "name": dict(a["name"]),
+            "prices": a["prices"],
+            "setup_fee": a.get("setup_fee") or {},
+        }
+        for a in addons or []
+    ]
+
+
+def _text(texts: dict) -> str:
+    return texts.get("en") or next(iter(texts.values()), "")
 
 
 class Orders(HostledgerApplication):
@@ -54,12 +75,16 @@ class Orders(HostledgerApplication):
             project_id=data.get("project_id"),
             on_sale=data.get("on_sale", True),
             provisioning=data.get("provisioning") or {"kind": "manual", "url": None},
+            addons=_with_ids(data.get("addons")),
         )
         self.save(product)
         return product
 
     def change_product(self, product_id: UUID, changes: dict) -> Product:
+        """Only the fields given change; `addons` replaces the list (ids sent are kept)."""
         product = self.product(product_id)
+        if "addons" in changes:
+            changes = dict(changes, addons=_with_ids(changes["addons"]))
         if changes:
             product.change(changes)
             self.save(product)
@@ -134,7 +159,8 @@ class Orders(HostledgerApplication):
     # -- orders -------------------------------------------------------------------------------
 
     def price_order(self, items: list[dict], currency: str) -> list[dict]:
-        """Each item priced from the catalog (never from the request); 400 naming the item."""
+        """Each item and its add-ons priced from the catalog (never from the request); 400
+        naming the item (`items.<n>`) or the add-on (`items.<n>.addons.<m>`)."""
         priced, errors = [], {}
         for n, item in enumerate(items):
             try:
@@ -143,14 +169,35 @@ class Orders(HostledgerApplication):
             except (NotFound, NotOnSale) as exc:
                 errors[f"items.{n}"] = [str(exc)]
                 continue
+            addons, seen = [], set()
+            for m, addon_id in enumerate(item.get("addons") or []):
+                try:
+                    if str(addon_id) in seen:
+                        raise UnknownAddon(f"The add-on {addon_id} is chosen twice.")
+                    seen.add(str(addon_id))
+                    addon = product.addon(addon_id)
+                    addon_price = product.addon_price(addon_id, item["billing_cycle"], currency)
+                except UnknownAddon as exc:
+                    errors[f"items.{n}.addons.{m}"] = [str(exc)]
+                    continue
+                addons.append(
+                    {
+                        "id": addon["id"],
+                        "name": _text(addon["name"]),
+                        "price": addon_price,
+                        "setup_fee": addon["setup_fee"].get(currency, 0),
+                    }
+                )
             priced.append(
                 {
                     "product_id": str(product.id),
-                    "name": product.name.get("en") or next(iter(product.name.values())),
+                    "name": _text(product.name),
                     "billing_cycle": item["billing_cycle"],
                     "price": price,
                     "setup_fee": product.setup_fee.get(currency, 0),
                     "provisioning": dict(product.provisioning),
+                    "project_id": str(product.project_id) if product.project_id else None,
+                    "addons": addons,
                 }
             )
         if errors:
@@ -159,6 +206,7 @@ class Orders(HostledgerApplication):
 
     @staticmethod
     def invoice_lines(priced: list[dict]) -> list[dict]:
+        """The first invoice: per item its first period, then each add-on's, then setup fees."""
         lines = []
         for item in priced:
             lines.append(
@@ -169,6 +217,15 @@ class Orders(HostledgerApplication):
                     "period": item["billing_cycle"],
                 }
             )
+            for addon in item.get("addons") or []:
+                lines.append(
+                    {
+                        "description": f"{item['name']}: {addon['name']} ({item['billing_cycle']})",
+                        "product_id": item["product_id"],
+                        "unit_price": addon["price"],
+                        "period": item["billing_cycle"],
+                    }
+                )
             if item["setup_fee"]:
                 lines.append(
                     {
@@ -177,6 +234,38 @@ class Orders(HostledgerApplication):
                         "unit_price": item["setup_fee"],
                     }
                 )
+            for addon in item.get("addons") or []:
+                if addon["setup_fee"]:
+                    lines.append(
+                        {
+                            "description": f"{item['name']}: {addon['name']}: setup",
+                            "product_id": item["product_id"],
+                            "unit_price": addon["setup_fee"],
+                        }
+                    )
+        return lines
+
+    @staticmethod
+    def renewal_lines(service: Service) -> list[dict]:
+        """The next period of a service and of each of its add-ons, at the prices ordered."""
+        period = service.next_due_date
+        lines = [
+            {
+                "description": f"{service.name} ({service.billing_cycle})",
+                "product_id": str(service.product_id),
+                "unit_price": service.price,
+                "period": period,
+            }
+        ]
+        for addon in service.addons:
+            lines.append(
+                {
+                    "description": f"{service.name}: {addon['name']} ({service.billing_cycle})",
+                    "product_id": str(service.product_id),
+                    "unit_price": addon["price"],
+                    "period": period,
+                }
+            )
         return lines
 
     def place_order(
@@ -201,6 +290,11 @@ class Orders(HostledgerApplication):
                 price=i["price"],
                 currency=currency,
                 provisioning=i["provisioning"],
+                project_id=UUID(i["project_id"]) if i.get("project_id") else None,
+                addons=[
+                    {"id": a["id"], "name": a["name"], "price": a["price"]}
+                    for a in i.get("addons") or []
+                ],
             )
             for i in priced
         ]
@@ -250,34 +344,115 @@ class Orders(HostledgerApplication):
         return service
 
     def suspend_customer(self, customer_id: UUID, reason: str, why: str) -> int:
-        """Suspend every active service of a customer (abuse, penalty points)."""
+        """Suspend every active service of a customer (abuse, penalty points), in one save;
+        how many. Services already suspended, ended or still pending are left as they are,
+        so applying the same request again changes nothing."""
         with self.datastore.transaction() as curs:
+            # the read model may lag a moment behind an activation: the aggregate decides
             curs.execute(
-                "SELECT service_id FROM service_list WHERE customer_id = %s AND status = 'active'",
+                "SELECT service_id FROM service_list WHERE customer_id = %s"
+                " AND status IN ('pending', 'active')",
                 (customer_id,),
             )
             services = [self.repository.get(r["service_id"]) for r in curs.fetchall()]
+        services = [s for s in services if s.status == "active"]
         for s in services:
             s.suspend(reason=reason, why=why)
-        self.save(*services)
+        if services:
+            self.save(*services)
         return len(services)
 
-    def renewals_due(self, today: date, days_before: int) -> list[Service]:
-        """Active or suspended services whose next period starts within `days_before` days
-        and have no renewal invoice yet."""
-        with self.datastore.transaction() as curs:
-            curs.execute(
-                "SELECT service_id FROM service_list WHERE status IN ('active', 'suspended')"
-                " AND next_due_date <= %s ORDER BY next_due_date LIMIT 1000",
-                (today + timedelta(days=days_before),),
+    # -- project terms (a copy of the customers service's) -------------------------------------
+
+    def record_project_terms(self, project_id: UUID, terms: dict) -> None:
+        """Keep a project's renewal and dunning days as the customers service published them."""
+        values = {
+            k: terms.get(k)
+            for k in ("renew_days_before", "suspend_after_days", "terminate_after_days")
+        }
+        try:
+            known = self.repository.get(ProjectTerms.id_for(project_id))
+        except AggregateNotFoundError:
+            self.save(ProjectTerms(project_id=project_id, **values))
+            return
+        if any(getattr(known, k) != v for k, v in values.items()):
+            known.change(**values)
+            self.save(known)
+
+    # -- renewals and dunning, in pages of the read model -------------------------------------
+
+    def renewal_candidates(
+        self, today: date, default_days: int, limit: int = 500
+    ) -> Iterator[list[UUID]]:
+        """Pages of active or suspended services, not yet invoiced for their next period,
+        whose due date is within their project's renewal days (`default_days` when the
+        project has none); oldest due first. The read model may lag: callers check the
+        aggregate (and billing's idempotency key makes a second invoice impossible)."""
+        after: tuple = (date.min, UUID(int=0))
+        while True:
+            with self.datastore.transaction() as curs:
+                curs.execute(
+                    "SELECT s.service_id, s.next_due_date FROM service_list s"
+                    " LEFT JOIN project_terms t ON t.project_id = s.project_id"
+                    " WHERE s.renewal_invoice_id IS NULL AND s.status IN ('active', 'suspended')"
+                    " AND (s.next_due_date, s.service_id) > (%s, %s)"
+                    " AND s.next_due_date <= %s::date + COALESCE(t.renew_days_before, %s)"
+                    # the widest window of all: bounds the index range scanned
+                    " AND s.next_due_date <= %s::date + GREATEST(%s,"
+                    " (SELECT max(renew_days_before) FROM project_terms))"
+                    " ORDER BY s.next_due_date, s.service_id LIMIT %s",
+                    (*after, today, default_days, today, default_days, limit),
+                )
+                rows = curs.fetchall()
+            if not rows:
+                return
+            yield [r["service_id"] for r in rows]
+            if len(rows) < limit:
+                return
+            after = (rows[-1]["next_due_date"], rows[-1]["service_id"])
+
+    def to_renew(self, service_ids: list[UUID]) -> list[Service]:
+        """Those of these services still waiting for their renewal invoice."""
+        services = [self.repository.get(i) for i in service_ids]
+        return [
+            s
+            for s in services
+            if s.renewal_invoice_id is None and s.status in ("active", "suspended")
+        ]
+
+    def record_renewal_invoices(self, issued: list[tuple[Service, dict]]) -> int:
+        """Record each service's renewal invoice (as loaded before the invoices were issued),
+        all in one save; when another instance got to one of them first, one by one. How
+        many were recorded here."""
+        objs = []
+        periods = [service.next_due_date for service, _ in issued]
+        for service, invoice in issued:
+            service.renewal_invoiced(
+                invoice_id=UUID(invoice["id"]), period_from=service.next_due_date
             )
-            ids = [r["service_id"] for r in curs.fetchall()]
-        services = [self.repository.get(i) for i in ids]
-        return [s for s in services if s.renewal_invoice_id is None and s.status != "terminated"]
+            objs += [
+                service,
+                RenewalLink(
+                    invoice_id=UUID(invoice["id"]),
+                    service_id=service.id,
+                    period_from=service.next_due_date,
+                ),
+            ]
+        if not objs:
+            return 0
+        try:
+            self.save(*objs)
+            return len(issued)
+        except IntegrityError:
+            pass
+        return sum(
+            self.record_renewal_invoice(service.id, invoice, period)
+            for (service, invoice), period in zip(issued, periods, strict=True)
+        )
 
     def record_renewal_invoice(self, service_id: UUID, invoice: dict, period_from: str) -> bool:
         service = self.get_service(service_id)
-        if service.renewal_invoice_id is not None:
+        if service.renewal_invoice_id is not None or service.next_due_date != period_from:
             return False  # another instance recorded it (the invoice itself is the same)
         service.renewal_invoiced(invoice_id=UUID(invoice["id"]), period_from=period_from)
         link = RenewalLink(
@@ -289,34 +464,78 @@ class Orders(HostledgerApplication):
             return False
         return True
 
-    def dunning(self, today: date, suspend_after: int, terminate_after: int) -> int:
-        """Unpaid past due: suspend after `suspend_after` days, terminate after
-        `terminate_after` days; how many services changed."""
-        with self.datastore.transaction() as curs:
-            curs.execute(
-                "SELECT service_id FROM service_list WHERE status IN ('active', 'suspended')"
-                " AND next_due_date < %s ORDER BY next_due_date LIMIT 1000",
-                (today - timedelta(days=min(suspend_after, terminate_after)),),
-            )
-            ids = [r["service_id"] for r in curs.fetchall()]
+    def dunning(
+        self, today: date, suspend_after: int, terminate_after: int, limit: int = 500
+    ) -> int:
+        """Unpaid past due: suspend after the project's suspension days, terminate after its
+        termination days (`suspend_after` / `terminate_after` when it has none), in pages
+        of the read model, each page saved at once; how many services changed."""
+        after: tuple = (date.min, UUID(int=0))
         changed = 0
-        for service_id in ids:
-            s = self.repository.get(service_id)
-            if s.renewal_invoice_id is None:
-                continue  # not invoiced yet, or paid: nothing is overdue
-            late = (today - date.fromisoformat(s.next_due_date)).days
-            if late > terminate_after and s.status in ("active", "suspended"):
-                s.terminate(reason=f"unpaid {late} days after the due date")
-            elif late > suspend_after and s.status == "active":
-                s.suspend(reason=f"unpaid {late} days after the due date", why="overdue")
-            else:
+        while True:
+            with self.datastore.transaction() as curs:
+                curs.execute(
+                    "SELECT service_id, next_due_date, suspend_after, terminate_after FROM ("
+                    " SELECT s.service_id, s.next_due_date, s.status,"
+                    " COALESCE(t.suspend_after_days, %s) AS suspend_after,"
+                    " COALESCE(t.terminate_after_days, %s) AS terminate_after"
+                    " FROM service_list s LEFT JOIN project_terms t ON t.project_id = s.project_id"
+                    " WHERE s.renewal_invoice_id IS NOT NULL"
+                    " AND s.status IN ('active', 'suspended')"
+                    " AND (s.next_due_date, s.service_id) > (%s, %s)) c"
+                    " WHERE next_due_date < %s::date - terminate_after"
+                    " OR (status = 'active' AND next_due_date < %s::date - suspend_after)"
+                    " ORDER BY next_due_date, service_id LIMIT %s",
+                    (suspend_after, terminate_after, *after, today, today, limit),
+                )
+                rows = curs.fetchall()
+            if not rows:
+                return changed
+            decided = []
+            for row in rows:
+                s = self.repository.get(row["service_id"])
+                terms = (row["suspend_after"], row["terminate_after"])
+                if self._dun(s, today, *terms):
+                    decided.append((s, *terms))
+            changed += self._save_dunned(decided, today)
+            if len(rows) < limit:
+                return changed
+            after = (rows[-1]["next_due_date"], rows[-1]["service_id"])
+
+    @staticmethod
+    def _dun(s: Service, today: date, suspend_after: int, terminate_after: int) -> bool:
+        if s.renewal_invoice_id is None or s.status not in ("active", "suspended"):
+            return False  # not invoiced yet, or paid: nothing is overdue
+        late = (today - date.fromisoformat(s.next_due_date)).days
+        if late > terminate_after:
+            s.terminate(reason=f"unpaid {late} days after the due date")
+        elif late > suspend_after and s.status == "active":
+            s.suspend(reason=f"unpaid {late} days after the due date", why="overdue")
+        else:
+            return False
+        return True
+
+    def _save_dunned(self, decided: list[tuple[Service, int, int]], today: date) -> int:
+        """Save the page's changes at once; when one of them changed meanwhile (another
+        instance, a payment), each alone, decided again on its fresh state."""
+        if not decided:
+            return 0
+        try:
+            self.save(*(s for s, _, _ in decided))
+            return len(decided)
+        except IntegrityError:
+            pass
+        saved = 0
+        for stale, suspend_after, terminate_after in decided:
+            fresh = self.repository.get(stale.id)
+            if not self._dun(fresh, today, suspend_after, terminate_after):
                 continue
             try:
-                self.save(s)
-                changed += 1
+                self.save(fresh)
             except IntegrityError:
-                continue  # another instance changed it meanwhile
-        return changed
+                continue
+            saved += 1
+        return saved
 
     def invoice_paid(self, invoice_id: UUID) -> int:
         """Activate the services of the order this invoice belongs to, or renew the service
@@ -420,6 +639,23 @@ def product_view(p: Product, language: str | None = None, currency: str | None =
         "project_id": str(p.project_id) if p.project_id else None,
         "on_sale": p.on_sale,
         "provisioning": dict(p.provisioning),
+        "addons": [
+            {
+                "id": a["id"],
+                "name": pick(a["name"]),
+                "prices": {
+                    cycle: {"amount": by_cur[shown], "currency": shown}
+                    for cycle, by_cur in a["prices"].items()
+                    if shown in by_cur
+                },
+                "setup_fee": {"amount": a["setup_fee"].get(shown, 0), "currency": shown},
+                "all_prices": {
+                    cycle: [{"amount": x, "currency": c} for c, x in sorted(by_cur.items())]
+                    for cycle, by_cur in a["prices"].items()
+                },
+            }
+            for a in p.addons
+        ],
         "version": p.version,
     }
 
@@ -433,6 +669,15 @@ def service_view(s: Service) -> dict:
         "name": s.name,
         "billing_cycle": s.billing_cycle,
         "price": {"amount": s.price, "currency": s.currency},
+        "addons": [
+            {
+                "id": a["id"],
+                "name": a["name"],
+                "price": {"amount": a["price"], "currency": s.currency},
+            }
+            for a in s.addons
+        ],
+        "project_id": str(s.project_id) if s.project_id else None,
         "status": s.status,
         "next_due_date": s.next_due_date,
         "provisioning": {

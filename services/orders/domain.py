@@ -41,7 +41,9 @@ class Product(Aggregate):
         project_id: UUID | None,
         on_sale: bool,
         provisioning: dict,
+        addons: list[dict] | None = None,
     ):
+        self.addons = addons or []
         self.provisioning = provisioning
         self.name = name
         self.description = description
@@ -62,6 +64,26 @@ class Product(Aggregate):
             return self.prices[cycle][currency]
         except KeyError:
             raise NotOnSale(f"This product has no {cycle} price in {currency}.") from None
+
+    def addon(self, addon_id: str) -> dict:
+        """One of this product's add-ons: {id, name, prices, setup_fee}."""
+        for addon in self.addons:
+            if addon["id"] == str(addon_id):
+                return addon
+        raise UnknownAddon(f"This product has no add-on {addon_id}.")
+
+    def addon_price(self, addon_id: str, cycle: str, currency: str) -> int:
+        addon = self.addon(addon_id)
+        try:
+            return addon["prices"][cycle][currency]
+        except KeyError:
+            raise UnknownAddon(
+                f"The add-on {addon_id} has no {cycle} price in {currency}."
+            ) from None
+
+
+class UnknownAddon(DomainError):
+    pass
 
 
 class Order(Aggregate):
@@ -197,6 +219,43 @@ class RenewalLink(Aggregate):
         return uuid5(_NS, f"renewal-link:{invoice_id}")
 
 
+class ProjectTerms(Aggregate):
+    """Local copy of a project's renewal and dunning days (from the customers service's
+    ProjectCreated / ProjectUpdated); None: the system default."""
+
+    @event("Recorded")
+    def __init__(
+        self,
+        project_id: UUID,
+        renew_days_before: int | None,
+        suspend_after_days: int | None,
+        terminate_after_days: int | None,
+    ):
+        self.project_id = project_id
+        self.renew_days_before = renew_days_before
+        self.suspend_after_days = suspend_after_days
+        self.terminate_after_days = terminate_after_days
+
+    @staticmethod
+    def create_id(project_id: UUID, **_) -> UUID:
+        return ProjectTerms.id_for(project_id)
+
+    @staticmethod
+    def id_for(project_id: UUID) -> UUID:
+        return uuid5(_NS, f"project-terms:{project_id}")
+
+    @event("Changed")
+    def change(
+        self,
+        renew_days_before: int | None,
+        suspend_after_days: int | None,
+        terminate_after_days: int | None,
+    ) -> None:
+        self.renew_days_before = renew_days_before
+        self.suspend_after_days = suspend_after_days
+        self.terminate_after_days = terminate_after_days
+
+
 class Service(Aggregate):
     """What a customer has from an order: pending until the order's invoice is paid."""
 
@@ -211,9 +270,14 @@ class Service(Aggregate):
         price: int,
         currency: str,
         provisioning: dict,
+        project_id: UUID | None = None,
+        addons: list[dict] | None = None,
     ):
         self.customer_id = customer_id
         self.order_id = order_id
+        self.project_id = project_id  # the product's: its renewal and dunning days apply
+        # chosen add-ons, priced when ordered: [{id, name, price}], renewed with the service
+        self.addons = addons or []
         self.product_id = product_id
         self.name = name
         self.billing_cycle = billing_cycle

@@ -7,7 +7,7 @@ from services.infra.readmodels import ReadModel
 
 class OrderLists(ReadModel):
     name = "order_lists"
-    table_names = ("product_list", "order_list", "service_list")
+    table_names = ("product_list", "order_list", "service_list", "project_terms")
     tables = (
         """
         CREATE TABLE IF NOT EXISTS product_list (
@@ -38,7 +38,28 @@ class OrderLists(ReadModel):
             provisioning_kind text NOT NULL DEFAULT 'manual',
             provisioning_state text NOT NULL DEFAULT 'waiting',
             provision_next_at timestamptz,
+            project_id uuid,
+            renewal_invoice_id uuid,
             created_at timestamptz NOT NULL
+        )
+        """,
+        # tables made before these columns existed (a rebuild fills them)
+        "ALTER TABLE service_list ADD COLUMN IF NOT EXISTS project_id uuid",
+        "ALTER TABLE service_list ADD COLUMN IF NOT EXISTS renewal_invoice_id uuid",
+        # the scheduler's pages: what may need a renewal invoice, what may be overdue
+        "CREATE INDEX IF NOT EXISTS service_list_to_renew ON service_list"
+        " (next_due_date, service_id) WHERE renewal_invoice_id IS NULL"
+        " AND status IN ('active', 'suspended')",
+        "CREATE INDEX IF NOT EXISTS service_list_invoiced ON service_list"
+        " (next_due_date, service_id) WHERE renewal_invoice_id IS NOT NULL"
+        " AND status IN ('active', 'suspended')",
+        """
+        CREATE TABLE IF NOT EXISTS project_terms (
+            terms_id uuid PRIMARY KEY,
+            project_id uuid NOT NULL UNIQUE,
+            renew_days_before integer,
+            suspend_after_days integer,
+            terminate_after_days integer
         )
         """,
         "CREATE INDEX IF NOT EXISTS service_list_provisioning"
@@ -77,14 +98,15 @@ class OrderLists(ReadModel):
     def on_Service_Created(self, curs, e) -> None:
         curs.execute(
             "INSERT INTO service_list (service_id, customer_id, order_id, product_id, status,"
-            " provisioning_kind, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)"
-            " ON CONFLICT DO NOTHING",
+            " provisioning_kind, project_id, created_at)"
+            " VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s) ON CONFLICT DO NOTHING",
             (
                 e.originator_id,
                 e.customer_id,
                 e.order_id,
                 e.product_id,
                 e.provisioning["kind"],
+                getattr(e, "project_id", None),
                 e.timestamp,
             ),
         )
@@ -133,8 +155,36 @@ class OrderLists(ReadModel):
             ("requested" if e.next_attempt_at else "failed", e.next_attempt_at, e.originator_id),
         )
 
+    def on_Service_RenewalInvoiced(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE service_list SET renewal_invoice_id = %s WHERE service_id = %s",
+            (e.invoice_id, e.originator_id),
+        )
+
     def on_Service_Renewed(self, curs, e) -> None:
         curs.execute(
-            "UPDATE service_list SET next_due_date = %s WHERE service_id = %s",
+            "UPDATE service_list SET next_due_date = %s, renewal_invoice_id = NULL"
+            " WHERE service_id = %s",
             (e.next_due_date, e.originator_id),
+        )
+
+    def on_ProjectTerms_Recorded(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO project_terms (terms_id, project_id, renew_days_before,"
+            " suspend_after_days, terminate_after_days) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (
+                e.originator_id,
+                e.project_id,
+                e.renew_days_before,
+                e.suspend_after_days,
+                e.terminate_after_days,
+            ),
+        )
+
+    def on_ProjectTerms_Changed(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE project_terms SET renew_days_before = %s, suspend_after_days = %s,"
+            " terminate_after_days = %s WHERE terms_id = %s",
+            (e.renew_days_before, e.suspend_after_days, e.terminate_after_days, e.originator_id),
         )

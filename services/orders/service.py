@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from datetime import date
 from uuid import UUID
@@ -22,6 +24,8 @@ from services.infra.store import EventStore
 from services.orders import provisioning
 from services.orders.application import Orders, order_view, product_view, service_view
 from services.orders.readmodels import OrderLists
+
+log = logging.getLogger(__name__)
 
 APPLICATION = Orders
 READ_MODELS = (OrderLists,)
@@ -66,6 +70,8 @@ class OrdersService(ServiceBase):
     @rpc
     def change_product(self, product_id: str, payload: dict) -> dict:
         changes = load(contract.ProductFields, payload, partial=True)
+        if "addons" in changes:
+            changes.update(load(contract.ProductAddons, {"addons": payload["addons"]}))
         return product_view(self.app.change_product(_uuid(product_id, "product"), changes))
 
     @rpc
@@ -137,31 +143,68 @@ class OrdersService(ServiceBase):
     @timer(interval=settings().scheduler_interval)
     def run_schedule(self) -> None:
         """Renewal invoices N days before the next period, then dunning, on the injectable
-        clock. Several instances may run it: each renewal invoice is issued with an
-        idempotency key naming the service and period, so billing issues it once."""
+        clock, with each service's project's days. Several instances may run it: each
+        renewal invoice is issued with an idempotency key naming the service and period,
+        so billing issues it once."""
         cfg = settings()
         today = clock.now().date()
-        for service in self.app.renewals_due(today, cfg.renew_days_before):
-            invoice = self.billing.issue_invoice(
-                {
-                    "customer_id": str(service.customer_id),
-                    "currency": service.currency,
-                    "lines": [
-                        {
-                            "description": f"{service.name} ({service.billing_cycle})",
-                            "product_id": str(service.product_id),
-                            "unit_price": service.price,
-                            "period": service.next_due_date,
-                        }
-                    ],
-                    "due_days": max(0, (date.fromisoformat(service.next_due_date) - today).days),
-                },
-                f"renewal:{service.id}:{service.next_due_date}",
-                "renewal",
-            )
-            self.app.record_renewal_invoice(service.id, invoice, service.next_due_date)
+        self.renew(today, cfg)
         self.app.dunning(today, cfg.suspend_after_days, cfg.terminate_after_days)
         self._provision_by_webhook(cfg)
+
+    @rpc
+    def run_renewals(self) -> dict:
+        """Run the renewal and dunning pass now, as the timer does (after downtime, say),
+        and answer what it did: renewal invoices recorded, services suspended or
+        terminated, seconds taken."""
+        cfg = settings()
+        today = clock.now().date()
+        started = time.perf_counter()
+        invoices = self.renew(today, cfg)
+        renewed = time.perf_counter()
+        dunned = self.app.dunning(today, cfg.suspend_after_days, cfg.terminate_after_days)
+        return {
+            "renewal_invoices": invoices,
+            "renewal_seconds": round(renewed - started, 3),
+            "dunned": dunned,
+            "dunning_seconds": round(time.perf_counter() - renewed, 3),
+        }
+
+    def renew(self, today: date, cfg) -> int:
+        """Issue the renewal invoices due by `today`: candidates from the read model a page
+        at a time, at most `scheduler_batch` invoice requests in flight, each batch
+        recorded in one save. How many invoices were recorded here."""
+        recorded = 0
+        batch = max(1, cfg.scheduler_batch)
+        for page in self.app.renewal_candidates(today, cfg.renew_days_before, limit=batch * 10):
+            for start in range(0, len(page), batch):
+                services = self.app.to_renew(page[start : start + batch])
+                calls = [
+                    (
+                        s,
+                        self.billing.issue_invoice.call_async(
+                            {
+                                "customer_id": str(s.customer_id),
+                                "currency": s.currency,
+                                "lines": self.app.renewal_lines(s),
+                                "due_days": max(
+                                    0, (date.fromisoformat(s.next_due_date) - today).days
+                                ),
+                            },
+                            f"renewal:{s.id}:{s.next_due_date}",
+                            "renewal",
+                        ),
+                    )
+                    for s in services
+                ]
+                issued = []
+                for s, reply in calls:
+                    try:
+                        issued.append((s, reply.result()))
+                    except Exception as exc:  # noqa: BLE001 - the next run tries it again
+                        log.warning("renewal invoice for service %s not issued: %r", s.id, exc)
+                recorded += self.app.record_renewal_invoices(issued)
+        return recorded
 
     def _provision_by_webhook(self, cfg) -> None:
         for service in self.app.provisioning_tasks("webhook", due_by=clock.now()):
@@ -214,10 +257,29 @@ class OrdersService(ServiceBase):
             )
         )
 
+    @handles("customers", "ProjectCreated")
+    def project_created(self, event: IntegrationEvent) -> None:
+        """Keep the new project's renewal and dunning days for the scheduler."""
+        self.app.record_project_terms(event.payload["project_id"], event.payload)
+
+    @handles("customers", "ProjectUpdated")
+    def project_updated(self, event: IntegrationEvent) -> None:
+        self.app.record_project_terms(event.payload["project_id"], event.payload)
+
     @handles("billing", "InvoicePaid")
     def activate_paid(self, event: IntegrationEvent) -> None:
         """Paying an order's invoice activates its services."""
         self.app.invoice_paid(event.payload["invoice_id"])
+
+    @handles("helpdesk", "ServicesSuspensionRequested")
+    def suspend_for_abuse(self, event: IntegrationEvent) -> None:
+        """The helpdesk's abuse action: every active service of the customer is suspended
+        with the request's reason, recorded as done by whoever acted in the helpdesk."""
+        context.current.actor = context.Actor.from_dict(event.actor)
+        context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
+        self.app.suspend_customer(
+            event.payload["customer_id"], event.payload["reason"], why="abuse"
+        )
 
     @rpc
     def list(
