@@ -44,6 +44,125 @@ class ServicesSuspensionRequested(Schema):
     reason = fields.String(required=True)
 
 
+LANGUAGES = ("en", "ru", "fr")
+AUTHOR_KINDS = ("client", "staff", "system", "mail")
+PRIORITIES = ("low", "normal", "high", "urgent")
+STATUSES = ("open", "answered", "customer_reply", "closed")
+
+
+class AttachmentRef(Schema):
+    """A file on a ticket message; its content is downloaded from the helpdesk by id."""
+
+    id = fields.String(required=True)  # the content's sha256: files are content-addressed
+    filename = fields.String(required=True)
+    content_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+
+
+class _TicketNotice(Schema):
+    """What every ticket notification carries: whom it is about and how to address it.
+
+    The client is `customer_id` (its e-mail and users are the customers service's) or,
+    for a ticket opened by an unknown sender, `guest_email`. `reply_address` is the
+    department's first incoming address (From/Reply-To of the mail), `language` the
+    client's language, `forbid_replies` says the client cannot answer this ticket.
+    """
+
+    id_field = "ticket_id"
+
+    ticket_id = fields.UUID(required=True)
+    tracking_number = fields.String(required=True)
+    department_id = fields.UUID(required=True)
+    department_name = fields.String(required=True)
+    reply_address = fields.String(load_default=None, allow_none=True)
+    customer_id = fields.UUID(load_default=None, allow_none=True)
+    guest_email = fields.String(load_default=None, allow_none=True)
+    subject = fields.String(required=True)
+    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
+    forbid_replies = fields.Boolean(required=True)
+
+
+class _MessageNotice(_TicketNotice):
+    """One message of a ticket. `notify_staff_ids`: the staff of the department (or the
+    assignee) who asked to be told of it. `notify_client`: staff wrote it (an answer, or a
+    message to the customer): mail it to the client. The client's own messages have it false.
+    `mail_message_id`: the Message-ID of the e-mail it came in, for threading."""
+
+    message_id = fields.UUID(required=True)
+    body = fields.String(required=True)
+    author_kind = fields.String(required=True, validate=validate.OneOf(AUTHOR_KINDS))
+    author_id = fields.String(load_default=None, allow_none=True)
+    author_name = fields.String(load_default="")
+    internal = fields.Boolean(required=True)
+    attachments = fields.List(fields.Nested(AttachmentRef), load_default=list)
+    notify_staff_ids = fields.List(fields.UUID(), load_default=list)
+    notify_client = fields.Boolean(required=True)
+    mail_message_id = fields.String(load_default=None, allow_none=True)
+
+
+@integration_event("helpdesk", "TicketOpened")
+class TicketOpened(_MessageNotice):
+    """A new ticket with its first message (from a client, by mail, or staff's message to
+    a customer: then `notify_client` is true and the client gets the message)."""
+
+    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
+    via = fields.String(required=True, validate=validate.OneOf(["web", "mail", "staff"]))
+
+
+@integration_event("helpdesk", "TicketMessageAdded")
+class TicketMessageAdded(_MessageNotice):
+    """A message the client may see (never an internal note: those are TicketNoteAdded)."""
+
+
+@integration_event("helpdesk", "TicketNoteAdded")
+class TicketNoteAdded(_MessageNotice):
+    """An internal note or a system note: for staff only, never mailed to the client."""
+
+
+@integration_event("helpdesk", "TicketAssigned")
+class TicketAssigned(_TicketNotice):
+    staff_id = fields.UUID(load_default=None, allow_none=True)
+    previous_staff_id = fields.UUID(load_default=None, allow_none=True)
+
+
+@integration_event("helpdesk", "TicketClosed")
+class TicketClosed(_TicketNotice):
+    pass
+
+
+@integration_event("helpdesk", "TicketsMerged")
+class TicketsMerged(_TicketNotice):
+    """`merged_ticket_id` (with its tracking number) now lives on inside this ticket."""
+
+    merged_ticket_id = fields.UUID(required=True)
+    merged_tracking_number = fields.String(required=True)
+
+
+@integration_event("helpdesk", "AbuseDeadlinePassed")
+class AbuseDeadlinePassed(_TicketNotice):
+    """An abuse notice's deadline passed without the client answering; `action` was taken."""
+
+    action = fields.String(
+        required=True, validate=validate.OneOf(["move_to_active", "suspend_services"])
+    )
+    deadline = fields.AwareDateTime(required=True, format="iso")
+    notify_staff_ids = fields.List(fields.UUID(), load_default=list)
+
+
+@integration_event("helpdesk", "PenaltyPointsGiven")
+class PenaltyPointsGiven(Schema):
+    """Penalty points for an abuse notice; `total` is the customer's sum after it."""
+
+    id_field = "standing_id"
+
+    standing_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    ticket_id = fields.UUID(required=True)
+    points = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    comment = fields.String(load_default="")
+
+
 # ---- RPC payloads -------------------------------------------------------------------------
 
 
@@ -77,3 +196,128 @@ class IncomingMail(Schema):
     body = fields.String(load_default="")
     attachments = fields.List(fields.Nested(IncomingAttachment), load_default=list)
     bounce_of = fields.String(load_default=None, allow_none=True)
+
+
+class DepartmentField(Schema):
+    name = fields.String(
+        required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="Use a-z, 0-9, _.")
+    )
+    label = fields.String(load_default="", validate=validate.Length(max=200))
+    required = fields.Boolean(load_default=False)
+
+
+class BusinessHours(Schema):
+    """Days 0 (Monday) to 6, hours "HH:MM" in `timezone`."""
+
+    days = fields.List(fields.Integer(validate=validate.Range(min=0, max=6)), load_default=list)
+    opens = fields.String(load_default="09:00", validate=validate.Regexp(r"^\d\d:\d\d$"))
+    closes = fields.String(load_default="18:00", validate=validate.Regexp(r"^\d\d:\d\d$"))
+    timezone = fields.String(load_default="UTC", validate=validate.Length(max=64))
+
+
+class DepartmentFields(Schema):
+    """A department: who answers (`staff_ids`), which incoming addresses feed it, what a
+    client must say when opening a ticket there, whether unknown senders may open one."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    client_visible = fields.Boolean(load_default=True)
+    fields_ = fields.List(
+        fields.Nested(DepartmentField), data_key="fields", attribute="fields", load_default=list
+    )
+    staff_ids = fields.List(fields.UUID(), load_default=list)
+    addresses = fields.List(fields.Email(), load_default=list)
+    business_hours = fields.Nested(BusinessHours, load_default=None, allow_none=True)
+    accept_guests = fields.Boolean(load_default=True)
+
+
+class OpenTicket(Schema):
+    department_id = fields.UUID(required=True)
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    fields_ = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=validate.Length(max=1000)),
+        data_key="fields",
+        attribute="fields",
+        load_default=dict,
+    )
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+
+
+class Reply(Schema):
+    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class StaffReply(Schema):
+    """A reply or an internal note; with `template_id` the body may be empty."""
+
+    body = fields.String(load_default="", validate=validate.Length(max=100_000))
+    internal = fields.Boolean(load_default=False)
+    template_id = fields.UUID(load_default=None, allow_none=True)
+    close = fields.Boolean(load_default=False)
+
+
+class Assign(Schema):
+    staff_id = fields.UUID(required=True, allow_none=True)
+
+
+class ChangeTicket(Schema):
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    department_id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(["closed", "open"]))
+
+
+class Merge(Schema):
+    ticket_id = fields.UUID(required=True)  # merged into the ticket of the route
+
+
+class ReplyTemplate(Schema):
+    """A canned reply: its text per language; `%client_person%` and `%admin_name%` are
+    filled in when used."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    bodies = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(LANGUAGES)),
+        values=fields.String(validate=validate.Length(min=1, max=100_000)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    department_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class Abuse(Schema):
+    deadline = fields.AwareDateTime(required=True, format="iso")
+    action = fields.String(
+        required=True, validate=validate.OneOf(["move_to_active", "suspend_services"])
+    )
+    penalty_points = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+    comment = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class SendMessage(Schema):
+    """One ticket per customer (`customer_ids`, or `all`: optionally only those whose
+    language is `language` with `strict_language`), macros filled in per customer."""
+
+    customer_ids = fields.List(fields.UUID(), load_default=None, validate=validate.Length(min=1))
+    all = fields.Boolean(load_default=False)
+    department_id = fields.UUID(required=True)
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    forbid_replies = fields.Boolean(load_default=False)
+    assign_to_me = fields.Boolean(load_default=False)
+    strict_language = fields.Boolean(load_default=False)
+    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
+    abuse = fields.Nested(Abuse, load_default=None, allow_none=True)
+
+
+class HelpdeskSettings(Schema):
+    """Attachment rules, guests by mail, the penalty threshold."""
+
+    allowed_extensions = fields.List(
+        fields.String(validate=validate.Regexp(r"^[a-z0-9]{1,10}$")),
+        validate=validate.Length(max=100),
+    )
+    max_file_bytes = fields.Integer(validate=validate.Range(min=1, max=100 * 1024 * 1024))
+    max_message_bytes = fields.Integer(validate=validate.Range(min=1, max=500 * 1024 * 1024))
+    accept_guest_mail = fields.Boolean()
+    penalty_threshold = fields.Integer(validate=validate.Range(min=1, max=100_000))

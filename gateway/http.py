@@ -12,9 +12,11 @@ unknown routes, wrong methods, malformed or oversized bodies.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
+import re
 import socket
 import time
 import uuid
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import eventlet
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
 from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
@@ -49,6 +51,9 @@ access_log = logging.getLogger("hostledger.access")
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+# a multipart body with files (ticket attachments); the helpdesk applies its own,
+# configurable, per-file and per-message limits below this
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 STATUS_CODES = {
     400: "validation_error",
     401: "unauthorized",
@@ -112,17 +117,27 @@ class JsonWsgiApp:
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
+        limit = MAX_BODY_BYTES
         request = Request(environ, shallow=True)
         request.max_content_length = MAX_BODY_BYTES
         request.request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
         try:
             length = request.content_length
-            if length is not None and length > MAX_BODY_BYTES:
+            if length is not None and length > MAX_UPLOAD_BYTES:
                 raise RequestEntityTooLarge()
             adapter = self.url_map.bind_to_environ(environ)
             provider, values = adapter.match()
+            # routes that take files take larger bodies; every other route 1 MiB
+            limit = MAX_UPLOAD_BYTES if getattr(provider, "files", False) else MAX_BODY_BYTES
+            request.max_content_length = limit
+            if length is not None and length > limit:
+                raise RequestEntityTooLarge()
             request.path_values = values
             response = provider.handle_request(request)
+        except RequestEntityTooLarge:
+            response = error_response(
+                TooLarge(f"The request body is larger than this route takes ({limit} bytes).")
+            )
         except HTTPException as exc:
             response = http_error(exc)
         except Exception:
@@ -208,6 +223,8 @@ class Call:
     query: dict = field(default_factory=dict)
     principal: dict | None = None
     token: str | None = None
+    # uploaded files of a multipart body: [{"filename", "content_type", "content": base64}]
+    files: list = field(default_factory=list)
 
     @property
     def customer_id(self) -> str:
@@ -240,10 +257,13 @@ class Route(HttpRequestHandler):
         partial: bool = False,
         summary: str = "",
         tags: tuple[str, ...] = (),
+        files: bool = False,
         **kwargs,
     ):
         """`roles`: staff roles allowed; `client`: a logged-in client may call it.
-        With neither, the route is public."""
+        With neither, the route is public. `files`: the body may also come as
+        multipart/form-data, the same fields plus files."""
+        self.files = files
         self.body_schema = body
         self.query_schema = query
         self.response_schema = response
@@ -292,6 +312,7 @@ class Route(HttpRequestHandler):
                 self._authenticate(call)
                 call.query = self._load_query(request)
                 call.body = self._load_body(request)
+                call.files = getattr(request, "uploads", [])
                 result = method(service, call)
         except HostledgerError as exc:
             return error_response(exc)
@@ -352,10 +373,14 @@ class Route(HttpRequestHandler):
     def _load_body(self, request: Request) -> dict | None:
         if self.body_schema is None:
             return None
+        if self.files and request.mimetype == "multipart/form-data":
+            return self._load_multipart(request)
         raw = request.get_data(cache=True)
         if len(raw) > MAX_BODY_BYTES:
             raise TooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         if request.mimetype != "application/json":
+            if self.files:
+                raise UnsupportedType("Send the body as application/json or multipart/form-data.")
             raise UnsupportedType("Send the body as application/json.")
         try:
             data = json.loads(raw.decode("utf-8")) if raw else None
@@ -371,6 +396,58 @@ class Route(HttpRequestHandler):
             return self.body_schema().load(data, partial=self.partial)
         except ValidationError as err:
             raise from_marshmallow(err) from None
+
+    def _load_multipart(self, request: Request) -> dict:
+        """The form's fields as the body (nested values as JSON text, `name[key]` for a
+        dict entry, a repeated name for a list), its files in `request.uploads`."""
+        try:
+            form, uploads = request.form, request.files
+        except ValueError:
+            raise ValidationFailed(
+                "The multipart body is malformed.", {"_body": ["Not valid multipart."]}
+            ) from None
+        data: dict = {}
+        declared = self.body_schema().fields
+        for key in form:
+            nested = _BRACKETED.match(key)
+            if nested:
+                data.setdefault(nested.group(1), {})[nested.group(2)] = form[key]
+                continue
+            values = form.getlist(key)
+            field_obj = declared.get(key) or next(
+                (f for f in declared.values() if f.data_key == key), None
+            )
+            if isinstance(field_obj, fields.List) and not _looks_json(values[0]):
+                data[key] = values
+            elif isinstance(field_obj, fields.List | fields.Dict | fields.Nested):
+                try:
+                    data[key] = json.loads(values[0])
+                except ValueError:
+                    raise ValidationFailed(
+                        "The body is not valid.", {key: ["Give it as JSON text."]}
+                    ) from None
+            else:
+                data[key] = values[0]
+        request.uploads = [
+            {
+                "filename": f.filename or "file",
+                "content_type": f.mimetype or "application/octet-stream",
+                "content": base64.b64encode(f.read()).decode("ascii"),
+            }
+            for name in uploads
+            for f in uploads.getlist(name)
+        ]
+        try:
+            return self.body_schema().load(data, partial=self.partial)
+        except ValidationError as err:
+            raise from_marshmallow(err) from None
+
+
+_BRACKETED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([A-Za-z0-9_.\-]+)\]$")
+
+
+def _looks_json(value: str) -> bool:
+    return value.strip()[:1] in ("[", "{")
 
 
 def route(method: str, url: str, **options):

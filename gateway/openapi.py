@@ -76,6 +76,11 @@ def build(routes) -> dict:
                 "required": True,
                 "content": {"application/json": {"schema": r.body_schema}},
             }
+            if getattr(r, "files", False):
+                # the same fields as form fields (nested ones as JSON text), plus `files` parts
+                operation["requestBody"]["content"]["multipart/form-data"] = {
+                    "schema": r.body_schema
+                }
         if not r.public:
             operation["security"] = [{"bearer": []}]
             roles = ", ".join(r.roles or ()) or "none"

@@ -1,10 +1,609 @@
-"""The helpdesk application: departments and tickets."""
+"""The helpdesk application: departments, tickets, attachments, reply templates, messages
+to customers and abuse notices."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from contracts import helpdesk as contract
+from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from services.helpdesk.attachments import (
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    AttachmentRules,
+    FileStore,
+    LocalFileStore,
+    check_message,
+)
+from services.helpdesk.domain import (
+    Department,
+    HelpdeskConfig,
+    MailMessage,
+    NotMergeable,
+    ReplyTemplate,
+    Standing,
+    Ticket,
+    TicketClosedForReplies,
+    TrackingNumber,
+    new_tracking_number,
+)
+from services.helpdesk.views import row_view
+from services.infra import clock
 from services.infra.application import HostledgerApplication
+from services.infra.settings import settings
+
+DEFAULT_SETTINGS = {
+    "allowed_extensions": list(DEFAULT_EXTENSIONS),
+    "max_file_bytes": DEFAULT_MAX_FILE_BYTES,
+    "max_message_bytes": DEFAULT_MAX_MESSAGE_BYTES,
+    "accept_guest_mail": True,
+    "penalty_threshold": 100,
+}
+SAVE_ATTEMPTS = 20
 
 
 class Helpdesk(HostledgerApplication):
     name = "helpdesk"
     service = "helpdesk"
+    publications = {
+        Ticket.Opened: contract.TicketOpened,
+        Ticket.MessageAdded: contract.TicketMessageAdded,
+        Ticket.NoteAdded: contract.TicketNoteAdded,
+        Ticket.Assigned: contract.TicketAssigned,
+        Ticket.Closed: contract.TicketClosed,
+        Ticket.Merged: contract.TicketsMerged,
+        Ticket.AbuseActed: contract.AbuseDeadlinePassed,
+        Ticket.SuspensionRequested: contract.ServicesSuspensionRequested,
+        Standing.PointsGiven: contract.PenaltyPointsGiven,
+    }
+
+    def __init__(self, env=None, cfg=None, files: FileStore | None = None):
+        super().__init__(env=env, cfg=cfg)
+        self.files: FileStore = files or LocalFileStore((cfg or settings()).data_dir)
+
+    # -- getting things ---------------------------------------------------------------------
+
+    def _get(self, aggregate_id, cls, what: str):
+        try:
+            found = self.repository.get(aggregate_id)
+        except (AggregateNotFoundError, ValueError):
+            found = None
+        if not isinstance(found, cls):
+            raise NotFound(f"No such {what}.")
+        return found
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        try:
+            self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def department(self, department_id: UUID) -> Department:
+        return self._get(department_id, Department, "department")
+
+    def ticket(self, ticket_id: UUID) -> Ticket:
+        return self._get(ticket_id, Ticket, "ticket")
+
+    def _ticket_for(self, ticket_id: UUID, customer_id: UUID | None) -> Ticket:
+        return self.client_ticket(ticket_id, customer_id) if customer_id else self.ticket(ticket_id)
+
+    def client_ticket(self, ticket_id: UUID, customer_id: UUID) -> Ticket:
+        """The ticket, if it is this customer's (another customer's: 404)."""
+        ticket = self.ticket(ticket_id)
+        if ticket.customer_id != customer_id:
+            raise NotFound("No such ticket.")
+        return ticket
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def settings_values(self) -> dict:
+        try:
+            config = self.repository.get(HelpdeskConfig.ID)
+        except AggregateNotFoundError:
+            return dict(DEFAULT_SETTINGS)
+        return dict(DEFAULT_SETTINGS, **config.values)
+
+    def change_settings(self, changes: dict) -> dict:
+        if "max_file_bytes" in changes or "max_message_bytes" in changes:
+            merged = dict(self.settings_values(), **changes)
+            if merged["max_file_bytes"] > merged["max_message_bytes"]:
+                raise ValidationFailed(
+                    "A file may not be larger than a whole message.",
+                    {"max_file_bytes": ["Larger than max_message_bytes."]},
+                )
+        for _ in range(SAVE_ATTEMPTS):
+            try:
+                config = self.repository.get(HelpdeskConfig.ID)
+                config.change(changes)
+            except AggregateNotFoundError:
+                config = HelpdeskConfig(values=changes)
+            try:
+                self.save(config)
+                return self.settings_values()
+            except IntegrityError:
+                continue
+        raise Conflict("The settings are being changed by someone else; try again.")
+
+    def attachment_rules(self) -> AttachmentRules:
+        values = self.settings_values()
+        return AttachmentRules(
+            allowed_extensions=tuple(values["allowed_extensions"]),
+            max_file_bytes=values["max_file_bytes"],
+            max_message_bytes=values["max_message_bytes"],
+        )
+
+    def store_files(self, uploads: list[tuple[str, bytes]]) -> list[dict]:
+        """Check every file of a message (413/415 before anything is kept), then keep them."""
+        if not uploads:
+            return []
+        refs = check_message(uploads, self.attachment_rules())
+        for _, content in uploads:
+            self.files.put(content)
+        return refs
+
+    # -- departments --------------------------------------------------------------------------
+
+    def create_department(self, data: dict) -> Department:
+        self._check_addresses(data.get("addresses") or [], None)
+        department = Department(
+            name=data["name"],
+            client_visible=data["client_visible"],
+            fields=data["fields"],
+            staff_ids=[str(s) for s in data["staff_ids"]],
+            addresses=[a.lower() for a in data["addresses"]],
+            business_hours=data.get("business_hours"),
+            accept_guests=data["accept_guests"],
+        )
+        self.save(department)
+        return department
+
+    def change_department(self, department_id: UUID, changes: dict) -> Department:
+        department = self.department(department_id)
+        if "addresses" in changes:
+            changes["addresses"] = [a.lower() for a in changes["addresses"]]
+            self._check_addresses(changes["addresses"], department_id)
+        if "staff_ids" in changes:
+            changes["staff_ids"] = [str(s) for s in changes["staff_ids"]]
+        if changes:
+            department.change(changes)
+            self.save(department)
+        return department
+
+    def _check_addresses(self, addresses: list[str], department_id: UUID | None) -> None:
+        wanted = [a.lower() for a in addresses]
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT department_id, name FROM department_list WHERE addresses && %s::text[]"
+                " AND department_id IS DISTINCT FROM %s",
+                (wanted, department_id),
+            )
+            taken = curs.fetchone()
+        if taken is not None:
+            raise Conflict(
+                f"An address already feeds the department {taken['name']!r}.",
+                {"addresses": ["Already used by another department."]},
+            )
+
+    def departments(self, client_only: bool) -> list[Department]:
+        query = "SELECT department_id FROM department_list"
+        if client_only:
+            query += " WHERE client_visible"
+        with self.datastore.transaction() as curs:
+            curs.execute(query + " ORDER BY created_at, department_id")
+            ids = [r["department_id"] for r in curs.fetchall()]
+        return [self.department(i) for i in ids]
+
+    def department_for_address(self, address: str) -> Department | None:
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT department_id FROM department_list WHERE %s = ANY(addresses)"
+                " ORDER BY created_at LIMIT 1",
+                (address.strip().lower(),),
+            )
+            row = curs.fetchone()
+        return self.department(row["department_id"]) if row else None
+
+    # -- tickets ------------------------------------------------------------------------------
+
+    def open_ticket(
+        self,
+        department: Department,
+        subject: str,
+        body: str,
+        author: dict,
+        *,
+        customer: dict | None = None,
+        guest_email: str | None = None,
+        fields: dict | None = None,
+        priority: str = "normal",
+        attachments: list[dict] | None = None,
+        via: str = "web",
+        mail_message_id: str | None = None,
+        forbid_replies: bool = False,
+        assign_on_reply_to: str | None = None,
+        abuse: dict | None = None,
+        notify_staff_ids: list | None = None,
+        notes: list[str] = (),
+        idempotency: tuple | None = None,
+    ) -> Ticket:
+        """A new ticket with its first message, under a fresh tracking number. `customer`:
+        {"id", "language"}; `author`: {"kind", "id", "name"}; `notes`: system notes added
+        at once (refused mail attachments ...). `idempotency`: (scope, Idempotency-Key,
+        request, view): the view of the ticket is kept as the key's answer, in the same
+        save; a key used before raises Replayed with its first answer."""
+        if idempotency is not None:
+            scope, key, request, _ = idempotency
+            earlier = self.idempotent_answer(scope, key, request)
+            if earlier is not None:
+                raise Replayed(earlier)
+        now = clock.now()
+        known = {f["name"] for f in department.fields}
+        given = {k: v for k, v in (fields or {}).items() if k in known}
+        for _ in range(SAVE_ATTEMPTS):
+            number = new_tracking_number()
+            ticket = Ticket.open(
+                tracking_number=number,
+                department_id=department.id,
+                department_name=department.name,
+                reply_address=department.addresses[0] if department.addresses else None,
+                customer_id=UUID(customer["id"]) if customer else None,
+                guest_email=None if customer else guest_email,
+                subject=subject,
+                language=(customer or {}).get("language") or "en",
+                forbid_replies=forbid_replies,
+                body=body,
+                author_kind=author["kind"],
+                author_id=author.get("id"),
+                author_name=author.get("name") or "",
+                internal=False,
+                attachments=list(attachments or ()),
+                notify_staff_ids=[str(s) for s in notify_staff_ids or ()],
+                notify_client=author["kind"] in ("staff", "system"),
+                mail_message_id=mail_message_id,
+                at=now,
+                priority=priority,
+                via=via,
+                fields=given,
+                assign_on_reply_to=assign_on_reply_to,
+                abuse=abuse,
+            )
+            for note in notes:
+                ticket.add_message(note, "system", None, "", now, internal=True)
+            extra = [TrackingNumber(number=number, ticket_id=ticket.id)]
+            if abuse:
+                extra += self.penalize(ticket, abuse["penalty_points"], abuse["comment"])
+            if mail_message_id:
+                extra.append(MailMessage(message_id=mail_message_id, ticket_id=ticket.id))
+            if idempotency is not None:
+                scope, key, request, view = idempotency
+                record = self.idempotency_record(scope, key, request, view(ticket))
+                extra += [record] if record is not None else []
+            try:
+                self.save(ticket, *extra)
+            except IntegrityError:
+                if mail_message_id and self._exists(MailMessage.id_for(mail_message_id)):
+                    raise DuplicateMail(mail_message_id) from None
+                if idempotency is not None:
+                    earlier = self.idempotent_answer(*idempotency[:3])
+                    if earlier is not None:
+                        raise Replayed(earlier) from None
+                continue  # the tracking number was drawn before: draw again
+            return ticket
+        raise Conflict("No free tracking number was found; try again.")
+
+    def add_message(
+        self,
+        ticket_id: UUID,
+        body: str,
+        author: dict,
+        *,
+        customer_id: UUID | None = None,
+        internal: bool = False,
+        attachments: list[dict] | None = None,
+        notify_staff_ids: list | None = None,
+        mail_message_id: str | None = None,
+        close: bool = False,
+        notes: list[str] = (),
+    ) -> tuple[Ticket, dict]:
+        """Append a message (a client's: `customer_id` must own the ticket). A client's reply
+        reopens a closed ticket and moves it to whoever asked for it ("assign to me when the
+        client answers")."""
+        for _ in range(SAVE_ATTEMPTS):
+            ticket = (
+                self.client_ticket(ticket_id, customer_id)
+                if customer_id
+                else self.ticket(ticket_id)
+            )
+            if ticket.merged_into is not None:
+                ticket_id = ticket.merged_into
+                continue
+            now = clock.now()
+            try:
+                message = ticket.add_message(
+                    body,
+                    author["kind"],
+                    author.get("id"),
+                    author.get("name") or "",
+                    now,
+                    internal=internal,
+                    attachments=attachments,
+                    notify_staff_ids=notify_staff_ids,
+                    mail_message_id=mail_message_id,
+                )
+            except TicketClosedForReplies as exc:
+                raise Forbidden(str(exc)) from None
+            for note in notes:
+                ticket.add_message(note, "system", None, "", now, internal=True)
+            if author["kind"] in ("client", "mail") and ticket.assign_on_reply_to:
+                ticket.assign(UUID(ticket.assign_on_reply_to))
+            if close:
+                ticket.close()
+            extra = []
+            if mail_message_id:
+                extra.append(MailMessage(message_id=mail_message_id, ticket_id=ticket.id))
+            try:
+                self.save(ticket, *extra)
+            except IntegrityError:
+                if mail_message_id and self._exists(MailMessage.id_for(mail_message_id)):
+                    raise DuplicateMail(mail_message_id) from None
+                continue  # someone else wrote to the ticket meanwhile: apply to the new state
+            return ticket, message
+        raise Conflict("The ticket is being changed by someone else; try again.")
+
+    def _change_ticket(self, ticket_id: UUID, change, customer_id: UUID | None = None) -> Ticket:
+        for _ in range(SAVE_ATTEMPTS):
+            ticket = (
+                self.client_ticket(ticket_id, customer_id)
+                if customer_id
+                else self.ticket(ticket_id)
+            )
+            change(ticket)
+            try:
+                self.save(ticket)
+            except IntegrityError:
+                continue
+            return ticket
+        raise Conflict("The ticket is being changed by someone else; try again.")
+
+    def assign(self, ticket_id: UUID, staff_id: UUID | None) -> Ticket:
+        return self._change_ticket(ticket_id, lambda t: t.assign(staff_id))
+
+    def change_ticket(self, ticket_id: UUID, changes: dict) -> Ticket:
+        status = changes.pop("status", None)
+        department = None
+        if "department_id" in changes:
+            try:
+                department = self.department(changes["department_id"])
+            except NotFound:
+                raise ValidationFailed(
+                    "No such department.", {"department_id": ["No such department."]}
+                ) from None
+
+        def apply(ticket: Ticket) -> None:
+            fields = dict(changes)
+            if department is not None:
+                fields["department_id"] = department.id
+                fields["department_name"] = department.name
+            fields = {k: v for k, v in fields.items() if getattr(ticket, k) != v}
+            if fields:
+                ticket.change(fields)
+            if status == "closed":
+                ticket.close()
+            elif status == "open" and ticket.status == "closed":
+                ticket.reopen()
+
+        return self._change_ticket(ticket_id, apply)
+
+    def archive(self, ticket_id: UUID, customer_id: UUID) -> Ticket:
+        return self._change_ticket(
+            ticket_id, lambda t: t.archived or t.archive(), customer_id=customer_id
+        )
+
+    def client_reopen(self, ticket_id: UUID, customer_id: UUID) -> Ticket:
+        def apply(ticket: Ticket) -> None:
+            if ticket.status == "closed":
+                ticket.reopen()
+            elif ticket.archived:
+                ticket.unarchive()
+
+        return self._change_ticket(ticket_id, apply, customer_id=customer_id)
+
+    def merge(self, target_id: UUID, source_id: UUID) -> Ticket:
+        for _ in range(SAVE_ATTEMPTS):
+            target, source = self.ticket(target_id), self.ticket(source_id)
+            try:
+                target.merge(source)
+            except NotMergeable as exc:
+                raise Conflict(str(exc), {"ticket_id": [str(exc)]}) from None
+            try:
+                self.save(target, source)
+            except IntegrityError:
+                continue
+            return target
+        raise Conflict("The tickets are being changed by someone else; try again.")
+
+    def attachment(self, ticket_id: UUID, file_id: str, customer_id: UUID | None) -> tuple:
+        """(description, bytes) of a file on a ticket the caller may see (else 404)."""
+        if customer_id is not None:
+            ticket = self.client_ticket(ticket_id, customer_id)
+        else:
+            ticket = self.ticket(ticket_id)
+        described = ticket.attachment(file_id, client=customer_id is not None)
+        if described is None:
+            raise NotFound("No such attachment.")
+        return described, self.files.get(file_id)
+
+    def ticket_of_tracking_number(self, number: str) -> Ticket | None:
+        try:
+            index = self.repository.get(TrackingNumber.id_for(number))
+        except AggregateNotFoundError:
+            return None
+        return self.ticket(index.ticket_id)
+
+    def ticket_of_message(self, reference: str) -> UUID | None:
+        """The ticket an e-mail's In-Reply-To/References entry leads to: one of our outgoing
+        Message-IDs (through the ticket message it was about), or an incoming mail's."""
+        message_id = contract.ticket_message_of(reference)
+        if message_id is not None:
+            with self.datastore.transaction() as curs:
+                curs.execute(
+                    "SELECT ticket_id FROM ticket_message_index WHERE message_id = %s",
+                    (message_id,),
+                )
+                row = curs.fetchone()
+            return row["ticket_id"] if row else None
+        try:
+            return self.repository.get(MailMessage.id_for(reference)).ticket_id
+        except AggregateNotFoundError:
+            return None
+
+    def mail_seen(self, message_id: str) -> UUID | None:
+        try:
+            return self.repository.get(MailMessage.id_for(message_id)).ticket_id
+        except AggregateNotFoundError:
+            return None
+
+    # -- reply templates ----------------------------------------------------------------------
+
+    def create_template(self, data: dict) -> ReplyTemplate:
+        if data.get("department_id"):
+            self.department(data["department_id"])
+        template = ReplyTemplate(
+            name=data["name"], bodies=data["bodies"], department_id=data.get("department_id")
+        )
+        self.save(template)
+        return template
+
+    def template(self, template_id: UUID) -> ReplyTemplate:
+        return self._get(template_id, ReplyTemplate, "reply template")
+
+    def templates(self, department_id: UUID | None) -> list[ReplyTemplate]:
+        where, params = "", []
+        if department_id is not None:
+            where, params = " WHERE department_id IS NULL OR department_id = %s", [department_id]
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                f"SELECT template_id FROM reply_template_list{where} ORDER BY name, template_id",
+                params,
+            )
+            ids = [r["template_id"] for r in curs.fetchall()]
+        return [self.template(i) for i in ids]
+
+    # -- abuse --------------------------------------------------------------------------------
+
+    def penalize(self, ticket: Ticket, points: int, comment: str) -> list:
+        """Give the ticket's customer penalty points; past the threshold, the ticket asks
+        orders to suspend every service of the customer. Answers what to save with it."""
+        if points <= 0 or ticket.customer_id is None:
+            return []
+        try:
+            standing = self.repository.get(Standing.id_for(ticket.customer_id))
+        except AggregateNotFoundError:
+            standing = Standing(customer_id=ticket.customer_id)
+        standing.give(ticket.id, points, comment)
+        threshold = self.settings_values()["penalty_threshold"]
+        if standing.total >= threshold and standing.suspended_at_total is None:
+            standing.mark_threshold_passed(standing.total)
+            ticket.request_suspension(
+                ticket.customer_id,
+                f"{standing.total} penalty points reached the threshold of {threshold}",
+            )
+        return [standing]
+
+    def standing(self, customer_id: UUID) -> dict:
+        try:
+            standing = self.repository.get(Standing.id_for(customer_id))
+        except AggregateNotFoundError:
+            return {"customer_id": str(customer_id), "penalty_points": 0, "threshold_passed": False}
+        return {
+            "customer_id": str(customer_id),
+            "penalty_points": standing.total,
+            "threshold_passed": standing.suspended_at_total is not None,
+        }
+
+    def abuse_due(self, now: datetime, limit: int = 100) -> list[UUID]:
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT ticket_id FROM abuse_deadlines WHERE pending AND deadline <= %s"
+                " ORDER BY deadline LIMIT %s",
+                (now, limit),
+            )
+            return [r["ticket_id"] for r in curs.fetchall()]
+
+    def act_on_abuse(self, ticket_id: UUID, notify_staff_ids: list) -> Ticket | None:
+        """The deadline passed without an answer: move the ticket to the active requests or
+        ask orders to suspend the customer's services. Once, whoever runs it."""
+        ticket = self.ticket(ticket_id)
+        if not ticket.abuse_due(clock.now()):
+            return None
+        ticket.act_on_abuse(notify_staff_ids)
+        if ticket.abuse["action"] == "suspend_services" and ticket.customer_id is not None:
+            ticket.request_suspension(
+                ticket.customer_id,
+                f"abuse notice {ticket.tracking_number} was not answered by its deadline",
+            )
+        try:
+            self.save(ticket)
+        except IntegrityError:
+            return None  # changed meanwhile (answered, or acted on elsewhere): look again later
+        return ticket
+
+    # -- lists ----------------------------------------------------------------------------------
+
+    def ticket_list(self, filters: dict, page: int, page_size: int) -> dict:
+        where, params = [], []
+        for key in ("department_id", "assigned_to", "customer_id", "status"):
+            value = filters.get(key)
+            if value is None:
+                continue
+            column = "assignee" if key == "assigned_to" else key
+            where.append(f"{column} = %s")
+            params.append(value)
+        if filters.get("archived") is not None:
+            where.append("archived = %s")
+            params.append(filters["archived"])
+        if filters.get("exclude_merged"):
+            where.append("merged_into IS NULL")
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        counted = {k for k, v in filters.items() if v is not None} <= {"department_id", "status"}
+        with self.datastore.transaction() as curs:
+            if counted:
+                # kept by the read model per department and status (see ticket_counts)
+                curs.execute(
+                    f"SELECT coalesce(sum(n), 0)::bigint AS n FROM ticket_counts{clause}", params
+                )
+            else:
+                curs.execute(f"SELECT count(*) AS n FROM ticket_list{clause}", params)
+            total = curs.fetchone()["n"]
+            curs.execute(
+                "SELECT ticket_id, tracking_number, department_id, customer_id, guest_email,"
+                " subject, status, archived, priority, assignee, merged_into, opened_at,"
+                f" updated_at FROM ticket_list{clause}"
+                " ORDER BY updated_at DESC, ticket_id DESC LIMIT %s OFFSET %s",
+                [*params, page_size, (page - 1) * page_size],
+            )
+            rows = curs.fetchall()
+        return {
+            "items": [row_view(r, filters.get("client", False)) for r in rows],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }
+
+
+class DuplicateMail(Exception):
+    """This Message-ID was already received."""
+
+
+class Replayed(Exception):
+    """This Idempotency-Key was used before with the same request: `answer` was the answer."""
+
+    def __init__(self, answer: dict):
+        super().__init__("replayed")
+        self.answer = answer

@@ -1,15 +1,454 @@
-"""The helpdesk service: departments and tickets."""
+"""The helpdesk service: departments, tickets, attachments, messages to customers, abuse
+notices, and the mail the mail gateway hands in."""
 
 from __future__ import annotations
 
-from services.helpdesk.application import Helpdesk
+import base64
+import hashlib
+from uuid import UUID
+
+from nameko.rpc import RpcProxy
+from nameko.timer import timer
+
+from contracts import helpdesk as contract
+from contracts.errors import (
+    Forbidden,
+    HostledgerError,
+    NotFound,
+    ValidationFailed,
+)
+from services.helpdesk.application import Helpdesk, Replayed
+from services.helpdesk.attachments import decode_upload
+from services.helpdesk.domain import fill_macros
+from services.helpdesk.mail import MailIntake
+from services.helpdesk.readmodels import HelpdeskLists
+from services.helpdesk.views import department_view, template_view, ticket_view
+from services.infra import clock, context
+from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
+from services.infra.settings import settings
 from services.infra.store import EventStore
 
 APPLICATION = Helpdesk
-READ_MODELS = ()
+READ_MODELS = (HelpdeskLists,)
+
+
+def _uuid(value, what: str = "ticket") -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No such {what}.") from None
+
+
+def _uploads(files: list[dict] | None) -> list[tuple[str, bytes]]:
+    return [decode_upload(f) for f in files or ()]
+
+
+def _fingerprint(uploads: list[tuple[str, bytes]]) -> list[str]:
+    """The files of a request, as the Idempotency-Key compares them."""
+    return [f"{name}:{hashlib.sha256(content).hexdigest()}" for name, content in uploads]
 
 
 class HelpdeskService(ServiceBase):
     name = "helpdesk"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
+    customers = RpcProxy("customers")
+
+    # -- who is acting, whom to tell ----------------------------------------------------------
+
+    def _staff_author(self) -> dict:
+        actor = context.current.actor
+        if actor is None or actor.kind != "staff":
+            raise Forbidden("Only staff may do this.")
+        members = self.customers.staff_members([actor.id])
+        name = members[0]["name"] if members else ""
+        return {"kind": "staff", "id": actor.id, "name": name}
+
+    def _notify(self, department, kind: str, ticket=None, exclude: str | None = None) -> list:
+        """The staff to tell: for a reply on an assigned ticket its assignee, otherwise the
+        department's staff; only those who asked for this kind of notification."""
+        ids = set(department.staff_ids)
+        if kind == "ticket_reply" and ticket is not None and ticket.assignee is not None:
+            ids = {str(ticket.assignee)}
+        if not ids:
+            return []
+        members = self.customers.staff_members(sorted(ids))
+        return [
+            m["id"]
+            for m in members
+            if m["active"] and m["notifications"].get(kind) and m["id"] != exclude
+        ]
+
+    def _check_staff(self, staff_ids: list) -> None:
+        wanted = {str(s) for s in staff_ids}
+        if not wanted:
+            return
+        known = {m["id"] for m in self.customers.staff_members(sorted(wanted))}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ValidationFailed(
+                "Some staff members do not exist.",
+                {"staff_ids": [f"{s}: no such staff member." for s in unknown]},
+            )
+
+    def _named_department(self, department_id, client: bool = False):
+        """The department a request names (400 naming the field when there is none, or,
+        for a client, when it is not open to clients)."""
+        try:
+            department = self.app.department(department_id)
+        except NotFound:
+            department = None
+        if department is None or (client and not department.client_visible):
+            raise ValidationFailed(
+                "No such department.", {"department_id": ["No such department."]}
+            )
+        return department
+
+    def _customer(self, customer_id: str) -> dict:
+        customer = self.customers.get_customer(customer_id)
+        return {
+            "id": customer["id"],
+            "language": customer["language"],
+            "name": customer["contact_person"] or customer["name"],
+        }
+
+    # -- settings -----------------------------------------------------------------------------
+
+    @rpc
+    def get_settings(self) -> dict:
+        return self.app.settings_values()
+
+    @rpc
+    def change_settings(self, payload: dict) -> dict:
+        return self.app.change_settings(load(contract.HelpdeskSettings, payload, partial=True))
+
+    # -- departments --------------------------------------------------------------------------
+
+    @rpc
+    def create_department(self, payload: dict) -> dict:
+        data = load(contract.DepartmentFields, payload)
+        self._check_staff(data["staff_ids"])
+        return department_view(self.app.create_department(data), False)
+
+    @rpc
+    def change_department(self, department_id: str, payload: dict) -> dict:
+        changes = load(contract.DepartmentFields, payload, partial=True)
+        self._check_staff(changes.get("staff_ids") or [])
+        department = self.app.change_department(_uuid(department_id, "department"), changes)
+        return department_view(department, False)
+
+    @rpc
+    def departments(self, client: bool = False) -> list[dict]:
+        return [department_view(d, client) for d in self.app.departments(client)]
+
+    @rpc
+    def get_department(self, department_id: str) -> dict:
+        return department_view(self.app.department(_uuid(department_id, "department")), False)
+
+    # -- a client's tickets ---------------------------------------------------------------------
+
+    @rpc
+    def open_ticket(
+        self,
+        customer_id: str,
+        payload: dict,
+        files: list | None = None,
+        user: dict | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """A client opens a ticket in a department open to clients; the department's
+        required extra fields must be given (400 naming each). Files: 413/415 by the rules.
+        The same Idempotency-Key and request answer the first answer again."""
+        data = load(contract.OpenTicket, payload)
+        department = self._named_department(data["department_id"], client=True)
+        missing = department.missing_fields(data["fields"])
+        if missing:
+            raise ValidationFailed("Some fields this department needs are missing.", missing)
+        customer = self._customer(customer_id)
+        uploads = _uploads(files)
+        request = dict(payload, customer_id=customer_id, files=_fingerprint(uploads))
+        earlier = self.app.idempotent_answer("ticket", idempotency_key, request)
+        if earlier is not None:
+            return earlier
+        attachments = self.app.store_files(uploads)
+        try:
+            ticket = self._open_client_ticket(
+                department,
+                data,
+                customer,
+                user,
+                attachments,
+                ("ticket", idempotency_key, request, lambda t: ticket_view(t, client=True)),
+            )
+        except Replayed as replay:
+            return replay.answer
+        return ticket_view(ticket, client=True)
+
+    def _open_client_ticket(self, department, data, customer, user, attachments, idempotency):
+        return self.app.open_ticket(
+            department,
+            data["subject"],
+            data["body"],
+            {
+                "kind": "client",
+                "id": (user or {}).get("id") or customer["id"],
+                "name": (user or {}).get("name") or customer["name"],
+            },
+            customer=customer,
+            fields=data["fields"],
+            priority=data["priority"],
+            attachments=attachments,
+            notify_staff_ids=self._notify(department, "new_ticket"),
+            idempotency=idempotency,
+        )
+
+    @rpc
+    def client_tickets(
+        self, customer_id: str, state: str | None = None, page: int = 1, page_size: int = 50
+    ) -> dict:
+        filters = {"customer_id": _uuid(customer_id, "customer"), "client": True}
+        if state is not None:
+            filters["archived"] = state == "archived"
+        return self.app.ticket_list(filters, page, page_size)
+
+    @rpc
+    def client_ticket(self, customer_id: str, ticket_id: str) -> dict:
+        ticket = self.app.client_ticket(_uuid(ticket_id), _uuid(customer_id, "customer"))
+        return ticket_view(ticket, client=True)
+
+    @rpc
+    def client_reply(
+        self,
+        customer_id: str,
+        ticket_id: str,
+        payload: dict,
+        files: list | None = None,
+        user: dict | None = None,
+    ) -> dict:
+        """Appended at once; 403 when the ticket forbids replies."""
+        data = load(contract.Reply, payload)
+        owner = _uuid(customer_id, "customer")
+        ticket = self.app.client_ticket(_uuid(ticket_id), owner)
+        if ticket.forbid_replies:
+            raise Forbidden("This ticket does not take replies.")
+        customer = self._customer(customer_id)
+        attachments = self.app.store_files(_uploads(files))
+        department = self.app.department(ticket.department_id)
+        ticket, _ = self.app.add_message(
+            ticket.id,
+            data["body"],
+            {
+                "kind": "client",
+                "id": (user or {}).get("id") or customer["id"],
+                "name": (user or {}).get("name") or customer["name"],
+            },
+            customer_id=owner,
+            attachments=attachments,
+            notify_staff_ids=self._notify(department, "ticket_reply", ticket),
+        )
+        return ticket_view(ticket, client=True)
+
+    @rpc
+    def client_archive(self, customer_id: str, ticket_id: str) -> dict:
+        ticket = self.app.archive(_uuid(ticket_id), _uuid(customer_id, "customer"))
+        return ticket_view(ticket, client=True)
+
+    @rpc
+    def client_reopen(self, customer_id: str, ticket_id: str) -> dict:
+        ticket = self.app.client_reopen(_uuid(ticket_id), _uuid(customer_id, "customer"))
+        return ticket_view(ticket, client=True)
+
+    @rpc
+    def attachment(self, ticket_id: str, file_id: str, customer_id: str | None = None) -> dict:
+        """A file of a ticket the caller may see: {filename, content_type, size, content
+        (base64)}; 404 for another customer's ticket or a file not on it."""
+        owner = _uuid(customer_id, "customer") if customer_id else None
+        described, content = self.app.attachment(_uuid(ticket_id), str(file_id), owner)
+        return dict(described, content=base64.b64encode(content).decode("ascii"))
+
+    # -- staff ----------------------------------------------------------------------------------
+
+    @rpc
+    def staff_tickets(self, filters: dict, page: int = 1, page_size: int = 50) -> dict:
+        return self.app.ticket_list(filters, page, page_size)
+
+    @rpc
+    def staff_ticket(self, ticket_id: str) -> dict:
+        return ticket_view(self.app.ticket(_uuid(ticket_id)), client=False)
+
+    @rpc
+    def staff_reply(self, ticket_id: str, payload: dict, files: list | None = None) -> dict:
+        """A staff answer, or with `internal` a note the client never sees; `template_id`
+        puts the reply template's text first, in the client's language, macros filled."""
+        data = load(contract.StaffReply, payload)
+        author = self._staff_author()
+        ticket = self.app.ticket(_uuid(ticket_id))
+        body = data["body"]
+        if data.get("template_id"):
+            template = self.app.template(data["template_id"])
+            client_person = ""
+            if ticket.customer_id is not None:
+                client_person = self._customer(str(ticket.customer_id))["name"]
+            text = template.text_for(ticket.language, client_person, author["name"])
+            body = f"{text}\n\n{body}" if body.strip() else text
+        if not body.strip():
+            raise ValidationFailed("Write a reply or choose a template.", {"body": ["Empty."]})
+        attachments = self.app.store_files(_uploads(files))
+        department = self.app.department(ticket.department_id)
+        ticket, _ = self.app.add_message(
+            ticket.id,
+            body,
+            author,
+            internal=data["internal"],
+            attachments=attachments,
+            notify_staff_ids=self._notify(department, "ticket_reply", ticket, author["id"]),
+            close=data["close"],
+        )
+        return ticket_view(ticket, client=False)
+
+    @rpc
+    def assign(self, ticket_id: str, payload: dict) -> dict:
+        data = load(contract.Assign, payload)
+        staff_id = data["staff_id"]
+        if staff_id is not None and not self.customers.staff_members([str(staff_id)]):
+            raise ValidationFailed("No such staff member.", {"staff_id": ["Unknown."]})
+        return ticket_view(self.app.assign(_uuid(ticket_id), staff_id), client=False)
+
+    @rpc
+    def change_ticket(self, ticket_id: str, payload: dict) -> dict:
+        """Priority, department, or status `closed` / `open` (reopen)."""
+        changes = load(contract.ChangeTicket, payload, partial=True)
+        return ticket_view(self.app.change_ticket(_uuid(ticket_id), changes), client=False)
+
+    @rpc
+    def merge(self, ticket_id: str, payload: dict) -> dict:
+        """Merge the ticket `ticket_id` of the payload into this one (same customer only)."""
+        data = load(contract.Merge, payload)
+        return ticket_view(self.app.merge(_uuid(ticket_id), data["ticket_id"]), client=False)
+
+    @rpc
+    def standing(self, customer_id: str) -> dict:
+        return self.app.standing(_uuid(customer_id, "customer"))
+
+    # -- reply templates ------------------------------------------------------------------------
+
+    @rpc
+    def create_template(self, payload: dict) -> dict:
+        return template_view(self.app.create_template(load(contract.ReplyTemplate, payload)))
+
+    @rpc
+    def templates(self, department_id: str | None = None) -> list[dict]:
+        wanted = _uuid(department_id, "department") if department_id else None
+        return [template_view(t) for t in self.app.templates(wanted)]
+
+    # -- messages to customers --------------------------------------------------------------------
+
+    @rpc
+    def send_message(
+        self, payload: dict, files: list | None = None, idempotency_key: str | None = None
+    ) -> dict:
+        """One ticket per customer, macros filled in per customer, the files kept once and
+        shared by every copy; an abuse notice gives its penalty points at once and starts
+        its deadline. With an Idempotency-Key each customer's ticket is opened once: sending
+        again after a failure half-way opens only the missing ones."""
+        data = load(contract.SendMessage, payload)
+        if not data["all"] and not data["customer_ids"]:
+            raise ValidationFailed(
+                "Name the customers or send to all.", {"customer_ids": ["Required."]}
+            )
+        if data["strict_language"] and not data["language"]:
+            raise ValidationFailed(
+                "A strict language needs a language.", {"language": ["Required."]}
+            )
+        abuse = data.get("abuse")
+        if abuse and abuse["deadline"] <= clock.now():
+            raise ValidationFailed("The deadline has passed.", {"abuse": ["Deadline passed."]})
+        author = self._staff_author()
+        department = self._named_department(data["department_id"])
+        uploads = _uploads(files)
+        attachments = self.app.store_files(uploads)
+        recipients = self._recipients(data)
+        request = dict(payload, files=_fingerprint(uploads))
+        opened = []
+        for customer in recipients:
+            key = f"{idempotency_key}:{customer['id']}" if idempotency_key else None
+            try:
+                opened.append(
+                    self._open_message(
+                        data, author, department, customer, attachments, ("message", key, request)
+                    )
+                )
+            except Replayed as replay:
+                opened.append(replay.answer)
+        return {"tickets": opened, "count": len(opened)}
+
+    def _open_message(self, data, author, department, customer, attachments, idempotency):
+        abuse = data.get("abuse")
+
+        def view(ticket) -> dict:
+            return {
+                "customer_id": customer["id"],
+                "ticket_id": str(ticket.id),
+                "tracking_number": ticket.tracking_number,
+            }
+
+        ticket = self.app.open_ticket(
+            department,
+            fill_macros(data["subject"], customer["name"], author["name"]),
+            fill_macros(data["body"], customer["name"], author["name"]),
+            author,
+            customer=customer,
+            attachments=attachments,
+            via="staff",
+            forbid_replies=data["forbid_replies"],
+            assign_on_reply_to=author["id"] if data["assign_to_me"] else None,
+            abuse=dict(abuse) if abuse else None,
+            idempotency=(*idempotency, view),
+        )
+        return view(ticket)
+
+    def _recipients(self, data: dict) -> list[dict]:
+        if not data["all"]:
+            found = []
+            for customer_id in dict.fromkeys(str(c) for c in data["customer_ids"]):
+                try:
+                    found.append(self._customer(customer_id))
+                except NotFound:
+                    raise ValidationFailed(
+                        "No such customer.", {"customer_ids": [f"{customer_id}: unknown."]}
+                    ) from None
+            return [
+                c for c in found if not data["strict_language"] or c["language"] == data["language"]
+            ]
+        filters: dict = {"page_size": 200}
+        if data["strict_language"]:
+            filters["language"] = data["language"]
+        found, page = [], 1
+        while True:
+            answer = self.customers.list_customers(dict(filters, page=page))
+            for item in answer["items"]:
+                found.append({"id": item["id"], "language": item["language"], "name": item["name"]})
+            if page * answer["page_size"] >= answer["total"] or not answer["items"]:
+                return found
+            page += 1
+
+    @timer(interval=settings().scheduler_interval)
+    def run_deadlines(self) -> None:
+        """Abuse notices whose deadline passed without the client answering, on the
+        injectable clock. Several instances may run it: each ticket acts once."""
+        for ticket_id in self.app.abuse_due(clock.now()):
+            ticket = self.app.ticket(ticket_id)
+            department = self.app.department(ticket.department_id)
+            try:
+                notify = self._notify(department, "abuse_deadline")
+            except HostledgerError:
+                notify = []
+            self.app.act_on_abuse(ticket_id, notify)
+
+    # -- mail in ----------------------------------------------------------------------------------
+
+    @rpc
+    def receive_mail(self, mail: dict) -> dict:
+        """One incoming e-mail (contracts.helpdesk.IncomingMail): see its docstring."""
+        intake = MailIntake(self.app, self.customers.people_with_email, self._notify)
+        return intake.receive(load(contract.IncomingMail, mail))

@@ -1,0 +1,449 @@
+"""The helpdesk's aggregates: departments, tickets, reply templates, penalty standing,
+settings, and the index aggregates that keep tracking numbers and Message-IDs unique."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.domain import event
+
+from services.infra.domain import Aggregate, DomainError
+
+_INDEX_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/helpdesk")
+
+# no 0/O, 1/I/L: read over the phone without mistakes; drawn at random from
+# 31**3 * 8**6 (about 7.8 billion) numbers, so that one number says nothing of the next
+TRACKING_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def new_tracking_number() -> str:
+    letters = "".join(secrets.choice(TRACKING_ALPHABET) for _ in range(3))
+    digits = "".join(secrets.choice("23456789") for _ in range(6))
+    return f"{letters}-{digits}"
+
+
+class TicketClosedForReplies(DomainError):
+    """The ticket does not take answers from the client."""
+
+
+class NotMergeable(DomainError):
+    pass
+
+
+class Department(Aggregate):
+    @event("Created")
+    def __init__(
+        self,
+        name: str,
+        client_visible: bool,
+        fields: list,
+        staff_ids: list,
+        addresses: list,
+        business_hours: dict | None,
+        accept_guests: bool,
+    ):
+        self.name = name
+        self.client_visible = client_visible
+        self.fields = fields
+        self.staff_ids = staff_ids
+        self.addresses = addresses
+        self.business_hours = business_hours
+        self.accept_guests = accept_guests
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def missing_fields(self, given: dict) -> dict:
+        """The required extra fields the client left empty, as validation messages."""
+        return {
+            f["name"]: ["This department needs it."]
+            for f in self.fields
+            if f.get("required") and not str(given.get(f["name"]) or "").strip()
+        }
+
+
+class TrackingNumber(Aggregate):
+    """Index: one per tracking number; a second ticket drawing the same one fails to save."""
+
+    @event("Claimed")
+    def __init__(self, number: str, ticket_id: UUID):
+        self.number = number
+        self.ticket_id = ticket_id
+
+    @staticmethod
+    def create_id(number: str, **_) -> UUID:
+        return TrackingNumber.id_for(number)
+
+    @staticmethod
+    def id_for(number: str) -> UUID:
+        return uuid5(_INDEX_NS, "tracking:" + number.strip().upper())
+
+
+class MailMessage(Aggregate):
+    """Index: one per incoming Message-ID, saved with what the mail did to a ticket, so
+    the same mail delivered twice is recognised (the second save fails)."""
+
+    @event("Received")
+    def __init__(self, message_id: str, ticket_id: UUID):
+        self.message_id = message_id
+        self.ticket_id = ticket_id
+
+    @staticmethod
+    def create_id(message_id: str, **_) -> UUID:
+        return MailMessage.id_for(message_id)
+
+    @staticmethod
+    def id_for(message_id: str) -> UUID:
+        return uuid5(_INDEX_NS, "mail:" + message_id.strip().strip("<>").lower())
+
+
+class ReplyTemplate(Aggregate):
+    @event("Created")
+    def __init__(self, name: str, bodies: dict, department_id: UUID | None):
+        self.name = name
+        self.bodies = bodies
+        self.department_id = department_id
+
+    def text_for(self, language: str, client_person: str, admin_name: str) -> str:
+        body = (
+            self.bodies.get(language) or self.bodies.get("en") or next(iter(self.bodies.values()))
+        )
+        return fill_macros(body, client_person, admin_name)
+
+
+def fill_macros(text: str, client_person: str, admin_name: str) -> str:
+    return text.replace("%client_person%", client_person).replace("%admin_name%", admin_name)
+
+
+class HelpdeskConfig(Aggregate):
+    """The helpdesk's settings, one aggregate."""
+
+    ID = uuid5(_INDEX_NS, "settings")
+
+    @event("Created")
+    def __init__(self, values: dict):
+        self.values = dict(values)
+
+    @staticmethod
+    def create_id(**_) -> UUID:
+        return HelpdeskConfig.ID
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        self.values = dict(self.values, **changes)
+
+
+class Standing(Aggregate):
+    """A customer's penalty points from abuse notices."""
+
+    @event("Opened")
+    def __init__(self, customer_id: UUID):
+        self.customer_id = customer_id
+        self.total = 0
+        self.suspended_at_total: int | None = None
+
+    @staticmethod
+    def create_id(customer_id: UUID, **_) -> UUID:
+        return Standing.id_for(customer_id)
+
+    @staticmethod
+    def id_for(customer_id: UUID) -> UUID:
+        return uuid5(_INDEX_NS, f"standing:{customer_id}")
+
+    class PointsGiven(Aggregate.Event):
+        customer_id: UUID
+        ticket_id: UUID
+        points: int
+        total: int
+        comment: str
+
+        def apply(self, standing: Standing) -> None:
+            standing.total = self.total
+
+    def give(self, ticket_id: UUID, points: int, comment: str) -> None:
+        self.trigger_event(
+            self.PointsGiven,
+            customer_id=self.customer_id,
+            ticket_id=ticket_id,
+            points=points,
+            total=self.total + points,
+            comment=comment,
+        )
+
+    @event("ThresholdPassed")
+    def mark_threshold_passed(self, total: int) -> None:
+        self.suspended_at_total = total
+
+
+class Ticket(Aggregate):
+    """A support ticket and every message on it, oldest first."""
+
+    # the fields every published event of a ticket carries (contracts.helpdesk._TicketNotice)
+    class Notice(Aggregate.Event):
+        tracking_number: str
+        department_id: UUID
+        department_name: str
+        reply_address: str | None
+        customer_id: UUID | None
+        guest_email: str | None
+        subject: str
+        language: str
+        forbid_replies: bool
+
+    class MessageNotice(Notice):
+        message_id: UUID
+        body: str
+        author_kind: str
+        author_id: str | None
+        author_name: str
+        internal: bool
+        attachments: list
+        notify_staff_ids: list
+        notify_client: bool
+        mail_message_id: str | None
+        at: datetime
+
+        def apply(self, ticket: Ticket) -> None:
+            ticket.messages.append(
+                {
+                    "id": str(self.message_id),
+                    "author_kind": self.author_kind,
+                    "author_id": self.author_id,
+                    "author_name": self.author_name,
+                    "body": self.body,
+                    "internal": self.internal,
+                    "attachments": list(self.attachments),
+                    "mail_message_id": self.mail_message_id,
+                    "at": self.at,
+                }
+            )
+            if self.mail_message_id:
+                ticket.mail_message_ids.append(self.mail_message_id.strip().strip("<>").lower())
+            if self.internal:
+                return
+            ticket.updated_at = self.at
+            if self.author_kind in ("client", "mail"):
+                ticket.status = "customer_reply"
+                ticket.archived = False
+                ticket.last_client_reply_at = self.at
+                if ticket.abuse and ticket.abuse.get("state") == "pending":
+                    ticket.abuse = dict(ticket.abuse, state="answered")
+            elif self.author_kind == "staff":
+                ticket.status = "answered"
+
+    class Opened(MessageNotice, Aggregate.Created):
+        priority: str
+        via: str
+        fields: dict
+        assign_on_reply_to: str | None
+        abuse: dict | None
+
+        def apply(self, ticket: Ticket) -> None:
+            ticket.tracking_number = self.tracking_number
+            ticket.department_id = self.department_id
+            ticket.department_name = self.department_name
+            ticket.reply_address = self.reply_address
+            ticket.customer_id = self.customer_id
+            ticket.guest_email = self.guest_email
+            ticket.subject = self.subject
+            ticket.language = self.language
+            ticket.forbid_replies = self.forbid_replies
+            ticket.priority = self.priority
+            ticket.via = self.via
+            ticket.fields = dict(self.fields)
+            ticket.assign_on_reply_to = self.assign_on_reply_to
+            ticket.abuse = dict(self.abuse, state="pending") if self.abuse else None
+            ticket.assignee = None
+            ticket.status = "open"
+            ticket.archived = False
+            ticket.messages = []
+            ticket.mail_message_ids = []
+            ticket.opened_at = self.at
+            ticket.updated_at = self.at
+            ticket.last_client_reply_at = None
+            ticket.merged_into = None
+            super().apply(ticket)
+            # the opening message is not an answer to anything
+            ticket.status = "answered" if self.author_kind == "staff" else "open"
+            ticket.last_client_reply_at = None
+            if ticket.abuse:
+                ticket.abuse["state"] = "pending"
+
+    class MessageAdded(MessageNotice):
+        """A message the client sees."""
+
+    class NoteAdded(MessageNotice):
+        """An internal or system note, for staff only."""
+
+    class Assigned(Notice):
+        staff_id: UUID | None
+        previous_staff_id: UUID | None
+
+        def apply(self, ticket: Ticket) -> None:
+            ticket.assignee = self.staff_id
+
+    class Closed(Notice):
+        def apply(self, ticket: Ticket) -> None:
+            ticket.status = "closed"
+            ticket.archived = True  # a closed ticket moves to the client's archive
+
+    class Merged(Notice):
+        merged_ticket_id: UUID
+        merged_tracking_number: str
+        messages: list
+        mail_message_ids: list
+
+        def apply(self, ticket: Ticket) -> None:
+            ticket.messages = sorted(
+                ticket.messages + list(self.messages), key=lambda m: (m["at"], m["id"])
+            )
+            ticket.mail_message_ids.extend(self.mail_message_ids)
+            ticket.merged_ticket_numbers = [
+                *getattr(ticket, "merged_ticket_numbers", []),
+                self.merged_tracking_number,
+            ]
+
+    class AbuseActed(Notice):
+        action: str
+        deadline: datetime
+        notify_staff_ids: list
+
+        def apply(self, ticket: Ticket) -> None:
+            ticket.abuse = dict(ticket.abuse or {}, state="acted")
+            if self.action == "move_to_active":
+                ticket.status = "customer_reply"
+                ticket.archived = False
+
+    @event("MergedInto")
+    def merged_into_ticket(self, target_id: UUID) -> None:
+        self.merged_into = target_id
+        self.status = "closed"
+
+    @event("Archived")
+    def archive(self) -> None:
+        self.archived = True
+
+    @event("Unarchived")
+    def unarchive(self) -> None:
+        self.archived = False
+
+    @event("Reopened")
+    def reopen(self) -> None:
+        self.status = "open"
+        self.archived = False
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event("SuspensionRequested")
+    def request_suspension(self, customer_id: UUID, reason: str) -> None:
+        pass
+
+    # -- commands -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, **kwargs) -> Ticket:
+        return cls._create(cls.Opened, id=uuid4(), message_id=uuid4(), **kwargs)
+
+    def notice(self) -> dict:
+        return {
+            "tracking_number": self.tracking_number,
+            "department_id": self.department_id,
+            "department_name": self.department_name,
+            "reply_address": self.reply_address,
+            "customer_id": self.customer_id,
+            "guest_email": self.guest_email,
+            "subject": self.subject,
+            "language": self.language,
+            "forbid_replies": self.forbid_replies,
+        }
+
+    def add_message(
+        self,
+        body: str,
+        author_kind: str,
+        author_id: str | None,
+        author_name: str,
+        at: datetime,
+        internal: bool = False,
+        attachments: list | None = None,
+        notify_staff_ids: list | None = None,
+        mail_message_id: str | None = None,
+    ) -> dict:
+        if author_kind in ("client", "mail") and self.forbid_replies:
+            raise TicketClosedForReplies("This ticket does not take replies.")
+        hidden = internal or author_kind == "system"
+        self.trigger_event(
+            self.NoteAdded if hidden else self.MessageAdded,
+            message_id=uuid4(),
+            body=body,
+            author_kind=author_kind,
+            author_id=author_id,
+            author_name=author_name,
+            internal=hidden,
+            attachments=list(attachments or ()),
+            notify_staff_ids=[str(s) for s in notify_staff_ids or ()],
+            notify_client=not hidden and author_kind in ("staff", "system"),
+            mail_message_id=mail_message_id,
+            at=at,
+            **self.notice(),
+        )
+        return self.messages[-1]
+
+    def assign(self, staff_id: UUID | None) -> None:
+        if staff_id == self.assignee:
+            return
+        self.trigger_event(
+            self.Assigned, staff_id=staff_id, previous_staff_id=self.assignee, **self.notice()
+        )
+
+    def close(self) -> None:
+        if self.status != "closed":
+            self.trigger_event(self.Closed, **self.notice())
+
+    def merge(self, other: Ticket) -> None:
+        if other.id == self.id:
+            raise NotMergeable("A ticket cannot be merged into itself.")
+        if other.customer_id is None or other.customer_id != self.customer_id:
+            raise NotMergeable("Only two tickets of the same customer can be merged.")
+        if self.merged_into is not None or other.merged_into is not None:
+            raise NotMergeable("A merged ticket cannot be merged again.")
+        self.trigger_event(
+            self.Merged,
+            merged_ticket_id=other.id,
+            merged_tracking_number=other.tracking_number,
+            messages=[dict(m, merged_from=other.tracking_number) for m in other.messages],
+            mail_message_ids=list(other.mail_message_ids),
+            **self.notice(),
+        )
+        other.merged_into_ticket(self.id)
+
+    def visible_to_client(self) -> list[dict]:
+        return [m for m in self.messages if not m["internal"]]
+
+    def attachment(self, file_id: str, client: bool) -> dict | None:
+        messages = self.visible_to_client() if client else self.messages
+        for message in messages:
+            for attachment in message["attachments"]:
+                if attachment["id"] == file_id:
+                    return attachment
+        return None
+
+    def abuse_due(self, now: datetime) -> bool:
+        abuse = self.abuse
+        return bool(abuse and abuse.get("state") == "pending" and abuse["deadline"] <= now)
+
+    def act_on_abuse(self, notify_staff_ids: list) -> None:
+        self.trigger_event(
+            self.AbuseActed,
+            action=self.abuse["action"],
+            deadline=self.abuse["deadline"],
+            notify_staff_ids=[str(s) for s in notify_staff_ids],
+            **self.notice(),
+        )
