@@ -277,6 +277,18 @@ ensure_pdf_font() {
     die "the invoice font $PDF_FONT is missing: install Debian's fonts-dejavu-core (sudo apt-get install -y fonts-dejavu-core) or set HOSTLEDGER_PDF_FONT to a TTF file"
 }
 
+# ------------------------------------------------------------------------- dovecot
+
+# The mail tests poll a real IMAP server: Debian's Dovecot, which the tests start
+# themselves with a private configuration (the system's Dovecot is not used).
+DOVECOT="${HOSTLEDGER_DOVECOT:-/usr/sbin/dovecot}"
+
+ensure_dovecot() {
+    [[ -x $DOVECOT ]] && return 0
+    apt_install dovecot-imapd && [[ -x $DOVECOT ]] && return 0
+    die "Dovecot ($DOVECOT), needed by the IMAP tests, is missing: install Debian's dovecot-imapd (sudo apt-get install -y dovecot-imapd) or set HOSTLEDGER_DOVECOT to its binary"
+}
+
 # --------------------------------------------------------------------------- main
 
 main() {
@@ -285,6 +297,7 @@ main() {
     ensure_rabbitmq
     ensure_rabbitmq_management
     ensure_pdf_font
+    ensure_dovecot
     say "PostgreSQL $PG_HOST:$PG_PORT and RabbitMQ $MQ_HOST:$MQ_PORT answer"
 }
 

@@ -93,6 +93,10 @@ class AccountEntry(Schema):
     kind = fields.String()
     amount = fields.Nested(MoneySchema)
     at = fields.DateTime()
+    balance_after = fields.Nested(MoneySchema)
+    reference = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    actor = fields.Dict(allow_none=True)
 
 
 class AccountSchema(Schema):
@@ -100,7 +104,14 @@ class AccountSchema(Schema):
     customer_id = fields.UUID()
     currency = fields.String()
     balance = fields.Nested(MoneySchema)
-    entries = fields.List(fields.Nested(AccountEntry))
+    entries = fields.List(
+        fields.Nested(AccountEntry), metadata={"description": "one page, oldest first"}
+    )
+    total = fields.Integer(metadata={"description": "entries in all (up to `at`)"})
+    page = fields.Integer()
+    page_size = fields.Integer()
+    at = fields.DateTime(allow_none=True)
+    version = fields.Integer()
     opened_at = fields.DateTime()
 
 
@@ -147,7 +158,16 @@ class OrderCustomer(Schema):
 
 class OrderRequest(Schema):
     customer = fields.Nested(OrderCustomer, required=True)
-    items = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=50))
+    items = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(min=1, max=50),
+        metadata={
+            "description": '[{"product_id", "billing_cycle", "addons"?: [addon_id, ...]}]:'
+            " priced from the catalog; an unknown product, cycle or add-on is a 400 naming"
+            " items.<n> or items.<n>.addons.<m>"
+        },
+    )
     promo_code = fields.String(load_default=None, allow_none=True)
 
 
@@ -172,6 +192,16 @@ class MoneyOrList(fields.Field):
         return out
 
 
+class AddonRequest(Schema):
+    """An add-on of a product: name as text or per language; its own prices per cycle (one
+    money object or a list of them) and setup fee. Send `id` to keep an existing add-on."""
+
+    id = fields.UUID(load_default=None, allow_none=True)
+    name = fields.Raw(required=True)
+    prices = fields.Dict(keys=fields.String(), values=MoneyOrList(), required=True)
+    setup_fee = MoneyOrList(load_default=None)
+
+
 class ProductRequest(Schema):
     """A product, as API.md spells it: names and descriptions as text (English) or per
     language ({"en": ..., "fr": ...}); each price one money object or a list of them."""
@@ -186,3 +216,4 @@ class ProductRequest(Schema):
         load_default=None,
         metadata={"description": '{"kind": "manual"} or {"kind": "webhook", "url": ...}'},
     )
+    addons = fields.List(fields.Nested(AddonRequest), load_default=None)

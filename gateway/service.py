@@ -16,8 +16,7 @@ from contracts import billing
 from contracts import customers as contract
 from contracts import orders as orders_contract
 from contracts.errors import Forbidden, ValidationFailed
-from gateway import openapi
-from gateway.helpdesk_routes import HelpdeskRoutes
+from gateway import helpdesk_routes, mail_routes, openapi
 from gateway.http import Call, Route, ServiceRpc, json_response, route
 from gateway.schemas import (
     AccountSchema,
@@ -48,6 +47,23 @@ class ParkedQuery(Schema):
 
 class AtQuery(Schema):
     at = fields.AwareDateTime(load_default=None, format="iso")
+
+
+class AccountQuery(AtQuery):
+    """`?at=` and a page of the account's entries (oldest first)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class RefundQuery(Schema):
+    customer_id = fields.UUID(load_default=None)
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["requested", "pending", "completed", "failed"]),
+    )
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class ListQuery(Schema):
@@ -95,7 +111,8 @@ CREATE_ROLES = {
 }
 
 
-class GatewayService(HelpdeskRoutes):
+# the mixins by module: `nameko run` would take a top-level class with routes for a service
+class GatewayService(helpdesk_routes.HelpdeskRoutes, mail_routes.MailRoutes):
     name = "gateway"
     services = ServiceRpc()
     runtime = Runtime()
@@ -209,7 +226,7 @@ class GatewayService(HelpdeskRoutes):
     @route(
         "GET",
         "/api/v1/staff/customers/<uuid:customer_id>/account",
-        query=AtQuery,
+        query=AccountQuery,
         response=AccountSchema,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -322,6 +339,20 @@ class GatewayService(HelpdeskRoutes):
     )
     def create_project(self, call: Call):
         return call.services.customers.create("project", _jsonable(call.body))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/projects/<uuid:project_id>",
+        body=contract.ChangeProject,
+        partial=True,
+        roles=CREATE_ROLES["project"],
+        tags=("customers",),
+        summary="change a project's renewal and dunning days (null: the system default)",
+    )
+    def change_project(self, call: Call):
+        return call.services.customers.change_project(
+            str(call.path["project_id"]), _jsonable(call.body)
+        )
 
     @route(
         "POST",
@@ -561,7 +592,7 @@ class GatewayService(HelpdeskRoutes):
         "GET",
         "/api/v1/client/account",
         client=("billing",),
-        query=AtQuery,
+        query=AccountQuery,
         response=AccountSchema,
         tags=("client",),
         summary="your personal account (?at= as it stood then)",
@@ -697,10 +728,119 @@ class GatewayService(HelpdeskRoutes):
         body=billing.Refund,
         roles=("admin", "billing"),
         tags=("billing",),
-        summary="refund a paid invoice to the personal account",
+        summary="refund a paid invoice, fully or in part, to the personal account or through "
+        "the processor, with a credit note (Idempotency-Key accepted)",
     )
     def refund_invoice(self, call: Call):
-        return call.services.billing.refund_invoice(str(call.path["invoice_id"]), call.body)
+        return call.services.billing.refund_invoice(
+            str(call.path["invoice_id"]),
+            _jsonable(call.body),
+            call.request.headers.get("Idempotency-Key"),
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/refunds",
+        query=RefundQuery,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="refunds, with their processor status (?status=failed: the ones to retry)",
+    )
+    def staff_refunds(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "refunds", _str(q["customer_id"]), q["status"], q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/refunds/<uuid:refund_id>",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="one refund (never lags)",
+    )
+    def staff_refund(self, call: Call):
+        return call.services.billing.get_refund(str(call.path["refund_id"]))
+
+    @route(
+        "POST",
+        "/api/v1/staff/refunds/<uuid:refund_id>/retry",
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="send a failed processor refund again (it is never paid out twice)",
+    )
+    def retry_refund(self, call: Call):
+        return call.services.billing.retry_refund(str(call.path["refund_id"]))
+
+    @route(
+        "GET",
+        "/api/v1/staff/credit-notes",
+        query=PageQuery,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="credit notes (?customer_id=)",
+    )
+    def staff_credit_notes(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "credit_notes", _str(q["customer_id"]), None, q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/credit-notes/<uuid:note_id>",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="one credit note",
+    )
+    def staff_credit_note(self, call: Call):
+        return call.services.billing.get_credit_note(str(call.path["note_id"]))
+
+    @route(
+        "GET",
+        "/api/v1/staff/credit-notes/<uuid:note_id>/pdf",
+        roles=ALL_STAFF,
+        query=PdfQuery,
+        tags=("billing",),
+        summary="a credit note as PDF (?language=)",
+    )
+    def staff_credit_note_pdf(self, call: Call):
+        return _credit_note_pdf(call, None, call.query["language"])
+
+    @route(
+        "GET",
+        "/api/v1/client/credit-notes",
+        query=PageQuery,
+        client=("billing",),
+        tags=("client",),
+        summary="your credit notes",
+    )
+    def client_credit_notes(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "credit_notes", call.customer_id, None, q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/credit-notes/<uuid:note_id>",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your credit notes",
+    )
+    def client_credit_note(self, call: Call):
+        return call.services.billing.get_credit_note(str(call.path["note_id"]), call.customer_id)
+
+    @route(
+        "GET",
+        "/api/v1/client/credit-notes/<uuid:note_id>/pdf",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your credit notes as PDF, in your language",
+    )
+    def client_credit_note_pdf(self, call: Call):
+        customer = call.services.customers.get_customer(call.customer_id)
+        return _credit_note_pdf(call, call.customer_id, customer["language"])
 
     @route(
         "POST",
@@ -962,6 +1102,19 @@ def _product_payload(body: dict) -> dict:
         out["setup_fee"] = body["setup_fee"]
     if body.get("provisioning") is not None:
         out["provisioning"] = body["provisioning"]
+    if body.get("addons") is not None:
+        out["addons"] = [
+            dict(
+                {k: a[k] for k in ("id", "prices") if k in a},
+                setup_fee=a.get("setup_fee") or {},
+                **(
+                    {"name": a["name"] if isinstance(a["name"], dict) else {"en": a["name"]}}
+                    if "name" in a
+                    else {}
+                ),
+            )
+            for a in body["addons"]
+        ]
     for key in ("project_id", "on_sale"):
         if key in body:
             out[key] = body[key]
@@ -972,11 +1125,25 @@ def _str(value) -> str | None:
     return None if value is None else str(value)
 
 
+def _credit_note_pdf(call: Call, customer_id: str | None, language: str) -> Response:
+    note_id = str(call.path["note_id"])
+    content = call.services.billing.credit_note_pdf(note_id, customer_id, language)
+    return Response(
+        base64.b64decode(content),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="credit-note-{note_id}.pdf"'},
+    )
+
+
 def _account(call: Call, customer_id: str) -> dict:
     customer = call.services.customers.get_customer(customer_id)
     at = call.query.get("at")
     return call.services.billing.get_account(
-        customer["id"], customer["currency"], at.isoformat() if at else None
+        customer["id"],
+        customer["currency"],
+        at.isoformat() if at else None,
+        call.query.get("page", 1),
+        call.query.get("page_size", 50),
     )
 
 

@@ -24,8 +24,12 @@ from services.infra.settings import SERVICES, Settings
 ROOT = Path(__file__).resolve().parent.parent
 NAMEKO = str(Path(sys.executable).parent / "nameko")
 MODULES = {s: f"services.{s}.service" for s in SERVICES} | {"gateway": "gateway.service"}
+# processes that are not nameko services: name -> python -m module (the sink catches
+# outgoing mail; the mailgateway service runs its SMTP server itself)
+PROGRAMS = {"mailsink": "services.mailgateway.sink"}
 ADMIN_PASSWORD = "stack-admin-password"
 STRIPE_SECRET = "whsec_test_hostledger"
+STRIPE_API_KEY = "sk_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
 
 
@@ -61,6 +65,12 @@ class Stack:
         self.logs = ROOT / ".hostledger" / "test-logs" / self.run_id
         self.logs.mkdir(parents=True, exist_ok=True)
         self.clock_file = str(self.logs / "clock-offset")
+        # billing calls Stripe's API here; tests serve Stripe's format on this port
+        self.stripe_api_port = _free_port()
+        # incoming mail (the mailin process) and the sink that catches outgoing mail
+        self.smtp_in_port = _free_port()
+        self.smtp_out_port = _free_port()
+        self.mail_dir = self.logs / "mail"
         self.env = dict(os.environ)
         self.env.update(
             {
@@ -76,8 +86,16 @@ class Stack:
                 "HOSTLEDGER_PROVISIONING_SECRET": PROVISIONING_SECRET,
                 "HOSTLEDGER_PROVISIONING_BACKOFF": "0.5",
                 "HOSTLEDGER_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+                "HOSTLEDGER_STRIPE_SECRET_KEY": STRIPE_API_KEY,
+                "HOSTLEDGER_STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_api_port}",
                 "HOSTLEDGER_CLOCK_FILE": self.clock_file,
+                "HOSTLEDGER_DATA_DIR": str(self.logs / "data"),
                 "PYTHONWARNINGS": "ignore",
+                "HOSTLEDGER_SMTP_PORT": str(self.smtp_in_port),
+                "HOSTLEDGER_SMTP_HOST": "127.0.0.1",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(self.smtp_out_port),
+                "HOSTLEDGER_OUTBOX_BACKOFF": "0.5",
             }
         )
         self.env.update(extra_env or {})
@@ -103,6 +121,8 @@ class Stack:
         )
         for name in MODULES:
             self.start(name)
+        for name in PROGRAMS:
+            self.start(name)
         self.wait_healthy()
         return self
 
@@ -124,14 +144,22 @@ class Stack:
         env = dict(self.env, **(extra_env or {}))
         key = f"{name}-{instance}" if instance else name
         log = open(self.logs / f"{key}.log", "ab")
+        command = [NAMEKO, "run", "--config", "deploy/nameko.yaml", MODULES.get(name, "")]
+        if name in PROGRAMS:
+            command = [sys.executable, "-m", PROGRAMS[name], *self._program_args(name)]
         self.procs[key] = subprocess.Popen(
-            [NAMEKO, "run", "--config", "deploy/nameko.yaml", MODULES[name]],
+            command,
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
+
+    def _program_args(self, name: str) -> list[str]:
+        if name == "mailsink":
+            return ["--port", str(self.smtp_out_port), "--dir", str(self.mail_dir)]
+        return []
 
     def stop(self, name: str, timeout: float = 15) -> None:
         proc = self.procs.pop(name, None)

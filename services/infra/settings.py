@@ -76,6 +76,19 @@ class Settings:
     provisioning_secret: str | None = None
     reminder_days_before: int = 3
     provisioning_backoff: float = 5.0
+    scheduler_batch: int = 50
+    stripe_secret_key: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    mail_domain: str = "hostledger.local"
+    mail_from: str = ""
+    mail_rate_limit: int = 20
+    mail_rate_window: float = 600.0
+    outbox_backoff: float = 5.0
+    imap_mailboxes: str = ""
+    imap_interval: float = 60.0
+    smtp_in_host: str = "127.0.0.1"
+    mail_in: bool = True
+    data_dir: str = ".hostledger/data"
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -114,6 +127,19 @@ class Settings:
             provisioning_secret=env.get("HOSTLEDGER_PROVISIONING_SECRET") or None,
             reminder_days_before=_int(env, "HOSTLEDGER_REMINDER_DAYS_BEFORE", 3),
             provisioning_backoff=float(env.get("HOSTLEDGER_PROVISIONING_BACKOFF") or 5.0),
+            scheduler_batch=_int(env, "HOSTLEDGER_SCHEDULER_BATCH", 50),
+            stripe_secret_key=env.get("HOSTLEDGER_STRIPE_SECRET_KEY") or None,
+            stripe_api_base=env.get("HOSTLEDGER_STRIPE_API_BASE") or "https://api.stripe.com",
+            mail_domain=env.get("HOSTLEDGER_MAIL_DOMAIN") or "hostledger.local",
+            mail_from=env.get("HOSTLEDGER_MAIL_FROM") or "",
+            mail_rate_limit=_int(env, "HOSTLEDGER_MAIL_RATE_LIMIT", 20),
+            mail_rate_window=float(env.get("HOSTLEDGER_MAIL_RATE_WINDOW") or 600.0),
+            outbox_backoff=float(env.get("HOSTLEDGER_OUTBOX_BACKOFF") or 5.0),
+            imap_mailboxes=env.get("HOSTLEDGER_IMAP_MAILBOXES") or "",
+            imap_interval=float(env.get("HOSTLEDGER_IMAP_INTERVAL") or 60.0),
+            smtp_in_host=env.get("HOSTLEDGER_SMTP_HOST") or "127.0.0.1",
+            mail_in=(env.get("HOSTLEDGER_MAIL_IN") or "1") not in ("0", "false", "no"),
+            data_dir=env.get("HOSTLEDGER_DATA_DIR") or ".hostledger/data",
         )
 
 

@@ -1,10 +1,214 @@
-"""The mailgateway application: mail in and notifications out."""
+"""The mailgateway application: the outbox, notification templates, and mail kept for staff."""
 
 from __future__ import annotations
 
+import uuid
+
+from eventsourcing.application import AggregateNotFoundError
+
+from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.infra.application import HostledgerApplication
+from services.infra.clock import isoformat
+from services.mailgateway import templates
+from services.mailgateway.domain import MailTemplate
+from services.mailgateway.outbox import COLUMNS, Notification, insert_statement, resend_statement
+from services.mailgateway.outbox import row_view as outbox_row_view
+from services.mailgateway.tables import SCHEMA
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
 
 
 class MailGateway(HostledgerApplication):
     name = "mailgateway"
     service = "mailgateway"
+    schema_statements = SCHEMA
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def queue(self, *notifications: Notification) -> None:
+        """Queue notifications; inside an event handler, atomically with its tracking."""
+        self.save(also=[insert_statement(n) for n in notifications])
+
+    def record_service_owner(self, service_id, customer_id) -> None:
+        self.save(
+            also=[
+                (
+                    "INSERT INTO mail_service_owners (service_id, customer_id) VALUES (%s, %s)"
+                    " ON CONFLICT (service_id) DO UPDATE SET customer_id = EXCLUDED.customer_id",
+                    (uuid.UUID(str(service_id)), uuid.UUID(str(customer_id))),
+                )
+            ]
+        )
+
+    def queue_with(self, notifications: list[Notification], statements: list) -> None:
+        """Queue notifications with other records (threads), in one transaction."""
+        self.save(also=[insert_statement(n) for n in notifications] + list(statements))
+
+    def threads(self, ticket_id) -> dict:
+        from services.mailgateway.ticket_mail import Thread
+
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT recipient, root, last FROM mail_threads WHERE ticket_id = %s",
+                (str(ticket_id),),
+            )
+            return {r["recipient"]: Thread(r["root"], r["last"]) for r in curs.fetchall()}
+
+    def service_owner(self, service_id) -> str | None:
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT customer_id FROM mail_service_owners WHERE service_id = %s",
+                (uuid.UUID(str(service_id)),),
+            )
+            row = curs.fetchone()
+        return str(row["customer_id"]) if row else None
+
+    def outbox(
+        self,
+        status: str | None = None,
+        customer_id: str | None = None,
+        kind: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> dict:
+        where, params = [], []
+        if status:
+            where.append("status = %s")
+            params.append(status)
+        if customer_id:
+            where.append("customer_id = %s")
+            params.append(uuid.UUID(str(customer_id)))
+        if kind:
+            where.append("kind = %s")
+            params.append(kind)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        with self.datastore.transaction() as curs:
+            curs.execute(f"SELECT count(*) AS n FROM mail_outbox {clause}", params)
+            total = curs.fetchone()["n"]
+            curs.execute(
+                f"SELECT {COLUMNS} FROM mail_outbox {clause} ORDER BY id LIMIT %s OFFSET %s",
+                [*params, page_size, (page - 1) * page_size],
+            )
+            rows = curs.fetchall()
+        return {
+            "items": [outbox_row_view(r) for r in rows],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }
+
+    def resend(self, row_id: int) -> dict:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(f"SELECT {COLUMNS} FROM mail_outbox WHERE id = %s", (row_id,))
+            row = curs.fetchone()
+            if row is None:
+                raise NotFound("No such notification.")
+            statement, params = resend_statement(row_id)
+            curs.execute(statement, params)
+            if curs.fetchone() is None:
+                raise Conflict(
+                    f"A {row['status']} {row['kind']} notification cannot be sent again."
+                )
+            curs.execute(f"SELECT {COLUMNS} FROM mail_outbox WHERE id = %s", (row_id,))
+            return outbox_row_view(curs.fetchone())
+
+    # -- templates -----------------------------------------------------------------------
+
+    def template(self, kind: str, language: str) -> templates.Template:
+        """The template in force: staff's version if there is one, else the shipped one."""
+        try:
+            custom = self.repository.get(MailTemplate.id_for(kind, language))
+        except AggregateNotFoundError:
+            custom = None
+        if custom is not None and custom.customized:
+            return templates.Template(kind, language, custom.subject, custom.body)
+        return templates.shipped()[kind, language]
+
+    def template_view(self, kind: str, language: str) -> dict:
+        self._check_template_name(kind, language)
+        current = self.template(kind, language)
+        shipped = templates.shipped()[kind, language]
+        return {
+            "kind": kind,
+            "language": language,
+            "subject": current.subject,
+            "body": current.body,
+            "customized": current != shipped,
+        }
+
+    def list_templates(self) -> dict:
+        items = [
+            self.template_view(kind, language)
+            for kind in templates.KINDS
+            for language in templates.LANGUAGES
+        ]
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    def edit_template(self, kind: str, language: str, subject: str, body: str) -> dict:
+        self._check_template_name(kind, language)
+        try:
+            templates.check(kind, language, subject, body)
+        except templates.TemplateInvalid as exc:
+            raise ValidationFailed(str(exc), {exc.field: [str(exc)]}) from None
+        try:
+            custom = self.repository.get(MailTemplate.id_for(kind, language))
+            custom.change(subject, body)
+        except AggregateNotFoundError:
+            custom = MailTemplate(kind=kind, language=language, subject=subject, body=body)
+        self.save(custom)
+        return self.template_view(kind, language)
+
+    def reset_template(self, kind: str, language: str) -> dict:
+        self._check_template_name(kind, language)
+        try:
+            custom = self.repository.get(MailTemplate.id_for(kind, language))
+        except AggregateNotFoundError:
+            return self.template_view(kind, language)
+        if custom.customized:
+            custom.reset()
+            self.save(custom)
+        return self.template_view(kind, language)
+
+    @staticmethod
+    def _check_template_name(kind: str, language: str) -> None:
+        if kind not in templates.KINDS or language not in templates.LANGUAGES:
+            raise NotFound("No such template.")
+
+    # -- incoming mail kept for staff ----------------------------------------------------
+
+    def held_mail(self, page: int = 1, page_size: int = 50) -> dict:
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT count(*) AS n FROM mail_held")
+            total = curs.fetchone()["n"]
+            curs.execute(
+                "SELECT id, received_at, reason, detail, sender, recipient, subject,"
+                " octet_length(raw) AS size FROM mail_held ORDER BY id LIMIT %s OFFSET %s",
+                (page_size, (page - 1) * page_size),
+            )
+            rows = curs.fetchall()
+        items = [dict(r, received_at=isoformat(r["received_at"])) for r in rows]
+        return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+    def held_raw(self, held_id: int) -> bytes:
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT raw FROM mail_held WHERE id = %s", (held_id,))
+            row = curs.fetchone()
+        if row is None:
+            raise NotFound("No such message.")
+        return bytes(row["raw"])
+
+    def received_mail(self, sender: str | None = None, page: int = 1, page_size: int = 50) -> dict:
+        where, params = "", []
+        if sender:
+            where, params = "WHERE sender = %s", [sender.lower()]
+        with self.datastore.transaction() as curs:
+            curs.execute(f"SELECT count(*) AS n FROM mail_received {where}", params)
+            total = curs.fetchone()["n"]
+            curs.execute(
+                "SELECT id, received_at, sender, recipient, message_id, outcome, reason, ticket_id,"
+                f" tracking_number FROM mail_received {where} ORDER BY id LIMIT %s OFFSET %s",
+                [*params, page_size, (page - 1) * page_size],
+            )
+            rows = curs.fetchall()
+        items = [dict(r, received_at=isoformat(r["received_at"])) for r in rows]
+        return {"items": items, "total": total, "page": page, "page_size": page_size}

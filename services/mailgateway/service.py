@@ -1,10 +1,33 @@
-"""The mailgateway service: mail in and notifications out."""
+"""The mailgateway service: notifications out (outbox + sender), staff's view of mail.
+
+Incoming mail (SMTP server, IMAP poller) runs in a child process,
+`python -m services.mailgateway.mailin` (see background.py): aiosmtpd is asyncio and
+this process is eventlet.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+
+from nameko.rpc import RpcProxy
+
+from contracts.envelope import IntegrationEvent
+from contracts.errors import NotFound
+from services.infra.consumer import handles
+from services.infra.rpc import rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
+from services.mailgateway import compose, notifications, ticket_mail
 from services.mailgateway.application import MailGateway
+from services.mailgateway.background import (
+    MailInProcess,
+    OutboxSender,
+    mail_identity,
+    signature,
+)
+
+log = logging.getLogger(__name__)
 
 APPLICATION = MailGateway
 READ_MODELS = ()
@@ -13,3 +36,252 @@ READ_MODELS = ()
 class MailGatewayService(ServiceBase):
     name = "mailgateway"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
+    outbox_sender = OutboxSender()
+    mail_in = MailInProcess()
+    customers = RpcProxy("customers")
+
+    # -- notifications from other services' events ---------------------------------------------
+
+    def _customer(self, customer_id) -> tuple[dict | None, dict | None]:
+        try:
+            customer = self.customers.get_customer(str(customer_id))
+        except NotFound:
+            return None, None
+        return customer, self.customers.get_notification_settings(str(customer_id))
+
+    def _notify(
+        self,
+        event: IntegrationEvent,
+        kind: str,
+        customer_id,
+        context: dict,
+        in_reply_to: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        customer, prefs = self._customer(customer_id)
+        _, domain = mail_identity()
+        self.app.queue(
+            notifications.for_customer(
+                key=f"{event.ref}:{kind}",
+                kind=kind,
+                customer=customer,
+                settings=prefs,
+                context=context,
+                domain=domain,
+                company=signature(),
+                in_reply_to=in_reply_to,
+                message_id=message_id,
+            )
+        )
+        self.outbox_sender.wake()
+
+    @handles("billing", "InvoiceIssued")
+    def invoice_issued(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        _, domain = mail_identity()
+        self._notify(
+            event,
+            "invoice_issued",
+            p["customer_id"],
+            {
+                "number": p["number"],
+                "total": p["total"],
+                "currency": p["currency"],
+                "due_date": str(p["due_date"]),
+            },
+            message_id=compose.thread_root(f"invoice-{p['invoice_id']}", domain),
+        )
+
+    @handles("billing", "CreditNoteIssued")
+    def credit_note_issued(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        _, domain = mail_identity()
+        self._notify(
+            event,
+            "credit_note_issued",
+            p["customer_id"],
+            {
+                "number": p["number"],
+                "invoice_number": p["invoice_number"],
+                "total": p["total"],
+                "currency": p["currency"],
+                "reason": p["reason"],
+            },
+            in_reply_to=compose.thread_root(f"invoice-{p['invoice_id']}", domain),
+        )
+
+    @handles("billing", "PaymentReceived")
+    def payment_received(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        _, domain = mail_identity()
+        thread = compose.thread_root(f"invoice-{p['invoice_id']}", domain)
+        self._notify(
+            event,
+            "payment_received",
+            p["customer_id"],
+            {"amount": p["amount"], "currency": p["currency"], "method": p["method"]},
+            in_reply_to=thread if p.get("invoice_id") else None,
+        )
+
+    @handles("billing", "InvoiceDueSoon")
+    def invoice_due(self, event: IntegrationEvent) -> None:
+        self._invoice_notice(event, "invoice_due")
+
+    @handles("billing", "InvoiceOverdue")
+    def invoice_overdue(self, event: IntegrationEvent) -> None:
+        self._invoice_notice(event, "invoice_overdue")
+
+    def _invoice_notice(self, event: IntegrationEvent, kind: str) -> None:
+        p = event.payload
+        _, domain = mail_identity()
+        self._notify(
+            event,
+            kind,
+            p["customer_id"],
+            notifications.invoice_context(p),
+            in_reply_to=compose.thread_root(f"invoice-{p['invoice_id']}", domain),
+        )
+
+    @handles("orders", "ServiceActivated")
+    def service_activated(self, event: IntegrationEvent) -> None:
+        """Remembered only to know whom a later suspension of the service concerns."""
+        p = event.payload
+        self.app.record_service_owner(p["service_id"], p["customer_id"])
+
+    @handles("orders", "ServiceSuspended")
+    def service_suspended(self, event: IntegrationEvent) -> None:
+        self._service_notice(event, "service_suspended")
+
+    @handles("orders", "ServiceUnsuspended")
+    def service_unsuspended(self, event: IntegrationEvent) -> None:
+        self._service_notice(event, "service_unsuspended")
+
+    def _service_notice(self, event: IntegrationEvent, kind: str) -> None:
+        p = event.payload
+        owner = self.app.service_owner(p["service_id"])
+        if owner is None:
+            log.warning("%s of service %s, whose owner is unknown", kind, p["service_id"])
+            return
+        self._notify(
+            event,
+            kind,
+            owner,
+            {"service_id": str(p["service_id"]), "reason": p["reason"]},
+        )
+
+    # -- ticket mail ---------------------------------------------------------------------------
+
+    @handles("helpdesk", "TicketOpened")
+    def ticket_opened(self, event: IntegrationEvent) -> None:
+        self._ticket_mail(event)
+
+    @handles("helpdesk", "TicketMessageAdded")
+    def ticket_message_added(self, event: IntegrationEvent) -> None:
+        self._ticket_mail(event)
+
+    @handles("helpdesk", "TicketNoteAdded")
+    def ticket_note_added(self, event: IntegrationEvent) -> None:
+        self._ticket_mail(event)
+
+    def _ticket_mail(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        customer, prefs = (None, None)
+        if p.get("customer_id"):
+            customer, prefs = self._customer(p["customer_id"])
+        staff = []
+        if p.get("notify_staff_ids"):
+            staff = self.customers.staff_members([str(s) for s in p["notify_staff_ids"]])
+        _, domain = mail_identity()
+        mails, statements = ticket_mail.for_event(
+            ref=event.ref,
+            event_type=event.type,
+            payload=p,
+            client=ticket_mail.client_of(p, customer),
+            client_prefs=prefs,
+            staff=staff,
+            threads=self.app.threads(p["ticket_id"]),
+            domain=domain,
+        )
+        self.app.queue_with(mails, statements)
+        if mails:
+            self.outbox_sender.wake()
+
+    # -- commands -----------------------------------------------------------------------------
+
+    @rpc
+    def send_account_credentials(self, customer_id: str, username: str, password: str) -> dict:
+        """Queue the new-account mail with a generated password: the only notification that
+        carries one. The password is never stored beside the notification once it is sent."""
+        customer, prefs = self._customer(customer_id)
+        if customer is None:
+            raise NotFound("No such customer.")
+        _, domain = mail_identity()
+        key = f"credentials:{customer_id}:{uuid.uuid4()}"
+        notification = notifications.for_customer(
+            key=key,
+            kind="account_credentials",
+            customer=customer,
+            settings=prefs,
+            context={"username": username},
+            domain=domain,
+            company=signature(),
+            secret=password,
+        )
+        self.app.queue(notification)
+        self.outbox_sender.wake()
+        return {"key": key, "status": notification.status}
+
+    # -- staff ----------------------------------------------------------------------------------
+
+    @rpc
+    def outbox(
+        self,
+        status: str | None = None,
+        customer_id: str | None = None,
+        kind: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> dict:
+        """Notifications, oldest first, with their state (never a password)."""
+        return self.app.outbox(status, customer_id, kind, int(page), int(page_size))
+
+    @rpc
+    def resend_notification(self, notification_id: int) -> dict:
+        """Send a failed, uncertain or bounced notification again."""
+        row = self.app.resend(int(notification_id))
+        self.outbox_sender.wake()
+        return row
+
+    @rpc
+    def list_templates(self) -> dict:
+        return self.app.list_templates()
+
+    @rpc
+    def get_template(self, kind: str, language: str) -> dict:
+        return self.app.template_view(kind, language)
+
+    @rpc
+    def edit_template(self, kind: str, language: str, subject: str, body: str) -> dict:
+        """Staff's own text; refused (validation error) unless it compiles and renders."""
+        return self.app.edit_template(kind, language, subject, body)
+
+    @rpc
+    def reset_template(self, kind: str, language: str) -> dict:
+        return self.app.reset_template(kind, language)
+
+    @rpc
+    def held_mail(self, page: int = 1, page_size: int = 50) -> dict:
+        """Incoming mail kept for staff (unparseable, refused by the helpdesk, rate-limited)."""
+        return self.app.held_mail(int(page), int(page_size))
+
+    @rpc
+    def held_raw(self, held_id: int) -> str:
+        """One kept message as received, base64."""
+        import base64
+
+        return base64.b64encode(self.app.held_raw(int(held_id))).decode("ascii")
+
+    @rpc
+    def received_mail(self, sender: str | None = None, page: int = 1, page_size: int = 50) -> dict:
+        """Incoming mail taken, with what became of each message."""
+        return self.app.received_mail(sender, int(page), int(page_size))

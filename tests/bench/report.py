@@ -75,6 +75,14 @@ def render(r: dict) -> str:
         parts.append(_customer_list(r))
     if {"payments", "invoices"} & set(t) or "account_history" in r:
         parts.append(_billing(r))
+    if "orders" in t or "renewals" in r:
+        parts.append(_orders(r))
+    if "tickets_opened" in t or "ticket_list" in r:
+        parts.append(_helpdesk(r))
+    if "mail" in r:
+        from tests.bench.mail import report_lines
+
+        parts.append(report_lines(r))
     for number, part in enumerate(parts, 1):
         lines += ["", f"{number}. {part[0]}", *part[1:]]
     lines += ["", *_footer(r)]
@@ -267,18 +275,33 @@ def _billing(r: dict) -> list[str]:
             f"   LONG ACCOUNT: {s['entries']:,} entries, seeded in-process with billing's "
             f"application in {s['seed_seconds']:.1f} s",
             f"   ({_num(s['entries_per_second'], 0)} entries/s, one save per {s['batch']}; "
-            f"no snapshots during, then one snapshot of the final version: "
-            f"{s['snapshot_seconds']:.1f} s)",
+            + (
+                f"{s['snapshots_during_seeding']} snapshots during, as the service takes them; "
+                f"one more of the final version: {s['snapshot_seconds'] * 1000:.1f} ms, "
+                f"{s['snapshot_state_bytes']} bytes)"
+                if "snapshots_during_seeding" in s
+                else f"no snapshots during, then one snapshot of the final version: "
+                f"{s['snapshot_seconds']:.1f} s)"
+            ),
             "   the billing service then went through the new events for "
             f"{s['billing_service_busy_seconds']:.0f} s",
+            *(
+                [f"   its ledger read model had them {s['ledger_caught_up_seconds']:.0f} s later"]
+                if "ledger_caught_up_seconds" in s
+                else []
+            ),
             "",
             LATENCY_HEADER,
         ]
-        for key in ("at_middle", "at_start"):
+        for key in ("at_middle", "at_start", "now", "now_last_page"):
+            if key not in h:
+                continue
             a = h[key]
+            query = {"now": "", "now_last_page": f"?page={a.get('page')}"}.get(key, "?at=")
             lines += [
                 _latency_row(
-                    f"GET /api/v1/client/account?at= ({a['entries_answered']:,} entries)", a["http"]
+                    f"GET /api/v1/client/account{query} ({a['entries_answered']:,} entries)",
+                    a["http"],
                 ),
                 f"   {'  answer size':50} {a['response_bytes'] / 1e6:>14.1f} MB",
                 _latency_row(
@@ -288,6 +311,44 @@ def _billing(r: dict) -> list[str]:
                 f"   {'  gateway p50 / bare get p50':50} {_num(a.get('ratio_p50_to_bare_get')):>5}",
             ]
         lines.append(_latency_row("bare: app.repository.get(account_id) in-process", h["bare_get"]))
+    return lines
+
+
+def _orders(r: dict) -> list[str]:
+    t = r["throughput"]
+    lines = ["ORDERS", ""]
+    if "orders" in t:
+        lines += [
+            THROUGHPUT_HEADER,
+            _throughput_row("orders placed, POST /api/v1/orders", t["orders"]),
+            f"   {r['concurrency']} clients, each order from a new e-mail: the customer is "
+            "created (argon2id), the item priced, the invoice issued (one series)",
+            "   orders / registrations                 "
+            + _ratio(r["ratios"].get("orders_per_registration")),
+            *_cpu_line(t["orders_cpu"], "order"),
+        ]
+    if "renewals" in r:
+        rn = r["renewals"]
+        s, p, run = rn["seeded"], rn["seeded"]["projection"], rn["run"]
+        lines += [
+            "",
+            f"   RENEWAL RUN over {s['services']:,} active services, {s['due']:,} due "
+            f"(SEEDED in-process, {s['batch']} per save, in {s['seed_seconds']:.1f} s: "
+            f"{_num(s['services_per_second'], 0)} services/s)",
+            f"   the orders read model projected them in-process: {p['events']:,} events in "
+            f"{p['seconds']:.0f} s ({_num(p['events_per_second'], 0)}/s); the seeded log was "
+            "then marked as relayed and as applied downstream",
+            f"   run_renewals: {run['renewal_invoices']:,} renewal invoices in "
+            f"{run['seconds']:.1f} s = {_num(run['invoices_per_second'])} invoices/s "
+            f"(services with a renewal invoice afterwards: "
+            f"{run['services_with_a_renewal_invoice']:,})",
+            f"   the same run again, nothing left to invoice: {run['second_run']['seconds']:.2f} s "
+            f"({run['second_run']['renewal_invoices']} invoices)",
+            f"   bare: the candidates' query over the read model, all pages: "
+            f"{rn['bare_candidate_scan']['best_seconds'] * 1000:.0f} ms "
+            f"({rn['bare_candidate_scan']['candidates']:,} candidates)",
+            *_cpu_line(rn["cpu"], "renewal_invoice"),
+        ]
     return lines
 
 
@@ -307,3 +368,38 @@ def _footer(r: dict) -> list[str]:
 def write_json(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+def _helpdesk(r: dict) -> list[str]:
+    t = r["throughput"]
+    lines = [f"HELPDESK, {r['concurrency']} concurrent clients", ""]
+    if "tickets_opened" in t:
+        lines += [
+            THROUGHPUT_HEADER,
+            _throughput_row("tickets opened, POST /api/v1/client/tickets", t["tickets_opened"]),
+            _throughput_row("staff responses, POST .../tickets/{id}/replies", t["responses_added"]),
+        ]
+    if "ticket_list" in r:
+        tl = r["ticket_list"]
+        seeded = tl["seeded"]
+        lines += [
+            "",
+            f"   TICKET LIST of one department at {seeded['rows_in_department']:,} tickets "
+            f"({seeded['rows_in_table']:,} in the table), GET /api/v1/staff/tickets as admin",
+            f"   rows SEEDED into the read model table ticket_list with one COPY "
+            f"({seeded['copy_seconds']:.1f} s), not opened (no events, no aggregates)",
+            "",
+            LATENCY_HEADER,
+        ]
+        for key in ("department", "department_and_status"):
+            q = tl[key]
+            filters = "&".join(f"{k}={v}" for k, v in q["filters"].items() if k != "department_id")
+            lines += [
+                f"   {key.replace('_', ' ')} {filters and '?' + filters} "
+                f"({q['http']['matches']:,} match)",
+                _latency_row("  through the gateway", q["http"]),
+                _latency_row("  bare PostgreSQL: same count + page SQL", q["sql"]),
+                f"   {'  gateway p50 / bare SQL p50':50} {_num(q.get('ratio_p50')):>5}",
+            ]
+            lines += [f"     plan of the {k}: {v}" for k, v in q["sql"]["plan_summary"].items()]
+    return lines

@@ -16,7 +16,17 @@ import psycopg
 from services.infra.databases import drop_database, ensure_database
 from services.infra.passwords import PARAMETERS
 from services.infra.settings import SERVICES
-from tests.bench import billing, customer_list, facts, report, substrate, system
+from tests.bench import (
+    billing,
+    customer_list,
+    facts,
+    helpdesk,
+    mail,
+    orders,
+    report,
+    substrate,
+    system,
+)
 from tests.bench.drive import CpuMeter, pids_named
 from tests.stack import ROOT, Stack
 
@@ -29,7 +39,18 @@ PRODUCTION_DEFAULTS = (
     "HOSTLEDGER_RPC_TIMEOUT",
     "HOSTLEDGER_SCHEDULER_INTERVAL",
 )
-SECTIONS = ("registrations", "logins", "customer-list", "payments", "invoices", "account")
+SECTIONS = (
+    "registrations",
+    "logins",
+    "customer-list",
+    "payments",
+    "invoices",
+    "account",
+    "orders",
+    "renewals",
+    "helpdesk",
+    "mail",
+)
 
 
 def _sections(value: str) -> list[str]:
@@ -131,6 +152,40 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=10,
         help="requests per `at` of the long account, after one to warm up (10)",
+    )
+    parser.add_argument("--orders", type=int, default=100, help="orders placed measured (100)")
+    parser.add_argument(
+        "--renewal-services",
+        type=int,
+        default=100_000,
+        help="active services seeded for the renewal run (100000)",
+    )
+    parser.add_argument(
+        "--renewals-due",
+        type=int,
+        default=1000,
+        help="of those, how many are due for a renewal invoice (1000)",
+    )
+    parser.add_argument(
+        "--renewal-seed-batch", type=int, default=1000, help="services per save while seeding"
+    )
+    parser.add_argument("--tickets", type=int, default=200, help="tickets opened measured (200)")
+    parser.add_argument("--mail-in", type=int, default=200, help="incoming messages measured (200)")
+    parser.add_argument(
+        "--mail-out", type=int, default=500, help="notifications sent measured (500)"
+    )
+    parser.add_argument("--responses", type=int, default=300, help="staff responses measured (300)")
+    parser.add_argument(
+        "--ticket-list-rows",
+        type=int,
+        default=100_000,
+        help="tickets of one department seeded into the ticket list read model (100000)",
+    )
+    parser.add_argument(
+        "--ticket-list-samples",
+        type=int,
+        default=100,
+        help="requests, and bare queries, per ticket list filter set (100)",
     )
     args = parser.parse_args(argv)
     chosen = args.only if args.only is not None else list(SECTIONS)
@@ -352,6 +407,60 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
             t["invoice_numbers"] = numbers
     if "account" in sections:
         measure_account(stack, args, results, phase)
+    if "orders" in sections:
+        with phase("a product for the orders"):
+            product = orders.bench_product(stack)
+        with phase(f"{args.orders} orders placed from {n} clients"):
+            timed(
+                "orders",
+                "order",
+                lambda start: orders.orders_placed(
+                    stack, product["id"], n, args.orders, warmup=n, on_start=start
+                ),
+            )
+    if "renewals" in sections:
+        measure_renewals(stack, args, results, phase)
+    if "helpdesk" in sections:
+        measure_helpdesk(stack, args, results, phase)
+    if "mail" in sections:
+        results["mail"] = {}
+        with phase(f"mail in: {args.mail_in} messages by SMTP to tickets visible"):
+            results["mail"]["incoming"] = mail.incoming(stack, n, args.mail_in)
+        with phase(f"mail out: {args.mail_out} notifications sent"):
+            results["mail"]["outgoing"] = mail.outgoing(stack, args.mail_out)
+
+
+def measure_helpdesk(stack, args, results: dict, phase: Phases) -> None:
+    n = args.concurrency
+    t = results["throughput"]
+    with phase(f"registering {n} customers and a department for the helpdesk"):
+        customers = system.bench_customers(stack, n)
+        department = helpdesk.bench_department(stack)
+    meter = CpuMeter(cpu_sources(stack))
+    with phase(f"{args.tickets} tickets opened from {n} clients"):
+        result, ticket_ids = helpdesk.tickets_opened(
+            stack, department["id"], customers, n, args.tickets, warmup=n, on_start=meter.start
+        )
+        cpu = meter.stop()
+    t["tickets_opened"] = result.summary()
+    t["tickets_opened_cpu"] = cpu_summary(cpu, result.ops, "ticket")
+    meter = CpuMeter(cpu_sources(stack))
+    with phase(f"{args.responses} staff responses from {n} clients, one ticket each"):
+        result = helpdesk.responses_added(
+            stack, ticket_ids, n, args.responses, warmup=n, on_start=meter.start
+        )
+        cpu = meter.stop()
+    t["responses_added"] = result.summary()
+    t["responses_added_cpu"] = cpu_summary(cpu, result.ops, "response")
+    rows = args.ticket_list_rows
+    with phase(f"seeding {rows:,} tickets of one department into the ticket list read model"):
+        list_department = helpdesk.bench_department(stack)
+        seeded = helpdesk.seed_list(stack, list_department["id"], rows, rows)
+    with phase(f"ticket list: {args.ticket_list_samples} requests and bare queries per filter"):
+        results["ticket_list"] = {
+            "seeded": seeded,
+            **helpdesk.measure_list(stack, list_department["id"], args.ticket_list_samples),
+        }
 
 
 def measure_account(stack, args, results: dict, phase: Phases) -> None:
@@ -374,6 +483,46 @@ def measure_account(stack, args, results: dict, phase: Phases) -> None:
     finally:
         app.close()
     results["account_history"] = {"seeded": seeded, **reads}
+
+
+def measure_renewals(stack, args, results: dict, phase: Phases) -> None:
+    n = args.concurrency
+    total, due = args.renewal_services, min(args.renewals_due, args.renewal_services)
+    with phase(f"registering {n} customers for the renewals"):
+        customers = system.bench_customers(stack, n)
+        system.wait_for_billing_accounts(stack, [c["id"] for c in customers])
+        product = orders.bench_product(stack)
+    stack.stop("orders")
+    try:
+        with phase(f"seeding {total:,} active services in-process"):
+            seeded = orders.seed_services(
+                stack,
+                [c["id"] for c in customers],
+                product["id"],
+                total,
+                due,
+                args.renewal_seed_batch,
+            )
+        with phase("the orders read model, projected in-process"):
+            seeded["projection"] = orders.project_in_process(stack)
+        seeded["marked_applied_downstream"] = orders.skip_downstream(stack, seeded["last_position"])
+    finally:
+        # only the bench starts the renewal run: the timer waits an hour
+        stack.start("orders", {"HOSTLEDGER_SCHEDULER_INTERVAL": "3600"})
+        stack.wait_for_service("orders")
+    with phase("bare: the renewal candidates' query"):
+        bare = orders.bare_candidate_scan(stack)
+    meter = CpuMeter(cpu_sources(stack))
+    with phase(f"renewal run over {total:,} active services, {due:,} due"):
+        meter.start()
+        run = orders.renewal_run(stack, due)
+        cpu = meter.stop()
+    results["renewals"] = {
+        "seeded": seeded,
+        "bare_candidate_scan": bare,
+        "run": run,
+        "cpu": cpu_summary(cpu, run["renewal_invoices"], "renewal_invoice"),
+    }
 
 
 def cpu_sources(stack) -> dict:
@@ -444,6 +593,7 @@ def add_ratios(results: dict) -> None:
         "logins_per_argon2_verify": ratio("logins", "argon2_verify"),
         "payments_per_eventsourcing_update": ratio("payments", "eventsourcing_update"),
         "invoices_per_eventsourcing_series": ratio("invoices", "eventsourcing_series"),
+        "orders_per_registration": ratio("orders", "registrations"),
     }
 
 

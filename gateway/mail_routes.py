@@ -1,0 +1,245 @@
+"""Gateway routes of the mail gateway: the outbox, notification templates, incoming mail."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+from werkzeug.wrappers import Response
+
+from gateway.http import Call, route
+from services.mailgateway.templates import KINDS, LANGUAGES
+
+ALL_STAFF = ("admin", "support", "billing")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
+_TEMPLATE_URL = "/api/v1/staff/mail/templates/<any({}):kind>/<any({}):language>".format(
+    ",".join(KINDS), ",".join(LANGUAGES)
+)
+
+
+class OutboxQuery(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_STATUSES))
+    customer_id = fields.UUID(load_default=None)
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class PageQuery(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class ReceivedQuery(PageQuery):
+    sender = fields.Email(load_default=None)
+
+
+class Notification(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    customer_id = fields.UUID(allow_none=True)
+    recipient = fields.String(allow_none=True)
+    language = fields.String()
+    message_id = fields.String()
+    in_reply_to = fields.String(allow_none=True)
+    status = fields.String()
+    reason = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    next_attempt_at = fields.String()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.String()
+    sent_at = fields.String(allow_none=True)
+
+
+class NotificationList(Schema):
+    items = fields.List(fields.Nested(Notification))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class MailTemplate(Schema):
+    kind = fields.String()
+    language = fields.String()
+    subject = fields.String()
+    body = fields.String()
+    customized = fields.Boolean()
+
+
+class MailTemplateList(Schema):
+    items = fields.List(fields.Nested(MailTemplate))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class MailTemplateEdit(Schema):
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=20000))
+
+
+class HeldMail(Schema):
+    id = fields.Integer()
+    received_at = fields.String()
+    reason = fields.String()
+    detail = fields.String()
+    sender = fields.String()
+    recipient = fields.String()
+    subject = fields.String()
+    size = fields.Integer()
+
+
+class HeldMailList(Schema):
+    items = fields.List(fields.Nested(HeldMail))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class ReceivedMail(Schema):
+    id = fields.Integer()
+    received_at = fields.String()
+    sender = fields.String()
+    recipient = fields.String()
+    message_id = fields.String()
+    outcome = fields.String()
+    reason = fields.String(allow_none=True)
+    ticket_id = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+
+
+class ReceivedMailList(Schema):
+    items = fields.List(fields.Nested(ReceivedMail))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class MailRoutes:
+    """Mixed into GatewayService; nameko finds the routes through inheritance."""
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/staff/mail/outbox",
+        query=OutboxQuery,
+        response=NotificationList,
+        roles=ALL_STAFF,
+        tags=("mail",),
+        summary="notifications and whether each was sent",
+    )
+    def mail_outbox(self, call: Call):
+        q = call.query
+        return call.services.mailgateway.outbox(
+            q["status"],
+            str(q["customer_id"]) if q["customer_id"] else None,
+            q["kind"],
+            q["page"],
+            q["page_size"],
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/mail/outbox/<int:notification_id>/resend",
+        response=Notification,
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="send a failed, uncertain or bounced notification again",
+    )
+    def mail_resend(self, call: Call):
+        return call.services.mailgateway.resend_notification(call.path["notification_id"])
+
+    # -- templates -----------------------------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/staff/mail/templates",
+        response=MailTemplateList,
+        roles=ALL_STAFF,
+        tags=("mail",),
+        summary="every notification template in every language",
+    )
+    def mail_templates(self, call: Call):
+        return call.services.mailgateway.list_templates()
+
+    @route(
+        "GET",
+        _TEMPLATE_URL,
+        response=MailTemplate,
+        roles=ALL_STAFF,
+        tags=("mail",),
+        summary="one notification template",
+    )
+    def mail_template(self, call: Call):
+        return call.services.mailgateway.get_template(call.path["kind"], call.path["language"])
+
+    @route(
+        "PUT",
+        _TEMPLATE_URL,
+        body=MailTemplateEdit,
+        response=MailTemplate,
+        roles=("admin",),
+        tags=("mail",),
+        summary="change a notification template (Jinja2, sandboxed; checked before saved)",
+    )
+    def mail_template_edit(self, call: Call):
+        return call.services.mailgateway.edit_template(
+            call.path["kind"], call.path["language"], call.body["subject"], call.body["body"]
+        )
+
+    @route(
+        "DELETE",
+        _TEMPLATE_URL,
+        response=MailTemplate,
+        roles=("admin",),
+        tags=("mail",),
+        summary="go back to the shipped text of a notification template",
+    )
+    def mail_template_reset(self, call: Call):
+        return call.services.mailgateway.reset_template(call.path["kind"], call.path["language"])
+
+    # -- incoming mail -------------------------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/staff/mail/held",
+        query=PageQuery,
+        response=HeldMailList,
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="incoming mail kept for staff (unreadable, refused, over the rate limit)",
+    )
+    def mail_held(self, call: Call):
+        return call.services.mailgateway.held_mail(call.query["page"], call.query["page_size"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/mail/held/<int:held_id>/raw",
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="one kept message as it was received (message/rfc822)",
+    )
+    def mail_held_raw(self, call: Call):
+        import base64
+
+        content = call.services.mailgateway.held_raw(call.path["held_id"])
+        return Response(
+            base64.b64decode(content),
+            mimetype="message/rfc822",
+            headers={
+                "Content-Disposition": f'attachment; filename="held-{call.path["held_id"]}.eml"'
+            },
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/mail/received",
+        query=ReceivedQuery,
+        response=ReceivedMailList,
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="incoming mail taken, with what became of each message",
+    )
+    def mail_received(self, call: Call):
+        q = call.query
+        return call.services.mailgateway.received_mail(q["sender"], q["page"], q["page_size"])

@@ -1,0 +1,42 @@
+"""The mail gateway's aggregates: staff's versions of the notification templates."""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from services.infra.domain import Aggregate
+
+_TEMPLATE_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/mail-template")
+
+
+class MailTemplate(Aggregate):
+    """Staff's own text for one kind of notification in one language. Its history is the
+    record of who changed what a customer is told; `reset` goes back to the shipped text."""
+
+    @event("Edited")
+    def __init__(self, kind: str, language: str, subject: str, body: str):
+        self.kind = kind
+        self.language = language
+        self.subject = subject
+        self.body = body
+        self.customized = True
+
+    @staticmethod
+    def create_id(kind: str, language: str, **_) -> UUID:
+        return MailTemplate.id_for(kind, language)
+
+    @staticmethod
+    def id_for(kind: str, language: str) -> UUID:
+        return uuid5(_TEMPLATE_NS, f"{kind}:{language}")
+
+    @event("Changed")
+    def change(self, subject: str, body: str) -> None:
+        self.subject = subject
+        self.body = body
+        self.customized = True
+
+    @event("Reset")
+    def reset(self) -> None:
+        self.customized = False
