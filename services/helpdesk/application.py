@@ -23,6 +23,7 @@ from services.helpdesk.attachments import (
 from services.helpdesk.domain import (
     Department,
     HelpdeskConfig,
+    IncomingAddress,
     MailMessage,
     NotMergeable,
     ReplyTemplate,
@@ -150,32 +151,68 @@ class Helpdesk(HostledgerApplication):
     # -- departments --------------------------------------------------------------------------
 
     def create_department(self, data: dict) -> Department:
-        self._check_addresses(data.get("addresses") or [], None)
+        addresses = _unique_lower(data.get("addresses") or [])
+        self._check_addresses(addresses, None)
         department = Department(
             name=data["name"],
             client_visible=data["client_visible"],
             fields=data["fields"],
             staff_ids=[str(s) for s in data["staff_ids"]],
-            addresses=[a.lower() for a in data["addresses"]],
+            addresses=addresses,
             business_hours=data.get("business_hours"),
             accept_guests=data["accept_guests"],
         )
-        self.save(department)
+        self._save_with_addresses(department, self._claim(addresses, department.id, []))
         return department
 
     def change_department(self, department_id: UUID, changes: dict) -> Department:
         department = self.department(department_id)
+        claims = []
         if "addresses" in changes:
-            changes["addresses"] = [a.lower() for a in changes["addresses"]]
+            changes["addresses"] = _unique_lower(changes["addresses"])
             self._check_addresses(changes["addresses"], department_id)
+            claims = self._claim(changes["addresses"], department.id, department.addresses)
         if "staff_ids" in changes:
             changes["staff_ids"] = [str(s) for s in changes["staff_ids"]]
         if changes:
             department.change(changes)
-            self.save(department)
+            self._save_with_addresses(department, claims)
         return department
 
+    def _claim(self, wanted: list[str], department_id: UUID, held: list[str]) -> list:
+        """The address index changes that give `wanted` to the department and release what
+        it held and no longer wants; an address another department holds is a 409."""
+        changed = []
+        for address in wanted:
+            try:
+                index = self.repository.get(IncomingAddress.id_for(address))
+            except AggregateNotFoundError:
+                changed.append(IncomingAddress(address=address, department_id=department_id))
+                continue
+            if index.department_id not in (None, department_id):
+                raise _address_taken()
+            if index.department_id is None:
+                index.reassign(department_id)
+                changed.append(index)
+        for address in set(held) - set(wanted):
+            try:
+                index = self.repository.get(IncomingAddress.id_for(address))
+            except AggregateNotFoundError:
+                continue
+            if index.department_id == department_id:
+                index.reassign(None)
+                changed.append(index)
+        return changed
+
+    def _save_with_addresses(self, department: Department, claims: list) -> None:
+        try:
+            self.save(department, *claims)
+        except IntegrityError:
+            # another department claimed one of these addresses at the same moment
+            raise _address_taken() from None
+
     def _check_addresses(self, addresses: list[str], department_id: UUID | None) -> None:
+        """Departments made before the address index existed are only in the list."""
         wanted = [a.lower() for a in addresses]
         with self.datastore.transaction() as curs:
             curs.execute(
@@ -200,6 +237,12 @@ class Helpdesk(HostledgerApplication):
         return [self.department(i) for i in ids]
 
     def department_for_address(self, address: str) -> Department | None:
+        try:
+            index = self.repository.get(IncomingAddress.id_for(address))
+        except AggregateNotFoundError:
+            index = None
+        if index is not None:
+            return None if index.department_id is None else self.department(index.department_id)
         with self.datastore.transaction() as curs:
             curs.execute(
                 "SELECT department_id FROM department_list WHERE %s = ANY(addresses)"
@@ -607,3 +650,14 @@ class Replayed(Exception):
     def __init__(self, answer: dict):
         super().__init__("replayed")
         self.answer = answer
+
+
+def _unique_lower(addresses: list[str]) -> list[str]:
+    return list(dict.fromkeys(a.strip().lower() for a in addresses))
+
+
+def _address_taken() -> Conflict:
+    return Conflict(
+        "An address already feeds another department.",
+        {"addresses": ["Already used by another department."]},
+    )

@@ -855,3 +855,38 @@ def test_mail_opens_appends_dedupes_and_keeps_refused_files_as_notes(stack):
     mine = stack.http("GET", f"/api/v1/client/tickets/{opened['ticket_id']}", token).json()
     assert [m["body"] for m in mine["messages"]] == ["Please help.", "More.", "Done."]
     assert all("virus" not in m["body"] for m in mine["messages"])
+
+
+def test_an_address_feeds_one_department_even_when_claimed_at_once(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    address = f"sales-{uuid.uuid4().hex[:6]}@provider.example"
+
+    def create(n):
+        return stack.http(
+            "POST",
+            "/api/v1/staff/departments",
+            stack.admin_token,
+            json={"name": f"Sales {n}", "addresses": [address]},
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(create, range(6)))
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5
+    [owner] = [r.json() for r in answers if r.status_code == 201]
+    # mail is routed by the address at once, without waiting for any list
+    with stack.rpc() as rpc:
+        opened = rpc.helpdesk.receive_mail(_mail(recipient=address.upper()))
+        assert opened["outcome"] == "opened"
+        assert rpc.helpdesk.staff_ticket(opened["ticket_id"])["department_id"] == owner["id"]
+        # given up, the address can feed another department
+        r = stack.http(
+            "PATCH",
+            f"/api/v1/staff/departments/{owner['id']}",
+            stack.admin_token,
+            json={"addresses": []},
+        )
+        assert r.status_code == 200, r.text
+        other = _department(stack, addresses=[address])
+        again = rpc.helpdesk.receive_mail(_mail(recipient=address))
+        assert rpc.helpdesk.staff_ticket(again["ticket_id"])["department_id"] == other["id"]
