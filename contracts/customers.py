@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
 from contracts.registry import integration_event
 
@@ -288,3 +288,37 @@ class CustomerDeleted(Schema):
 
     customer_id = fields.UUID(required=True)
     forced = fields.Boolean(required=True)
+
+
+@integration_event("customers", "PasswordChanged")
+class PasswordChanged(Schema):
+    """A customer's password was changed: by the client (`client`), or by staff (`staff`,
+    with `staff_id`), for instance acting in the client's panel. It never carries the
+    password nor its hash: only the fields below are published."""
+
+    id_field = "customer_id"
+
+    customer_id = fields.UUID(required=True)
+    changed_by = fields.String(
+        required=True, validate=validate.OneOf(("client", "staff", "system"))
+    )
+    staff_id = fields.UUID(load_default=None, allow_none=True)
+    occurred_at = fields.AwareDateTime(required=True, format="iso")
+
+    @pre_dump
+    def _from_domain_event(self, state: dict, **kwargs) -> dict:
+        # the domain event knows who acted (actor, on_behalf_of) and when (timestamp)
+        actor = state.get("actor") or {}
+        on_behalf_of = state.get("on_behalf_of") or {}
+        staff = on_behalf_of if on_behalf_of.get("kind") == "staff" else actor
+        if staff.get("kind") == "staff":
+            changed_by, staff_id = "staff", staff.get("id")
+        else:
+            changed_by = "client" if actor.get("kind") == "client" else "system"
+            staff_id = None
+        return {
+            "customer_id": state["customer_id"],
+            "changed_by": changed_by,
+            "staff_id": staff_id,
+            "occurred_at": state.get("occurred_at") or state["timestamp"],
+        }

@@ -7,6 +7,7 @@ the services over RPC as the person calling, and shapes their answers.
 from __future__ import annotations
 
 import base64
+import logging
 
 import eventlet
 from marshmallow import Schema, fields, validate
@@ -34,6 +35,8 @@ from gateway.schemas import (
 from services.infra.context import Actor
 from services.infra.service import Runtime
 from services.infra.settings import SERVICES
+
+log = logging.getLogger(__name__)
 
 ALL_STAFF = ("admin", "support", "billing")
 HEALTH_TIMEOUT = 2.0
@@ -878,10 +881,24 @@ class GatewayService(helpdesk_routes.HelpdeskRoutes, mail_routes.MailRoutes):
     def place_order(self, call: Call):
         """A new e-mail creates the customer (credentials shown once); an existing one needs
         its password. Items are priced from the catalog and checked before anything is
-        created, so a bad item leaves no customer behind."""
+        created, so a bad item leaves no customer behind.
+
+        With an Idempotency-Key the same request answers the same order again, without
+        the credentials (they are shown once, and mailed); it also finishes an order whose
+        customer was made by that request when the order itself did not get placed."""
         person = _jsonable(call.body["customer"])
         items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
-        existing = call.services.customers.customer_for_order(
+        key = call.request.headers.get("Idempotency-Key")
+        # what identifies the request: the password stays out of the (stored) hash
+        request = _jsonable(
+            dict(items, customer={k: v for k, v in person.items() if k != "password"})
+        )
+        if key:
+            earlier = call.services.orders.order_for_key(key, request)
+            if earlier is not None:
+                return _order_answer(earlier, earlier["customer_id"], None)
+        made = call.services.customers.registration_for(f"order:{key}", person) if key else None
+        existing = made or call.services.customers.customer_for_order(
             person["email"], person.get("password"), call.request.remote_addr
         )
         currency = existing["currency"] if existing else "EUR"
@@ -889,21 +906,17 @@ class GatewayService(helpdesk_routes.HelpdeskRoutes, mail_routes.MailRoutes):
         credentials = None
         if existing is None:
             created = call.services.customers.register_customer(
-                dict(person, registration_ip=call.request.remote_addr)
+                dict(person, registration_ip=call.request.remote_addr),
+                f"order:{key}" if key else None,
             )
             customer_id, credentials = created["id"], created.get("credentials")
+            if credentials:
+                _mail_credentials(call, customer_id, credentials)
         else:
             customer_id = existing["id"]
         call.services.act_as(Actor("client", customer_id))
-        order = call.services.orders.place_order(customer_id, currency, items)
-        answer = {
-            "order_id": order["id"],
-            "customer_id": customer_id,
-            "invoice_id": order["invoice_id"],
-        }
-        if credentials:
-            answer["credentials"] = credentials
-        return answer
+        order = call.services.orders.place_order(customer_id, currency, items, key, request)
+        return _order_answer(order, customer_id, credentials)
 
     @route(
         "GET",
@@ -1088,6 +1101,37 @@ def _pdf(call: Call, customer_id: str | None, language: str) -> Response:
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="invoice-{invoice_id}.pdf"'},
     )
+
+
+def _order_answer(order: dict, customer_id: str, credentials: dict | None) -> dict:
+    answer = {
+        "order_id": order["id"],
+        "customer_id": customer_id,
+        "invoice_id": order["invoice_id"],
+    }
+    if credentials:
+        answer["credentials"] = credentials
+    return answer
+
+
+def _mail_credentials(call: Call, customer_id: str, credentials: dict) -> None:
+    """Queue the new account's credentials mail, right after the account exists (so the
+    customer gets it even if the order itself then fails), without waiting for the mail.
+
+    The request is published, persistent and confirmed by RabbitMQ, to the mail gateway's
+    durable RPC queue and its reply is not awaited: a mail gateway that is down takes it
+    when it starts again, and the order neither waits for it nor fails with it. The mail
+    gateway queues one mail per customer for `reason="order"`, so a redelivered request
+    mails nothing twice. The password travels only in this request and in the mail
+    gateway's outbox row until the mail is sent; it is in no event. Should RabbitMQ refuse
+    the request (no mail gateway ever started), the order still succeeds and its answer
+    shows the credentials; the failure is logged, without the password."""
+    try:
+        call.services.mailgateway.send_account_credentials.call_async(
+            customer_id, credentials["username"], credentials["password"], reason="order"
+        )
+    except Exception as exc:  # noqa: BLE001 - the mail must never fail the order
+        log.warning("credentials mail for customer %s not queued: %r", customer_id, exc)
 
 
 def _product_payload(body: dict) -> dict:

@@ -86,6 +86,7 @@ class Customers(HostledgerApplication):
         Customer.Registered: contract.CustomerRegistered,
         Customer.Edited: contract.CustomerUpdated,
         Customer.Deleted: contract.CustomerDeleted,
+        Customer.PasswordChanged: contract.PasswordChanged,
         StaffMember.Registered: contract.StaffRegistered,
         Project.Created: contract.ProjectCreated,
         Project.Updated: contract.ProjectUpdated,

@@ -49,6 +49,13 @@ class CustomersService(ServiceBase):
         return self.app.register_customer(data, idempotency_key, request)
 
     @rpc
+    def registration_for(self, idempotency_key: str, payload: dict) -> dict | None:
+        """The customer an earlier registration with this Idempotency-Key made (without its
+        credentials); None when the key is new, 409 when it came with another request."""
+        request = {k: v for k, v in payload.items() if k not in ("registration_ip", "password")}
+        return self.app.idempotent_answer("customer", idempotency_key, request)
+
+    @rpc
     def get_customer(self, customer_id: str) -> dict:
         return self.app.customer_view(self.app.get_customer(_uuid(customer_id)))
 

@@ -6,6 +6,8 @@ it here with the event; what comes back is queued in the outbox as it is.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from services.mailgateway import compose
 from services.mailgateway.outbox import Notification
 from services.mailgateway.templates import LANGUAGES
@@ -27,6 +29,19 @@ SETTING_OF = {
 }
 
 
+# An alert about the account (password changed) is news only while it is fresh: one that
+# reaches the mail gateway later than this (the first catch-up over the customers' log
+# after an upgrade replays every past change) is recorded as skipped, not mailed.
+ALERT_MAX_AGE = timedelta(days=7)
+
+
+def stale_alert(occurred_at: datetime, now: datetime) -> str | None:
+    """Why an alert that happened at `occurred_at` is not sent any more, or None."""
+    if now - occurred_at > ALERT_MAX_AGE:
+        return f"it happened more than {ALERT_MAX_AGE.days} days before it reached us"
+    return None
+
+
 def customer_context(customer: dict, company: str) -> dict:
     return {
         "customer_name": customer.get("contact_person") or customer.get("name") or "",
@@ -46,11 +61,14 @@ def for_customer(
     message_id: str | None = None,
     in_reply_to: str | None = None,
     secret: str | None = None,
+    skip_reason: str | None = None,
 ) -> Notification:
     """The notification of `kind` to a customer; `skipped` (with a reason) when the
-    customer turned this kind off, is gone, or has no address."""
+    customer turned this kind off, is gone, or has no address, or `skip_reason` says why."""
     status, reason = "pending", None
-    if customer is None:
+    if skip_reason:
+        status, reason = "skipped", skip_reason
+    elif customer is None:
         status, reason = "skipped", "the customer no longer exists"
     elif not customer.get("email"):
         status, reason = "skipped", "the customer has no e-mail address"

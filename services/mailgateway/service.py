@@ -14,6 +14,7 @@ from nameko.rpc import RpcProxy
 
 from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound
+from services.infra import clock
 from services.infra.consumer import handles
 from services.infra.rpc import rpc
 from services.infra.service import ServiceBase
@@ -57,6 +58,7 @@ class MailGatewayService(ServiceBase):
         context: dict,
         in_reply_to: str | None = None,
         message_id: str | None = None,
+        skip_reason: str | None = None,
     ) -> None:
         customer, prefs = self._customer(customer_id)
         _, domain = mail_identity()
@@ -71,6 +73,7 @@ class MailGatewayService(ServiceBase):
                 company=signature(),
                 in_reply_to=in_reply_to,
                 message_id=message_id,
+                skip_reason=skip_reason,
             )
         )
         self.outbox_sender.wake()
@@ -169,6 +172,19 @@ class MailGatewayService(ServiceBase):
             {"service_id": str(p["service_id"]), "reason": p["reason"]},
         )
 
+    @handles("customers", "PasswordChanged")
+    def password_changed(self, event: IntegrationEvent) -> None:
+        """Sent whatever the customer's notification settings (it is about the security of
+        the account), never with a password; a stale one is recorded as skipped."""
+        p = event.payload
+        self._notify(
+            event,
+            "password_changed",
+            p["customer_id"],
+            {"changed_by": p["changed_by"]},
+            skip_reason=notifications.stale_alert(p["occurred_at"], clock.now()),
+        )
+
     # -- ticket mail ---------------------------------------------------------------------------
 
     @handles("helpdesk", "TicketOpened")
@@ -209,14 +225,19 @@ class MailGatewayService(ServiceBase):
     # -- commands -----------------------------------------------------------------------------
 
     @rpc
-    def send_account_credentials(self, customer_id: str, username: str, password: str) -> dict:
+    def send_account_credentials(
+        self, customer_id: str, username: str, password: str, reason: str | None = None
+    ) -> dict:
         """Queue the new-account mail with a generated password: the only notification that
-        carries one. The password is never stored beside the notification once it is sent."""
+        carries one. The password is never stored beside the notification once it is sent.
+        With `reason` (`order`: the account an order created), the same customer and reason
+        queue one mail however often this is called (a redelivered request, a retry); without
+        it every call queues a new mail."""
         customer, prefs = self._customer(customer_id)
         if customer is None:
             raise NotFound("No such customer.")
         _, domain = mail_identity()
-        key = f"credentials:{customer_id}:{uuid.uuid4()}"
+        key = f"credentials:{customer_id}:{reason or uuid.uuid4()}"
         notification = notifications.for_customer(
             key=key,
             kind="account_credentials",

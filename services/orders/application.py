@@ -269,9 +269,17 @@ class Orders(HostledgerApplication):
         return lines
 
     def place_order(
-        self, customer_id: UUID, priced: list[dict], currency: str, invoice: dict
+        self,
+        customer_id: UUID,
+        priced: list[dict],
+        currency: str,
+        invoice: dict,
+        answer=None,
+        idempotency: tuple[str | None, dict] = (None, {}),
     ) -> Order:
-        """The order and its pending services, saved together."""
+        """The order and its pending services, saved together. With an Idempotency-Key,
+        `answer(order)` is kept with them, so the same request later gets that answer; two
+        such requests at once save one order (IntegrityError for the second)."""
         order = Order(
             customer_id=customer_id,
             items=priced,
@@ -301,7 +309,9 @@ class Orders(HostledgerApplication):
         link = InvoiceOrder(
             invoice_id=order.invoice_id, order_id=order.id, service_ids=[s.id for s in services]
         )
-        self.save(order, link, *services)
+        key, request = idempotency
+        record = self.idempotency_record("order", key, request, answer(order)) if key else None
+        self.save(order, link, *services, record)
         return order
 
     # -- lifecycle -----------------------------------------------------------------------------

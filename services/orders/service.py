@@ -9,6 +9,7 @@ from datetime import date
 from uuid import UUID
 
 import requests
+from eventsourcing.persistence import IntegrityError
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
@@ -102,14 +103,27 @@ class OrdersService(ServiceBase):
     # -- orders ------------------------------------------------------------------------------
 
     @rpc
-    def place_order(self, customer_id: str, currency: str, payload: dict) -> dict:
+    def place_order(
+        self,
+        customer_id: str,
+        currency: str,
+        payload: dict,
+        idempotency_key: str | None = None,
+        request: dict | None = None,
+    ) -> dict:
         """Price the items from the catalog, issue the invoice (setup fees plus the first
-        period) through billing, and save the order with its pending services."""
+        period) through billing, and save the order with its pending services. The same
+        Idempotency-Key with the same `request` answers the first order again."""
         data = load(contract.PlaceOrder, payload)
         customer = _uuid(customer_id, "customer")
+        request = request or {}
+        earlier = self.app.idempotent_answer("order", idempotency_key, request)
+        if earlier is not None:
+            return earlier
         priced = self.app.price_order(data["items"], currency)
         code = data.get("promo_code")
         promo = self.app.reserve_promo(code) if code else None
+        invoice_key = f"order:{idempotency_key or uuid.uuid4()}"
         try:
             invoice = self.billing.issue_invoice(
                 {
@@ -118,15 +132,32 @@ class OrdersService(ServiceBase):
                     "lines": self.app.invoice_lines(priced),
                     "extra_discounts": [promo.as_discount()] if promo else [],
                 },
-                f"order:{uuid.uuid4()}",
+                invoice_key,
                 "order",
             )
-            order = self.app.place_order(customer, priced, currency, invoice)
-        except Exception:
+            order = self.app.place_order(
+                customer,
+                priced,
+                currency,
+                invoice,
+                answer=lambda o: dict(order_view(o), invoice=invoice),
+                idempotency=(idempotency_key, request),
+            )
+        except Exception as exc:
             if promo is not None:
                 self.app.release_promo(code)
+            if isinstance(exc, IntegrityError) and idempotency_key:
+                earlier = self.app.idempotent_answer("order", idempotency_key, request)
+                if earlier is not None:
+                    return earlier  # the same request, made twice at once
             raise
         return dict(order_view(order), invoice=invoice)
+
+    @rpc
+    def order_for_key(self, idempotency_key: str, request: dict) -> dict | None:
+        """The order an earlier request with this Idempotency-Key placed; None when the key
+        is new, 409 when it came with another request."""
+        return self.app.idempotent_answer("order", idempotency_key, request)
 
     @rpc
     def create_promo(self, payload: dict) -> dict:

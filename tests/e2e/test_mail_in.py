@@ -122,6 +122,15 @@ def test_a_customers_mail_opens_a_ticket_and_the_conversation_threads_both_ways(
     assert ack["Auto-Submitted"] == "auto-generated"
     assert address in ack["From"]
 
+    # an internal note first: staff only, it never reaches the client by mail
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/tickets/{t['id']}/replies",
+        stack.admin_token,
+        json={"body": "Host node 7 is flapping again.", "internal": True},
+    )
+    assert r.status_code == 201, r.text
+
     # staff answer on the web: the client gets it by mail, in the same thread
     r = stack.http(
         "POST",
@@ -135,6 +144,9 @@ def test_a_customers_mail_opens_a_ticket_and_the_conversation_threads_both_ways(
     assert "We are rebooting the host." in answer.get_content()
     assert answer["In-Reply-To"].strip() == ack["Message-ID"].strip()
     assert first["Message-ID"] in answer["References"]
+    # the note came before the answer in the helpdesk's log, so had it been mailed it
+    # would be here by now
+    assert all("node 7" not in m.get_content() for m in sent_to(stack, c["email"]))
 
     # the client answers that mail: appended to the same ticket, whatever the subject says
     reply = mail(
@@ -147,7 +159,7 @@ def test_a_customers_mail_opens_a_ticket_and_the_conversation_threads_both_ways(
     )
     deliver(stack, reply)
     stack.wait_until(
-        lambda: len(ticket(stack, t["id"])["messages"]) == 3, what="the reply on the ticket"
+        lambda: len(ticket(stack, t["id"])["messages"]) == 4, what="the reply on the ticket"
     )
     assert ticket(stack, t["id"])["messages"][-1]["body"] == "Thanks, it works."
     assert len(tickets(stack, dept["id"])) == 1

@@ -380,7 +380,7 @@ def test_the_owner_is_told_when_a_service_is_suspended_and_unsuspended(stack):
     assert r.status_code == 200, r.text
     r = stack.http("POST", base + "/unsuspend", stack.admin_token, json={"reason": "resolved"})
     assert r.status_code == 200, r.text
-    mails = wait_mail(stack, email, 4)  # with the order's invoice and payment
+    mails = wait_mail(stack, email, 5)  # with the credentials, the invoice and the payment
     about = [m for m in mails if m["Subject"].startswith("Услуга")]
     # orders' events are applied in their order: suspended, then unsuspended
     assert [m["Subject"] for m in about] == ["Услуга приостановлена", "Услуга снова работает"]

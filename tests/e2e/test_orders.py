@@ -94,6 +94,85 @@ def test_order_as_a_new_then_an_existing_customer(stack):
     assert {s["status"] for s in services} == {"pending"}
 
 
+def test_an_order_retried_with_its_idempotency_key_is_placed_once(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    product = _product(stack)
+    email = f"retry-{uuid.uuid4().hex[:8]}@example.com"
+    body = {
+        "customer": {
+            "email": email,
+            "kind": "individual",
+            "contact_person": "Rita Retry",
+            "country": "DE",
+        },
+        "items": [{"product_id": product["id"], "billing_cycle": "monthly"}],
+    }
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+
+    def place(_=None, json=body, headers=key):
+        return stack.http("POST", "/api/v1/orders", json=json, headers=headers)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(place, range(4)))
+    assert all(r.status_code == 201 for r in answers), [r.text for r in answers]
+    assert len({r.json()["order_id"] for r in answers}) == 1
+    assert len({r.json()["invoice_id"] for r in answers}) == 1
+    # the credentials are in one answer only (shown once)
+    [creds] = [r.json()["credentials"] for r in answers if "credentials" in r.json()]
+    token = stack.login(creds["username"], creds["password"])
+    orders = stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/orders", token).json()["items"],
+        what="the order listed",
+    )
+    eventlet.sleep(1)  # a second order, had one been placed, would be listed by now too
+    assert (
+        len(stack.http("GET", "/api/v1/client/orders", token).json()["items"]) == len(orders) == 1
+    )
+    # the key with another request is a 409, and places nothing
+    other = dict(body, items=[{"product_id": product["id"], "billing_cycle": "annually"}])
+    r = place(json=other)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+
+
+def test_an_order_whose_customer_was_made_is_finished_by_its_retry(stack):
+    """Billing away after the customer was registered: the order fails; the same request
+    again, with its key and no password, places it for that customer, once."""
+    product = _product(stack)
+    email = f"half-{uuid.uuid4().hex[:8]}@example.com"
+    body = {
+        "customer": {
+            "email": email,
+            "kind": "individual",
+            "contact_person": "Hal",
+            "country": "FR",
+        },
+        "items": [{"product_id": product["id"], "billing_cycle": "monthly"}],
+    }
+    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    stack.stop("billing")
+    try:
+        r = stack.http("POST", "/api/v1/orders", json=body, headers=key)
+        assert r.status_code == 503, r.text
+    finally:
+        stack.start("billing")
+    stack.wait_for_service("billing")
+    # without the key the e-mail is now an account that needs its password
+    r = stack.http("POST", "/api/v1/orders", json=body)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "password_required"
+    r = stack.http("POST", "/api/v1/orders", json=body, headers=key)
+    assert r.status_code == 201, r.text
+    placed = r.json()
+    assert "credentials" not in placed  # shown once, in the mail
+    again = stack.http("POST", "/api/v1/orders", json=body, headers=key)
+    assert again.status_code == 201 and again.json() == placed
+    with stack.rpc() as rpc:
+        customer = rpc.customers.get_customer(placed["customer_id"])
+        assert customer["email"] == email
+        invoice = rpc.billing.get_invoice(placed["invoice_id"])
+        assert invoice["customer_id"] == placed["customer_id"]
+
+
 def test_bad_items_are_400_and_create_nothing(stack):
     product = _product(stack)
     email = f"careful-{uuid.uuid4().hex[:8]}@example.com"

@@ -2,10 +2,12 @@
 the message's headers, dot-stuffing."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 
+from contracts.customers import PasswordChanged
 from contracts.helpdesk import ticket_message_of
 from services.mailgateway import compose, notifications, templates, ticket_mail
 from services.mailgateway.outbox import _dot_stuffed
@@ -101,6 +103,57 @@ def test_a_customer_who_turned_a_kind_off_is_skipped_and_security_mail_is_not():
         secret="pw",
     )
     assert gone.status == "skipped" and gone.secret is None
+
+
+def test_a_password_change_alert_is_sent_while_fresh_and_skipped_when_stale():
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    assert notifications.stale_alert(at, at + timedelta(hours=1)) is None
+    reason = notifications.stale_alert(at, at + notifications.ALERT_MAX_AGE + timedelta(1))
+    assert reason
+    n = notifications.for_customer(
+        key="k4",
+        kind="password_changed",
+        customer=CUSTOMER,
+        settings={k: False for k in notifications.SETTING_OF if notifications.SETTING_OF[k]},
+        context={"changed_by": "client"},
+        domain="d.example",
+        company="Co",
+    )
+    assert n.status == "pending"  # no setting turns the alert off
+    stale = notifications.for_customer(
+        key="k5",
+        kind="password_changed",
+        customer=CUSTOMER,
+        settings=None,
+        context={},
+        domain="d.example",
+        company="Co",
+        skip_reason=reason,
+    )
+    assert (stale.status, stale.reason) == ("skipped", reason)
+
+
+def test_the_password_changed_event_names_who_changed_it_and_nothing_secret():
+    customer_id, staff_id = uuid.uuid4(), str(uuid.uuid4())
+    state = {
+        "customer_id": customer_id,
+        "originator_id": customer_id,
+        "password_hash": "$argon2id$v=19$secret",
+        "timestamp": datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+        "actor": {"kind": "client", "id": str(customer_id)},
+        "on_behalf_of": None,
+    }
+    by_client = PasswordChanged().dump(state)
+    assert by_client == {
+        "customer_id": str(customer_id),
+        "changed_by": "client",
+        "staff_id": None,
+        "occurred_at": "2026-11-01T12:00:00+00:00",
+    }
+    acting = dict(state, on_behalf_of={"kind": "staff", "id": staff_id})
+    by_staff = PasswordChanged().dump(acting)
+    assert (by_staff["changed_by"], by_staff["staff_id"]) == ("staff", staff_id)
+    assert PasswordChanged().load(by_staff)["customer_id"] == customer_id
 
 
 def _payload(**extra):
