@@ -50,6 +50,24 @@ class PaymentReceived(Schema):
     invoice_id = fields.UUID(load_default=None, allow_none=True)
 
 
+@integration_event("billing", "FundsAdded")
+class FundsAdded(Schema):
+    """Money came onto a personal account: a payment (or what a payment left over after
+    its invoice), a refund to the account, a staff correction or a commission."""
+
+    id_field = "account_id"
+
+    account_id = fields.UUID(required=True)
+    entry_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True, allow_none=True)
+    currency = fields.String(required=True, allow_none=True)
+    kind = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    balance_after = fields.Integer(required=True, allow_none=True)
+    reference = fields.String(load_default=None, allow_none=True)
+    at = fields.AwareDateTime(required=True, format="iso")
+
+
 # ---- RPC payloads -------------------------------------------------------------------------
 
 

@@ -56,6 +56,7 @@ class Billing(Refunds, HostledgerApplication):
         Invoice.DueSoon: contract.InvoiceDueSoon,
         CreditNote.Issued: contract.CreditNoteIssued,
         Refund.Completed: contract.RefundIssued,
+        PersonalAccount.Credited: contract.FundsAdded,
     }
 
     def __init__(self, *args, **kwargs):

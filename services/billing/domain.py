@@ -101,6 +101,8 @@ class PersonalAccount(Aggregate):
             reason=reason,
             at=at,
             balance_after=self.balance_amount + amount.amount,
+            customer_id=self.customer_id,
+            currency=self.currency,
         )
         return entry_id
 
@@ -114,7 +116,10 @@ class PersonalAccount(Aggregate):
         reason: str | None,
         at: datetime,
         balance_after: int | None = None,
+        customer_id: UUID | None = None,
+        currency: str | None = None,
     ) -> None:
+        # customer and currency ride along so that FundsAdded names whose money it is
         self._add_entry(amount, at)
 
     def debit(

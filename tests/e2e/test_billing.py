@@ -178,6 +178,17 @@ def test_payment_to_an_invoice_leaves_the_excess_on_the_account(stack):
     # a paid invoice cannot be paid again by a staff payment either
     assert _pay_in(stack, customer["id"], 2000, invoice_id=invoice["id"]).status_code == 409
     assert _balance(stack, token)["balance"]["amount"] == 800
+    # the money came onto the account (then paid the invoice): FundsAdded says so, once
+    [added] = stack.wait_until(
+        lambda: [
+            e["payload"]
+            for e in stack.published("billing")
+            if e["type"] == "FundsAdded" and e["payload"]["customer_id"] == customer["id"]
+        ],
+        what="FundsAdded",
+    )
+    assert (added["amount"], added["balance_after"], added["kind"]) == (2000, 2000, "payment")
+    assert added["currency"] == "EUR"
 
 
 def test_twenty_concurrent_pays_with_balance_for_one(stack):
