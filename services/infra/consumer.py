@@ -187,17 +187,22 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             self._rpc_cluster = self._rpc.start()
         return self._rpc_cluster
 
-    def _fetch(self, upstream: str, after: int, until: int | None) -> dict:
+    def _fetch(self, upstream: str, after: int, until: int | None, retry: bool = True) -> dict:
+        cluster = self._rpc_proxy()
+        used = self._rpc
         try:
-            service = getattr(self._rpc_proxy(), upstream)
-            return service.integration_events(after, 500, until)
+            return getattr(cluster, upstream).integration_events(after, 500, until)
         except Exception:
-            if self._rpc is not None:
+            if self._rpc is used:
                 try:
-                    self._rpc.stop()
+                    used.stop()
                 except Exception:
                     log.debug("closing the RPC proxy failed", exc_info=True)
                 self._rpc = None
+            elif retry:
+                # another greenlet closed the shared proxy under this call (its own call
+                # had failed): ask again on a fresh one
+                return self._fetch(upstream, after, until, retry=False)
             raise
 
     def apply_event(self, upstream: str, event, tracking, parked_id: int | None = None) -> None:
