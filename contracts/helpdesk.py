@@ -310,6 +310,32 @@ class SendMessage(Schema):
     abuse = fields.Nested(Abuse, load_default=None, allow_none=True)
 
 
+class BroadcastTicket(Schema):
+    """The ticket one recipient of a message got."""
+
+    customer_id = fields.UUID(required=True)
+    ticket_id = fields.UUID(required=True)
+    tracking_number = fields.String(required=True)
+
+
+class Broadcast(Schema):
+    """A message to customers as it is now: `status` `sending` while tickets are still being
+    opened in the background, `sent` once every recipient has one; `count` recipients,
+    `opened` tickets so far, `tickets` those tickets (left out of lists)."""
+
+    id = fields.UUID(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["sending", "sent"]))
+    subject = fields.String(required=True)
+    department_id = fields.UUID(required=True)
+    author_id = fields.String(allow_none=True)
+    author_name = fields.String()
+    count = fields.Integer(required=True)
+    opened = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    sent_at = fields.DateTime(allow_none=True)
+    tickets = fields.List(fields.Nested(BroadcastTicket))
+
+
 class HelpdeskSettings(Schema):
     """Attachment rules, guests by mail, the penalty threshold."""
 

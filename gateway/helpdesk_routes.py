@@ -381,10 +381,37 @@ class HelpdeskRoutes:
         body=contract.SendMessage,
         files=True,
         status=201,
+        response=contract.Broadcast,
         tags=("helpdesk",),
-        summary="message to customers (one ticket each), abuse notices",
+        summary=(
+            "message to customers (one ticket each), abuse notices: 201 with the recorded"
+            " message, `sent` with every ticket, or for many recipients `sending` with the"
+            " tickets so far while the rest are opened in the background"
+        ),
     )
     def send_message(self, call: Call):
         return call.services.helpdesk.send_message(
             _jsonable(call.body), call.files, call.request.headers.get("Idempotency-Key")
         )
+
+    @route(
+        "GET",
+        "/api/v1/staff/messages",
+        roles=HELPDESK_STAFF,
+        query=_Page,
+        tags=("helpdesk",),
+        summary="messages to customers, newest first: status, recipients, tickets opened",
+    )
+    def staff_messages(self, call: Call):
+        return call.services.helpdesk.messages(call.query["page"], call.query["page_size"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/messages/<uuid:message_id>",
+        roles=HELPDESK_STAFF,
+        response=contract.Broadcast,
+        tags=("helpdesk",),
+        summary="a message to customers: status (sending, sent), count, opened, the tickets",
+    )
+    def staff_message(self, call: Call):
+        return call.services.helpdesk.message(str(call.path["message_id"]))

@@ -96,6 +96,9 @@ class Stack:
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(self.smtp_out_port),
                 "HOSTLEDGER_OUTBOX_BACKOFF": "0.5",
+                "HOSTLEDGER_BROADCAST_INLINE": "3",
+                "HOSTLEDGER_BROADCAST_BATCH": "2",
+                "HOSTLEDGER_BROADCAST_INTERVAL": "0.5",
             }
         )
         self.env.update(extra_env or {})

@@ -20,6 +20,7 @@ from services.helpdesk.attachments import (
     LocalFileStore,
     check_message,
 )
+from services.helpdesk.broadcasts import LEASES_TABLE, BroadcastDesk
 from services.helpdesk.domain import (
     Department,
     HelpdeskConfig,
@@ -48,9 +49,10 @@ DEFAULT_SETTINGS = {
 SAVE_ATTEMPTS = 20
 
 
-class Helpdesk(HostledgerApplication):
+class Helpdesk(BroadcastDesk, HostledgerApplication):
     name = "helpdesk"
     service = "helpdesk"
+    schema_statements = (LEASES_TABLE,)
     publications = {
         Ticket.Opened: contract.TicketOpened,
         Ticket.MessageAdded: contract.TicketMessageAdded,

@@ -469,3 +469,71 @@ class Ticket(Aggregate):
             notify_staff_ids=[str(s) for s in notify_staff_ids],
             **self.notice(),
         )
+
+
+class NotARecipient(DomainError):
+    """A ticket recorded for a customer the message was not sent to."""
+
+
+class Broadcast(Aggregate):
+    """A message to customers: who it goes to, what it says, and the ticket opened for each
+    recipient so far. Saved before the first ticket is opened, so an interrupted sending is
+    resumed from here; `sent` once every recipient has their ticket."""
+
+    @event("Created")
+    def __init__(
+        self,
+        subject: str,
+        body: str,
+        author: dict,
+        department_id: UUID,
+        options: dict,
+        abuse: dict | None,
+        recipients: list,
+        attachments: list,
+        at: datetime,
+    ):
+        self.subject = subject
+        self.body = body
+        self.author = dict(author)
+        self.department_id = department_id
+        self.options = dict(options)
+        self.abuse = dict(abuse) if abuse else None
+        self.recipients = [dict(r) for r in recipients]
+        self.attachments = [dict(a) for a in attachments]
+        self.created_at = at
+        self.tickets: list[dict] = []
+        self.status = "sending" if recipients else "sent"
+        self.sent_at: datetime | None = None if recipients else at
+
+    @event("TicketsOpened")
+    def _tickets_opened(self, tickets: list) -> None:
+        self.tickets.extend(dict(t) for t in tickets)
+
+    @event("Sent")
+    def _sent(self, at: datetime) -> None:
+        self.status = "sent"
+        self.sent_at = at
+
+    def pending(self, limit: int) -> list[dict]:
+        """The next recipients without a ticket, in the order they were named."""
+        done = {t["customer_id"] for t in self.tickets}
+        return [r for r in self.recipients if r["id"] not in done][: max(limit, 0)]
+
+    def record(self, tickets: list[dict], at: datetime) -> None:
+        """Record opened tickets (each recipient once, whoever reports it first); the
+        message is sent when the last recipient has theirs."""
+        wanted = {r["id"] for r in self.recipients}
+        strangers = sorted({t["customer_id"] for t in tickets} - wanted)
+        if strangers:
+            raise NotARecipient(f"Not a recipient of this message: {', '.join(strangers)}.")
+        done = {t["customer_id"] for t in self.tickets}
+        new = []
+        for ticket in tickets:
+            if ticket["customer_id"] not in done:
+                done.add(ticket["customer_id"])
+                new.append(ticket)
+        if new:
+            self._tickets_opened(new)
+        if self.status == "sending" and not self.pending(1):
+            self._sent(at)

@@ -18,6 +18,7 @@ class HelpdeskLists(ReadModel):
         "ticket_message_index",
         "reply_template_list",
         "abuse_deadlines",
+        "broadcast_list",
     )
     tables = (
         """
@@ -90,6 +91,24 @@ class HelpdeskLists(ReadModel):
         """,
         "CREATE INDEX IF NOT EXISTS abuse_deadlines_due ON abuse_deadlines (deadline)"
         " WHERE pending",
+        """
+        CREATE TABLE IF NOT EXISTS broadcast_list (
+            broadcast_id uuid PRIMARY KEY,
+            subject text NOT NULL,
+            department_id uuid NOT NULL,
+            author_id text,
+            author_name text NOT NULL,
+            status text NOT NULL,
+            recipients integer NOT NULL,
+            opened integer NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL,
+            sent_at timestamptz
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS broadcast_list_created"
+        " ON broadcast_list (created_at DESC, broadcast_id DESC)",
+        "CREATE INDEX IF NOT EXISTS broadcast_list_sending ON broadcast_list (created_at)"
+        " WHERE status = 'sending'",
     )
 
     # -- departments ----------------------------------------------------------------------------
@@ -262,4 +281,36 @@ class HelpdeskLists(ReadModel):
             "INSERT INTO reply_template_list (template_id, name, department_id, created_at)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (e.originator_id, e.name, e.department_id, e.timestamp),
+        )
+
+    # -- messages to customers ------------------------------------------------------------------
+
+    def on_Broadcast_Created(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO broadcast_list (broadcast_id, subject, department_id, author_id,"
+            " author_name, status, recipients, created_at, sent_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                e.originator_id,
+                e.subject,
+                e.department_id,
+                e.author.get("id"),
+                e.author.get("name") or "",
+                "sending" if e.recipients else "sent",
+                len(e.recipients),
+                e.at,
+                None if e.recipients else e.at,
+            ),
+        )
+
+    def on_Broadcast_TicketsOpened(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE broadcast_list SET opened = opened + %s WHERE broadcast_id = %s",
+            (len(e.tickets), e.originator_id),
+        )
+
+    def on_Broadcast_Sent(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE broadcast_list SET status = 'sent', sent_at = %s WHERE broadcast_id = %s",
+            (e.at, e.originator_id),
         )

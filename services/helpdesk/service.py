@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from uuid import UUID
+import logging
+from uuid import UUID, uuid4
 
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
@@ -19,15 +20,20 @@ from contracts.errors import (
 )
 from services.helpdesk.application import Helpdesk, Replayed
 from services.helpdesk.attachments import decode_upload
-from services.helpdesk.domain import fill_macros
+from services.helpdesk.broadcasts import BROADCAST_SCOPE, TICKET_SCOPE
+from services.helpdesk.domain import Broadcast, fill_macros
 from services.helpdesk.mail import MailIntake
 from services.helpdesk.readmodels import HelpdeskLists
-from services.helpdesk.views import department_view, template_view, ticket_view
+from services.helpdesk.views import broadcast_view, department_view, template_view, ticket_view
 from services.infra import clock, context
+from services.infra.context import Actor
+from services.infra.failpoints import failpoint
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.settings import settings
 from services.infra.store import EventStore
+
+log = logging.getLogger(__name__)
 
 APPLICATION = Helpdesk
 READ_MODELS = (HelpdeskLists,)
@@ -349,8 +355,12 @@ class HelpdeskService(ServiceBase):
     ) -> dict:
         """One ticket per customer, macros filled in per customer, the files kept once and
         shared by every copy; an abuse notice gives its penalty points at once and starts
-        its deadline. With an Idempotency-Key each customer's ticket is opened once: sending
-        again after a failure half-way opens only the missing ones."""
+        its deadline. The message is recorded first (bad input records nothing), then up to
+        HOSTLEDGER_BROADCAST_INLINE tickets are opened here: a message to no more customers
+        answers `sent` with every ticket; a larger one answers `sending` with the tickets so
+        far, and the helpdesk opens the rest in the background (GET it by `id`). Each
+        customer's ticket is opened once, whatever fails or restarts. The same
+        Idempotency-Key and request answer the same message again (another request: 409)."""
         data = load(contract.SendMessage, payload)
         if not data["all"] and not data["customer_ids"]:
             raise ValidationFailed(
@@ -366,24 +376,61 @@ class HelpdeskService(ServiceBase):
         author = self._staff_author()
         department = self._named_department(data["department_id"])
         uploads = _uploads(files)
-        attachments = self.app.store_files(uploads)
-        recipients = self._recipients(data)
         request = dict(payload, files=_fingerprint(uploads))
-        opened = []
-        for customer in recipients:
-            key = f"{idempotency_key}:{customer['id']}" if idempotency_key else None
-            try:
-                opened.append(
-                    self._open_message(
-                        data, author, department, customer, attachments, ("message", key, request)
-                    )
-                )
-            except Replayed as replay:
-                opened.append(replay.answer)
-        return {"tickets": opened, "count": len(opened)}
+        idempotency = (BROADCAST_SCOPE, idempotency_key, request) if idempotency_key else None
+        earlier = self.app.idempotent_answer(BROADCAST_SCOPE, idempotency_key, request)
+        if earlier is not None:
+            return broadcast_view(self.app.broadcast(UUID(earlier["id"])))
+        recipients = self._recipients(data)
+        attachments = self.app.store_files(uploads)
+        broadcast = Broadcast(
+            subject=data["subject"],
+            body=data["body"],
+            author=author,
+            department_id=department.id,
+            options={
+                "forbid_replies": data["forbid_replies"],
+                "assign_to_me": data["assign_to_me"],
+                "strict_language": data["strict_language"],
+                "language": data["language"],
+                "all": data["all"],
+            },
+            abuse=dict(abuse) if abuse else None,
+            recipients=recipients,
+            attachments=attachments,
+            at=clock.now(),
+        )
+        holder = uuid4().hex
+        try:
+            self.app.start_broadcast(broadcast, holder, idempotency)
+        except Replayed as replay:
+            return broadcast_view(self.app.broadcast(UUID(replay.answer["id"])))
+        try:
+            broadcast = self._send_batch(broadcast.id, holder, settings().broadcast_inline)
+        except HostledgerError:
+            # recorded: the background sender opens what this request could not
+            log.exception("message %s: the first tickets failed; sending goes on", broadcast.id)
+            broadcast = self.app.broadcast(broadcast.id)
+        finally:
+            self.app.release_lease(broadcast.id, holder)
+        return broadcast_view(broadcast)
 
-    def _open_message(self, data, author, department, customer, attachments, idempotency):
-        abuse = data.get("abuse")
+    def _send_batch(self, broadcast_id: UUID, holder: str, limit: int, background=False):
+        """Open the tickets of the next `limit` recipients without one and record them; stop
+        early when the lease passed to another sender. Answers the broadcast as recorded."""
+        broadcast = self.app.broadcast(broadcast_id)
+        department = self.app.department(broadcast.department_id)
+        opened = []
+        for customer in broadcast.pending(limit):
+            opened.append(self._open_message(broadcast, department, customer))
+            if not self.app.take_lease(broadcast_id, holder):
+                break
+        if background:
+            failpoint("helpdesk.broadcast.before_record")
+        return self.app.record_tickets(broadcast_id, opened) if opened else broadcast
+
+    def _open_message(self, broadcast, department, customer: dict) -> dict:
+        author, options = broadcast.author, broadcast.options
 
         def view(ticket) -> dict:
             return {
@@ -392,20 +439,58 @@ class HelpdeskService(ServiceBase):
                 "tracking_number": ticket.tracking_number,
             }
 
-        ticket = self.app.open_ticket(
-            department,
-            fill_macros(data["subject"], customer["name"], author["name"]),
-            fill_macros(data["body"], customer["name"], author["name"]),
-            author,
-            customer=customer,
-            attachments=attachments,
-            via="staff",
-            forbid_replies=data["forbid_replies"],
-            assign_on_reply_to=author["id"] if data["assign_to_me"] else None,
-            abuse=dict(abuse) if abuse else None,
-            idempotency=(*idempotency, view),
-        )
+        key = f"{broadcast.id}:{customer['id']}"
+        request = {"broadcast_id": str(broadcast.id), "customer_id": customer["id"]}
+        try:
+            ticket = self.app.open_ticket(
+                department,
+                fill_macros(broadcast.subject, customer["name"], author["name"]),
+                fill_macros(broadcast.body, customer["name"], author["name"]),
+                author,
+                customer=customer,
+                attachments=broadcast.attachments,
+                via="staff",
+                forbid_replies=options["forbid_replies"],
+                assign_on_reply_to=author["id"] if options["assign_to_me"] else None,
+                abuse=dict(broadcast.abuse) if broadcast.abuse else None,
+                idempotency=(TICKET_SCOPE, key, request, view),
+            )
+        except Replayed as replay:
+            return replay.answer
         return view(ticket)
+
+    @rpc
+    def messages(self, page: int = 1, page_size: int = 50) -> dict:
+        """Messages to customers, newest first (a list: may lag a moment)."""
+        return self.app.broadcast_list(page, page_size)
+
+    @rpc
+    def message(self, broadcast_id: str) -> dict:
+        """One message to customers as it is now: status, recipients, tickets opened."""
+        return broadcast_view(self.app.broadcast(_uuid(broadcast_id, "message")))
+
+    @timer(interval=settings().broadcast_interval)
+    def run_broadcasts(self) -> None:
+        """Opens the tickets of messages still sending, one batch per message and run, where
+        the request (or a sender that stopped) left off. Several instances may run it: a
+        lease keeps them on different messages, and each ticket is opened once anyway."""
+        for broadcast_id in self.app.sending_broadcasts():
+            holder = uuid4().hex
+            if not self.app.take_lease(broadcast_id, holder):
+                continue
+            try:
+                broadcast = self.app.broadcast(broadcast_id)
+                if broadcast.status != "sending":
+                    continue
+                author = Actor("staff", broadcast.author.get("id"))
+                with context.acting(author, cause=f"broadcast:{broadcast_id}"):
+                    self._send_batch(
+                        broadcast_id, holder, settings().broadcast_batch, background=True
+                    )
+            except HostledgerError:
+                log.exception("message %s: this batch failed; it is tried again", broadcast_id)
+            finally:
+                self.app.release_lease(broadcast_id, holder)
 
     def _recipients(self, data: dict) -> list[dict]:
         if not data["all"]:
@@ -429,7 +514,8 @@ class HelpdeskService(ServiceBase):
             for item in answer["items"]:
                 found.append({"id": item["id"], "language": item["language"], "name": item["name"]})
             if page * answer["page_size"] >= answer["total"] or not answer["items"]:
-                return found
+                # a customer registered while paging shifts the pages: list each once
+                return list({c["id"]: c for c in found}.values())
             page += 1
 
     @timer(interval=settings().scheduler_interval)

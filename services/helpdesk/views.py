@@ -3,7 +3,7 @@ values, for staff (everything) or for the client (never an internal note)."""
 
 from __future__ import annotations
 
-from services.helpdesk.domain import Department, ReplyTemplate, Ticket
+from services.helpdesk.domain import Broadcast, Department, ReplyTemplate, Ticket
 from services.infra.clock import isoformat
 
 
@@ -117,4 +117,40 @@ def template_view(t: ReplyTemplate) -> dict:
         "name": t.name,
         "bodies": dict(t.bodies),
         "department_id": _str(t.department_id),
+    }
+
+
+def broadcast_view(b: Broadcast, tickets: bool = True) -> dict:
+    """A message to customers as staff see it: `count` recipients, `opened` tickets so far,
+    `status` sending or sent, and the tickets opened (customer_id, ticket_id,
+    tracking_number) in the order the recipients were named."""
+    view = {
+        "id": str(b.id),
+        "status": b.status,
+        "subject": b.subject,
+        "department_id": str(b.department_id),
+        "author_id": b.author.get("id"),
+        "author_name": b.author.get("name") or "",
+        "count": len(b.recipients),
+        "opened": len(b.tickets),
+        "created_at": isoformat(b.created_at),
+        "sent_at": isoformat(b.sent_at) if b.sent_at else None,
+    }
+    if tickets:
+        view["tickets"] = [dict(t) for t in b.tickets]
+    return view
+
+
+def broadcast_row_view(r: dict) -> dict:
+    return {
+        "id": str(r["broadcast_id"]),
+        "status": r["status"],
+        "subject": r["subject"],
+        "department_id": str(r["department_id"]),
+        "author_id": r["author_id"],
+        "author_name": r["author_name"],
+        "count": r["recipients"],
+        "opened": r["opened"],
+        "created_at": isoformat(r["created_at"]),
+        "sent_at": isoformat(r["sent_at"]) if r["sent_at"] else None,
     }

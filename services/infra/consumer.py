@@ -24,6 +24,7 @@ import time
 from functools import partial
 
 import eventlet
+import eventlet.semaphore
 from eventlet.event import Event
 from kombu.mixins import ConsumerMixin
 from nameko.constants import (
@@ -54,6 +55,9 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self._gt = None
         self._catchup_gt = None
         self._rpc = None
+        self._rpc_cluster = None
+        # the inbox's greenlets (deliveries, catch-up) share one proxy; made under a lock
+        self._rpc_lock = eventlet.semaphore.Semaphore()
         self._last_delivery: dict[str, float] = {}
         self.should_stop = False
 
@@ -182,23 +186,36 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
     # -- the inbox's two hooks -----------------------------------------------------------
 
     def _rpc_proxy(self):
-        if self._rpc is None:
-            self._rpc = ClusterRpcProxy(self.container.config, timeout=30)
-            self._rpc_cluster = self._rpc.start()
-        return self._rpc_cluster
+        """The shared proxy and its cluster, started once (a proxy is published only when
+        it has started, so no greenlet uses one half made)."""
+        with self._rpc_lock:
+            if self._rpc is None:
+                proxy = ClusterRpcProxy(self.container.config, timeout=30)
+                try:
+                    cluster = proxy.start()
+                except Exception:
+                    try:
+                        proxy.stop()
+                    except Exception:
+                        log.debug("closing a half-started RPC proxy failed", exc_info=True)
+                    raise
+                self._rpc, self._rpc_cluster = proxy, cluster
+            return self._rpc, self._rpc_cluster
 
     def _fetch(self, upstream: str, after: int, until: int | None, retry: bool = True) -> dict:
-        cluster = self._rpc_proxy()
-        used = self._rpc
+        used, cluster = self._rpc_proxy()
         try:
             return getattr(cluster, upstream).integration_events(after, 500, until)
         except Exception:
-            if self._rpc is used:
+            with self._rpc_lock:
+                mine = self._rpc is used
+                if mine:
+                    self._rpc, self._rpc_cluster = None, None
+            if mine:
                 try:
                     used.stop()
                 except Exception:
                     log.debug("closing the RPC proxy failed", exc_info=True)
-                self._rpc = None
             elif retry:
                 # another greenlet closed the shared proxy under this call (its own call
                 # had failed): ask again on a fresh one

@@ -89,6 +89,9 @@ class Settings:
     smtp_in_host: str = "127.0.0.1"
     mail_in: bool = True
     data_dir: str = ".hostledger/data"
+    broadcast_inline: int = 50
+    broadcast_batch: int = 50
+    broadcast_interval: float = 2.0
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -140,6 +143,9 @@ class Settings:
             smtp_in_host=env.get("HOSTLEDGER_SMTP_HOST") or "127.0.0.1",
             mail_in=(env.get("HOSTLEDGER_MAIL_IN") or "1") not in ("0", "false", "no"),
             data_dir=env.get("HOSTLEDGER_DATA_DIR") or ".hostledger/data",
+            broadcast_inline=_int(env, "HOSTLEDGER_BROADCAST_INLINE", 50),
+            broadcast_batch=_int(env, "HOSTLEDGER_BROADCAST_BATCH", 50),
+            broadcast_interval=float(env.get("HOSTLEDGER_BROADCAST_INTERVAL") or 2.0),
         )
 
 

@@ -217,3 +217,57 @@ def test_every_published_event_satisfies_its_contract():
     assert published["TicketNoteAdded"]["internal"] is True
     assert published["TicketMessageAdded"]["attachments"][0]["filename"] == "a.txt"
     assert published["TicketOpened"]["tracking_number"] == first.tracking_number
+
+
+def _broadcast(*customer_ids):
+    from services.helpdesk.domain import Broadcast
+
+    return Broadcast(
+        subject="Maintenance",
+        body="Tonight, %client_person%.",
+        author={"kind": "staff", "id": "s1", "name": "Sam"},
+        department_id=uuid4(),
+        options={"forbid_replies": False, "assign_to_me": False},
+        abuse=None,
+        recipients=[{"id": c, "language": "en", "name": f"N{c}"} for c in customer_ids],
+        attachments=[],
+        at=NOW,
+    )
+
+
+def _opened(customer_id):
+    return {"customer_id": customer_id, "ticket_id": str(uuid4()), "tracking_number": "ABC-2"}
+
+
+def test_a_broadcast_records_each_recipients_ticket_once_and_is_sent_at_the_last():
+    from services.helpdesk.domain import NotARecipient
+
+    broadcast = _broadcast("a", "b", "c")
+    assert broadcast.status == "sending"
+    assert [r["id"] for r in broadcast.pending(2)] == ["a", "b"]
+    first = _opened("a")
+    broadcast.record([first], NOW)
+    # a second sender reporting the same recipient changes nothing
+    broadcast.record([_opened("a"), _opened("b")], NOW)
+    assert [t["customer_id"] for t in broadcast.tickets] == ["a", "b"]
+    assert broadcast.tickets[0] == first
+    assert broadcast.status == "sending" and [r["id"] for r in broadcast.pending(5)] == ["c"]
+    with pytest.raises(NotARecipient):
+        broadcast.record([_opened("stranger")], NOW)
+    broadcast.record([_opened("c")], NOW)
+    assert broadcast.status == "sent" and broadcast.pending(5) == []
+    broadcast.record([_opened("c")], NOW)
+    kinds = [type(e).__name__ for e in broadcast.collect_events()]
+    assert kinds == ["Created", "TicketsOpened", "TicketsOpened", "TicketsOpened", "Sent"]
+
+
+def test_a_broadcast_replayed_from_its_events_resumes_where_it_was():
+    broadcast = _broadcast("a", "b", "c")
+    broadcast.record([_opened("a")], NOW)
+    events = broadcast.collect_events()
+    copy = None
+    for e in events:
+        copy = e.mutate(copy)
+    assert copy.tickets == broadcast.tickets and copy.status == "sending"
+    assert [r["id"] for r in copy.pending(10)] == ["b", "c"]
+    assert _broadcast().status == "sent"  # nobody to write to: nothing left to send
