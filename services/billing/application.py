@@ -32,6 +32,7 @@ from services.billing.domain import (
 from services.billing.processors import BadSignature
 from services.billing.refunds import Refunds
 from services.billing.tax import invoice_totals
+from services.billing.views import lines_view, tax_view
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
@@ -603,19 +604,9 @@ def invoice_view(i: Invoice) -> dict:
         "number": i.number,
         "status": i.status,
         "purpose": i.purpose,
-        "lines": [
-            dict(
-                line,
-                unit_price=money(line["unit_price"]),
-                total=money(line["total"]),
-                discount=dict(line["discount"], amount=money(line["discount"]["amount"]))
-                if line.get("discount")
-                else None,
-            )
-            for line in i.lines
-        ],
+        "lines": lines_view(i.lines, i.currency),
         "subtotal": money(i.subtotal),
-        "tax": dict(i.tax, amount=money(i.tax["amount"])) if i.tax else None,
+        "tax": tax_view(i.tax, i.currency),
         "total": money(i.total),
         "issued_at": isoformat(i.issued_at),
         "due_date": i.due_date,

@@ -27,6 +27,7 @@ from services.billing.domain import (
     RefundNotRetryable,
 )
 from services.billing.processors import ProcessorRefund, RefundNotSent
+from services.billing.views import lines_view, tax_view
 from services.infra import clock
 from services.infra.clock import isoformat
 from services.infra.money import Money
@@ -316,19 +317,9 @@ def credit_note_view(c: CreditNote) -> dict:
         "refund_id": str(c.refund_id),
         "to": c.to,
         "reason": c.reason,
-        "lines": [
-            dict(
-                line,
-                unit_price=money(line["unit_price"]),
-                total=money(line["total"]),
-                discount=dict(line["discount"], amount=money(line["discount"]["amount"]))
-                if line.get("discount")
-                else None,
-            )
-            for line in c.lines
-        ],
+        "lines": lines_view(c.lines, c.currency),
         "subtotal": money(c.subtotal),
-        "tax": dict(c.tax, amount=money(c.tax["amount"])) if c.tax else None,
+        "tax": tax_view(c.tax, c.currency),
         "total": money(c.total),
         "issued_at": isoformat(c.issued_at),
         "buyer": c.buyer,
