@@ -101,4 +101,35 @@ def from_marshmallow(err, message: str = "The request is not valid.") -> Validat
     messages = err.messages
     if not isinstance(messages, dict):
         messages = {"_schema": messages if isinstance(messages, list) else [str(messages)]}
-    return ValidationFailed(message, fields=messages)
+    return ValidationFailed(message, fields=flatten_fields(messages))
+
+
+def flatten_fields(messages: dict, prefix: str = "") -> dict[str, list[str]]:
+    """Nested errors as one flat map of dotted paths, as the API names fields everywhere:
+    {"items": {"0": {"addons": {"1": [...]}}}} -> {"items.0.addons.1": [...]}; a nested
+    schema's own error (`_schema`) is named by its path."""
+    out: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        if key == "_schema" and prefix:
+            name = prefix
+        else:
+            name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value and set(value) <= {"key", "value"}:
+            # a Dict field's entry: its key or its value is wrong; name the entry
+            for part in value.values():
+                nested = part if isinstance(part, dict) else {"_schema": part}
+                for inner, texts in flatten_fields(nested, name).items():
+                    out.setdefault(inner, []).extend(texts)
+        elif isinstance(value, dict):
+            for inner, texts in flatten_fields(value, name).items():
+                out.setdefault(inner, []).extend(texts)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, dict):
+                    for inner, texts in flatten_fields(item, name).items():
+                        out.setdefault(inner, []).extend(texts)
+                else:
+                    out.setdefault(name, []).append(str(item))
+        else:
+            out.setdefault(name, []).append(str(value))
+    return out

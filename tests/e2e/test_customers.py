@@ -475,7 +475,8 @@ def test_staff_accounts_with_roles_and_notification_preferences(stack):
             "notifications": {"spam": True},
         },
     )
-    assert r.status_code == 400 and {"role", "notifications"} <= set(r.json()["error"]["fields"])
+    assert r.status_code == 400
+    assert {"role", "notifications.spam"} <= set(r.json()["error"]["fields"]), r.text
     stack.wait_until(
         lambda: (
             name

@@ -49,7 +49,7 @@ def test_addons_are_priced_from_the_catalog_and_checked_per_product(stack):
     refused(dict(monthly, billing_cycle="annually", addons=[ip["id"]]), "items.0.addons.0")
     r = _order(stack, email, [dict(monthly, addons=["not-an-id"])])
     assert r.status_code == 400
-    assert r.json()["error"]["fields"]["items"]["0"]["addons"]["0"] == ["Not a valid UUID."]
+    assert r.json()["error"]["fields"]["items.0.addons.0"] == ["Not a valid UUID."]
 
     # a price sent with the item changes nothing
     r = _order(stack, email, [dict(monthly, addons=[backup["id"], ip["id"]], price=1)])
@@ -120,7 +120,7 @@ def test_addons_are_shown_on_the_service_and_renewed_with_it(stack):
         stack.admin_token,
         json={"addons": [{"prices": {"monthly": {"amount": 1, "currency": "EUR"}}}]},
     )
-    assert r.status_code == 400 and "name" in r.json()["error"]["fields"]["addons"]["0"], r.text
+    assert r.status_code == 400 and "addons.0.name" in r.json()["error"]["fields"], r.text
 
     due = date.fromisoformat(service["next_due_date"])
     try:

@@ -79,3 +79,38 @@ def test_errors_have_the_api_shape():
     # rebuilt from its args, as RPC does
     again = ValidationFailed(*v.args)
     assert again.fields == v.fields and again.message == "bad"
+
+
+def test_nested_errors_are_named_by_their_dotted_path():
+    from marshmallow import Schema, ValidationError, fields, validate
+
+    from contracts.errors import from_marshmallow
+
+    class Item(Schema):
+        product_id = fields.UUID(required=True)
+        addons = fields.List(fields.UUID())
+
+    class Order(Schema):
+        email = fields.Email(required=True)
+        items = fields.List(fields.Nested(Item), required=True)
+        notes = fields.Dict(keys=fields.String(validate=validate.OneOf(["en"])))
+        counts = fields.Dict(keys=fields.String(), values=fields.Int())
+
+    with pytest.raises(ValidationError) as caught:
+        Order().load(
+            {
+                "email": "nope",
+                "items": [{"product_id": "x", "addons": ["a", "b"]}],
+                "notes": {"de": 1},
+                "counts": {"en": "many"},
+            }
+        )
+    named = from_marshmallow(caught.value).fields
+    assert named == {
+        "email": ["Not a valid email address."],
+        "items.0.product_id": ["Not a valid UUID."],
+        "items.0.addons.0": ["Not a valid UUID."],
+        "items.0.addons.1": ["Not a valid UUID."],
+        "notes.de": ["Must be one of: en."],
+        "counts.en": ["Not a valid integer."],
+    }
