@@ -223,8 +223,8 @@ def test_paying_the_order_invoice_activates_its_services(stack):
     assert [s["id"] for s in staff["items"]] == [service["id"]]
 
 
-def _paid_order(stack, prefix):
-    product = _product(stack)
+def _paid_order(stack, prefix, **product_options):
+    product = _product(stack, **product_options)
     order = _order(
         stack,
         f"{prefix}-{uuid.uuid4().hex[:8]}@example.com",

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import eventlet
 
 from services.infra.clock import FileClock
-from tests.e2e.test_orders import _move_clock_to, _order, _product, _renewals, _service
+from tests.e2e.test_orders import _move_clock_to, _paid_order, _renewals, _service
 
 
 def _project(stack, **terms):
@@ -35,25 +35,7 @@ def _terms_in_orders(stack, project_id):
 
 
 def _active_service_in(stack, project_id):
-    product = _product(stack, project_id=project_id)
-    order = _order(
-        stack,
-        f"terms-{uuid.uuid4().hex[:8]}@example.com",
-        [{"product_id": product["id"], "billing_cycle": "monthly"}],
-    ).json()
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/payments",
-        stack.admin_token,
-        json={
-            "customer_id": order["customer_id"],
-            "amount": {"amount": 1500, "currency": "EUR"},
-            "method": "cash",
-            "reference": "terms",
-            "invoice_id": order["invoice_id"],
-        },
-    )
-    assert r.status_code == 201, r.text
+    _, order = _paid_order(stack, "terms", project_id=project_id)
     service = stack.wait_until(
         lambda: (s := _service(stack, order["customer_id"])) and s["status"] == "active" and s,
         what="active",
