@@ -19,6 +19,7 @@ import psycopg
 import requests
 
 from services.infra.databases import drop_database, ensure_database
+from services.infra.processes import die_with_parent
 from services.infra.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,18 +32,6 @@ ADMIN_PASSWORD = "stack-admin-password"
 STRIPE_SECRET = "whsec_test_hostledger"
 STRIPE_API_KEY = "sk_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the test process dies, however it dies (Linux), so a
-    killed test run leaves no services behind."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def _free_port() -> int:
@@ -156,7 +145,7 @@ class Stack:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     def _program_args(self, name: str) -> list[str]:

@@ -19,6 +19,7 @@ away (or lost on the way) are applied too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from functools import partial
@@ -56,7 +57,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self._catchup_gt = None
         self._rpc = None
         self._rpc_cluster = None
-        # the inbox's greenlets (deliveries, catch-up) share one proxy; made under a lock
+        # the inbox's greenlets (deliveries, catch-up) share one proxy, one call at a time
         self._rpc_lock = eventlet.semaphore.Semaphore()
         self._last_delivery: dict[str, float] = {}
         self.should_stop = False
@@ -185,42 +186,29 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
 
     # -- the inbox's two hooks -----------------------------------------------------------
 
-    def _rpc_proxy(self):
-        """The shared proxy and its cluster, started once (a proxy is published only when
-        it has started, so no greenlet uses one half made)."""
+    def _fetch(self, upstream: str, after: int, until: int | None) -> dict:
+        """Read an upstream's log over RPC. nameko's standalone proxy reads its replies in
+        the calling greenlet, so two calls at once on it would read one socket twice:
+        deliveries and catch-up take turns (fetches are rare: gaps and catch-up only)."""
         with self._rpc_lock:
             if self._rpc is None:
                 proxy = ClusterRpcProxy(self.container.config, timeout=30)
                 try:
-                    cluster = proxy.start()
+                    self._rpc_cluster = proxy.start()
                 except Exception:
-                    try:
+                    with contextlib.suppress(Exception):
                         proxy.stop()
-                    except Exception:
-                        log.debug("closing a half-started RPC proxy failed", exc_info=True)
                     raise
-                self._rpc, self._rpc_cluster = proxy, cluster
-            return self._rpc, self._rpc_cluster
-
-    def _fetch(self, upstream: str, after: int, until: int | None, retry: bool = True) -> dict:
-        used, cluster = self._rpc_proxy()
-        try:
-            return getattr(cluster, upstream).integration_events(after, 500, until)
-        except Exception:
-            with self._rpc_lock:
-                mine = self._rpc is used
-                if mine:
-                    self._rpc, self._rpc_cluster = None, None
-            if mine:
+                self._rpc = proxy
+            try:
+                return getattr(self._rpc_cluster, upstream).integration_events(after, 500, until)
+            except Exception:
                 try:
-                    used.stop()
+                    self._rpc.stop()
                 except Exception:
                     log.debug("closing the RPC proxy failed", exc_info=True)
-            elif retry:
-                # another greenlet closed the shared proxy under this call (its own call
-                # had failed): ask again on a fresh one
-                return self._fetch(upstream, after, until, retry=False)
-            raise
+                self._rpc = self._rpc_cluster = None
+                raise
 
     def apply_event(self, upstream: str, event, tracking, parked_id: int | None = None) -> None:
         """Run the handler of `event` as a worker; with `tracking` its save records the

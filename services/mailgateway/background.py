@@ -10,6 +10,7 @@ from email.utils import parseaddr
 import eventlet
 from nameko.extensions import DependencyProvider
 
+from services.infra.processes import die_with_parent
 from services.infra.relay import AdvisoryLock
 from services.infra.settings import settings
 from services.infra.store import EventStore
@@ -108,17 +109,6 @@ class OutboxSender(DependencyProvider):
         return self
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when this process dies, however it dies (Linux)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class MailInProcess(DependencyProvider):
     """Runs `python -m services.mailgateway.mailin` (SMTP server, IMAP poller) as a child
     of this service and starts it again if it dies.
@@ -148,7 +138,7 @@ class MailInProcess(DependencyProvider):
             started = time.monotonic()
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "services.mailgateway.mailin"],
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             while self._running and self.proc.poll() is None:
                 eventlet.sleep(0.5)

@@ -20,12 +20,9 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
-
-import requests
 
 from services.customers.application import CUSTOMER_FILTERS
-from tests.bench.drive import distribution_ms
+from tests.bench.drive import distribution_ms, timed_list_reads
 
 LIST_PATH = "/api/v1/staff/customers"
 FIRST_NAMES = (
@@ -153,7 +150,7 @@ def measure(stack, samples: int, warmup: int = 5) -> dict:
     for label, filters in queries(datetime.now(tz=UTC)).items():
         out[label] = {
             "filters": filters,
-            "http": _http(stack, filters, samples, warmup),
+            "http": timed_list_reads(stack, LIST_PATH, filters, samples, warmup),
             "rpc": _rpc(stack, filters, samples, warmup),
             "sql": _sql(stack, filters, samples, warmup, prepare=False),
             "sql_prepared": _sql(stack, filters, samples, warmup, prepare=None),
@@ -162,24 +159,6 @@ def measure(stack, samples: int, warmup: int = 5) -> dict:
         if http["p50_ms"] and sql["p50_ms"]:
             out[label]["ratio_p50"] = round(http["p50_ms"] / sql["p50_ms"], 1)
     return out
-
-
-def _http(stack, filters: dict, samples: int, warmup: int) -> dict:
-    url = f"{stack.base_url}{LIST_PATH}?{urlencode(filters)}"
-    times: list[float] = []
-    total = None
-    with requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {stack.admin_token}"
-        for i in range(warmup + samples):
-            t0 = time.perf_counter()
-            r = session.get(url, timeout=60)
-            elapsed = time.perf_counter() - t0
-            if r.status_code != 200:
-                raise RuntimeError(f"GET {LIST_PATH} answered {r.status_code}: {r.text[:200]}")
-            total = r.json()["total"]
-            if i >= warmup:
-                times.append(elapsed)
-    return distribution_ms(times) | {"matches": total}
 
 
 def _rpc(stack, filters: dict, samples: int, warmup: int) -> dict:

@@ -212,3 +212,27 @@ def _machine_cpu() -> tuple[float, float]:
     idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
     total = sum(parts[:8])
     return total - idle, total
+
+
+def timed_list_reads(stack, path: str, filters: dict, samples: int, warmup: int) -> dict:
+    """GET a staff list through the gateway one request at a time: the latency
+    distribution of `samples` requests after `warmup`, and the list's `total`."""
+    from urllib.parse import urlencode
+
+    import requests
+
+    url = f"{stack.base_url}{path}?{urlencode(filters)}"
+    times: list[float] = []
+    total = None
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {stack.admin_token}"
+        for i in range(warmup + samples):
+            t0 = time.perf_counter()
+            r = session.get(url, timeout=60)
+            elapsed = time.perf_counter() - t0
+            if r.status_code != 200:
+                raise RuntimeError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
+            total = r.json()["total"]
+            if i >= warmup:
+                times.append(elapsed)
+    return distribution_ms(times) | {"matches": total}

@@ -20,11 +20,10 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
 
 import requests
 
-from tests.bench.drive import Result, distribution_ms, drive
+from tests.bench.drive import Result, distribution_ms, drive, timed_list_reads
 
 TICKETS_PATH = "/api/v1/client/tickets"
 STAFF_TICKETS_PATH = "/api/v1/staff/tickets"
@@ -209,31 +208,13 @@ def measure_list(stack, department_id: str, samples: int, warmup: int = 5) -> di
     ):
         out[label] = {
             "filters": filters,
-            "http": _http(stack, filters, samples, warmup),
+            "http": timed_list_reads(stack, STAFF_TICKETS_PATH, filters, samples, warmup),
             "sql": _sql(stack, filters, samples, warmup),
         }
         http, sql = out[label]["http"], out[label]["sql"]
         if http["p50_ms"] and sql["p50_ms"]:
             out[label]["ratio_p50"] = round(http["p50_ms"] / sql["p50_ms"], 1)
     return out
-
-
-def _http(stack, filters: dict, samples: int, warmup: int) -> dict:
-    url = f"{stack.base_url}{STAFF_TICKETS_PATH}?{urlencode(filters)}"
-    times: list[float] = []
-    total = None
-    with requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {stack.admin_token}"
-        for i in range(warmup + samples):
-            t0 = time.perf_counter()
-            r = session.get(url, timeout=60)
-            elapsed = time.perf_counter() - t0
-            if r.status_code != 200:
-                raise RuntimeError(f"GET {STAFF_TICKETS_PATH} answered {r.status_code}: {r.text}")
-            total = r.json()["total"]
-            if i >= warmup:
-                times.append(elapsed)
-    return distribution_ms(times) | {"matches": total}
 
 
 def _sql(stack, filters: dict, samples: int, warmup: int) -> dict:
