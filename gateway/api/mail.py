@@ -5,10 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
+from gateway.api.common import ALL_STAFF, Page
 from gateway.http import Call, route
 from services.mailgateway.templates import KINDS, LANGUAGES
 
-ALL_STAFF = ("admin", "support", "billing")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
 _TEMPLATE_URL = "/api/v1/staff/mail/templates/<any({}):kind>/<any({}):language>".format(
     ",".join(KINDS), ",".join(LANGUAGES)
@@ -23,12 +23,7 @@ class OutboxQuery(Schema):
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
-class PageQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-
-
-class ReceivedQuery(PageQuery):
+class ReceivedQuery(Page):
     sender = fields.Email(load_default=None)
 
 
@@ -203,7 +198,7 @@ class MailRoutes:
     @route(
         "GET",
         "/api/v1/staff/mail/held",
-        query=PageQuery,
+        query=Page,
         response=HeldMailList,
         roles=("admin", "support"),
         tags=("mail",),

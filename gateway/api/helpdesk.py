@@ -9,24 +9,19 @@ from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from contracts import helpdesk as contract
+from gateway.api.common import ALL_STAFF, Page, jsonable
 from gateway.http import Call, route
 
 HELPDESK_STAFF = ("admin", "support")
-ALL_STAFF = ("admin", "support", "billing")
 # what a download may be served as; anything else (HTML above all) is a plain byte stream
 SAFE_TYPES = ("text/plain", "image/png", "image/gif", "image/jpeg", "image/bmp", "application/pdf")
 
 
-class _Page(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-
-
-class ClientTicketQuery(_Page):
+class ClientTicketQuery(Page):
     status = fields.String(load_default=None, validate=validate.OneOf(["open", "archived"]))
 
 
-class StaffTicketQuery(_Page):
+class StaffTicketQuery(Page):
     status = fields.String(load_default=None, validate=validate.OneOf(contract.STATUSES))
     department_id = fields.UUID(load_default=None)
     assigned_to = fields.UUID(load_default=None)
@@ -39,15 +34,6 @@ class TemplateQuery(Schema):
 
 def _list(items: list) -> dict:
     return {"items": items, "total": len(items), "page": 1, "page_size": max(len(items), 1)}
-
-
-def _jsonable(data: dict) -> dict:
-    """A validated body as plain JSON values for RPC (UUIDs and datetimes as text)."""
-    import json
-
-    return json.loads(
-        json.dumps(data, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
-    )
 
 
 def _user(call: Call) -> dict | None:
@@ -119,7 +105,7 @@ class HelpdeskRoutes:
     def client_open_ticket(self, call: Call):
         return call.services.helpdesk.open_ticket(
             call.customer_id,
-            _jsonable(call.body),
+            jsonable(call.body),
             call.files,
             _user(call),
             call.request.headers.get("Idempotency-Key"),
@@ -199,7 +185,7 @@ class HelpdeskRoutes:
         summary="a department: extra fields, staff, incoming addresses, business hours",
     )
     def create_department(self, call: Call):
-        return call.services.helpdesk.create_department(_jsonable(call.body))
+        return call.services.helpdesk.create_department(jsonable(call.body))
 
     @route(
         "GET",
@@ -222,7 +208,7 @@ class HelpdeskRoutes:
     )
     def change_department(self, call: Call):
         return call.services.helpdesk.change_department(
-            str(call.path["department_id"]), _jsonable(call.body)
+            str(call.path["department_id"]), jsonable(call.body)
         )
 
     @route(
@@ -245,7 +231,7 @@ class HelpdeskRoutes:
         summary="change the attachment rules, guest mail, the penalty threshold",
     )
     def change_helpdesk_settings(self, call: Call):
-        return call.services.helpdesk.change_settings(_jsonable(call.body))
+        return call.services.helpdesk.change_settings(jsonable(call.body))
 
     # -- staff: tickets ---------------------------------------------------------------------------
 
@@ -258,7 +244,7 @@ class HelpdeskRoutes:
         summary="tickets; filters status, department_id, assigned_to, customer_id",
     )
     def staff_tickets(self, call: Call):
-        q = _jsonable(call.query)
+        q = jsonable(call.query)
         page, page_size = q.pop("page"), q.pop("page_size")
         filters = {k: v for k, v in q.items() if v is not None}
         return call.services.helpdesk.staff_tickets(filters, page, page_size)
@@ -284,7 +270,7 @@ class HelpdeskRoutes:
     )
     def change_ticket(self, call: Call):
         return call.services.helpdesk.change_ticket(
-            str(call.path["ticket_id"]), _jsonable(call.body)
+            str(call.path["ticket_id"]), jsonable(call.body)
         )
 
     @route(
@@ -299,7 +285,7 @@ class HelpdeskRoutes:
     )
     def staff_reply(self, call: Call):
         return call.services.helpdesk.staff_reply(
-            str(call.path["ticket_id"]), _jsonable(call.body), call.files
+            str(call.path["ticket_id"]), jsonable(call.body), call.files
         )
 
     @route(
@@ -311,7 +297,7 @@ class HelpdeskRoutes:
         summary="assign or reassign (staff_id null: nobody)",
     )
     def assign_ticket(self, call: Call):
-        return call.services.helpdesk.assign(str(call.path["ticket_id"]), _jsonable(call.body))
+        return call.services.helpdesk.assign(str(call.path["ticket_id"]), jsonable(call.body))
 
     @route(
         "POST",
@@ -322,7 +308,7 @@ class HelpdeskRoutes:
         summary="merge another ticket of the same customer into this one",
     )
     def merge_tickets(self, call: Call):
-        return call.services.helpdesk.merge(str(call.path["ticket_id"]), _jsonable(call.body))
+        return call.services.helpdesk.merge(str(call.path["ticket_id"]), jsonable(call.body))
 
     @route(
         "GET",
@@ -372,7 +358,7 @@ class HelpdeskRoutes:
         summary="a canned reply per language; %client_person% and %admin_name% filled in",
     )
     def create_reply_template(self, call: Call):
-        return call.services.helpdesk.create_template(_jsonable(call.body))
+        return call.services.helpdesk.create_template(jsonable(call.body))
 
     @route(
         "POST",
@@ -391,14 +377,14 @@ class HelpdeskRoutes:
     )
     def send_message(self, call: Call):
         return call.services.helpdesk.send_message(
-            _jsonable(call.body), call.files, call.request.headers.get("Idempotency-Key")
+            jsonable(call.body), call.files, call.request.headers.get("Idempotency-Key")
         )
 
     @route(
         "GET",
         "/api/v1/staff/messages",
         roles=HELPDESK_STAFF,
-        query=_Page,
+        query=Page,
         tags=("helpdesk",),
         summary="messages to customers, newest first: status, recipients, tickets opened",
     )

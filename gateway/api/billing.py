@@ -1,0 +1,435 @@
+"""Billing routes: invoices, payments, the personal account, refunds, credit notes,
+affiliate programs and tax rules."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from marshmallow import Schema, fields, validate
+from werkzeug.wrappers import Response
+
+from contracts import billing
+from contracts.errors import ValidationFailed
+from gateway.api.common import ALL_STAFF, ListQuery, PageQuery, jsonable, str_or_none
+from gateway.http import Call, route
+from gateway.schemas import (
+    AccountSchema,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AtQuery(Schema):
+    at = fields.AwareDateTime(load_default=None, format="iso")
+
+
+class AccountQuery(AtQuery):
+    """`?at=` and a page of the account's entries (oldest first)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class RefundQuery(Schema):
+    customer_id = fields.UUID(load_default=None)
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["requested", "pending", "completed", "failed"]),
+    )
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class PdfQuery(Schema):
+    language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
+
+
+class BillingRoutes:
+    """Mixed into GatewayService; nameko finds the routes through inheritance."""
+
+    @route(
+        "GET",
+        "/api/v1/staff/customers/<uuid:customer_id>/account",
+        query=AccountQuery,
+        response=AccountSchema,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="the customer's personal account (?at= as it stood then)",
+    )
+    def customer_account(self, call: Call):
+        return _account(call, str(call.path["customer_id"]))
+
+    # -- billing --------------------------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/staff/<any(invoices,payments,expenses,commissions):name>",
+        query=ListQuery,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="invoices, payments or expenses",
+    )
+    def staff_billing_list(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            call.path["name"], str_or_none(q["customer_id"]), q["status"], q["page"], q["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/payments",
+        body=billing.RecordPayment,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="record a payment (Idempotency-Key accepted)",
+    )
+    def record_payment(self, call: Call):
+        return call.services.billing.record_payment(
+            jsonable(call.body), call.request.headers.get("Idempotency-Key")
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/invoices",
+        body=billing.IssueInvoice,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="issue an invoice by hand",
+    )
+    def issue_invoice(self, call: Call):
+        return call.services.billing.issue_invoice(
+            jsonable(call.body), call.request.headers.get("Idempotency-Key")
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/payments/unmatched",
+        query=ListQuery,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="processor payments for no known invoice, kept for staff",
+    )
+    def unmatched_payments(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "unmatched_payments", None, None, q["page"], q["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/payments/webhooks/<processor>",
+        tags=("billing",),
+        summary="a payment processor's signed notification (401 unless validly signed)",
+    )
+    def processor_webhook(self, call: Call):
+        raw = call.request.get_data(cache=True)
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationFailed("The body is not UTF-8.", {"_body": ["Not UTF-8."]}) from None
+        headers = dict(call.request.headers.items())
+        return call.services.billing.processor_webhook(call.path["processor"], headers, body)
+
+    @route(
+        "GET",
+        "/api/v1/client/account",
+        client=("billing",),
+        query=AccountQuery,
+        response=AccountSchema,
+        tags=("client",),
+        summary="your personal account (?at= as it stood then)",
+    )
+    def client_account(self, call: Call):
+        return _account(call, call.customer_id)
+
+    @route(
+        "POST",
+        "/api/v1/client/account/funds",
+        client=("billing",),
+        body=billing.AddFunds,
+        status=201,
+        tags=("client",),
+        summary="an invoice to add funds to your account",
+    )
+    def add_funds(self, call: Call):
+        customer = call.services.customers.get_customer(call.customer_id)
+        return call.services.billing.add_funds_invoice(
+            call.customer_id,
+            customer["currency"],
+            call.body,
+            call.request.headers.get("Idempotency-Key"),
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/<any(invoices,payments,expenses,commissions):name>",
+        query=ListQuery,
+        client=("billing",),
+        tags=("client",),
+        summary="your invoices, payments or expenses",
+    )
+    def client_billing_list(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            call.path["name"], call.customer_id, q["status"], q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/invoices/<uuid:invoice_id>",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your invoices",
+    )
+    def client_invoice(self, call: Call):
+        return call.services.billing.get_invoice(str(call.path["invoice_id"]), call.customer_id)
+
+    @route(
+        "POST",
+        "/api/v1/client/invoices/<uuid:invoice_id>/pay",
+        client=("billing",),
+        tags=("client",),
+        summary="pay an invoice from your personal account",
+    )
+    def pay_invoice(self, call: Call):
+        return call.services.billing.pay_from_balance(
+            call.customer_id, str(call.path["invoice_id"])
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/invoices/<uuid:invoice_id>/pdf",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your invoices as PDF, in your language",
+    )
+    def client_invoice_pdf(self, call: Call):
+        customer = call.services.customers.get_customer(call.customer_id)
+        return _pdf(call, call.customer_id, customer["language"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/invoices/<uuid:invoice_id>/pdf",
+        roles=ALL_STAFF,
+        query=PdfQuery,
+        tags=("billing",),
+        summary="an invoice as PDF (?language=)",
+    )
+    def staff_invoice_pdf(self, call: Call):
+        return _pdf(call, None, call.query["language"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/affiliate-programs",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="affiliate programs",
+    )
+    def affiliate_programs(self, call: Call):
+        items = call.services.billing.programs()
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/affiliate-programs",
+        body=billing.AffiliateProgram,
+        status=201,
+        roles=("admin",),
+        tags=("billing",),
+        summary="an affiliate program: percentage and maturity period",
+    )
+    def create_affiliate_program(self, call: Call):
+        return call.services.billing.create_program(jsonable(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/tax-rules",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="tax rules per project and buyer country",
+    )
+    def tax_rules(self, call: Call):
+        items = call.services.billing.tax_rules()
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/tax-rules",
+        body=billing.AddTaxRule,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="add a tax rule",
+    )
+    def add_tax_rule(self, call: Call):
+        return call.services.billing.add_tax_rule(jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/invoices/<uuid:invoice_id>/refund",
+        body=billing.Refund,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="refund a paid invoice, fully or in part, to the personal account or through "
+        "the processor, with a credit note (Idempotency-Key accepted)",
+    )
+    def refund_invoice(self, call: Call):
+        return call.services.billing.refund_invoice(
+            str(call.path["invoice_id"]),
+            jsonable(call.body),
+            call.request.headers.get("Idempotency-Key"),
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/refunds",
+        query=RefundQuery,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="refunds, with their processor status (?status=failed: the ones to retry)",
+    )
+    def staff_refunds(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "refunds", str_or_none(q["customer_id"]), q["status"], q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/refunds/<uuid:refund_id>",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="one refund (never lags)",
+    )
+    def staff_refund(self, call: Call):
+        return call.services.billing.get_refund(str(call.path["refund_id"]))
+
+    @route(
+        "POST",
+        "/api/v1/staff/refunds/<uuid:refund_id>/retry",
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="send a failed processor refund again (it is never paid out twice)",
+    )
+    def retry_refund(self, call: Call):
+        return call.services.billing.retry_refund(str(call.path["refund_id"]))
+
+    @route(
+        "GET",
+        "/api/v1/staff/credit-notes",
+        query=PageQuery,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="credit notes (?customer_id=)",
+    )
+    def staff_credit_notes(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "credit_notes", str_or_none(q["customer_id"]), None, q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/credit-notes/<uuid:note_id>",
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="one credit note",
+    )
+    def staff_credit_note(self, call: Call):
+        return call.services.billing.get_credit_note(str(call.path["note_id"]))
+
+    @route(
+        "GET",
+        "/api/v1/staff/credit-notes/<uuid:note_id>/pdf",
+        roles=ALL_STAFF,
+        query=PdfQuery,
+        tags=("billing",),
+        summary="a credit note as PDF (?language=)",
+    )
+    def staff_credit_note_pdf(self, call: Call):
+        return _credit_note_pdf(call, None, call.query["language"])
+
+    @route(
+        "GET",
+        "/api/v1/client/credit-notes",
+        query=PageQuery,
+        client=("billing",),
+        tags=("client",),
+        summary="your credit notes",
+    )
+    def client_credit_notes(self, call: Call):
+        q = call.query
+        return call.services.billing.list(
+            "credit_notes", call.customer_id, None, q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/credit-notes/<uuid:note_id>",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your credit notes",
+    )
+    def client_credit_note(self, call: Call):
+        return call.services.billing.get_credit_note(str(call.path["note_id"]), call.customer_id)
+
+    @route(
+        "GET",
+        "/api/v1/client/credit-notes/<uuid:note_id>/pdf",
+        client=("billing",),
+        tags=("client",),
+        summary="one of your credit notes as PDF, in your language",
+    )
+    def client_credit_note_pdf(self, call: Call):
+        customer = call.services.customers.get_customer(call.customer_id)
+        return _credit_note_pdf(call, call.customer_id, customer["language"])
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers/<uuid:customer_id>/account/corrections",
+        body=billing.Correction,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="correct the personal account (signed amount, with a reason)",
+    )
+    def correct_balance(self, call: Call):
+        customer = call.services.customers.get_customer(str(call.path["customer_id"]))
+        return call.services.billing.correct_balance(
+            customer["id"], customer["currency"], call.body
+        )
+
+
+def _pdf(call: Call, customer_id: str | None, language: str) -> Response:
+    invoice_id = str(call.path["invoice_id"])
+    content = call.services.billing.invoice_pdf(invoice_id, customer_id, language)
+    return Response(
+        base64.b64decode(content),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="invoice-{invoice_id}.pdf"'},
+    )
+
+
+def _credit_note_pdf(call: Call, customer_id: str | None, language: str) -> Response:
+    note_id = str(call.path["note_id"])
+    content = call.services.billing.credit_note_pdf(note_id, customer_id, language)
+    return Response(
+        base64.b64decode(content),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="credit-note-{note_id}.pdf"'},
+    )
+
+
+def _account(call: Call, customer_id: str) -> dict:
+    customer = call.services.customers.get_customer(customer_id)
+    at = call.query.get("at")
+    return call.services.billing.get_account(
+        customer["id"],
+        customer["currency"],
+        at.isoformat() if at else None,
+        call.query.get("page", 1),
+        call.query.get("page_size", 50),
+    )

@@ -1,0 +1,417 @@
+"""Customer routes: sessions, staff's customer management, staff accounts, groups,
+projects and discounts, impersonation, and a client's own profile, users and payers."""
+
+from __future__ import annotations
+
+import logging
+
+from marshmallow import Schema, fields
+
+from contracts import customers as contract
+from contracts.errors import Forbidden, ValidationFailed
+from gateway.api.common import ALL_STAFF, PageQuery, jsonable, str_or_none
+from gateway.http import Call, route
+from gateway.schemas import (
+    CustomerSchema,
+    LoginRequest,
+    LoginResponse,
+    MeSchema,
+    StaffRegisterCustomer,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DeleteQuery(Schema):
+    confirm = fields.Boolean(load_default=False)
+    force = fields.Boolean(load_default=False)
+
+
+DIRECTORY = {"customer-groups": "group", "projects": "project", "discounts": "discount"}
+CREATE_ROLES = {
+    "group": ("admin", "support"),
+    "project": ("admin",),
+    "discount": ("admin", "billing"),
+}
+
+
+class CustomerRoutes:
+    """Mixed into GatewayService; nameko finds the routes through inheritance."""
+
+    # -- sessions -------------------------------------------------------------------------
+
+    @route(
+        "POST",
+        "/api/v1/auth/login",
+        body=LoginRequest,
+        response=LoginResponse,
+        summary="log in (client or staff)",
+        tags=("auth",),
+    )
+    def login(self, call: Call):
+        return call.services.customers.login(call.body, call.request.remote_addr)
+
+    @route(
+        "POST",
+        "/api/v1/auth/return",
+        client=True,
+        tags=("auth",),
+        summary="end acting as a client; the staff session comes back",
+    )
+    def end_impersonation(self, call: Call):
+        return call.services.customers.end_impersonation(call.token)
+
+    @route(
+        "POST",
+        "/api/v1/auth/logout",
+        client=True,
+        roles=ALL_STAFF,
+        tags=("auth",),
+        summary="end this session",
+    )
+    def logout(self, call: Call):
+        call.services.customers.logout(call.token)
+        return {"status": "logged_out"}
+
+    @route(
+        "GET",
+        "/api/v1/me",
+        client=True,
+        roles=ALL_STAFF,
+        response=MeSchema,
+        tags=("auth",),
+        summary="who is logged in",
+    )
+    def me(self, call: Call):
+        return call.principal
+
+    # -- staff: customers -----------------------------------------------------------------
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers",
+        body=StaffRegisterCustomer,
+        response=CustomerSchema,
+        roles=("admin", "support"),
+        status=201,
+        tags=("customers",),
+        summary="register a customer",
+    )
+    def register_customer(self, call: Call):
+        payload = dict(jsonable(call.body), registration_ip=call.request.remote_addr)
+        return call.services.customers.register_customer(
+            payload, call.request.headers.get("Idempotency-Key")
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/customers/<uuid:customer_id>",
+        response=CustomerSchema,
+        roles=ALL_STAFF,
+        tags=("customers",),
+        summary="one customer",
+    )
+    def get_customer(self, call: Call):
+        return call.services.customers.get_customer(str(call.path["customer_id"]))
+
+    @route(
+        "GET",
+        "/api/v1/staff/customers",
+        query=contract.CustomerFilters,
+        roles=ALL_STAFF,
+        tags=("customers",),
+        summary="customers, filtered",
+    )
+    def list_customers(self, call: Call):
+        return call.services.customers.list_customers(jsonable(call.query))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/customers/<uuid:customer_id>",
+        body=contract.EditCustomer,
+        response=CustomerSchema,
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="edit a customer",
+    )
+    def edit_customer(self, call: Call):
+        return call.services.customers.edit_customer(
+            str(call.path["customer_id"]), jsonable(call.body)
+        )
+
+    @route(
+        "DELETE",
+        "/api/v1/staff/customers/<uuid:customer_id>",
+        query=DeleteQuery,
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="delete a customer (needs confirm=true; force=true: admins only)",
+    )
+    def delete_customer(self, call: Call):
+        if not call.query["confirm"]:
+            raise ValidationFailed(
+                "Deleting a customer needs ?confirm=true.",
+                {"confirm": ["Must be true to delete."]},
+            )
+        if call.query["force"] and call.principal.get("role") != "admin":
+            raise Forbidden("Only an administrator may force a deletion.")
+        call.services.customers.delete_customer(str(call.path["customer_id"]), call.query["force"])
+        return {"id": str(call.path["customer_id"]), "deleted": True}
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers/<uuid:customer_id>/impersonate",
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="a client session for this customer, marked as you acting",
+    )
+    def impersonate(self, call: Call):
+        return call.services.customers.impersonate(
+            call.principal["staff_id"], str(call.path["customer_id"])
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/customers/<uuid:customer_id>/impersonations",
+        roles=("admin",),
+        tags=("customers",),
+        summary="who acted as this customer, and when",
+    )
+    def impersonations(self, call: Call):
+        items = call.services.customers.impersonations(str(call.path["customer_id"]))
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "GET",
+        "/api/v1/staff/<any('customer-groups','projects','discounts'):kind>",
+        query=PageQuery,
+        roles=ALL_STAFF,
+        tags=("customers",),
+        summary="groups, projects or discounts",
+    )
+    def list_directory(self, call: Call):
+        q = call.query
+        return call.services.customers.list_kind(
+            DIRECTORY[call.path["kind"]], q["page"], q["page_size"], str_or_none(q["customer_id"])
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/customer-groups",
+        body=contract.CreateGroup,
+        status=201,
+        roles=CREATE_ROLES["group"],
+        tags=("customers",),
+        summary="create a customer group",
+    )
+    def create_group(self, call: Call):
+        return call.services.customers.create("group", jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/projects",
+        body=contract.CreateProject,
+        status=201,
+        roles=CREATE_ROLES["project"],
+        tags=("customers",),
+        summary="create a project (brand)",
+    )
+    def create_project(self, call: Call):
+        return call.services.customers.create("project", jsonable(call.body))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/projects/<uuid:project_id>",
+        body=contract.ChangeProject,
+        partial=True,
+        roles=CREATE_ROLES["project"],
+        tags=("customers",),
+        summary="change a project's renewal and dunning days (null: the system default)",
+    )
+    def change_project(self, call: Call):
+        return call.services.customers.change_project(
+            str(call.path["project_id"]), jsonable(call.body)
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/discounts",
+        body=contract.CreateDiscount,
+        status=201,
+        roles=CREATE_ROLES["discount"],
+        tags=("customers",),
+        summary="create a discount",
+    )
+    def create_discount(self, call: Call):
+        return call.services.customers.create("discount", jsonable(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/staff",
+        query=PageQuery,
+        roles=("admin",),
+        tags=("staff",),
+        summary="staff accounts",
+    )
+    def list_staff(self, call: Call):
+        return call.services.customers.list_kind(
+            "staff", call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/staff",
+        body=contract.RegisterStaff,
+        status=201,
+        roles=("admin",),
+        tags=("staff",),
+        summary="add a staff account",
+    )
+    def register_staff(self, call: Call):
+        return call.services.customers.register_staff(jsonable(call.body))
+
+    # -- clients: their own account ---------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/client/profile",
+        client=True,
+        response=CustomerSchema,
+        tags=("client",),
+        summary="your contact details",
+    )
+    def get_profile(self, call: Call):
+        return _profile(call.services.customers.get_customer(call.customer_id))
+
+    @route(
+        "PATCH",
+        "/api/v1/client/profile",
+        client=True,
+        body=contract.EditProfile,
+        tags=("client",),
+        summary="change your contact details",
+    )
+    def edit_profile(self, call: Call):
+        return _profile(call.services.customers.edit_profile(call.customer_id, jsonable(call.body)))
+
+    @route(
+        "POST",
+        "/api/v1/client/password",
+        client=True,
+        body=contract.ChangePassword,
+        tags=("client",),
+        summary="change your password; other sessions end",
+    )
+    def change_password(self, call: Call):
+        if call.principal.get("user_id"):
+            raise Forbidden(
+                "A user of the account changes the account's password only through its owner."
+            )
+        call.services.customers.change_password(call.customer_id, call.body, call.token)
+        return {"status": "changed"}
+
+    @route(
+        "GET",
+        "/api/v1/client/notification-settings",
+        client=("full",),
+        tags=("client",),
+        summary="which notifications you receive",
+    )
+    def get_notification_settings(self, call: Call):
+        return call.services.customers.get_notification_settings(call.customer_id)
+
+    @route(
+        "PUT",
+        "/api/v1/client/notification-settings",
+        client=("full",),
+        body=contract.NotificationSettings,
+        tags=("client",),
+        summary="choose which notifications you receive",
+    )
+    def set_notification_settings(self, call: Call):
+        return call.services.customers.set_notification_settings(call.customer_id, call.body)
+
+    @route(
+        "GET",
+        "/api/v1/client/users",
+        client=("full",),
+        query=PageQuery,
+        tags=("client",),
+        summary="your account's users",
+    )
+    def list_users(self, call: Call):
+        return call.services.customers.list_users(
+            call.customer_id, call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/client/users",
+        client=("full",),
+        body=contract.AddUser,
+        status=201,
+        tags=("client",),
+        summary="add a user with permissions",
+    )
+    def add_user(self, call: Call):
+        return call.services.customers.add_user(call.customer_id, call.body)
+
+    @route(
+        "DELETE",
+        "/api/v1/client/users/<uuid:user_id>",
+        client=("full",),
+        tags=("client",),
+        summary="remove a user",
+    )
+    def remove_user(self, call: Call):
+        call.services.customers.remove_user(call.customer_id, str(call.path["user_id"]))
+        return {"id": str(call.path["user_id"]), "removed": True}
+
+    @route(
+        "GET",
+        "/api/v1/client/payers",
+        client=("billing",),
+        query=PageQuery,
+        tags=("client",),
+        summary="your payers",
+    )
+    def list_payers(self, call: Call):
+        return call.services.customers.list_payers(
+            call.customer_id, call.query["page"], call.query["page_size"]
+        )
+
+    @route(
+        "POST",
+        "/api/v1/client/payers",
+        client=("billing",),
+        body=contract.AddPayer,
+        status=201,
+        tags=("client",),
+        summary="add a payer",
+    )
+    def add_payer(self, call: Call):
+        return call.services.customers.add_payer(call.customer_id, call.body)
+
+
+CLIENT_PROFILE_FIELDS = (
+    "id",
+    "number",
+    "kind",
+    "name",
+    "email",
+    "username",
+    "country",
+    "contact_person",
+    "company_name",
+    "language",
+    "phone",
+    "address",
+    "currency",
+    "registered_at",
+    "version",
+)
+
+
+def _profile(customer: dict) -> dict:
+    """What a client sees of itself: no staff notes, attitude or registration address."""
+    return {k: customer.get(k) for k in CLIENT_PROFILE_FIELDS}

@@ -1,0 +1,94 @@
+"""Operations routes: health, this OpenAPI document, parked events."""
+
+from __future__ import annotations
+
+import logging
+
+import eventlet
+from marshmallow import Schema, fields, validate
+
+from gateway import openapi
+from gateway.http import Call, Route, json_response, route
+from gateway.schemas import (
+    HealthSchema,
+    ParkedList,
+)
+from services.infra.settings import SERVICES
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT = 2.0
+
+
+class ParkedQuery(Schema):
+    include_resolved = fields.Boolean(load_default=False)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class OpsRoutes:
+    """Mixed into GatewayService; nameko finds the routes through inheritance."""
+
+    @route("GET", "/health", response=HealthSchema, summary="every service answers", tags=("ops",))
+    def health(self, call: Call):
+        replies = {}
+        for service in SERVICES:
+            try:
+                replies[service] = getattr(call.services, service).ping.call_async()
+            except Exception:  # noqa: BLE001 - an absent service is exactly what we report
+                replies[service] = None
+        answer = {}
+        for service, reply in replies.items():
+            status = "unavailable"
+            if reply is not None:
+                try:
+                    with eventlet.Timeout(HEALTH_TIMEOUT):
+                        status = "ok" if reply.result() == "ok" else "unavailable"
+                except (Exception, eventlet.Timeout):  # noqa: BLE001
+                    status = "unavailable"
+            answer[service] = status
+        ok = all(s == "ok" for s in answer.values())
+        return json_response(
+            {"status": "ok" if ok else "unavailable", "services": answer}, 200 if ok else 503
+        )
+
+    @route("GET", "/api/v1/openapi.json", summary="this document", tags=("ops",))
+    def openapi_document(self, call: Call):
+        routes = [e for e in self.runtime.entrypoints if isinstance(e, Route)]
+        return openapi.build(routes)
+
+    @route(
+        "GET",
+        "/api/v1/staff/parked-events",
+        query=ParkedQuery,
+        response=ParkedList,
+        roles=("admin",),
+        tags=("ops",),
+        summary="events a service could not apply",
+    )
+    def parked_events(self, call: Call):
+        items = []
+        for service in SERVICES:
+            items.extend(
+                getattr(call.services, service).parked_events(call.query["include_resolved"])
+            )
+        items.sort(key=lambda p: p["parked_at"])
+        page, size = call.query["page"], call.query["page_size"]
+        return {
+            "items": items[(page - 1) * size : page * size],
+            "total": len(items),
+            "page": page,
+            "page_size": size,
+        }
+
+    @route(
+        "POST",
+        "/api/v1/staff/parked-events/<any(customers,billing,orders,helpdesk,"
+        "mailgateway):service>/<int:parked_id>/retry",
+        roles=("admin",),
+        tags=("ops",),
+        summary="apply a parked event again",
+    )
+    def retry_parked(self, call: Call):
+        service = getattr(call.services, call.path["service"])
+        return service.retry_parked(call.path["parked_id"])

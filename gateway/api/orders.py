@@ -1,0 +1,292 @@
+"""Order routes: the catalog, the order form, products, promo codes, services."""
+
+from __future__ import annotations
+
+import logging
+
+from marshmallow import Schema, fields, validate
+
+from contracts import orders as orders_contract
+from gateway.api.common import ALL_STAFF, ListQuery, jsonable, str_or_none
+from gateway.http import Call, route
+from gateway.schemas import (
+    OrderAnswer,
+    OrderRequest,
+    ProductRequest,
+)
+from services.infra.context import Actor
+
+log = logging.getLogger(__name__)
+
+
+class ProvisionedNote(Schema):
+    note = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class ServiceReason(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class CatalogQuery(Schema):
+    language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
+    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+
+
+class OrderRoutes:
+    """Mixed into GatewayService; nameko finds the routes through inheritance."""
+
+    # -- catalog and orders -------------------------------------------------------------------
+
+    @route(
+        "GET", "/api/v1/catalog", query=CatalogQuery, tags=("orders",), summary="products on sale"
+    )
+    def catalog(self, call: Call):
+        items = call.services.orders.catalog(call.query["language"], True, call.query["currency"])
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/orders",
+        body=OrderRequest,
+        response=OrderAnswer,
+        status=201,
+        tags=("orders",),
+        summary="order as a new or an existing customer",
+    )
+    def place_order(self, call: Call):
+        """A new e-mail creates the customer (credentials shown once); an existing one needs
+        its password. Items are priced from the catalog and checked before anything is
+        created, so a bad item leaves no customer behind.
+
+        With an Idempotency-Key the same request answers the same order again, without
+        the credentials (they are shown once, and mailed); it also finishes an order whose
+        customer was made by that request when the order itself did not get placed."""
+        person = jsonable(call.body["customer"])
+        items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
+        key = call.request.headers.get("Idempotency-Key")
+        # what identifies the request: the password stays out of the (stored) hash
+        request = jsonable(
+            dict(items, customer={k: v for k, v in person.items() if k != "password"})
+        )
+        if key:
+            earlier = call.services.orders.order_for_key(key, request)
+            if earlier is not None:
+                return _order_answer(earlier, earlier["customer_id"], None)
+        made = call.services.customers.registration_for(f"order:{key}", person) if key else None
+        existing = made or call.services.customers.customer_for_order(
+            person["email"], person.get("password"), call.request.remote_addr
+        )
+        currency = existing["currency"] if existing else "EUR"
+        call.services.orders.price_items(currency, items)
+        credentials = None
+        if existing is None:
+            created = call.services.customers.register_customer(
+                dict(person, registration_ip=call.request.remote_addr),
+                f"order:{key}" if key else None,
+            )
+            customer_id, credentials = created["id"], created.get("credentials")
+            if credentials:
+                _mail_credentials(call, customer_id, credentials)
+        else:
+            customer_id = existing["id"]
+        call.services.act_as(Actor("client", customer_id))
+        order = call.services.orders.place_order(customer_id, currency, items, key, request)
+        return _order_answer(order, customer_id, credentials)
+
+    @route(
+        "GET",
+        "/api/v1/staff/products",
+        roles=ALL_STAFF,
+        query=CatalogQuery,
+        tags=("orders",),
+        summary="the catalog, on sale or not",
+    )
+    def list_products(self, call: Call):
+        items = call.services.orders.catalog(None, False, call.query["currency"])
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/products",
+        body=ProductRequest,
+        status=201,
+        roles=("admin",),
+        tags=("orders",),
+        summary="add a product",
+    )
+    def create_product(self, call: Call):
+        return call.services.orders.create_product(_product_payload(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/products/<uuid:product_id>",
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="one product",
+    )
+    def get_product(self, call: Call):
+        return call.services.orders.get_product(str(call.path["product_id"]))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/products/<uuid:product_id>",
+        body=ProductRequest,
+        partial=True,
+        roles=("admin",),
+        tags=("orders",),
+        summary="change a product",
+    )
+    def change_product(self, call: Call):
+        return call.services.orders.change_product(
+            str(call.path["product_id"]), _product_payload(call.body)
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/promo-codes",
+        body=orders_contract.CreatePromo,
+        status=201,
+        roles=("admin", "billing"),
+        tags=("orders",),
+        summary="a promo code",
+    )
+    def create_promo(self, call: Call):
+        return call.services.orders.create_promo(jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/client/services/<uuid:service_id>/cancel",
+        body=ServiceReason,
+        client=("services",),
+        tags=("client",),
+        summary="cancel one of your services",
+    )
+    def cancel_service(self, call: Call):
+        return call.services.orders.cancel_service(
+            call.customer_id, str(call.path["service_id"]), call.body
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/provisioning",
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="services waiting to be set up by hand",
+    )
+    def provisioning_tasks(self, call: Call):
+        items = call.services.orders.provisioning_tasks()
+        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+    @route(
+        "POST",
+        "/api/v1/staff/services/<uuid:service_id>/provisioned",
+        body=ProvisionedNote,
+        roles=("admin", "support"),
+        tags=("orders",),
+        summary="record that a service was set up by hand",
+    )
+    def mark_provisioned(self, call: Call):
+        return call.services.orders.mark_provisioned(str(call.path["service_id"]), call.body)
+
+    @route(
+        "POST",
+        "/api/v1/staff/services/<uuid:service_id>/<any(suspend,unsuspend,terminate):action>",
+        body=ServiceReason,
+        roles=("admin", "support", "billing"),
+        tags=("orders",),
+        summary="suspend, unsuspend or terminate a service by hand",
+    )
+    def change_service(self, call: Call):
+        return call.services.orders.change_service(
+            str(call.path["service_id"]), call.path["action"], call.body
+        )
+
+    @route(
+        "GET",
+        "/api/v1/staff/<any(orders,services):name>",
+        query=ListQuery,
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="orders or services",
+    )
+    def staff_order_list(self, call: Call):
+        q = call.query
+        return call.services.orders.list(
+            call.path["name"], str_or_none(q["customer_id"]), q["page"], q["page_size"]
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/<any(orders,services):name>",
+        query=ListQuery,
+        client=("services",),
+        tags=("client",),
+        summary="your orders or services",
+    )
+    def client_order_list(self, call: Call):
+        q = call.query
+        return call.services.orders.list(
+            call.path["name"], call.customer_id, q["page"], q["page_size"]
+        )
+
+
+def _order_answer(order: dict, customer_id: str, credentials: dict | None) -> dict:
+    answer = {
+        "order_id": order["id"],
+        "customer_id": customer_id,
+        "invoice_id": order["invoice_id"],
+    }
+    if credentials:
+        answer["credentials"] = credentials
+    return answer
+
+
+def _mail_credentials(call: Call, customer_id: str, credentials: dict) -> None:
+    """Queue the new account's credentials mail, right after the account exists (so the
+    customer gets it even if the order itself then fails), without waiting for the mail.
+
+    The request is published, persistent and confirmed by RabbitMQ, to the mail gateway's
+    durable RPC queue and its reply is not awaited: a mail gateway that is down takes it
+    when it starts again, and the order neither waits for it nor fails with it. The mail
+    gateway queues one mail per customer for `reason="order"`, so a redelivered request
+    mails nothing twice. The password travels only in this request and in the mail
+    gateway's outbox row until the mail is sent; it is in no event. Should RabbitMQ refuse
+    the request (no mail gateway ever started), the order still succeeds and its answer
+    shows the credentials; the failure is logged, without the password."""
+    try:
+        call.services.mailgateway.send_account_credentials.call_async(
+            customer_id, credentials["username"], credentials["password"], reason="order"
+        )
+    except Exception as exc:  # noqa: BLE001 - the mail must never fail the order
+        log.warning("credentials mail for customer %s not queued: %r", customer_id, exc)
+
+
+def _product_payload(body: dict) -> dict:
+    """A product request as the orders service takes it (texts and prices per key)."""
+    out = {}
+    for key in ("name", "description"):
+        if key in body and body[key] is not None:
+            out[key] = body[key] if isinstance(body[key], dict) else {"en": body[key]}
+    if "prices" in body:
+        out["prices"] = body["prices"]
+    if body.get("setup_fee") is not None:
+        out["setup_fee"] = body["setup_fee"]
+    if body.get("provisioning") is not None:
+        out["provisioning"] = body["provisioning"]
+    if body.get("addons") is not None:
+        out["addons"] = [
+            dict(
+                {k: a[k] for k in ("id", "prices") if k in a},
+                setup_fee=a.get("setup_fee") or {},
+                **(
+                    {"name": a["name"] if isinstance(a["name"], dict) else {"en": a["name"]}}
+                    if "name" in a
+                    else {}
+                ),
+            )
+            for a in body["addons"]
+        ]
+    for key in ("project_id", "on_sale"):
+        if key in body:
+            out[key] = body[key]
+    return jsonable(out)
