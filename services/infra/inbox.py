@@ -11,7 +11,6 @@ event is applied later. `InboxConsumer` (bottom) feeds it from RabbitMQ.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -27,25 +26,17 @@ from marshmallow import ValidationError
 
 from contracts.envelope import EnvelopeSchema, IntegrationEvent
 from contracts.registry import payload_schema
+from services.infra.parking import (  # noqa: F401 - also imported from here
+    PARKED_TABLE,
+    get_parked,
+    list_parked,
+    note_failed_retry,
+    park_statement,
+    resolve_statement,
+    storable_position,
+)
 
 log = logging.getLogger(__name__)
-
-PARKED_TABLE = """
-CREATE TABLE IF NOT EXISTS parked_events (
-    id bigserial PRIMARY KEY,
-    upstream text NOT NULL,
-    position bigint,
-    type text,
-    envelope jsonb NOT NULL,
-    error text NOT NULL,
-    attempts integer NOT NULL,
-    parked_at timestamptz NOT NULL DEFAULT now(),
-    resolved_at timestamptz,
-    resolution text
-);
-CREATE UNIQUE INDEX IF NOT EXISTS parked_events_position
-    ON parked_events (upstream, position) WHERE position IS NOT NULL;
-"""
 
 
 class Transient(Exception):
@@ -269,22 +260,24 @@ class Inbox:
         return "parked"
 
     def _park(self, raw, position: int | None, error: str, attempts: int, track: bool) -> None:
+        """Record the event as parked (and, with `track`, its position as passed). Nothing in
+        the event can make this fail: what PostgreSQL cannot store is replaced in the copy
+        staff see, and the original is kept as escaped JSON."""
         log.error("parking %s event at position %s: %s", self.upstream, position, error)
+        fits = storable_position(position)
+        if position is not None and fits is None:
+            error = f"{error}; its position {position} is out of range"
         also = [
-            (
-                "INSERT INTO parked_events (upstream, position, type, envelope, error, attempts)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (
-                    self.upstream,
-                    position,
-                    raw.get("type") if isinstance(raw, dict) else None,
-                    json.dumps(raw, default=str),
-                    error,
-                    attempts,
-                ),
+            park_statement(
+                self.upstream,
+                fits,
+                raw.get("type") if isinstance(raw, dict) else None,
+                raw,
+                error,
+                attempts,
             )
         ]
-        tracking = Tracking(self.upstream, position) if track and position else None
+        tracking = Tracking(self.upstream, fits) if track and fits else None
         try:
             try:
                 self.app.recorder.record_alone(tracking=tracking, also=also)
@@ -346,63 +339,3 @@ def _describe(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown error"
     return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-# -- parked events, for staff ---------------------------------------------------------------
-
-
-def list_parked(app, include_resolved: bool = False, limit: int = 200) -> list[dict]:
-    query = (
-        "SELECT id, upstream, position, type, envelope, error, attempts, parked_at,"
-        " resolved_at, resolution FROM parked_events"
-    )
-    if not include_resolved:
-        query += " WHERE resolved_at IS NULL"
-    query += " ORDER BY id LIMIT %s"
-    with app.datastore.transaction() as curs:
-        curs.execute(query, (limit,))
-        rows = curs.fetchall()
-    return [
-        {
-            "id": r["id"],
-            "service": app.service,
-            "upstream": r["upstream"],
-            "position": r["position"],
-            "type": r["type"],
-            "error": r["error"],
-            "attempts": r["attempts"],
-            "parked_at": r["parked_at"].isoformat().replace("+00:00", "Z"),
-            "resolved_at": r["resolved_at"].isoformat().replace("+00:00", "Z")
-            if r["resolved_at"]
-            else None,
-            "resolution": r["resolution"],
-            "envelope": r["envelope"],
-        }
-        for r in rows
-    ]
-
-
-def get_parked(app, parked_id: int) -> dict | None:
-    with app.datastore.transaction() as curs:
-        curs.execute(
-            "SELECT id, upstream, position, envelope, resolved_at, attempts FROM parked_events"
-            " WHERE id = %s",
-            (parked_id,),
-        )
-        return curs.fetchone()
-
-
-def resolve_statement(parked_id: int, resolution: str) -> tuple[str, tuple]:
-    return (
-        "UPDATE parked_events SET resolved_at = now(), resolution = %s"
-        " WHERE id = %s AND resolved_at IS NULL",
-        (resolution, parked_id),
-    )
-
-
-def note_failed_retry(app, parked_id: int, error: str) -> None:
-    with app.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            "UPDATE parked_events SET attempts = attempts + 1, error = %s WHERE id = %s",
-            (error, parked_id),
-        )

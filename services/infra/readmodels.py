@@ -3,8 +3,9 @@
 A `ReadModel` names its tables and projects one domain event at a time inside a
 transaction; the `Follower` moves it along the log, writing the rows and the
 model's position in the same transaction, under an advisory lock so that several
-instances of a service don't project the same events. `rebuild` empties the tables
-and replays the whole log: the same rows come back.
+instances of a service don't project the same events. One event that keeps failing is
+parked and skipped (see `Follower`). `rebuild` empties the tables and replays the whole
+log: the same rows come back.
 
     python -m services.infra.readmodels rebuild <service> [<model>]
 """
@@ -12,8 +13,12 @@ and replays the whole log: the same rows come back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import ClassVar
+
+from services.infra.inbox import is_transient
+from services.infra.parking import park_statement, resolve_statement
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +45,31 @@ class ReadModel:
 
 
 class Follower:
-    def __init__(self, app, model: ReadModel, batch_size: int = 500):
+    """Moves one read model along the service's log.
+
+    Batches are projected in one transaction each. When a batch fails for a reason that is
+    not transient (see inbox.is_transient: a database that is away is waited for, as the
+    loop around does), its events are projected one at a time to find the one that fails;
+    that one is tried `attempts` times with `backoff` between, then parked in
+    `parked_events` (upstream `readmodel:<name>`, its position, type and error) and the
+    position moves past it in the same transaction: the events after it are projected.
+    The model says it skipped it (`status()`) until staff retry it (`retry`), which projects
+    that one event again.
+    """
+
+    def __init__(
+        self,
+        app,
+        model: ReadModel,
+        batch_size: int = 500,
+        attempts: int = 3,
+        backoff: Sequence[float] = (0.1, 0.5, 2.0),
+    ):
         self.app = app
         self.model = model
         self.batch_size = batch_size
+        self.attempts = max(1, attempts)
+        self.backoff = tuple(backoff) or (0.0,)
         with app.datastore.transaction(commit=True) as curs:
             curs.execute(POSITIONS_TABLE)
             for statement in model.tables:
@@ -56,6 +82,11 @@ class Follower:
     @property
     def lock_key(self) -> str:
         return f"readmodel:{self.app.service}:{self.model.name}"
+
+    @property
+    def upstream(self) -> str:
+        """How its parked events are named in `parked_events`."""
+        return f"readmodel:{self.model.name}"
 
     def position(self) -> int:
         with self.app.datastore.transaction() as curs:
@@ -70,16 +101,37 @@ class Follower:
         batch = self.app.recorder.select_notifications(position + 1, self.batch_size)
         if not batch:
             return 0
+        try:
+            return self._project(position, batch)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(batch) > 1:
+                log.warning(
+                    "read model %s: a batch of %d events from position %d failed (%s);"
+                    " projecting them one at a time",
+                    self.model.name,
+                    len(batch),
+                    batch[0].id,
+                    _describe(exc),
+                )
+        return self._one_at_a_time(position, batch)
+
+    def _lock(self, curs, position: int) -> bool:
+        """In the transaction: this instance projects, and the position is still `position`."""
+        curs.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS ok", (self.lock_key,))
+        if not curs.fetchone()["ok"]:
+            return False
+        curs.execute(
+            "SELECT position FROM readmodel_positions WHERE name = %s FOR UPDATE",
+            (self.model.name,),
+        )
+        return curs.fetchone()["position"] == position  # else another instance moved it
+
+    def _project(self, position: int, batch) -> int:
         with self.app.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS ok", (self.lock_key,))
-            if not curs.fetchone()["ok"]:
+            if not self._lock(curs, position):
                 return 0
-            curs.execute(
-                "SELECT position FROM readmodel_positions WHERE name = %s FOR UPDATE",
-                (self.model.name,),
-            )
-            if curs.fetchone()["position"] != position:
-                return 0  # another instance moved it meanwhile
             for notification in batch:
                 self.model.project(curs, self.app.mapper.to_domain_event(notification))
             curs.execute(
@@ -88,6 +140,79 @@ class Follower:
             )
         return len(batch)
 
+    def _one_at_a_time(self, position: int, batch) -> int:
+        """Project `batch` event by event up to the first one that keeps failing, and park
+        that one; how many events the position moved past (0: busy elsewhere)."""
+        done = 0
+        for notification in batch:
+            error: BaseException | None = None
+            for attempt in range(self.attempts):
+                try:
+                    moved = self._project(position, [notification])
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    error = exc
+                    log.warning(
+                        "read model %s: event %d (%s) failed, attempt %d of %d: %s",
+                        self.model.name,
+                        notification.id,
+                        _event_type(notification),
+                        attempt + 1,
+                        self.attempts,
+                        _describe(exc),
+                    )
+                    if attempt + 1 < self.attempts:
+                        time.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
+                    continue
+                if not moved:
+                    return done
+                error = None
+                break
+            if error is not None:
+                if not self._park(position, notification, error):
+                    return done
+                return done + 1  # back to whole batches for the events after it
+            done += 1
+            position = notification.id
+        return done
+
+    def _park(self, position: int, notification, error: BaseException) -> bool:
+        log.error(
+            "read model %s: parking event %d (%s) after %d attempts: %s",
+            self.model.name,
+            notification.id,
+            _event_type(notification),
+            self.attempts,
+            _describe(error),
+        )
+        envelope = {
+            "source": self.app.service,
+            "read_model": self.model.name,
+            "position": notification.id,
+            "type": _event_type(notification),
+            "aggregate_id": str(notification.originator_id),
+            "version": notification.originator_version,
+        }
+        statement, params = park_statement(
+            self.upstream,
+            notification.id,
+            _event_type(notification),
+            envelope,
+            _describe(error),
+            self.attempts,
+            reopen=True,
+        )
+        with self.app.datastore.transaction(commit=True) as curs:
+            if not self._lock(curs, position):
+                return False
+            curs.execute(statement, params)
+            curs.execute(
+                "UPDATE readmodel_positions SET position = %s WHERE name = %s",
+                (notification.id, self.model.name),
+            )
+        return True
+
     def catch_up(self) -> int:
         total = 0
         while n := self.run_once():
@@ -95,7 +220,8 @@ class Follower:
         return total
 
     def rebuild(self) -> int:
-        """Empty the model's tables and replay the whole log into them."""
+        """Empty the model's tables and replay the whole log into them. Events parked before
+        are tried again: those that still fail are parked again (the same rows, open)."""
         with self.app.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
             for table in self.model.table_names:
@@ -103,7 +229,74 @@ class Follower:
             curs.execute(
                 "UPDATE readmodel_positions SET position = 0 WHERE name = %s", (self.model.name,)
             )
+            curs.execute(
+                "UPDATE parked_events SET resolved_at = now(), resolution = 'rebuilt'"
+                " WHERE upstream = %s AND resolved_at IS NULL",
+                (self.upstream,),
+            )
         return self.catch_up()
+
+    # -- what it skipped ---------------------------------------------------------------------
+
+    def skipped(self) -> list[dict]:
+        """The parked events this model has not projected (until staff retry them)."""
+        with self.app.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT id, position, type, error, attempts FROM parked_events"
+                " WHERE upstream = %s AND resolved_at IS NULL ORDER BY position",
+                (self.upstream,),
+            )
+            return [dict(r) for r in curs.fetchall()]
+
+    def status(self) -> dict:
+        """Where the model is in the log, and the events it skipped."""
+        skipped = self.skipped()
+        head = self.app.recorder.max_notification_id() or 0
+        position = self.position()
+        return {
+            "service": self.app.service,
+            "read_model": self.model.name,
+            "position": position,
+            "head": head,
+            "behind": max(head - position, 0),
+            "skipped": len(skipped),
+            "skipped_events": [
+                {"parked_id": s["id"], "position": s["position"], "type": s["type"]}
+                for s in skipped
+            ],
+        }
+
+    def retry(self, parked_id: int) -> None:
+        """Project one parked event of this model again, in one transaction that also marks
+        it resolved; raises what the projection raises (the row stays open). A model whose
+        later events depended on it is exact again after a rebuild."""
+        with self.app.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT position FROM parked_events WHERE id = %s AND upstream = %s"
+                " AND resolved_at IS NULL",
+                (parked_id, self.upstream),
+            )
+            row = curs.fetchone()
+        if row is None or row["position"] is None:
+            raise LookupError(f"no open parked event {parked_id} of read model {self.model.name}")
+        found = self.app.recorder.select_notifications(row["position"], 1, stop=row["position"])
+        if not found:
+            raise LookupError(f"position {row['position']} is not in the log")
+        event = self.app.mapper.to_domain_event(found[0])
+        with self.app.datastore.transaction(commit=True) as curs:
+            # wait for a batch under way: the model changes one transaction at a time
+            curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
+            self.model.project(curs, event)
+            curs.execute(*resolve_statement(parked_id, "projected again"))
+
+
+def _event_type(notification) -> str:
+    """The event class of a stored topic: `Customer.Registered` (after the module)."""
+    return notification.topic.rpartition(":")[2] or notification.topic
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def main(argv: list[str] | None = None) -> int:

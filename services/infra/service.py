@@ -7,7 +7,14 @@ from nameko.extensions import DependencyProvider
 from contracts.errors import Conflict, NotFound
 from services.infra import relay
 from services.infra.consumer import Handles, InboxConsumer
-from services.infra.inbox import PoisonEvent, get_parked, list_parked, load_event, note_failed_retry
+from services.infra.inbox import PoisonEvent, is_transient, load_event
+from services.infra.parking import (
+    get_parked,
+    list_parked,
+    note_failed_retry,
+    original_envelope,
+    release_statement,
+)
 from services.infra.rpc import rpc
 
 
@@ -40,15 +47,40 @@ class ServiceBase:
 
     @rpc
     def retry_parked(self, parked_id: int) -> dict:
-        """Run the handler of a parked event again; on success it is marked resolved."""
+        """Apply a parked event again; on success it is marked resolved. A consumer's event
+        runs its handler again, a read model's is projected again into the model, a
+        scheduler's item is released to the job's next run."""
         row = get_parked(self.app, int(parked_id))
         if row is None:
             raise NotFound(f"no parked event {parked_id} in {self.name}")
         if row["resolved_at"] is not None:
             raise Conflict(f"parked event {parked_id} was already resolved")
+        upstream = row["upstream"]
+        if upstream.startswith("readmodel:"):
+            self._retry_projection(row, upstream.partition(":")[2])
+        elif upstream.startswith("scheduler:"):
+            with self.app.datastore.transaction(commit=True) as curs:
+                curs.execute(*release_statement(row["id"]))
+        else:
+            self._retry_handler(row)
+        return list_parked(self.app, include_resolved=True, parked_id=row["id"])[0]
+
+    def _retry_projection(self, row: dict, model: str) -> None:
+        follower = _store(self).follower(model)
+        try:
+            follower.retry(row["id"])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            note_failed_retry(self.app, row["id"], f"{type(exc).__name__}: {exc}")
+            raise Conflict(
+                f"projecting the event failed again: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _retry_handler(self, row: dict) -> None:
         consumer = _inbox_consumer(self)
         try:
-            event = load_event(row["envelope"])
+            event = load_event(original_envelope(row))
         except PoisonEvent as exc:
             note_failed_retry(self.app, row["id"], str(exc))
             raise Conflict(f"the event still breaks its contract: {exc}") from None
@@ -57,7 +89,15 @@ class ServiceBase:
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and answered
             note_failed_retry(self.app, row["id"], f"{type(exc).__name__}: {exc}")
             raise Conflict(f"the handler failed again: {type(exc).__name__}: {exc}") from None
-        return next(p for p in list_parked(self.app, True) if p["id"] == row["id"])
+
+    @rpc
+    def read_models(self) -> list[dict]:
+        """Each read model: its position in the log, and the events it skipped (parked)."""
+        try:
+            store = _store(self)
+        except NotFound:
+            return []
+        return [follower.status() for follower in store.followers]
 
     @rpc
     def rebuild_read_model(self, name: str) -> dict:

@@ -187,15 +187,30 @@ class EventStore(DependencyProvider):
     FOLLOW_BATCHING = 0.05
 
     def _follow_loop(self, follower: Follower):
+        """An event that keeps failing is parked by the follower itself; what reaches here
+        is transient (the database away): wait, logging once per failure and then seldom."""
+        failures = 0
         while self._running:
             grown = self._grown
             try:
                 if follower.run_once() == 0:
                     self._wait_for_growth(grown)
                     eventlet.sleep(self.FOLLOW_BATCHING)
-            except Exception:
-                log.exception("read model %s failed; retrying", follower.model.name)
-                eventlet.sleep(1.0)
+                if failures:
+                    log.info("read model %s goes on", follower.model.name)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("read model %s cannot go on now; retrying", follower.model.name)
+                elif failures % 60 == 0:
+                    log.warning(
+                        "read model %s still cannot go on (%d tries): %s",
+                        follower.model.name,
+                        failures,
+                        exc,
+                    )
+                eventlet.sleep(min(1.0 * failures, 10.0))
 
     def follower(self, name: str) -> Follower:
         for follower in self.followers:
@@ -226,7 +241,7 @@ class EventStore(DependencyProvider):
                 context.current.tracking = Tracking(upstream, int(position))
             parked_id = data.get(PARKED_HEADER)
             if parked_id:
-                from services.infra.inbox import resolve_statement
+                from services.infra.parking import resolve_statement
 
                 context.current.also = [resolve_statement(int(parked_id), "retried")]
 
