@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from contracts.fields import (
+    MAX_AMOUNT,
+    MAX_QUANTITY,
+    Amount,
+    Body,
+    Country,
+    Currency,
+    Money,
+    Text,
+    Total,
+)
 from contracts.registry import integration_event
 
 
@@ -13,7 +24,7 @@ class AccountOpened(Schema):
 
     account_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
-    currency = fields.String(required=True)
+    currency = Currency(required=True)
 
 
 @integration_event("billing", "InvoiceIssued")
@@ -22,11 +33,11 @@ class InvoiceIssued(Schema):
 
     invoice_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
-    number = fields.String(required=True)
-    purpose = fields.String(required=True)
-    currency = fields.String(required=True)
-    total = fields.Integer(required=True)
-    due_date = fields.String(required=True)
+    number = Text(required=True)
+    purpose = Text(required=True)
+    currency = Currency(required=True)
+    total = Total(required=True)
+    due_date = Text(required=True)
 
 
 @integration_event("billing", "InvoicePaid")
@@ -34,8 +45,8 @@ class InvoicePaid(Schema):
     id_field = "invoice_id"
 
     invoice_id = fields.UUID(required=True)
-    source = fields.String(required=True)
-    reference = fields.String(load_default=None, allow_none=True)
+    source = Text(required=True)
+    reference = Text(load_default=None, allow_none=True)
 
 
 @integration_event("billing", "PaymentReceived")
@@ -44,9 +55,9 @@ class PaymentReceived(Schema):
 
     payment_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
-    amount = fields.Integer(required=True)
-    currency = fields.String(required=True)
-    method = fields.String(required=True)
+    amount = Total(required=True)
+    currency = Currency(required=True)
+    method = Text(required=True)
     invoice_id = fields.UUID(load_default=None, allow_none=True)
 
 
@@ -60,61 +71,94 @@ class FundsAdded(Schema):
     account_id = fields.UUID(required=True)
     entry_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True, allow_none=True)
-    currency = fields.String(required=True, allow_none=True)
-    kind = fields.String(required=True)
-    amount = fields.Integer(required=True)
-    balance_after = fields.Integer(required=True, allow_none=True)
-    reference = fields.String(load_default=None, allow_none=True)
+    currency = Currency(required=True, allow_none=True)
+    kind = Text(required=True)
+    amount = Total(required=True)
+    balance_after = Total(required=True, allow_none=True)
+    reference = Text(load_default=None, allow_none=True)
     at = fields.AwareDateTime(required=True, format="iso")
 
 
 # ---- RPC payloads -------------------------------------------------------------------------
 
 
-class MoneyField(Schema):
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+MoneyField = Money  # {"amount", "currency"}: 1 to MAX_AMOUNT minor units, ISO 4217
 
 
 class RecordPayment(Schema):
     customer_id = fields.UUID(required=True)
     amount = fields.Nested(MoneyField, required=True)
-    method = fields.String(
+    method = Text(
         required=True, validate=validate.OneOf(["bank_transfer", "cash", "card", "other"])
     )
-    reference = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    reference = Text(required=True, validate=validate.Length(min=1, max=200))
     invoice_id = fields.UUID(load_default=None, allow_none=True)
 
 
 class InvoiceLine(Schema):
-    description = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    description = Text(required=True, validate=validate.Length(min=1, max=500))
     product_id = fields.UUID(load_default=None, allow_none=True)
-    quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
-    unit_price = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    period = fields.String(load_default=None, allow_none=True)
+    quantity = fields.Integer(
+        load_default=1, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
+    )
+    unit_price = Amount(required=True)
+    period = Text(load_default=None, allow_none=True, max_length=100)
+
+
+class ExtraDiscount(Schema):
+    """A discount beyond the customer's own (a promo code's), applied like theirs: the
+    best one per invoice line wins. `percent` for a percentage, `amount` (money) for a
+    fixed one; `product_ids`: only lines of these products (none: every line)."""
+
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+    kind = Text(required=True, validate=validate.OneOf(["percentage", "fixed"]))
+    percent = fields.Decimal(
+        as_string=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0, max=100, min_inclusive=False),
+    )
+    amount = fields.Nested(Money, load_default=None, allow_none=True)
+    product_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=500))
+
+    @validates_schema
+    def _consistent(self, data, **kwargs):
+        if data.get("kind") == "percentage" and data.get("percent") is None:
+            raise ValidationError("A percentage discount needs its percent.", "percent")
+        if data.get("kind") == "fixed" and data.get("amount") is None:
+            raise ValidationError("A fixed discount needs its amount.", "amount")
+
+    @post_load
+    def _as_applied(self, data, **kwargs):
+        # the shape billing applies: percent as a decimal string, product ids as strings
+        if data.get("percent") is not None:
+            data["percent"] = str(data["percent"])
+        data["product_ids"] = [str(p) for p in data["product_ids"]]
+        return data
 
 
 class IssueInvoice(Schema):
     customer_id = fields.UUID(required=True)
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
-    lines = fields.List(fields.Nested(InvoiceLine), required=True, validate=validate.Length(min=1))
+    currency = Currency(required=True)
+    lines = fields.List(
+        fields.Nested(InvoiceLine), required=True, validate=validate.Length(min=1, max=100)
+    )
     due_days = fields.Integer(load_default=14, validate=validate.Range(min=0, max=365))
     extra_discounts = fields.List(
-        fields.Dict(),
+        fields.Nested(ExtraDiscount),
         load_default=list,
+        validate=validate.Length(max=20),
         metadata={"description": "discounts beyond the customer's own (a promo code's)"},
     )
 
 
 class AddFunds(Schema):
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=100))
+    amount = Amount(required=True, minimum=100)
 
 
 class AddTaxRule(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    country = fields.String(
-        required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="A two-letter country code.")
-    )
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+    country = Country(required=True)
     project_id = fields.UUID(load_default=None, allow_none=True)
     rate = fields.Decimal(
         required=True, as_string=True, places=4, validate=validate.Range(min=0, max=100)
@@ -125,15 +169,14 @@ class AddTaxRule(Schema):
 
 
 class Refund(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    amount = fields.Integer(
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
+    amount = Amount(
         load_default=None,
         allow_none=True,
-        strict=True,
-        validate=validate.Range(min=1),
+        minimum=1,
         metadata={"description": "minor units; default: all that is left to refund"},
     )
-    to = fields.String(
+    to = Text(
         load_default="account",
         validate=validate.OneOf(["account", "processor"]),
         metadata={"description": "the personal account, or back through the payment processor"},
@@ -141,12 +184,16 @@ class Refund(Schema):
 
 
 class Correction(Schema):
-    amount = fields.Integer(required=True, strict=True)
-    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+    amount = Amount(
+        required=True,
+        minimum=-MAX_AMOUNT,
+        metadata={"description": "signed minor units: a credit, or (negative) a debit"},
+    )
+    reason = Text(required=True, validate=validate.Length(min=3, max=500))
 
 
 class AffiliateProgram(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
     percent = fields.Decimal(
         required=True,
         as_string=True,
@@ -163,10 +210,10 @@ class _InvoiceNotice(Schema):
 
     invoice_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
-    number = fields.String(required=True)
-    total = fields.Integer(required=True)
-    currency = fields.String(required=True)
-    due_date = fields.String(required=True)
+    number = Text(required=True)
+    total = Total(required=True)
+    currency = Currency(required=True)
+    due_date = Text(required=True)
 
 
 @integration_event("billing", "InvoiceDueSoon")
@@ -187,14 +234,14 @@ class CreditNoteIssued(Schema):
 
     credit_note_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
-    number = fields.String(required=True)
+    number = Text(required=True)
     invoice_id = fields.UUID(required=True)
-    invoice_number = fields.String(required=True)
+    invoice_number = Text(required=True)
     refund_id = fields.UUID(required=True)
-    to = fields.String(required=True)
-    reason = fields.String(required=True)
-    total = fields.Integer(required=True)
-    currency = fields.String(required=True)
+    to = Text(required=True)
+    reason = Body(required=True)
+    total = Total(required=True)
+    currency = Currency(required=True)
 
 
 @integration_event("billing", "RefundIssued")
@@ -207,9 +254,9 @@ class RefundIssued(Schema):
     refund_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
     invoice_id = fields.UUID(required=True)
-    invoice_number = fields.String(required=True)
-    credit_note_number = fields.String(required=True)
-    amount = fields.Integer(required=True)
-    currency = fields.String(required=True)
-    to = fields.String(required=True)
-    processor_refund_id = fields.String(load_default=None, allow_none=True)
+    invoice_number = Text(required=True)
+    credit_note_number = Text(required=True)
+    amount = Total(required=True)
+    currency = Currency(required=True)
+    to = Text(required=True)
+    processor_refund_id = Text(load_default=None, allow_none=True)

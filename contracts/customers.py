@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
+from contracts.fields import (
+    Amount,
+    Body,
+    Country,
+    Currency,
+    Email,
+    Json,
+    Page,
+    PageSize,
+    Text,
+)
 from contracts.registry import integration_event
 
 CUSTOMER_KINDS = ("individual", "company", "sole_proprietor")
@@ -18,15 +29,15 @@ class CustomerRegistered(Schema):
 
     customer_id = fields.UUID(required=True)
     number = fields.Integer(required=True)
-    kind = fields.String(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
-    email = fields.Email(required=True)
-    username = fields.String(required=True)
-    country = fields.String(required=True)
-    contact_person = fields.String(required=True)
-    company_name = fields.String(load_default=None, allow_none=True)
-    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
+    kind = Text(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
+    email = Email(required=True)
+    username = Text(required=True)
+    country = Country(required=True)
+    contact_person = Text(required=True)
+    company_name = Text(load_default=None, allow_none=True)
+    language = Text(required=True, validate=validate.OneOf(LANGUAGES))
     project_id = fields.UUID(load_default=None, allow_none=True)
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    currency = Currency(required=True)
     registered_at = fields.AwareDateTime(required=True, format="iso")
 
 
@@ -35,11 +46,11 @@ class StaffRegistered(Schema):
     id_field = "staff_id"
 
     staff_id = fields.UUID(required=True)
-    username = fields.String(required=True)
-    name = fields.String(required=True)
-    email = fields.Email(load_default=None, allow_none=True)
-    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
-    language = fields.String(required=True)
+    username = Text(required=True)
+    name = Text(required=True)
+    email = Email(load_default=None, allow_none=True)
+    role = Text(required=True, validate=validate.OneOf(STAFF_ROLES))
+    language = Text(required=True)
 
 
 # ---- RPC payloads -------------------------------------------------------------------------
@@ -48,20 +59,15 @@ class StaffRegistered(Schema):
 class RegisterCustomer(Schema):
     """`customers.register_customer`: what staff (or the order form) give to register."""
 
-    kind = fields.String(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    country = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO 3166 country code."),
-    )
-    contact_person = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    company_name = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=200)
-    )
+    kind = Text(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
+    email = Email(required=True, validate=validate.Length(max=254))
+    country = Country(required=True)
+    contact_person = Text(required=True, validate=validate.Length(min=1, max=200))
+    company_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
     project_id = fields.UUID(load_default=None, allow_none=True)
-    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
-    currency = fields.String(load_default="EUR", validate=validate.Regexp(r"^[A-Z]{3}$"))
-    username = fields.String(
+    language = Text(load_default="en", validate=validate.OneOf(LANGUAGES))
+    currency = Currency(load_default="EUR")
+    username = Text(
         load_default=None,
         allow_none=True,
         validate=validate.Regexp(
@@ -69,15 +75,13 @@ class RegisterCustomer(Schema):
             error="3 to 64 letters, digits and . _ @ + - only.",
         ),
     )
-    password = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(min=8, max=256)
-    )
-    registration_ip = fields.String(load_default=None, allow_none=True)
+    password = Text(load_default=None, allow_none=True, validate=validate.Length(min=8, max=256))
+    registration_ip = Text(load_default=None, allow_none=True, max_length=64)
 
 
 class Login(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=254))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    username = Text(required=True, validate=validate.Length(min=1, max=254))
+    password = Text(required=True, validate=validate.Length(min=1, max=1024))
 
 
 ATTITUDES = ("normal", "good", "conflict")
@@ -90,15 +94,15 @@ _phone = validate.Regexp(r"^\+?[0-9 ()-]{5,32}$", error="A phone number: digits,
 class EditCustomer(Schema):
     """`customers.edit_customer` (staff). Unknown or read-only fields are refused."""
 
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    verified_phone = fields.String(allow_none=True, validate=_phone)
-    note = fields.String(validate=validate.Length(max=10000))
-    attitude = fields.String(validate=validate.OneOf(ATTITUDES))
-    referral_source = fields.String(allow_none=True, validate=validate.Length(max=200))
+    name = Text(validate=validate.Length(min=1, max=200))
+    verified_phone = Text(allow_none=True, validate=_phone)
+    note = Body(validate=validate.Length(max=10000))
+    attitude = Text(validate=validate.OneOf(ATTITUDES))
+    referral_source = Text(allow_none=True, validate=validate.Length(max=200))
     referrer_id = fields.UUID(allow_none=True)
-    affiliate_program = fields.String(allow_none=True, validate=validate.Length(max=100))
+    affiliate_program = Text(allow_none=True, validate=validate.Length(max=100))
     group_ids = fields.List(fields.UUID())
-    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    language = Text(validate=validate.OneOf(LANGUAGES))
     version = fields.Integer(
         strict=True, metadata={"description": "the version you read; a newer one answers 409"}
     )
@@ -107,16 +111,16 @@ class EditCustomer(Schema):
 class EditProfile(Schema):
     """`customers.edit_profile` (the client's own contact details)."""
 
-    contact_person = fields.String(validate=validate.Length(min=1, max=200))
-    phone = fields.String(allow_none=True, validate=_phone)
-    address = fields.String(allow_none=True, validate=validate.Length(max=500))
-    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    contact_person = Text(validate=validate.Length(min=1, max=200))
+    phone = Text(allow_none=True, validate=_phone)
+    address = Body(allow_none=True, validate=validate.Length(max=500))
+    language = Text(validate=validate.OneOf(LANGUAGES))
     version = fields.Integer(strict=True)
 
 
 class ChangePassword(Schema):
-    current_password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
-    new_password = fields.String(required=True, validate=validate.Length(min=8, max=256))
+    current_password = Text(required=True, validate=validate.Length(min=1, max=1024))
+    new_password = Text(required=True, validate=validate.Length(min=8, max=256))
 
 
 class NotificationSettings(Schema):
@@ -131,18 +135,16 @@ class NotificationSettings(Schema):
 
 
 class CreateGroup(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    description = fields.String(load_default="", validate=validate.Length(max=1000))
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+    description = Body(load_default="", validate=validate.Length(max=1000))
 
 
 class Seller(Schema):
-    legal_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    country = fields.String(
-        load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Z]{2}$")
-    )
-    tax_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
-    email = fields.Email(load_default=None, allow_none=True)
+    legal_name = Text(required=True, validate=validate.Length(min=1, max=200))
+    address = Body(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    country = Country(load_default=None, allow_none=True)
+    tax_id = Text(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    email = Email(load_default=None, allow_none=True)
 
 
 def _days(most: int):
@@ -169,9 +171,9 @@ class RenewalTerms(Schema):
 
 
 class CreateProject(RenewalTerms):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    sender_email = fields.Email(required=True)
-    sender_name = fields.String(load_default="", validate=validate.Length(max=100))
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+    sender_email = Email(required=True)
+    sender_name = Text(load_default="", validate=validate.Length(max=100))
     seller = fields.Nested(Seller, load_default=None, allow_none=True)
     allow_credit = fields.Boolean(load_default=False)
 
@@ -185,9 +187,9 @@ class ProjectCreated(RenewalTerms):
     id_field = "project_id"
 
     project_id = fields.UUID(required=True)
-    name = fields.String(required=True)
-    sender_email = fields.Email(required=True)
-    seller = fields.Dict(required=True)
+    name = Text(required=True)
+    sender_email = Email(required=True)
+    seller = fields.Nested(Seller, required=True)
     allow_credit = fields.Boolean(required=True)
 
 
@@ -201,13 +203,13 @@ class ProjectUpdated(RenewalTerms):
 
 
 class CreateDiscount(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    kind = fields.String(required=True, validate=validate.OneOf(["percentage", "fixed"]))
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+    kind = Text(required=True, validate=validate.OneOf(["percentage", "fixed"]))
     percent = fields.Decimal(
         as_string=True, validate=validate.Range(min=0, max=100, min_inclusive=False)
     )
-    amount = fields.Integer(strict=True, validate=validate.Range(min=1))
-    currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
+    amount = Amount(minimum=1)
+    currency = Currency()
     customer_id = fields.UUID(load_default=None, allow_none=True)
     group_id = fields.UUID(load_default=None, allow_none=True)
     product_ids = fields.List(fields.UUID(), load_default=list)
@@ -216,62 +218,58 @@ class CreateDiscount(Schema):
 
 
 class AddUser(Schema):
-    username = fields.String(
+    username = Text(
         required=True,
         validate=validate.Regexp(
             r"^[A-Za-z0-9._@+-]{3,64}$", error="3 to 64 letters, digits and . _ @ + - only."
         ),
     )
-    email = fields.Email(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = Email(required=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     permissions = fields.List(
-        fields.String(validate=validate.OneOf(USER_PERMISSIONS)),
+        Text(validate=validate.OneOf(USER_PERMISSIONS)),
         required=True,
         validate=validate.Length(min=1),
     )
-    password = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(min=8, max=256)
-    )
+    password = Text(load_default=None, allow_none=True, validate=validate.Length(min=8, max=256))
 
 
 class AddPayer(Schema):
-    kind = fields.String(required=True, validate=validate.OneOf(PAYER_KINDS))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    tax_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
-    registration_number = fields.String(load_default=None, allow_none=True)
-    address = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    country = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$"))
-    email = fields.Email(load_default=None, allow_none=True)
+    kind = Text(required=True, validate=validate.OneOf(PAYER_KINDS))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    tax_id = Text(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    registration_number = Text(load_default=None, allow_none=True, max_length=50)
+    address = Body(required=True, validate=validate.Length(min=1, max=500))
+    country = Country(required=True)
+    email = Email(load_default=None, allow_none=True)
 
 
 class RegisterStaff(Schema):
-    username = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._@+-]{3,64}$"))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(load_default=None, allow_none=True)
-    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
-    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    username = Text(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._@+-]{3,64}$"))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    email = Email(load_default=None, allow_none=True)
+    role = Text(required=True, validate=validate.OneOf(STAFF_ROLES))
+    language = Text(load_default="en", validate=validate.OneOf(LANGUAGES))
     notifications = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(STAFF_NOTIFICATION_KINDS)),
+        keys=Text(validate=validate.OneOf(STAFF_NOTIFICATION_KINDS)),
         values=fields.Boolean(),
         load_default=None,
     )
-    password = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(min=8, max=256)
-    )
+    password = Text(load_default=None, allow_none=True, validate=validate.Length(min=8, max=256))
 
 
 class CustomerFilters(Schema):
     customer_id = fields.UUID()
     number = fields.Integer()
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = Text(validate=validate.Length(min=1, max=200))
     project_id = fields.UUID()
     group_id = fields.UUID()
     active_product_id = fields.UUID()
-    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    language = Text(validate=validate.OneOf(LANGUAGES))
     registered_from = fields.AwareDateTime()
     registered_to = fields.AwareDateTime()
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    page = Page()
+    page_size = PageSize()
 
 
 @integration_event("customers", "CustomerUpdated")
@@ -279,7 +277,7 @@ class CustomerUpdated(Schema):
     id_field = "customer_id"
 
     customer_id = fields.UUID(required=True)
-    changes = fields.Dict(required=True)
+    changes = fields.Dict(keys=Text(max_length=100), values=Json(), required=True)
 
 
 @integration_event("customers", "CustomerDeleted")
@@ -299,9 +297,7 @@ class PasswordChanged(Schema):
     id_field = "customer_id"
 
     customer_id = fields.UUID(required=True)
-    changed_by = fields.String(
-        required=True, validate=validate.OneOf(("client", "staff", "system"))
-    )
+    changed_by = Text(required=True, validate=validate.OneOf(("client", "staff", "system")))
     staff_id = fields.UUID(load_default=None, allow_none=True)
     occurred_at = fields.AwareDateTime(required=True, format="iso")
 
@@ -322,3 +318,4 @@ class PasswordChanged(Schema):
             "staff_id": staff_id,
             "occurred_at": state.get("occurred_at") or state["timestamp"],
         }
+

@@ -13,27 +13,30 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from contracts.fields import Json, Text
+
 
 class ActorSchema(Schema):
-    kind = fields.String(
+    kind = Text(
         required=True,
         validate=validate.OneOf(["staff", "client", "system", "mail", "service", "anonymous"]),
     )
-    id = fields.String(load_default=None, allow_none=True)
+    id = Text(load_default=None, allow_none=True)
 
 
 class EnvelopeSchema(Schema):
-    source = fields.String(required=True, validate=validate.Length(min=1))
+    source = Text(required=True, validate=validate.Length(min=1))
     position = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     previous_position = fields.Integer(load_default=None, allow_none=True, strict=True)
-    type = fields.String(required=True, validate=validate.Length(min=1))
+    type = Text(required=True, validate=validate.Length(min=1))
     aggregate_id = fields.UUID(required=True)
     version = fields.Integer(required=True, strict=True)
     occurred_at = fields.AwareDateTime(required=True, format="iso")
     actor = fields.Nested(ActorSchema, required=True)
     on_behalf_of = fields.Nested(ActorSchema, load_default=None, allow_none=True)
-    cause = fields.String(load_default=None, allow_none=True)
-    payload = fields.Dict(required=True)
+    cause = Text(load_default=None, allow_none=True)
+    # each event's own contract (contracts/registry.py) loads the payload after this
+    payload = fields.Dict(keys=Text(), values=Json(), required=True)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from contracts.fields import Body, Email, Text
 from contracts.registry import integration_event
 
 _OUTGOING = re.compile(r"<?hl\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.")
@@ -41,7 +42,7 @@ class ServicesSuspensionRequested(Schema):
 
     ticket_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
-    reason = fields.String(required=True)
+    reason = Body(required=True)
 
 
 LANGUAGES = ("en", "ru", "fr")
@@ -53,9 +54,9 @@ STATUSES = ("open", "answered", "customer_reply", "closed")
 class AttachmentRef(Schema):
     """A file on a ticket message; its content is downloaded from the helpdesk by id."""
 
-    id = fields.String(required=True)  # the content's sha256: files are content-addressed
-    filename = fields.String(required=True)
-    content_type = fields.String(required=True)
+    id = Text(required=True)  # the content's sha256: files are content-addressed
+    filename = Text(required=True)
+    content_type = Text(required=True)
     size = fields.Integer(required=True)
 
 
@@ -71,14 +72,14 @@ class _TicketNotice(Schema):
     id_field = "ticket_id"
 
     ticket_id = fields.UUID(required=True)
-    tracking_number = fields.String(required=True)
+    tracking_number = Text(required=True)
     department_id = fields.UUID(required=True)
-    department_name = fields.String(required=True)
-    reply_address = fields.String(load_default=None, allow_none=True)
+    department_name = Text(required=True)
+    reply_address = Text(load_default=None, allow_none=True)
     customer_id = fields.UUID(load_default=None, allow_none=True)
-    guest_email = fields.String(load_default=None, allow_none=True)
-    subject = fields.String(required=True)
-    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
+    guest_email = Text(load_default=None, allow_none=True)
+    subject = Text(required=True)
+    language = Text(required=True, validate=validate.OneOf(LANGUAGES))
     forbid_replies = fields.Boolean(required=True)
 
 
@@ -89,15 +90,15 @@ class _MessageNotice(_TicketNotice):
     `mail_message_id`: the Message-ID of the e-mail it came in, for threading."""
 
     message_id = fields.UUID(required=True)
-    body = fields.String(required=True)
-    author_kind = fields.String(required=True, validate=validate.OneOf(AUTHOR_KINDS))
-    author_id = fields.String(load_default=None, allow_none=True)
-    author_name = fields.String(load_default="")
+    body = Body(required=True)
+    author_kind = Text(required=True, validate=validate.OneOf(AUTHOR_KINDS))
+    author_id = Text(load_default=None, allow_none=True)
+    author_name = Text(load_default="")
     internal = fields.Boolean(required=True)
     attachments = fields.List(fields.Nested(AttachmentRef), load_default=list)
     notify_staff_ids = fields.List(fields.UUID(), load_default=list)
     notify_client = fields.Boolean(required=True)
-    mail_message_id = fields.String(load_default=None, allow_none=True)
+    mail_message_id = Text(load_default=None, allow_none=True)
 
 
 @integration_event("helpdesk", "TicketOpened")
@@ -105,8 +106,8 @@ class TicketOpened(_MessageNotice):
     """A new ticket with its first message (from a client, by mail, or staff's message to
     a customer: then `notify_client` is true and the client gets the message)."""
 
-    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
-    via = fields.String(required=True, validate=validate.OneOf(["web", "mail", "staff"]))
+    priority = Text(required=True, validate=validate.OneOf(PRIORITIES))
+    via = Text(required=True, validate=validate.OneOf(["web", "mail", "staff"]))
 
 
 @integration_event("helpdesk", "TicketMessageAdded")
@@ -135,16 +136,14 @@ class TicketsMerged(_TicketNotice):
     """`merged_ticket_id` (with its tracking number) now lives on inside this ticket."""
 
     merged_ticket_id = fields.UUID(required=True)
-    merged_tracking_number = fields.String(required=True)
+    merged_tracking_number = Text(required=True)
 
 
 @integration_event("helpdesk", "AbuseDeadlinePassed")
 class AbuseDeadlinePassed(_TicketNotice):
     """An abuse notice's deadline passed without the client answering; `action` was taken."""
 
-    action = fields.String(
-        required=True, validate=validate.OneOf(["move_to_active", "suspend_services"])
-    )
+    action = Text(required=True, validate=validate.OneOf(["move_to_active", "suspend_services"]))
     deadline = fields.AwareDateTime(required=True, format="iso")
     notify_staff_ids = fields.List(fields.UUID(), load_default=list)
 
@@ -160,16 +159,16 @@ class PenaltyPointsGiven(Schema):
     ticket_id = fields.UUID(required=True)
     points = fields.Integer(required=True)
     total = fields.Integer(required=True)
-    comment = fields.String(load_default="")
+    comment = Body(load_default="")
 
 
 # ---- RPC payloads -------------------------------------------------------------------------
 
 
 class IncomingAttachment(Schema):
-    filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    content_type = fields.String(load_default="application/octet-stream")
-    content = fields.String(required=True)  # base64
+    filename = Text(required=True, validate=validate.Length(min=1, max=255))
+    content_type = Text(load_default="application/octet-stream", max_length=255)
+    content = Text(required=True)  # base64
 
 
 class IncomingMail(Schema):
@@ -186,23 +185,23 @@ class IncomingMail(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    message_id = fields.String(required=True, validate=validate.Length(min=3, max=998))
-    in_reply_to = fields.List(fields.String(), load_default=list)
-    references = fields.List(fields.String(), load_default=list)
-    sender = fields.Email(required=True)
-    sender_name = fields.String(load_default="")
-    recipient = fields.Email(required=True)
-    subject = fields.String(load_default="")
-    body = fields.String(load_default="")
+    message_id = Text(required=True, validate=validate.Length(min=3, max=998))
+    in_reply_to = fields.List(Text(max_length=998), load_default=list)
+    references = fields.List(Text(max_length=998), load_default=list)
+    sender = Email(required=True)
+    sender_name = Text(load_default="")
+    recipient = Email(required=True)
+    subject = Text(load_default="", max_length=998)
+    body = Body(load_default="")
     attachments = fields.List(fields.Nested(IncomingAttachment), load_default=list)
-    bounce_of = fields.String(load_default=None, allow_none=True)
+    bounce_of = Text(load_default=None, allow_none=True)
 
 
 class DepartmentField(Schema):
-    name = fields.String(
+    name = Text(
         required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="Use a-z, 0-9, _.")
     )
-    label = fields.String(load_default="", validate=validate.Length(max=200))
+    label = Text(load_default="", validate=validate.Length(max=200))
     required = fields.Boolean(load_default=False)
 
 
@@ -210,48 +209,48 @@ class BusinessHours(Schema):
     """Days 0 (Monday) to 6, hours "HH:MM" in `timezone`."""
 
     days = fields.List(fields.Integer(validate=validate.Range(min=0, max=6)), load_default=list)
-    opens = fields.String(load_default="09:00", validate=validate.Regexp(r"^\d\d:\d\d$"))
-    closes = fields.String(load_default="18:00", validate=validate.Regexp(r"^\d\d:\d\d$"))
-    timezone = fields.String(load_default="UTC", validate=validate.Length(max=64))
+    opens = Text(load_default="09:00", validate=validate.Regexp(r"^\d\d:\d\d$"))
+    closes = Text(load_default="18:00", validate=validate.Regexp(r"^\d\d:\d\d$"))
+    timezone = Text(load_default="UTC", validate=validate.Length(max=64))
 
 
 class DepartmentFields(Schema):
     """A department: who answers (`staff_ids`), which incoming addresses feed it, what a
     client must say when opening a ticket there, whether unknown senders may open one."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     client_visible = fields.Boolean(load_default=True)
     fields_ = fields.List(
         fields.Nested(DepartmentField), data_key="fields", attribute="fields", load_default=list
     )
     staff_ids = fields.List(fields.UUID(), load_default=list)
-    addresses = fields.List(fields.Email(), load_default=list)
+    addresses = fields.List(Email(), load_default=list)
     business_hours = fields.Nested(BusinessHours, load_default=None, allow_none=True)
     accept_guests = fields.Boolean(load_default=True)
 
 
 class OpenTicket(Schema):
     department_id = fields.UUID(required=True)
-    subject = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    subject = Text(required=True, validate=validate.Length(min=1, max=255))
+    body = Body(required=True, validate=validate.Length(min=1, max=100_000))
     fields_ = fields.Dict(
-        keys=fields.String(),
-        values=fields.String(validate=validate.Length(max=1000)),
+        keys=Text(validate=validate.Length(min=1, max=40)),
+        values=Body(validate=validate.Length(max=1000)),
         data_key="fields",
         attribute="fields",
         load_default=dict,
     )
-    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    priority = Text(load_default="normal", validate=validate.OneOf(PRIORITIES))
 
 
 class Reply(Schema):
-    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    body = Body(required=True, validate=validate.Length(min=1, max=100_000))
 
 
 class StaffReply(Schema):
     """A reply or an internal note; with `template_id` the body may be empty."""
 
-    body = fields.String(load_default="", validate=validate.Length(max=100_000))
+    body = Body(load_default="", validate=validate.Length(max=100_000))
     internal = fields.Boolean(load_default=False)
     template_id = fields.UUID(load_default=None, allow_none=True)
     close = fields.Boolean(load_default=False)
@@ -262,9 +261,9 @@ class Assign(Schema):
 
 
 class ChangeTicket(Schema):
-    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    priority = Text(validate=validate.OneOf(PRIORITIES))
     department_id = fields.UUID()
-    status = fields.String(validate=validate.OneOf(["closed", "open"]))
+    status = Text(validate=validate.OneOf(["closed", "open"]))
 
 
 class Merge(Schema):
@@ -275,10 +274,10 @@ class ReplyTemplate(Schema):
     """A canned reply: its text per language; `%client_person%` and `%admin_name%` are
     filled in when used."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     bodies = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(LANGUAGES)),
-        values=fields.String(validate=validate.Length(min=1, max=100_000)),
+        keys=Text(validate=validate.OneOf(LANGUAGES)),
+        values=Body(validate=validate.Length(min=1, max=100_000)),
         required=True,
         validate=validate.Length(min=1),
     )
@@ -287,11 +286,9 @@ class ReplyTemplate(Schema):
 
 class Abuse(Schema):
     deadline = fields.AwareDateTime(required=True, format="iso")
-    action = fields.String(
-        required=True, validate=validate.OneOf(["move_to_active", "suspend_services"])
-    )
+    action = Text(required=True, validate=validate.OneOf(["move_to_active", "suspend_services"]))
     penalty_points = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
-    comment = fields.String(load_default="", validate=validate.Length(max=2000))
+    comment = Body(load_default="", validate=validate.Length(max=2000))
 
 
 class SendMessage(Schema):
@@ -301,12 +298,12 @@ class SendMessage(Schema):
     customer_ids = fields.List(fields.UUID(), load_default=None, validate=validate.Length(min=1))
     all = fields.Boolean(load_default=False)
     department_id = fields.UUID(required=True)
-    subject = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    body = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    subject = Text(required=True, validate=validate.Length(min=1, max=255))
+    body = Body(required=True, validate=validate.Length(min=1, max=100_000))
     forbid_replies = fields.Boolean(load_default=False)
     assign_to_me = fields.Boolean(load_default=False)
     strict_language = fields.Boolean(load_default=False)
-    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
+    language = Text(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
     abuse = fields.Nested(Abuse, load_default=None, allow_none=True)
 
 
@@ -315,7 +312,7 @@ class BroadcastTicket(Schema):
 
     customer_id = fields.UUID(required=True)
     ticket_id = fields.UUID(required=True)
-    tracking_number = fields.String(required=True)
+    tracking_number = Text(required=True)
 
 
 class Broadcast(Schema):
@@ -324,11 +321,11 @@ class Broadcast(Schema):
     `opened` tickets so far, `tickets` those tickets (left out of lists)."""
 
     id = fields.UUID(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["sending", "sent"]))
-    subject = fields.String(required=True)
+    status = Text(required=True, validate=validate.OneOf(["sending", "sent"]))
+    subject = Text(required=True)
     department_id = fields.UUID(required=True)
-    author_id = fields.String(allow_none=True)
-    author_name = fields.String()
+    author_id = Text(allow_none=True)
+    author_name = Text()
     count = fields.Integer(required=True)
     opened = fields.Integer(required=True)
     created_at = fields.DateTime(required=True)
@@ -340,7 +337,7 @@ class HelpdeskSettings(Schema):
     """Attachment rules, guests by mail, the penalty threshold."""
 
     allowed_extensions = fields.List(
-        fields.String(validate=validate.Regexp(r"^[a-z0-9]{1,10}$")),
+        Text(validate=validate.Regexp(r"^[a-z0-9]{1,10}$")),
         validate=validate.Length(max=100),
     )
     max_file_bytes = fields.Integer(validate=validate.Range(min=1, max=100 * 1024 * 1024))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from contracts.fields import Amount, Body, Currency, Text, Total, Url
 from contracts.registry import integration_event
 
 CYCLES = ("monthly", "quarterly", "semiannually", "annually", "biennially", "triennially")
@@ -17,8 +18,8 @@ class OrderPlaced(Schema):
     order_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
     invoice_id = fields.UUID(required=True)
-    total = fields.Integer(required=True)
-    currency = fields.String(required=True)
+    total = Total(required=True)
+    currency = Currency(required=True)
 
 
 @integration_event("orders", "ServiceActivated")
@@ -28,30 +29,34 @@ class ServiceActivated(Schema):
     service_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
     product_id = fields.UUID(required=True)
-    next_due_date = fields.String(required=True)
-    reason = fields.String(required=True)
+    next_due_date = Text(required=True)
+    reason = Body(required=True)
 
 
 # ---- RPC payloads -------------------------------------------------------------------------
 
 
 def _texts(required: bool):
+    """Names (one line each, required) or descriptions (several lines) per language."""
     options = (
         {"required": True, "validate": validate.Length(min=1)}
         if required
         else {"load_default": dict}
     )
+    kind = Text if required else Body
     return fields.Dict(
-        keys=fields.String(validate=validate.OneOf(LANGUAGES)),
-        values=fields.String(validate=validate.Length(min=1, max=2000)),
+        keys=Text(validate=validate.OneOf(LANGUAGES)),
+        values=kind(validate=validate.Length(min=1, max=2000)),
         **options,
     )
 
 
-_PER_CURRENCY = fields.Dict(
-    keys=fields.String(validate=validate.Regexp(r"^[A-Z]{3}$")),
-    values=fields.Integer(strict=True, validate=validate.Range(min=0)),
-)
+def _per_currency(**options):
+    """Minor units per currency: {"EUR": 500}."""
+    return fields.Dict(keys=Currency(), values=Amount(), **options)
+
+
+_PER_CURRENCY = _per_currency()
 
 
 class Addon(Schema):
@@ -62,16 +67,12 @@ class Addon(Schema):
     id = fields.UUID(load_default=None, allow_none=True)
     name = _texts(required=True)
     prices = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(CYCLES)),
+        keys=Text(validate=validate.OneOf(CYCLES)),
         values=_PER_CURRENCY,
         required=True,
         validate=validate.Length(min=1),
     )
-    setup_fee = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^[A-Z]{3}$")),
-        values=fields.Integer(strict=True, validate=validate.Range(min=0)),
-        load_default=dict,
-    )
+    setup_fee = _per_currency(load_default=dict)
 
 
 class ProductFields(Schema):
@@ -81,16 +82,12 @@ class ProductFields(Schema):
     name = _texts(required=True)
     description = _texts(required=False)
     prices = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(CYCLES)),
+        keys=Text(validate=validate.OneOf(CYCLES)),
         values=_PER_CURRENCY,
         required=True,
         validate=validate.Length(min=1),
     )
-    setup_fee = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^[A-Z]{3}$")),
-        values=fields.Integer(strict=True, validate=validate.Range(min=0)),
-        load_default=dict,
-    )
+    setup_fee = _per_currency(load_default=dict)
     project_id = fields.UUID(load_default=None, allow_none=True)
     on_sale = fields.Boolean(load_default=True)
     provisioning = fields.Nested(
@@ -116,8 +113,8 @@ class Provisioning(Schema):
     """How a product's services are set up once paid: a staff task (`manual`), or a signed
     HTTP call to the provider's own tooling (`webhook`, to `url`)."""
 
-    kind = fields.String(required=True, validate=validate.OneOf(["manual", "webhook"]))
-    url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    kind = Text(required=True, validate=validate.OneOf(["manual", "webhook"]))
+    url = Url(load_default=None, allow_none=True, require_tld=False)
 
     @validates_schema
     def _url_for_webhook(self, data, **kwargs):
@@ -133,7 +130,7 @@ class OrderItem(Schema):
         unknown = EXCLUDE
 
     product_id = fields.UUID(required=True)
-    billing_cycle = fields.String(required=True, validate=validate.OneOf(CYCLES))
+    billing_cycle = Text(required=True, validate=validate.OneOf(CYCLES))
     addons = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=20))
 
 
@@ -141,19 +138,19 @@ class PlaceOrder(Schema):
     items = fields.List(
         fields.Nested(OrderItem), required=True, validate=validate.Length(min=1, max=50)
     )
-    promo_code = fields.String(load_default=None, allow_none=True)
+    promo_code = Text(load_default=None, allow_none=True, max_length=100)
 
 
 class _ServiceChange(Schema):
     id_field = "service_id"
 
     service_id = fields.UUID(required=True)
-    reason = fields.String(required=True)
+    reason = Body(required=True)
 
 
 @integration_event("orders", "ServiceSuspended")
 class ServiceSuspended(_ServiceChange):
-    why = fields.String(required=True)
+    why = Text(required=True)
 
 
 @integration_event("orders", "ServiceUnsuspended")
@@ -168,7 +165,7 @@ class ServiceTerminated(_ServiceChange):
 
 
 class Provisioned(Schema):
-    note = fields.String(load_default="", validate=validate.Length(max=1000))
+    note = Body(load_default="", validate=validate.Length(max=1000))
 
 
 @integration_event("orders", "ServiceCancelled")
@@ -178,25 +175,25 @@ class ServiceCancelled(_ServiceChange):
 
 
 class ServiceAction(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
 
 
 class CreatePromo(Schema):
-    code = fields.String(
+    code = Text(
         required=True,
         validate=validate.Regexp(
             r"^[A-Za-z0-9_-]{3,40}$", error="3 to 40 letters, digits, _ or -."
         ),
     )
-    kind = fields.String(required=True, validate=validate.OneOf(["percentage", "fixed"]))
+    kind = Text(required=True, validate=validate.OneOf(["percentage", "fixed"]))
     percent = fields.Decimal(
         as_string=True,
         places=2,
         load_default=None,
         validate=validate.Range(min=0, max=100, min_inclusive=False),
     )
-    amount = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1))
-    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    amount = Amount(load_default=None, minimum=1)
+    currency = Currency(load_default=None)
     product_ids = fields.List(fields.UUID(), load_default=list)
     expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
     max_uses = fields.Integer(

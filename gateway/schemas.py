@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from contracts.customers import CUSTOMER_KINDS, LANGUAGES, RegisterCustomer
+from contracts.envelope import ActorSchema
+from contracts.fields import (
+    Amount,
+    Body,
+    Country,
+    Currency,
+    Email,
+    Json,
+    Text,
+    Total,
+    text_problem,
+)
+from contracts.orders import CYCLES, OrderItem, Provisioning
 
 
 class ErrorBody(Schema):
-    code = fields.String(required=True)
-    message = fields.String(required=True)
-    fields = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()))
+    code = Text(required=True)
+    message = Body(required=True)
+    fields = fields.Dict(keys=Text(), values=fields.List(Body()))
 
 
 class ErrorSchema(Schema):
@@ -18,40 +31,49 @@ class ErrorSchema(Schema):
 
 
 class MoneySchema(Schema):
-    amount = fields.Integer(required=True, strict=True)
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    """Money as the services answer it (a balance may be negative)."""
+
+    amount = Total(required=True)
+    currency = Currency(required=True)
+
+
+class PriceSchema(Schema):
+    """A price given: 0 to MAX_AMOUNT minor units in an ISO 4217 currency."""
+
+    amount = Amount(required=True)
+    currency = Currency(required=True)
 
 
 class HealthSchema(Schema):
-    status = fields.String(validate=validate.OneOf(["ok", "unavailable"]))
-    services = fields.Dict(keys=fields.String(), values=fields.String())
+    status = Text(validate=validate.OneOf(["ok", "unavailable"]))
+    services = fields.Dict(keys=Text(), values=Text())
 
 
 class LoginRequest(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=254))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    username = Text(required=True, validate=validate.Length(min=1, max=254))
+    password = Text(required=True, validate=validate.Length(min=1, max=1024))
 
 
 class LoginResponse(Schema):
-    token = fields.String(required=True)
-    kind = fields.String(validate=validate.OneOf(["client", "staff"]))
+    token = Text(required=True)
+    kind = Text(validate=validate.OneOf(["client", "staff"]))
     customer_id = fields.UUID()
     staff_id = fields.UUID()
 
 
 class Impersonator(Schema):
     staff_id = fields.UUID()
-    name = fields.String()
-    role = fields.String()
+    name = Text()
+    role = Text()
 
 
 class MeSchema(Schema):
-    kind = fields.String(validate=validate.OneOf(["client", "staff"]))
+    kind = Text(validate=validate.OneOf(["client", "staff"]))
     staff_id = fields.UUID()
     customer_id = fields.UUID()
-    role = fields.String()
-    name = fields.String()
-    username = fields.String()
+    role = Text()
+    name = Text()
+    username = Text()
     impersonator = fields.Nested(Impersonator)
 
 
@@ -63,25 +85,25 @@ class StaffRegisterCustomer(RegisterCustomer):
 
 
 class Credentials(Schema):
-    username = fields.String()
-    password = fields.String()
+    username = Text()
+    password = Text()
 
 
 class CustomerSchema(Schema):
     id = fields.UUID()
     number = fields.Integer()
-    kind = fields.String(validate=validate.OneOf(CUSTOMER_KINDS))
-    name = fields.String()
-    email = fields.Email()
-    username = fields.String()
-    country = fields.String()
-    contact_person = fields.String()
-    company_name = fields.String(allow_none=True)
-    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    kind = Text(validate=validate.OneOf(CUSTOMER_KINDS))
+    name = Text()
+    email = Email()
+    username = Text()
+    country = Country()
+    contact_person = Text()
+    company_name = Text(allow_none=True)
+    language = Text(validate=validate.OneOf(LANGUAGES))
     project_id = fields.UUID(allow_none=True)
-    currency = fields.String()
+    currency = Currency()
     registered_at = fields.DateTime()
-    registration_ip = fields.String(allow_none=True)
+    registration_ip = Text(allow_none=True)
     version = fields.Integer()
     credentials = fields.Nested(
         Credentials, metadata={"description": "only when generated; shown once"}
@@ -89,20 +111,20 @@ class CustomerSchema(Schema):
 
 
 class AccountEntry(Schema):
-    id = fields.String()
-    kind = fields.String()
+    id = Text()
+    kind = Text()
     amount = fields.Nested(MoneySchema)
     at = fields.DateTime()
     balance_after = fields.Nested(MoneySchema)
-    reference = fields.String(allow_none=True)
-    reason = fields.String(allow_none=True)
-    actor = fields.Dict(allow_none=True)
+    reference = Text(allow_none=True)
+    reason = Body(allow_none=True)
+    actor = fields.Nested(ActorSchema, allow_none=True)
 
 
 class AccountSchema(Schema):
     id = fields.UUID()
     customer_id = fields.UUID()
-    currency = fields.String()
+    currency = Currency()
     balance = fields.Nested(MoneySchema)
     entries = fields.List(
         fields.Nested(AccountEntry), metadata={"description": "one page, oldest first"}
@@ -117,16 +139,16 @@ class AccountSchema(Schema):
 
 class ParkedEvent(Schema):
     id = fields.Integer()
-    service = fields.String()
-    upstream = fields.String()
+    service = Text()
+    upstream = Text()
     position = fields.Integer(allow_none=True)
-    type = fields.String(allow_none=True)
-    error = fields.String()
+    type = Text(allow_none=True)
+    error = Body()
     attempts = fields.Integer()
     parked_at = fields.DateTime()
     resolved_at = fields.DateTime(allow_none=True)
-    resolution = fields.String(allow_none=True)
-    envelope = fields.Dict()
+    resolution = Text(allow_none=True)
+    envelope = fields.Dict(keys=Text(), values=Json())
 
 
 class ParkedList(Schema):
@@ -139,27 +161,30 @@ class ParkedList(Schema):
 class OrderCustomer(Schema):
     """Who orders: a new e-mail creates the account; an existing one needs its password."""
 
-    email = fields.Email(required=True)
-    password = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(min=1, max=1024)
-    )
-    kind = fields.String(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
-    contact_person = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    country = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO 3166 country code."),
-    )
-    company_name = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=200)
-    )
-    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    email = Email(required=True)
+    password = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=1024))
+    kind = Text(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
+    contact_person = Text(required=True, validate=validate.Length(min=1, max=200))
+    country = Country(required=True)
+    company_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    language = Text(load_default="en", validate=validate.OneOf(LANGUAGES))
     project_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class OrderItemRequest(OrderItem):
+    """An item as the orders service takes it over RPC (ids as text)."""
+
+    @post_load
+    def _as_json(self, data, **kwargs):
+        data["product_id"] = str(data["product_id"])
+        data["addons"] = [str(a) for a in data["addons"]]
+        return data
 
 
 class OrderRequest(Schema):
     customer = fields.Nested(OrderCustomer, required=True)
     items = fields.List(
-        fields.Raw(),
+        fields.Nested(OrderItemRequest),
         required=True,
         validate=validate.Length(min=1, max=50),
         metadata={
@@ -168,7 +193,7 @@ class OrderRequest(Schema):
             " items.<n> or items.<n>.addons.<m>"
         },
     )
-    promo_code = fields.String(load_default=None, allow_none=True)
+    promo_code = Text(load_default=None, allow_none=True, max_length=100)
 
 
 class OrderAnswer(Schema):
@@ -185,11 +210,53 @@ class MoneyOrList(fields.Field):
         items = value if isinstance(value, list) else [value]
         out = {}
         for item in items:
-            loaded = MoneySchema().load(item) if isinstance(item, dict) else None
+            loaded = PriceSchema().load(item) if isinstance(item, dict) else None
             if loaded is None:
                 raise ValidationError('A price is {"amount": <minor units>, "currency": ...}.')
             out[loaded["currency"]] = loaded["amount"]
         return out
+
+
+class Texts(fields.Field):
+    """A text (English), or texts per language ({"en": ..., "fr": ...}): one line each,
+    or (`multiline`) several."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs):
+        kind = "several lines" if multiline else "one line"
+        kwargs.setdefault(
+            "metadata",
+            {
+                "oneOf": [
+                    {"type": "string", "maxLength": 2000},
+                    {
+                        "type": "object",
+                        "properties": {
+                            language: {"type": "string", "maxLength": 2000}
+                            for language in LANGUAGES
+                        },
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                    },
+                ],
+                "description": f"text ({kind}), or per language",
+            },
+        )
+        super().__init__(**kwargs)
+        self.multiline = multiline
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        texts = value if isinstance(value, dict) else {"en": value}
+        if not texts:
+            raise ValidationError("Give the text in at least one language.")
+        for language, text in texts.items():
+            if language not in LANGUAGES:
+                raise ValidationError(f"Languages are {', '.join(LANGUAGES)}.")
+            if not isinstance(text, str) or not 1 <= len(text) <= 2000:
+                raise ValidationError("A text of 1 to 2000 characters.")
+            problem = text_problem(text, self.multiline)
+            if problem:
+                raise ValidationError(problem)
+        return value
 
 
 class AddonRequest(Schema):
@@ -197,8 +264,10 @@ class AddonRequest(Schema):
     money object or a list of them) and setup fee. Send `id` to keep an existing add-on."""
 
     id = fields.UUID(load_default=None, allow_none=True)
-    name = fields.Raw(required=True)
-    prices = fields.Dict(keys=fields.String(), values=MoneyOrList(), required=True)
+    name = Texts(required=True)
+    prices = fields.Dict(
+        keys=Text(validate=validate.OneOf(CYCLES)), values=MoneyOrList(), required=True
+    )
     setup_fee = MoneyOrList(load_default=None)
 
 
@@ -206,13 +275,16 @@ class ProductRequest(Schema):
     """A product, as API.md spells it: names and descriptions as text (English) or per
     language ({"en": ..., "fr": ...}); each price one money object or a list of them."""
 
-    name = fields.Raw(required=True)
-    description = fields.Raw(load_default=None)
-    prices = fields.Dict(keys=fields.String(), values=MoneyOrList(), required=True)
+    name = Texts(required=True)
+    description = Texts(load_default=None, allow_none=True, multiline=True)
+    prices = fields.Dict(
+        keys=Text(validate=validate.OneOf(CYCLES)), values=MoneyOrList(), required=True
+    )
     setup_fee = MoneyOrList(load_default=None)
     project_id = fields.UUID(load_default=None, allow_none=True)
     on_sale = fields.Boolean(load_default=True)
-    provisioning = fields.Dict(
+    provisioning = fields.Nested(
+        Provisioning,
         load_default=None,
         metadata={"description": '{"kind": "manual"} or {"kind": "webhook", "url": ...}'},
     )
