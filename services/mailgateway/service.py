@@ -12,11 +12,12 @@ import uuid
 
 from nameko.rpc import RpcProxy
 
+from contracts import mail as mail_contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound
 from services.infra import clock
 from services.infra.consumer import handles
-from services.infra.rpc import rpc
+from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
 from services.mailgateway import compose, notifications, ticket_mail
@@ -284,7 +285,8 @@ class MailGatewayService(ServiceBase):
     @rpc
     def edit_template(self, kind: str, language: str, subject: str, body: str) -> dict:
         """Staff's own text; refused (validation error) unless it compiles and renders."""
-        return self.app.edit_template(kind, language, subject, body)
+        data = load(mail_contract.EditTemplate, {"subject": subject, "body": body})
+        return self.app.edit_template(kind, language, data["subject"], data["body"])
 
     @rpc
     def reset_template(self, kind: str, language: str) -> dict:
