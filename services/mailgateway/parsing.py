@@ -20,8 +20,13 @@ from inscriptis import get_text
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
 
+from contracts.fields import clean_text, text_problem
+
 MAX_BODY = 200_000
-_MSGID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+# no control characters or lone surrogates (undecodable bytes) in an id we hand on
+_MSGID = re.compile(
+    r"<[^<>\s\x00-\x1f\x7f-\x9f\ud800-\udfff]+@[^<>\s\x00-\x1f\x7f-\x9f\ud800-\udfff]+>"
+)
 _DAEMONS = ("mailer-daemon", "postmaster")
 _HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
 
@@ -208,8 +213,8 @@ def _attachments(msg: EmailMessage, body_part: Message | None) -> list[dict]:
         data = part.get_payload(decode=True) or b""
         out.append(
             {
-                "filename": (filename or "attachment").strip()[:255] or "attachment",
-                "content_type": part.get_content_type(),
+                "filename": clean_text(filename or "attachment").strip()[:255] or "attachment",
+                "content_type": clean_text(part.get_content_type())[:255],
                 "content": base64.b64encode(data).decode("ascii"),
             }
         )
@@ -285,9 +290,9 @@ def parse(raw: bytes, envelope_from: str | None, is_ours=lambda mid: False) -> P
     except Exception:  # noqa: BLE001
         senders = []
     sender_name, sender = senders[0] if senders else ("", "")
-    if not sender or "@" not in sender:
+    if not sender or "@" not in sender or text_problem(sender):
         fallback = (envelope_from or "").strip("<>")
-        if "@" not in fallback:
+        if "@" not in fallback or text_problem(fallback):
             raise Unparseable("the message names no sender address")
         sender, sender_name = fallback, ""
     sender = sender.strip().lower()
@@ -308,9 +313,10 @@ def parse(raw: bytes, envelope_from: str | None, is_ours=lambda mid: False) -> P
     return ParsedMail(
         message_id=message_id,
         sender=sender,
-        sender_name=sender_name.strip(),
-        subject=_header(msg, "Subject")[:998],
-        body=body,
+        # text from mail is taken as it comes, less what no text may hold (contracts/fields.py)
+        sender_name=clean_text(sender_name).strip()[:200],
+        subject=clean_text(_header(msg, "Subject")).strip()[:998],
+        body=clean_text(body, multiline=True),
         in_reply_to=message_ids(_header(msg, "In-Reply-To")),
         references=message_ids(_header(msg, "References")),
         attachments=attachments,
