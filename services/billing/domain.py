@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate, DomainError, IdempotencyKey  # noqa: F401
+from services.infra.domain import Aggregate, DomainError, IdempotencyKey, KeyedIndex  # noqa: F401
 from services.infra.money import Money
 
 _NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/billing")
@@ -29,7 +29,7 @@ class InvoiceNotPayable(DomainError):
     pass
 
 
-class PersonalAccount(Aggregate):
+class PersonalAccount(KeyedIndex):
     """One per customer and currency; its balance is the sum of its entries.
 
     The aggregate keeps only what its invariants need: the balance (a debit may not take
@@ -44,6 +44,10 @@ class PersonalAccount(Aggregate):
 
     # version 1 kept every entry in the aggregate (and in each snapshot)
     class_version = 2
+
+    id_namespace = _NS
+    id_prefix = "account"
+    key_fields = ("customer_id", "currency")
 
     @event("Opened")
     def __init__(self, customer_id: UUID, currency: str, opened_at: datetime, buyer: dict):
@@ -72,14 +76,6 @@ class PersonalAccount(Aggregate):
     @event("BuyerChanged")
     def change_buyer(self, changes: dict) -> None:
         self.buyer = dict(self.buyer, **changes)
-
-    @staticmethod
-    def create_id(customer_id: UUID, currency: str, **_) -> UUID:
-        return PersonalAccount.id_for(customer_id, currency)
-
-    @staticmethod
-    def id_for(customer_id: UUID, currency: str) -> UUID:
-        return uuid5(_NS, f"account:{customer_id}:{currency}")
 
     @property
     def balance(self) -> Money:
@@ -180,23 +176,19 @@ class PersonalAccount(Aggregate):
             raise ValueError("an entry's amount must be positive")
 
 
-class InvoiceSeries(Aggregate):
+class InvoiceSeries(KeyedIndex):
     """Numbers invoices of one project without gaps: the next number is taken in the same
     save as the invoice, so two issuers at once cannot both take it (one retries)."""
+
+    id_namespace = _NS
+    id_prefix = "series"
+    key_fields = ("project_key",)
 
     @event("Started")
     def __init__(self, project_key: str, prefix: str):
         self.project_key = project_key
         self.prefix = prefix
         self.last = 0
-
-    @staticmethod
-    def create_id(project_key: str, **_) -> UUID:
-        return InvoiceSeries.id_for(project_key)
-
-    @staticmethod
-    def id_for(project_key: str) -> UUID:
-        return uuid5(_NS, f"series:{project_key}")
 
     def take(self) -> str:
         self._taken(number=self.last + 1)
@@ -577,8 +569,16 @@ class TaxTable(Aggregate):
         return matching[0] if matching else None
 
 
-class AffiliateProgram(Aggregate):
+class AffiliateProgram(KeyedIndex):
     """A referrer earns `percent` of what referred customers pay, `maturity_days` later."""
+
+    id_namespace = _NS
+    id_prefix = "affiliate-program"
+    key_fields = ("name",)
+
+    @classmethod
+    def key_text(cls, name: str) -> str:
+        return name.strip().lower()
 
     @event("Created")
     def __init__(self, name: str, percent: str, maturity_days: int):
@@ -586,17 +586,14 @@ class AffiliateProgram(Aggregate):
         self.percent = percent
         self.maturity_days = maturity_days
 
-    @staticmethod
-    def create_id(name: str, **_) -> UUID:
-        return AffiliateProgram.id_for(name)
 
-    @staticmethod
-    def id_for(name: str) -> UUID:
-        return uuid5(_NS, f"affiliate-program:{name.strip().lower()}")
+class Commission(KeyedIndex):
+    """Earned when a referred customer pays an invoice; credited once it matures (one per
+    invoice)."""
 
-
-class Commission(Aggregate):
-    """Earned when a referred customer pays an invoice; credited once it matures."""
+    id_namespace = _NS
+    id_prefix = "commission"
+    key_fields = ("invoice_id",)
 
     @event("Earned")
     def __init__(
@@ -617,10 +614,6 @@ class Commission(Aggregate):
         self.currency = currency
         self.matures_at = matures_at
         self.status = "pending"
-
-    @staticmethod
-    def create_id(invoice_id: UUID, **_) -> UUID:
-        return uuid5(_NS, f"commission:{invoice_id}")
 
     @event("Credited")
     def mark_credited(self, at: datetime) -> None:

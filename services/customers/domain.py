@@ -7,7 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate
+from services.infra.domain import Aggregate, KeyedIndex
 
 
 class Customer(Aggregate):
@@ -268,8 +268,16 @@ class StaffMember(Aggregate):
 _INDEX_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/index")
 
 
-class LoginName(Aggregate):
+class LoginName(KeyedIndex):
     """Index: one per username (any case). Saving a second one for a name fails."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "login"
+    key_fields = ("name",)
+
+    @classmethod
+    def key_text(cls, name: str) -> str:
+        return name.strip().lower()
 
     @event("Claimed")
     def __init__(self, name: str, owner_kind: str, owner_id: UUID):
@@ -277,27 +285,19 @@ class LoginName(Aggregate):
         self.owner_kind = owner_kind
         self.owner_id = owner_id
 
-    @staticmethod
-    def create_id(name: str, **_) -> UUID:
-        return LoginName.id_for(name)
 
-    @staticmethod
-    def id_for(name: str) -> UUID:
-        return uuid5(_INDEX_NS, "login:" + name.strip().lower())
-
-
-class CustomerEmail(Aggregate):
+class CustomerEmail(KeyedIndex):
     """Index: one customer account per e-mail address."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "email"
+    key_fields = ("email",)
+
+    @classmethod
+    def key_text(cls, email: str) -> str:
+        return email.strip().lower()
 
     @event("Claimed")
     def __init__(self, email: str, customer_id: UUID):
         self.email = email
         self.customer_id = customer_id
-
-    @staticmethod
-    def create_id(email: str, **_) -> UUID:
-        return CustomerEmail.id_for(email)
-
-    @staticmethod
-    def id_for(email: str) -> UUID:
-        return uuid5(_INDEX_NS, "email:" + email.strip().lower())

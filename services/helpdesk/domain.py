@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate, DomainError
+from services.infra.domain import Aggregate, DomainError, KeyedIndex
 
 _INDEX_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/helpdesk")
 
@@ -66,26 +66,34 @@ class Department(Aggregate):
         }
 
 
-class TrackingNumber(Aggregate):
+class TrackingNumber(KeyedIndex):
     """Index: one per tracking number; a second ticket drawing the same one fails to save."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "tracking"
+    key_fields = ("number",)
+
+    @classmethod
+    def key_text(cls, number: str) -> str:
+        return number.strip().upper()
 
     @event("Claimed")
     def __init__(self, number: str, ticket_id: UUID):
         self.number = number
         self.ticket_id = ticket_id
 
-    @staticmethod
-    def create_id(number: str, **_) -> UUID:
-        return TrackingNumber.id_for(number)
 
-    @staticmethod
-    def id_for(number: str) -> UUID:
-        return uuid5(_INDEX_NS, "tracking:" + number.strip().upper())
-
-
-class IncomingAddress(Aggregate):
+class IncomingAddress(KeyedIndex):
     """Index: which department an incoming e-mail address feeds. Saved with the department,
     so two departments cannot take one address, and mail is routed without read-model lag."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "address"
+    key_fields = ("address",)
+
+    @classmethod
+    def key_text(cls, address: str) -> str:
+        return address.strip().lower()
 
     @event("Claimed")
     def __init__(self, address: str, department_id: UUID):
@@ -96,31 +104,23 @@ class IncomingAddress(Aggregate):
     def reassign(self, department_id: UUID | None) -> None:
         self.department_id = department_id
 
-    @staticmethod
-    def create_id(address: str, **_) -> UUID:
-        return IncomingAddress.id_for(address)
 
-    @staticmethod
-    def id_for(address: str) -> UUID:
-        return uuid5(_INDEX_NS, "address:" + address.strip().lower())
-
-
-class MailMessage(Aggregate):
+class MailMessage(KeyedIndex):
     """Index: one per incoming Message-ID, saved with what the mail did to a ticket, so
     the same mail delivered twice is recognised (the second save fails)."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "mail"
+    key_fields = ("message_id",)
+
+    @classmethod
+    def key_text(cls, message_id: str) -> str:
+        return message_id.strip().strip("<>").lower()
 
     @event("Received")
     def __init__(self, message_id: str, ticket_id: UUID):
         self.message_id = message_id
         self.ticket_id = ticket_id
-
-    @staticmethod
-    def create_id(message_id: str, **_) -> UUID:
-        return MailMessage.id_for(message_id)
-
-    @staticmethod
-    def id_for(message_id: str) -> UUID:
-        return uuid5(_INDEX_NS, "mail:" + message_id.strip().strip("<>").lower())
 
 
 class ReplyTemplate(Aggregate):
@@ -159,22 +159,18 @@ class HelpdeskConfig(Aggregate):
         self.values = dict(self.values, **changes)
 
 
-class Standing(Aggregate):
+class Standing(KeyedIndex):
     """A customer's penalty points from abuse notices."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "standing"
+    key_fields = ("customer_id",)
 
     @event("Opened")
     def __init__(self, customer_id: UUID):
         self.customer_id = customer_id
         self.total = 0
         self.suspended_at_total: int | None = None
-
-    @staticmethod
-    def create_id(customer_id: UUID, **_) -> UUID:
-        return Standing.id_for(customer_id)
-
-    @staticmethod
-    def id_for(customer_id: UUID) -> UUID:
-        return uuid5(_INDEX_NS, f"standing:{customer_id}")
 
     class PointsGiven(Aggregate.Event):
         customer_id: UUID

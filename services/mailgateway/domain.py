@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate
+from services.infra.domain import KeyedIndex
 
 _TEMPLATE_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/mail-template")
 
 
-class MailTemplate(Aggregate):
+class MailTemplate(KeyedIndex):
     """Staff's own text for one kind of notification in one language. Its history is the
     record of who changed what a customer is told; `reset` goes back to the shipped text."""
+
+    id_namespace = _TEMPLATE_NS
+    key_fields = ("kind", "language")
 
     @event("Edited")
     def __init__(self, kind: str, language: str, subject: str, body: str):
@@ -22,14 +25,6 @@ class MailTemplate(Aggregate):
         self.subject = subject
         self.body = body
         self.customized = True
-
-    @staticmethod
-    def create_id(kind: str, language: str, **_) -> UUID:
-        return MailTemplate.id_for(kind, language)
-
-    @staticmethod
-    def id_for(kind: str, language: str) -> UUID:
-        return uuid5(_TEMPLATE_NS, f"{kind}:{language}")
 
     @event("Changed")
     def change(self, subject: str, body: str) -> None:

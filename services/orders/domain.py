@@ -7,7 +7,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from services.infra.domain import Aggregate, DomainError
+from services.infra.domain import Aggregate, DomainError, KeyedIndex
+
+_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/orders")
 
 CYCLES = {
     "monthly": 1,
@@ -110,9 +112,17 @@ class Order(Aggregate):
         self.status = "paid"
 
 
-class PromoCode(Aggregate):
+class PromoCode(KeyedIndex):
     """A code giving a discount on the first invoice of an order: percentage or fixed, on
     some products or all, until it expires or is used `max_uses` times."""
+
+    id_namespace = _NS
+    id_prefix = "promo"
+    key_fields = ("code",)
+
+    @classmethod
+    def key_text(cls, code: str) -> str:
+        return code.strip().upper()
 
     @event("Created")
     def __init__(
@@ -135,14 +145,6 @@ class PromoCode(Aggregate):
         self.expires_at = expires_at
         self.max_uses = max_uses
         self.uses = 0
-
-    @staticmethod
-    def create_id(code: str, **_) -> UUID:
-        return PromoCode.id_for(code)
-
-    @staticmethod
-    def id_for(code: str) -> UUID:
-        return uuid5(_NS, f"promo:{code.strip().upper()}")
 
     def check_usable(self, now: datetime) -> None:
         if self.expires_at is not None and now >= self.expires_at:
@@ -179,9 +181,13 @@ class PromoNotUsable(DomainError):
     pass
 
 
-class InvoiceOrder(Aggregate):
+class InvoiceOrder(KeyedIndex):
     """Index: which order (and services) an invoice is for. Read by id, so a payment heard
     a moment after the order was placed always finds it."""
+
+    id_namespace = _NS
+    id_prefix = "invoice-order"
+    key_fields = ("invoice_id",)
 
     @event("Linked")
     def __init__(self, invoice_id: UUID, order_id: UUID, service_ids: list[UUID]):
@@ -189,20 +195,13 @@ class InvoiceOrder(Aggregate):
         self.order_id = order_id
         self.service_ids = service_ids
 
-    @staticmethod
-    def create_id(invoice_id: UUID, **_) -> UUID:
-        return InvoiceOrder.id_for(invoice_id)
 
-    @staticmethod
-    def id_for(invoice_id: UUID) -> UUID:
-        return uuid5(_NS, f"invoice-order:{invoice_id}")
-
-
-_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/orders")
-
-
-class RenewalLink(Aggregate):
+class RenewalLink(KeyedIndex):
     """Index: the service and period a renewal invoice is for (read by id)."""
+
+    id_namespace = _NS
+    id_prefix = "renewal-link"
+    key_fields = ("invoice_id",)
 
     @event("Linked")
     def __init__(self, invoice_id: UUID, service_id: UUID, period_from: str):
@@ -210,18 +209,14 @@ class RenewalLink(Aggregate):
         self.service_id = service_id
         self.period_from = period_from
 
-    @staticmethod
-    def create_id(invoice_id: UUID, **_) -> UUID:
-        return RenewalLink.id_for(invoice_id)
 
-    @staticmethod
-    def id_for(invoice_id: UUID) -> UUID:
-        return uuid5(_NS, f"renewal-link:{invoice_id}")
-
-
-class ProjectTerms(Aggregate):
+class ProjectTerms(KeyedIndex):
     """Local copy of a project's renewal and dunning days (from the customers service's
     ProjectCreated / ProjectUpdated); None: the system default."""
+
+    id_namespace = _NS
+    id_prefix = "project-terms"
+    key_fields = ("project_id",)
 
     @event("Recorded")
     def __init__(
@@ -235,14 +230,6 @@ class ProjectTerms(Aggregate):
         self.renew_days_before = renew_days_before
         self.suspend_after_days = suspend_after_days
         self.terminate_after_days = terminate_after_days
-
-    @staticmethod
-    def create_id(project_id: UUID, **_) -> UUID:
-        return ProjectTerms.id_for(project_id)
-
-    @staticmethod
-    def id_for(project_id: UUID) -> UUID:
-        return uuid5(_NS, f"project-terms:{project_id}")
 
     @event("Changed")
     def change(
