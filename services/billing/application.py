@@ -13,6 +13,7 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts import billing as contract
 from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from contracts.fields import invalid
 from services.billing import ledger
 from services.billing.domain import (
     AffiliateProgram,
@@ -188,6 +189,8 @@ class Billing(Refunds, HostledgerApplication):
             return TaxTable()
 
     def add_tax_rule(self, data: dict) -> dict:
+        if data.get("project_id") and str(data["project_id"]) not in self.project_book().projects:
+            raise invalid("project_id", "No such project.")
         starts, ends = data.get("valid_from"), data.get("valid_to")
         if starts and ends and ends <= starts:
             raise ValidationFailed(
@@ -423,7 +426,12 @@ class Billing(Refunds, HostledgerApplication):
             earlier = self.idempotent_answer("payment", idempotency_key, request)
             if earlier is not None:
                 return earlier
-            account = self.account(customer_id, amount.currency)
+            try:
+                account = self.account(customer_id, amount.currency)
+            except NotFound:
+                raise invalid(
+                    "customer_id", f"No such customer with a personal account in {amount.currency}."
+                ) from None
             now = clock.now()
             payment = Payment(
                 customer_id=customer_id,
@@ -439,7 +447,10 @@ class Billing(Refunds, HostledgerApplication):
             )
             changed = [payment, account]
             if invoice_id is not None:
-                invoice = self.invoice(invoice_id, customer_id)
+                try:
+                    invoice = self.invoice(invoice_id, customer_id)
+                except NotFound:
+                    raise invalid("invoice_id", "No such invoice of this customer.") from None
                 if invoice.currency != amount.currency:
                     raise ValidationFailed(
                         "The payment's currency is not the invoice's.",

@@ -12,6 +12,7 @@ from nameko.timer import timer
 from contracts import billing as contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound, ValidationFailed
+from contracts.fields import invalid
 from services.billing import application as queries
 from services.billing import pdf
 from services.billing.application import Billing, invoice_view
@@ -162,7 +163,12 @@ class BillingService(ServiceBase):
         except NotFound:
             # a customer registered a moment ago: its account may not be open here yet
             catch_up_with(self, "customers")
+        try:
             return issue()
+        except NotFound:
+            raise invalid(
+                "customer_id", f"No such customer with a personal account in {data['currency']}."
+            ) from None
 
     @rpc
     def add_funds_invoice(
@@ -227,6 +233,12 @@ class BillingService(ServiceBase):
     @rpc
     def add_tax_rule(self, payload: dict) -> dict:
         data = load(contract.AddTaxRule, payload)
+        try:
+            return _plain(self.app.add_tax_rule(data))
+        except ValidationFailed as exc:
+            if "project_id" not in exc.fields:
+                raise
+        catch_up_with(self, "customers")  # a project created a moment ago
         return _plain(self.app.add_tax_rule(data))
 
     @rpc

@@ -22,6 +22,7 @@ from contracts.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from contracts.fields import invalid
 from services.customers.domain import (
     Customer,
     CustomerEmail,
@@ -103,6 +104,8 @@ class Customers(HostledgerApplication):
         earlier = self.idempotent_answer("customer", idempotency_key, request or {})
         if earlier is not None:
             return earlier
+        if data.get("project_id"):
+            self._refer(data["project_id"], Project, "project", "project_id")
         password = data.get("password")
         generated = password is None
         if generated:
@@ -276,9 +279,11 @@ class Customers(HostledgerApplication):
                 raise ValidationFailed(
                     "A customer cannot refer itself.", {"referrer_id": ["Not this customer."]}
                 )
-            self.get_customer(changes["referrer_id"])
-        for group_id in changes.get("group_ids") or ():
-            self._get(group_id, CustomerGroup, "group")
+            referrer = self._refer(changes["referrer_id"], Customer, "customer", "referrer_id")
+            if referrer.deleted:
+                raise invalid("referrer_id", "No such customer.")
+        for i, group_id in enumerate(changes.get("group_ids") or ()):
+            self._refer(group_id, CustomerGroup, "group", f"group_ids.{i}")
         return self._apply_edit(customer, changes)
 
     def edit_profile(self, customer_id: UUID, changes: dict) -> Customer:
@@ -416,9 +421,11 @@ class Customers(HostledgerApplication):
         if errors:
             raise ValidationFailed("The discount is not consistent.", errors)
         if data.get("customer_id"):
-            self.get_customer(data["customer_id"])
+            found = self._refer(data["customer_id"], Customer, "customer", "customer_id")
+            if found.deleted:
+                raise invalid("customer_id", "No such customer.")
         if data.get("group_id"):
-            self._get(data["group_id"], CustomerGroup, "group")
+            self._refer(data["group_id"], CustomerGroup, "group", "group_id")
         discount = Discount(
             name=data["name"],
             kind=data["kind"],
@@ -450,6 +457,16 @@ class Customers(HostledgerApplication):
                 continue
             found.append(discount)
         return found
+
+    def _refer(self, aggregate_id: UUID, cls: type, what: str, field: str):
+        """The `cls` an id in a request names; a 400 naming `field` when there is none."""
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            aggregate = None
+        if not isinstance(aggregate, cls):
+            raise invalid(field, f"No such {what}.")
+        return aggregate
 
     def _get(self, aggregate_id: UUID, cls: type, what: str):
         try:

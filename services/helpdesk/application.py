@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts import helpdesk as contract
 from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from contracts.fields import invalid
 from services.helpdesk.attachments import (
     DEFAULT_EXTENSIONS,
     DEFAULT_MAX_FILE_BYTES,
@@ -465,7 +466,11 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
 
     def merge(self, target_id: UUID, source_id: UUID) -> Ticket:
         for _ in range(SAVE_ATTEMPTS):
-            target, source = self.ticket(target_id), self.ticket(source_id)
+            target = self.ticket(target_id)
+            try:
+                source = self.ticket(source_id)
+            except NotFound:
+                raise invalid("ticket_id", "No such ticket.") from None
             try:
                 target.merge(source)
             except NotMergeable as exc:
@@ -522,7 +527,10 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
 
     def create_template(self, data: dict) -> ReplyTemplate:
         if data.get("department_id"):
-            self.department(data["department_id"])
+            try:
+                self.department(data["department_id"])
+            except NotFound:
+                raise invalid("department_id", "No such department.") from None
         template = ReplyTemplate(
             name=data["name"], bodies=data["bodies"], department_id=data.get("department_id")
         )

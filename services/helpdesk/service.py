@@ -18,6 +18,7 @@ from contracts.errors import (
     NotFound,
     ValidationFailed,
 )
+from contracts.fields import invalid
 from services.helpdesk.application import Helpdesk, Replayed
 from services.helpdesk.attachments import decode_upload
 from services.helpdesk.broadcasts import BROADCAST_SCOPE, TICKET_SCOPE
@@ -291,7 +292,10 @@ class HelpdeskService(ServiceBase):
         ticket = self.app.ticket(_uuid(ticket_id))
         body = data["body"]
         if data.get("template_id"):
-            template = self.app.template(data["template_id"])
+            try:
+                template = self.app.template(data["template_id"])
+            except NotFound:
+                raise invalid("template_id", "No such reply template.") from None
             client_person = ""
             if ticket.customer_id is not None:
                 client_person = self._customer(str(ticket.customer_id))["name"]

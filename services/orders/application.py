@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError
 
 from contracts import orders as contract
 from contracts.errors import Conflict, NotFound, ValidationFailed
+from contracts.fields import invalid
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
@@ -102,6 +103,11 @@ class Orders(HostledgerApplication):
     # -- promo codes ---------------------------------------------------------------------------
 
     def create_promo(self, data: dict) -> PromoCode:
+        for i, product_id in enumerate(data.get("product_ids") or ()):
+            try:
+                self.product(product_id)
+            except NotFound:
+                raise invalid(f"product_ids.{i}", "No such product.") from None
         promo = PromoCode(
             code=data["code"].upper(),
             kind=data["kind"],

@@ -1,0 +1,363 @@
+"""Input rules at the edge, through the gateway: text without control characters, bounded
+money in ISO 4217 currencies, ISO 3166-1 countries, schemas for nested objects, ids that
+exist; each a 400 naming the field, before anything is saved. Mail is cleaned, not
+refused."""
+
+import uuid
+
+import pytest
+
+from contracts.errors import ValidationFailed
+from tests.e2e.test_mail_in import deliver, department, mail, one_ticket, smtp_in  # noqa: F401
+
+NUL = "\u0000"
+
+
+def _fields(r) -> dict:
+    assert r.status_code == 400, r.text
+    return r.json()["error"]["fields"]
+
+
+def _client(stack, **fields):
+    customer = stack.register_customer(**fields)
+    creds = customer["credentials"]
+    return customer, stack.login(creds["username"], creds["password"])
+
+
+def _order_customer(**changes) -> dict:
+    person = {
+        "email": f"rules-{uuid.uuid4().hex[:10]}@example.com",
+        "kind": "individual",
+        "contact_person": "Olga Buyer",
+        "country": "DE",
+    }
+    person.update(changes)
+    return person
+
+
+def _customer_named(stack, email: str) -> list:
+    r = stack.http("GET", "/api/v1/staff/customers", stack.admin_token, params={"name": email})
+    assert r.status_code == 200, r.text
+    return [c for c in r.json()["items"] if c.get("email") == email]
+
+
+# -- text ---------------------------------------------------------------------------------
+
+
+def test_nul_in_the_public_order_form_is_refused_naming_the_field(stack):
+    person = _order_customer(contact_person=f"Ann{NUL}")
+    r = stack.http(
+        "POST",
+        "/api/v1/orders",
+        json={
+            "customer": person,
+            "items": [{"product_id": str(uuid.uuid4()), "billing_cycle": "monthly"}],
+        },
+    )
+    assert "customer.contact_person" in _fields(r)
+    assert r.json()["error"]["fields"]["customer.contact_person"] == [
+        "Control characters are not allowed."
+    ]
+
+
+def test_nul_and_lone_surrogates_in_a_ticket_subject_are_refused(stack):
+    dept, _address = department(stack)
+    _customer, token = _client(stack)
+    for subject in (f"Help{NUL}", "Help\ud800", "Two\nlines"):
+        r = stack.http(
+            "POST",
+            "/api/v1/client/tickets",
+            token,
+            json={"department_id": dept["id"], "subject": subject, "body": "Body."},
+        )
+        assert "subject" in _fields(r), subject
+    # a body keeps its newlines and tabs
+    r = stack.http(
+        "POST",
+        "/api/v1/client/tickets",
+        token,
+        json={"department_id": dept["id"], "subject": "Fine", "body": "One\n\tTwo\r\nThree"},
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_a_direct_rpc_with_a_nul_is_refused_naming_the_field(stack):
+    with stack.rpc() as rpc, pytest.raises(ValidationFailed) as info:
+        rpc.customers.register_customer(
+            {
+                "kind": "individual",
+                "email": f"rpc-{uuid.uuid4().hex[:8]}@example.com",
+                "country": "DE",
+                "contact_person": f"Ann{NUL}",
+            }
+        )
+    assert "contact_person" in info.value.fields
+
+
+def test_a_query_parameter_with_a_nul_is_refused(stack):
+    r = stack.http(
+        "GET", "/api/v1/staff/customers", stack.admin_token, params={"name": f"Ann{NUL}"}
+    )
+    assert "name" in _fields(r)
+
+
+# -- money, currencies, countries ---------------------------------------------------------
+
+
+def test_amounts_beyond_the_maximum_are_refused(stack):
+    customer, token = _client(stack)
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json={
+            "customer_id": customer["id"],
+            "amount": {"amount": 9223372036854775808, "currency": "EUR"},
+            "method": "cash",
+            "reference": "too much",
+        },
+    )
+    assert any(name.startswith("amount") for name in _fields(r)), r.text
+    r = stack.http(
+        "POST", "/api/v1/client/account/funds", token, json={"amount": 10000000000000000000}
+    )
+    assert any(name.startswith("amount") for name in _fields(r)), r.text
+    r = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 10_000.5})
+    assert any(name.startswith("amount") for name in _fields(r)), r.text
+
+
+def test_made_up_currencies_and_countries_are_refused(stack):
+    base = {
+        "kind": "individual",
+        "email": f"iso-{uuid.uuid4().hex[:8]}@example.com",
+        "country": "DE",
+        "contact_person": "Iso Person",
+    }
+    r = stack.http(
+        "POST", "/api/v1/staff/customers", stack.admin_token, json=dict(base, currency="QQQ")
+    )
+    assert _fields(r)["currency"] == ["Not an ISO 4217 currency code."]
+    for country in ("ZZ", "AA"):
+        r = stack.http(
+            "POST", "/api/v1/staff/customers", stack.admin_token, json=dict(base, country=country)
+        )
+        assert "country" in _fields(r), country
+    assert _customer_named(stack, base["email"]) == []
+    r = stack.http(
+        "POST",
+        "/api/v1/orders",
+        json={
+            "customer": _order_customer(country="ZZ"),
+            "items": [{"product_id": str(uuid.uuid4()), "billing_cycle": "monthly"}],
+        },
+    )
+    assert "customer.country" in _fields(r)
+
+
+# -- free-form objects --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("discount", "field"),
+    [
+        ({}, "extra_discounts.0.name"),
+        (
+            {"name": "Minus", "kind": "fixed", "amount": {"amount": -500, "currency": "EUR"}},
+            "extra_discounts.0.amount.amount",
+        ),
+        ({"name": "Lots", "kind": "percentage", "percent": "lots"}, "extra_discounts.0.percent"),
+    ],
+)
+def test_invoice_extra_discounts_have_a_schema(stack, discount, field):
+    customer, _token = _client(stack)
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/invoices",
+        stack.admin_token,
+        json={
+            "customer_id": customer["id"],
+            "currency": "EUR",
+            "lines": [{"description": "Hosting", "unit_price": 1000}],
+            "extra_discounts": [discount],
+        },
+    )
+    assert field in _fields(r), r.text
+
+
+# -- references ---------------------------------------------------------------------------
+
+
+def test_an_unknown_project_is_refused_on_registration_and_on_the_order_form(stack):
+    nowhere = str(uuid.uuid4())
+    email = f"project-{uuid.uuid4().hex[:8]}@example.com"
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/customers",
+        stack.admin_token,
+        json={
+            "kind": "individual",
+            "email": email,
+            "country": "DE",
+            "contact_person": "No Project",
+            "project_id": nowhere,
+        },
+    )
+    assert _fields(r)["project_id"] == ["No such project."]
+    assert _customer_named(stack, email) == []
+    product = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={"name": "Rules VPS", "prices": {"monthly": {"amount": 500, "currency": "EUR"}}},
+    )
+    assert product.status_code == 201, product.text
+    person = _order_customer(project_id=nowhere)
+    r = stack.http(
+        "POST",
+        "/api/v1/orders",
+        json={
+            "customer": person,
+            "items": [{"product_id": product.json()["id"], "billing_cycle": "monthly"}],
+        },
+    )
+    assert any(name.endswith("project_id") for name in _fields(r)), r.text
+    assert _customer_named(stack, person["email"]) == []
+
+
+def test_ids_in_staff_bodies_must_exist(stack):
+    nowhere = str(uuid.uuid4())
+    customer, _token = _client(stack)
+    cid = customer["id"]
+    admin = stack.admin_token
+
+    r = stack.http("PATCH", f"/api/v1/staff/customers/{cid}", admin, json={"referrer_id": nowhere})
+    assert _fields(r) == {"referrer_id": ["No such customer."]}
+    r = stack.http("PATCH", f"/api/v1/staff/customers/{cid}", admin, json={"group_ids": [nowhere]})
+    assert _fields(r) == {"group_ids.0": ["No such group."]}
+
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/discounts",
+        admin,
+        json={"name": "Ghost", "kind": "percentage", "percent": "5", "group_id": nowhere},
+    )
+    assert "group_id" in _fields(r)
+
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/promo-codes",
+        admin,
+        json={
+            "code": f"GHOST{uuid.uuid4().hex[:5]}",
+            "kind": "percentage",
+            "percent": "10",
+            "product_ids": [nowhere],
+        },
+    )
+    assert _fields(r) == {"product_ids.0": ["No such product."]}
+
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/tax-rules",
+        admin,
+        json={
+            "name": "Ghost VAT",
+            "country": "DE",
+            "rate": "19",
+            "inclusive": False,
+            "project_id": nowhere,
+        },
+    )
+    assert _fields(r) == {"project_id": ["No such project."]}
+
+    stack.wait_until(
+        lambda: (
+            stack.http("GET", f"/api/v1/staff/customers/{cid}/account", admin).status_code == 200
+        ),
+        what="the personal account",
+    )
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        admin,
+        json={
+            "customer_id": cid,
+            "amount": {"amount": 500, "currency": "EUR"},
+            "method": "cash",
+            "reference": "ghost invoice",
+            "invoice_id": nowhere,
+        },
+    )
+    assert _fields(r) == {"invoice_id": ["No such invoice of this customer."]}
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        admin,
+        json={
+            "customer_id": nowhere,
+            "amount": {"amount": 500, "currency": "EUR"},
+            "method": "cash",
+            "reference": "ghost customer",
+        },
+    )
+    assert "customer_id" in _fields(r)
+
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/reply-templates",
+        admin,
+        json={"name": "Ghost", "bodies": {"en": "Hi"}, "department_id": nowhere},
+    )
+    assert _fields(r) == {"department_id": ["No such department."]}
+
+
+def test_ticket_references_must_exist(stack):
+    nowhere = str(uuid.uuid4())
+    dept, _address = department(stack)
+    _customer, token = _client(stack)
+    r = stack.http(
+        "POST",
+        "/api/v1/client/tickets",
+        token,
+        json={"department_id": dept["id"], "subject": "Refs", "body": "Body."},
+    )
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/tickets/{ticket['id']}/replies",
+        stack.admin_token,
+        json={"body": "", "template_id": nowhere},
+    )
+    assert _fields(r) == {"template_id": ["No such reply template."]}
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/tickets/{ticket['id']}/merge",
+        stack.admin_token,
+        json={"ticket_id": nowhere},
+    )
+    assert _fields(r) == {"ticket_id": ["No such ticket."]}
+
+
+# -- mail: cleaned, not refused -----------------------------------------------------------
+
+
+def test_mail_with_a_nul_in_its_subject_opens_a_ticket_with_a_cleaned_subject(stack, smtp_in):  # noqa: F811
+    dept, address = department(stack)
+    c = stack.register_customer(contact_person="Nul Mail")
+    msg = mail(c["email"], address, "placeholder", "Line one\nLine two")
+    raw = msg.as_bytes().replace(b"Subject: placeholder", b"Subject: =?utf-8?q?mail=00subject?=")
+    assert b"=?utf-8?q?mail=00subject?=" in raw
+    deliver(stack, raw, mail_from=c["email"], to=address)
+    t = one_ticket(stack, dept["id"])
+    assert t["subject"] == "mailsubject"
+    assert t["customer_id"] == c["id"]
+    assert t["messages"][0]["body"] == "Line one\nLine two"
+    # the ticket lists (read models) still show it, and later tickets too
+    r = stack.http(
+        "POST",
+        "/api/v1/client/tickets",
+        stack.login(c["credentials"]["username"], c["credentials"]["password"]),
+        json={"department_id": dept["id"], "subject": "After", "body": "Later."},
+    )
+    assert r.status_code == 201, r.text
