@@ -68,6 +68,7 @@ class Orders(HostledgerApplication):
     # -- catalog ----------------------------------------------------------------------------
 
     def create_product(self, data: dict) -> Product:
+        self._check_project(data.get("project_id"))
         product = Product(
             name=data["name"],
             description=data.get("description") or {},
@@ -84,12 +85,22 @@ class Orders(HostledgerApplication):
     def change_product(self, product_id: UUID, changes: dict) -> Product:
         """Only the fields given change; `addons` replaces the list (ids sent are kept)."""
         product = self.product(product_id)
+        self._check_project(changes.get("project_id"))
         if "addons" in changes:
             changes = dict(changes, addons=_with_ids(changes["addons"]))
         if changes:
             product.change(changes)
             self.save(product)
         return product
+
+    def _check_project(self, project_id: UUID | None) -> None:
+        """A project a product names must exist (this service keeps every project's terms)."""
+        if project_id is None:
+            return
+        try:
+            self.repository.get(ProjectTerms.id_for(project_id))
+        except AggregateNotFoundError:
+            raise invalid("project_id", "No such project.") from None
 
     def product(self, product_id: UUID) -> Product:
         try:

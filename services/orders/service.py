@@ -19,7 +19,7 @@ from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.infra import clock, context
 from services.infra.consumer import handles
 from services.infra.rpc import load, rpc
-from services.infra.service import ServiceBase
+from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
 from services.orders import provisioning
@@ -66,14 +66,28 @@ class OrdersService(ServiceBase):
 
     @rpc
     def create_product(self, payload: dict) -> dict:
-        return product_view(self.app.create_product(load(contract.ProductFields, payload)))
+        data = load(contract.ProductFields, payload)
+        return product_view(self._knowing_projects(self.app.create_product, data))
 
     @rpc
     def change_product(self, product_id: str, payload: dict) -> dict:
         changes = load(contract.ProductFields, payload, partial=True)
         if "addons" in changes:
             changes.update(load(contract.ProductAddons, {"addons": payload["addons"]}))
-        return product_view(self.app.change_product(_uuid(product_id, "product"), changes))
+        return product_view(
+            self._knowing_projects(self.app.change_product, _uuid(product_id, "product"), changes)
+        )
+
+    def _knowing_projects(self, command, *args):
+        """`command`; when it names a project not heard of yet, again after catching up with
+        the customers service (a project created a moment ago)."""
+        try:
+            return command(*args)
+        except ValidationFailed as exc:
+            if "project_id" not in exc.fields:
+                raise
+        catch_up_with(self, "customers")
+        return command(*args)
 
     @rpc
     def get_product(self, product_id: str) -> dict:

@@ -304,6 +304,37 @@ def test_ids_in_staff_bodies_must_exist(stack):
 
     r = stack.http(
         "POST",
+        "/api/v1/staff/products",
+        admin,
+        json={
+            "name": "Ghost VPS",
+            "prices": {"monthly": {"amount": 500, "currency": "EUR"}},
+            "project_id": nowhere,
+        },
+    )
+    assert _fields(r) == {"project_id": ["No such project."]}
+    # a project created a moment ago is known at once
+    project = stack.http(
+        "POST",
+        "/api/v1/staff/projects",
+        admin,
+        json={"name": f"Rules {uuid.uuid4().hex[:6]}", "sender_email": "billing@rules.example"},
+    )
+    assert project.status_code == 201, project.text
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        admin,
+        json={
+            "name": "Project VPS",
+            "prices": {"monthly": {"amount": 500, "currency": "EUR"}},
+            "project_id": project.json()["id"],
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    r = stack.http(
+        "POST",
         "/api/v1/staff/reply-templates",
         admin,
         json={"name": "Ghost", "bodies": {"en": "Hi"}, "department_id": nowhere},
