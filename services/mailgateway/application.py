@@ -9,9 +9,16 @@ from eventsourcing.application import AggregateNotFoundError
 from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
+from services.infra.paging import page_window
 from services.mailgateway import templates
 from services.mailgateway.domain import MailTemplate
-from services.mailgateway.outbox import COLUMNS, Notification, insert_statement, resend_statement
+from services.mailgateway.outbox import (
+    COLUMNS,
+    Notification,
+    insert_statement,
+    resend_statement,
+    storable_params,
+)
 from services.mailgateway.outbox import row_view as outbox_row_view
 from services.mailgateway.tables import SCHEMA
 
@@ -42,7 +49,8 @@ class MailGateway(HostledgerApplication):
 
     def queue_with(self, notifications: list[Notification], statements: list) -> None:
         """Queue notifications with other records (threads), in one transaction."""
-        self.save(also=[insert_statement(n) for n in notifications] + list(statements))
+        also = [insert_statement(n) for n in notifications]
+        self.save(also=also + [storable_params(s) for s in statements])
 
     def threads(self, ticket_id) -> dict:
         from services.mailgateway.ticket_mail import Thread
@@ -87,7 +95,7 @@ class MailGateway(HostledgerApplication):
             total = curs.fetchone()["n"]
             curs.execute(
                 f"SELECT {COLUMNS} FROM mail_outbox {clause} ORDER BY id LIMIT %s OFFSET %s",
-                [*params, page_size, (page - 1) * page_size],
+                [*params, *page_window(page, page_size)],
             )
             rows = curs.fetchall()
         return {
@@ -183,7 +191,7 @@ class MailGateway(HostledgerApplication):
             curs.execute(
                 "SELECT id, received_at, reason, detail, sender, recipient, subject,"
                 " octet_length(raw) AS size FROM mail_held ORDER BY id LIMIT %s OFFSET %s",
-                (page_size, (page - 1) * page_size),
+                page_window(page, page_size),
             )
             rows = curs.fetchall()
         items = [dict(r, received_at=isoformat(r["received_at"])) for r in rows]
@@ -207,7 +215,7 @@ class MailGateway(HostledgerApplication):
             curs.execute(
                 "SELECT id, received_at, sender, recipient, message_id, outcome, reason, ticket_id,"
                 f" tracking_number FROM mail_received {where} ORDER BY id LIMIT %s OFFSET %s",
-                [*params, page_size, (page - 1) * page_size],
+                [*params, *page_window(page, page_size)],
             )
             rows = curs.fetchall()
         items = [dict(r, received_at=isoformat(r["received_at"])) for r in rows]

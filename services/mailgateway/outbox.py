@@ -33,10 +33,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from jinja2 import TemplateError
 from psycopg.types.json import Jsonb
 
 from services.infra import clock
+from services.infra.inbox import is_transient
+from services.infra.parking import storable, storable_text
 from services.mailgateway import compose, templates
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ class Notification:
 
 
 def insert_statement(n: Notification) -> tuple[str, tuple]:
-    """The INSERT that queues `n`, for a save's `also` (atomic with the consumer's tracking)."""
+    """The INSERT that queues `n`, for a save's `also` (atomic with the consumer's tracking).
+    What PostgreSQL cannot store (a NUL in a ticket's subject, ...) is replaced, so that no
+    text of an event can stop the notifications: the mail goes out without it."""
     now = clock.now()
     return (
         "INSERT INTO mail_outbox (key, kind, customer_id, recipient, language, context, secret,"
@@ -77,21 +80,31 @@ def insert_statement(n: Notification) -> tuple[str, tuple]:
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (key) DO NOTHING",
         (
-            n.key,
-            n.kind,
+            storable_text(n.key),
+            storable_text(n.kind),
             uuid.UUID(str(n.customer_id)) if n.customer_id else None,
-            n.recipient,
-            n.language,
-            Jsonb(n.context),
-            n.secret,
-            n.message_id,
-            n.in_reply_to,
+            _text_or_none(n.recipient),
+            storable_text(n.language),
+            Jsonb(storable(n.context)),
+            _text_or_none(n.secret),
+            storable_text(n.message_id),
+            _text_or_none(n.in_reply_to),
             n.status,
-            n.reason,
+            _text_or_none(n.reason),
             now,
             now,
         ),
     )
+
+
+def storable_params(statement: tuple[str, tuple]) -> tuple[str, tuple]:
+    """`statement` with its text parameters made storable (see insert_statement)."""
+    sql, params = statement
+    return sql, tuple(storable_text(p) if isinstance(p, str) else p for p in params)
+
+
+def _text_or_none(value) -> str | None:
+    return None if value is None else storable_text(value)
 
 
 def row_view(row: dict) -> dict:
@@ -286,24 +299,32 @@ class Sender:
         return done
 
     def _send(self, row: dict) -> tuple[tuple[str, tuple], bool]:
-        """(the statement recording the outcome, whether the relay could be reached)."""
+        """(the statement recording the outcome, whether the relay could be reached).
+        Whatever one row makes go wrong settles that row (`failed`, staff see it and may
+        resend it): the rows after it are sent."""
         try:
             message = self.compose(row)
-        except (TemplateError, KeyError, ValueError, TypeError) as exc:
-            return self._settle(row, "failed", error=f"cannot render: {exc}"), True
+            data = message.as_bytes()
+        except Exception as exc:  # noqa: BLE001 - the row is failed, the others go on
+            if is_transient(exc):  # the database (its templates) is away: not the row's fault
+                return self._retry_later(row, self.backoff, _describe(exc)), False
+            return self._settle(row, "failed", error=f"cannot render: {_describe(exc)}"), True
+        subject = message["Subject"]
         try:
-            self.relay.send(
-                compose.envelope_address(self.sender), row["recipient"], message.as_bytes()
-            )
+            self.relay.send(compose.envelope_address(self.sender), row["recipient"], data)
         except NotDelivered as exc:
             if exc.temporary:
                 delay = min(self.backoff * 2 ** max(row["attempts"] - 1, 0), MAX_BACKOFF)
                 log.info("notification %s not sent (%s); again in %.1fs", row["id"], exc, delay)
                 return self._retry_later(row, delay, str(exc)), False
-            return self._settle(row, "failed", error=str(exc), subject=message["Subject"]), True
+            return self._settle(row, "failed", error=str(exc), subject=subject), True
         except Uncertain as exc:
-            return self._settle(row, "uncertain", str(exc), subject=message["Subject"]), True
-        return self._settle(row, "sent", error=None, subject=message["Subject"]), True
+            return self._settle(row, "uncertain", str(exc), subject=subject), True
+        except Exception as exc:  # noqa: BLE001 - refused before the message data went out
+            self.relay._drop()
+            error = f"cannot be sent: {_describe(exc)}"
+            return self._settle(row, "failed", error=error, subject=subject), True
+        return self._settle(row, "sent", error=None, subject=subject), True
 
     def template(self, kind: str, language: str):
         # looked up once per batch: an edit applies from the next batch on
@@ -322,7 +343,8 @@ class Sender:
             context = json.loads(context)
         context = dict(context)
         if row.get("secret") is not None:
-            context["password"] = row["secret"]
+            # a generated password, or (`secret_as`) another one-time value: a reset token
+            context[context.pop("secret_as", None) or "password"] = row["secret"]
         subject, body = templates.render(template, context)
         return compose.build(
             sender=context.get("from") or self.sender,
@@ -339,7 +361,7 @@ class Sender:
         return (
             "UPDATE mail_outbox SET status = 'pending', next_attempt_at = %s, last_error = %s"
             " WHERE id = %s AND status = 'sending'",
-            (clock.now() + timedelta(seconds=delay), error[:1000], row["id"]),
+            (clock.now() + timedelta(seconds=delay), storable_text(error, 1000), row["id"]),
         )
 
     @staticmethod
@@ -351,8 +373,8 @@ class Sender:
             " sent_at = %s WHERE id = %s AND status = 'sending'",
             (
                 status,
-                (error or "")[:1000] or None,
-                subject,
+                storable_text(error or "", 1000) or None,
+                _text_or_none(subject),
                 clock.now() if status in ("sent", "uncertain") else None,
                 row["id"],
             ),
@@ -368,9 +390,18 @@ class Sender:
                     curs.execute(statement, params)
                 return
             except Exception as exc:  # noqa: BLE001 - retried until the database answers
+                if not is_transient(exc):
+                    # not the database being away: trying again cannot help; the row
+                    # stays `sending` and the next sender settles it as uncertain
+                    log.error("cannot record an outbox outcome (%s): %s", params[-1], exc)
+                    return
                 log.warning("cannot record an outbox outcome yet (%s); retrying", exc)
                 _sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _sleep(seconds: float) -> None:
