@@ -2,10 +2,17 @@
 
 Each `Stack` gets its own RabbitMQ virtual host, its own databases (a prefix of
 its own) and a free HTTP port, so runs never see each other or a running `make run`.
+
+Nothing of a stack outlives it: a failed `up()` takes down what it started, `down()`
+stops each process with the process group it leads (the mail gateway's mail-in child
+too), a stack still up when the interpreter exits is taken down then, and each process
+is killed by the kernel if the test run itself dies.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -19,7 +26,7 @@ import psycopg
 import requests
 
 from services.infra.databases import drop_database, ensure_database
-from services.infra.processes import die_with_parent
+from services.infra.processes import dies_with_this_process
 from services.infra.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +47,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to every process of the group; False when the group is empty."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _end_group(pgid: int, timeout: float) -> None:
+    """What is left of a group whose leader ended (a child still stopping) gets `timeout`
+    seconds, then SIGKILL."""
+    deadline = time.monotonic() + timeout
+    while _signal_group(pgid, 0):
+        if time.monotonic() > deadline:
+            _signal_group(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
 def rabbitmqctl(*args: str) -> str:
     return subprocess.run(
         ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=120
@@ -47,6 +74,9 @@ def rabbitmqctl(*args: str) -> str:
 
 
 class Stack:
+    # stacks up (or partly up): taken down at exit if a test left one behind
+    live: set[Stack] = set()
+
     def __init__(self, name: str | None = None, extra_env: dict | None = None):
         self.run_id = name or uuid.uuid4().hex[:8]
         self.vhost = f"hltest_{self.run_id}"
@@ -99,37 +129,44 @@ class Stack:
     # -- lifecycle --------------------------------------------------------------------
 
     def up(self) -> Stack:
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        for service in SERVICES:
-            ensure_database(self.settings, self.settings.database_name(service))
-        subprocess.run(
-            [sys.executable, "-m", "services.customers.bootstrap"],
-            env=self.env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        for name in MODULES:
-            self.start(name)
-        for name in PROGRAMS:
-            self.start(name)
-        self.wait_healthy()
+        """Start everything and wait until it is healthy; on any failure, take down what
+        was started (processes, databases, vhost) before raising."""
+        Stack.live.add(self)
+        try:
+            rabbitmqctl("add_vhost", self.vhost)
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            for service in SERVICES:
+                ensure_database(self.settings, self.settings.database_name(service))
+            subprocess.run(
+                [sys.executable, "-m", "services.customers.bootstrap"],
+                env=self.env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            for name in MODULES:
+                self.start(name)
+            for name in PROGRAMS:
+                self.start(name)
+            self.wait_healthy()
+        except BaseException:
+            self.down()
+            raise
         return self
 
     def down(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-        for service in SERVICES:
-            try:
-                drop_database(self.settings, self.settings.database_name(service))
-            except psycopg.Error:
-                pass
+        """Stop every process, drop the databases, delete the vhost; safe to call twice."""
         try:
-            rabbitmqctl("delete_vhost", self.vhost)
-        except subprocess.SubprocessError:
-            pass
+            for name in list(self.procs):
+                self.stop(name)
+        finally:
+            for service in SERVICES:
+                with contextlib.suppress(psycopg.Error):
+                    drop_database(self.settings, self.settings.database_name(service))
+            with contextlib.suppress(subprocess.SubprocessError):
+                rabbitmqctl("delete_vhost", self.vhost)
+            Stack.live.discard(self)
 
     def start(self, name: str, extra_env: dict | None = None, instance: str | None = None) -> None:
         """Start `name`; with `instance`, one more instance of it (`orders-2`)."""
@@ -145,8 +182,12 @@ class Stack:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            # its own process group (stopped as one: its children too); killed outright if
+            # this process dies, as a graceful stop with no one waiting for it could hang
+            start_new_session=True,
+            preexec_fn=dies_with_this_process(signal.SIGKILL),
         )
+        log.close()  # the child has its own copy
 
     def _program_args(self, name: str) -> list[str]:
         if name == "mailsink":
@@ -154,17 +195,21 @@ class Stack:
         return []
 
     def stop(self, name: str, timeout: float = 15) -> None:
+        """SIGTERM to the process and its children; SIGKILL to what is left after `timeout`."""
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _end_group(proc.pid, timeout=5)
 
     def kill(self, name: str) -> None:
+        """SIGKILL to the process alone, as a crash (its children notice it is gone)."""
         proc = self.procs.pop(name, None)
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -303,3 +348,9 @@ class Stack:
             customer_id = str(uuid.UUID(json.loads(bytes(state))["customer_id"]["_data_"]))
             counts[customer_id] = counts.get(customer_id, 0) + 1
         return counts
+
+
+@atexit.register
+def _down_leftovers() -> None:
+    for stack in list(Stack.live):
+        stack.down()
