@@ -8,6 +8,12 @@ A route method gets a `Call`: the validated body, the path values, the query, wh
 is calling (`principal`), and `services` to call the back-end services as that
 person. Every answer is JSON; every error has the shape of API.md, including
 unknown routes, wrong methods, malformed or oversized bodies.
+
+Input rules every route gets here, before its own schemas: a JSON body nests arrays and
+objects at most MAX_JSON_DEPTH deep (and is at most MAX_BODY_BYTES long); query
+parameters and path values are text without control characters or lone surrogates (a
+400 naming the one at fault); every error body has `fields` (`{}` when no field is at
+fault).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from contracts.errors import (
     ValidationFailed,
     from_marshmallow,
 )
+from contracts.fields import text_problem
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
 from services.infra.context import ACTOR_HEADER, ON_BEHALF_OF_HEADER, Actor
 from services.infra.settings import settings
@@ -54,6 +61,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # a multipart body with files (ticket attachments); the helpdesk applies its own,
 # configurable, per-file and per-message limits below this
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+# how deep arrays and objects may nest in a JSON body (or a JSON form field)
+MAX_JSON_DEPTH = 64
 STATUS_CODES = {
     400: "validation_error",
     401: "unauthorized",
@@ -68,22 +77,78 @@ STATUS_CODES = {
 
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(
-        json.dumps(payload, ensure_ascii=False, default=str),
-        status=status,
-        headers=headers,
-        mimetype="application/json",
-    )
+    text = json.dumps(payload, ensure_ascii=False, default=str)
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (echoed input): escaped, still JSON
+        body = json.dumps(payload, default=str).encode("ascii")
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    """The one error shape: `fields` always present (`{}` when no field is at fault)."""
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 def error_response(error: HostledgerError, headers: dict | None = None) -> Response:
-    return json_response(error.to_dict(), error.status, headers)
+    return json_response(error_body(error.code, error.message, error.fields), error.status, headers)
 
 
 def unavailable(message: str) -> Response:
-    return json_response(
-        {"error": {"code": "unavailable", "message": message}}, 503, {"Retry-After": "5"}
-    )
+    return json_response(error_body("unavailable", message), 503, {"Retry-After": "5"})
+
+
+def internal_error() -> Response:
+    return json_response(error_body("internal_error", "Something went wrong on our side."), 500)
+
+
+# a JSON string (skipped whole) or a bracket: enough to measure nesting without parsing
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+
+
+def parse_json(raw: bytes | str, name: str = "_body"):
+    """JSON text as Python values; ValidationFailed naming `name` when it is not JSON, or
+    nests arrays and objects more than MAX_JSON_DEPTH deep (measured before parsing, so
+    that no body can exhaust the parser's recursion)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise ValidationFailed("The body is not UTF-8.", {name: ["Not UTF-8."]}) from None
+    depth = 0
+    few = text.count("[") + text.count("{") <= MAX_JSON_DEPTH
+    for token in () if few else _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                message = f"Arrays and objects nest at most {MAX_JSON_DEPTH} deep."
+                raise ValidationFailed(f"The JSON is nested too deep. {message}", {name: [message]})
+        elif bracket in ("]", "}"):
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationFailed(
+            f"The body is not valid JSON: {exc}", {name: ["Not valid JSON."]}
+        ) from None
+
+
+def check_request_text(request: Request) -> None:
+    """Query parameters (names and values) and path values are text without control
+    characters or lone surrogates: else a 400 naming the parameter."""
+    texts = [("query parameter", key, key) for key in request.args]
+    texts += [("query parameter", key, value) for key, value in request.args.items(multi=True)]
+    texts += [
+        ("path value", key, value)
+        for key, value in (getattr(request, "path_values", None) or {}).items()
+        if isinstance(value, str)
+    ]
+    for what, name, value in texts:
+        problem = text_problem(value)
+        if problem:
+            raise ValidationFailed(
+                f"The {what} {name!r} is not valid: {problem}", {name: [problem]}
+            )
 
 
 def http_error(exc: HTTPException) -> Response:
@@ -101,10 +166,7 @@ def http_error(exc: HTTPException) -> Response:
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(exc.valid_methods)
-    body: dict = {"code": code, "message": message}
-    if exc.code == 400:
-        body["fields"] = {}
-    return json_response({"error": body}, exc.code or 500, headers)
+    return json_response(error_body(code, message), exc.code or 500, headers)
 
 
 # -- the server: unknown routes, sizes, access log --------------------------------------
@@ -142,15 +204,7 @@ class JsonWsgiApp:
             response = http_error(exc)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            response = json_response(
-                {
-                    "error": {
-                        "code": "internal_error",
-                        "message": "Something went wrong on our side.",
-                    }
-                },
-                500,
-            )
+            response = internal_error()
         response.headers["X-Request-Id"] = request.request_id
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -299,16 +353,14 @@ class Route(HttpRequestHandler):
         if isinstance(exc, HTTPException):
             return http_error(exc)
         log.error("unhandled error in a route", exc_info=exc)
-        return json_response(
-            {"error": {"code": "internal_error", "message": "Something went wrong on our side."}},
-            500,
-        )
+        return internal_error()
 
     def run(self, service, method, request: Request) -> Response:
         """In the worker: authenticate, validate, call, and shape the answer."""
         call = Call(request=request, services=service.services, path=dict(request.path_values))
         try:
             with eventlet.Timeout(settings().rpc_timeout):
+                check_request_text(request)
                 self._authenticate(call)
                 call.query = self._load_query(request)
                 call.body = self._load_body(request)
@@ -382,12 +434,7 @@ class Route(HttpRequestHandler):
             if self.files:
                 raise UnsupportedType("Send the body as application/json or multipart/form-data.")
             raise UnsupportedType("Send the body as application/json.")
-        try:
-            data = json.loads(raw.decode("utf-8")) if raw else None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ValidationFailed(
-                f"The body is not valid JSON: {exc}", {"_body": ["Not valid JSON."]}
-            ) from None
+        data = parse_json(raw) if raw else None
         if not isinstance(data, dict):
             raise ValidationFailed(
                 "The body must be a JSON object.", {"_body": ["Expected a JSON object."]}
@@ -420,12 +467,7 @@ class Route(HttpRequestHandler):
             if isinstance(field_obj, fields.List) and not _looks_json(values[0]):
                 data[key] = values
             elif isinstance(field_obj, fields.List | fields.Dict | fields.Nested):
-                try:
-                    data[key] = json.loads(values[0])
-                except ValueError:
-                    raise ValidationFailed(
-                        "The body is not valid.", {key: ["Give it as JSON text."]}
-                    ) from None
+                data[key] = parse_json(values[0], key)
             else:
                 data[key] = values[0]
         request.uploads = [

@@ -1,7 +1,13 @@
-"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas."""
+"""The OpenAPI 3 document, generated from the routes and their marshmallow schemas.
+
+A route whose URL takes one of a few names (`<any(orders,services):name>`) is one path
+per name when another route has the same shape (`/api/v1/staff/{kind}` and
+`/api/v1/staff/{name}` would be ambiguous): every list and action has its own path.
+"""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from apispec import APISpec
@@ -11,6 +17,28 @@ from gateway.schemas import ErrorSchema
 
 _CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 _PARAMETER = re.compile(r"<(?:([a-z]+)(?:\(([^)]*)\))?:)?([a-z_]+)>")
+_ANY = re.compile(r"<any\(([^)]*)\):([a-z_]+)>")
+
+
+def _shape(url: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", _CONVERTER.sub(r"{\1}", url))
+
+
+def _choices(arguments: str) -> list[str]:
+    return [a.strip().strip("'\"") for a in arguments.split(",")]
+
+
+def _urls(url: str, ambiguous: bool) -> list[tuple[str, str]]:
+    """`(url, operation id suffix)` of each path a route is documented under."""
+    anys = _ANY.findall(url)
+    if not ambiguous or not anys:
+        return [(url, "")]
+    out = []
+    for values in itertools.product(*(_choices(arguments) for arguments, _ in anys)):
+        concrete, it = url, iter(values)
+        concrete = _ANY.sub(lambda _m, it=it: next(it), concrete)
+        out.append((concrete, "_" + "_".join(v.replace("-", "_") for v in values)))
+    return out
 
 
 def _path_parameter(converter: str, arguments: str, name: str) -> dict:
@@ -48,10 +76,18 @@ def build(routes) -> dict:
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     paths: dict[str, dict] = {}
-    for r in sorted(routes, key=lambda r: (r.url, r.method)):
-        path = _CONVERTER.sub(r"{\1}", r.url)
+    shapes: dict[tuple[str, str], int] = {}
+    for r in routes:
+        shapes[(_shape(r.url), r.method)] = shapes.get((_shape(r.url), r.method), 0) + 1
+    documented = [
+        (r, url, suffix)
+        for r in routes
+        for url, suffix in _urls(r.url, shapes[(_shape(r.url), r.method)] > 1)
+    ]
+    for r, url, suffix in sorted(documented, key=lambda d: (d[1], d[0].method)):
+        path = _CONVERTER.sub(r"{\1}", url)
         operation: dict = {
-            "operationId": r.method_name,
+            "operationId": r.method_name + suffix,
             "summary": r.summary or r.method_name.replace("_", " "),
             "tags": list(r.tags),
             "responses": {
@@ -65,7 +101,7 @@ def build(routes) -> dict:
         }
         parameters = [
             _path_parameter(converter, arguments, name)
-            for converter, arguments, name in _PARAMETER.findall(r.url)
+            for converter, arguments, name in _PARAMETER.findall(url)
         ]
         if r.query_schema is not None:
             parameters.append({"in": "query", "schema": r.query_schema})

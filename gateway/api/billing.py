@@ -10,8 +10,9 @@ from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from contracts import billing
+from contracts import fields as f
 from contracts.errors import ValidationFailed
-from gateway.api.common import ALL_STAFF, ListQuery, PageQuery, jsonable, str_or_none
+from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_or_none
 from gateway.http import Call, route
 from gateway.schemas import (
     AccountSchema,
@@ -20,29 +21,28 @@ from gateway.schemas import (
 log = logging.getLogger(__name__)
 
 
-class AtQuery(Schema):
+INVOICE_STATUSES = ("unpaid", "paid", "cancelled", "refunded")
+REFUND_STATUSES = ("requested", "pending", "completed", "failed")
+
+
+class AccountQuery(Page):
+    """`?at=` and a page of the account's entries (oldest first)."""
+
     at = fields.AwareDateTime(load_default=None, format="iso")
 
 
-class AccountQuery(AtQuery):
-    """`?at=` and a page of the account's entries (oldest first)."""
+class BillingListQuery(PageQuery):
+    """`status` filters invoices (the other lists have none)."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    status = f.Text(load_default=None, validate=validate.OneOf(INVOICE_STATUSES))
 
 
-class RefundQuery(Schema):
-    customer_id = fields.UUID(load_default=None)
-    status = fields.String(
-        load_default=None,
-        validate=validate.OneOf(["requested", "pending", "completed", "failed"]),
-    )
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+class RefundQuery(PageQuery):
+    status = f.Text(load_default=None, validate=validate.OneOf(REFUND_STATUSES))
 
 
 class PdfQuery(Schema):
-    language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
+    language = f.Text(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
 
 
 class BillingRoutes:
@@ -65,16 +65,13 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/<any(invoices,payments,expenses,commissions):name>",
-        query=ListQuery,
+        query=BillingListQuery,
         roles=ALL_STAFF,
         tags=("billing",),
-        summary="invoices, payments or expenses",
+        summary="invoices, payments, expenses or commissions (`status`: invoices only)",
     )
     def staff_billing_list(self, call: Call):
-        q = call.query
-        return call.services.billing.list(
-            call.path["name"], str_or_none(q["customer_id"]), q["status"], q["page"], q["page_size"]
-        )
+        return _billing_list(call, str_or_none(call.query["customer_id"]))
 
     @route(
         "POST",
@@ -107,7 +104,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/payments/unmatched",
-        query=ListQuery,
+        query=Page,
         roles=("admin", "billing"),
         tags=("billing",),
         summary="processor payments for no known invoice, kept for staff",
@@ -166,16 +163,13 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/<any(invoices,payments,expenses,commissions):name>",
-        query=ListQuery,
+        query=BillingListQuery,
         client=("billing",),
         tags=("client",),
-        summary="your invoices, payments or expenses",
+        summary="your invoices, payments, expenses or commissions (`status`: invoices only)",
     )
     def client_billing_list(self, call: Call):
-        q = call.query
-        return call.services.billing.list(
-            call.path["name"], call.customer_id, q["status"], q["page"], q["page_size"]
-        )
+        return _billing_list(call, call.customer_id)
 
     @route(
         "GET",
@@ -224,13 +218,13 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/affiliate-programs",
+        query=Page,
         roles=ALL_STAFF,
         tags=("billing",),
         summary="affiliate programs",
     )
     def affiliate_programs(self, call: Call):
-        items = call.services.billing.programs()
-        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+        return paged(call.services.billing.programs(), call.query)
 
     @route(
         "POST",
@@ -247,13 +241,13 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/tax-rules",
+        query=Page,
         roles=ALL_STAFF,
         tags=("billing",),
         summary="tax rules per project and buyer country",
     )
     def tax_rules(self, call: Call):
-        items = call.services.billing.tax_rules()
-        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+        return paged(call.services.billing.tax_rules(), call.query)
 
     @route(
         "POST",
@@ -355,7 +349,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/credit-notes",
-        query=PageQuery,
+        query=Page,
         client=("billing",),
         tags=("client",),
         summary="your credit notes",
@@ -421,6 +415,15 @@ def _credit_note_pdf(call: Call, customer_id: str | None, language: str) -> Resp
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="credit-note-{note_id}.pdf"'},
     )
+
+
+def _billing_list(call: Call, customer_id: str | None) -> dict:
+    q, name = call.query, call.path["name"]
+    if q["status"] is not None and name != "invoices":
+        raise ValidationFailed(
+            f"The {name} list has no status filter.", {"status": ["Only invoices have one."]}
+        )
+    return call.services.billing.list(name, customer_id, q["status"], q["page"], q["page_size"])
 
 
 def _account(call: Call, customer_id: str) -> dict:

@@ -1,4 +1,4 @@
-"""What the route modules share: role sets, the page schema, list answers, RPC values."""
+"""What the route modules share: role sets, the one page schema, list answers, RPC values."""
 
 from __future__ import annotations
 
@@ -6,26 +6,29 @@ import datetime
 import decimal
 import uuid
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
+
+from contracts import fields as f
+from services.infra.paging import page_of
 
 ALL_STAFF = ("admin", "support", "billing")
 
 
 class Page(Schema):
-    """`?page=&page_size=`: every list takes them."""
+    """`?page=&page_size=`, which every list takes: page 1 to 1,000,000, page_size 1 to
+    200 (so that an offset always fits)."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    page = f.Page()
+    page_size = f.PageSize()
 
 
 class PageQuery(Page):
     customer_id = fields.UUID(load_default=None)
 
 
-class ListQuery(PageQuery):
-    status = fields.String(
-        load_default=None, validate=validate.OneOf(["unpaid", "paid", "cancelled", "refunded"])
-    )
+def paged(items: list, query: dict) -> dict:
+    """A page of a list a service answered whole, by the query's page and page_size."""
+    return page_of(items, query["page"], query["page_size"])
 
 
 def str_or_none(value) -> str | None:

@@ -8,8 +8,9 @@ import logging
 from marshmallow import Schema, fields
 
 from contracts import customers as contract
+from contracts import fields as f
 from contracts.errors import Forbidden, ValidationFailed
-from gateway.api.common import ALL_STAFF, PageQuery, jsonable, str_or_none
+from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_or_none
 from gateway.http import Call, route
 from gateway.schemas import (
     CustomerSchema,
@@ -20,6 +21,13 @@ from gateway.schemas import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class CustomerListQuery(contract.CustomerFilters):
+    """The customer filters with the one page rule of every list."""
+
+    page = f.Page()
+    page_size = f.PageSize()
 
 
 class DeleteQuery(Schema):
@@ -117,7 +125,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/customers",
-        query=contract.CustomerFilters,
+        query=CustomerListQuery,
         roles=ALL_STAFF,
         tags=("customers",),
         summary="customers, filtered",
@@ -173,13 +181,15 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/customers/<uuid:customer_id>/impersonations",
+        query=Page,
         roles=("admin",),
         tags=("customers",),
         summary="who acted as this customer, and when",
     )
     def impersonations(self, call: Call):
-        items = call.services.customers.impersonations(str(call.path["customer_id"]))
-        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+        return paged(
+            call.services.customers.impersonations(str(call.path["customer_id"])), call.query
+        )
 
     @route(
         "GET",
@@ -248,7 +258,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/staff",
-        query=PageQuery,
+        query=Page,
         roles=("admin",),
         tags=("staff",),
         summary="staff accounts",
@@ -335,7 +345,7 @@ class CustomerRoutes:
         "GET",
         "/api/v1/client/users",
         client=("full",),
-        query=PageQuery,
+        query=Page,
         tags=("client",),
         summary="your account's users",
     )
@@ -371,7 +381,7 @@ class CustomerRoutes:
         "GET",
         "/api/v1/client/payers",
         client=("billing",),
-        query=PageQuery,
+        query=Page,
         tags=("client",),
         summary="your payers",
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from werkzeug.wrappers import Response
 
+from contracts import fields as f
 from contracts import helpdesk as contract
-from gateway.api.common import ALL_STAFF, Page, jsonable
+from gateway.api.common import ALL_STAFF, Page, jsonable, paged
 from gateway.http import Call, route
 
 HELPDESK_STAFF = ("admin", "support")
@@ -18,22 +19,18 @@ SAFE_TYPES = ("text/plain", "image/png", "image/gif", "image/jpeg", "image/bmp",
 
 
 class ClientTicketQuery(Page):
-    status = fields.String(load_default=None, validate=validate.OneOf(["open", "archived"]))
+    status = f.Text(load_default=None, validate=validate.OneOf(["open", "archived"]))
 
 
 class StaffTicketQuery(Page):
-    status = fields.String(load_default=None, validate=validate.OneOf(contract.STATUSES))
+    status = f.Text(load_default=None, validate=validate.OneOf(contract.STATUSES))
     department_id = fields.UUID(load_default=None)
     assigned_to = fields.UUID(load_default=None)
     customer_id = fields.UUID(load_default=None)
 
 
-class TemplateQuery(Schema):
+class TemplateQuery(Page):
     department_id = fields.UUID(load_default=None)
-
-
-def _list(items: list) -> dict:
-    return {"items": items, "total": len(items), "page": 1, "page_size": max(len(items), 1)}
 
 
 def _user(call: Call) -> dict | None:
@@ -71,12 +68,13 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/client/departments",
+        query=Page,
         client=("support",),
         tags=("helpdesk",),
         summary="departments open to clients, with the extra fields each asks for",
     )
     def client_departments(self, call: Call):
-        return _list(call.services.helpdesk.departments(True))
+        return paged(call.services.helpdesk.departments(True), call.query)
 
     @route(
         "GET",
@@ -168,12 +166,13 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/departments",
+        query=Page,
         roles=ALL_STAFF,
         tags=("helpdesk",),
         summary="departments",
     )
     def staff_departments(self, call: Call):
-        return _list(call.services.helpdesk.departments(False))
+        return paged(call.services.helpdesk.departments(False), call.query)
 
     @route(
         "POST",
@@ -344,8 +343,9 @@ class HelpdeskRoutes:
     )
     def reply_templates(self, call: Call):
         department_id = call.query["department_id"]
-        return _list(
-            call.services.helpdesk.templates(str(department_id) if department_id else None)
+        return paged(
+            call.services.helpdesk.templates(str(department_id) if department_id else None),
+            call.query,
         )
 
     @route(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
-from gateway.api.common import ALL_STAFF, Page
+from contracts import fields as f
+from gateway.api.common import ALL_STAFF, Page, paged
 from gateway.http import Call, route
 from services.mailgateway.templates import KINDS, LANGUAGES
 
@@ -15,16 +16,14 @@ _TEMPLATE_URL = "/api/v1/staff/mail/templates/<any({}):kind>/<any({}):language>"
 )
 
 
-class OutboxQuery(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(OUTBOX_STATUSES))
+class OutboxQuery(Page):
+    status = f.Text(load_default=None, validate=validate.OneOf(OUTBOX_STATUSES))
     customer_id = fields.UUID(load_default=None)
-    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    kind = f.Text(load_default=None, validate=validate.OneOf(KINDS))
 
 
 class ReceivedQuery(Page):
-    sender = fields.Email(load_default=None)
+    sender = f.Email(load_default=None)
 
 
 class Notification(Schema):
@@ -68,8 +67,8 @@ class MailTemplateList(Schema):
 
 
 class MailTemplateEdit(Schema):
-    subject = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    body = fields.String(required=True, validate=validate.Length(min=1, max=20000))
+    subject = f.Text(required=True, validate=validate.Length(min=1, max=500))
+    body = f.Body(required=True, validate=validate.Length(min=1, max=20000))
 
 
 class HeldMail(Schema):
@@ -149,13 +148,14 @@ class MailRoutes:
     @route(
         "GET",
         "/api/v1/staff/mail/templates",
+        query=Page,
         response=MailTemplateList,
         roles=ALL_STAFF,
         tags=("mail",),
         summary="every notification template in every language",
     )
     def mail_templates(self, call: Call):
-        return call.services.mailgateway.list_templates()
+        return paged(call.services.mailgateway.list_templates()["items"], call.query)
 
     @route(
         "GET",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import eventlet
-from marshmallow import Schema, fields, validate
+from marshmallow import fields
 
 from gateway import openapi
+from gateway.api.common import Page, paged
 from gateway.http import Call, Route, json_response, route
 from gateway.schemas import (
     HealthSchema,
@@ -20,10 +21,8 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT = 2.0
 
 
-class ParkedQuery(Schema):
+class ParkedQuery(Page):
     include_resolved = fields.Boolean(load_default=False)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class OpsRoutes:
@@ -73,13 +72,7 @@ class OpsRoutes:
                 getattr(call.services, service).parked_events(call.query["include_resolved"])
             )
         items.sort(key=lambda p: p["parked_at"])
-        page, size = call.query["page"], call.query["page_size"]
-        return {
-            "items": items[(page - 1) * size : page * size],
-            "total": len(items),
-            "page": page,
-            "page_size": size,
-        }
+        return paged(items, call.query)
 
     @route(
         "POST",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
+from contracts import fields as f
 from contracts import orders as orders_contract
-from gateway.api.common import ALL_STAFF, ListQuery, jsonable, str_or_none
+from contracts.errors import ValidationFailed
+from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_or_none
 from gateway.http import Call, route
 from gateway.schemas import (
     OrderAnswer,
@@ -20,16 +22,37 @@ log = logging.getLogger(__name__)
 
 
 class ProvisionedNote(Schema):
-    note = fields.String(load_default="", validate=validate.Length(max=1000))
+    note = f.Body(load_default="", validate=validate.Length(max=1000))
 
 
 class ServiceReason(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = f.Body(required=True, validate=validate.Length(min=1, max=500))
 
 
-class CatalogQuery(Schema):
-    language = fields.String(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
-    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+ORDER_STATUSES = ("pending", "paid")
+SERVICE_STATUSES = ("pending", "active", "suspended", "terminated", "cancelled")
+STATUSES = {"orders": ORDER_STATUSES, "services": SERVICE_STATUSES}
+
+
+class ProductListQuery(Page):
+    currency = f.Currency(load_default=None)
+
+
+class CatalogQuery(ProductListQuery):
+    language = f.Text(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
+
+
+class ClientOrderListQuery(Page):
+    """`status`: an order's (pending, paid) or a service's (pending, active, suspended,
+    terminated, cancelled), as the list shows it."""
+
+    status = f.Text(
+        load_default=None, validate=validate.OneOf(sorted(set(ORDER_STATUSES + SERVICE_STATUSES)))
+    )
+
+
+class OrderListQuery(ClientOrderListQuery, PageQuery):
+    pass
 
 
 class OrderRoutes:
@@ -42,7 +65,7 @@ class OrderRoutes:
     )
     def catalog(self, call: Call):
         items = call.services.orders.catalog(call.query["language"], True, call.query["currency"])
-        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+        return paged(items, call.query)
 
     @route(
         "POST",
@@ -97,13 +120,13 @@ class OrderRoutes:
         "GET",
         "/api/v1/staff/products",
         roles=ALL_STAFF,
-        query=CatalogQuery,
+        query=ProductListQuery,
         tags=("orders",),
         summary="the catalog, on sale or not",
     )
     def list_products(self, call: Call):
         items = call.services.orders.catalog(None, False, call.query["currency"])
-        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+        return paged(items, call.query)
 
     @route(
         "POST",
@@ -169,13 +192,13 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/staff/provisioning",
+        query=Page,
         roles=ALL_STAFF,
         tags=("orders",),
         summary="services waiting to be set up by hand",
     )
     def provisioning_tasks(self, call: Call):
-        items = call.services.orders.provisioning_tasks()
-        return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+        return call.services.orders.provisioning_tasks(call.query["page"], call.query["page_size"])
 
     @route(
         "POST",
@@ -204,30 +227,32 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/staff/<any(orders,services):name>",
-        query=ListQuery,
+        query=OrderListQuery,
         roles=ALL_STAFF,
         tags=("orders",),
-        summary="orders or services",
+        summary="orders or services (`status`: their own)",
     )
     def staff_order_list(self, call: Call):
-        q = call.query
-        return call.services.orders.list(
-            call.path["name"], str_or_none(q["customer_id"]), q["page"], q["page_size"]
-        )
+        return _order_list(call, str_or_none(call.query["customer_id"]))
 
     @route(
         "GET",
         "/api/v1/client/<any(orders,services):name>",
-        query=ListQuery,
+        query=ClientOrderListQuery,
         client=("services",),
         tags=("client",),
-        summary="your orders or services",
+        summary="your orders or services (`status`: their own)",
     )
     def client_order_list(self, call: Call):
-        q = call.query
-        return call.services.orders.list(
-            call.path["name"], call.customer_id, q["page"], q["page_size"]
-        )
+        return _order_list(call, call.customer_id)
+
+
+def _order_list(call: Call, customer_id: str | None) -> dict:
+    q, name = call.query, call.path["name"]
+    if q["status"] is not None and q["status"] not in STATUSES[name]:
+        message = f"One of: {', '.join(STATUSES[name])}."
+        raise ValidationFailed(f"Not a status of {name}. {message}", {"status": [message]})
+    return call.services.orders.list(name, customer_id, q["page"], q["page_size"], q["status"])
 
 
 def _order_answer(order: dict, customer_id: str, credentials: dict | None) -> dict:

@@ -38,6 +38,7 @@ from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.money import Money, discounted, percentage_of
+from services.infra.paging import page_window
 
 T = TypeVar("T")
 DEFAULT_DUE_DAYS = 14
@@ -697,6 +698,7 @@ def list_rows(
     page_size: int = 50,
 ) -> dict:
     """One of billing's lists, newest first (a read model: may lag a write by a moment)."""
+    limit, offset = page_window(page, page_size)
     table, columns, at = LISTS[name]
     where, params = ["true"], []
     if customer_id is not None:
@@ -718,7 +720,7 @@ def list_rows(
         curs.execute(
             f"SELECT {columns} FROM {table} WHERE {clause} ORDER BY {at} DESC, 1"
             " LIMIT %s OFFSET %s",
-            [*params, page_size, (page - 1) * page_size],
+            [*params, limit, offset],
         )
         rows = curs.fetchall()
     return {"items": [_row(r) for r in rows], "total": total, "page": page, "page_size": page_size}

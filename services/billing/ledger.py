@@ -31,6 +31,7 @@ import time
 from datetime import datetime
 
 from services.infra.clock import isoformat
+from services.infra.paging import page_window
 
 # a gap above this many events waits up to WAIT_SECONDS for the follower first
 TAIL_LIMIT = 500
@@ -42,8 +43,8 @@ def account_view(app, account, at: datetime | None = None, page: int = 1, page_s
     """The account as `GET .../account` answers it: balance, one page of entries (oldest
     first) and `total`, `page`, `page_size` of the entries; with `at`, as it stood then:
     the entries at or before `at`, and their sum."""
+    page_size, offset = page_window(page, page_size)
     state = _projected(app, account)
-    offset = (page - 1) * page_size
     if _needs_tail(account, state, at, offset + page_size):
         if account.version - state["version"] > TAIL_LIMIT:
             deadline = time.monotonic() + WAIT_SECONDS

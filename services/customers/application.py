@@ -37,6 +37,7 @@ from services.customers.domain import (
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
+from services.infra.paging import page_window
 from services.infra.passwords import generate_password, hash_password, verify_password
 
 log = logging.getLogger(__name__)
@@ -813,6 +814,7 @@ VIEWS = {
 def list_directory(
     app: Customers, kind: str, customer_id: UUID | None = None, page: int = 1, page_size: int = 50
 ) -> dict:
+    limit, offset = page_window(page, page_size)
     where, params = "kind = %s AND NOT removed", [kind]
     if customer_id is not None:
         where += " AND customer_id = %s"
@@ -822,7 +824,7 @@ def list_directory(
         total = curs.fetchone()["n"]
         curs.execute(
             f"SELECT id FROM directory WHERE {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
-            [*params, page_size, (page - 1) * page_size],
+            [*params, limit, offset],
         )
         ids = [r["id"] for r in curs.fetchall()]
     view = VIEWS.get(kind) or (lambda m: app.staff_view(m))
@@ -860,6 +862,7 @@ def list_customers(app: Customers, filters: dict) -> dict:
             where.append(condition)
             params.append(_like(filters[key]) if key == "name" else filters[key])
     page, size = filters.get("page", 1), filters.get("page_size", 50)
+    limit, offset = page_window(page, size)
     clause = " AND ".join(where)
     with app.datastore.transaction() as curs:
         curs.execute(f"SELECT count(*) AS n FROM customer_list WHERE {clause}", params)
@@ -868,7 +871,7 @@ def list_customers(app: Customers, filters: dict) -> dict:
             "SELECT customer_id, number, kind, name, username, email, country, language,"
             f" project_id, group_ids, attitude, registered_at FROM customer_list WHERE {clause}"
             " ORDER BY number DESC LIMIT %s OFFSET %s",
-            [*params, size, (page - 1) * size],
+            [*params, limit, offset],
         )
         rows = curs.fetchall()
     items = [

@@ -38,6 +38,7 @@ from services.helpdesk.domain import (
 from services.helpdesk.views import row_view
 from services.infra import clock
 from services.infra.application import HostledgerApplication
+from services.infra.paging import page_window
 from services.infra.settings import settings
 
 DEFAULT_SETTINGS = {
@@ -614,6 +615,7 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
     # -- lists ----------------------------------------------------------------------------------
 
     def ticket_list(self, filters: dict, page: int, page_size: int) -> dict:
+        limit, offset = page_window(page, page_size)
         where, params = [], []
         for key in ("department_id", "assigned_to", "customer_id", "status"):
             value = filters.get(key)
@@ -643,7 +645,7 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                 " subject, status, archived, priority, assignee, merged_into, opened_at,"
                 f" updated_at FROM ticket_list{clause}"
                 " ORDER BY updated_at DESC, ticket_id DESC LIMIT %s OFFSET %s",
-                [*params, page_size, (page - 1) * page_size],
+                [*params, limit, offset],
             )
             rows = curs.fetchall()
         return {

@@ -18,6 +18,7 @@ from contracts.errors import Conflict
 from services.helpdesk.domain import Broadcast
 from services.helpdesk.views import broadcast_row_view
 from services.infra import clock
+from services.infra.paging import page_window
 
 # seconds a sender's lease lasts without being renewed (it is renewed after every ticket);
 # counted on the database's own clock: it measures whether a process is alive, not business
@@ -103,6 +104,7 @@ class BroadcastDesk:
             return [r["broadcast_id"] for r in curs.fetchall()]
 
     def broadcast_list(self, page: int, page_size: int) -> dict:
+        limit, offset = page_window(page, page_size)
         with self.datastore.transaction() as curs:
             curs.execute("SELECT count(*) AS n FROM broadcast_list")
             total = curs.fetchone()["n"]
@@ -110,7 +112,7 @@ class BroadcastDesk:
                 "SELECT broadcast_id, subject, department_id, author_id, author_name, status,"
                 " recipients, opened, created_at, sent_at FROM broadcast_list"
                 " ORDER BY created_at DESC, broadcast_id DESC LIMIT %s OFFSET %s",
-                (page_size, (page - 1) * page_size),
+                (limit, offset),
             )
             rows = curs.fetchall()
         return {

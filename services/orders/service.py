@@ -18,6 +18,7 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.infra import clock, context
 from services.infra.consumer import handles
+from services.infra.paging import page_window
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
@@ -285,9 +286,26 @@ class OrdersService(ServiceBase):
         )
 
     @rpc
-    def provisioning_tasks(self) -> list[dict]:
-        """Services waiting for staff to set them up by hand."""
-        return [service_view(s) for s in self.app.provisioning_tasks("manual")]
+    def provisioning_tasks(self, page: int = 1, page_size: int = 50) -> dict:
+        """A page of the services waiting for staff to set them up by hand, newest first
+        (as every list)."""
+        limit, offset = page_window(page, page_size)
+        where = "provisioning_state = 'requested' AND provisioning_kind = 'manual'"
+        with self.app.datastore.transaction() as curs:
+            curs.execute(f"SELECT count(*) AS n FROM service_list WHERE {where}")
+            total = curs.fetchone()["n"]
+            curs.execute(
+                f"SELECT service_id FROM service_list WHERE {where}"
+                " ORDER BY provision_next_at DESC, service_id DESC LIMIT %s OFFSET %s",
+                [limit, offset],
+            )
+            ids = [r["service_id"] for r in curs.fetchall()]
+        return {
+            "items": [service_view(self.app.repository.get(i)) for i in ids],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }
 
     @rpc
     def mark_provisioned(self, service_id: str, payload: dict) -> dict:
@@ -328,21 +346,33 @@ class OrdersService(ServiceBase):
 
     @rpc
     def list(
-        self, name: str, customer_id: str | None = None, page: int = 1, page_size: int = 50
+        self,
+        name: str,
+        customer_id: str | None = None,
+        page: int = 1,
+        page_size: int = 50,
+        status: str | None = None,
     ) -> dict:
+        """Orders or services, newest first; `status` one of theirs (as the list shows)."""
         if name not in LISTS:
             raise ValidationFailed(f"There is no list {name!r}.")
+        limit, offset = page_window(page, page_size)
         table, key, at, view = LISTS[name]
-        where, params = "true", []
+        where, params = ["true"], []
         if customer_id is not None:
-            where, params = "customer_id = %s", [_uuid(customer_id, "customer")]
+            where.append("customer_id = %s")
+            params.append(_uuid(customer_id, "customer"))
+        if status is not None:
+            where.append("status = %s")
+            params.append(str(status))
+        clause = " AND ".join(where)
         with self.app.datastore.transaction() as curs:
-            curs.execute(f"SELECT count(*) AS n FROM {table} WHERE {where}", params)
+            curs.execute(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)
             total = curs.fetchone()["n"]
             curs.execute(
-                f"SELECT {key} AS id FROM {table} WHERE {where} ORDER BY {at} DESC"
+                f"SELECT {key} AS id FROM {table} WHERE {clause} ORDER BY {at} DESC"
                 " LIMIT %s OFFSET %s",
-                [*params, page_size, (page - 1) * page_size],
+                [*params, limit, offset],
             )
             ids = [r["id"] for r in curs.fetchall()]
         return {

@@ -164,5 +164,24 @@ def test_openapi_document_lists_every_route(stack):
 def test_openapi_paths_have_no_raw_converters(stack):
     paths = stack.http("GET", "/api/v1/openapi.json").json()["paths"]
     assert not [p for p in paths if "<" in p or ">" in p]
-    assert "/api/v1/staff/{kind}" in paths
     assert "/api/v1/client/profile" in paths
+
+
+def test_openapi_paths_are_never_ambiguous(stack):
+    """Routes of one shape (`/api/v1/staff/<name>` for invoices, orders, groups ...) are
+    each their own path, so no list hides behind another's template."""
+    import re
+
+    doc = stack.http("GET", "/api/v1/openapi.json").json()
+    shapes: dict = {}
+    for path, operations in doc["paths"].items():
+        for method in operations:
+            shapes.setdefault((re.sub(r"\{[^}]+\}", "{}", path), method), []).append(path)
+    assert not {k: v for k, v in shapes.items() if len(v) > 1}
+    for name in ("invoices", "payments", "expenses", "commissions", "orders", "services"):
+        assert "get" in doc["paths"][f"/api/v1/staff/{name}"], name
+        assert "get" in doc["paths"][f"/api/v1/client/{name}"], name
+    for name in ("customer-groups", "projects", "discounts"):
+        assert {"get", "post"} <= set(doc["paths"][f"/api/v1/staff/{name}"]), name
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
