@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 from contracts.errors import HostledgerError
 from contracts.helpdesk import ticket_message_of
 from services.infra import clock
+from services.infra.parking import storable_text
 from services.infra.settings import Settings, settings
 from services.mailgateway import compose, parsing
 from services.mailgateway.tables import SCHEMA
@@ -65,6 +66,11 @@ def _is_transport_error(exc: BaseException) -> bool:
     ) or isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 
+# a message the helpdesk fails on (not for want of a connection) this many times in a row
+# is kept for staff (held mail, reason `failed`) and the mailbox goes on with the next
+HANDOFF_ATTEMPTS = 3
+
+
 class MailIn:
     """Takes one raw message at a time (from SMTP or IMAP); thread-safe."""
 
@@ -73,6 +79,10 @@ class MailIn:
         self.conninfo = self.cfg.database.conninfo(self.cfg.database_name("mailgateway"))
         self.domain = self.cfg.mail_domain
         self._local = threading.local()
+        # messages the helpdesk failed on (not a transport error): how often, so that one
+        # that keeps failing is kept for staff instead of stopping its mailbox's poller
+        self._failures: dict[tuple[str, str], int] = {}
+        self._failures_lock = threading.Lock()
 
     # -- resources per thread -----------------------------------------------------------
 
@@ -171,7 +181,7 @@ class MailIn:
             self._execute(
                 "UPDATE mail_outbox SET status = 'bounced', last_error = %s"
                 " WHERE message_id = %s AND status IN ('sent', 'uncertain')",
-                (f"bounced: {mail.subject}"[:1000], mail.bounce_of),
+                (storable_text(f"bounced: {mail.subject}", 1000), storable_text(mail.bounce_of)),
             )
             self._record(now, mail, recipient, "bounce")
             return Taken("250 2.0.0 Bounce noted", ["bounce"])
@@ -198,7 +208,20 @@ class MailIn:
                 self._drop_helpdesk()
                 raise TryLater(f"helpdesk: {type(exc).__name__}: {exc}") from exc
             self._drop_helpdesk()
-            raise TryLater(f"helpdesk failed: {type(exc).__name__}: {exc}") from exc
+            failed = self._failed_again(raw, mail, recipient)
+            if failed < HANDOFF_ATTEMPTS:
+                raise TryLater(f"helpdesk failed: {type(exc).__name__}: {exc}") from exc
+            self.hold(
+                raw,
+                "failed",
+                f"the helpdesk failed on it {failed} times: {type(exc).__name__}: {exc}",
+                mail.sender,
+                [recipient],
+                mail.subject,
+            )
+            self._record(now, mail, recipient, "held")
+            return "held"
+        self._forget_failures(raw, mail, recipient)
         outcome = str(answer.get("outcome", "taken"))
         if answer.get("reason"):
             log.info("%s to %s: %s (%s)", mail.sender, recipient, outcome, answer["reason"])
@@ -228,6 +251,26 @@ class MailIn:
         )
         return rows[0]["n"] >= self.cfg.mail_rate_limit
 
+    def _failure_key(self, raw: bytes, mail, recipient: str) -> tuple[str, str]:
+        import hashlib
+
+        return (mail.message_id or hashlib.sha256(raw).hexdigest(), recipient)
+
+    def _failed_again(self, raw: bytes, mail, recipient: str) -> int:
+        key = self._failure_key(raw, mail, recipient)
+        with self._failures_lock:
+            if len(self._failures) > 10_000:
+                self._failures.clear()
+            failed = self._failures[key] = self._failures.get(key, 0) + 1
+            if failed >= HANDOFF_ATTEMPTS:
+                del self._failures[key]
+        return failed
+
+    def _forget_failures(self, raw: bytes, mail, recipient: str) -> None:
+        if self._failures:
+            with self._failures_lock:
+                self._failures.pop(self._failure_key(raw, mail, recipient), None)
+
     def _record(
         self, now, mail, recipient, outcome, ticket_id=None, tracking_number=None, reason=None
     ):
@@ -236,11 +279,11 @@ class MailIn:
             " reason, ticket_id, tracking_number) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 now,
-                mail.sender,
-                recipient,
-                mail.message_id,
-                outcome[:200],
-                (reason or "")[:1000] or None,
+                storable_text(mail.sender or ""),
+                storable_text(recipient or ""),
+                storable_text(mail.message_id or ""),
+                storable_text(outcome, 200),
+                storable_text(reason or "", 1000) or None,
                 str(ticket_id) if ticket_id else None,
                 str(tracking_number) if tracking_number else None,
             ),
@@ -253,10 +296,10 @@ class MailIn:
             (
                 clock.now(),
                 reason,
-                detail[:2000],
-                (sender or "")[:320],
-                ", ".join(recipients)[:2000],
-                (subject or "")[:998],
+                storable_text(detail, 2000),
+                storable_text(sender or "", 320),
+                storable_text(", ".join(recipients), 2000),
+                storable_text(subject or "", 998),
                 raw,
             ),
         )

@@ -578,3 +578,47 @@ def test_the_sender_settles_a_bad_row_and_sends_the_ones_after_it(mailgateway, s
     assert rows["b-cannot-render"]["status"] == "failed"
     assert "cannot render" in rows["b-cannot-render"]["last_error"]
     assert rows["c-after"]["status"] == "sent"
+
+
+def _mailin(cfg, helpdesk):
+    from services.mailgateway.mailin import MailIn
+
+    class WithHelpdesk(MailIn):
+        def _helpdesk(self):
+            return helpdesk
+
+    mailin = WithHelpdesk(cfg)
+    mailin.setup()
+    return mailin
+
+
+RAW = (
+    b"From: Client <client@example.com>\r\nTo: support@example.com\r\n"
+    b"Subject: =?utf-8?q?mail=00subject?=\r\nMessage-ID: <one@example.com>\r\n"
+    b"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nHello\r\n"
+)
+
+
+def test_mail_the_helpdesk_keeps_failing_on_is_kept_for_staff_and_the_next_goes_on(
+    cfg, mailgateway
+):
+    from services.mailgateway.mailin import HANDOFF_ATTEMPTS, TryLater
+
+    class BrokenHelpdesk:
+        def receive_mail(self, payload):
+            if "mail" in (payload.get("subject") or ""):
+                raise RuntimeError("the helpdesk has a bug")
+            return {"outcome": "opened", "ticket_id": str(uuid4()), "tracking_number": "T-1"}
+
+    mailin = _mailin(cfg, BrokenHelpdesk())
+    other = RAW.replace(b"=?utf-8?q?mail=00subject?=", b"other").replace(b"<one@", b"<two@")
+    recipients = ["support@example.com"]
+    for _ in range(HANDOFF_ATTEMPTS - 1):
+        with pytest.raises(TryLater):
+            mailin.take(RAW, "client@example.com", recipients)
+    assert mailin.take(RAW, "client@example.com", recipients).outcomes == ["held"]
+    assert mailin.take(other, "client@example.com", recipients).outcomes == ["opened"]
+    held = mailgateway.held_mail()["items"]
+    assert [h["reason"] for h in held] == ["failed"]
+    assert "the helpdesk has a bug" in held[0]["detail"]
+    assert "\x00" not in held[0]["subject"]
