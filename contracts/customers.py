@@ -319,3 +319,38 @@ class PasswordChanged(Schema):
             "occurred_at": state.get("occurred_at") or state["timestamp"],
         }
 
+
+# ---- staff accounts and password reset --------------------------------------------------
+
+
+class EditStaff(Schema):
+    """`customers.edit_staff` (administrators): only the fields sent change."""
+
+    role = Text(validate=validate.OneOf(STAFF_ROLES))
+    name = Text(validate=validate.Length(min=1, max=200))
+    language = Text(validate=validate.OneOf(LANGUAGES))
+    notifications = fields.Dict(
+        keys=Text(validate=validate.OneOf(STAFF_NOTIFICATION_KINDS)),
+        values=fields.Boolean(),
+    )
+
+
+class DisableStaff(Schema):
+    reason = Body(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class PasswordResetRequest(Schema):
+    """`POST /auth/password-reset`: the account's e-mail or its username (one of them)."""
+
+    email = Email(validate=validate.Length(max=254))
+    username = Text(validate=validate.Length(min=1, max=254))
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if not data.get("email") and not data.get("username"):
+            raise ValidationError("Give the account's e-mail or its username.", "email")
+
+
+class PasswordResetConfirm(Schema):
+    token = Text(required=True, validate=validate.Length(min=10, max=200))
+    new_password = Text(required=True, validate=validate.Length(min=8, max=256))

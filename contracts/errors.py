@@ -77,8 +77,16 @@ class UnsupportedType(HostledgerError):
 
 
 class RateLimited(HostledgerError):
+    """`retry_after`: seconds until the caller may try again (the HTTP Retry-After)."""
+
     code = "rate_limited"
     status = 429
+    default_retry_after = 60
+
+    def __init__(self, message: str, fields: dict | None = None, retry_after: int | None = None):
+        super().__init__(message, fields)
+        self.retry_after = int(retry_after) if retry_after else self.default_retry_after
+        self.args = (message, fields, self.retry_after)  # travels over RPC
 
 
 ALL_ERRORS = (

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -91,7 +94,63 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 
 def error_response(error: HostledgerError, headers: dict | None = None) -> Response:
+    headers = dict(headers or {})
+    if error.status == 429:  # always says when to try again
+        headers.setdefault("Retry-After", str(getattr(error, "retry_after", None) or 60))
     return json_response(error_body(error.code, error.message, error.fields), error.status, headers)
+
+
+# -- who is calling: the address behind trusted proxies, cookie sessions and CSRF --------
+
+SESSION_COOKIE = "hostledger_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _ip(value: str | None):
+    try:
+        return ipaddress.ip_address((value or "").strip())
+    except ValueError:
+        return None
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address: the peer, or, when the peer is a trusted proxy
+    (HOSTLEDGER_TRUSTED_PROXIES), the nearest X-Forwarded-For hop that is not one."""
+    proxies = settings().trusted_proxies
+    address = _ip(request.remote_addr)
+    if address is None or not proxies:
+        return request.remote_addr
+    hops = [h for v in request.headers.getlist("X-Forwarded-For") for h in v.split(",")]
+    for hop in reversed(hops):
+        if not any(address in net for net in proxies):
+            break
+        ip = _ip(hop)
+        if ip is None:
+            break
+        address = ip
+    return str(address)
+
+
+def csrf_token(session_token: str) -> str:
+    """What a page sends in X-CSRF-Token beside its session cookie (bound to the session)."""
+    return hashlib.sha256(b"hostledger-csrf:" + session_token.encode()).hexdigest()
+
+
+def same_site(request: Request) -> bool:
+    """The request comes from one of our own pages (its Origin is this site)."""
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return False
+    own = {request.host_url.rstrip("/"), settings().public_url.rstrip("/")}
+    return origin.rstrip("/") in own
+
+
+def csrf_ok(request: Request, session_token: str) -> bool:
+    if request.method in SAFE_METHODS:
+        return True
+    sent = request.headers.get(CSRF_HEADER, "")
+    return hmac.compare_digest(sent, csrf_token(session_token)) or same_site(request)
 
 
 def unavailable(message: str) -> Response:
@@ -286,6 +345,11 @@ class Call:
         return self.principal["customer_id"]
 
     @property
+    def address(self) -> str | None:
+        """The caller's address (X-Forwarded-For only from trusted proxies)."""
+        return client_address(self.request)
+
+    @property
     def actor(self) -> Actor | None:
         p = self.principal
         if not p:
@@ -381,8 +445,19 @@ class Route(HttpRequestHandler):
     def _authenticate(self, call: Call) -> None:
         header = call.request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        from_cookie = False
         if token is None:
-            token = call.request.cookies.get("hostledger_session")
+            token = call.request.cookies.get(SESSION_COOKIE) or None
+            from_cookie = token is not None
+        if from_cookie and not csrf_ok(call.request, token):
+            # a cookie comes with any request the browser makes, even one another site
+            # started: it counts only with the session's CSRF token or from our own origin
+            if not self.public:
+                raise Forbidden(
+                    f"A request with a session cookie that changes something needs the "
+                    f"{CSRF_HEADER} header of the session (or must come from this site)."
+                )
+            token = None
         call.token = token
         if self.public and not token:
             return
@@ -394,6 +469,8 @@ class Route(HttpRequestHandler):
             if self.public:
                 return
             raise
+        if from_cookie:
+            principal = dict(principal, csrf_token=csrf_token(token))
         call.principal = principal
         call.request.environ["hostledger.principal"] = (
             f"{principal['kind']}:{principal.get('staff_id') or principal.get('customer_id')}"

@@ -57,7 +57,29 @@ class CustomerRoutes:
         tags=("auth",),
     )
     def login(self, call: Call):
-        return call.services.customers.login(call.body, call.request.remote_addr)
+        return call.services.customers.login(call.body, call.address)
+
+    @route(
+        "POST",
+        "/api/v1/auth/password-reset",
+        body=contract.PasswordResetRequest,
+        status=202,
+        summary="mail a single-use reset link (always 202; rate limited)",
+        tags=("auth",),
+    )
+    def password_reset(self, call: Call):
+        call.services.customers.request_password_reset(jsonable(call.body), call.address)
+        return {"status": "accepted"}
+
+    @route(
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        body=contract.PasswordResetConfirm,
+        summary="set a new password from a reset link; every session of the account ends",
+        tags=("auth",),
+    )
+    def password_reset_confirm(self, call: Call):
+        return call.services.customers.confirm_password_reset(jsonable(call.body))
 
     @route(
         "POST",
@@ -106,7 +128,7 @@ class CustomerRoutes:
         summary="register a customer",
     )
     def register_customer(self, call: Call):
-        payload = dict(jsonable(call.body), registration_ip=call.request.remote_addr)
+        payload = dict(jsonable(call.body), registration_ip=call.address)
         return call.services.customers.register_customer(
             payload, call.request.headers.get("Idempotency-Key")
         )
@@ -175,7 +197,7 @@ class CustomerRoutes:
     )
     def impersonate(self, call: Call):
         return call.services.customers.impersonate(
-            call.principal["staff_id"], str(call.path["customer_id"])
+            call.principal["staff_id"], str(call.path["customer_id"]), call.token
         )
 
     @route(
@@ -279,6 +301,28 @@ class CustomerRoutes:
     )
     def register_staff(self, call: Call):
         return call.services.customers.register_staff(jsonable(call.body))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/staff/<uuid:staff_id>",
+        body=contract.EditStaff,
+        partial=True,
+        roles=("admin",),
+        tags=("staff",),
+        summary="change a staff member's role, name, language or notification preferences",
+    )
+    def edit_staff(self, call: Call):
+        return call.services.customers.edit_staff(str(call.path["staff_id"]), jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/staff/<uuid:staff_id>/disable",
+        roles=("admin",),
+        tags=("staff",),
+        summary="disable a staff member: no more logins, every session ends at once",
+    )
+    def disable_staff(self, call: Call):
+        return call.services.customers.disable_staff(str(call.path["staff_id"]), {})
 
     # -- clients: their own account ---------------------------------------------------------
 

@@ -97,14 +97,14 @@ class OrderRoutes:
                 return _order_answer(earlier, earlier["customer_id"], None)
         made = call.services.customers.registration_for(f"order:{key}", person) if key else None
         existing = made or call.services.customers.customer_for_order(
-            person["email"], person.get("password"), call.request.remote_addr
+            person["email"], person.get("password"), call.address
         )
         currency = existing["currency"] if existing else "EUR"
         call.services.orders.price_items(currency, items)
         credentials = None
         if existing is None:
             created = call.services.customers.register_customer(
-                dict(person, registration_ip=call.request.remote_addr),
+                dict(person, registration_ip=call.address),
                 f"order:{key}" if key else None,
             )
             customer_id, credentials = created["id"], created.get("credentials")

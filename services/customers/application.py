@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 from datetime import timedelta
 from uuid import UUID
@@ -34,7 +35,7 @@ from services.customers.domain import (
     Project,
     StaffMember,
 )
-from services.infra import clock
+from services.infra import clock, context
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.paging import page_window
@@ -63,22 +64,65 @@ SCHEMA = (
     """,
     "CREATE INDEX IF NOT EXISTS sessions_customer ON sessions (customer_id)",
     "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS user_id uuid",
+    # an impersonation session belongs to the staff session it was started from: it ends
+    # when that one ends; `parent_token_sealed` is that session's token, readable only
+    # with the impersonation token itself (so /auth/return gives the same session back)
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS parent_token_hash text",
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS parent_token_sealed text",
+    "CREATE INDEX IF NOT EXISTS sessions_parent ON sessions (parent_token_hash)",
+    "CREATE INDEX IF NOT EXISTS sessions_staff ON sessions (staff_id)",
+    "CREATE INDEX IF NOT EXISTS sessions_impersonator ON sessions (impersonator_id)",
+    "CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id)",
+    # attempts counted per key (an account and an address, an account, an address) in a
+    # fixed window from the first one; counted by one atomic upsert per key
     """
-    CREATE TABLE IF NOT EXISTS auth_failures (
-        key text NOT NULL,
-        at timestamptz NOT NULL
+    CREATE TABLE IF NOT EXISTS login_attempts (
+        key text PRIMARY KEY,
+        failures integer NOT NULL,
+        window_start timestamptz NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (key, at)",
+    "DROP TABLE IF EXISTS auth_failures",
+    # password reset links: only the token's hash is kept; used once, then void
+    """
+    CREATE TABLE IF NOT EXISTS password_resets (
+        token_hash text PRIMARY KEY,
+        owner_kind text NOT NULL,
+        owner_id uuid NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        used_at timestamptz
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS password_resets_owner ON password_resets (owner_id)",
 )
 
-# failed logins allowed per window, per username and per address
+# Failed logins allowed per window. `pair`: one account from one address (the owner
+# elsewhere keeps logging in); `account`: one account from everywhere (slows a guess
+# spread over many addresses); `addr`: one address at any account. Password resets
+# asked per address and mails sent per account have their own budgets.
 RATE_WINDOW = timedelta(minutes=15)
-RATE_LIMITS = {"user": 10, "addr": 50}
+RATE_LIMITS = {"pair": 10, "account": 100, "addr": 50, "reset_addr": 10, "reset_mail": 3}
+RESET_LIFETIME = timedelta(hours=1)
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _pad(key: str, length: int) -> bytes:
+    return hashlib.shake_256(b"hostledger-return:" + key.encode()).digest(length)
+
+
+def _seal(secret: str, key: str) -> str:
+    """`secret` readable only with `key` (a random token used for nothing else)."""
+    data = secret.encode()
+    return bytes(a ^ b for a, b in zip(data, _pad(key, len(data)), strict=True)).hex()
+
+
+def _unseal(sealed: str, key: str) -> str:
+    data = bytes.fromhex(sealed)
+    return bytes(a ^ b for a, b in zip(data, _pad(key, len(data)), strict=True)).decode()
 
 
 class Customers(HostledgerApplication):
@@ -315,11 +359,13 @@ class Customers(HostledgerApplication):
 
     def change_password(self, customer_id: UUID, current: str, new: str, keep_token: str | None):
         customer = self.get_customer(customer_id)
-        keys = [f"user:{customer.username.lower()}"]
-        self._check_rate(keys)  # guessing the current password counts like a login
+        _refuse_while_acting("change the client's password")
+        # guessing the current password counts like a login, from the session's own budget
+        keys = {"pair": f"pair:{customer.id}|password-change", "account": f"account:{customer.id}"}
+        self._reserve(keys)
         if not verify_password(customer.password_hash, current):
-            self._record_failure(keys)
             raise InvalidCredentials("The current password is wrong.")
+        self._give_back(keys)
         customer.change_password(hash_password(new))
         self.save(customer)
         self.end_sessions(customer_id=customer.id, except_token=keep_token)
@@ -482,6 +528,7 @@ class Customers(HostledgerApplication):
 
     def add_user(self, customer_id: UUID, data: dict) -> tuple[CustomerUser, str | None]:
         self.get_customer(customer_id)
+        _refuse_while_acting("create users for the client")
         password = data.get("password")
         generated = None
         if password is None:
@@ -521,23 +568,75 @@ class Customers(HostledgerApplication):
     def get_staff(self, staff_id: UUID) -> StaffMember:
         return self._get(staff_id, StaffMember, "staff member")
 
+    def _other_active_admins(self, staff_id: UUID) -> int:
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT id FROM directory WHERE kind = 'staff'")
+            ids = [r["id"] for r in curs.fetchall()]
+        count = 0
+        for member_id in ids:
+            if member_id == staff_id:
+                continue
+            member = self.get_staff(member_id)
+            count += member.active and member.role == "admin"
+        return count
+
+    def edit_staff(self, staff_id: UUID, changes: dict) -> StaffMember:
+        """An administrator changes a member's role, name, language or notification
+        preferences (only what is given). The last active administrator keeps the role."""
+        member = self.get_staff(staff_id)
+        wanted = {}
+        for key in ("role", "name", "language"):
+            if key in changes and changes[key] != getattr(member, key):
+                wanted[key] = changes[key]
+        if changes.get("notifications"):
+            notify = dict(member.notify, **changes["notifications"])
+            if notify != member.notify:
+                wanted["notify"] = notify
+        if not wanted:
+            return member
+        if member.role == "admin" and wanted.get("role", "admin") != "admin" and member.active:
+            if not self._other_active_admins(member.id):
+                raise Conflict(
+                    "This is the last active administrator: make another one first.",
+                    {"role": ["The last active administrator keeps this role."]},
+                )
+        member.edit(wanted)
+        self.save(member)
+        return member
+
+    def disable_staff(self, staff_id: UUID, reason: str | None = None) -> StaffMember:
+        """The member can no longer log in; every session of theirs, and every client
+        panel they are in, ends at once. The last active administrator cannot be disabled."""
+        member = self.get_staff(staff_id)
+        if member.active:
+            if member.role == "admin" and not self._other_active_admins(member.id):
+                raise Conflict("This is the last active administrator: make another one first.")
+            member.disable(reason=reason)
+            self.save(member)
+        self.end_staff_sessions(member.id)
+        return member
+
     # -- sessions ------------------------------------------------------------------------------
 
     def login(self, username: str, password: str, address: str | None = None) -> dict:
         """A new session for a client, a client's user or staff.
 
-        Rate limited per name and per address: 429 once too many failures.
+        Each attempt is counted before the password is checked, atomically, against the
+        account from this address, the account from everywhere, and this address: 429
+        (with when to try again) once one has no attempt left; a right password gives
+        its attempt back. The username and the e-mail of one account share its budget.
         """
-        keys = [f"user:{username.strip().lower()}"] + ([f"addr:{address}"] if address else [])
-        self._check_rate(keys)
         owner = self._find_login(username)
+        account = str(owner.id) if owner is not None else "name:" + username.strip().lower()
+        keys = self._login_keys(account, address)
+        self._reserve(keys)
         password_hash = getattr(owner, "password_hash", None)
         if not verify_password(password_hash, password) or owner is None:
-            self._record_failure(keys)
             raise InvalidCredentials("The username or password is wrong.")
+        if isinstance(owner, StaffMember) and not owner.active:
+            raise InvalidCredentials("The username or password is wrong.")
+        self._give_back(keys)
         if isinstance(owner, StaffMember):
-            if not owner.active:
-                raise InvalidCredentials("The username or password is wrong.")
             return self._open_session("staff", staff_id=owner.id)
         if isinstance(owner, CustomerUser):
             return self._open_session("client", customer_id=owner.customer_id, user_id=owner.id)
@@ -545,7 +644,7 @@ class Customers(HostledgerApplication):
 
     def customer_for_order(self, email: str, password: str | None, address: str | None):
         """The account an order's e-mail belongs to (its password required), or None for a
-        new e-mail. Wrong passwords count toward the login rate limit."""
+        new e-mail. Wrong passwords count toward the account's login limits."""
         try:
             index = self.repository.get(CustomerEmail.id_for(email))
         except AggregateNotFoundError:
@@ -560,32 +659,61 @@ class Customers(HostledgerApplication):
             raise PasswordRequired(
                 "This e-mail already has an account: give its password to order with it."
             )
-        keys = [f"user:{email.strip().lower()}"] + ([f"addr:{address}"] if address else [])
-        self._check_rate(keys)
+        keys = self._login_keys(str(customer.id), address)
+        self._reserve(keys)
         if not verify_password(customer.password_hash, password):
-            self._record_failure(keys)
             raise InvalidCredentials("The password of this account is wrong.")
+        self._give_back(keys)
         return customer
 
-    def _check_rate(self, keys: list[str]) -> None:
-        since = clock.now() - RATE_WINDOW
-        with self.datastore.transaction() as curs:
-            for key in keys:
-                curs.execute(
-                    "SELECT count(*) AS n FROM auth_failures WHERE key = %s AND at > %s",
-                    (key, since),
-                )
-                kind = key.split(":", 1)[0]
-                if curs.fetchone()["n"] >= RATE_LIMITS[kind]:
-                    log.warning("login rate limit reached for %s", key)
-                    raise RateLimited("Too many failed logins. Wait a few minutes and try again.")
+    @staticmethod
+    def _login_keys(account: str, address: str | None) -> dict[str, str]:
+        keys = {"pair": f"pair:{account}|{address or '-'}", "account": f"account:{account}"}
+        if address:
+            keys["addr"] = f"addr:{address}"
+        return keys
 
-    def _record_failure(self, keys: list[str]) -> None:
+    def _reserve(self, keys: dict[str, str], what: str = "failed logins") -> None:
+        """Count one attempt on every key in one transaction; when a key has none left,
+        nothing is counted and RateLimited says when to try again."""
         now = clock.now()
+        expired = now - RATE_WINDOW
         with self.datastore.transaction(commit=True) as curs:
-            for key in keys:
-                curs.execute("INSERT INTO auth_failures (key, at) VALUES (%s, %s)", (key, now))
-            curs.execute("DELETE FROM auth_failures WHERE at < %s", (now - RATE_WINDOW,))
+            for kind, key in sorted(keys.items(), key=lambda item: item[1]):
+                curs.execute(
+                    "INSERT INTO login_attempts AS a (key, failures, window_start)"
+                    " VALUES (%(key)s, 1, %(now)s) ON CONFLICT (key) DO UPDATE SET"
+                    " failures = CASE WHEN a.window_start <= %(expired)s THEN 1"
+                    "  ELSE a.failures + 1 END,"
+                    " window_start = CASE WHEN a.window_start <= %(expired)s THEN %(now)s"
+                    "  ELSE a.window_start END"
+                    " WHERE a.window_start <= %(expired)s OR a.failures < %(limit)s"
+                    " RETURNING failures",
+                    {"key": key, "now": now, "expired": expired, "limit": RATE_LIMITS[kind]},
+                )
+                if curs.fetchone() is None:
+                    curs.execute("SELECT window_start FROM login_attempts WHERE key = %s", (key,))
+                    row = curs.fetchone()
+                    ends = (row["window_start"] if row else now) + RATE_WINDOW
+                    wait = max(1, math.ceil((ends - now).total_seconds()))
+                    log.warning("rate limit reached for %s", key.split("|", 1)[0])
+                    raise RateLimited(
+                        f"Too many {what}. Try again in {math.ceil(wait / 60)} minute(s).",
+                        retry_after=wait,
+                    )
+
+    def _give_back(self, keys: dict[str, str]) -> None:
+        """A right password: its attempt does not count."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE login_attempts SET failures = greatest(failures - 1, 0)"
+                " WHERE key = ANY(%s)",
+                (sorted(keys.values()),),
+            )
+            curs.execute(
+                "DELETE FROM login_attempts WHERE window_start < %s",
+                (clock.now() - RATE_WINDOW,),
+            )
 
     def _find_login(self, username: str):
         name = username.strip()
@@ -614,14 +742,25 @@ class Customers(HostledgerApplication):
             return None
 
     def _open_session(
-        self, kind: str, staff_id=None, customer_id=None, impersonator_id=None, user_id=None
+        self,
+        kind: str,
+        staff_id=None,
+        customer_id=None,
+        impersonator_id=None,
+        user_id=None,
+        parent_token: str | None = None,
+        parent_expires=None,
     ):
         token = secrets.token_urlsafe(32)
         now = clock.now()
+        expires = now + SESSION_LIFETIME[kind]
+        if parent_expires is not None:
+            expires = min(expires, parent_expires)
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 "INSERT INTO sessions (token_hash, kind, staff_id, customer_id, impersonator_id,"
-                " user_id, created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                " user_id, created_at, expires_at, parent_token_hash, parent_token_sealed)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     _token_hash(token),
                     kind,
@@ -630,7 +769,9 @@ class Customers(HostledgerApplication):
                     impersonator_id,
                     user_id,
                     now,
-                    now + SESSION_LIFETIME[kind],
+                    expires,
+                    _token_hash(parent_token) if parent_token else None,
+                    _seal(parent_token, token) if parent_token else None,
                 ),
             )
         answer = {"token": token, "kind": kind}
@@ -643,15 +784,27 @@ class Customers(HostledgerApplication):
         return answer
 
     def _session_row(self, token: str) -> dict:
+        """The live session of `token`; an impersonation session lives only while the
+        staff session it came from does."""
         with self.datastore.transaction() as curs:
             curs.execute(
-                "SELECT kind, staff_id, customer_id, impersonator_id, user_id, expires_at,"
-                " revoked_at FROM sessions WHERE token_hash = %s",
+                "SELECT s.kind, s.staff_id, s.customer_id, s.impersonator_id, s.user_id,"
+                " s.expires_at, s.revoked_at, s.parent_token_hash, s.parent_token_sealed,"
+                " p.expires_at AS parent_expires_at, p.revoked_at AS parent_revoked_at"
+                " FROM sessions s LEFT JOIN sessions p ON p.token_hash = s.parent_token_hash"
+                " WHERE s.token_hash = %s",
                 (_token_hash(token),),
             )
             row = curs.fetchone()
-        if row is None or row["revoked_at"] is not None or row["expires_at"] <= clock.now():
+        now = clock.now()
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= now:
             raise Unauthorized("The session has ended or the token is not valid.")
+        if row["impersonator_id"] and (
+            row["parent_expires_at"] is None
+            or row["parent_revoked_at"] is not None
+            or row["parent_expires_at"] <= now
+        ):
+            raise Unauthorized("The staff session this client session was started from has ended.")
         return row
 
     def resolve_session(self, token: str) -> dict:
@@ -689,6 +842,8 @@ class Customers(HostledgerApplication):
                 )
             if row["impersonator_id"]:
                 member = self.get_staff(row["impersonator_id"])
+                if not member.active:
+                    raise Unauthorized("This staff account is disabled.")
                 principal["impersonator"] = {
                     "staff_id": str(member.id),
                     "name": member.name,
@@ -699,11 +854,17 @@ class Customers(HostledgerApplication):
         return principal
 
     def logout(self, token: str) -> None:
+        """End this session and, for a staff session, the client sessions started from it."""
+        digest = _token_hash(token)
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
-                "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s AND revoked_at IS NULL",
-                (clock.now(), _token_hash(token)),
+                "UPDATE sessions SET revoked_at = %s WHERE (token_hash = %s"
+                " OR parent_token_hash = %s) AND revoked_at IS NULL"
+                " RETURNING impersonator_id, customer_id, parent_token_hash",
+                (clock.now(), digest, digest),
             )
+            ended = [r for r in curs.fetchall() if r["impersonator_id"]]
+        self._record_impersonations_ended(ended)
 
     def end_sessions(self, customer_id=None, user_id=None, except_token: str | None = None):
         column, value = ("user_id", user_id) if user_id else ("customer_id", customer_id)
@@ -714,27 +875,218 @@ class Customers(HostledgerApplication):
                 (clock.now(), value, _token_hash(except_token) if except_token else ""),
             )
 
+    def end_staff_sessions(self, staff_id: UUID) -> int:
+        """Every session of the staff member, and every client panel they are in, at once."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE sessions SET revoked_at = %s WHERE (staff_id = %s"
+                " OR impersonator_id = %s) AND revoked_at IS NULL"
+                " RETURNING impersonator_id, customer_id",
+                (clock.now(), staff_id, staff_id),
+            )
+            rows = curs.fetchall()
+        self._record_impersonations_ended([r for r in rows if r["impersonator_id"]])
+        return len(rows)
+
+    def _record_impersonations_ended(self, rows: list[dict]) -> None:
+        for row in rows:
+            try:
+                member = self.get_staff(row["impersonator_id"])
+            except NotFound:
+                continue
+            member.end_impersonation(customer_id=row["customer_id"])
+            self.save(member)
+
+    # -- password reset ---------------------------------------------------------------------------
+
+    def request_password_reset(
+        self, username: str | None, email: str | None, address: str | None
+    ) -> list[dict]:
+        """Reset links for the account named by `username` (or its e-mail) or for every
+        account of `email`: [{"recipient": {...}, "token"}], for the mail gateway. Empty
+        when there is none, so the caller answers the same either way. 429 when this
+        address asked too often; an account gets a few mails per window, the rest are
+        dropped silently."""
+        if address:
+            self._reserve({"reset_addr": f"reset-addr:{address}"}, "password reset requests")
+        owners = []
+        if username:
+            found = self._find_login(username)
+            if found is not None:
+                owners.append(found)
+        if email:
+            people = people_with_email(self, email)
+            if people["customer"] is not None:
+                who = people["customer"]
+                owners.append(
+                    self._get(UUID(who["user_id"]), CustomerUser, "user")
+                    if who["user_id"]
+                    else self.get_customer(UUID(who["customer_id"]))
+                )
+            if people["staff"] is not None:
+                owners.append(self.get_staff(UUID(people["staff"]["staff_id"])))
+        mails = []
+        for owner in owners:
+            recipient = self._reset_recipient(owner)
+            if recipient is None:
+                continue
+            try:
+                self._reserve({"reset_mail": f"reset-mail:{owner.id}"}, "reset mails")
+            except RateLimited:
+                continue
+            token = secrets.token_urlsafe(32)
+            now = clock.now()
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(
+                    "INSERT INTO password_resets (token_hash, owner_kind, owner_id, created_at,"
+                    " expires_at) VALUES (%s, %s, %s, %s, %s)",
+                    (_token_hash(token), recipient["kind"], owner.id, now, now + RESET_LIFETIME),
+                )
+            mails.append({"recipient": recipient, "token": token})
+        return mails
+
+    def _reset_recipient(self, owner) -> dict | None:
+        """Where an account's reset link goes (None: nowhere it could be sent)."""
+        base = {"expires_minutes": int(RESET_LIFETIME.total_seconds() // 60)}
+        if isinstance(owner, StaffMember):
+            if not owner.active or not owner.email:
+                return None
+            return dict(
+                base,
+                kind="staff",
+                email=owner.email,
+                name=owner.name,
+                language=owner.language,
+                customer_id=None,
+            )
+        if isinstance(owner, CustomerUser):
+            customer = self.get_customer_or_none(owner.customer_id)
+            if customer is None or owner.removed:
+                return None
+            return dict(
+                base,
+                kind="user",
+                email=owner.email,
+                name=owner.name,
+                language=customer.language,
+                customer_id=str(customer.id),
+            )
+        if isinstance(owner, Customer) and not owner.deleted:
+            return dict(
+                base,
+                kind="client",
+                email=owner.email,
+                name=owner.contact_person,
+                language=owner.language,
+                customer_id=str(owner.id),
+            )
+        return None
+
+    def confirm_password_reset(self, token: str, new_password: str) -> dict:
+        """Set the password a reset link was sent for; the link works once, within its
+        lifetime; every session of the account ends and its login limits start afresh."""
+        now = clock.now()
+        invalid = ValidationFailed(
+            "This reset link is not valid: it was used already, it expired, or it never "
+            "existed. Ask for a new one.",
+            {"token": ["Not valid (used, expired or unknown)."]},
+        )
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE password_resets SET used_at = %s WHERE token_hash = %s"
+                " AND used_at IS NULL AND expires_at > %s RETURNING owner_kind, owner_id",
+                (now, _token_hash(token), now),
+            )
+            row = curs.fetchone()
+            if row is not None:
+                curs.execute(
+                    "UPDATE password_resets SET used_at = %s WHERE owner_id = %s"
+                    " AND used_at IS NULL",
+                    (now, row["owner_id"]),
+                )
+        if row is None:
+            raise invalid
+        owner_id = row["owner_id"]
+        if row["owner_kind"] == "staff":
+            member = self.get_staff(owner_id)
+            if not member.active:
+                raise invalid
+            member.change_password(hash_password(new_password))
+            self.save(member)
+            self.end_staff_sessions(member.id)
+        elif row["owner_kind"] == "user":
+            user = self._get(owner_id, CustomerUser, "user")
+            if user.removed:
+                raise invalid
+            user.change_password(hash_password(new_password))
+            self.save(user)
+            self.end_sessions(user_id=user.id)
+        else:
+            customer = self.get_customer_or_none(owner_id)
+            if customer is None:
+                raise invalid
+            customer.change_password(hash_password(new_password))
+            self.save(customer)
+            self.end_sessions(customer_id=customer.id)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "DELETE FROM login_attempts WHERE key = %s OR key LIKE %s",
+                (f"account:{owner_id}", f"pair:{owner_id}|%"),
+            )
+        return {"status": "changed", "kind": row["owner_kind"]}
+
     # -- impersonation ---------------------------------------------------------------------------
 
-    def impersonate(self, staff_id: UUID, customer_id: UUID) -> dict:
-        """A client session for `customer_id`, marked as `staff_id` acting; an audited event."""
+    def impersonate(self, staff_id: UUID, customer_id: UUID, staff_token: str) -> dict:
+        """A client session for `customer_id`, marked as `staff_id` acting; an audited event.
+        It belongs to the staff session `staff_token`: it ends when that one ends, and
+        never lives longer."""
+        parent = self._session_row(staff_token)
+        if parent["kind"] != "staff" or parent["staff_id"] != staff_id:
+            raise Forbidden("Only a staff member's own session may enter a client's panel.")
         member = self.get_staff(staff_id)
+        if not member.active:
+            raise Unauthorized("This staff account is disabled.")
         if member.role not in ("admin", "support"):
             raise Forbidden("Only administrators and support staff may enter a client's panel.")
         customer = self.get_customer(customer_id)
         member.start_impersonation(customer_id=customer.id)
         self.save(member)
-        return self._open_session("client", customer_id=customer.id, impersonator_id=member.id)
+        return self._open_session(
+            "client",
+            customer_id=customer.id,
+            impersonator_id=member.id,
+            parent_token=staff_token,
+            parent_expires=parent["expires_at"],
+        )
 
     def end_impersonation(self, token: str) -> dict:
+        """Leave the client's panel: the staff session it was entered from, the same token,
+        while that session lives (else 401: log in again)."""
         row = self._session_row(token)
         if not row["impersonator_id"]:
             raise Conflict("This session is not a staff member acting as a client.")
-        member = self.get_staff(row["impersonator_id"])
-        member.end_impersonation(customer_id=row["customer_id"])
-        self.save(member)
-        self.logout(token)
-        return self._open_session("staff", staff_id=member.id)
+        digest = _token_hash(token)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s"
+                " AND revoked_at IS NULL RETURNING impersonator_id, customer_id",
+                (clock.now(), digest),
+            )
+            ended = curs.fetchall()
+        self._record_impersonations_ended(ended)
+        if not ended:
+            raise Unauthorized("The session has ended or the token is not valid.")
+        staff_token = _unseal(row["parent_token_sealed"], token)
+        back = self._session_row(staff_token)  # still alive: checked a moment ago, again
+        return {"token": staff_token, "kind": "staff", "staff_id": str(back["staff_id"])}
+
+
+def _refuse_while_acting(what: str) -> None:
+    """Staff acting in a client's panel may look and help, not take the account over."""
+    on_behalf_of = context.current.on_behalf_of
+    if on_behalf_of is not None and on_behalf_of.kind == "staff":
+        raise Forbidden(f"While acting in a client's panel, staff cannot {what}.")
 
 
 def _plain(value):

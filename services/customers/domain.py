@@ -223,6 +223,10 @@ class CustomerUser(Aggregate):
     def remove(self) -> None:
         self.removed = True
 
+    @event("PasswordChanged")
+    def change_password(self, password_hash: str) -> None:
+        self.password_hash = password_hash
+
 
 class Payer(Aggregate):
     """Who pays a customer's invoices, with the details printed on them."""
@@ -255,6 +259,21 @@ class StaffMember(Aggregate):
         self.language = language
         self.active = True
         self.notify = dict(notify)
+
+    @event("Edited")
+    def edit(self, changes: dict) -> None:
+        """An administrator's change of role, name, language or notification preferences;
+        `changes` holds only what changed (`notify`: the preferences as they now are)."""
+        for key, value in changes.items():
+            setattr(self, key, dict(value) if key == "notify" else value)
+
+    @event("Disabled")
+    def disable(self, reason: str | None) -> None:
+        self.active = False
+
+    @event("PasswordChanged")
+    def change_password(self, password_hash: str) -> None:
+        self.password_hash = password_hash
 
     @event("ImpersonationStarted")
     def start_impersonation(self, customer_id: UUID) -> None:

@@ -143,6 +143,14 @@ class StaffList(ReadModel):
             (e.originator_id, e.username, e.name, e.email, e.role, e.language),
         )
 
+    def on_StaffMember_Edited(self, curs, e) -> None:
+        for column in ("name", "role", "language"):
+            if column in e.changes:
+                curs.execute(
+                    f"UPDATE staff_list SET {column} = %s WHERE staff_id = %s",
+                    (e.changes[column], e.originator_id),
+                )
+
 
 class Directory(ReadModel):
     """Groups, projects, discounts, a customer's users and payers: small lists."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -21,6 +22,8 @@ from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
 
+log = logging.getLogger(__name__)
+
 APPLICATION = Customers
 READ_MODELS = (CustomerList, StaffList, Directory, UserEmails)
 
@@ -36,6 +39,7 @@ class CustomersService(ServiceBase):
     name = "customers"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
+    mailgateway = RpcProxy("mailgateway")
 
     # -- customers --------------------------------------------------------------------------
 
@@ -258,8 +262,13 @@ class CustomersService(ServiceBase):
         self.app.logout(token)
 
     @rpc
-    def impersonate(self, staff_id: str, customer_id: str) -> dict:
-        return self.app.impersonate(_uuid(staff_id, "staff member"), _uuid(customer_id))
+    def impersonate(self, staff_id: str, customer_id: str, staff_token: str) -> dict:
+        """A client session for the customer, bound to the staff session `staff_token`."""
+        if not isinstance(staff_token, str) or not staff_token:
+            raise ValidationFailed("The staff session is required.", {"token": ["Missing."]})
+        return self.app.impersonate(
+            _uuid(staff_id, "staff member"), _uuid(customer_id), staff_token
+        )
 
     @rpc
     def end_impersonation(self, token: str) -> dict:
@@ -289,6 +298,42 @@ class CustomersService(ServiceBase):
                     )
             start = batch[-1].id + 1
         return out
+
+    # -- staff accounts and password reset -------------------------------------------------
+
+    @rpc
+    def edit_staff(self, staff_id: str, payload: dict) -> dict:
+        """Administrators: role, name, language, notification preferences (those given)."""
+        self._require_admin()
+        data = load(contract.EditStaff, payload)
+        return self.app.staff_view(self.app.edit_staff(_uuid(staff_id, "staff member"), data))
+
+    @rpc
+    def disable_staff(self, staff_id: str, payload: dict | None = None) -> dict:
+        """Administrators: the member can no longer log in; their sessions end at once."""
+        self._require_admin()
+        data = load(contract.DisableStaff, payload or {})
+        member = self.app.disable_staff(_uuid(staff_id, "staff member"), data["reason"])
+        return self.app.staff_view(member)
+
+    @rpc
+    def request_password_reset(self, payload: dict, address: str | None = None) -> dict:
+        """Mail a single-use, expiring reset link to the account(s) named; the answer is the
+        same whether any exists."""
+        data = load(contract.PasswordResetRequest, payload)
+        for mail in self.app.request_password_reset(
+            data.get("username"), data.get("email"), address
+        ):
+            try:
+                self.mailgateway.send_password_reset.call_async(mail["recipient"], mail["token"])
+            except Exception as exc:  # noqa: BLE001 - the answer must not depend on the mail
+                log.warning("password reset mail not queued: %r", exc)
+        return {"status": "accepted"}
+
+    @rpc
+    def confirm_password_reset(self, payload: dict) -> dict:
+        data = load(contract.PasswordResetConfirm, payload)
+        return self.app.confirm_password_reset(data["token"], data["new_password"])
 
     @rpc
     def ensure_first_admin(self, username: str, password: str | None = None) -> dict | None:

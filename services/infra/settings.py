@@ -5,6 +5,7 @@ Defaults work on a single machine with PostgreSQL and RabbitMQ on localhost.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
@@ -46,6 +47,22 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _networks(env: dict[str, str], name: str) -> tuple:
+    """A comma-separated list of addresses or CIDRs, as ip_network objects."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                out.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {part.strip()!r} is not an address or CIDR") from None
+    return tuple(out)
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,15 @@ class Settings:
     broadcast_inline: int = 50
     broadcast_batch: int = 50
     broadcast_interval: float = 2.0
+    # proxies whose X-Forwarded-For names the client (addresses or CIDRs); none by default
+    trusted_proxies: tuple = ()
+    # where links in mail point (password reset); default: the gateway's own address
+    public_url: str = ""
+    # the authserv-id of our own MTA's Authentication-Results header (RFC 8601); unset:
+    # such headers are not trusted
+    mail_authserv_id: str = ""
+    # products' provisioning webhooks may point at loopback, link-local or private hosts
+    provisioning_allow_private: bool = False
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -146,6 +172,16 @@ class Settings:
             broadcast_inline=_int(env, "HOSTLEDGER_BROADCAST_INLINE", 50),
             broadcast_batch=_int(env, "HOSTLEDGER_BROADCAST_BATCH", 50),
             broadcast_interval=float(env.get("HOSTLEDGER_BROADCAST_INTERVAL") or 2.0),
+            trusted_proxies=_networks(env, "HOSTLEDGER_TRUSTED_PROXIES"),
+            public_url=(
+                env.get("HOSTLEDGER_PUBLIC_URL")
+                or "http://{}:{}".format(
+                    env.get("HOSTLEDGER_HTTP_HOST") or "127.0.0.1",
+                    env.get("HOSTLEDGER_HTTP_PORT") or "8000",
+                )
+            ).rstrip("/"),
+            mail_authserv_id=(env.get("HOSTLEDGER_MAIL_AUTHSERV_ID") or "").strip().lower(),
+            provisioning_allow_private=_flag(env, "HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE"),
         )
 
 

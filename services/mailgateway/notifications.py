@@ -26,6 +26,7 @@ SETTING_OF = {
     "ticket_reply": "ticket_reply",
     "account_credentials": None,
     "password_changed": None,
+    "password_reset": None,
 }
 
 

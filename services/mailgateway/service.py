@@ -19,6 +19,7 @@ from services.infra import clock
 from services.infra.consumer import handles
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
+from services.infra.settings import settings
 from services.infra.store import EventStore
 from services.mailgateway import compose, notifications, ticket_mail
 from services.mailgateway.application import MailGateway
@@ -248,6 +249,35 @@ class MailGatewayService(ServiceBase):
             domain=domain,
             company=signature(),
             secret=password,
+        )
+        self.app.queue(notification)
+        self.outbox_sender.wake()
+        return {"key": key, "status": notification.status}
+
+    @rpc
+    def send_password_reset(self, recipient: dict, token: str) -> dict:
+        """Queue the mail with a password reset link to `recipient` ({"email", "name",
+        "language", "customer_id"?, "expires_minutes"}): a client, a client's user or a
+        staff member. The token, like a generated password, is kept apart from the
+        notification and erased once it is sent."""
+        _, domain = mail_identity()
+        key = f"password_reset:{uuid.uuid4()}"
+        language = recipient.get("language") or "en"
+        notification = notifications.Notification(
+            key=key,
+            kind="password_reset",
+            recipient=recipient["email"],
+            language=language if language in notifications.LANGUAGES else "en",
+            context={
+                "customer_name": recipient.get("name") or "",
+                "company": signature(),
+                "reset_url": f"{settings().public_url}/reset-password",
+                "expires_minutes": int(recipient.get("expires_minutes") or 60),
+                "secret_as": "token",
+            },
+            message_id=compose.notification_message_id(key, domain),
+            customer_id=recipient.get("customer_id"),
+            secret=token,
         )
         self.app.queue(notification)
         self.outbox_sender.wake()

@@ -29,6 +29,7 @@ KINDS = (
     "service_unsuspended",
     "account_credentials",
     "password_changed",
+    "password_reset",
     "ticket_opened",
     "ticket_reply",
     "staff_ticket",
@@ -60,6 +61,9 @@ SAMPLE_CONTEXT = {
     "ticket_subject": "Sample subject",
     "message": "Sample message.",
     "author": "Support",
+    "reset_url": "https://example.com/reset-password",
+    "token": "sample-token",
+    "expires_minutes": 60,
 }
 
 
