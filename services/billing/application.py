@@ -290,6 +290,7 @@ class Billing(Refunds, HostledgerApplication):
             (today + timedelta(days=days_before), today),
             done=lambda invoice: invoice.reminded,
             mark=Invoice.remind_due,
+            job="scheduler:invoice_reminders",
         )
 
     def mark_overdue_invoices(self) -> int:
@@ -299,17 +300,22 @@ class Billing(Refunds, HostledgerApplication):
             (clock.now().date(),),
             done=lambda invoice: invoice.overdue,
             mark=Invoice.mark_overdue,
+            job="scheduler:overdue_invoices",
         )
 
-    def _mark_unpaid(self, condition: str, params: tuple, done, mark) -> int:
+    def _mark_unpaid(self, condition: str, params: tuple, done, mark, job: str) -> int:
         """Apply `mark` once to each unpaid invoice the list finds by `condition` (a read
-        model: each candidate is checked again on the invoice itself before it changes)."""
+        model: each candidate is checked again on the invoice itself before it changes).
+        An invoice that keeps failing is parked under `job` and the others go on."""
+        from services.infra.parking import ScheduledItems
+
+        items = ScheduledItems(self, job)
         now = clock.now()
         with self.datastore.transaction() as curs:
             curs.execute(
                 f"SELECT invoice_id FROM invoice_list WHERE status = 'unpaid' AND {condition}"
-                " ORDER BY due_date LIMIT 500",
-                params,
+                " ORDER BY due_date LIMIT %s",  # parked ones do not crowd the others out
+                (*params, 500 + len(items.open_items())),
             )
             candidates = [r["invoice_id"] for r in curs.fetchall()]
         marked = 0
@@ -323,17 +329,22 @@ class Billing(Refunds, HostledgerApplication):
                 self.save(invoice)
                 return True
 
-            marked += retry_on_conflict(attempt)
+            marked += items.run(
+                str(invoice_id), lambda a=attempt: retry_on_conflict(a), "invoice", default=0
+            )
         return marked
 
     def mature_commissions(self) -> int:
         """Credit every pending commission whose maturity has come; how many were credited."""
+        from services.infra.parking import ScheduledItems
+
+        items = ScheduledItems(self, "scheduler:commissions")
         now = clock.now()
         with self.datastore.transaction() as curs:
             curs.execute(
                 "SELECT commission_id FROM commission_list WHERE status = 'pending'"
-                " AND matures_at <= %s ORDER BY matures_at LIMIT 500",
-                (now,),
+                " AND matures_at <= %s ORDER BY matures_at LIMIT %s",
+                (now, 500 + len(items.open_items())),
             )
             due = [r["commission_id"] for r in curs.fetchall()]
         credited = 0
@@ -355,10 +366,13 @@ class Billing(Refunds, HostledgerApplication):
                 self.save(commission, account)
                 return True
 
-            try:
-                credited += retry_on_conflict(attempt)
-            except NotFound:
-                continue  # the referrer has no account in that currency: stays pending
+            def credit(attempt=attempt) -> int:
+                try:
+                    return retry_on_conflict(attempt)
+                except NotFound:
+                    return 0  # the referrer has no account in that currency: stays pending
+
+            credited += items.run(str(commission_id), credit, "commission", default=0)
         return credited
 
     def _series(self, project_key: str) -> InvoiceSeries:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import datetime
 from uuid import UUID
 
@@ -27,6 +28,8 @@ from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
+
+log = logging.getLogger(__name__)
 
 APPLICATION = Billing
 READ_MODELS = (AccountList, BillingLists, Ledger)
@@ -316,9 +319,19 @@ class BillingService(ServiceBase):
     def run_schedule(self) -> None:
         """Time-driven work, on the injectable clock: overdue invoices, maturing commissions.
         Safe with several instances: each change is one versioned save."""
-        self.app.remind_due_invoices(settings().reminder_days_before)
-        self.app.mark_overdue_invoices()
-        self.app.mature_commissions()
+        days_before = settings().reminder_days_before
+        jobs = (
+            ("invoice reminders", lambda: self.app.remind_due_invoices(days_before)),
+            ("overdue invoices", self.app.mark_overdue_invoices),
+            ("commissions", self.app.mature_commissions),
+        )
+        for job, run in jobs:
+            # one job that cannot run now does not hold up the others; an invoice or a
+            # commission that keeps failing is parked by the job itself
+            try:
+                run()
+            except Exception:
+                log.exception("the %s job failed this time; the next run tries again", job)
 
     # -- lists ---------------------------------------------------------------------------------
 

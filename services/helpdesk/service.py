@@ -29,6 +29,7 @@ from services.helpdesk.views import broadcast_view, department_view, template_vi
 from services.infra import clock, context
 from services.infra.context import Actor
 from services.infra.failpoints import failpoint
+from services.infra.parking import ScheduledItems
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.settings import settings
@@ -424,9 +425,23 @@ class HelpdeskService(ServiceBase):
         early when the lease passed to another sender. Answers the broadcast as recorded."""
         broadcast = self.app.broadcast(broadcast_id)
         department = self.app.department(broadcast.department_id)
+        # a recipient whose ticket keeps failing is parked (staff see it and retry it);
+        # the others get theirs, and the message stays `sending` until that one has it
+        items = ScheduledItems(self.app, "scheduler:broadcasts")
+        pending = [
+            customer
+            for customer in broadcast.pending(len(broadcast.recipients))
+            if not items.parked(f"{broadcast_id}:{customer['id']}")
+        ]
         opened = []
-        for customer in broadcast.pending(limit):
-            opened.append(self._open_message(broadcast, department, customer))
+        for customer in pending[: max(limit, 0)]:
+            ticket = items.run(
+                f"{broadcast_id}:{customer['id']}",
+                lambda c=customer: self._open_message(broadcast, department, c),
+                type="message ticket",
+            )
+            if ticket is not None:
+                opened.append(ticket)
             if not self.app.take_lease(broadcast_id, holder):
                 break
         if background:
@@ -491,7 +506,8 @@ class HelpdeskService(ServiceBase):
                     self._send_batch(
                         broadcast_id, holder, settings().broadcast_batch, background=True
                     )
-            except HostledgerError:
+            except Exception:
+                # the next messages are sent all the same; this one is tried again next run
                 log.exception("message %s: this batch failed; it is tried again", broadcast_id)
             finally:
                 self.app.release_lease(broadcast_id, holder)
@@ -526,14 +542,20 @@ class HelpdeskService(ServiceBase):
     def run_deadlines(self) -> None:
         """Abuse notices whose deadline passed without the client answering, on the
         injectable clock. Several instances may run it: each ticket acts once."""
-        for ticket_id in self.app.abuse_due(clock.now()):
-            ticket = self.app.ticket(ticket_id)
-            department = self.app.department(ticket.department_id)
-            try:
-                notify = self._notify(department, "abuse_deadline")
-            except HostledgerError:
-                notify = []
-            self.app.act_on_abuse(ticket_id, notify)
+        # a ticket that cannot be acted on is parked (staff see it and retry it) and the
+        # other deadlines are handled
+        items = ScheduledItems(self.app, "scheduler:abuse_deadlines")
+        for ticket_id in self.app.abuse_due(clock.now(), limit=100 + len(items.open_items())):
+            items.run(str(ticket_id), lambda t=ticket_id: self._act_on_abuse(t), "abuse deadline")
+
+    def _act_on_abuse(self, ticket_id: UUID) -> None:
+        ticket = self.app.ticket(ticket_id)
+        department = self.app.department(ticket.department_id)
+        try:
+            notify = self._notify(department, "abuse_deadline")
+        except HostledgerError:
+            notify = []
+        self.app.act_on_abuse(ticket_id, notify)
 
     # -- mail in ----------------------------------------------------------------------------------
 

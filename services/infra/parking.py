@@ -247,7 +247,7 @@ class ScheduledItems:
 
     def parked(self, item: str) -> bool:
         """Failed too often: left alone until staff retry it."""
-        return self.open_items().get(storable_text(item), 0) >= self.attempts
+        return self.open_items().get(storable_text(item, 500), 0) >= self.attempts
 
     def run(self, item: str, action, type: str | None = None, default=None):
         """`action()`'s answer; `default` when the item is parked or failed now."""
@@ -263,15 +263,21 @@ class ScheduledItems:
                 raise
             self.failed(key, exc, type)
             return default
-        if key in self.open_items():
-            with self.app.datastore.transaction(commit=True) as curs:
-                curs.execute(
-                    "UPDATE parked_events SET resolved_at = now(), resolution = 'succeeded'"
-                    " WHERE upstream = %s AND item = %s AND resolved_at IS NULL",
-                    (self.upstream, key),
-                )
-            self.open_items().pop(key, None)
+        self.succeeded(key)
         return result
+
+    def succeeded(self, item: str) -> None:
+        """The item went through: a failure recorded before is resolved."""
+        key = storable_text(item, 500)
+        if key not in self.open_items():
+            return
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE parked_events SET resolved_at = now(), resolution = 'succeeded'"
+                " WHERE upstream = %s AND item = %s AND resolved_at IS NULL",
+                (self.upstream, key),
+            )
+        self.open_items().pop(key, None)
 
     def failed(self, item: str, exc: BaseException, type: str | None = None) -> None:
         import logging

@@ -492,11 +492,16 @@ class Orders(HostledgerApplication):
         return True
 
     def dunning(
-        self, today: date, suspend_after: int, terminate_after: int, limit: int = 500
+        self, today: date, suspend_after: int, terminate_after: int, limit: int = 500, items=None
     ) -> int:
         """Unpaid past due: suspend after the project's suspension days, terminate after its
         termination days (`suspend_after` / `terminate_after` when it has none), in pages
-        of the read model, each page saved at once; how many services changed."""
+        of the read model, each page saved at once; how many services changed. `items`
+        (parking.ScheduledItems): a service that cannot be decided on is parked there and
+        the others go on."""
+        from services.infra.parking import ScheduledItems
+
+        items = items or ScheduledItems(self, "scheduler:dunning")
         after: tuple = (date.min, UUID(int=0))
         changed = 0
         while True:
@@ -520,10 +525,15 @@ class Orders(HostledgerApplication):
                 return changed
             decided = []
             for row in rows:
-                s = self.repository.get(row["service_id"])
-                terms = (row["suspend_after"], row["terminate_after"])
-                if self._dun(s, today, *terms):
-                    decided.append((s, *terms))
+
+                def decide(row=row):
+                    s = self.repository.get(row["service_id"])
+                    terms = (row["suspend_after"], row["terminate_after"])
+                    return (s, *terms) if self._dun(s, today, *terms) else None
+
+                found = items.run(str(row["service_id"]), decide, type="dunning")
+                if found is not None:
+                    decided.append(found)
             changed += self._save_dunned(decided, today)
             if len(rows) < limit:
                 return changed

@@ -18,7 +18,9 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.infra import clock, context
 from services.infra.consumer import handles
+from services.infra.inbox import is_transient
 from services.infra.paging import page_window
+from services.infra.parking import ScheduledItems
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
@@ -194,9 +196,24 @@ class OrdersService(ServiceBase):
         so billing issues it once."""
         cfg = settings()
         today = clock.now().date()
-        self.renew(today, cfg)
-        self.app.dunning(today, cfg.suspend_after_days, cfg.terminate_after_days)
-        self._provision_by_webhook(cfg)
+        jobs = (
+            ("renewals", lambda: self.renew(today, cfg)),
+            ("dunning", lambda: self._dunning(today, cfg)),
+            ("provisioning", lambda: self._provision_by_webhook(cfg)),
+        )
+        for job, run in jobs:
+            # one job that cannot run now (billing or the database away) does not hold
+            # up the others; an item that keeps failing is parked by the job itself
+            try:
+                run()
+            except Exception:
+                log.exception("the %s job failed this time; the next run tries again", job)
+
+    def _dunning(self, today: date, cfg) -> int:
+        items = ScheduledItems(self.app, "scheduler:dunning")
+        return self.app.dunning(
+            today, cfg.suspend_after_days, cfg.terminate_after_days, items=items
+        )
 
     @rpc
     def run_renewals(self) -> dict:
@@ -208,7 +225,7 @@ class OrdersService(ServiceBase):
         started = time.perf_counter()
         invoices = self.renew(today, cfg)
         renewed = time.perf_counter()
-        dunned = self.app.dunning(today, cfg.suspend_after_days, cfg.terminate_after_days)
+        dunned = self._dunning(today, cfg)
         return {
             "renewal_invoices": invoices,
             "renewal_seconds": round(renewed - started, 3),
@@ -222,58 +239,84 @@ class OrdersService(ServiceBase):
         recorded in one save. How many invoices were recorded here."""
         recorded = 0
         batch = max(1, cfg.scheduler_batch)
+        # a service whose renewal invoice keeps being refused is parked (staff see it in
+        # the parked events and retry it) and the others are invoiced
+        items = ScheduledItems(self.app, "scheduler:renewals")
         for page in self.app.renewal_candidates(today, cfg.renew_days_before, limit=batch * 10):
             for start in range(0, len(page), batch):
-                services = self.app.to_renew(page[start : start + batch])
-                calls = [
-                    (
-                        s,
-                        self.billing.issue_invoice.call_async(
-                            {
-                                "customer_id": str(s.customer_id),
-                                "currency": s.currency,
-                                "lines": self.app.renewal_lines(s),
-                                "due_days": max(
-                                    0, (date.fromisoformat(s.next_due_date) - today).days
-                                ),
-                            },
-                            f"renewal:{s.id}:{s.next_due_date}",
-                            "renewal",
-                        ),
+                services = []
+                for service_id in page[start : start + batch]:
+                    found = items.run(
+                        str(service_id), lambda i=service_id: self.app.to_renew([i]), "renewal"
                     )
-                    for s in services
-                ]
+                    services += found or []
+                calls = []
+                for s in services:
+                    key = f"{s.id}:{s.next_due_date}"
+                    if items.parked(key):
+                        continue
+                    try:
+                        calls.append((s, key, self._renewal_request(s, today)))
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        items.failed(key, exc, "renewal")
                 issued = []
-                for s, reply in calls:
+                for s, key, reply in calls:
                     try:
                         issued.append((s, reply.result()))
-                    except Exception as exc:  # noqa: BLE001 - the next run tries it again
-                        log.warning("renewal invoice for service %s not issued: %r", s.id, exc)
+                    except Exception as exc:  # noqa: BLE001 - recorded; the next run tries it again
+                        if is_transient(exc):
+                            log.warning("renewal invoice for service %s not issued: %r", s.id, exc)
+                        else:
+                            items.failed(key, exc, "renewal")
+                        continue
+                    items.succeeded(key)
                 recorded += self.app.record_renewal_invoices(issued)
         return recorded
 
+    def _renewal_request(self, s, today: date):
+        return self.billing.issue_invoice.call_async(
+            {
+                "customer_id": str(s.customer_id),
+                "currency": s.currency,
+                "lines": self.app.renewal_lines(s),
+                "due_days": max(0, (date.fromisoformat(s.next_due_date) - today).days),
+            },
+            f"renewal:{s.id}:{s.next_due_date}",
+            "renewal",
+        )
+
     def _provision_by_webhook(self, cfg) -> None:
+        items = ScheduledItems(self.app, "scheduler:provisioning")
         for service in self.app.provisioning_tasks("webhook", due_by=clock.now()):
-            if not cfg.provisioning_secret:
-                ok, outcome = False, "HOSTLEDGER_PROVISIONING_SECRET is not set: nothing is sent"
-            else:
-                body, headers = provisioning.request(
-                    service_view(service), cfg.provisioning_secret, clock.now()
-                )
-                try:
-                    answer = requests.post(
-                        service.provisioning["url"], data=body, headers=headers, timeout=10
-                    )
-                    ok = 200 <= answer.status_code < 300
-                    outcome = f"HTTP {answer.status_code}: {answer.text[:500]}"
-                except requests.RequestException as exc:
-                    ok, outcome = False, f"{type(exc).__name__}: {exc}"
+            items.run(
+                str(service.id),
+                lambda service=service: self._provision_one(service, cfg),
+                type="provisioning",
+            )
+
+    def _provision_one(self, service, cfg) -> None:
+        if not cfg.provisioning_secret:
+            ok, outcome = False, "HOSTLEDGER_PROVISIONING_SECRET is not set: nothing is sent"
+        else:
+            body, headers = provisioning.request(
+                service_view(service), cfg.provisioning_secret, clock.now()
+            )
             try:
-                self.app.record_provisioning(
-                    service.id, ok, outcome, "webhook", cfg.provisioning_backoff
+                answer = requests.post(
+                    service.provisioning["url"], data=body, headers=headers, timeout=10
                 )
-            except Conflict:
-                continue  # another instance recorded it meanwhile
+                ok = 200 <= answer.status_code < 300
+                outcome = f"HTTP {answer.status_code}: {answer.text[:500]}"
+            except requests.RequestException as exc:
+                ok, outcome = False, f"{type(exc).__name__}: {exc}"
+        try:
+            self.app.record_provisioning(
+                service.id, ok, outcome, "webhook", cfg.provisioning_backoff
+            )
+        except Conflict:
+            return  # another instance recorded it meanwhile
 
     @rpc
     def cancel_service(self, customer_id: str, service_id: str, payload: dict) -> dict:

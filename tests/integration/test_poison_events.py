@@ -622,3 +622,58 @@ def test_mail_the_helpdesk_keeps_failing_on_is_kept_for_staff_and_the_next_goes_
     assert [h["reason"] for h in held] == ["failed"]
     assert "the helpdesk has a bug" in held[0]["detail"]
     assert "\x00" not in held[0]["subject"]
+
+
+# -- schedulers ----------------------------------------------------------------------------------
+
+
+def test_an_invoice_the_scheduler_keeps_failing_on_is_parked_and_the_others_go_on(billing):
+    """The overdue pass finds invoices in a read model; one it cannot load (a row whose
+    invoice is not in the store) must not stop the invoices after it, run after run."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.billing.readmodels import BillingLists
+    from services.infra.parking import release_statement
+
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    previous = clock.use_clock(clock.FixedClock(start))
+    try:
+        follower = Follower(billing, BillingLists())
+        customer_id = uuid4()
+        billing.open_account(customer_id, "EUR", {})
+        lines = [{"description": "Hosting", "unit_price": 1000, "quantity": 1}]
+        invoices = [billing.issue_invoice(customer_id, "EUR", lines, "manual", due_days=1)]
+        follower.catch_up()
+        with billing.datastore.transaction(commit=True) as curs:
+            # listed first (the earliest due date), but there is no such invoice
+            curs.execute(
+                "INSERT INTO invoice_list (invoice_id, customer_id, number, status, purpose,"
+                " total, currency, issued_at, due_date) VALUES (%s, %s, 'X-1', 'unpaid',"
+                " 'manual', 1, 'EUR', %s, %s)",
+                (uuid4(), customer_id, start, start.date() - timedelta(days=30)),
+            )
+        clock.use_clock(clock.FixedClock(start + timedelta(days=3)))
+        assert billing.mark_overdue_invoices() == 1
+        invoices.append(billing.issue_invoice(customer_id, "EUR", lines, "manual", due_days=0))
+        follower.catch_up()
+        clock.use_clock(clock.FixedClock(start + timedelta(days=5)))
+        assert billing.mark_overdue_invoices() == 1  # the second run marks the new one
+        for invoice in invoices:
+            assert billing.repository.get(UUID(invoice["id"])).overdue
+        [parked] = list_parked(billing, upstream="scheduler:overdue_invoices")
+        assert parked["attempts"] == 2 and parked["type"] == "invoice"
+        assert parked["error"].startswith("AggregateNotFoundError")
+        billing.mark_overdue_invoices()
+        [parked] = list_parked(billing, upstream="scheduler:overdue_invoices")
+        assert parked["attempts"] == 3  # parked: no longer tried
+        billing.mark_overdue_invoices()
+        assert list_parked(billing, upstream="scheduler:overdue_invoices")[0]["attempts"] == 3
+        # staff retry releases it to the next run, which tries it again
+        with billing.datastore.transaction(commit=True) as curs:
+            curs.execute(*release_statement(parked["id"]))
+        assert list_parked(billing, upstream="scheduler:overdue_invoices") == []
+        billing.mark_overdue_invoices()
+        [again] = list_parked(billing, upstream="scheduler:overdue_invoices")
+        assert again["id"] == parked["id"] and again["attempts"] == 1
+    finally:
+        clock.use_clock(previous)
