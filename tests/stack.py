@@ -3,6 +3,9 @@
 Each `Stack` gets its own RabbitMQ virtual host, its own databases (a prefix of
 its own) and a free HTTP port, so runs never see each other or a running `make run`.
 
+A stack starts only when PostgreSQL has room for its connection budget
+(`connection_budget`), so a run never fails halfway with "too many clients".
+
 Nothing of a stack outlives it: a failed `up()` takes down what it started, `down()`
 stops each process with the process group it leads (the mail gateway's mail-in child
 too), a stack still up when the interpreter exits is taken down then, and each process
@@ -25,6 +28,7 @@ from pathlib import Path
 import psycopg
 import requests
 
+from services.infra.application import pool_limits
 from services.infra.databases import drop_database, ensure_database
 from services.infra.processes import dies_with_this_process
 from services.infra.settings import SERVICES, Settings
@@ -39,7 +43,26 @@ ADMIN_PASSWORD = "stack-admin-password"
 STRIPE_SECRET = "whsec_test_hostledger"
 STRIPE_API_KEY = "sk_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
-TRUSTED_PROXY = "127.0.0.3"
+
+
+# what the harness itself opens beside the stack's processes (the bootstrap process,
+# tests reading a service's database directly)
+HARNESS_CONNECTIONS = 3
+
+
+def connection_budget(settings: Settings) -> int:
+    """The most PostgreSQL connections one stack holds at once, by design: each service
+    process its pool at its largest plus a LISTEN connection and a session-lock connection
+    (services/infra/application.py, databases.py), the mail-in process one per worker
+    thread, and the harness's own. docs/benchmarks.md ("Connections") has the measured ones."""
+    from services.mailgateway.mailin import WORKERS
+
+    _, pool_max = pool_limits(settings)
+    return len(SERVICES) * (pool_max + 2) + WORKERS + HARNESS_CONNECTIONS
+
+
+class StackWontFit(RuntimeError):
+    """PostgreSQL has fewer free connections than a stack may need."""
 
 
 def _free_port() -> int:
@@ -119,8 +142,8 @@ class Stack:
                 "HOSTLEDGER_BROADCAST_INLINE": "3",
                 "HOSTLEDGER_BROADCAST_BATCH": "2",
                 "HOSTLEDGER_BROADCAST_INTERVAL": "0.5",
-                # tests speak as a proxy from this address (X-Forwarded-For honoured)
-                "HOSTLEDGER_TRUSTED_PROXIES": TRUSTED_PROXY,
+                # the suite's own address: per-address limits are tested from others
+                "HOSTLEDGER_RATE_LIMIT_EXEMPT": "127.0.0.1",
             }
         )
         self.env.update(extra_env or {})
@@ -134,6 +157,7 @@ class Stack:
     def up(self) -> Stack:
         """Start everything and wait until it is healthy; on any failure, take down what
         was started (processes, databases, vhost) before raising."""
+        self.check_room()
         Stack.live.add(self)
         try:
             rabbitmqctl("add_vhost", self.vhost)
@@ -157,6 +181,40 @@ class Stack:
             self.down()
             raise
         return self
+
+    def check_room(self) -> None:
+        """StackWontFit, before anything is started, unless PostgreSQL has room for this
+        stack's connection budget beside what is connected now."""
+        budget = connection_budget(self.settings)
+        server = self.settings.database
+        with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+            most, used, superuser, reserved = conn.execute(
+                "SELECT current_setting('max_connections')::int,"
+                " (SELECT count(*) FROM pg_stat_activity"
+                "  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()),"
+                " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),"
+                " current_setting('superuser_reserved_connections')::int"
+                " + coalesce(current_setting('reserved_connections', true)::int, 0)"
+            ).fetchone()
+        free = most - used - (0 if superuser else reserved)
+        if free < budget:
+            raise StackWontFit(
+                f"PostgreSQL at {server.host}:{server.port} has {free} of its {most}"
+                f" connections free; a test stack may need {budget} (docs/benchmarks.md,"
+                ' "Connections"). Stop what else is connected (another test run, a bench,'
+                " `make run`) and try again."
+            )
+
+    def connections(self) -> dict[str, int]:
+        """Open PostgreSQL connections to each of this stack's databases, by service."""
+        prefix = self.settings.db_prefix
+        with psycopg.connect(self.settings.database.conninfo("postgres")) as conn:
+            rows = conn.execute(
+                "SELECT datname, count(*) FROM pg_stat_activity"
+                " WHERE starts_with(datname, %s) AND pid <> pg_backend_pid() GROUP BY datname",
+                (prefix,),
+            ).fetchall()
+        return {name.removeprefix(prefix): count for name, count in rows}
 
     def down(self) -> None:
         """Stop every process, drop the databases, delete the vhost; safe to call twice."""

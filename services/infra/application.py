@@ -39,8 +39,21 @@ class OneSavePerEvent(RuntimeError):
     """A consumer handler saved twice; only the first save could carry the tracking record."""
 
 
+def pool_limits(cfg: Settings) -> tuple[int, int]:
+    """(kept open, most open at once) for the connection pool of a service process.
+
+    One connection stays open; HOSTLEDGER_DB_POOL_SIZE more are opened under load. Under
+    eventlet, more connections barely add throughput (DESIGN.md), while every process
+    of every instance holds its own: PostgreSQL's connections are the scarce resource.
+    Beside its pool a process holds one LISTEN connection and one for its session locks
+    (databases.SessionLocks).
+    """
+    return 1, 1 + max(cfg.pool_size, 0)
+
+
 def postgres_env(service: str, cfg: Settings | None = None) -> dict[str, str]:
     cfg = cfg or settings()
+    kept, most = pool_limits(cfg)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": cfg.database_name(service),
@@ -49,8 +62,8 @@ def postgres_env(service: str, cfg: Settings | None = None) -> dict[str, str]:
         "POSTGRES_USER": cfg.database.user,
         "POSTGRES_PASSWORD": cfg.database.password,
         "POSTGRES_LOCK_TIMEOUT": str(cfg.lock_timeout_seconds),
-        "POSTGRES_POOL_SIZE": str(cfg.pool_size),
-        "POSTGRES_MAX_OVERFLOW": "4",
+        "POSTGRES_POOL_SIZE": str(kept),
+        "POSTGRES_MAX_OVERFLOW": str(most - kept),
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",

@@ -1,13 +1,19 @@
-"""Create each service's PostgreSQL database if missing (`python -m services.infra.databases`)."""
+"""Each service's PostgreSQL database (`python -m services.infra.databases` creates them),
+and the one connection per process and database that holds its session-level locks."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+import time
 
 import psycopg
 from psycopg import sql
 
 from services.infra.settings import SERVICES, Settings, settings
+
+log = logging.getLogger(__name__)
 
 
 def ensure_database(cfg: Settings, dbname: str) -> bool:
@@ -28,6 +34,141 @@ def drop_database(cfg: Settings, dbname: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
         )
+
+
+class SessionLocks:
+    """The session-level advisory locks of this process on one database, all held on one
+    connection of their own (the relay's, the mail outbox's, one per consumed upstream):
+    one connection per process instead of one per lock.
+
+    The connection is shared, so it is never left waiting: locks are taken with
+    `pg_try_advisory_lock`, and `lock()` polls. Each step holds a lock of this object
+    (green under eventlet). In the process, a key has one holder at a time (PostgreSQL
+    would let the same session take it twice). A lost connection loses every lock on it:
+    holders see it in `holds()` (checked at most every `check_interval` seconds) and
+    take their lock again. Get the one of a database with `session_locks(conninfo)`.
+    """
+
+    check_interval = 2.0
+    poll_interval = (0.01, 0.2)  # first and longest wait between two tries of lock()
+
+    def __init__(self, conninfo: str):
+        self.conninfo = conninfo
+        self._guard = threading.Lock()
+        self._conn: psycopg.Connection | None = None
+        self._held: dict[str, object] = {}
+        self._checked = 0.0
+        self._users: set[object] = set()
+
+    # -- holders ------------------------------------------------------------------------
+
+    def attach(self, holder: object) -> None:
+        """`holder` uses these locks; the connection stays open while any holder does."""
+        with self._guard:
+            self._users.add(holder)
+
+    def detach(self, holder: object) -> None:
+        """`holder` is done: its locks are released, and the connection closed when it
+        was the last holder."""
+        with self._guard:
+            for key in [k for k, owner in self._held.items() if owner is holder]:
+                self._unlock(key)
+            self._users.discard(holder)
+            if not self._users and not self._held:
+                self._close()
+
+    # -- locks --------------------------------------------------------------------------
+
+    def try_lock(self, key: str, holder: object) -> bool:
+        """Take `key` for `holder` now if no one (here or in another process) holds it."""
+        with self._guard:
+            owner = self._held.get(key)
+            if owner is not None:
+                return owner is holder
+            row = self._execute("SELECT pg_try_advisory_lock(hashtext(%s))", key)
+            if row[0]:
+                self._held[key] = holder
+            return bool(row[0])
+
+    def lock(self, key: str, holder: object, timeout: float) -> None:
+        """Take `key` for `holder`, waiting up to `timeout` seconds (TimeoutError)."""
+        deadline = time.monotonic() + timeout
+        wait, longest = self.poll_interval
+        while not self.try_lock(key, holder):
+            if time.monotonic() + wait > deadline:
+                raise TimeoutError(f"the lock {key!r} stayed taken for {timeout:g}s")
+            time.sleep(wait)  # green under eventlet: the connection is free meanwhile
+            wait = min(wait * 2, longest)
+
+    def unlock(self, key: str, holder: object) -> None:
+        with self._guard:
+            if self._held.get(key) is holder:
+                self._unlock(key)
+
+    def holds(self, key: str, holder: object) -> bool:
+        """Whether `holder` still holds `key` (False once the connection was lost)."""
+        with self._guard:
+            if self._held.get(key) is not holder:
+                return False
+            if time.monotonic() - self._checked >= self.check_interval:
+                try:
+                    self._execute("SELECT 1")
+                except psycopg.Error:
+                    return False
+            return key in self._held
+
+    # -- the connection (under the guard) -----------------------------------------------
+
+    def _execute(self, statement: str, *params):
+        """Run one statement on the connection, opening it when needed; on failure the
+        connection is closed, and every lock on it counts as lost."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._lost()
+                self._conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+            row = self._conn.execute(statement, params or None).fetchone()
+        except psycopg.Error as exc:
+            log.warning("the lock connection failed (%s); its locks are lost", exc)
+            self._close()
+            raise
+        self._checked = time.monotonic()
+        return row
+
+    def _unlock(self, key: str) -> None:
+        self._held.pop(key, None)
+        if self._conn is None or self._conn.closed:
+            return
+        try:
+            self._execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
+        except psycopg.Error:
+            pass  # the connection is gone, and the lock with it
+
+    def _lost(self) -> None:
+        if self._held:
+            log.warning("locks lost with their connection: %s", ", ".join(sorted(self._held)))
+        self._held.clear()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._lost()
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+
+_sessions: dict[str, SessionLocks] = {}
+_sessions_guard = threading.Lock()
+
+
+def session_locks(conninfo: str) -> SessionLocks:
+    """This process's session locks on the database of `conninfo`."""
+    with _sessions_guard:
+        locks = _sessions.get(conninfo)
+        if locks is None:
+            locks = _sessions[conninfo] = SessionLocks(conninfo)
+        return locks
 
 
 def ensure_all(cfg: Settings | None = None) -> list[str]:

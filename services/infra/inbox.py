@@ -124,7 +124,7 @@ class Inbox:
         self.stats = InboxStats()
         self._local_lock = eventlet.semaphore.Semaphore()
         self._lock_conninfo = lock_conninfo
-        self._lock_conn: psycopg.Connection | None = None
+        self._locks = None  # databases.SessionLocks, from the first lock on
 
     # -- position -----------------------------------------------------------------------
 
@@ -291,48 +291,43 @@ class Inbox:
             raise
         self.stats.parked += 1
 
+    # how long an applier waits for another instance's applier before the event counts
+    # as not applicable now (Transient: redelivered later)
+    LOCK_WAIT = 60.0
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """One applier per upstream: in this process, and across instances of the service."""
+        """One applier per upstream: in this process, and across instances of the service
+        (a session advisory lock, on the process's one lock connection to its database)."""
         with self._local_lock:
             if self._lock_conninfo is None:
                 yield
                 return
-            conn = self._lock_connection()
+            locks = self._lock_connection()
             key = f"inbox:{self.app.service}:{self.upstream}"
             try:
-                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-            except psycopg.Error as exc:
-                self._close_lock_connection()
+                locks.lock(key, self, timeout=self.LOCK_WAIT)
+            except (psycopg.Error, TimeoutError) as exc:
                 raise Transient(f"cannot take the inbox lock: {exc}") from exc
             try:
                 yield
             finally:
-                try:
-                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
-                except psycopg.Error:
-                    self._close_lock_connection()
+                locks.unlock(key, self)
 
-    def _lock_connection(self) -> psycopg.Connection:
-        if self._lock_conn is None or self._lock_conn.closed:
-            try:
-                self._lock_conn = psycopg.connect(
-                    self._lock_conninfo, autocommit=True, connect_timeout=5
-                )
-            except psycopg.Error as exc:
-                raise Transient(f"cannot reach the database: {exc}") from exc
-        return self._lock_conn
+    def _lock_connection(self):
+        """This process's session locks on the service's database (shared, see
+        databases.SessionLocks)."""
+        if self._locks is None:
+            from services.infra.databases import session_locks
 
-    def _close_lock_connection(self) -> None:
-        if self._lock_conn is not None:
-            try:
-                self._lock_conn.close()
-            except psycopg.Error:
-                pass
-        self._lock_conn = None
+            self._locks = session_locks(self._lock_conninfo)
+            self._locks.attach(self)
+        return self._locks
 
     def close(self) -> None:
-        self._close_lock_connection()
+        if self._locks is not None:
+            self._locks.detach(self)
+            self._locks = None
 
 
 def _describe(exc: BaseException | None) -> str:

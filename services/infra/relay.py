@@ -10,7 +10,6 @@ holding the service's relay advisory lock publishes.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from uuid import UUID
 
@@ -94,63 +93,44 @@ def integration_events(app, after: int, limit: int = 500, until: int | None = No
 
 
 class AdvisoryLock:
-    """A session-level PostgreSQL advisory lock held on a connection of its own.
+    """A session-level PostgreSQL advisory lock of this process, taken without waiting.
 
-    Held until released or until the connection dies (a crashed holder frees it).
+    Held on the process's one lock connection to that database (`databases.SessionLocks`,
+    shared with its other such locks) until released or until that connection dies (a
+    crashed holder frees it); `held` notices a lost connection within `check_interval`
+    seconds. Publishing on a stale lock can only duplicate events, which consumers skip.
     """
 
     def __init__(self, conninfo: str, name: str):
         self.conninfo = conninfo
         self.name = name
-        self._conn: psycopg.Connection | None = None
-        self._checked = 0.0
-
-    # a lost lock connection is noticed within this many seconds; publishing on a
-    # stale lock can only duplicate events, which consumers skip
-    check_interval = 2.0
+        self._locks = None
 
     @property
     def held(self) -> bool:
-        if self._conn is None or self._conn.closed:
-            return False
-        now = time.monotonic()
-        if now - self._checked < self.check_interval:
-            return True
-        try:
-            self._conn.execute("SELECT 1")
-        except psycopg.Error:
-            self._drop()
-            return False
-        self._checked = now
-        return True
+        return self._locks is not None and self._locks.holds(self.name, self)
 
     def try_acquire(self) -> bool:
         if self.held:
             return True
         try:
-            self._conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-            row = self._conn.execute(
-                "SELECT pg_try_advisory_lock(hashtext(%s))", (self.name,)
-            ).fetchone()
+            return self._session().try_lock(self.name, self)
         except psycopg.Error as exc:
             log.warning("cannot take lock %s: %s", self.name, exc)
-            self._drop()
             return False
-        if not row[0]:
-            self._drop()
-            return False
-        return True
 
     def release(self) -> None:
-        self._drop()
+        if self._locks is not None:
+            self._locks.detach(self)
+            self._locks = None
 
-    def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
+    def _session(self):
+        if self._locks is None:
+            from services.infra.databases import session_locks
+
+            self._locks = session_locks(self.conninfo)
+            self._locks.attach(self)
+        return self._locks
 
 
 class Relay:
