@@ -43,6 +43,7 @@ ADMIN_PASSWORD = "stack-admin-password"
 STRIPE_SECRET = "whsec_test_hostledger"
 STRIPE_API_KEY = "sk_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
+TRUSTED_PROXY = "127.0.0.3"
 
 
 # what the harness itself opens beside the stack's processes (the bootstrap process,
@@ -142,6 +143,8 @@ class Stack:
                 "HOSTLEDGER_BROADCAST_INLINE": "3",
                 "HOSTLEDGER_BROADCAST_BATCH": "2",
                 "HOSTLEDGER_BROADCAST_INTERVAL": "0.5",
+                # tests speak as a proxy from this address (X-Forwarded-For honoured)
+                "HOSTLEDGER_TRUSTED_PROXIES": TRUSTED_PROXY,
                 # the suite's own address: per-address limits are tested from others
                 "HOSTLEDGER_RATE_LIMIT_EXEMPT": "127.0.0.1",
             }

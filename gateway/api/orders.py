@@ -85,6 +85,8 @@ class OrderRoutes:
         the credentials (they are shown once, and mailed); it also finishes an order whose
         customer was made by that request when the order itself did not get placed."""
         person = jsonable(call.body["customer"])
+        # limited per address and per e-mail: the form makes accounts and sends mail
+        call.services.customers.order_form_attempt(person["email"], call.address)
         items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
         key = call.request.headers.get("Idempotency-Key")
         # what identifies the request: the password stays out of the (stored) hash

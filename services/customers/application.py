@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import secrets
@@ -40,6 +41,7 @@ from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.paging import page_window
 from services.infra.passwords import generate_password, hash_password, verify_password
+from services.infra.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -669,9 +671,18 @@ class Customers(HostledgerApplication):
     @staticmethod
     def _login_keys(account: str, address: str | None) -> dict[str, str]:
         keys = {"pair": f"pair:{account}|{address or '-'}", "account": f"account:{account}"}
-        if address:
+        if address and not _exempt(address):
             keys["addr"] = f"addr:{address}"
         return keys
+
+    def order_form_attempt(self, email: str, address: str | None) -> None:
+        """Count one use of the public order form by this address and for this e-mail:
+        429 (with when to try again) past HOSTLEDGER_ORDER_FORM_LIMIT per address or
+        HOSTLEDGER_ORDER_FORM_EMAIL_LIMIT per e-mail in the window."""
+        keys = {"order_email": f"order-email:{email.strip().lower()}"}
+        if address and not _exempt(address):
+            keys["order_addr"] = f"order-addr:{address}"
+        self._reserve(keys, "orders from this address or for this e-mail")
 
     def _reserve(self, keys: dict[str, str], what: str = "failed logins") -> None:
         """Count one attempt on every key in one transaction; when a key has none left,
@@ -689,7 +700,7 @@ class Customers(HostledgerApplication):
                     "  ELSE a.window_start END"
                     " WHERE a.window_start <= %(expired)s OR a.failures < %(limit)s"
                     " RETURNING failures",
-                    {"key": key, "now": now, "expired": expired, "limit": RATE_LIMITS[kind]},
+                    {"key": key, "now": now, "expired": expired, "limit": _limit(kind)},
                 )
                 if curs.fetchone() is None:
                     curs.execute("SELECT window_start FROM login_attempts WHERE key = %s", (key,))
@@ -907,7 +918,7 @@ class Customers(HostledgerApplication):
         when there is none, so the caller answers the same either way. 429 when this
         address asked too often; an account gets a few mails per window, the rest are
         dropped silently."""
-        if address:
+        if address and not _exempt(address):
             self._reserve({"reset_addr": f"reset-addr:{address}"}, "password reset requests")
         owners = []
         if username:
@@ -1080,6 +1091,27 @@ class Customers(HostledgerApplication):
         staff_token = _unseal(row["parent_token_sealed"], token)
         back = self._session_row(staff_token)  # still alive: checked a moment ago, again
         return {"token": staff_token, "kind": "staff", "staff_id": str(back["staff_id"])}
+
+
+def _limit(kind: str) -> int:
+    cfg = settings()
+    if kind == "order_addr":
+        return cfg.order_form_limit
+    if kind == "order_email":
+        return cfg.order_form_email_limit
+    return RATE_LIMITS[kind]
+
+
+def _exempt(address: str) -> bool:
+    """An address no per-address limit applies to (HOSTLEDGER_RATE_LIMIT_EXEMPT)."""
+    networks = settings().rate_limit_exempt
+    if not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def _refuse_while_acting(what: str) -> None:

@@ -252,6 +252,11 @@ class CustomersService(ServiceBase):
         return self.app.customer_view(customer) if customer else None
 
     @rpc
+    def order_form_attempt(self, email: str, address: str | None = None) -> None:
+        """Count a use of the public order form (429 past its limits)."""
+        self.app.order_form_attempt(str(email), address)
+
+    @rpc
     def resolve_session(self, token: str) -> dict:
         if not isinstance(token, str) or not token:
             raise ValidationFailed("A token is required.", {"token": ["Missing."]})

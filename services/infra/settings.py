@@ -118,6 +118,11 @@ class Settings:
     mail_authserv_id: str = ""
     # products' provisioning webhooks may point at loopback, link-local or private hosts
     provisioning_allow_private: bool = False
+    # the public order form: attempts per address, and per e-mail, in 15 minutes
+    order_form_limit: int = 20
+    order_form_email_limit: int = 10
+    # addresses no per-address limit applies to (a monitoring probe, a load test)
+    rate_limit_exempt: tuple = ()
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -182,6 +187,9 @@ class Settings:
             ).rstrip("/"),
             mail_authserv_id=(env.get("HOSTLEDGER_MAIL_AUTHSERV_ID") or "").strip().lower(),
             provisioning_allow_private=_flag(env, "HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE"),
+            order_form_limit=_int(env, "HOSTLEDGER_ORDER_FORM_LIMIT", 20),
+            order_form_email_limit=_int(env, "HOSTLEDGER_ORDER_FORM_EMAIL_LIMIT", 10),
+            rate_limit_exempt=_networks(env, "HOSTLEDGER_RATE_LIMIT_EXEMPT"),
         )
 
 

@@ -9,7 +9,7 @@ import eventlet
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.e2e.test_mail_out import wait_mail
+from tests.e2e.test_mail_out import sent_to, wait_mail
 from tests.stack import TRUSTED_PROXY
 
 LOGIN = "/api/v1/auth/login"
@@ -385,3 +385,71 @@ def test_a_session_cookie_changes_nothing_without_the_csrf_token_or_our_origin(s
     assert r.status_code == 200, r.text
     # a Bearer token is not sent by a browser on its own: no token needed
     assert stack.http("PATCH", "/api/v1/client/profile", token, json=change).status_code == 200
+
+
+# -- the public order form -----------------------------------------------------------------------
+
+
+def _order_body(email: str, product_id: str) -> dict:
+    return {
+        "customer": {
+            "email": email,
+            "kind": "individual",
+            "contact_person": "Olga Order",
+            "country": "DE",
+        },
+        "items": [{"product_id": product_id, "billing_cycle": "monthly"}],
+    }
+
+
+def test_the_order_form_is_limited_per_address_and_per_email(stack):
+    proxy = from_address(TRUSTED_PROXY)
+    url = stack.base_url + "/api/v1/orders"
+    unknown = str(uuid.uuid4())  # refused after counting: nothing is made
+    caller = {"X-Forwarded-For": "203.0.113.21"}
+    codes = [
+        proxy.post(
+            url,
+            json=_order_body(f"o{i}-{uuid.uuid4().hex[:6]}@example.com", unknown),
+            headers=caller,
+            timeout=30,
+        ).status_code
+        for i in range(20)
+    ]
+    assert set(codes) == {400}, codes
+    r = proxy.post(url, json=_order_body("late@example.com", unknown), headers=caller, timeout=30)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    # one e-mail from many addresses
+    email = f"target-{uuid.uuid4().hex[:8]}@example.com"
+    codes = [
+        proxy.post(
+            url,
+            json=_order_body(email, unknown),
+            headers={"X-Forwarded-For": f"198.51.100.{i + 1}"},
+            timeout=30,
+        ).status_code
+        for i in range(11)
+    ]
+    assert codes == [400] * 10 + [429], codes
+
+
+def test_a_new_email_gets_one_credentials_mail(stack):
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={"name": "Mail box", "prices": {"monthly": {"amount": 100, "currency": "EUR"}}},
+    )
+    assert r.status_code == 201, r.text
+    email = f"once-{uuid.uuid4().hex[:8]}@example.com"
+    first = stack.http("POST", "/api/v1/orders", json=_order_body(email, r.json()["id"]))
+    assert first.status_code == 201, first.text
+    second = stack.http("POST", "/api/v1/orders", json=_order_body(email, r.json()["id"]))
+    assert second.status_code == 401 and second.json()["error"]["code"] == "password_required"
+
+    def credentials():
+        return [m for m in sent_to(stack, email) if m["Subject"] == "Your new account"]
+
+    stack.wait_until(credentials, what="the credentials mail")
+    eventlet.sleep(2)  # a second mail, had one been queued, would be sent by now
+    assert len(credentials()) == 1
