@@ -3,17 +3,21 @@
 A route whose URL takes one of a few names (`<any(orders,services):name>`) is one path
 per name when another route has the same shape (`/api/v1/staff/{kind}` and
 `/api/v1/staff/{name}` would be ambiguous): every list and action has its own path.
+A route's `response` may be one schema, `{name: schema}` (one per path it is documented
+under: each list its own answer), or a `Binary` (a file, not JSON). Numeric bounds are
+numbers (a Decimal bound of a field is written as a number, not as text).
 """
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from gateway.schemas import ErrorSchema
+from gateway.schemas import Binary, ErrorSchema, HealthSchema
 
 _CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 _PARAMETER = re.compile(r"<(?:([a-z]+)(?:\(([^)]*)\))?:)?([a-z_]+)>")
@@ -28,17 +32,64 @@ def _choices(arguments: str) -> list[str]:
     return [a.strip().strip("'\"") for a in arguments.split(",")]
 
 
-def _urls(url: str, ambiguous: bool) -> list[tuple[str, str]]:
-    """`(url, operation id suffix)` of each path a route is documented under."""
+def _urls(url: str, ambiguous: bool) -> list[tuple[str, tuple[str, ...]]]:
+    """`(url, the names filled in)` of each path a route is documented under."""
     anys = _ANY.findall(url)
     if not ambiguous or not anys:
-        return [(url, "")]
+        return [(url, ())]
     out = []
     for values in itertools.product(*(_choices(arguments) for arguments, _ in anys)):
         concrete, it = url, iter(values)
         concrete = _ANY.sub(lambda _m, it=it: next(it), concrete)
-        out.append((concrete, "_" + "_".join(v.replace("-", "_") for v in values)))
+        out.append((concrete, values))
     return out
+
+
+def _number(value):
+    """A Decimal as a JSON number (an integer when it is one)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+_NUMERIC_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "default")
+
+
+def _numeric_bounds(_converter, field, ret: dict, **_kwargs) -> dict:
+    """Bounds and defaults of a number field as JSON numbers, never as text: apispec
+    writes them through the field, and a Decimal field (`as_string`) writes text."""
+    if ret.get("type") not in ("number", "integer"):
+        return {}
+    return {
+        k: _number(decimal.Decimal(str(ret[k])))
+        for k in _NUMERIC_KEYWORDS
+        if isinstance(ret.get(k), str | decimal.Decimal)
+    }
+
+
+def _name_resolver():
+    """A component name per schema class: its name without `Schema`, made unique by its
+    module when two classes share a name (the gateway's Money and the contracts')."""
+    taken: dict[str, type] = {}
+
+    def resolve(schema) -> str:
+        cls = schema if isinstance(schema, type) else type(schema)
+        name = cls.__name__.removesuffix("Schema") or cls.__name__
+        if taken.setdefault(name, cls) is not cls:
+            module = cls.__module__.rsplit(".", 1)[-1].title()
+            name = f"{module}{name}"
+            taken.setdefault(name, cls)
+        return name
+
+    return resolve
+
+
+def _content(schema) -> dict:
+    """The `content` of an answer: JSON by its schema, or a file of the given types."""
+    if isinstance(schema, Binary):
+        return {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in schema.media_types
+        }
+    return {"application/json": {"schema": schema}}
 
 
 def _path_parameter(converter: str, arguments: str, name: str) -> dict:
@@ -62,7 +113,11 @@ ERROR_STATUSES = {
     "413": "too_large",
     "415": "unsupported_type",
     "429": "rate_limited",
+    "503": "unavailable: a service is down or did not answer in time (Retry-After)",
 }
+# answers of a route besides its success and the errors: `/health` is 503 with its own
+# body when a service does not answer
+OTHER_ANSWERS = {"health": {"503": HealthSchema}}
 
 
 def build(routes) -> dict:
@@ -71,8 +126,9 @@ def build(routes) -> dict:
         version="1",
         openapi_version="3.0.3",
         info={"description": "Billing, customers and helpdesk for hosting providers."},
-        plugins=[MarshmallowPlugin()],
+        plugins=[MarshmallowPlugin(schema_name_resolver=_name_resolver())],
     )
+    spec.plugins[0].converter.add_attribute_function(_numeric_bounds)
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     paths: dict[str, dict] = {}
@@ -80,25 +136,34 @@ def build(routes) -> dict:
     for r in routes:
         shapes[(_shape(r.url), r.method)] = shapes.get((_shape(r.url), r.method), 0) + 1
     documented = [
-        (r, url, suffix)
+        (r, url, names)
         for r in routes
-        for url, suffix in _urls(r.url, shapes[(_shape(r.url), r.method)] > 1)
+        for url, names in _urls(
+            r.url,
+            shapes[(_shape(r.url), r.method)] > 1 or isinstance(r.response_schema, dict),
+        )
     ]
-    for r, url, suffix in sorted(documented, key=lambda d: (d[1], d[0].method)):
+    for r, url, names in sorted(documented, key=lambda d: (d[1], d[0].method)):
         path = _CONVERTER.sub(r"{\1}", url)
+        response = r.response_schema
+        if isinstance(response, dict):
+            response = response["/".join(names)]
+        success: dict = {"description": "OK"}
+        if r.status != 204:
+            if response is None:
+                raise ValueError(f"{r.method} {r.url} documents no answer (response=...)")
+            success["content"] = _content(response)
         operation: dict = {
-            "operationId": r.method_name + suffix,
+            "operationId": r.method_name + "".join("_" + n.replace("-", "_") for n in names),
             "summary": r.summary or r.method_name.replace("_", " "),
             "tags": list(r.tags),
-            "responses": {
-                str(r.status): {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": r.response_schema}}
-                    if r.response_schema
-                    else {},
-                }
-            },
+            "responses": {str(r.status): success},
         }
+        for status, schema in OTHER_ANSWERS.get(r.method_name, {}).items():
+            operation["responses"][status] = {
+                "description": "see the body",
+                "content": {"application/json": {"schema": schema}},
+            }
         parameters = [
             _path_parameter(converter, arguments, name)
             for converter, arguments, name in _PARAMETER.findall(url)

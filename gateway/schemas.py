@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from contracts.customers import CUSTOMER_KINDS, LANGUAGES, RegisterCustomer
 from contracts.envelope import ActorSchema
@@ -17,6 +17,7 @@ from contracts.fields import (
     Total,
     text_problem,
 )
+from contracts.helpdesk import Broadcast
 from contracts.orders import CYCLES, OrderItem, Provisioning
 
 
@@ -55,10 +56,13 @@ class LoginRequest(Schema):
 
 
 class LoginResponse(Schema):
+    """A session: its token, and whose it is (a client's user also has `user_id`)."""
+
     token = Text(required=True)
-    kind = Text(validate=validate.OneOf(["client", "staff"]))
+    kind = Text(required=True, validate=validate.OneOf(["client", "staff"]))
     customer_id = fields.UUID()
     staff_id = fields.UUID()
+    user_id = fields.UUID()
 
 
 class Impersonator(Schema):
@@ -68,13 +72,18 @@ class Impersonator(Schema):
 
 
 class MeSchema(Schema):
-    kind = Text(validate=validate.OneOf(["client", "staff"]))
+    kind = Text(required=True, validate=validate.OneOf(["client", "staff"]))
     staff_id = fields.UUID()
     customer_id = fields.UUID()
+    user_id = fields.UUID(metadata={"description": "a user of the customer's account"})
     role = Text()
     name = Text()
     username = Text()
+    permissions = fields.List(
+        Text(), metadata={"description": "a client's: `full`, or those of its user"}
+    )
     impersonator = fields.Nested(Impersonator)
+    csrf_token = Text(metadata={"description": "with a session cookie: send it as X-CSRF-Token"})
 
 
 class StaffRegisterCustomer(RegisterCustomer):
@@ -104,6 +113,15 @@ class CustomerSchema(Schema):
     currency = Currency()
     registered_at = fields.DateTime()
     registration_ip = Text(allow_none=True)
+    phone = Text(allow_none=True)
+    address = Body(allow_none=True)
+    verified_phone = Text(allow_none=True)
+    note = Body(allow_none=True)
+    attitude = Text()
+    referral_source = Text(allow_none=True)
+    referrer_id = fields.UUID(allow_none=True)
+    affiliate_program = Text(allow_none=True)
+    group_ids = fields.List(fields.UUID())
     version = fields.Integer()
     credentials = fields.Nested(
         Credentials, metadata={"description": "only when generated; shown once"}
@@ -289,3 +307,769 @@ class ProductRequest(Schema):
         metadata={"description": '{"kind": "manual"} or {"kind": "webhook", "url": ...}'},
     )
     addons = fields.List(fields.Nested(AddonRequest), load_default=None)
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+class Binary:
+    """An answer that is a file, not JSON: the media types it may come as."""
+
+    def __init__(self, *media_types: str):
+        self.media_types = media_types
+
+
+PDF = Binary("application/pdf")
+# a ticket's file: one of the types served as they are, else a plain byte stream
+DOWNLOAD = Binary(
+    "text/plain",
+    "image/png",
+    "image/gif",
+    "image/jpeg",
+    "image/bmp",
+    "application/pdf",
+    "application/octet-stream",
+)
+RAW_MAIL = Binary("message/rfc822")
+
+
+class Count(fields.Integer):
+    """How many there are (of a list's items, of entries): not money."""
+
+
+class DecimalText(Text):
+    """A decimal number as text ("10.00"), exact."""
+
+    def __init__(self, **kw):
+        kw.setdefault("metadata", {})
+        kw["metadata"] = {"pattern": r"^-?[0-9]+(\.[0-9]+)?$", **kw["metadata"]}
+        super().__init__(**kw)
+
+
+class TextOrTexts(fields.Field):
+    """A text in the language asked for, or (no language asked) the texts per language."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "metadata",
+            {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                ]
+            },
+        )
+        super().__init__(**kwargs)
+
+
+class _Page(Schema):
+    """A page of a list: `items`, how many there are in all, which page of what size."""
+
+    total = Count()
+    page = fields.Integer()
+    page_size = fields.Integer()
+
+
+class Status(Schema):
+    """An action's outcome in a word."""
+
+    status = Text(required=True)
+
+
+class PasswordResetDone(Schema):
+    status = Text(required=True, validate=validate.OneOf(["changed"]))
+    kind = Text(validate=validate.OneOf(["customer", "user", "staff"]))
+
+
+class Deletion(Schema):
+    id = fields.UUID(required=True)
+    deleted = fields.Boolean(required=True)
+
+
+class Removal(Schema):
+    id = fields.UUID(required=True)
+    removed = fields.Boolean(required=True)
+
+
+class OpenApiDocument(Schema):
+    """This document (OpenAPI 3)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    openapi = Text(required=True)
+    info = fields.Dict(keys=Text(), values=Json())
+    paths = fields.Dict(keys=Text(), values=Json())
+    components = fields.Dict(keys=Text(), values=Json())
+
+
+# -- customers, staff, a client's own account ----------------------------------------------
+
+
+class CustomerRow(Schema):
+    """A customer as the staff list shows it."""
+
+    id = fields.UUID()
+    number = fields.Integer()
+    kind = Text(validate=validate.OneOf(CUSTOMER_KINDS))
+    name = Text()
+    username = Text()
+    email = Email()
+    country = Country()
+    language = Text(validate=validate.OneOf(LANGUAGES))
+    project_id = fields.UUID(allow_none=True)
+    group_ids = fields.List(fields.UUID())
+    attitude = Text()
+    registered_at = fields.DateTime()
+
+
+class CustomerList(_Page):
+    items = fields.List(fields.Nested(CustomerRow))
+
+
+class ProfileSchema(Schema):
+    """What a client sees of itself (no staff notes, attitude or registration address)."""
+
+    id = fields.UUID()
+    number = fields.Integer()
+    kind = Text(validate=validate.OneOf(CUSTOMER_KINDS))
+    name = Text()
+    email = Email()
+    username = Text()
+    country = Country()
+    contact_person = Text()
+    company_name = Text(allow_none=True)
+    language = Text(validate=validate.OneOf(LANGUAGES))
+    phone = Text(allow_none=True)
+    address = Body(allow_none=True)
+    currency = Currency()
+    registered_at = fields.DateTime()
+    version = fields.Integer()
+
+
+class NotificationSettingsAnswer(Schema):
+    """Which notifications the customer gets."""
+
+    invoice_issued = fields.Boolean()
+    payment_received = fields.Boolean()
+    invoice_due = fields.Boolean()
+    invoice_overdue = fields.Boolean()
+    service_suspended = fields.Boolean()
+    service_unsuspended = fields.Boolean()
+    ticket_reply = fields.Boolean()
+    news = fields.Boolean()
+
+
+class Impersonation(Schema):
+    event = Text(validate=validate.OneOf(["started", "ended"]))
+    staff_id = fields.UUID()
+    customer_id = fields.UUID()
+    at = fields.DateTime()
+    position = fields.Integer()
+
+
+class ImpersonationList(_Page):
+    items = fields.List(fields.Nested(Impersonation))
+
+
+class Group(Schema):
+    id = fields.UUID()
+    name = Text()
+    description = Body()
+
+
+class GroupList(_Page):
+    items = fields.List(fields.Nested(Group))
+
+
+class SellerAnswer(Schema):
+    legal_name = Text()
+    address = Body(allow_none=True)
+    country = Country(allow_none=True)
+    tax_id = Text(allow_none=True)
+    email = Email(allow_none=True)
+
+
+class Project(Schema):
+    id = fields.UUID()
+    name = Text()
+    sender_email = Email(allow_none=True)
+    sender_name = Text(allow_none=True)
+    seller = fields.Nested(SellerAnswer)
+    allow_credit = fields.Boolean()
+    renew_days_before = fields.Integer(allow_none=True)
+    suspend_after_days = fields.Integer(allow_none=True)
+    terminate_after_days = fields.Integer(allow_none=True)
+
+
+class ProjectList(_Page):
+    items = fields.List(fields.Nested(Project))
+
+
+class Discount(Schema):
+    id = fields.UUID()
+    name = Text()
+    kind = Text(validate=validate.OneOf(["percentage", "fixed"]))
+    percent = DecimalText(allow_none=True)
+    amount = fields.Nested(MoneySchema, allow_none=True)
+    customer_id = fields.UUID(allow_none=True)
+    group_id = fields.UUID(allow_none=True)
+    product_ids = fields.List(fields.UUID())
+    valid_from = fields.DateTime(allow_none=True)
+    valid_to = fields.DateTime(allow_none=True)
+
+
+class DiscountList(_Page):
+    items = fields.List(fields.Nested(Discount))
+
+
+class StaffMember(Schema):
+    id = fields.UUID()
+    username = Text()
+    name = Text()
+    email = Email(allow_none=True)
+    role = Text(validate=validate.OneOf(["admin", "support", "billing"]))
+    language = Text(validate=validate.OneOf(LANGUAGES))
+    active = fields.Boolean()
+    notifications = fields.Dict(keys=Text(), values=fields.Boolean())
+    credentials = fields.Nested(
+        Credentials, metadata={"description": "only when generated; shown once"}
+    )
+
+
+class StaffList(_Page):
+    items = fields.List(fields.Nested(StaffMember))
+
+
+class CustomerUser(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    username = Text()
+    email = Email(allow_none=True)
+    name = Text()
+    permissions = fields.List(Text())
+    credentials = fields.Nested(
+        Credentials, metadata={"description": "only when generated; shown once"}
+    )
+
+
+class CustomerUserList(_Page):
+    items = fields.List(fields.Nested(CustomerUser))
+
+
+class Payer(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    kind = Text()
+    name = Text()
+    tax_id = Text(allow_none=True)
+    registration_number = Text(allow_none=True)
+    address = Body()
+    country = Country()
+    email = Email(allow_none=True)
+
+
+class PayerList(_Page):
+    items = fields.List(fields.Nested(Payer))
+
+
+# -- billing --------------------------------------------------------------------------------
+
+
+class DocumentLine(Schema):
+    """A line of an invoice or a credit note."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    description = Body()
+    product_id = fields.UUID(allow_none=True)
+    quantity = fields.Integer()
+    unit_price = fields.Nested(MoneySchema)
+    period = Text(allow_none=True)
+    discount = fields.Dict(keys=Text(), values=Json(), allow_none=True)
+    total = fields.Nested(MoneySchema)
+
+
+class TaxAnswer(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    amount = fields.Nested(MoneySchema)
+
+
+class InvoiceSchema(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    number = Text()
+    status = Text()
+    purpose = Text()
+    lines = fields.List(fields.Nested(DocumentLine))
+    subtotal = fields.Nested(MoneySchema)
+    tax = fields.Nested(TaxAnswer, allow_none=True)
+    total = fields.Nested(MoneySchema)
+    issued_at = fields.DateTime()
+    due_date = fields.Date()
+    paid_at = fields.DateTime(allow_none=True)
+    overdue = fields.Boolean()
+    buyer = fields.Dict(keys=Text(), values=Json())
+    seller = fields.Dict(keys=Text(), values=Json())
+    version = fields.Integer()
+
+
+class RefundRecord(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    invoice_id = fields.UUID()
+    invoice_number = Text()
+    credit_note_id = fields.UUID()
+    credit_note_number = Text()
+    amount = fields.Nested(MoneySchema)
+    to = Text()
+    processor = Text(allow_none=True)
+    status = Text()
+    attempt = fields.Integer()
+    processor_refund_id = Text(allow_none=True)
+    error = Body(allow_none=True)
+    reason = Body()
+    requested_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+
+
+class CreditNoteSchema(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    number = Text()
+    invoice_id = fields.UUID()
+    invoice_number = Text()
+    refund_id = fields.UUID()
+    to = Text()
+    reason = Body()
+    lines = fields.List(fields.Nested(DocumentLine))
+    subtotal = fields.Nested(MoneySchema)
+    tax = fields.Nested(TaxAnswer, allow_none=True)
+    total = fields.Nested(MoneySchema)
+    issued_at = fields.DateTime()
+    buyer = fields.Dict(keys=Text(), values=Json())
+    seller = fields.Dict(keys=Text(), values=Json())
+
+
+class InvoiceRefunded(InvoiceSchema):
+    """The invoice as it now is, with the refund and its credit note."""
+
+    refund = fields.Nested(RefundRecord)
+    credit_note = fields.Nested(CreditNoteSchema)
+
+
+class PaymentSchema(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    amount = fields.Nested(MoneySchema)
+    method = Text()
+    reference = Text()
+    invoice_id = fields.UUID(allow_none=True)
+    received_at = fields.DateTime()
+
+
+class InvoiceRow(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    number = Text()
+    status = Text()
+    purpose = Text()
+    total = fields.Nested(MoneySchema)
+    currency = Currency()
+    issued_at = fields.DateTime()
+    due_date = fields.Date()
+
+
+class InvoiceList(_Page):
+    items = fields.List(fields.Nested(InvoiceRow))
+
+
+class PaymentRow(PaymentSchema):
+    currency = Currency()
+
+
+class PaymentList(_Page):
+    items = fields.List(fields.Nested(PaymentRow))
+
+
+class CommissionRow(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID(metadata={"description": "the referrer, who earns it"})
+    referred_id = fields.UUID()
+    invoice_id = fields.UUID()
+    program = Text()
+    amount = fields.Nested(MoneySchema)
+    currency = Currency()
+    status = Text()
+    earned_at = fields.DateTime()
+    matures_at = fields.DateTime()
+
+
+class CommissionList(_Page):
+    items = fields.List(fields.Nested(CommissionRow))
+
+
+class ExpenseRow(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    kind = Text()
+    amount = fields.Nested(MoneySchema)
+    currency = Currency()
+    reference = Text(allow_none=True)
+    at = fields.DateTime()
+
+
+class ExpenseList(_Page):
+    items = fields.List(fields.Nested(ExpenseRow))
+
+
+class UnmatchedPayment(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID(allow_none=True)
+    processor = Text()
+    event_id = Text()
+    reference = Text()
+    amount = fields.Nested(MoneySchema)
+    currency = Currency()
+    invoice_ref = Text(allow_none=True)
+    received_at = fields.DateTime()
+
+
+class UnmatchedPaymentList(_Page):
+    items = fields.List(fields.Nested(UnmatchedPayment))
+
+
+class CreditNoteRow(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    number = Text()
+    invoice_id = fields.UUID()
+    invoice_number = Text()
+    refund_id = fields.UUID()
+    to = Text()
+    total = fields.Nested(MoneySchema)
+    currency = Currency()
+    issued_at = fields.DateTime()
+
+
+class CreditNoteList(_Page):
+    items = fields.List(fields.Nested(CreditNoteRow))
+
+
+class RefundRow(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    invoice_id = fields.UUID()
+    invoice_number = Text()
+    credit_note_number = Text()
+    amount = fields.Nested(MoneySchema)
+    currency = Currency()
+    to = Text()
+    processor = Text(allow_none=True)
+    status = Text()
+    attempt = fields.Integer()
+    processor_refund_id = Text(allow_none=True)
+    error = Body(allow_none=True)
+    requested_at = fields.DateTime()
+
+
+class RefundList(_Page):
+    items = fields.List(fields.Nested(RefundRow))
+
+
+class ProgramSchema(Schema):
+    id = fields.UUID()
+    name = Text()
+    percent = DecimalText()
+    maturity_days = fields.Integer()
+
+
+class ProgramList(_Page):
+    items = fields.List(fields.Nested(ProgramSchema))
+
+
+class TaxRule(Schema):
+    id = fields.UUID()
+    name = Text()
+    country = Country()
+    project_id = fields.UUID(allow_none=True)
+    rate = DecimalText()
+    inclusive = fields.Boolean()
+    valid_from = fields.DateTime(allow_none=True)
+    valid_to = fields.DateTime(allow_none=True)
+
+
+class TaxRuleList(_Page):
+    items = fields.List(fields.Nested(TaxRule))
+
+
+class WebhookAnswer(Schema):
+    """What became of a processor's notification (`duplicate` when told before)."""
+
+    received = fields.Boolean()
+    event_id = Text()
+    outcome = Text()
+    invoice_id = fields.UUID()
+    payment_id = fields.UUID()
+    unmatched_id = fields.UUID()
+    refunds = fields.List(Json())
+    duplicate = fields.Boolean()
+
+
+# -- orders ---------------------------------------------------------------------------------
+
+
+class ProductAddonAnswer(Schema):
+    id = fields.UUID()
+    name = TextOrTexts()
+    prices = fields.Dict(keys=Text(), values=fields.Nested(MoneySchema))
+    setup_fee = fields.Nested(MoneySchema)
+    all_prices = fields.Dict(keys=Text(), values=fields.List(fields.Nested(MoneySchema)))
+
+
+class ProductSchema(Schema):
+    """`prices` and `setup_fee` in the currency asked for (else the product's first),
+    `all_prices` in every currency; texts in the language asked for, else per language."""
+
+    id = fields.UUID()
+    name = TextOrTexts()
+    description = TextOrTexts(allow_none=True)
+    prices = fields.Dict(keys=Text(), values=fields.Nested(MoneySchema))
+    setup_fee = fields.Nested(MoneySchema)
+    all_prices = fields.Dict(keys=Text(), values=fields.List(fields.Nested(MoneySchema)))
+    project_id = fields.UUID(allow_none=True)
+    on_sale = fields.Boolean()
+    provisioning = fields.Dict(keys=Text(), values=Json())
+    addons = fields.List(fields.Nested(ProductAddonAnswer))
+    version = fields.Integer()
+
+
+class ProductList(_Page):
+    items = fields.List(fields.Nested(ProductSchema))
+
+
+class Promo(Schema):
+    id = fields.UUID()
+    code = Text()
+    kind = Text(validate=validate.OneOf(["percentage", "fixed"]))
+    percent = DecimalText(allow_none=True)
+    amount = fields.Nested(MoneySchema, allow_none=True)
+    product_ids = fields.List(fields.UUID())
+    max_uses = fields.Integer(allow_none=True)
+    uses = fields.Integer()
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class ServiceAddon(Schema):
+    id = fields.UUID()
+    name = Text()
+    price = fields.Nested(MoneySchema)
+
+
+class ServiceProvisioning(Schema):
+    kind = Text()
+    state = Text()
+    attempts = fields.Integer()
+    outcome = Body(allow_none=True)
+
+
+class ServiceSchema(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    order_id = fields.UUID()
+    product_id = fields.UUID()
+    name = Text()
+    billing_cycle = Text()
+    price = fields.Nested(MoneySchema)
+    addons = fields.List(fields.Nested(ServiceAddon))
+    project_id = fields.UUID(allow_none=True)
+    status = Text()
+    next_due_date = fields.Date(allow_none=True)
+    provisioning = fields.Nested(ServiceProvisioning)
+
+
+class ServiceList(_Page):
+    items = fields.List(fields.Nested(ServiceSchema))
+
+
+class OrderSchema(Schema):
+    id = fields.UUID()
+    customer_id = fields.UUID()
+    status = Text()
+    invoice_id = fields.UUID()
+    items = fields.List(fields.Dict(keys=Text(), values=Json()))
+    total = fields.Nested(MoneySchema)
+    placed_at = fields.DateTime()
+
+
+class OrderList(_Page):
+    items = fields.List(fields.Nested(OrderSchema))
+
+
+# -- helpdesk -------------------------------------------------------------------------------
+
+
+class DepartmentFieldAnswer(Schema):
+    name = Text()
+    label = Text()
+    required = fields.Boolean()
+
+
+class BusinessHoursAnswer(Schema):
+    days = fields.List(fields.Integer())
+    opens = Text()
+    closes = Text()
+    timezone = Text()
+
+
+class ClientDepartment(Schema):
+    id = fields.UUID()
+    name = Text()
+    fields_ = fields.List(fields.Nested(DepartmentFieldAnswer), data_key="fields")
+    business_hours = fields.Nested(BusinessHoursAnswer, allow_none=True)
+
+
+class ClientDepartmentList(_Page):
+    items = fields.List(fields.Nested(ClientDepartment))
+
+
+class Department(ClientDepartment):
+    client_visible = fields.Boolean()
+    staff_ids = fields.List(fields.UUID())
+    addresses = fields.List(Email())
+    accept_guests = fields.Boolean()
+    version = fields.Integer()
+
+
+class DepartmentList(_Page):
+    items = fields.List(fields.Nested(Department))
+
+
+class HelpdeskSettingsAnswer(Schema):
+    allowed_extensions = fields.List(Text())
+    max_file_bytes = fields.Integer()
+    max_message_bytes = fields.Integer()
+    accept_guest_mail = fields.Boolean()
+    penalty_threshold = fields.Integer()
+
+
+class TicketRow(Schema):
+    """A ticket as a client's list shows it."""
+
+    id = fields.UUID()
+    tracking_number = Text()
+    department_id = fields.UUID()
+    subject = Text()
+    status = Text()
+    state = Text(validate=validate.OneOf(["open", "archived"]))
+    priority = Text()
+    opened_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class TicketRowList(_Page):
+    items = fields.List(fields.Nested(TicketRow))
+
+
+class StaffTicketRow(TicketRow):
+    customer_id = fields.UUID(allow_none=True)
+    guest_email = Email(allow_none=True)
+    assigned_to = fields.UUID(allow_none=True)
+    merged_into = fields.UUID(allow_none=True)
+
+
+class StaffTicketRowList(_Page):
+    items = fields.List(fields.Nested(StaffTicketRow))
+
+
+class AttachmentAnswer(Schema):
+    id = Text()
+    filename = Text()
+    content_type = Text()
+    size = fields.Integer()
+
+
+class TicketMessage(Schema):
+    id = Text()
+    author_kind = Text()
+    author_name = Text(allow_none=True)
+    body = Body()
+    attachments = fields.List(fields.Nested(AttachmentAnswer))
+    at = fields.DateTime()
+
+
+class StaffTicketMessage(TicketMessage):
+    internal = fields.Boolean()
+    author_id = Text(allow_none=True)
+    mail_message_id = Text(allow_none=True)
+    merged_from = Text(allow_none=True)
+
+
+class AbuseAnswer(Schema):
+    deadline = fields.DateTime()
+    action = Text()
+    state = Text(allow_none=True)
+
+
+class StaffAbuseAnswer(AbuseAnswer):
+    penalty_points = fields.Integer()
+    comment = Body()
+
+
+class TicketSchema(Schema):
+    """A ticket as its client sees it (never an internal note)."""
+
+    id = fields.UUID()
+    tracking_number = Text()
+    department_id = fields.UUID()
+    department_name = Text()
+    subject = Text()
+    status = Text()
+    state = Text(validate=validate.OneOf(["open", "archived"]))
+    priority = Text()
+    fields_ = fields.Dict(keys=Text(), values=Json(), data_key="fields")
+    forbid_replies = fields.Boolean()
+    opened_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    messages = fields.List(fields.Nested(TicketMessage))
+    version = fields.Integer()
+    abuse = fields.Nested(AbuseAnswer)
+
+
+class StaffTicket(TicketSchema):
+    """A ticket with every message and internal note."""
+
+    messages = fields.List(fields.Nested(StaffTicketMessage))
+    abuse = fields.Nested(StaffAbuseAnswer)
+    customer_id = fields.UUID(allow_none=True)
+    guest_email = Email(allow_none=True)
+    assigned_to = fields.UUID(allow_none=True)
+    language = Text(allow_none=True)
+    via = Text(allow_none=True)
+    merged_into = fields.UUID(allow_none=True)
+    merged_tracking_numbers = fields.List(Text())
+    assign_on_reply_to = Text(allow_none=True)
+
+
+class Standing(Schema):
+    customer_id = fields.UUID()
+    penalty_points = fields.Integer()
+    threshold_passed = fields.Boolean()
+
+
+class ReplyTemplateAnswer(Schema):
+    id = fields.UUID()
+    name = Text()
+    bodies = fields.Dict(keys=Text(), values=Body())
+    department_id = fields.UUID(allow_none=True)
+
+
+class ReplyTemplateList(_Page):
+    items = fields.List(fields.Nested(ReplyTemplateAnswer))
+
+
+class BroadcastList(_Page):
+    items = fields.List(fields.Nested(Broadcast))

@@ -15,7 +15,25 @@ from contracts.errors import ValidationFailed
 from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_or_none
 from gateway.http import Call, route
 from gateway.schemas import (
+    PDF,
     AccountSchema,
+    CommissionList,
+    CreditNoteList,
+    CreditNoteSchema,
+    ExpenseList,
+    InvoiceList,
+    InvoiceRefunded,
+    InvoiceSchema,
+    PaymentList,
+    PaymentSchema,
+    ProgramList,
+    ProgramSchema,
+    RefundList,
+    RefundRecord,
+    TaxRule,
+    TaxRuleList,
+    UnmatchedPaymentList,
+    WebhookAnswer,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +63,15 @@ class PdfQuery(Schema):
     language = f.Text(load_default="en", validate=validate.OneOf(["en", "ru", "fr"]))
 
 
+# each list's own answer (documented under its own path)
+BILLING_LISTS = {
+    "invoices": InvoiceList,
+    "payments": PaymentList,
+    "expenses": ExpenseList,
+    "commissions": CommissionList,
+}
+
+
 class BillingRoutes:
     """Mixed into GatewayService; nameko finds the routes through inheritance."""
 
@@ -65,6 +92,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/<any(invoices,payments,expenses,commissions):name>",
+        response=BILLING_LISTS,
         query=BillingListQuery,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -76,6 +104,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/payments",
+        response=PaymentSchema,
         body=billing.RecordPayment,
         status=201,
         roles=("admin", "billing"),
@@ -90,6 +119,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/invoices",
+        response=InvoiceSchema,
         body=billing.IssueInvoice,
         status=201,
         roles=("admin", "billing"),
@@ -104,6 +134,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/payments/unmatched",
+        response=UnmatchedPaymentList,
         query=Page,
         roles=("admin", "billing"),
         tags=("billing",),
@@ -118,6 +149,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/payments/webhooks/<processor>",
+        response=WebhookAnswer,
         tags=("billing",),
         summary="a payment processor's signed notification (401 unless validly signed)",
     )
@@ -145,6 +177,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/client/account/funds",
+        response=InvoiceSchema,
         client=("billing",),
         body=billing.AddFunds,
         status=201,
@@ -163,6 +196,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/<any(invoices,payments,expenses,commissions):name>",
+        response=BILLING_LISTS,
         query=BillingListQuery,
         client=("billing",),
         tags=("client",),
@@ -174,6 +208,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/invoices/<uuid:invoice_id>",
+        response=InvoiceSchema,
         client=("billing",),
         tags=("client",),
         summary="one of your invoices",
@@ -184,6 +219,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/client/invoices/<uuid:invoice_id>/pay",
+        response=InvoiceSchema,
         client=("billing",),
         tags=("client",),
         summary="pay an invoice from your personal account",
@@ -196,6 +232,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/invoices/<uuid:invoice_id>/pdf",
+        response=PDF,
         client=("billing",),
         tags=("client",),
         summary="one of your invoices as PDF, in your language",
@@ -207,6 +244,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/invoices/<uuid:invoice_id>/pdf",
+        response=PDF,
         roles=ALL_STAFF,
         query=PdfQuery,
         tags=("billing",),
@@ -218,6 +256,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/affiliate-programs",
+        response=ProgramList,
         query=Page,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -229,6 +268,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/affiliate-programs",
+        response=ProgramSchema,
         body=billing.AffiliateProgram,
         status=201,
         roles=("admin",),
@@ -241,6 +281,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/tax-rules",
+        response=TaxRuleList,
         query=Page,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -252,6 +293,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/tax-rules",
+        response=TaxRule,
         body=billing.AddTaxRule,
         status=201,
         roles=("admin", "billing"),
@@ -264,6 +306,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/invoices/<uuid:invoice_id>/refund",
+        response=InvoiceRefunded,
         body=billing.Refund,
         roles=("admin", "billing"),
         tags=("billing",),
@@ -280,6 +323,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/refunds",
+        response=RefundList,
         query=RefundQuery,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -294,6 +338,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/refunds/<uuid:refund_id>",
+        response=RefundRecord,
         roles=ALL_STAFF,
         tags=("billing",),
         summary="one refund (never lags)",
@@ -304,6 +349,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/refunds/<uuid:refund_id>/retry",
+        response=InvoiceRefunded,
         roles=("admin", "billing"),
         tags=("billing",),
         summary="send a failed processor refund again (it is never paid out twice)",
@@ -314,6 +360,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/credit-notes",
+        response=CreditNoteList,
         query=PageQuery,
         roles=ALL_STAFF,
         tags=("billing",),
@@ -328,6 +375,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/credit-notes/<uuid:note_id>",
+        response=CreditNoteSchema,
         roles=ALL_STAFF,
         tags=("billing",),
         summary="one credit note",
@@ -338,6 +386,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/credit-notes/<uuid:note_id>/pdf",
+        response=PDF,
         roles=ALL_STAFF,
         query=PdfQuery,
         tags=("billing",),
@@ -349,6 +398,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/credit-notes",
+        response=CreditNoteList,
         query=Page,
         client=("billing",),
         tags=("client",),
@@ -363,6 +413,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/credit-notes/<uuid:note_id>",
+        response=CreditNoteSchema,
         client=("billing",),
         tags=("client",),
         summary="one of your credit notes",
@@ -373,6 +424,7 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/client/credit-notes/<uuid:note_id>/pdf",
+        response=PDF,
         client=("billing",),
         tags=("client",),
         summary="one of your credit notes as PDF, in your language",
@@ -384,6 +436,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/customers/<uuid:customer_id>/account/corrections",
+        response=AccountSchema,
         body=billing.Correction,
         status=201,
         roles=("admin", "billing"),

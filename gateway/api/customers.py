@@ -13,11 +13,31 @@ from contracts.errors import Forbidden, ValidationFailed
 from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_or_none
 from gateway.http import Call, route
 from gateway.schemas import (
+    CustomerList,
     CustomerSchema,
+    CustomerUser,
+    CustomerUserList,
+    Deletion,
+    Discount,
+    DiscountList,
+    Group,
+    GroupList,
+    ImpersonationList,
     LoginRequest,
     LoginResponse,
     MeSchema,
+    NotificationSettingsAnswer,
+    PasswordResetDone,
+    Payer,
+    PayerList,
+    ProfileSchema,
+    Project,
+    ProjectList,
+    Removal,
+    StaffList,
+    StaffMember,
     StaffRegisterCustomer,
+    Status,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +82,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/auth/password-reset",
+        response=Status,
         body=contract.PasswordResetRequest,
         status=202,
         summary="mail a single-use reset link (always 202; rate limited)",
@@ -74,6 +95,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/auth/password-reset/confirm",
+        response=PasswordResetDone,
         body=contract.PasswordResetConfirm,
         summary="set a new password from a reset link; every session of the account ends",
         tags=("auth",),
@@ -84,6 +106,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/auth/return",
+        response=LoginResponse,
         client=True,
         tags=("auth",),
         summary="end acting as a client; the staff session comes back",
@@ -94,6 +117,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/auth/logout",
+        response=Status,
         client=True,
         roles=ALL_STAFF,
         tags=("auth",),
@@ -147,6 +171,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/customers",
+        response=CustomerList,
         query=CustomerListQuery,
         roles=ALL_STAFF,
         tags=("customers",),
@@ -172,6 +197,7 @@ class CustomerRoutes:
     @route(
         "DELETE",
         "/api/v1/staff/customers/<uuid:customer_id>",
+        response=Deletion,
         query=DeleteQuery,
         roles=("admin", "support"),
         tags=("customers",),
@@ -191,6 +217,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/customers/<uuid:customer_id>/impersonate",
+        response=LoginResponse,
         roles=("admin", "support"),
         tags=("customers",),
         summary="a client session for this customer, marked as you acting",
@@ -203,6 +230,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/customers/<uuid:customer_id>/impersonations",
+        response=ImpersonationList,
         query=Page,
         roles=("admin",),
         tags=("customers",),
@@ -216,6 +244,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/<any('customer-groups','projects','discounts'):kind>",
+        response={"customer-groups": GroupList, "projects": ProjectList, "discounts": DiscountList},
         query=PageQuery,
         roles=ALL_STAFF,
         tags=("customers",),
@@ -230,6 +259,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/customer-groups",
+        response=Group,
         body=contract.CreateGroup,
         status=201,
         roles=CREATE_ROLES["group"],
@@ -242,6 +272,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/projects",
+        response=Project,
         body=contract.CreateProject,
         status=201,
         roles=CREATE_ROLES["project"],
@@ -254,6 +285,7 @@ class CustomerRoutes:
     @route(
         "PATCH",
         "/api/v1/staff/projects/<uuid:project_id>",
+        response=Project,
         body=contract.ChangeProject,
         partial=True,
         roles=CREATE_ROLES["project"],
@@ -268,6 +300,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/discounts",
+        response=Discount,
         body=contract.CreateDiscount,
         status=201,
         roles=CREATE_ROLES["discount"],
@@ -280,6 +313,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/staff/staff",
+        response=StaffList,
         query=Page,
         roles=("admin",),
         tags=("staff",),
@@ -293,6 +327,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/staff",
+        response=StaffMember,
         body=contract.RegisterStaff,
         status=201,
         roles=("admin",),
@@ -305,6 +340,7 @@ class CustomerRoutes:
     @route(
         "PATCH",
         "/api/v1/staff/staff/<uuid:staff_id>",
+        response=StaffMember,
         body=contract.EditStaff,
         partial=True,
         roles=("admin",),
@@ -317,6 +353,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/staff/<uuid:staff_id>/disable",
+        response=StaffMember,
         roles=("admin",),
         tags=("staff",),
         summary="disable a staff member: no more logins, every session ends at once",
@@ -330,7 +367,7 @@ class CustomerRoutes:
         "GET",
         "/api/v1/client/profile",
         client=True,
-        response=CustomerSchema,
+        response=ProfileSchema,
         tags=("client",),
         summary="your contact details",
     )
@@ -340,7 +377,8 @@ class CustomerRoutes:
     @route(
         "PATCH",
         "/api/v1/client/profile",
-        client=True,
+        response=ProfileSchema,
+        client=("full",),
         body=contract.EditProfile,
         tags=("client",),
         summary="change your contact details",
@@ -351,6 +389,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/client/password",
+        response=Status,
         client=True,
         body=contract.ChangePassword,
         tags=("client",),
@@ -367,6 +406,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/client/notification-settings",
+        response=NotificationSettingsAnswer,
         client=("full",),
         tags=("client",),
         summary="which notifications you receive",
@@ -377,6 +417,7 @@ class CustomerRoutes:
     @route(
         "PUT",
         "/api/v1/client/notification-settings",
+        response=NotificationSettingsAnswer,
         client=("full",),
         body=contract.NotificationSettings,
         tags=("client",),
@@ -388,6 +429,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/client/users",
+        response=CustomerUserList,
         client=("full",),
         query=Page,
         tags=("client",),
@@ -401,6 +443,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/client/users",
+        response=CustomerUser,
         client=("full",),
         body=contract.AddUser,
         status=201,
@@ -413,6 +456,7 @@ class CustomerRoutes:
     @route(
         "DELETE",
         "/api/v1/client/users/<uuid:user_id>",
+        response=Removal,
         client=("full",),
         tags=("client",),
         summary="remove a user",
@@ -424,6 +468,7 @@ class CustomerRoutes:
     @route(
         "GET",
         "/api/v1/client/payers",
+        response=PayerList,
         client=("billing",),
         query=Page,
         tags=("client",),
@@ -437,6 +482,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/client/payers",
+        response=Payer,
         client=("billing",),
         body=contract.AddPayer,
         status=201,

@@ -12,6 +12,21 @@ from contracts import fields as f
 from contracts import helpdesk as contract
 from gateway.api.common import ALL_STAFF, Page, jsonable, paged
 from gateway.http import Call, route
+from gateway.schemas import (
+    DOWNLOAD,
+    BroadcastList,
+    ClientDepartmentList,
+    Department,
+    DepartmentList,
+    HelpdeskSettingsAnswer,
+    ReplyTemplateAnswer,
+    ReplyTemplateList,
+    StaffTicket,
+    StaffTicketRowList,
+    Standing,
+    TicketRowList,
+    TicketSchema,
+)
 
 HELPDESK_STAFF = ("admin", "support")
 # what a download may be served as; anything else (HTML above all) is a plain byte stream
@@ -68,6 +83,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/client/departments",
+        response=ClientDepartmentList,
         query=Page,
         client=("support",),
         tags=("helpdesk",),
@@ -79,6 +95,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/client/tickets",
+        response=TicketRowList,
         client=("support",),
         query=ClientTicketQuery,
         tags=("helpdesk",),
@@ -93,6 +110,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/client/tickets",
+        response=TicketSchema,
         client=("support",),
         body=contract.OpenTicket,
         files=True,
@@ -112,6 +130,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/client/tickets/<uuid:ticket_id>",
+        response=TicketSchema,
         client=("support",),
         tags=("helpdesk",),
         summary="one of your tickets with its messages, oldest first",
@@ -122,6 +141,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/client/tickets/<uuid:ticket_id>/replies",
+        response=TicketSchema,
         client=("support",),
         body=contract.Reply,
         files=True,
@@ -137,6 +157,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/client/tickets/<uuid:ticket_id>/<any(archive,reopen):action>",
+        response=TicketSchema,
         client=("support",),
         tags=("helpdesk",),
         summary="move a ticket to the archive, or back among the open ones",
@@ -150,6 +171,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/client/tickets/<uuid:ticket_id>/attachments/<file_id>",
+        response=DOWNLOAD,
         client=("support",),
         tags=("helpdesk",),
         summary="download a file of one of your tickets",
@@ -166,6 +188,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/departments",
+        response=DepartmentList,
         query=Page,
         roles=ALL_STAFF,
         tags=("helpdesk",),
@@ -177,6 +200,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/departments",
+        response=Department,
         roles=("admin",),
         body=contract.DepartmentFields,
         status=201,
@@ -189,6 +213,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/departments/<uuid:department_id>",
+        response=Department,
         roles=ALL_STAFF,
         tags=("helpdesk",),
         summary="one department",
@@ -199,6 +224,7 @@ class HelpdeskRoutes:
     @route(
         "PATCH",
         "/api/v1/staff/departments/<uuid:department_id>",
+        response=Department,
         roles=("admin",),
         body=contract.DepartmentFields,
         partial=True,
@@ -213,6 +239,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/helpdesk-settings",
+        response=HelpdeskSettingsAnswer,
         roles=ALL_STAFF,
         tags=("helpdesk",),
         summary="attachment rules, guest mail, the penalty threshold",
@@ -223,6 +250,7 @@ class HelpdeskRoutes:
     @route(
         "PATCH",
         "/api/v1/staff/helpdesk-settings",
+        response=HelpdeskSettingsAnswer,
         roles=("admin",),
         body=contract.HelpdeskSettings,
         partial=True,
@@ -237,6 +265,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/tickets",
+        response=StaffTicketRowList,
         roles=ALL_STAFF,
         query=StaffTicketQuery,
         tags=("helpdesk",),
@@ -251,6 +280,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/tickets/<uuid:ticket_id>",
+        response=StaffTicket,
         roles=ALL_STAFF,
         tags=("helpdesk",),
         summary="a ticket with every message and internal note",
@@ -261,6 +291,7 @@ class HelpdeskRoutes:
     @route(
         "PATCH",
         "/api/v1/staff/tickets/<uuid:ticket_id>",
+        response=StaffTicket,
         roles=HELPDESK_STAFF,
         body=contract.ChangeTicket,
         partial=True,
@@ -275,6 +306,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/tickets/<uuid:ticket_id>/replies",
+        response=StaffTicket,
         roles=HELPDESK_STAFF,
         body=contract.StaffReply,
         files=True,
@@ -290,6 +322,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/tickets/<uuid:ticket_id>/assign",
+        response=StaffTicket,
         roles=HELPDESK_STAFF,
         body=contract.Assign,
         tags=("helpdesk",),
@@ -301,6 +334,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/tickets/<uuid:ticket_id>/merge",
+        response=StaffTicket,
         roles=HELPDESK_STAFF,
         body=contract.Merge,
         tags=("helpdesk",),
@@ -312,6 +346,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/tickets/<uuid:ticket_id>/attachments/<file_id>",
+        response=DOWNLOAD,
         roles=ALL_STAFF,
         tags=("helpdesk",),
         summary="download a file of a ticket",
@@ -324,6 +359,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/customers/<uuid:customer_id>/penalty-points",
+        response=Standing,
         roles=ALL_STAFF,
         tags=("helpdesk",),
         summary="a customer's penalty points from abuse notices",
@@ -336,6 +372,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/reply-templates",
+        response=ReplyTemplateList,
         roles=ALL_STAFF,
         query=TemplateQuery,
         tags=("helpdesk",),
@@ -351,6 +388,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/reply-templates",
+        response=ReplyTemplateAnswer,
         roles=HELPDESK_STAFF,
         body=contract.ReplyTemplate,
         status=201,
@@ -383,6 +421,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/messages",
+        response=BroadcastList,
         roles=HELPDESK_STAFF,
         query=Page,
         tags=("helpdesk",),

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 from contracts import fields as f
 from gateway.api.common import ALL_STAFF, Page, paged
 from gateway.http import Call, route
+from gateway.schemas import RAW_MAIL
 from services.mailgateway.templates import KINDS, LANGUAGES
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
@@ -210,6 +211,7 @@ class MailRoutes:
     @route(
         "GET",
         "/api/v1/staff/mail/held/<int:held_id>/raw",
+        response=RAW_MAIL,
         roles=("admin", "support"),
         tags=("mail",),
         summary="one kept message as it was received (message/rfc822)",

@@ -12,6 +12,8 @@ from gateway.api.common import Page, paged
 from gateway.http import Call, Route, json_response, route
 from gateway.schemas import (
     HealthSchema,
+    OpenApiDocument,
+    ParkedEvent,
     ParkedList,
 )
 from services.infra.settings import SERVICES
@@ -51,7 +53,13 @@ class OpsRoutes:
             {"status": "ok" if ok else "unavailable", "services": answer}, 200 if ok else 503
         )
 
-    @route("GET", "/api/v1/openapi.json", summary="this document", tags=("ops",))
+    @route(
+        "GET",
+        "/api/v1/openapi.json",
+        response=OpenApiDocument,
+        summary="this document",
+        tags=("ops",),
+    )
     def openapi_document(self, call: Call):
         routes = [e for e in self.runtime.entrypoints if isinstance(e, Route)]
         return openapi.build(routes)
@@ -78,6 +86,7 @@ class OpsRoutes:
         "POST",
         "/api/v1/staff/parked-events/<any(customers,billing,orders,helpdesk,"
         "mailgateway):service>/<int:parked_id>/retry",
+        response=ParkedEvent,
         roles=("admin",),
         tags=("ops",),
         summary="apply a parked event again",

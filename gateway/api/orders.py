@@ -13,8 +13,14 @@ from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_
 from gateway.http import Call, route
 from gateway.schemas import (
     OrderAnswer,
+    OrderList,
     OrderRequest,
+    ProductList,
     ProductRequest,
+    ProductSchema,
+    Promo,
+    ServiceList,
+    ServiceSchema,
 )
 from services.infra.context import Actor
 
@@ -61,7 +67,12 @@ class OrderRoutes:
     # -- catalog and orders -------------------------------------------------------------------
 
     @route(
-        "GET", "/api/v1/catalog", query=CatalogQuery, tags=("orders",), summary="products on sale"
+        "GET",
+        "/api/v1/catalog",
+        query=CatalogQuery,
+        response=ProductList,
+        tags=("orders",),
+        summary="products on sale",
     )
     def catalog(self, call: Call):
         items = call.services.orders.catalog(call.query["language"], True, call.query["currency"])
@@ -121,6 +132,7 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/staff/products",
+        response=ProductList,
         roles=ALL_STAFF,
         query=ProductListQuery,
         tags=("orders",),
@@ -133,6 +145,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/products",
+        response=ProductSchema,
         body=ProductRequest,
         status=201,
         roles=("admin",),
@@ -145,6 +158,7 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/staff/products/<uuid:product_id>",
+        response=ProductSchema,
         roles=ALL_STAFF,
         tags=("orders",),
         summary="one product",
@@ -155,6 +169,7 @@ class OrderRoutes:
     @route(
         "PATCH",
         "/api/v1/staff/products/<uuid:product_id>",
+        response=ProductSchema,
         body=ProductRequest,
         partial=True,
         roles=("admin",),
@@ -169,6 +184,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/promo-codes",
+        response=Promo,
         body=orders_contract.CreatePromo,
         status=201,
         roles=("admin", "billing"),
@@ -181,6 +197,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/client/services/<uuid:service_id>/cancel",
+        response=ServiceSchema,
         body=ServiceReason,
         client=("services",),
         tags=("client",),
@@ -194,6 +211,7 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/staff/provisioning",
+        response=ServiceList,
         query=Page,
         roles=ALL_STAFF,
         tags=("orders",),
@@ -205,6 +223,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/services/<uuid:service_id>/provisioned",
+        response=ServiceSchema,
         body=ProvisionedNote,
         roles=("admin", "support"),
         tags=("orders",),
@@ -216,6 +235,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/services/<uuid:service_id>/<any(suspend,unsuspend,terminate):action>",
+        response=ServiceSchema,
         body=ServiceReason,
         roles=("admin", "support", "billing"),
         tags=("orders",),
@@ -229,6 +249,7 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/staff/<any(orders,services):name>",
+        response={"orders": OrderList, "services": ServiceList},
         query=OrderListQuery,
         roles=ALL_STAFF,
         tags=("orders",),
@@ -240,6 +261,7 @@ class OrderRoutes:
     @route(
         "GET",
         "/api/v1/client/<any(orders,services):name>",
+        response={"orders": OrderList, "services": ServiceList},
         query=ClientOrderListQuery,
         client=("services",),
         tags=("client",),
