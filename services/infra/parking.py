@@ -147,8 +147,10 @@ def list_parked(
     upstream: str | None = None,
     parked_id: int | None = None,
 ) -> list[dict]:
+    """What staff see (GET /api/v1/staff/parked-events). A scheduler's item is named in
+    the envelope (`item`, `job`); a read model's event by its position and type."""
     query = (
-        "SELECT id, upstream, position, item, type, envelope, error, attempts, parked_at,"
+        "SELECT id, upstream, position, type, envelope, error, attempts, parked_at,"
         " resolved_at, resolution FROM parked_events WHERE true"
     )
     params: list = []
@@ -171,7 +173,6 @@ def list_parked(
             "service": app.service,
             "upstream": r["upstream"],
             "position": r["position"],
-            "item": r["item"],
             "type": r["type"],
             "error": r["error"],
             "attempts": r["attempts"],
