@@ -23,9 +23,6 @@ def die_with_parent() -> None:
     when the parent *thread* that started the child ends: start children from a thread
     that lives as long as they should.)"""
     _on_parent_death(signal.SIGTERM)
-    if os.getppid() == 1:
-        # the parent died before the line above: nobody would send the signal
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def dies_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None]:
