@@ -199,7 +199,7 @@ class CustomersService(ServiceBase):
         if customer_id is None:
             return queries.list_directory(self.app, kind, None, page, page_size)
         customer = self.app.get_customer(_uuid(customer_id))
-        everything = queries.list_directory(self.app, kind, None, 1, 10_000)["items"]
+        everything = queries.whole_directory(self.app, kind)
         groups = {str(g) for g in customer.group_ids}
         keep = {
             "group": lambda i: i["id"] in groups,
