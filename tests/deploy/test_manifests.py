@@ -232,6 +232,53 @@ def test_compose_publishes_http_and_smtp_only(compose):
     assert "/health" in " ".join(services["gateway"]["healthcheck"]["test"])
 
 
+_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict) -> str:
+    """What Compose makes of `text` under `env`: ${VAR:-default}, ${VAR:?error}, ${VAR}."""
+
+    def value(match):
+        name, kind, rest = match.groups()
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise LookupError(f"{name}: {rest}")
+        return rest if kind == "-" else ""
+
+    return _VARIABLE.sub(value, text)
+
+
+SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "RABBITMQ_PASSWORD": "mq-secret"}
+
+
+def test_compose_publishes_on_loopback_unless_told_otherwise(compose):
+    for name in ("gateway", "mailgateway"):
+        for port in compose["services"][name]["ports"]:
+            host = interpolate(str(port), SECRETS).rsplit(":", 2)[0]
+            assert host == "127.0.0.1", (name, port)
+            wide = interpolate(str(port), dict(SECRETS, HOSTLEDGER_BIND="0.0.0.0"))
+            assert wide.rsplit(":", 2)[0] == "0.0.0.0", (name, port)
+
+
+def test_compose_has_no_default_password(compose):
+    text = (DEPLOY / "compose.yaml").read_text()
+    for name, kind, default in _VARIABLE.findall(text):
+        if "PASSWORD" in name:  # required, or empty (HOSTLEDGER_ADMIN_PASSWORD: generated)
+            assert kind == "?" or default == "", f"{name} defaults to {default!r}"
+    for secret in SECRETS:
+        with pytest.raises(LookupError, match=secret):
+            interpolate(text, {k: v for k, v in SECRETS.items() if k != secret})
+    env = compose["services"]["gateway"]["environment"]
+    assert "pg-secret@postgres" in interpolate(env["DATABASE_URL"], SECRETS)
+    assert ":mq-secret@rabbitmq" in interpolate(env["AMQP_URI"], SECRETS)
+    assert "guest" not in env["AMQP_URI"]
+    rabbit = compose["services"]["rabbitmq"]["environment"]
+    assert interpolate(rabbit["RABBITMQ_DEFAULT_PASS"], SECRETS) == "mq-secret"
+    postgres = compose["services"]["postgres"]["environment"]
+    assert interpolate(postgres["POSTGRES_PASSWORD"], SECRETS) == "pg-secret"
+
+
 def test_compose_mentions_scaling(compose):
     assert "--scale billing=3" in (DEPLOY / "compose.yaml").read_text()
 
