@@ -11,6 +11,7 @@ from nameko.rpc import RpcProxy
 from contracts import customers as contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from contracts.fields import invalid
 from services.customers import application as queries
 from services.customers.application import Customers
 from services.customers.domain import StaffMember
@@ -71,6 +72,10 @@ class CustomersService(ServiceBase):
     @rpc
     def edit_customer(self, customer_id: str, changes: dict) -> dict:
         data = load(contract.EditCustomer, changes)
+        program = data.get("affiliate_program")
+        if program and program not in {p["name"] for p in self.billing.programs()}:
+            # billing keeps the affiliate programs, by name
+            raise invalid("affiliate_program", "No such affiliate program.")
         return self.app.customer_view(self.app.edit_customer(_uuid(customer_id), data))
 
     @rpc

@@ -41,6 +41,14 @@ def test_edit_and_read_back_with_version_check(stack):
         "POST", "/api/v1/staff/customer-groups", stack.admin_token, json={"name": "VIP"}
     ).json()
     referrer = stack.register_customer()
+    program = f"basic-{uuid.uuid4().hex[:6]}"
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/affiliate-programs",
+        stack.admin_token,
+        json={"name": program, "percent": "5", "maturity_days": 30},
+    )
+    assert r.status_code == 201, r.text
     path = f"/api/v1/staff/customers/{customer['id']}"
     r = stack.http(
         "PATCH",
@@ -52,7 +60,7 @@ def test_edit_and_read_back_with_version_check(stack):
             "attitude": "good",
             "referral_source": "forum",
             "referrer_id": referrer["id"],
-            "affiliate_program": "basic",
+            "affiliate_program": program,
             "group_ids": [group["id"]],
             "language": "ru",
             "version": customer["version"],
