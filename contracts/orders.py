@@ -118,6 +118,9 @@ class Provisioning(Schema):
 
     @validates_schema
     def _url_for_webhook(self, data, **kwargs):
+        # a whole provisioning even when the product is changed in part (PATCH)
+        if "kind" not in data:
+            raise ValidationError("Missing data for required field.", "kind")
         if data["kind"] == "webhook" and not data.get("url"):
             raise ValidationError("A webhook provisioner needs its url.", "url")
 
