@@ -6,6 +6,27 @@ from marshmallow import Schema, validate
 
 from contracts.fields import Body, Text
 
+# the languages notifications are written in, and the kinds of notification: each pair
+# names one template (the mail gateway ships one of each; staff may edit them)
+TEMPLATE_LANGUAGES = ("en", "ru", "fr")
+TEMPLATE_KINDS = (
+    "invoice_issued",
+    "credit_note_issued",
+    "payment_received",
+    "invoice_due",
+    "invoice_overdue",
+    "service_suspended",
+    "service_unsuspended",
+    "account_credentials",
+    "password_changed",
+    "password_reset",
+    "ticket_opened",
+    "ticket_reply",
+    "staff_ticket",
+)
+# kinds whose subject must carry the ticket's [#tracking] so that replies find the ticket
+TICKET_TEMPLATE_KINDS = ("ticket_opened", "ticket_reply", "staff_ticket")
+
 
 class EditTemplate(Schema):
     """`mailgateway.edit_template`: staff's own subject and body of a notification (the

@@ -6,10 +6,11 @@ from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from contracts import fields as f
+from contracts.mail import TEMPLATE_KINDS as KINDS
+from contracts.mail import TEMPLATE_LANGUAGES as LANGUAGES
 from gateway.api.common import ALL_STAFF, Page, paged
 from gateway.http import Call, route
 from gateway.schemas import RAW_MAIL
-from services.mailgateway.templates import KINDS, LANGUAGES
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
 _TEMPLATE_URL = "/api/v1/staff/mail/templates/<any({}):kind>/<any({}):language>".format(

@@ -18,24 +18,13 @@ from babel.numbers import format_currency, get_currency_precision
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-LANGUAGES = ("en", "ru", "fr")
-KINDS = (
-    "invoice_issued",
-    "credit_note_issued",
-    "payment_received",
-    "invoice_due",
-    "invoice_overdue",
-    "service_suspended",
-    "service_unsuspended",
-    "account_credentials",
-    "password_changed",
-    "password_reset",
-    "ticket_opened",
-    "ticket_reply",
-    "staff_ticket",
-)
+from contracts.mail import TEMPLATE_KINDS, TEMPLATE_LANGUAGES, TICKET_TEMPLATE_KINDS
+
+# which templates there are is part of the contract (the gateway's routes name them)
+LANGUAGES = TEMPLATE_LANGUAGES
+KINDS = TEMPLATE_KINDS
 # Kinds whose subject must carry the ticket's [#tracking] so that replies find the ticket.
-TICKET_KINDS = ("ticket_opened", "ticket_reply", "staff_ticket")
+TICKET_KINDS = TICKET_TEMPLATE_KINDS
 MAX_SUBJECT = 250
 MAX_BODY = 20000
 
