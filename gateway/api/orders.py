@@ -81,6 +81,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/orders",
+        idempotent="service",
         body=OrderRequest,
         response=OrderAnswer,
         status=201,
@@ -99,7 +100,7 @@ class OrderRoutes:
         # limited per address and per e-mail: the form makes accounts and sends mail
         call.services.customers.order_form_attempt(person["email"], call.address)
         items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
-        key = call.request.headers.get("Idempotency-Key")
+        key = call.idempotency_key
         # what identifies the request: the password stays out of the (stored) hash
         request = jsonable(
             dict(items, customer={k: v for k, v in person.items() if k != "password"})
@@ -116,10 +117,15 @@ class OrderRoutes:
         call.services.orders.price_items(currency, items)
         credentials = None
         if existing is None:
-            created = call.services.customers.register_customer(
-                dict(person, registration_ip=call.address),
-                f"order:{key}" if key else None,
-            )
+            try:
+                created = call.services.customers.register_customer(
+                    dict(person, registration_ip=call.address),
+                    f"order:{key}" if key else None,
+                )
+            except ValidationFailed as exc:
+                # the customer's fields are `customer.<field>` in this body
+                fields = {f"customer.{name}": texts for name, texts in exc.fields.items()}
+                raise ValidationFailed(exc.message, fields) from None
             customer_id, credentials = created["id"], created.get("credentials")
             if credentials:
                 _mail_credentials(call, customer_id, credentials)
@@ -145,6 +151,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/products",
+        idempotent=True,
         response=ProductSchema,
         body=ProductRequest,
         status=201,
@@ -184,6 +191,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/promo-codes",
+        idempotent=True,
         response=Promo,
         body=orders_contract.CreatePromo,
         status=201,
