@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from contracts.customers import CUSTOMER_KINDS, LANGUAGES, RegisterCustomer
+from contracts.customers import CUSTOMER_KINDS, LANGUAGES, STAFF_ROLES, RegisterCustomer
 from contracts.envelope import ActorSchema
 from contracts.fields import (
     Amount,
@@ -528,7 +528,7 @@ class StaffMember(Schema):
     username = Text()
     name = Text()
     email = Email(allow_none=True)
-    role = Text(validate=validate.OneOf(["admin", "support", "billing"]))
+    role = Text(validate=validate.OneOf(STAFF_ROLES))
     language = Text(validate=validate.OneOf(LANGUAGES))
     active = fields.Boolean()
     notifications = fields.Dict(keys=Text(), values=fields.Boolean())
