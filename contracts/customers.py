@@ -19,7 +19,8 @@ from contracts.registry import integration_event
 
 CUSTOMER_KINDS = ("individual", "company", "sole_proprietor")
 LANGUAGES = ("en", "ru", "fr")
-STAFF_ROLES = ("admin", "support", "billing")
+# auditor: reads and audit only (every staff GET, nothing that changes anything)
+STAFF_ROLES = ("admin", "support", "billing", "auditor")
 STAFF_NOTIFICATION_KINDS = ("new_ticket", "ticket_reply", "abuse_deadline")
 
 

@@ -179,7 +179,9 @@ class IncomingMail(Schema):
     append to that ticket when the sender may write there; otherwise a new ticket in
     the department that owns `recipient`. `bounce_of` (our Message-ID that bounced)
     becomes an internal note. Answer: {"outcome": "opened" | "appended" | "duplicate"
-    | "bounce_noted" | "refused", "ticket_id", "tracking_number", "reason"?}.
+    | "bounce_noted" | "noted" | "refused", "ticket_id", "tracking_number", "reason"?}
+    ("noted": mail from a staff address whose sender is not verified, kept as an
+    internal note).
     """
 
     class Meta:
@@ -195,6 +197,9 @@ class IncomingMail(Schema):
     body = Body(load_default="")
     attachments = fields.List(fields.Nested(IncomingAttachment), load_default=list)
     bounce_of = Text(load_default=None, allow_none=True)
+    # what the provider's own mail server found (Authentication-Results): True, DMARC
+    # passed; False, DMARC, SPF or DKIM failed; None, nothing from it
+    sender_verified = fields.Boolean(load_default=None, allow_none=True)
 
 
 class DepartmentField(Schema):

@@ -44,6 +44,7 @@ STRIPE_SECRET = "whsec_test_hostledger"
 STRIPE_API_KEY = "sk_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
 TRUSTED_PROXY = "127.0.0.3"
+MAIL_AUTHSERV_ID = "mx.hostledger.test"
 
 
 # what the harness itself opens beside the stack's processes (the bootstrap process,
@@ -147,6 +148,10 @@ class Stack:
                 "HOSTLEDGER_TRUSTED_PROXIES": TRUSTED_PROXY,
                 # the suite's own address: per-address limits are tested from others
                 "HOSTLEDGER_RATE_LIMIT_EXEMPT": "127.0.0.1",
+                # provisioning webhooks go to a receiver on this machine
+                "HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE": "1",
+                # our "MTA": the Authentication-Results the tests write carry this id
+                "HOSTLEDGER_MAIL_AUTHSERV_ID": MAIL_AUTHSERV_ID,
             }
         )
         self.env.update(extra_env or {})

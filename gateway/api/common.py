@@ -11,7 +11,8 @@ from marshmallow import Schema, fields
 from contracts import fields as f
 from services.infra.paging import page_of
 
-ALL_STAFF = ("admin", "support", "billing")
+# every staff role; the routes open to all of them only read (and log out)
+ALL_STAFF = ("admin", "support", "billing", "auditor")
 
 
 class Page(Schema):

@@ -9,6 +9,12 @@ opens a ticket in the department that owns the recipient address, as the custome
 sender is, or as a guest when the department takes mail from unknown senders. The
 Message-ID is claimed in the same save as what the mail did, so a mail taken twice is
 recognised. Attachments follow the web's rules; a refused one becomes a note.
+
+A From header is easy to forge, so it alone never makes a staff answer: mail from a
+department's staff address is a staff answer only when the provider's own mail server
+found its DMARC passed (`sender_verified`, from Authentication-Results); otherwise it
+becomes an internal note on the ticket. Mail whose check failed carries a note for
+staff: "sender not verified".
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from services.helpdesk.application import DuplicateMail, Helpdesk
 from services.helpdesk.attachments import check_file, decode_upload
 
 TRACKING_IN_SUBJECT = re.compile(r"\[#([A-Z0-9]{3}-[0-9]{6})\]", re.IGNORECASE)
+NOT_VERIFIED = (
+    "Sender not verified: the provider's mail server found this message's DMARC, SPF or "
+    "DKIM check failed; the From address may be forged."
+)
 
 
 class MailIntake:
@@ -39,6 +49,8 @@ class MailIntake:
         people = self.people_with_email(data["sender"])
         ticket = self._thread_of(data, people)
         attachments, notes = self._mail_files(data["attachments"])
+        if data.get("sender_verified") is False:
+            notes.insert(0, NOT_VERIFIED)
         try:
             if ticket is not None:
                 return self._append_mail(data, people, ticket, attachments, notes)
@@ -70,8 +82,12 @@ class MailIntake:
         )
         return self._outcome("bounce_noted", ticket)
 
-    def _may_write(self, ticket, people: dict, sender: str) -> dict | None:
-        """The author a mail from `sender` would be on `ticket`, or None if it may not write."""
+    def _may_write(
+        self, ticket, people: dict, sender: str, verified: bool | None = None
+    ) -> dict | None:
+        """The author a mail from `sender` would be on `ticket`, or None if it may not write.
+        The department's staff write a staff answer only when `verified`; unverified, their
+        mail is an internal note (`note_only`)."""
         customer, staff = people.get("customer"), people.get("staff")
         if customer and ticket.customer_id is not None:
             if customer["customer_id"] == str(ticket.customer_id):
@@ -86,7 +102,9 @@ class MailIntake:
         if staff:
             department = self.app.department(ticket.department_id)
             if staff["staff_id"] in department.staff_ids:
-                return {"kind": "staff", "id": staff["staff_id"], "name": staff["name"]}
+                if verified is True:
+                    return {"kind": "staff", "id": staff["staff_id"], "name": staff["name"]}
+                return {"kind": "mail", "id": None, "name": sender, "note_only": True}
         return None
 
     def _thread_of(self, data: dict, people: dict):
@@ -105,7 +123,7 @@ class MailIntake:
             ticket = self.app.ticket(ticket_id)
             while ticket.merged_into is not None:
                 ticket = self.app.ticket(ticket.merged_into)
-            if self._may_write(ticket, people, data["sender"]) is not None:
+            if self._may_write(ticket, people, data["sender"], data.get("sender_verified")):
                 return ticket
         return None
 
@@ -128,7 +146,20 @@ class MailIntake:
         return kept, notes
 
     def _append_mail(self, data, people, ticket, attachments, notes) -> dict:
-        author = self._may_write(ticket, people, data["sender"])
+        author = self._may_write(ticket, people, data["sender"], data.get("sender_verified"))
+        if author.pop("note_only", False):
+            ticket, _ = self.app.add_message(
+                ticket.id,
+                f"Mail from the staff address {data['sender']}, not taken as a staff answer "
+                "because its sender is not verified (answer on the web, or have the mail "
+                f"server check DMARC). It said:\n\n{data['body'] or '(empty message)'}",
+                author,
+                internal=True,
+                attachments=attachments,
+                mail_message_id=data["message_id"],
+                notes=notes,
+            )
+            return self._outcome("noted", ticket, "the staff sender is not verified")
         if author["kind"] == "mail" and ticket.forbid_replies:
             return self._outcome("refused", ticket, "the ticket does not take replies")
         department = self.app.department(ticket.department_id)

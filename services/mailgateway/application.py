@@ -129,7 +129,7 @@ class MailGateway(HostledgerApplication):
         except AggregateNotFoundError:
             custom = None
         if custom is not None and custom.customized:
-            return templates.Template(kind, language, custom.subject, custom.body)
+            return templates.Template(kind, language, custom.subject, custom.body, edited=True)
         return templates.shipped()[kind, language]
 
     def template_view(self, kind: str, language: str) -> dict:

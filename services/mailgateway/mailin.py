@@ -26,6 +26,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from email.parser import BytesParser
+from email.policy import compat32
 from functools import partial
 
 import psycopg
@@ -36,7 +38,7 @@ from contracts.helpdesk import ticket_message_of
 from services.infra import clock
 from services.infra.parking import storable_text
 from services.infra.settings import Settings, settings
-from services.mailgateway import compose, parsing
+from services.mailgateway import authresults, compose, parsing
 from services.mailgateway.tables import SCHEMA
 
 log = logging.getLogger("hostledger.mailin")
@@ -190,7 +192,12 @@ class MailIn:
 
     def _hand_on(self, raw: bytes, mail: parsing.ParsedMail, recipient: str, now) -> str:
         try:
-            answer = self._helpdesk().receive_mail(mail.payload(recipient))
+            payload = mail.payload(recipient)
+            payload["sender_verified"] = authresults.sender_verified(
+                BytesParser(policy=compat32).parsebytes(raw, headersonly=True),
+                self.cfg.mail_authserv_id,
+            )
+            answer = self._helpdesk().receive_mail(payload)
         except HostledgerError as exc:
             # the helpdesk read it and said no for a reason of the message's own
             self.hold(

@@ -4,10 +4,21 @@ Templates are Jinja2 run in its `SandboxedEnvironment`: a template sees only the
 values it is given (strings, numbers, dicts of them) and the `money` filter, and the
 sandbox refuses attribute access to Python internals, so an edited template cannot
 reach the server. Rendering is plain text: nothing is HTML-escaped.
+
+A template staff edited renders under a budget: in a child process with at most
+RENDER_SECONDS of time and RENDER_MEMORY more memory, and at most MAX_RENDERED
+characters out. A template that loops a million times or renders megabytes fails
+(RenderBudgetExceeded, a TemplateError): refused when saved, a failed notification
+when sent, and never a stalled or swollen mail gateway.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import select
+import signal
+import time
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +38,10 @@ KINDS = TEMPLATE_KINDS
 TICKET_KINDS = TICKET_TEMPLATE_KINDS
 MAX_SUBJECT = 250
 MAX_BODY = 20000
+# the budget of an edited template's rendering
+RENDER_SECONDS = 2.0
+RENDER_MEMORY = 256 * 1024 * 1024
+MAX_RENDERED = 256 * 1024
 
 _DIR = Path(__file__).resolve().parent / "templates"
 
@@ -56,6 +71,10 @@ SAMPLE_CONTEXT = {
 }
 
 
+class RenderBudgetExceeded(TemplateError):
+    """An edited template took too long, too much memory, or rendered too much."""
+
+
 class TemplateInvalid(ValueError):
     """An edited template does not compile or does not render; `field` names the part."""
 
@@ -70,6 +89,7 @@ class Template:
     language: str
     subject: str
     body: str
+    edited: bool = False  # staff's own text: rendered under the budget
 
 
 @cache
@@ -104,12 +124,89 @@ def _compiled(language: str, source: str):
 
 
 def render(template: Template, context: dict) -> tuple[str, str]:
-    """(subject, body) for `context`; raises jinja2's TemplateError (SecurityError among them)."""
+    """(subject, body) for `context`; raises jinja2's TemplateError (SecurityError and
+    RenderBudgetExceeded among them)."""
+    if template.edited and hasattr(os, "fork"):
+        return _render_in_child(template, context)
+    return _render(template, context)
+
+
+def _render(template: Template, context: dict) -> tuple[str, str]:
     values = dict(context, language=template.language)
     subject = _compiled(template.language, template.subject).render(values)
     subject = " ".join(subject.split())[:MAX_SUBJECT]
     body = _compiled(template.language, template.body).render(values).strip("\n") + "\n"
     return subject, body
+
+
+def _render_in_child(template: Template, context: dict) -> tuple[str, str]:
+    """Render in a forked child held to the budget; the parent waits cooperatively (the
+    mail gateway runs under eventlet) and kills the child when the time is up."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: render, answer as JSON on the pipe, leave at once
+        status = 0
+        try:
+            os.close(read_end)
+            _limit_child()
+            subject, body = _render(template, context)
+            if len(subject) + len(body) > MAX_RENDERED:
+                answer = {"error": f"The mail would be longer than {MAX_RENDERED} characters."}
+            else:
+                answer = {"subject": subject, "body": body}
+        except MemoryError:
+            answer = {"error": f"Rendering needed more than {RENDER_MEMORY >> 20} MiB."}
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+            answer = {"error": f"{type(exc).__name__}: {exc}"[:500], "template_error": True}
+        try:
+            data = json.dumps(answer).encode()
+            while data:
+                data = data[os.write(write_end, data) :]
+        except BaseException:  # noqa: BLE001
+            status = 1
+        os._exit(status)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + RENDER_SECONDS
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                raise RenderBudgetExceeded(
+                    f"Rendering took longer than {RENDER_SECONDS:g} seconds."
+                )
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    try:
+        answer = json.loads(b"".join(chunks))
+    except ValueError:
+        raise RenderBudgetExceeded("Rendering stopped before it finished.") from None
+    if answer.get("template_error"):
+        raise TemplateError(answer["error"])
+    if "error" in answer:
+        raise RenderBudgetExceeded(answer["error"])
+    return answer["subject"], answer["body"]
+
+
+def _limit_child() -> None:
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (used + RENDER_MEMORY, used + RENDER_MEMORY))
+        seconds = int(RENDER_SECONDS) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    except (ImportError, OSError, ValueError):
+        pass  # no such limits here: the parent's time limit still holds
 
 
 def check(kind: str, language: str, subject: str, body: str) -> Template:
@@ -122,7 +219,7 @@ def check(kind: str, language: str, subject: str, body: str) -> Template:
         raise TemplateInvalid(
             "subject", "A ticket mail's subject must carry [#{{ tracking_number }}]."
         )
-    template = Template(kind, language, subject, body)
+    template = Template(kind, language, subject, body, edited=True)
     env = _environment(language)
     for field, source in (("subject", subject), ("body", body)):
         try:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 MAX_ATTEMPTS = 8
 
@@ -49,3 +52,42 @@ def next_attempt(attempts_done: int, now: datetime, base_seconds: float) -> date
     if attempts_done >= MAX_ATTEMPTS:
         return None
     return now + timedelta(seconds=min(base_seconds * 2 ** (attempts_done - 1), 3600))
+
+
+def url_problem(url: str, allow_private: bool, resolve: bool = True) -> str | None:
+    """Why a webhook may not be called at `url`, or None: it must be http(s), and its
+    host may not be (or resolve to) a loopback, link-local, private or otherwise
+    non-public address unless `allow_private` (HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        return "Not a valid URL."
+    if parts.scheme not in ("http", "https"):
+        return "Only http:// and https:// URLs are called."
+    if not host:
+        return "The URL needs a host."
+    if allow_private:
+        return None
+    addresses = []
+    try:
+        addresses.append(ipaddress.ip_address(host))
+    except ValueError:
+        if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+            return "The host is this machine; webhooks call public addresses only."
+        if resolve:
+            try:
+                infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            except (OSError, UnicodeError):
+                infos = []  # not resolvable now: checked again before each call
+            addresses += [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for address in addresses:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global:
+            return (
+                f"The host is (or resolves to) {address}, a loopback, link-local or private "
+                "address; webhooks call public addresses only."
+            )
+    return None

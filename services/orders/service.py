@@ -70,11 +70,13 @@ class OrdersService(ServiceBase):
     @rpc
     def create_product(self, payload: dict) -> dict:
         data = load(contract.ProductFields, payload)
+        _check_provisioning(data)
         return product_view(self._knowing_projects(self.app.create_product, data))
 
     @rpc
     def change_product(self, product_id: str, payload: dict) -> dict:
         changes = load(contract.ProductFields, payload, partial=True)
+        _check_provisioning(changes)
         if "addons" in changes:
             changes.update(load(contract.ProductAddons, {"addons": payload["addons"]}))
         return product_view(
@@ -107,7 +109,11 @@ class OrdersService(ServiceBase):
         with self.app.datastore.transaction() as curs:
             curs.execute(query + " ORDER BY created_at")
             ids = [r["product_id"] for r in curs.fetchall()]
-        return [product_view(self.app.repository.get(i), language, currency) for i in ids]
+        items = [product_view(self.app.repository.get(i), language, currency) for i in ids]
+        if only_on_sale:  # what anyone may read: never how services are set up
+            for item in items:
+                item.pop("provisioning", None)
+        return items
 
     @rpc
     def price_items(self, currency: str, payload: dict) -> list[dict]:
@@ -299,6 +305,10 @@ class OrdersService(ServiceBase):
     def _provision_one(self, service, cfg) -> None:
         if not cfg.provisioning_secret:
             ok, outcome = False, "HOSTLEDGER_PROVISIONING_SECRET is not set: nothing is sent"
+        elif problem := provisioning.url_problem(
+            service.provisioning["url"], cfg.provisioning_allow_private
+        ):
+            ok, outcome = False, f"not called: {problem}"
         else:
             body, headers = provisioning.request(
                 service_view(service), cfg.provisioning_secret, clock.now()
@@ -424,3 +434,14 @@ class OrdersService(ServiceBase):
             "page": page,
             "page_size": page_size,
         }
+
+
+def _check_provisioning(data: dict) -> None:
+    """A webhook's URL: http(s), and a public host unless the setting allows others."""
+    setup = data.get("provisioning") or {}
+    if setup.get("kind") == "webhook" and setup.get("url"):
+        problem = provisioning.url_problem(setup["url"], settings().provisioning_allow_private)
+        if problem:
+            raise ValidationFailed(
+                f"The provisioning URL is refused: {problem}", {"provisioning.url": [problem]}
+            )

@@ -9,8 +9,11 @@ import eventlet
 import requests
 from requests.adapters import HTTPAdapter
 
+from tests.e2e.test_mail_in import deliver, department, mail, one_ticket, smtp_in, ticket
 from tests.e2e.test_mail_out import sent_to, wait_mail
-from tests.stack import TRUSTED_PROXY
+from tests.stack import MAIL_AUTHSERV_ID, TRUSTED_PROXY
+
+__all__ = ["smtp_in"]  # the fixture, for the mail test here
 
 LOGIN = "/api/v1/auth/login"
 
@@ -193,6 +196,34 @@ def test_administrators_change_a_members_role_name_language_and_preferences(stac
     assert stack.http("PATCH", path, token, json={"name": "Me"}).status_code == 403
     r = stack.http("PATCH", f"/api/v1/staff/staff/{uuid.uuid4()}", stack.admin_token, json={})
     assert r.status_code == 404
+
+
+def test_an_auditor_reads_everything_staff_read_and_changes_nothing(stack):
+    _, auditor = stack.staff_member("auditor")
+    assert stack.http("GET", "/api/v1/me", auditor).json()["role"] == "auditor"
+    customer = stack.register_customer()
+    for path in (
+        "/api/v1/staff/customers",
+        f"/api/v1/staff/customers/{customer['id']}",
+        "/api/v1/staff/invoices",
+        "/api/v1/staff/tickets",
+    ):
+        r = stack.http("GET", path, auditor)
+        assert r.status_code == 200, (path, r.text)
+    for method, path, body in (
+        ("POST", "/api/v1/staff/customers", {"kind": "individual"}),
+        ("PATCH", f"/api/v1/staff/customers/{customer['id']}", {"note": "x"}),
+        ("POST", f"/api/v1/staff/customers/{customer['id']}/impersonate", None),
+        ("POST", "/api/v1/staff/staff", {"username": "x"}),
+    ):
+        r = stack.http(method, path, auditor, json=body)
+        assert r.status_code == 403, (method, path, r.text)
+    # and an administrator makes someone an auditor
+    other, _ = stack.staff_member("support")
+    r = stack.http(
+        "PATCH", f"/api/v1/staff/staff/{other['id']}", stack.admin_token, json={"role": "auditor"}
+    )
+    assert r.status_code == 200 and r.json()["role"] == "auditor", r.text
 
 
 # -- password reset --------------------------------------------------------------------------
@@ -453,3 +484,152 @@ def test_a_new_email_gets_one_credentials_mail(stack):
     stack.wait_until(credentials, what="the credentials mail")
     eventlet.sleep(2)  # a second mail, had one been queued, would be sent by now
     assert len(credentials()) == 1
+
+
+# -- what sub-users, the public and product settings may do ------------------------------------
+
+
+def test_only_a_user_with_full_permission_edits_the_profile(stack):
+    _, owner = _client(stack)
+    users = {}
+    for permissions in (["billing", "support", "services"], ["full"]):
+        name = f"u{uuid.uuid4().hex[:8]}"
+        r = stack.http(
+            "POST",
+            "/api/v1/client/users",
+            owner,
+            json={
+                "username": name,
+                "email": f"{name}@example.com",
+                "name": name,
+                "permissions": permissions,
+                "password": "user password 1",
+            },
+        )
+        assert r.status_code == 201, r.text
+        users[permissions[0]] = stack.login(name, "user password 1")
+    change = {"contact_person": "Changed By User"}
+    r = stack.http("PATCH", "/api/v1/client/profile", users["billing"], json=change)
+    assert r.status_code == 403, r.text
+    assert stack.http("GET", "/api/v1/client/profile", users["billing"]).status_code == 200
+    r = stack.http("PATCH", "/api/v1/client/profile", users["full"], json=change)
+    assert r.status_code == 200, r.text
+    assert stack.http("GET", "/api/v1/client/profile", owner).json()["contact_person"] == (
+        "Changed By User"
+    )
+
+
+def _product_with_hook(stack, url: str) -> requests.Response:
+    return stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={
+            "name": "Hooked",
+            "prices": {"monthly": {"amount": 700, "currency": "EUR"}},
+            "provisioning": {"kind": "webhook", "url": url},
+        },
+    )
+
+
+def test_the_public_catalog_shows_no_provisioning_settings(stack):
+    secret_url = "https://tooling.example.com/provision?token=s3cr3t-" + uuid.uuid4().hex
+    r = _product_with_hook(stack, secret_url)
+    assert r.status_code == 201, r.text
+    product = r.json()
+
+    def listed():
+        for page in range(1, 50):
+            r = stack.http("GET", "/api/v1/catalog", params={"page": page, "page_size": 200})
+            assert r.status_code == 200, r.text
+            assert "s3cr3t" not in r.text
+            found = [p for p in r.json()["items"] if p["id"] == product["id"]]
+            if found or not r.json()["items"]:
+                return found
+        return []
+
+    [shown] = stack.wait_until(listed, what="the product in the catalog")
+    assert "provisioning" not in shown
+    # staff still see it
+    staff = stack.http("GET", f"/api/v1/staff/products/{product['id']}", stack.admin_token)
+    assert staff.json()["provisioning"]["url"] == secret_url
+
+
+def test_provisioning_webhooks_call_public_http_addresses_only(stack):
+    r = _product_with_hook(stack, "ftp://tooling.example.com/provision")
+    assert r.status_code == 400 and "provisioning.url" in r.json()["error"]["fields"], r.text
+    # this stack allows private hosts (its tests run a receiver here); by default:
+    stack.restart("orders", {"HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE": ""})
+    try:
+        stack.wait_for_service("orders")
+        for url in (
+            "http://127.0.0.1:9/hook",
+            "http://localhost/hook",
+            "http://10.1.2.3/hook",
+            "http://192.168.0.10/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+        ):
+            r = _product_with_hook(stack, url)
+            assert r.status_code == 400, (url, r.text)
+            assert "provisioning.url" in r.json()["error"]["fields"], r.text
+        assert _product_with_hook(stack, "https://93.184.215.14/hook").status_code == 201
+    finally:
+        stack.restart("orders")
+        stack.wait_for_service("orders")
+
+
+# -- incoming mail ----------------------------------------------------------------------------
+
+
+def test_a_from_header_alone_is_no_staff_answer_and_failed_checks_are_shown(stack, smtp_in):
+    staff_email = f"sam-{uuid.uuid4().hex[:8]}@provider.example"
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/staff",
+        stack.admin_token,
+        json={
+            "username": staff_email.split("@")[0],
+            "name": "Sam",
+            "role": "support",
+            "email": staff_email,
+            "password": "staff-password-1",
+        },
+    )
+    assert r.status_code == 201, r.text
+    dept, address = department(stack, staff_ids=[r.json()["id"]])
+    c = stack.register_customer()
+    deliver(stack, mail(c["email"], address, "Server down", "It is down."))
+    t = one_ticket(stack, dept["id"])
+    subject = f"Re: [#{t['tracking_number']}] Server down"
+
+    def messages():
+        return ticket(stack, t["id"])["messages"]
+
+    def wait_for(count):
+        return stack.wait_until(lambda: len(messages()) >= count and messages(), what="mail")
+
+    # the customer's address, but our mail server found DMARC failed: shown to staff
+    failed = f"{MAIL_AUTHSERV_ID}; spf=fail smtp.mailfrom=x@evil.example; dmarc=fail"
+    deliver(stack, mail(c["email"], address, subject, "Pay here.", Authentication_Results=failed))
+    appended = wait_for(3)
+    body, note = appended[1], appended[2]
+    assert body["body"] == "Pay here." and not body["internal"]
+    assert note["internal"] and "Sender not verified" in note["body"]
+    # another server's verdict counts for nothing; a staff From alone is only a note
+    claimed = "mx.evil.example; dmarc=pass header.from=provider.example"
+    deliver(
+        stack,
+        mail(staff_email, address, subject, "Refund approved.", Authentication_Results=claimed),
+    )
+    noted = wait_for(4)[3]
+    assert noted["internal"] and noted["author_kind"] != "staff"
+    assert "Refund approved." in noted["body"]
+    assert ticket(stack, t["id"])["status"] != "answered"
+    # verified by our own server: a staff answer
+    passed = f"{MAIL_AUTHSERV_ID}; spf=pass smtp.mailfrom={staff_email}; dmarc=pass"
+    deliver(stack, mail(staff_email, address, subject, "Fixed now.", Authentication_Results=passed))
+    answer = wait_for(5)[4]
+    assert answer["author_kind"] == "staff" and not answer["internal"]
+    assert answer["body"] == "Fixed now."

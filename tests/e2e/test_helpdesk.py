@@ -803,9 +803,23 @@ def test_mail_opens_appends_dedupes_and_keeps_refused_files_as_notes(stack):
             _mail(sender=customer["email"], recipient=address, in_reply_to=[ours], body="More.")
         )
         assert reply["outcome"] == "appended" and reply["ticket_id"] == opened["ticket_id"]
-        # the department's staff answer by mail too: a staff answer, which the client sees
+        # a From header alone is no staff answer: staff's unverified mail is a note
+        noted = rpc.helpdesk.receive_mail(
+            _mail(sender=sam["email"], recipient=address, in_reply_to=[ours], body="Forged?")
+        )
+        assert noted["outcome"] == "noted" and noted["ticket_id"] == opened["ticket_id"]
+        last = rpc.helpdesk.staff_ticket(opened["ticket_id"])["messages"][-1]
+        assert last["internal"] and last["author_kind"] != "staff" and "Forged?" in last["body"]
+        # the department's staff answer by mail too when our mail server verified the
+        # sender: a staff answer, which the client sees
         answered = rpc.helpdesk.receive_mail(
-            _mail(sender=sam["email"].upper(), recipient=address, in_reply_to=[ours], body="Done.")
+            _mail(
+                sender=sam["email"].upper(),
+                recipient=address,
+                in_reply_to=[ours],
+                body="Done.",
+                sender_verified=True,
+            )
         )
         assert answered["outcome"] == "appended"
         by_mail = rpc.helpdesk.staff_ticket(opened["ticket_id"])

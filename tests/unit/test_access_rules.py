@@ -72,3 +72,19 @@ def test_a_sealed_token_opens_only_with_its_key():
     except UnicodeDecodeError:
         opened = None
     assert opened != "staff-token-abc"
+
+
+def test_auditors_only_read():
+    from gateway.service import GatewayService
+
+    opened = []
+    for name in dir(GatewayService):
+        options = getattr(getattr(GatewayService, name), "route_options", None)
+        if options is None:
+            continue
+        method, url, kwargs = options
+        if "auditor" in (kwargs.get("roles") or ()):
+            opened.append((method, url))
+    assert ("GET", "/api/v1/staff/customers") in opened
+    writes = [(m, u) for m, u in opened if m not in ("GET", "HEAD")]
+    assert writes == [("POST", "/api/v1/auth/logout")], writes
