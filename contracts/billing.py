@@ -5,13 +5,14 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from contracts.fields import (
-    MAX_AMOUNT,
     MAX_QUANTITY,
     Amount,
     Body,
     Country,
     Currency,
     Money,
+    Price,
+    SignedMoney,
     Text,
     Total,
 )
@@ -101,7 +102,11 @@ class InvoiceLine(Schema):
     quantity = fields.Integer(
         load_default=1, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY)
     )
-    unit_price = Amount(required=True)
+    unit_price = fields.Nested(
+        Price,
+        required=True,
+        metadata={"description": "money; every line of an invoice in one currency, its own"},
+    )
     period = Text(load_default=None, allow_none=True, max_length=100)
 
 
@@ -138,8 +143,10 @@ class ExtraDiscount(Schema):
 
 
 class IssueInvoice(Schema):
+    """An invoice: its currency is its lines' (all in one, the customer's account's); a
+    fixed extra discount in another currency is refused, naming it."""
+
     customer_id = fields.UUID(required=True)
-    currency = Currency(required=True)
     lines = fields.List(
         fields.Nested(InvoiceLine), required=True, validate=validate.Length(min=1, max=100)
     )
@@ -151,9 +158,61 @@ class IssueInvoice(Schema):
         metadata={"description": "discounts beyond the customer's own (a promo code's)"},
     )
 
+    @validates_schema
+    def _one_currency(self, data, **kwargs):
+        lines = data.get("lines") or []
+        if not lines:
+            return
+        currency = lines[0]["unit_price"]["currency"]
+        errors: dict = {}
+        for n, line in enumerate(lines):
+            if line["unit_price"]["currency"] != currency:
+                errors[f"lines.{n}.unit_price.currency"] = [
+                    f"Every line of an invoice is in one currency ({currency})."
+                ]
+        for n, discount in enumerate(data.get("extra_discounts") or []):
+            amount = discount.get("amount")
+            if discount.get("kind") == "fixed" and amount and amount["currency"] != currency:
+                errors[f"extra_discounts.{n}.amount.currency"] = [
+                    f"Not the invoice's currency ({currency})."
+                ]
+        if errors:
+            raise ValidationError(_nested(errors))
+
+
+def _nested(errors: dict[str, list[str]]) -> dict:
+    """{"lines.1.unit_price.currency": [...]} as marshmallow nests its messages."""
+    out: dict = {}
+    for path, texts in errors.items():
+        *parents, last = path.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(int(part) if part.isdigit() else part, {})
+        node[last] = texts
+    return out
+
+
+def invoice_currency(data: dict) -> str:
+    """The currency of an invoice as IssueInvoice loaded it: its lines'."""
+    return data["lines"][0]["unit_price"]["currency"]
+
+
+def plain_lines(lines: list[dict]) -> list[dict]:
+    """Invoice lines as billing records them: the unit price in minor units (the
+    invoice carries the currency)."""
+    return [dict(line, unit_price=line["unit_price"]["amount"]) for line in lines]
+
+
+class Deposit(Money):
+    """Money to add to a personal account: at least 100 minor units."""
+
+    amount = Amount(required=True, minimum=100)
+
 
 class AddFunds(Schema):
-    amount = Amount(required=True, minimum=100)
+    amount = fields.Nested(
+        Deposit, required=True, metadata={"description": "money, in the account's currency"}
+    )
 
 
 class AddTaxRule(Schema):
@@ -170,11 +229,13 @@ class AddTaxRule(Schema):
 
 class Refund(Schema):
     reason = Text(required=True, validate=validate.Length(min=1, max=500))
-    amount = Amount(
+    amount = fields.Nested(
+        Money,
         load_default=None,
         allow_none=True,
-        minimum=1,
-        metadata={"description": "minor units; default: all that is left to refund"},
+        metadata={
+            "description": "money, in the invoice's currency; default: all that is left to refund"
+        },
     )
     to = Text(
         load_default="account",
@@ -184,10 +245,12 @@ class Refund(Schema):
 
 
 class Correction(Schema):
-    amount = Amount(
+    amount = fields.Nested(
+        SignedMoney,
         required=True,
-        minimum=-MAX_AMOUNT,
-        metadata={"description": "signed minor units: a credit, or (negative) a debit"},
+        metadata={
+            "description": "money in the account's currency: a credit, or (negative) a debit"
+        },
     )
     reason = Text(required=True, validate=validate.Length(min=3, max=500))
 

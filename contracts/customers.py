@@ -5,12 +5,12 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
 from contracts.fields import (
-    Amount,
     Body,
     Country,
     Currency,
     Email,
     Json,
+    Money,
     Page,
     PageSize,
     Text,
@@ -209,8 +209,10 @@ class CreateDiscount(Schema):
     percent = fields.Decimal(
         as_string=True, validate=validate.Range(min=0, max=100, min_inclusive=False)
     )
-    amount = Amount(minimum=1)
-    currency = Currency()
+    amount = fields.Nested(
+        Money,
+        metadata={"description": "a fixed discount's money (a customer's: in its currency)"},
+    )
     customer_id = fields.UUID(load_default=None, allow_none=True)
     group_id = fields.UUID(load_default=None, allow_none=True)
     product_ids = fields.List(fields.UUID(), load_default=list)

@@ -8,7 +8,8 @@
 - `Amount`: money in integer minor units, strict (no floats, no strings, no booleans),
   bounded: at most `MAX_AMOUNT` unless a schema says otherwise.
 - `Currency`: an active ISO 4217 code; `Country`: an ISO 3166-1 alpha-2 code.
-- `Money`: `{"amount", "currency"}`.
+- `Money`: `{"amount", "currency"}`, the one shape of money in requests and answers
+  (`Price`: 0 allowed; `SignedMoney`: either sign, for corrections).
 - `Email`, `Url`: marshmallow's, with the text rule and a length bound.
 - `Json`: a free-form JSON value whose every string follows the `Body` rule and whose
   every integer fits a bigint column (for the few places that carry any JSON).
@@ -225,6 +226,25 @@ class Money(Schema):
 
     amount = Amount(required=True, minimum=1)
     currency = Currency(required=True)
+
+
+class Price(Money):
+    """A price: `{"amount": <minor units, 0 to MAX_AMOUNT>, "currency": <ISO 4217>}` (a
+    free add-on or setup costs 0)."""
+
+    amount = Amount(required=True, minimum=0)
+
+
+class SignedMoney(Money):
+    """Money that moves either way (a correction): `{"amount": <minor units, -MAX_AMOUNT
+    to MAX_AMOUNT, not 0>, "currency": <ISO 4217>}`; negative takes money away."""
+
+    amount = Amount(
+        required=True,
+        minimum=-MAX_AMOUNT,
+        validate=validate.NoneOf([0], error="Not zero."),
+        metadata={"description": "signed minor units: a credit, or (negative) a debit"},
+    )
 
 
 class Json(fields.Field):

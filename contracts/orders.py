@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from contracts.fields import Amount, Body, Currency, Text, Total, Url
+from contracts.fields import Amount, Body, Currency, Money, Text, Total, Url
 from contracts.registry import integration_event
 
 CYCLES = ("monthly", "quarterly", "semiannually", "annually", "biennially", "triennially")
@@ -195,8 +195,12 @@ class CreatePromo(Schema):
         load_default=None,
         validate=validate.Range(min=0, max=100, min_inclusive=False),
     )
-    amount = Amount(load_default=None, minimum=1)
-    currency = Currency(load_default=None)
+    amount = fields.Nested(
+        Money,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "a fixed promo's money (used on orders in its currency)"},
+    )
     product_ids = fields.List(fields.UUID(), load_default=list)
     expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
     max_uses = fields.Integer(
@@ -207,5 +211,7 @@ class CreatePromo(Schema):
     def _consistent(self, data, **kwargs):
         if data["kind"] == "percentage" and data.get("percent") is None:
             raise ValidationError("A percentage promo needs its percent.", "percent")
-        if data["kind"] == "fixed" and (data.get("amount") is None or not data.get("currency")):
-            raise ValidationError("A fixed promo needs an amount and a currency.", "amount")
+        if data["kind"] == "fixed" and data.get("amount") is None:
+            raise ValidationError("A fixed promo needs its amount (money).", "amount")
+        if data["kind"] == "percentage" and data.get("amount") is not None:
+            raise ValidationError("Only a fixed promo has an amount.", "amount")

@@ -576,6 +576,13 @@ class PayerList(_Page):
 # -- billing --------------------------------------------------------------------------------
 
 
+class LineDiscount(Schema):
+    """The discount a line got: which one, and how much money it took off."""
+
+    name = Text()
+    amount = fields.Nested(MoneySchema)
+
+
 class DocumentLine(Schema):
     """A line of an invoice or a credit note."""
 
@@ -587,7 +594,7 @@ class DocumentLine(Schema):
     quantity = fields.Integer()
     unit_price = fields.Nested(MoneySchema)
     period = Text(allow_none=True)
-    discount = fields.Dict(keys=Text(), values=Json(), allow_none=True)
+    discount = fields.Nested(LineDiscount, allow_none=True)
     total = fields.Nested(MoneySchema)
 
 
@@ -654,13 +661,6 @@ class CreditNoteSchema(Schema):
     seller = fields.Dict(keys=Text(), values=Json())
 
 
-class InvoiceRefunded(InvoiceSchema):
-    """The invoice as it now is, with the refund and its credit note."""
-
-    refund = fields.Nested(RefundRecord)
-    credit_note = fields.Nested(CreditNoteSchema)
-
-
 class PaymentSchema(Schema):
     id = fields.UUID()
     customer_id = fields.UUID()
@@ -678,7 +678,6 @@ class InvoiceRow(Schema):
     status = Text()
     purpose = Text()
     total = fields.Nested(MoneySchema)
-    currency = Currency()
     issued_at = fields.DateTime()
     due_date = fields.Date()
 
@@ -688,7 +687,7 @@ class InvoiceList(_Page):
 
 
 class PaymentRow(PaymentSchema):
-    currency = Currency()
+    """A payment as the lists show it."""
 
 
 class PaymentList(_Page):
@@ -702,7 +701,6 @@ class CommissionRow(Schema):
     invoice_id = fields.UUID()
     program = Text()
     amount = fields.Nested(MoneySchema)
-    currency = Currency()
     status = Text()
     earned_at = fields.DateTime()
     matures_at = fields.DateTime()
@@ -717,7 +715,6 @@ class ExpenseRow(Schema):
     customer_id = fields.UUID()
     kind = Text()
     amount = fields.Nested(MoneySchema)
-    currency = Currency()
     reference = Text(allow_none=True)
     at = fields.DateTime()
 
@@ -733,7 +730,6 @@ class UnmatchedPayment(Schema):
     event_id = Text()
     reference = Text()
     amount = fields.Nested(MoneySchema)
-    currency = Currency()
     invoice_ref = Text(allow_none=True)
     received_at = fields.DateTime()
 
@@ -751,7 +747,6 @@ class CreditNoteRow(Schema):
     refund_id = fields.UUID()
     to = Text()
     total = fields.Nested(MoneySchema)
-    currency = Currency()
     issued_at = fields.DateTime()
 
 
@@ -766,7 +761,6 @@ class RefundRow(Schema):
     invoice_number = Text()
     credit_note_number = Text()
     amount = fields.Nested(MoneySchema)
-    currency = Currency()
     to = Text()
     processor = Text(allow_none=True)
     status = Text()
@@ -895,12 +889,31 @@ class ServiceList(_Page):
     items = fields.List(fields.Nested(ServiceSchema))
 
 
+class OrderItemAddon(Schema):
+    id = fields.UUID()
+    name = Text()
+    price = fields.Nested(MoneySchema)
+    setup_fee = fields.Nested(MoneySchema)
+
+
+class OrderItemAnswer(Schema):
+    """An ordered item as it was priced."""
+
+    product_id = fields.UUID()
+    name = Text()
+    billing_cycle = Text()
+    price = fields.Nested(MoneySchema)
+    setup_fee = fields.Nested(MoneySchema)
+    project_id = fields.UUID(allow_none=True)
+    addons = fields.List(fields.Nested(OrderItemAddon))
+
+
 class OrderSchema(Schema):
     id = fields.UUID()
     customer_id = fields.UUID()
     status = Text()
     invoice_id = fields.UUID()
-    items = fields.List(fields.Dict(keys=Text(), values=Json()))
+    items = fields.List(fields.Nested(OrderItemAnswer))
     total = fields.Nested(MoneySchema)
     placed_at = fields.DateTime()
 

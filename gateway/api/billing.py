@@ -22,7 +22,6 @@ from gateway.schemas import (
     CreditNoteSchema,
     ExpenseList,
     InvoiceList,
-    InvoiceRefunded,
     InvoiceSchema,
     PaymentList,
     PaymentSchema,
@@ -124,7 +123,8 @@ class BillingRoutes:
         status=201,
         roles=("admin", "billing"),
         tags=("billing",),
-        summary="issue an invoice by hand",
+        summary="issue an invoice by hand (its lines' unit prices are money in one currency,"
+        " the customer's account's)",
     )
     def issue_invoice(self, call: Call):
         return call.services.billing.issue_invoice(
@@ -182,7 +182,7 @@ class BillingRoutes:
         body=billing.AddFunds,
         status=201,
         tags=("client",),
-        summary="an invoice to add funds to your account",
+        summary="an invoice to add funds to your account (money in its currency)",
     )
     def add_funds(self, call: Call):
         customer = call.services.customers.get_customer(call.customer_id)
@@ -306,12 +306,14 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/invoices/<uuid:invoice_id>/refund",
-        response=InvoiceRefunded,
+        response=RefundRecord,
         body=billing.Refund,
+        status=201,
         roles=("admin", "billing"),
         tags=("billing",),
-        summary="refund a paid invoice, fully or in part, to the personal account or through "
-        "the processor, with a credit note (Idempotency-Key accepted)",
+        summary="refund a paid invoice, fully or in part (`amount` money in the invoice's "
+        "currency), to the personal account or through the processor, with a credit note; "
+        "answers the refund (Idempotency-Key accepted)",
     )
     def refund_invoice(self, call: Call):
         return call.services.billing.refund_invoice(
@@ -349,7 +351,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/refunds/<uuid:refund_id>/retry",
-        response=InvoiceRefunded,
+        response=RefundRecord,
         roles=("admin", "billing"),
         tags=("billing",),
         summary="send a failed processor refund again (it is never paid out twice)",
@@ -441,7 +443,7 @@ class BillingRoutes:
         status=201,
         roles=("admin", "billing"),
         tags=("billing",),
-        summary="correct the personal account (signed amount, with a reason)",
+        summary="correct the personal account (signed money in its currency, with a reason)",
     )
     def correct_balance(self, call: Call):
         customer = call.services.customers.get_customer(str(call.path["customer_id"]))

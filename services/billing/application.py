@@ -221,7 +221,7 @@ class Billing(Refunds, HostledgerApplication):
     ) -> PersonalAccount:
         """A staff correction: credit (amount > 0) or debit (amount < 0), with its reason."""
         if amount == 0:
-            raise ValidationFailed("A correction is not zero.", {"amount": ["Not zero."]})
+            raise ValidationFailed("A correction is not zero.", {"amount.amount": ["Not zero."]})
 
         def attempt() -> PersonalAccount:
             account = self.account(customer_id, currency)
@@ -469,7 +469,7 @@ class Billing(Refunds, HostledgerApplication):
                 if invoice.currency != amount.currency:
                     raise ValidationFailed(
                         "The payment's currency is not the invoice's.",
-                        {"amount": ["Use the invoice's currency."]},
+                        {"amount.currency": [f"Not the invoice's currency ({invoice.currency})."]},
                     )
                 try:
                     invoice.mark_paid(source=method, reference=reference, at=now)
@@ -750,7 +750,9 @@ def _row(r: dict) -> dict:
         elif hasattr(value, "isoformat"):
             value = value.isoformat()
         out[key] = value
+    # money as money: the currency inside each amount, never beside it
+    currency = out.pop("currency", None)
     for money in ("total", "amount"):
         if money in out:
-            out[money] = {"amount": out[money], "currency": out["currency"]}
+            out[money] = {"amount": out[money], "currency": currency}
     return out

@@ -254,15 +254,9 @@ class Refunds:
         return note
 
     def refund_answer(self, refund_id: UUID) -> dict:
-        """What a refund request answers: the invoice as it now is, the refund, the note."""
-        from services.billing.application import invoice_view
-
-        refund = self.refund(refund_id)
-        return dict(
-            invoice_view(self.invoice(refund.invoice_id)),
-            refund=refund_view(refund),
-            credit_note=credit_note_view(self.credit_note(refund.credit_note_id)),
-        )
+        """What a refund request (or its retry) answers: the refund as it now is (its
+        credit note and invoice by id and number)."""
+        return refund_view(self.refund(refund_id))
 
     def _credit_note_series(self, project_id) -> InvoiceSeries:
         key = str(project_id or "default")

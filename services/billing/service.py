@@ -54,6 +54,12 @@ def _plain(rule: dict) -> dict:
     }
 
 
+def _same_currency(money: dict, currency: str, field: str, whose: str) -> None:
+    """400 naming `<field>.currency` unless `money` is in `currency`."""
+    if money["currency"] != currency:
+        raise invalid(f"{field}.currency", f"Not {whose} currency ({currency}).")
+
+
 def _processors() -> dict:
     """The payment processors configured in this process, by name."""
     cfg = settings()
@@ -146,14 +152,15 @@ class BillingService(ServiceBase):
         if purpose not in ("manual", "order", "renewal"):
             raise ValidationFailed(f"Unknown invoice purpose {purpose!r}.")
         data = load(contract.IssueInvoice, payload)
+        currency = contract.invoice_currency(data)
         discounts = self.customers.discounts_for(str(data["customer_id"]))
         discounts += data["extra_discounts"]
 
         def issue() -> dict:
             return self.app.issue_invoice(
                 data["customer_id"],
-                data["currency"],
-                data["lines"],
+                currency,
+                contract.plain_lines(data["lines"]),
                 purpose=purpose,
                 due_days=data["due_days"],
                 discounts=discounts,
@@ -169,19 +176,35 @@ class BillingService(ServiceBase):
         try:
             return issue()
         except NotFound:
+            self._account_currency(data["customer_id"], currency, "lines.0.unit_price")
             raise invalid(
-                "customer_id", f"No such customer with a personal account in {data['currency']}."
+                "customer_id", f"No such customer with a personal account in {currency}."
             ) from None
+
+    def _account_currency(self, customer_id, currency: str, field: str) -> None:
+        """400 naming `<field>.currency` when the customer's personal account is in another
+        currency than the money given for it."""
+        held = [a.currency for a in self.app.accounts_of(_uuid(customer_id, "customer"))]
+        if held and currency not in held:
+            raise invalid(
+                f"{field}.currency", f"Not the personal account's currency ({', '.join(held)})."
+            )
 
     @rpc
     def add_funds_invoice(
         self, customer_id: str, currency: str, payload: dict, idempotency_key: str | None = None
     ) -> dict:
         data = load(contract.AddFunds, payload)
+        _same_currency(data["amount"], currency, "amount", "the personal account's")
         return self.app.issue_invoice(
             _uuid(customer_id, "customer"),
             currency,
-            [{"description": "Add funds to the personal account", "unit_price": data["amount"]}],
+            [
+                {
+                    "description": "Add funds to the personal account",
+                    "unit_price": data["amount"]["amount"],
+                }
+            ],
             purpose="add_funds",
             idempotency_key=f"{customer_id}:{idempotency_key}" if idempotency_key else None,
             request=payload,
@@ -215,15 +238,20 @@ class BillingService(ServiceBase):
     def record_payment(self, payload: dict, idempotency_key: str | None = None) -> dict:
         data = load(contract.RecordPayment, payload)
         amount = Money(data["amount"]["amount"], data["amount"]["currency"])
-        return self.app.record_payment(
-            data["customer_id"],
-            amount,
-            data["method"],
-            data["reference"],
-            data.get("invoice_id"),
-            idempotency_key,
-            payload,
-        )
+        try:
+            return self.app.record_payment(
+                data["customer_id"],
+                amount,
+                data["method"],
+                data["reference"],
+                data.get("invoice_id"),
+                idempotency_key,
+                payload,
+            )
+        except ValidationFailed as exc:
+            if "customer_id" in (exc.fields or {}):  # no account in that currency: another?
+                self._account_currency(data["customer_id"], amount.currency, "amount")
+            raise
 
     @rpc
     def processor_webhook(self, processor: str, headers: dict, body: str) -> dict:
@@ -253,13 +281,15 @@ class BillingService(ServiceBase):
         self, invoice_id: str, payload: dict, idempotency_key: str | None = None
     ) -> dict:
         """Refund a paid invoice, fully or in part, to the personal account or out through
-        the processor that took the payment; answers the invoice with `refund` and
-        `credit_note`."""
+        the processor that took the payment; answers the refund."""
         data = load(contract.Refund, payload)
+        invoice = self.app.invoice(_uuid(invoice_id, "invoice"))
+        if data["amount"] is not None:
+            _same_currency(data["amount"], invoice.currency, "amount", "the invoice's")
         return self.app.refund_invoice(
-            _uuid(invoice_id, "invoice"),
+            invoice.id,
             data["reason"],
-            data["amount"],
+            data["amount"]["amount"] if data["amount"] is not None else None,
             data["to"],
             _processors(),
             idempotency_key,
@@ -297,8 +327,9 @@ class BillingService(ServiceBase):
     @rpc
     def correct_balance(self, customer_id: str, currency: str, payload: dict) -> dict:
         data = load(contract.Correction, payload)
+        _same_currency(data["amount"], currency, "amount", "the personal account's")
         account = self.app.correct_balance(
-            _uuid(customer_id, "customer"), currency, data["amount"], data["reason"]
+            _uuid(customer_id, "customer"), currency, data["amount"]["amount"], data["reason"]
         )
         return self.app.account_view(account)
 

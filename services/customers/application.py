@@ -447,16 +447,15 @@ class Customers(HostledgerApplication):
 
     def create_discount(self, data: dict) -> Discount:
         errors: dict = {}
+        money = data.get("amount")  # {"amount", "currency"}
         if data["kind"] == "percentage":
             if data.get("percent") is None:
                 errors["percent"] = ["A percentage discount needs its percent."]
-            for f in ("amount", "currency"):
-                if data.get(f) is not None:
-                    errors[f] = ["Only for a fixed discount."]
+            if money is not None:
+                errors["amount"] = ["Only for a fixed discount."]
         else:
-            for f in ("amount", "currency"):
-                if data.get(f) is None:
-                    errors[f] = ["A fixed discount needs its amount and currency."]
+            if money is None:
+                errors["amount"] = ["A fixed discount needs its amount (money)."]
             if data.get("percent") is not None:
                 errors["percent"] = ["Only for a percentage discount."]
         if (data.get("customer_id") is None) == (data.get("group_id") is None):
@@ -473,14 +472,16 @@ class Customers(HostledgerApplication):
             found = self._refer(data["customer_id"], Customer, "customer", "customer_id")
             if found.deleted:
                 raise invalid("customer_id", "No such customer.")
+            if money is not None and money["currency"] != found.currency:
+                raise invalid("amount.currency", f"Not the customer's currency ({found.currency}).")
         if data.get("group_id"):
             self._refer(data["group_id"], CustomerGroup, "group", "group_id")
         discount = Discount(
             name=data["name"],
             kind=data["kind"],
             percent=str(data["percent"]) if data.get("percent") is not None else None,
-            amount=data.get("amount"),
-            currency=data.get("currency"),
+            amount=money["amount"] if money else None,
+            currency=money["currency"] if money else None,
             customer_id=data.get("customer_id"),
             group_id=data.get("group_id"),
             product_ids=list(data.get("product_ids") or []),

@@ -123,8 +123,8 @@ class Orders(HostledgerApplication):
             code=data["code"].upper(),
             kind=data["kind"],
             percent=str(data["percent"]) if data.get("percent") is not None else None,
-            amount=data.get("amount"),
-            currency=data.get("currency"),
+            amount=data["amount"]["amount"] if data.get("amount") else None,
+            currency=data["amount"]["currency"] if data.get("amount") else None,
             product_ids=[str(p) for p in data.get("product_ids") or []],
             expires_at=data.get("expires_at"),
             max_uses=data.get("max_uses"),
@@ -135,8 +135,9 @@ class Orders(HostledgerApplication):
             raise Conflict("This promo code exists.", {"code": ["Taken."]}) from None
         return promo
 
-    def usable_promo(self, code: str) -> PromoCode:
-        """The promo code, if it can be used now; 400 naming `promo_code` otherwise."""
+    def usable_promo(self, code: str, currency: str | None = None) -> PromoCode:
+        """The promo code, if it can be used now (a fixed one: on an order in its currency);
+        400 naming `promo_code` otherwise."""
         try:
             promo = self.repository.get(PromoCode.id_for(code))
         except AggregateNotFoundError:
@@ -145,13 +146,16 @@ class Orders(HostledgerApplication):
             promo.check_usable(clock.now())
         except PromoNotUsable as exc:
             raise ValidationFailed(str(exc), {"promo_code": [str(exc)]}) from None
+        if currency is not None and promo.currency is not None and promo.currency != currency:
+            message = f"The promo code {promo.code} is for orders in {promo.currency}."
+            raise ValidationFailed(message, {"promo_code": [message]})
         return promo
 
-    def reserve_promo(self, code: str) -> PromoCode:
+    def reserve_promo(self, code: str, currency: str | None = None) -> PromoCode:
         """Count one use now (released if the order then fails); never more than max_uses."""
 
         def attempt() -> PromoCode:
-            promo = self.usable_promo(code)
+            promo = self.usable_promo(code, currency)
             promo.reserve(clock.now())
             self.save(promo)
             return promo
@@ -222,15 +226,20 @@ class Orders(HostledgerApplication):
         return priced
 
     @staticmethod
-    def invoice_lines(priced: list[dict]) -> list[dict]:
-        """The first invoice: per item its first period, then each add-on's, then setup fees."""
+    def invoice_lines(priced: list[dict], currency: str) -> list[dict]:
+        """The first invoice: per item its first period, then each add-on's, then setup fees
+        (unit prices as money in the order's currency)."""
+
+        def money(amount: int) -> dict:
+            return {"amount": amount, "currency": currency}
+
         lines = []
         for item in priced:
             lines.append(
                 {
                     "description": f"{item['name']} ({item['billing_cycle']})",
                     "product_id": item["product_id"],
-                    "unit_price": item["price"],
+                    "unit_price": money(item["price"]),
                     "period": item["billing_cycle"],
                 }
             )
@@ -239,7 +248,7 @@ class Orders(HostledgerApplication):
                     {
                         "description": f"{item['name']}: {addon['name']} ({item['billing_cycle']})",
                         "product_id": item["product_id"],
-                        "unit_price": addon["price"],
+                        "unit_price": money(addon["price"]),
                         "period": item["billing_cycle"],
                     }
                 )
@@ -248,7 +257,7 @@ class Orders(HostledgerApplication):
                     {
                         "description": f"{item['name']}: setup",
                         "product_id": item["product_id"],
-                        "unit_price": item["setup_fee"],
+                        "unit_price": money(item["setup_fee"]),
                     }
                 )
             for addon in item.get("addons") or []:
@@ -257,7 +266,7 @@ class Orders(HostledgerApplication):
                         {
                             "description": f"{item['name']}: {addon['name']}: setup",
                             "product_id": item["product_id"],
-                            "unit_price": addon["setup_fee"],
+                            "unit_price": money(addon["setup_fee"]),
                         }
                     )
         return lines
@@ -266,11 +275,15 @@ class Orders(HostledgerApplication):
     def renewal_lines(service: Service) -> list[dict]:
         """The next period of a service and of each of its add-ons, at the prices ordered."""
         period = service.next_due_date
+
+        def money(amount: int) -> dict:
+            return {"amount": amount, "currency": service.currency}
+
         lines = [
             {
                 "description": f"{service.name} ({service.billing_cycle})",
                 "product_id": str(service.product_id),
-                "unit_price": service.price,
+                "unit_price": money(service.price),
                 "period": period,
             }
         ]
@@ -279,7 +292,7 @@ class Orders(HostledgerApplication):
                 {
                     "description": f"{service.name}: {addon['name']} ({service.billing_cycle})",
                     "product_id": str(service.product_id),
-                    "unit_price": addon["price"],
+                    "unit_price": money(addon["price"]),
                     "period": period,
                 }
             )
@@ -726,13 +739,38 @@ def service_view(s: Service) -> dict:
     }
 
 
+def order_item_view(item: dict, currency: str) -> dict:
+    """An ordered item as priced then, every amount as money (never how it is set up)."""
+
+    def money(amount) -> dict:
+        return {"amount": amount or 0, "currency": currency}
+
+    return {
+        "product_id": item["product_id"],
+        "name": item["name"],
+        "billing_cycle": item["billing_cycle"],
+        "price": money(item["price"]),
+        "setup_fee": money(item.get("setup_fee")),
+        "project_id": item.get("project_id"),
+        "addons": [
+            {
+                "id": a["id"],
+                "name": a["name"],
+                "price": money(a["price"]),
+                "setup_fee": money(a.get("setup_fee")),
+            }
+            for a in item.get("addons") or []
+        ],
+    }
+
+
 def order_view(o: Order) -> dict:
     return {
         "id": str(o.id),
         "customer_id": str(o.customer_id),
         "status": o.status,
         "invoice_id": str(o.invoice_id),
-        "items": o.items,
+        "items": [order_item_view(i, o.currency) for i in o.items],
         "total": {"amount": o.total, "currency": o.currency},
         "placed_at": isoformat(o.placed_at),
     }

@@ -120,7 +120,7 @@ class OrdersService(ServiceBase):
         """The items priced from the catalog, changing nothing: 400 naming a bad item."""
         data = load(contract.PlaceOrder, payload)
         if data.get("promo_code"):
-            self.app.usable_promo(data["promo_code"])
+            self.app.usable_promo(data["promo_code"], currency)
         return self.app.price_order(data["items"], currency)
 
     # -- orders ------------------------------------------------------------------------------
@@ -145,14 +145,13 @@ class OrdersService(ServiceBase):
             return earlier
         priced = self.app.price_order(data["items"], currency)
         code = data.get("promo_code")
-        promo = self.app.reserve_promo(code) if code else None
+        promo = self.app.reserve_promo(code, currency) if code else None
         invoice_key = f"order:{idempotency_key or uuid.uuid4()}"
         try:
             invoice = self.billing.issue_invoice(
                 {
                     "customer_id": str(customer),
-                    "currency": currency,
-                    "lines": self.app.invoice_lines(priced),
+                    "lines": self.app.invoice_lines(priced, currency),
                     "extra_discounts": [promo.as_discount()] if promo else [],
                 },
                 invoice_key,
@@ -285,7 +284,6 @@ class OrdersService(ServiceBase):
         return self.billing.issue_invoice.call_async(
             {
                 "customer_id": str(s.customer_id),
-                "currency": s.currency,
                 "lines": self.app.renewal_lines(s),
                 "due_days": max(0, (date.fromisoformat(s.next_due_date) - today).days),
             },

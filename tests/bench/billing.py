@@ -85,8 +85,9 @@ def invoices(
         def issue():
             body = {
                 "customer_id": customer_id,
-                "currency": CURRENCY,
-                "lines": [{"description": "x", "unit_price": 100}],
+                "lines": [
+                    {"description": "x", "unit_price": {"amount": 100, "currency": CURRENCY}}
+                ],
             }
             t0 = time.perf_counter()
             r = session.post(url, json=body, timeout=60)

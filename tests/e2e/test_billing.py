@@ -31,6 +31,10 @@ def _pay_in(stack, customer_id, amount, key=None, invoice_id=None):
     )
 
 
+def _eur(amount):
+    return {"amount": amount, "currency": "EUR"}
+
+
 def _invoice(stack, customer_id, amount, description="Hosting plan"):
     r = stack.http(
         "POST",
@@ -38,12 +42,11 @@ def _invoice(stack, customer_id, amount, description="Hosting plan"):
         stack.admin_token,
         json={
             "customer_id": customer_id,
-            "currency": "EUR",
             "lines": [
                 {
                     "description": description,
                     "quantity": 1,
-                    "unit_price": amount,
+                    "unit_price": {"amount": amount, "currency": "EUR"},
                     "period": "2026-12",
                 }
             ],
@@ -258,11 +261,16 @@ def test_tenant_isolation_on_billing_routes(stack):
 
 def test_add_funds_invoice_and_bad_input(stack):
     customer, token = _customer_with_account(stack)
-    r = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 2500})
+    r = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": _eur(2500)})
     assert r.status_code == 201, r.text
     assert r.json()["purpose"] == "add_funds" and r.json()["total"]["amount"] == 2500
-    r = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 12.5})
-    assert r.status_code == 400 and "amount" in r.json()["error"]["fields"]
+    r = stack.http(
+        "POST",
+        "/api/v1/client/account/funds",
+        token,
+        json={"amount": {"amount": 12.5, "currency": "EUR"}},
+    )
+    assert r.status_code == 400 and "amount.amount" in r.json()["error"]["fields"]
     r = stack.http("GET", "/api/v1/client/account", token, params={"at": "last tuesday"})
     assert r.status_code == 400 and "at" in r.json()["error"]["fields"]
     r = _pay_in(stack, customer["id"], -5)
@@ -371,8 +379,12 @@ def test_refund_returns_the_money_to_the_account(stack):
         stack.admin_token,
         json={"reason": "service not delivered"},
     )
-    assert r.status_code == 200, r.text
-    assert r.json()["status"] == "refunded"
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "completed" and r.json()["amount"] == _eur(800)
+    assert (
+        stack.http("GET", f"/api/v1/client/invoices/{invoice['id']}", token).json()["status"]
+        == "refunded"
+    )
     account = _balance(stack, token)
     assert account["balance"]["amount"] == 800
     assert account["entries"][-1]["kind"] == "refund"
@@ -388,13 +400,17 @@ def test_refund_returns_the_money_to_the_account(stack):
 def test_corrections_need_a_reason_and_keep_the_balance_explainable(stack):
     customer, token = _customer_with_account(stack)
     path = f"/api/v1/staff/customers/{customer['id']}/account/corrections"
-    r = stack.http("POST", path, stack.admin_token, json={"amount": 500})
+    r = stack.http("POST", path, stack.admin_token, json={"amount": _eur(500)})
     assert r.status_code == 400 and "reason" in r.json()["error"]["fields"]
-    r = stack.http("POST", path, stack.admin_token, json={"amount": 500, "reason": "goodwill"})
+    r = stack.http(
+        "POST", path, stack.admin_token, json={"amount": _eur(500), "reason": "goodwill"}
+    )
     assert r.status_code == 201, r.text
-    r = stack.http("POST", path, stack.admin_token, json={"amount": -700, "reason": "too much"})
+    r = stack.http(
+        "POST", path, stack.admin_token, json={"amount": _eur(-700), "reason": "too much"}
+    )
     assert r.status_code == 409
-    r = stack.http("POST", path, stack.admin_token, json={"amount": -200, "reason": "fee"})
+    r = stack.http("POST", path, stack.admin_token, json={"amount": _eur(-200), "reason": "fee"})
     assert r.status_code == 201
     account = _balance(stack, token)
     assert account["balance"]["amount"] == 300
@@ -404,7 +420,8 @@ def test_corrections_need_a_reason_and_keep_the_balance_explainable(stack):
     ]
     _, support = stack.staff_member("support")
     assert (
-        stack.http("POST", path, support, json={"amount": 1, "reason": "nope"}).status_code == 403
+        stack.http("POST", path, support, json={"amount": _eur(1), "reason": "nope"}).status_code
+        == 403
     )
 
 
@@ -526,8 +543,7 @@ def test_discounts_of_the_customer_and_its_groups_apply_per_line(stack):
         {
             "name": "Loyalty 3 EUR",
             "kind": "fixed",
-            "amount": 300,
-            "currency": "EUR",
+            "amount": _eur(300),
             "customer_id": customer["id"],
             "product_ids": [product],
         },
@@ -549,10 +565,9 @@ def test_discounts_of_the_customer_and_its_groups_apply_per_line(stack):
             stack.admin_token,
             json={
                 "customer_id": customer["id"],
-                "currency": "EUR",
                 "lines": [
-                    {"description": "VPS", "product_id": product, "unit_price": 2000},
-                    {"description": "Backup", "unit_price": 1000},
+                    {"description": "VPS", "product_id": product, "unit_price": _eur(2000)},
+                    {"description": "Backup", "unit_price": _eur(1000)},
                 ],
             },
         )
@@ -645,8 +660,7 @@ def test_invoice_creation_takes_an_idempotency_key(stack):
     key = uuid.uuid4().hex
     body = {
         "customer_id": customer["id"],
-        "currency": "EUR",
-        "lines": [{"description": "Domain", "unit_price": 1200}],
+        "lines": [{"description": "Domain", "unit_price": _eur(1200)}],
     }
     headers = {"Idempotency-Key": key}
     first = stack.http(
@@ -661,7 +675,7 @@ def test_invoice_creation_takes_an_idempotency_key(stack):
         "POST",
         "/api/v1/staff/invoices",
         stack.admin_token,
-        json=dict(body, lines=[{"description": "x", "unit_price": 1}]),
+        json=dict(body, lines=[{"description": "x", "unit_price": _eur(1)}]),
         headers=headers,
     )
     assert other.status_code == 409
@@ -670,7 +684,7 @@ def test_invoice_creation_takes_an_idempotency_key(stack):
             "POST",
             "/api/v1/client/account/funds",
             token,
-            json={"amount": 500},
+            json={"amount": _eur(500)},
             headers={"Idempotency-Key": key},
         ).json()["id"]
         for _ in range(2)

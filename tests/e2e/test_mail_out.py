@@ -36,8 +36,13 @@ def issue_invoice(stack, customer_id: str, amount: int = 1500) -> dict:
         stack.admin_token,
         json={
             "customer_id": customer_id,
-            "currency": "EUR",
-            "lines": [{"description": "Hosting", "quantity": 1, "unit_price": amount}],
+            "lines": [
+                {
+                    "description": "Hosting",
+                    "quantity": 1,
+                    "unit_price": {"amount": amount, "currency": "EUR"},
+                }
+            ],
         },
     )
     assert r.status_code == 201, r.text

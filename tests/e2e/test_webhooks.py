@@ -36,7 +36,12 @@ def _send(stack, event, secret=STRIPE_SECRET, timestamp=None, signature=None):
 
 def test_bad_signatures_are_401_and_change_nothing(stack):
     _, token = _customer_with_account(stack)
-    funds = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 3000}).json()
+    funds = stack.http(
+        "POST",
+        "/api/v1/client/account/funds",
+        token,
+        json={"amount": {"amount": 3000, "currency": "EUR"}},
+    ).json()
     event = _event(funds["id"], 3000)
     for response in (
         _send(stack, event, signature=False),
@@ -55,7 +60,12 @@ def test_bad_signatures_are_401_and_change_nothing(stack):
 
 def test_add_funds_paid_through_stripe_once(stack):
     _, token = _customer_with_account(stack)
-    funds = stack.http("POST", "/api/v1/client/account/funds", token, json={"amount": 3000}).json()
+    funds = stack.http(
+        "POST",
+        "/api/v1/client/account/funds",
+        token,
+        json={"amount": {"amount": 3000, "currency": "EUR"}},
+    ).json()
     event = _event(funds["id"], 3000)
     first = _send(stack, event)
     assert first.status_code == 200, first.text

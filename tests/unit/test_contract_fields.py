@@ -217,8 +217,7 @@ def test_page_bounds_keep_the_offset_small():
 def _invoice(**changes):
     body = {
         "customer_id": "7b1e2d6c-98c0-4b41-9d5a-2f0a4f8d2a11",
-        "currency": "EUR",
-        "lines": [{"description": "Hosting", "unit_price": 1000}],
+        "lines": [{"description": "Hosting", "unit_price": {"amount": 1000, "currency": "EUR"}}],
     }
     body.update(changes)
     return body
@@ -269,7 +268,15 @@ def test_an_extra_discount_loads_in_the_shape_billing_applies():
 def test_invoice_lines_are_bounded():
     with pytest.raises(ValidationError) as info:
         billing.IssueInvoice().load(
-            _invoice(lines=[{"description": "x", "unit_price": 1, "quantity": 10**6}])
+            _invoice(
+                lines=[
+                    {
+                        "description": "x",
+                        "unit_price": {"amount": 1, "currency": "EUR"},
+                        "quantity": 10**6,
+                    }
+                ]
+            )
         )
     assert "lines" in info.value.messages
 
@@ -279,10 +286,10 @@ def test_invoice_lines_are_bounded():
 
 def test_openapi_shows_the_field_types_with_numeric_bounds():
     spec = APISpec("t", "1", "3.0.3", plugins=[MarshmallowPlugin()])
-    spec.components.schema("AddFunds", schema=billing.AddFunds)
+    spec.components.schema("Deposit", schema=billing.Deposit)
     spec.components.schema("RegisterCustomer", schema=customers.RegisterCustomer)
     schemas = spec.to_dict()["components"]["schemas"]
-    amount = schemas["AddFunds"]["properties"]["amount"]
+    amount = schemas["Deposit"]["properties"]["amount"]
     assert amount["type"] == "integer"
     assert amount["minimum"] == 100 and amount["maximum"] == MAX_AMOUNT
     assert isinstance(amount["maximum"], int)

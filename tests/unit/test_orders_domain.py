@@ -73,14 +73,16 @@ def test_first_invoice_and_renewal_lines_carry_each_addon():
             "addons": [{"id": BACKUP["id"], "name": "Backup", "price": 200, "setup_fee": 300}],
         }
     ]
-    lines = Orders.invoice_lines(priced)
-    assert [line["unit_price"] for line in lines] == [500, 200, 1000, 300]
+    lines = Orders.invoice_lines(priced, "EUR")
+    assert [line["unit_price"] for line in lines] == [
+        {"amount": a, "currency": "EUR"} for a in (500, 200, 1000, 300)
+    ]
     assert lines[1]["description"] == "VPS: Backup (monthly)"
     service = _service([{"id": BACKUP["id"], "name": "Backup", "price": 200}])
     renewal = Orders.renewal_lines(service)
     assert [(line["unit_price"], line["period"]) for line in renewal] == [
-        (500, "2026-03-31"),
-        (200, "2026-03-31"),
+        ({"amount": 500, "currency": service.currency}, "2026-03-31"),
+        ({"amount": 200, "currency": service.currency}, "2026-03-31"),
     ]
 
 
