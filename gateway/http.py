@@ -14,6 +14,16 @@ objects at most MAX_JSON_DEPTH deep (and is at most MAX_BODY_BYTES long); query
 parameters and path values are text without control characters or lone surrogates (a
 400 naming the one at fault); every error body has `fields` (`{}` when no field is at
 fault).
+
+Idempotency-Key (API.md): a route declared `idempotent=True` (creates something or moves
+money) honours the header: the same key with the same request answers the first answer
+again (same status, nothing done twice), with another request a 409. The key is bound
+to the caller here, in one place (`staff:<id>|key`, `client:<customer id>|key`,
+`public|key`), so one caller's key never meets another's. Such a route either passes
+`call.idempotency_key` on to a service command that keeps it with its own events
+(`idempotent="service"`), or lets this layer keep the first answer (`idempotent=True`:
+the key is claimed in the customers service before the route runs, so concurrent
+requests with one key run it once).
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from contracts.errors import (
+    Conflict,
     Forbidden,
     HostledgerError,
     TooLarge,
@@ -338,6 +349,8 @@ class Call:
     token: str | None = None
     # uploaded files of a multipart body: [{"filename", "content_type", "content": base64}]
     files: list = field(default_factory=list)
+    # the request's Idempotency-Key bound to the caller (idempotent routes only), or None
+    idempotency_key: str | None = None
 
     @property
     def customer_id(self) -> str:
@@ -376,11 +389,17 @@ class Route(HttpRequestHandler):
         summary: str = "",
         tags: tuple[str, ...] = (),
         files: bool = False,
+        idempotent: bool | str = False,
         **kwargs,
     ):
         """`roles`: staff roles allowed; `client`: a logged-in client may call it.
         With neither, the route is public. `files`: the body may also come as
-        multipart/form-data, the same fields plus files."""
+        multipart/form-data, the same fields plus files. `idempotent`: honours an
+        Idempotency-Key, True (this layer keeps the first answer) or "service" (the
+        route passes `call.idempotency_key` to a command that keeps it)."""
+        if idempotent not in (False, True, "service"):
+            raise ValueError(f"idempotent={idempotent!r}: False, True or 'service'")
+        self.idempotent = idempotent
         self.files = files
         self.body_schema = body
         self.query_schema = query
@@ -429,6 +448,10 @@ class Route(HttpRequestHandler):
                 call.query = self._load_query(request)
                 call.body = self._load_body(request)
                 call.files = getattr(request, "uploads", [])
+                if self.idempotent:
+                    call.idempotency_key = idempotency_key(request, call.principal)
+                if self.idempotent is True and call.idempotency_key:
+                    return self._run_once(service, method, call)
                 result = method(service, call)
         except HostledgerError as exc:
             return error_response(exc)
@@ -441,6 +464,37 @@ class Route(HttpRequestHandler):
         if isinstance(result, Response):
             return result
         return json_response(result, self.status)
+
+    def _run_once(self, service, method, call: Call) -> Response:
+        """Run the route once per Idempotency-Key: a repeat answers the first answer."""
+        customers = call.services.customers
+        key, digest = call.idempotency_key, request_digest(self, call)
+        stale = settings().rpc_timeout * 2
+        claim = customers.claim_request_key(key, digest, stale)
+        waited = 0.0
+        while claim["state"] == "busy":  # the first request with this key is running
+            if waited >= settings().rpc_timeout / 2:
+                raise Conflict(
+                    "A request with this Idempotency-Key is still being answered; "
+                    "try again in a moment.",
+                    {IDEMPOTENCY_HEADER: ["In use by a request still running."]},
+                )
+            eventlet.sleep(0.1)
+            waited += 0.1
+            claim = customers.claim_request_key(key, digest, stale)
+        if claim["state"] == "done":
+            return json_response(claim["answer"], claim["status"])
+        try:
+            result = method(service, call)
+        except BaseException:
+            customers.release_request_key(key, digest)
+            raise
+        if isinstance(result, Response):  # not JSON: not kept, the key may be used again
+            customers.release_request_key(key, digest)
+            return result
+        answer = json.loads(json.dumps(result, default=str))
+        customers.finish_request_key(key, digest, self.status, answer)
+        return json_response(answer, self.status)
 
     def _authenticate(self, call: Call) -> None:
         header = call.request.headers.get("Authorization", "")
@@ -560,6 +614,49 @@ class Route(HttpRequestHandler):
             return self.body_schema().load(data, partial=self.partial)
         except ValidationError as err:
             raise from_marshmallow(err) from None
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(request: Request, principal: dict | None) -> str | None:
+    """The request's Idempotency-Key bound to the caller, or None without one: the one
+    place a key is scoped, so no route can let one caller's key meet another's."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None or raw == "":
+        return None
+    problem = text_problem(raw)
+    if problem or len(raw) > MAX_IDEMPOTENCY_KEY:
+        problem = problem or f"At most {MAX_IDEMPOTENCY_KEY} characters."
+        raise ValidationFailed(
+            f"The {IDEMPOTENCY_HEADER} header is not valid: {problem}",
+            {IDEMPOTENCY_HEADER: [problem]},
+        )
+    if not principal:
+        caller = "public"
+    elif principal["kind"] == "staff":
+        caller = f"staff:{principal['staff_id']}"
+    else:
+        caller = f"client:{principal['customer_id']}"
+    return f"{caller}|{raw}"
+
+
+def request_digest(route: Route, call: Call) -> str:
+    """What identifies a request for its Idempotency-Key: the route, its path values,
+    the body as validated, and the files' contents."""
+    files = [
+        (f["filename"], f["content_type"], hashlib.sha256(f["content"].encode()).hexdigest())
+        for f in call.files
+    ]
+    request = {
+        "route": f"{route.method} {route.url}",
+        "path": call.path,
+        "body": call.body,
+        "files": files,
+    }
+    text = json.dumps(request, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 _BRACKETED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([A-Za-z0-9_.\-]+)\]$")

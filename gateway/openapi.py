@@ -115,6 +115,15 @@ ERROR_STATUSES = {
     "429": "rate_limited",
     "503": "unavailable: a service is down or did not answer in time (Retry-After)",
 }
+# on every route that creates something or moves money (API.md)
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "The same key with the same request answers the first answer again "
+    "(nothing is done twice); with another request, 409. Keys belong to the caller.",
+}
 # answers of a route besides its success and the errors: `/health` is 503 with its own
 # body when a service does not answer
 OTHER_ANSWERS = {"health": {"503": HealthSchema}}
@@ -170,6 +179,8 @@ def build(routes) -> dict:
         ]
         if r.query_schema is not None:
             parameters.append({"in": "query", "schema": r.query_schema})
+        if getattr(r, "idempotent", False):
+            parameters.append(IDEMPOTENCY_PARAMETER)
         if parameters:
             operation["parameters"] = parameters
         if r.body_schema is not None:

@@ -103,6 +103,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/payments",
+        idempotent="service",
         response=PaymentSchema,
         body=billing.RecordPayment,
         status=201,
@@ -111,13 +112,12 @@ class BillingRoutes:
         summary="record a payment (Idempotency-Key accepted)",
     )
     def record_payment(self, call: Call):
-        return call.services.billing.record_payment(
-            jsonable(call.body), call.request.headers.get("Idempotency-Key")
-        )
+        return call.services.billing.record_payment(jsonable(call.body), call.idempotency_key)
 
     @route(
         "POST",
         "/api/v1/staff/invoices",
+        idempotent="service",
         response=InvoiceSchema,
         body=billing.IssueInvoice,
         status=201,
@@ -127,9 +127,7 @@ class BillingRoutes:
         " the customer's account's)",
     )
     def issue_invoice(self, call: Call):
-        return call.services.billing.issue_invoice(
-            jsonable(call.body), call.request.headers.get("Idempotency-Key")
-        )
+        return call.services.billing.issue_invoice(jsonable(call.body), call.idempotency_key)
 
     @route(
         "GET",
@@ -177,6 +175,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/client/account/funds",
+        idempotent="service",
         response=InvoiceSchema,
         client=("billing",),
         body=billing.AddFunds,
@@ -190,7 +189,7 @@ class BillingRoutes:
             call.customer_id,
             customer["currency"],
             call.body,
-            call.request.headers.get("Idempotency-Key"),
+            call.idempotency_key,
         )
 
     @route(
@@ -219,6 +218,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/client/invoices/<uuid:invoice_id>/pay",
+        idempotent=True,
         response=InvoiceSchema,
         client=("billing",),
         tags=("client",),
@@ -268,6 +268,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/affiliate-programs",
+        idempotent=True,
         response=ProgramSchema,
         body=billing.AffiliateProgram,
         status=201,
@@ -293,6 +294,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/tax-rules",
+        idempotent=True,
         response=TaxRule,
         body=billing.AddTaxRule,
         status=201,
@@ -306,6 +308,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/invoices/<uuid:invoice_id>/refund",
+        idempotent="service",
         response=RefundRecord,
         body=billing.Refund,
         status=201,
@@ -319,7 +322,7 @@ class BillingRoutes:
         return call.services.billing.refund_invoice(
             str(call.path["invoice_id"]),
             jsonable(call.body),
-            call.request.headers.get("Idempotency-Key"),
+            call.idempotency_key,
         )
 
     @route(
@@ -438,6 +441,7 @@ class BillingRoutes:
     @route(
         "POST",
         "/api/v1/staff/customers/<uuid:customer_id>/account/corrections",
+        idempotent=True,
         response=AccountSchema,
         body=billing.Correction,
         status=201,

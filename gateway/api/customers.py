@@ -144,6 +144,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/customers",
+        idempotent="service",
         body=StaffRegisterCustomer,
         response=CustomerSchema,
         roles=("admin", "support"),
@@ -153,9 +154,7 @@ class CustomerRoutes:
     )
     def register_customer(self, call: Call):
         payload = dict(jsonable(call.body), registration_ip=call.address)
-        return call.services.customers.register_customer(
-            payload, call.request.headers.get("Idempotency-Key")
-        )
+        return call.services.customers.register_customer(payload, call.idempotency_key)
 
     @route(
         "GET",
@@ -259,6 +258,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/customer-groups",
+        idempotent=True,
         response=Group,
         body=contract.CreateGroup,
         status=201,
@@ -272,6 +272,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/projects",
+        idempotent=True,
         response=Project,
         body=contract.CreateProject,
         status=201,
@@ -300,6 +301,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/discounts",
+        idempotent=True,
         response=Discount,
         body=contract.CreateDiscount,
         status=201,
@@ -327,6 +329,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/staff/staff",
+        idempotent=True,
         response=StaffMember,
         body=contract.RegisterStaff,
         status=201,
@@ -443,6 +446,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/client/users",
+        idempotent=True,
         response=CustomerUser,
         client=("full",),
         body=contract.AddUser,
@@ -482,6 +486,7 @@ class CustomerRoutes:
     @route(
         "POST",
         "/api/v1/client/payers",
+        idempotent=True,
         response=Payer,
         client=("billing",),
         body=contract.AddPayer,

@@ -110,6 +110,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/client/tickets",
+        idempotent="service",
         response=TicketSchema,
         client=("support",),
         body=contract.OpenTicket,
@@ -124,7 +125,7 @@ class HelpdeskRoutes:
             jsonable(call.body),
             call.files,
             _user(call),
-            call.request.headers.get("Idempotency-Key"),
+            call.idempotency_key,
         )
 
     @route(
@@ -141,6 +142,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/client/tickets/<uuid:ticket_id>/replies",
+        idempotent=True,
         response=TicketSchema,
         client=("support",),
         body=contract.Reply,
@@ -200,6 +202,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/departments",
+        idempotent=True,
         response=Department,
         roles=("admin",),
         body=contract.DepartmentFields,
@@ -306,6 +309,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/tickets/<uuid:ticket_id>/replies",
+        idempotent=True,
         response=StaffTicket,
         roles=HELPDESK_STAFF,
         body=contract.StaffReply,
@@ -388,6 +392,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/reply-templates",
+        idempotent=True,
         response=ReplyTemplateAnswer,
         roles=HELPDESK_STAFF,
         body=contract.ReplyTemplate,
@@ -401,6 +406,7 @@ class HelpdeskRoutes:
     @route(
         "POST",
         "/api/v1/staff/messages",
+        idempotent="service",
         roles=HELPDESK_STAFF,
         body=contract.SendMessage,
         files=True,
@@ -415,7 +421,7 @@ class HelpdeskRoutes:
     )
     def send_message(self, call: Call):
         return call.services.helpdesk.send_message(
-            jsonable(call.body), call.files, call.request.headers.get("Idempotency-Key")
+            jsonable(call.body), call.files, call.idempotency_key
         )
 
     @route(

@@ -81,6 +81,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/orders",
+        idempotent="service",
         body=OrderRequest,
         response=OrderAnswer,
         status=201,
@@ -99,7 +100,7 @@ class OrderRoutes:
         # limited per address and per e-mail: the form makes accounts and sends mail
         call.services.customers.order_form_attempt(person["email"], call.address)
         items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
-        key = call.request.headers.get("Idempotency-Key")
+        key = call.idempotency_key
         # what identifies the request: the password stays out of the (stored) hash
         request = jsonable(
             dict(items, customer={k: v for k, v in person.items() if k != "password"})
@@ -150,6 +151,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/products",
+        idempotent=True,
         response=ProductSchema,
         body=ProductRequest,
         status=201,
@@ -189,6 +191,7 @@ class OrderRoutes:
     @route(
         "POST",
         "/api/v1/staff/promo-codes",
+        idempotent=True,
         response=Promo,
         body=orders_contract.CreatePromo,
         status=201,

@@ -60,6 +60,20 @@ class CustomersService(ServiceBase):
         request = {k: v for k, v in payload.items() if k not in ("registration_ip", "password")}
         return self.app.idempotent_answer("customer", idempotency_key, request)
 
+    # -- the gateway's Idempotency-Key answers (see services/infra/application.py) ---------
+
+    @rpc
+    def claim_request_key(self, key: str, request_hash: str, stale_seconds: float) -> dict:
+        return self.app.claim_request_key(key, request_hash, stale_seconds)
+
+    @rpc
+    def finish_request_key(self, key: str, request_hash: str, status: int, answer) -> None:
+        self.app.finish_request_key(key, request_hash, status, answer)
+
+    @rpc
+    def release_request_key(self, key: str, request_hash: str) -> None:
+        self.app.release_request_key(key, request_hash)
+
     @rpc
     def get_customer(self, customer_id: str) -> dict:
         return self.app.customer_view(self.app.get_customer(_uuid(customer_id)))

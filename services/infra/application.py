@@ -5,6 +5,15 @@
 - while an integration event is being consumed, the first save also writes the
   consumer's tracking record in the same transaction (and only one save is allowed);
 - `also`: extra SQL that must commit or roll back with the events (parking, ...).
+
+Idempotency-Key (API.md). The gateway hands every service a key already bound to the
+caller (`staff:<id>|<key>`, `client:<customer id>|<key>`, `public|<key>`), so one
+caller's key never meets another's. A command that keeps its key with its own events
+uses `idempotent_answer`/`idempotency_record` (atomic with the command). For every other
+route that creates something, the gateway keeps the first answer in `request_keys`
+(the customers service's database) through `claim_request_key` / `finish_request_key`
+/ `release_request_key`: one claim per key, so two concurrent requests with one key run
+the command once.
 """
 
 from __future__ import annotations
@@ -33,6 +42,17 @@ class HostledgerRecorder(PostgresProcessRecorder):
     def record_alone(self, tracking=None, also: list | None = None) -> None:
         """Write a tracking record and/or extra SQL with no events, atomically."""
         self.insert_events([], tracking=tracking, also=also or [])
+
+
+REQUEST_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS request_keys (
+    key text PRIMARY KEY,
+    request_hash text NOT NULL,
+    status integer,
+    answer jsonb,
+    claimed_at timestamptz NOT NULL
+)
+"""
 
 
 class OneSavePerEvent(RuntimeError):
@@ -91,6 +111,7 @@ class HostledgerApplication(Application):
         with self.datastore.transaction(commit=True) as curs:
             # every service can list its parked events, whether it consumes any or not
             curs.execute(PARKED_TABLE)
+            curs.execute(REQUEST_KEYS_TABLE)
             for statement in self.schema_statements:
                 curs.execute(statement)
 
@@ -145,6 +166,70 @@ class HostledgerApplication(Application):
         return IdempotencyKey(
             scope=scope, key=key, request_hash=request_hash(request), answer=answer
         )
+
+    # -- the gateway's first answers to an Idempotency-Key (routes without their own) --
+
+    def claim_request_key(self, key: str, request_hash: str, stale_seconds: float) -> dict:
+        """Claim `key` for a request: `{"state": "new"}` (run it, then finish or release),
+        `{"state": "done", "status", "answer"}` (the first answer), or `{"state": "busy"}`
+        (the first request is still being answered). 409 when the key came with another
+        request. A claim older than `stale_seconds` with no answer was abandoned (its
+        gateway died): it is taken over."""
+        from contracts.errors import Conflict
+        from services.infra.clock import now
+
+        at = now()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO request_keys (key, request_hash, claimed_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key",
+                (key, request_hash, at),
+            )
+            if curs.fetchone() is not None:
+                return {"state": "new"}
+            curs.execute(
+                "SELECT request_hash, status, answer, claimed_at FROM request_keys "
+                "WHERE key = %s FOR UPDATE",
+                (key,),
+            )
+            row = curs.fetchone()
+            if row is None:  # released meanwhile: claim it now
+                curs.execute(
+                    "INSERT INTO request_keys (key, request_hash, claimed_at) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING RETURNING key",
+                    (key, request_hash, at),
+                )
+                return {"state": "new" if curs.fetchone() is not None else "busy"}
+            if row["request_hash"] != request_hash:
+                raise Conflict(
+                    "This Idempotency-Key was used with a different request.",
+                    {"Idempotency-Key": ["Already used for another request."]},
+                )
+            if row["status"] is not None:
+                return {"state": "done", "status": row["status"], "answer": row["answer"]}
+            if (at - row["claimed_at"]).total_seconds() > stale_seconds:
+                curs.execute("UPDATE request_keys SET claimed_at = %s WHERE key = %s", (at, key))
+                return {"state": "new"}
+            return {"state": "busy"}
+
+    def finish_request_key(self, key: str, request_hash: str, status: int, answer) -> None:
+        """Keep the first answer to a claimed key."""
+        import json
+
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE request_keys SET status = %s, answer = %s::jsonb "
+                "WHERE key = %s AND request_hash = %s AND status IS NULL",
+                (status, json.dumps(answer, default=str), key, request_hash),
+            )
+
+    def release_request_key(self, key: str, request_hash: str) -> None:
+        """Give up a claim whose request failed (the key may be used again)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "DELETE FROM request_keys WHERE key = %s AND request_hash = %s AND status IS NULL",
+                (key, request_hash),
+            )
 
     def published_schema(self, topic: str):
         return self._topics_published.get(topic)
