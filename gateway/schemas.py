@@ -969,25 +969,40 @@ class HelpdeskSettingsAnswer(Schema):
     penalty_threshold = fields.Integer()
 
 
-class TicketRow(Schema):
-    """A ticket as a client's list shows it."""
+TICKET_STATES = ["open", "archived"]
+TICKET_PROGRESS = ["open", "answered", "customer_reply", "closed"]
 
+
+class _TicketRowBase(Schema):
     id = fields.UUID()
     tracking_number = Text()
     department_id = fields.UUID()
     subject = Text()
-    status = Text()
-    state = Text(validate=validate.OneOf(["open", "archived"]))
     priority = Text()
     opened_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class TicketRow(_TicketRowBase):
+    """A ticket as a client's list shows it: `status` is what `?status=` filters on."""
+
+    status = Text(
+        validate=validate.OneOf(TICKET_STATES),
+        metadata={"description": "open or archived (the client moves it between them)"},
+    )
+    progress = Text(
+        validate=validate.OneOf(TICKET_PROGRESS),
+        metadata={"description": "open, answered (by staff), customer_reply or closed"},
+    )
 
 
 class TicketRowList(_Page):
     items = fields.List(fields.Nested(TicketRow))
 
 
-class StaffTicketRow(TicketRow):
+class StaffTicketRow(_TicketRowBase):
+    status = Text(validate=validate.OneOf(TICKET_PROGRESS))
+    state = Text(validate=validate.OneOf(TICKET_STATES))
     customer_id = fields.UUID(allow_none=True)
     guest_email = Email(allow_none=True)
     assigned_to = fields.UUID(allow_none=True)
@@ -1032,16 +1047,12 @@ class StaffAbuseAnswer(AbuseAnswer):
     comment = Body()
 
 
-class TicketSchema(Schema):
-    """A ticket as its client sees it (never an internal note)."""
-
+class _TicketBase(Schema):
     id = fields.UUID()
     tracking_number = Text()
     department_id = fields.UUID()
     department_name = Text()
     subject = Text()
-    status = Text()
-    state = Text(validate=validate.OneOf(["open", "archived"]))
     priority = Text()
     fields_ = fields.Dict(keys=Text(), values=Json(), data_key="fields")
     forbid_replies = fields.Boolean()
@@ -1052,9 +1063,24 @@ class TicketSchema(Schema):
     abuse = fields.Nested(AbuseAnswer)
 
 
-class StaffTicket(TicketSchema):
+class TicketSchema(_TicketBase):
+    """A ticket as its client sees it (never an internal note)."""
+
+    status = Text(
+        validate=validate.OneOf(TICKET_STATES),
+        metadata={"description": "open or archived, as the client's list filters"},
+    )
+    progress = Text(
+        validate=validate.OneOf(TICKET_PROGRESS),
+        metadata={"description": "open, answered (by staff), customer_reply or closed"},
+    )
+
+
+class StaffTicket(_TicketBase):
     """A ticket with every message and internal note."""
 
+    status = Text(validate=validate.OneOf(TICKET_PROGRESS))
+    state = Text(validate=validate.OneOf(TICKET_STATES))
     messages = fields.List(fields.Nested(StaffTicketMessage))
     abuse = fields.Nested(StaffAbuseAnswer)
     customer_id = fields.UUID(allow_none=True)

@@ -11,14 +11,23 @@ def _str(value) -> str | None:
     return str(value) if value is not None else None
 
 
+def _standing(status: str, archived: bool, client: bool) -> dict:
+    """Where a ticket stands. A client's `status` is open or archived, what the client's
+    list filters on, and `progress` is open, answered, customer_reply or closed; staff keep
+    the progress as `status` and open or archived as `state`."""
+    state = "archived" if archived else "open"
+    if client:
+        return {"status": state, "progress": status}
+    return {"status": status, "state": state}
+
+
 def row_view(r: dict, client: bool) -> dict:
     view = {
         "id": str(r["ticket_id"]),
         "tracking_number": r["tracking_number"],
         "department_id": str(r["department_id"]),
         "subject": r["subject"],
-        "status": r["status"],
-        "state": "archived" if r["archived"] else "open",
+        **_standing(r["status"], r["archived"], client),
         "priority": r["priority"],
         "opened_at": isoformat(r["opened_at"]),
         "updated_at": isoformat(r["updated_at"]),
@@ -60,8 +69,7 @@ def ticket_view(t: Ticket, client: bool) -> dict:
         "department_id": str(t.department_id),
         "department_name": t.department_name,
         "subject": t.subject,
-        "status": t.status,
-        "state": "archived" if t.archived else "open",
+        **_standing(t.status, t.archived, client),
         "priority": t.priority,
         "fields": dict(t.fields),
         "forbid_replies": t.forbid_replies,

@@ -128,7 +128,8 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     assert r.status_code == 400 and "department_id" in r.json()["error"]["fields"]
 
     ticket = _open(stack, token, department)
-    assert ticket["status"] == "open" and ticket["fields"] == {"domain": "example.org"}
+    assert (ticket["status"], ticket["progress"]) == ("open", "open")
+    assert ticket["fields"] == {"domain": "example.org"} and "state" not in ticket
     number = ticket["tracking_number"]
     assert len(number) >= 8 and number != _open(stack, token, department)["tracking_number"]
     [opened] = _published(stack, "TicketOpened", ticket["id"])
@@ -185,9 +186,11 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     r = stack.http(
         "POST", f"/api/v1/client/tickets/{ticket['id']}/replies", token, json={"body": "Thanks!"}
     )
-    assert r.status_code == 201 and r.json()["status"] == "customer_reply"
+    assert r.status_code == 201 and r.json()["progress"] == "customer_reply"
+    assert r.json()["status"] == "open"
     staff_view = stack.http("GET", f"/api/v1/staff/tickets/{ticket['id']}", sam_token).json()
     assert staff_view["messages"][-1]["body"] == "Thanks!"
+    assert (staff_view["status"], staff_view["state"]) == ("customer_reply", "open")
     assert [m["internal"] for m in staff_view["messages"]] == [False, True, False, False]
 
     # another customer sees nothing of it
@@ -208,7 +211,7 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     )
     assert r.status_code == 200 and r.json()["assigned_to"] == sam["id"]
     r = stack.http("POST", f"/api/v1/client/tickets/{ticket['id']}/archive", token)
-    assert r.status_code == 200 and r.json()["state"] == "archived"
+    assert r.status_code == 200 and r.json()["status"] == "archived"
 
     def client_list(status):
         return [
@@ -221,7 +224,7 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     stack.wait_until(lambda: ticket["id"] in client_list("archived"), what="archived")
     assert ticket["id"] not in client_list("open")
     r = stack.http("POST", f"/api/v1/client/tickets/{ticket['id']}/reopen", token)
-    assert r.status_code == 200 and r.json()["state"] == "open"
+    assert r.status_code == 200 and r.json()["status"] == "open"
     stack.wait_until(lambda: ticket["id"] in client_list("open"), what="reopened")
     r = stack.http(
         "PATCH", f"/api/v1/staff/tickets/{ticket['id']}", sam_token, json={"status": "closed"}
@@ -231,7 +234,7 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     r = stack.http(
         "POST", f"/api/v1/client/tickets/{ticket['id']}/replies", token, json={"body": "Again"}
     )
-    assert r.status_code == 201 and r.json()["status"] == "customer_reply"
+    assert r.status_code == 201 and r.json()["progress"] == "customer_reply"
     # the reply went to the assignee only
     replies = _published(stack, "TicketMessageAdded", ticket["id"])
     assert replies[-1]["notify_staff_ids"] == [sam["id"]]
@@ -272,6 +275,54 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     with stack.rpc() as rpc:
         rpc.helpdesk.rebuild_read_model("helpdesk_lists")
     assert totals() == (2, 1, 1, 0)
+
+
+def test_a_clients_status_filter_means_the_status_the_list_shows(stack):
+    department = _department(stack)
+    _customer, token = _client(stack)
+    answered = _open(stack, token, department, subject="Answered")
+    waiting = _open(stack, token, department, subject="Waiting")
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/tickets/{answered['id']}/replies",
+        stack.admin_token,
+        json={"body": "Done."},
+    )
+    assert r.status_code == 201 and r.json()["status"] == "answered"  # staff: the progress
+
+    def rows(status):
+        r = stack.http("GET", "/api/v1/client/tickets", token, params={"status": status})
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert all(row["status"] == status for row in items), items
+        return {row["id"]: row for row in items}
+
+    def standing(row):
+        return (row["status"], row["progress"]) if row else None
+
+    row = stack.wait_until(
+        lambda: (row := rows("open").get(answered["id"])) and row["progress"] == "answered" and row,
+        what="the answer in the client's open list",
+    )
+    assert standing(row) == ("open", "answered") and "state" not in row
+    assert standing(rows("open")[waiting["id"]]) == ("open", "open")
+    mine = stack.http("GET", f"/api/v1/client/tickets/{answered['id']}", token).json()
+    assert standing(mine) == ("open", "answered")
+
+    r = stack.http("POST", f"/api/v1/client/tickets/{answered['id']}/archive", token)
+    assert r.status_code == 200 and standing(r.json()) == ("archived", "answered")
+    row = stack.wait_until(
+        lambda: rows("archived").get(answered["id"]), what="the client's archived list"
+    )
+    assert standing(row) == ("archived", "answered")
+    assert answered["id"] not in rows("open") and waiting["id"] not in rows("archived")
+    mine = stack.http("GET", f"/api/v1/client/tickets/{answered['id']}", token).json()
+    assert standing(mine) == ("archived", "answered")
+    everything = stack.http("GET", "/api/v1/client/tickets", token).json()["items"]
+    assert sorted(standing(t) for t in everything) == [("archived", "answered"), ("open", "open")]
+    # staff keep the progress as status, open or archived as state
+    staff_view = stack.http("GET", f"/api/v1/staff/tickets/{answered['id']}", stack.admin_token)
+    assert (staff_view.json()["status"], staff_view.json()["state"]) == ("answered", "archived")
 
 
 def _upload(stack, token, department, files, path="/api/v1/client/tickets"):
