@@ -370,6 +370,25 @@ class _Page(Schema):
     page_size = fields.Integer()
 
 
+class ReadModelRow(Schema):
+    """One read model of one service: where it is in the service's log, and the events it
+    skipped (parked, until staff retry them). A service that did not answer is one row
+    with status `unavailable` and no model."""
+
+    service = Text()
+    name = Text(allow_none=True, metadata={"description": "the read model"})
+    status = Text(validate=validate.OneOf(["ok", "unavailable"]))
+    position = fields.Integer(allow_none=True, metadata={"description": "last event applied"})
+    head = fields.Integer(allow_none=True, metadata={"description": "last event in the log"})
+    lag = fields.Integer(allow_none=True, metadata={"description": "head - position"})
+    skipped = fields.Integer(allow_none=True, metadata={"description": "parked, not applied"})
+    skipped_positions = fields.List(fields.Integer())
+
+
+class ReadModelList(_Page):
+    items = fields.List(fields.Nested(ReadModelRow))
+
+
 class Status(Schema):
     """An action's outcome in a word."""
 

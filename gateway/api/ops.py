@@ -1,8 +1,9 @@
-"""Operations routes: health, this OpenAPI document, parked events."""
+"""Operations routes: health, this OpenAPI document, parked events, read models."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import eventlet
 from marshmallow import fields
@@ -15,12 +16,40 @@ from gateway.schemas import (
     OpenApiDocument,
     ParkedEvent,
     ParkedList,
+    ReadModelList,
 )
-from services.infra.settings import SERVICES
+from services.infra.settings import SERVICES, settings
 
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT = 2.0
+
+
+def _read_model_row(service: str, model: dict) -> dict:
+    position, head = model["position"], model["head"]
+    return {
+        "service": service,
+        "name": model["read_model"],
+        "status": "ok",
+        "position": position,
+        "head": head,
+        "lag": max(head - position, 0),
+        "skipped": model["skipped"],
+        "skipped_positions": [s["position"] for s in model["skipped_events"]],
+    }
+
+
+def _unavailable_row(service: str) -> dict:
+    return {
+        "service": service,
+        "name": None,
+        "status": "unavailable",
+        "position": None,
+        "head": None,
+        "lag": None,
+        "skipped": None,
+        "skipped_positions": [],
+    }
 
 
 class ParkedQuery(Page):
@@ -94,3 +123,36 @@ class OpsRoutes:
     def retry_parked(self, call: Call):
         service = getattr(call.services, call.path["service"])
         return service.retry_parked(call.path["parked_id"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/read-models",
+        query=Page,
+        response=ReadModelList,
+        roles=("admin",),
+        tags=("ops",),
+        summary="every service's read models: position, head, lag, the events each skipped",
+    )
+    def read_models(self, call: Call):
+        replies = {}
+        for service in SERVICES:
+            try:
+                replies[service] = getattr(call.services, service).read_models.call_async()
+            except Exception:  # noqa: BLE001 - an absent service is listed as unavailable
+                replies[service] = None
+        # one deadline for all, well inside the route's own
+        deadline = time.monotonic() + settings().rpc_timeout / 2
+        items = []
+        for service, reply in replies.items():
+            models = None
+            if reply is not None:
+                with eventlet.Timeout(max(deadline - time.monotonic(), 0.01), False):
+                    try:
+                        models = reply.result()
+                    except Exception as exc:  # noqa: BLE001 - reported as unavailable
+                        log.warning("%s did not list its read models: %s", service, exc)
+            if models is None:
+                items.append(_unavailable_row(service))
+            else:
+                items.extend(_read_model_row(service, m) for m in models)
+        return paged(items, call.query)

@@ -4,6 +4,19 @@ goes on, staff see the event parked and what each read model skipped, and retry 
 import copy
 import uuid
 
+from services.infra.parking import resolve_statement
+
+
+def read_models(stack, service="customers", token=None) -> dict:
+    """GET /api/v1/staff/read-models: one service's models by name."""
+    r = stack.http(
+        "GET", "/api/v1/staff/read-models", token or stack.admin_token, params={"page_size": 200}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == len(body["items"]) and body["page"] == 1
+    return {m["name"]: m for m in body["items"] if m["service"] == service}
+
 
 def _record_copy(app, type_name: str, **fields) -> int:
     """A copy of the last `type_name` event with `fields` changed, recorded past every
@@ -60,6 +73,13 @@ def test_the_customer_list_goes_on_past_a_nul_and_staff_retry_it(stack):
     [item] = stack.wait_until(parked, what="the parked event")
     assert item["position"] == position and item["type"] == "Customer.Registered"
     assert "NUL" in item["error"]
+    # staff see which model skipped it, and that the others skipped nothing
+    models = read_models(stack)
+    assert models["customer_list"]["skipped"] == 1
+    assert models["customer_list"]["skipped_positions"] == [position]
+    assert models["customer_list"]["status"] == "ok"
+    assert models["customer_list"]["position"] >= position
+    assert models["staff_list"]["skipped"] == 0 and models["staff_list"]["skipped_positions"] == []
     with stack.rpc() as rpc:
         status = {s["read_model"]: s for s in rpc.customers.read_models()}
     assert status["customer_list"]["skipped"] == 1
@@ -80,3 +100,42 @@ def test_the_customer_list_goes_on_past_a_nul_and_staff_retry_it(stack):
     assert status["customer_list"]["skipped"] == 1
     assert [p["id"] for p in parked()] == [item["id"]]
     assert listed() == [good["id"]]
+
+    assert read_models(stack)["customer_list"]["skipped_positions"] == [position]
+    # once staff resolve it, the model no longer counts it as skipped
+    app = Customers(cfg=stack.settings)
+    try:
+        with app.datastore.transaction(commit=True) as curs:
+            curs.execute(*resolve_statement(item["id"], "resolved by staff"))
+    finally:
+        app.close()
+    models = read_models(stack)
+    assert models["customer_list"]["skipped"] == 0
+    assert models["customer_list"]["skipped_positions"] == []
+    assert parked() == []
+
+
+def test_read_models_are_for_admins_and_list_a_silent_service_as_unavailable(stack):
+    _, support = stack.staff_member("support")
+    r = stack.http("GET", "/api/v1/staff/read-models", support)
+    assert r.status_code == 403, r.text
+    every = read_models(stack, "helpdesk")
+    assert every and all(m["status"] == "ok" and m["lag"] >= 0 for m in every.values())
+    stack.stop("orders")
+    try:
+        r = stack.http(
+            "GET", "/api/v1/staff/read-models", stack.admin_token, params={"page_size": 200}
+        )
+        assert r.status_code == 200, r.text
+        rows = r.json()["items"]
+        assert [m["status"] for m in rows if m["service"] == "orders"] == ["unavailable"]
+        # the others answer as before (the mail gateway keeps no read model)
+        assert {m["service"] for m in rows if m["status"] != "ok"} == {"orders"}
+        assert {m["service"] for m in rows if m["status"] == "ok"} == {
+            "customers",
+            "billing",
+            "helpdesk",
+        }
+    finally:
+        stack.start("orders")
+        stack.wait_for_service("orders")
