@@ -24,7 +24,7 @@ from services.infra.clock import isoformat
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
 from services.infra.money import Money
-from services.infra.rpc import load, rpc
+from services.infra.rpc import ask, load, rpc
 from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
@@ -90,6 +90,7 @@ class BillingService(ServiceBase):
     name = "billing"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     customers = RpcProxy("customers")
+    orders = RpcProxy("orders")
 
     # -- reactions ------------------------------------------------------------------------------
 
@@ -152,6 +153,8 @@ class BillingService(ServiceBase):
         if purpose not in ("manual", "order", "renewal"):
             raise ValidationFailed(f"Unknown invoice purpose {purpose!r}.")
         data = load(contract.IssueInvoice, payload)
+        if purpose == "manual":  # an order's or a renewal's products come from the catalog
+            self._known_products(data)
         currency = contract.invoice_currency(data)
         discounts = self.customers.discounts_for(str(data["customer_id"]))
         discounts += data["extra_discounts"]
@@ -180,6 +183,26 @@ class BillingService(ServiceBase):
             raise invalid(
                 "customer_id", f"No such customer with a personal account in {currency}."
             ) from None
+
+    def _known_products(self, data: dict) -> None:
+        """400 naming each line's `product_id` and each extra discount's product id that
+        names no product (the orders service keeps the catalog), before anything is saved."""
+        named = [
+            (f"lines.{n}.product_id", str(line["product_id"]))
+            for n, line in enumerate(data["lines"])
+            if line.get("product_id")
+        ]
+        named += [
+            (f"extra_discounts.{n}.product_ids.{m}", str(product_id))
+            for n, discount in enumerate(data["extra_discounts"])
+            for m, product_id in enumerate(discount["product_ids"])
+        ]
+        if not named:
+            return
+        unknown = set(ask(self.orders, "unknown_products", sorted({i for _, i in named})))
+        errors = {field: ["No such product."] for field, i in named if i in unknown}
+        if errors:
+            raise ValidationFailed("No such product.", errors)
 
     def _account_currency(self, customer_id, currency: str, field: str) -> None:
         """400 naming `<field>.currency` when the customer's personal account is in another

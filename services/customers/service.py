@@ -19,7 +19,7 @@ from services.customers.readmodels import CustomerList, Directory, StaffList, Us
 from services.infra import context
 from services.infra.clock import isoformat
 from services.infra.consumer import handles
-from services.infra.rpc import load, rpc
+from services.infra.rpc import ask, load, rpc
 from services.infra.service import ServiceBase
 from services.infra.store import EventStore
 
@@ -41,6 +41,7 @@ class CustomersService(ServiceBase):
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
     mailgateway = RpcProxy("mailgateway")
+    orders = RpcProxy("orders")
 
     # -- customers --------------------------------------------------------------------------
 
@@ -198,7 +199,17 @@ class CustomersService(ServiceBase):
         }.get(kind, (None, None))
         if schema is None:
             raise ValidationFailed(f"Nothing of kind {kind!r} can be created here.")
-        return queries.VIEWS[kind](command(load(schema, payload)))
+        data = load(schema, payload)
+        if kind == "discount" and data["product_ids"]:
+            # the orders service keeps the catalog: it says which products exist
+            ids = [str(i) for i in data["product_ids"]]
+            unknown = set(ask(self.orders, "unknown_products", sorted(set(ids))))
+            errors = {
+                f"product_ids.{n}": ["No such product."] for n, i in enumerate(ids) if i in unknown
+            }
+            if errors:
+                raise ValidationFailed("No such product.", errors)
+        return queries.VIEWS[kind](command(data))
 
     @rpc
     def change_project(self, project_id: str, payload: dict) -> dict:

@@ -6,14 +6,33 @@ Our typed errors travel as themselves (not as nameko's RemoteError), so a caller
 
 from __future__ import annotations
 
+import eventlet
 from marshmallow import Schema, ValidationError
-from nameko.exceptions import deserialize_to_instance
+from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import rpc as _rpc
 
 from contracts.errors import ALL_ERRORS, HostledgerError, from_marshmallow
+from services.infra.settings import settings
 
 for _error in ALL_ERRORS:
     deserialize_to_instance(_error)
+# a service that another service asked is not there: the gateway's 503, however deep
+deserialize_to_instance(UnknownService)
+
+
+def ask(proxy, method: str, *args):
+    """`proxy.method(*args)`: a question to another service that the request waits on.
+    When it does not answer within half the gateway's wait, UnknownService (a 503), so
+    that the request never goes on after its caller has been told it failed."""
+    timer = eventlet.Timeout(settings().rpc_timeout / 2)
+    try:
+        return getattr(proxy, method)(*args)
+    except eventlet.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise UnknownService(proxy.service_name) from None
+    finally:
+        timer.cancel()
 
 
 def rpc(fn=None, **kwargs):

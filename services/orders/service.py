@@ -99,6 +99,18 @@ class OrdersService(ServiceBase):
         return product_view(self.app.product(_uuid(product_id, "product")))
 
     @rpc
+    def unknown_products(self, product_ids: list) -> list[str]:
+        """Of the ids given, those that name no product (in the order given): how another
+        service checks the product ids of a request before saving anything."""
+        unknown = []
+        for product_id in product_ids or ():
+            try:
+                self.app.product(_uuid(product_id, "product"))
+            except NotFound:
+                unknown.append(str(product_id))
+        return unknown
+
+    @rpc
     def catalog(
         self, language: str | None = None, only_on_sale: bool = True, currency: str | None = None
     ) -> list[dict]:

@@ -537,7 +537,14 @@ def test_discounts_of_the_customer_and_its_groups_apply_per_line(stack):
         json={"group_ids": [group["id"]]},
     )
     assert r.status_code == 200, r.text
-    product = str(uuid.uuid4())
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={"name": "Discounted VPS", "prices": {"monthly": _eur(2000)}},
+    )
+    assert r.status_code == 201, r.text
+    product = r.json()["id"]  # ids in bodies must exist
     for body in (
         {"name": "Resellers 10%", "kind": "percentage", "percent": "10", "group_id": group["id"]},
         {

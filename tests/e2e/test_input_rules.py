@@ -349,6 +349,180 @@ def test_ids_in_staff_bodies_must_exist(stack):
     assert _fields(r) == {"department_id": ["No such department."]}
 
 
+def _catalog_product(stack) -> str:
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={"name": "Known VPS", "prices": {"monthly": {"amount": 500, "currency": "EUR"}}},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _discount(customer_id: str, *product_ids: str) -> dict:
+    return {
+        "name": f"Products {uuid.uuid4().hex[:6]}",
+        "kind": "percentage",
+        "percent": "5",
+        "customer_id": customer_id,
+        "product_ids": list(product_ids),
+    }
+
+
+def test_a_discount_for_an_unknown_product_is_refused_and_not_created(stack):
+    """The catalog is the orders service's: customers asks it before saving a discount."""
+    customer, _token = _client(stack)
+    known, nowhere = _catalog_product(stack), str(uuid.uuid4())
+    refused = _discount(customer["id"], known, nowhere)
+    r = stack.http("POST", "/api/v1/staff/discounts", stack.admin_token, json=refused)
+    assert _fields(r) == {"product_ids.1": ["No such product."]}
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/discounts",
+        stack.admin_token,
+        json=_discount(customer["id"], nowhere),
+    )
+    assert _fields(r) == {"product_ids.0": ["No such product."]}
+    accepted = _discount(customer["id"], known)
+    r = stack.http("POST", "/api/v1/staff/discounts", stack.admin_token, json=accepted)
+    assert r.status_code == 201, r.text
+    assert r.json()["product_ids"] == [known]
+
+    def listed() -> list:
+        r = stack.http(
+            "GET",
+            "/api/v1/staff/discounts",
+            stack.admin_token,
+            params={"customer_id": customer["id"]},
+        )
+        assert r.status_code == 200, r.text
+        return [d["name"] for d in r.json()["items"]]
+
+    # the list follows the events in order: once the accepted one is there, a refused one
+    # saved before it would be too
+    stack.wait_until(lambda: accepted["name"] in listed(), what="the accepted discount")
+    assert listed() == [accepted["name"]]
+
+
+def _staff_invoice(stack, customer_id: str, product_id: str | None = None):
+    line = {"description": "Hosting", "unit_price": {"amount": 1000, "currency": "EUR"}}
+    if product_id is not None:
+        line["product_id"] = product_id
+    return stack.http(
+        "POST",
+        "/api/v1/staff/invoices",
+        stack.admin_token,
+        json={"customer_id": customer_id, "lines": [line]},
+    )
+
+
+def test_an_invoice_line_of_an_unknown_product_is_refused_and_takes_no_number(stack):
+    """The catalog is the orders service's: billing asks it before issuing; a refused
+    invoice uses no number of the project's gapless series."""
+    project = stack.http(
+        "POST",
+        "/api/v1/staff/projects",
+        stack.admin_token,
+        json={"name": f"Series {uuid.uuid4().hex[:6]}", "sender_email": "billing@series.example"},
+    )
+    assert project.status_code == 201, project.text
+    customer, _token = _client(stack, project_id=project.json()["id"])
+    known, nowhere = _catalog_product(stack), str(uuid.uuid4())
+
+    first = _staff_invoice(stack, customer["id"], known)
+    assert first.status_code == 201, first.text
+    r = _staff_invoice(stack, customer["id"], nowhere)
+    assert _fields(r) == {"lines.0.product_id": ["No such product."]}
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/invoices",
+        stack.admin_token,
+        json={
+            "customer_id": customer["id"],
+            "lines": [
+                {"description": "Plain", "unit_price": {"amount": 100, "currency": "EUR"}},
+                {
+                    "description": "Ghost",
+                    "product_id": nowhere,
+                    "unit_price": {"amount": 100, "currency": "EUR"},
+                },
+            ],
+            "extra_discounts": [
+                {"name": "Ghost", "kind": "percentage", "percent": "5", "product_ids": [nowhere]}
+            ],
+        },
+    )
+    assert _fields(r) == {
+        "lines.1.product_id": ["No such product."],
+        "extra_discounts.0.product_ids.0": ["No such product."],
+    }
+    second = _staff_invoice(stack, customer["id"])  # a line without a product is fine
+    assert second.status_code == 201, second.text
+
+    def serial(invoice: dict) -> int:
+        return int(invoice["number"][-6:])
+
+    assert serial(second.json()) == serial(first.json()) + 1
+
+    def listed() -> list:
+        r = stack.http(
+            "GET",
+            "/api/v1/staff/invoices",
+            stack.admin_token,
+            params={"customer_id": customer["id"]},
+        )
+        assert r.status_code == 200, r.text
+        return sorted(i["id"] for i in r.json()["items"])
+
+    issued = sorted([first.json()["id"], second.json()["id"]])
+    stack.wait_until(lambda: second.json()["id"] in listed(), what="the second invoice")
+    assert listed() == issued
+
+
+def test_product_ids_are_a_503_while_the_catalog_cannot_answer(stack):
+    """Not a silent accept: without the orders service no product id can be checked."""
+    customer, _token = _client(stack)
+    product = _catalog_product(stack)
+    stack.stop("orders")
+    try:
+        r = stack.http(
+            "POST",
+            "/api/v1/staff/discounts",
+            stack.admin_token,
+            json=_discount(customer["id"], product),
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "unavailable"
+        r = _staff_invoice(stack, customer["id"], product)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "unavailable"
+    finally:
+        stack.start("orders")
+    stack.wait_for_service("orders")
+    # orders answers the questions left waiting for it; nothing refused is made after all
+    invoice = _staff_invoice(stack, customer["id"], product)
+    assert invoice.status_code == 201, invoice.text
+    accepted = _discount(customer["id"], product)
+    discount = stack.http("POST", "/api/v1/staff/discounts", stack.admin_token, json=accepted)
+    assert discount.status_code == 201, discount.text
+
+    def listed(kind: str) -> list:
+        r = stack.http(
+            "GET",
+            f"/api/v1/staff/{kind}",
+            stack.admin_token,
+            params={"customer_id": customer["id"]},
+        )
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["items"]]
+
+    stack.wait_until(lambda: discount.json()["id"] in listed("discounts"), what="the discount")
+    stack.wait_until(lambda: invoice.json()["id"] in listed("invoices"), what="the invoice")
+    assert listed("discounts") == [discount.json()["id"]]
+    assert listed("invoices") == [invoice.json()["id"]]
+
+
 def test_ticket_references_must_exist(stack):
     nowhere = str(uuid.uuid4())
     dept, _address = department(stack)
