@@ -1002,8 +1002,8 @@ class _TicketRowBase(Schema):
     updated_at = fields.DateTime()
 
 
-class TicketRow(_TicketRowBase):
-    """A ticket as a client's list shows it: `status` is what `?status=` filters on."""
+class _ClientTicketState(Schema):
+    """How a client sees where a ticket stands: `status` is what `?status=` filters on."""
 
     status = Text(
         validate=validate.OneOf(TICKET_STATES),
@@ -1013,6 +1013,10 @@ class TicketRow(_TicketRowBase):
         validate=validate.OneOf(TICKET_PROGRESS),
         metadata={"description": "open, answered (by staff), customer_reply or closed"},
     )
+
+
+class TicketRow(_TicketRowBase, _ClientTicketState):
+    """A ticket as a client's list shows it."""
 
 
 class TicketRowList(_Page):
@@ -1082,17 +1086,8 @@ class _TicketBase(Schema):
     abuse = fields.Nested(AbuseAnswer)
 
 
-class TicketSchema(_TicketBase):
+class TicketSchema(_TicketBase, _ClientTicketState):
     """A ticket as its client sees it (never an internal note)."""
-
-    status = Text(
-        validate=validate.OneOf(TICKET_STATES),
-        metadata={"description": "open or archived, as the client's list filters"},
-    )
-    progress = Text(
-        validate=validate.OneOf(TICKET_PROGRESS),
-        metadata={"description": "open, answered (by staff), customer_reply or closed"},
-    )
 
 
 class StaffTicket(_TicketBase):
@@ -1131,3 +1126,71 @@ class ReplyTemplateList(_Page):
 
 class BroadcastList(_Page):
     items = fields.List(fields.Nested(Broadcast))
+
+
+# -- mail ----------------------------------------------------------------------------------
+
+
+class Notification(Schema):
+    id = fields.Integer()
+    kind = Text()
+    customer_id = fields.UUID(allow_none=True)
+    recipient = Text(allow_none=True)
+    language = Text()
+    message_id = Text()
+    in_reply_to = Text(allow_none=True)
+    status = Text()
+    reason = Text(allow_none=True)
+    subject = Text(allow_none=True)
+    attempts = fields.Integer()
+    next_attempt_at = fields.DateTime()
+    last_error = Text(allow_none=True)
+    created_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)
+
+
+class NotificationList(_Page):
+    items = fields.List(fields.Nested(Notification))
+
+
+class MailTemplate(Schema):
+    kind = Text()
+    language = Text()
+    subject = Text()
+    body = Body()
+    customized = fields.Boolean()
+
+
+class MailTemplateList(_Page):
+    items = fields.List(fields.Nested(MailTemplate))
+
+
+class HeldMail(Schema):
+    id = fields.Integer()
+    received_at = fields.DateTime()
+    reason = Text()
+    detail = Text()
+    sender = Text()
+    recipient = Text()
+    subject = Text()
+    size = fields.Integer()
+
+
+class HeldMailList(_Page):
+    items = fields.List(fields.Nested(HeldMail))
+
+
+class ReceivedMail(Schema):
+    id = fields.Integer()
+    received_at = fields.DateTime()
+    sender = Text()
+    recipient = Text()
+    message_id = Text()
+    outcome = Text()
+    reason = Text(allow_none=True)
+    ticket_id = fields.UUID(allow_none=True)
+    tracking_number = Text(allow_none=True)
+
+
+class ReceivedMailList(_Page):
+    items = fields.List(fields.Nested(ReceivedMail))

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from werkzeug.wrappers import Response
 
 from contracts import fields as f
 from contracts.mail import TEMPLATE_KINDS as KINDS
 from contracts.mail import TEMPLATE_LANGUAGES as LANGUAGES
+from contracts.mail import EditTemplate
 from gateway.api.common import ALL_STAFF, Page, paged
 from gateway.http import Call, route
-from gateway.schemas import RAW_MAIL
+from gateway.schemas import (
+    RAW_MAIL,
+    HeldMailList,
+    MailTemplate,
+    MailTemplateList,
+    Notification,
+    NotificationList,
+    ReceivedMailList,
+)
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
 _TEMPLATE_URL = "/api/v1/staff/mail/templates/<any({}):kind>/<any({}):language>".format(
@@ -26,88 +35,6 @@ class OutboxQuery(Page):
 
 class ReceivedQuery(Page):
     sender = f.Email(load_default=None)
-
-
-class Notification(Schema):
-    id = fields.Integer()
-    kind = fields.String()
-    customer_id = fields.UUID(allow_none=True)
-    recipient = fields.String(allow_none=True)
-    language = fields.String()
-    message_id = fields.String()
-    in_reply_to = fields.String(allow_none=True)
-    status = fields.String()
-    reason = fields.String(allow_none=True)
-    subject = fields.String(allow_none=True)
-    attempts = fields.Integer()
-    next_attempt_at = fields.String()
-    last_error = fields.String(allow_none=True)
-    created_at = fields.String()
-    sent_at = fields.String(allow_none=True)
-
-
-class NotificationList(Schema):
-    items = fields.List(fields.Nested(Notification))
-    total = fields.Integer()
-    page = fields.Integer()
-    page_size = fields.Integer()
-
-
-class MailTemplate(Schema):
-    kind = fields.String()
-    language = fields.String()
-    subject = fields.String()
-    body = fields.String()
-    customized = fields.Boolean()
-
-
-class MailTemplateList(Schema):
-    items = fields.List(fields.Nested(MailTemplate))
-    total = fields.Integer()
-    page = fields.Integer()
-    page_size = fields.Integer()
-
-
-class MailTemplateEdit(Schema):
-    subject = f.Text(required=True, validate=validate.Length(min=1, max=500))
-    body = f.Body(required=True, validate=validate.Length(min=1, max=20000))
-
-
-class HeldMail(Schema):
-    id = fields.Integer()
-    received_at = fields.String()
-    reason = fields.String()
-    detail = fields.String()
-    sender = fields.String()
-    recipient = fields.String()
-    subject = fields.String()
-    size = fields.Integer()
-
-
-class HeldMailList(Schema):
-    items = fields.List(fields.Nested(HeldMail))
-    total = fields.Integer()
-    page = fields.Integer()
-    page_size = fields.Integer()
-
-
-class ReceivedMail(Schema):
-    id = fields.Integer()
-    received_at = fields.String()
-    sender = fields.String()
-    recipient = fields.String()
-    message_id = fields.String()
-    outcome = fields.String()
-    reason = fields.String(allow_none=True)
-    ticket_id = fields.String(allow_none=True)
-    tracking_number = fields.String(allow_none=True)
-
-
-class ReceivedMailList(Schema):
-    items = fields.List(fields.Nested(ReceivedMail))
-    total = fields.Integer()
-    page = fields.Integer()
-    page_size = fields.Integer()
 
 
 class MailRoutes:
@@ -173,7 +100,7 @@ class MailRoutes:
     @route(
         "PUT",
         _TEMPLATE_URL,
-        body=MailTemplateEdit,
+        body=EditTemplate,
         response=MailTemplate,
         roles=("admin",),
         tags=("mail",),
