@@ -89,6 +89,21 @@ class RateLimited(HostledgerError):
         self.args = (message, fields, self.retry_after)  # travels over RPC
 
 
+class Unavailable(HostledgerError):
+    """Not now, try again: the infrastructure behind the request failed for a moment (a
+    dropped database connection, a lock not taken in time, a request whose caller had
+    already stopped waiting). Nothing was changed. `retry_after` as for RateLimited."""
+
+    code = "unavailable"
+    status = 503
+    default_retry_after = 5
+
+    def __init__(self, message: str, fields: dict | None = None, retry_after: int | None = None):
+        super().__init__(message, fields)
+        self.retry_after = int(retry_after) if retry_after else self.default_retry_after
+        self.args = (message, fields, self.retry_after)  # travels over RPC
+
+
 ALL_ERRORS = (
     HostledgerError,
     ValidationFailed,
@@ -101,6 +116,7 @@ ALL_ERRORS = (
     TooLarge,
     UnsupportedType,
     RateLimited,
+    Unavailable,
 )
 
 
@@ -141,3 +157,4 @@ def flatten_fields(messages: dict, prefix: str = "") -> dict[str, list[str]]:
         else:
             out.setdefault(name, []).append(str(value))
     return out
+

@@ -106,7 +106,7 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 def error_response(error: HostledgerError, headers: dict | None = None) -> Response:
     headers = dict(headers or {})
-    if error.status == 429:  # always says when to try again
+    if error.status in (429, 503):  # always says when to try again
         headers.setdefault("Retry-After", str(getattr(error, "retry_after", None) or 60))
     return json_response(error_body(error.code, error.message, error.fields), error.status, headers)
 
