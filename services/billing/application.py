@@ -19,6 +19,7 @@ from services.billing.domain import (
     AffiliateProgram,
     Commission,
     CreditNote,
+    CustomerAccounts,
     InsufficientBalance,
     Invoice,
     InvoiceNotPayable,
@@ -69,31 +70,59 @@ class Billing(Refunds, HostledgerApplication):
     # -- accounts -----------------------------------------------------------------------------
 
     def open_account(self, customer_id: UUID, currency: str, buyer: dict | None = None):
-        """Open the customer's account in `currency`; opening it again changes nothing."""
+        """Open the customer's account in `currency`; opening it again changes nothing. The
+        account is added to the customer's index in the same save, and takes the buyer
+        changes that came while no account was open."""
         try:
             return self.repository.get(PersonalAccount.id_for(customer_id, currency))
         except AggregateNotFoundError:
             pass
+        index = self._customer_accounts(customer_id)
         account = PersonalAccount(
-            customer_id=customer_id, currency=currency, opened_at=clock.now(), buyer=buyer or {}
+            customer_id=customer_id,
+            currency=currency,
+            opened_at=clock.now(),
+            buyer=dict(buyer or {}, **index.waiting_changes),
         )
-        self.save(account)
+        index.add(currency)
+        self.save(account, index)
         return account
 
     def update_buyer(self, customer_id: UUID, changes: dict) -> None:
-        accounts = self.accounts_of(customer_id)
+        """Apply a customer's changes to each of its accounts; with none open yet, keep them
+        for the account opened next (never dropped)."""
+        index = self._customer_accounts(customer_id)
+        accounts = [self.account(customer_id, currency) for currency in index.currencies]
         for account in accounts:
             account.change_buyer(changes)
-        self.save(*accounts)
+        if not accounts:
+            index.keep_changes(changes)
+        # the index is saved when it changed or is new (seeded from older accounts)
+        self.save(*accounts, index)
 
     def accounts_of(self, customer_id: UUID) -> list[PersonalAccount]:
+        """The customer's accounts, in the order they were opened (from the event store)."""
+        index = self._customer_accounts(customer_id)
+        return [self.account(customer_id, currency) for currency in index.currencies]
+
+    def _customer_accounts(self, customer_id: UUID) -> CustomerAccounts:
+        """The customer's account index; a new one (not saved yet) when there is none."""
+        try:
+            return self.repository.get(CustomerAccounts.id_for(customer_id))
+        except AggregateNotFoundError:
+            pass
+        # accounts opened before the index existed are listed only by the read model,
+        # which has long projected them: the new index starts with them
         with self.datastore.transaction() as curs:
-            curs.execute(
-                "SELECT account_id FROM account_list WHERE customer_id = %s ORDER BY opened_at",
-                (customer_id,),
-            )
-            ids = [r["account_id"] for r in curs.fetchall()]
-        return [self.repository.get(i) for i in ids]
+            curs.execute("SELECT to_regclass('account_list') IS NOT NULL AS listed")
+            older = []
+            if curs.fetchone()["listed"]:
+                curs.execute(
+                    "SELECT currency FROM account_list WHERE customer_id = %s ORDER BY opened_at",
+                    (customer_id,),
+                )
+                older = [r["currency"] for r in curs.fetchall()]
+        return CustomerAccounts(customer_id=customer_id, currencies=older)
 
     def account(self, customer_id: UUID, currency: str) -> PersonalAccount:
         try:
@@ -335,7 +364,9 @@ class Billing(Refunds, HostledgerApplication):
         return marked
 
     def mature_commissions(self) -> int:
-        """Credit every pending commission whose maturity has come; how many were credited."""
+        """Credit every pending commission whose maturity has come; how many were credited.
+        The list (a read model) only finds candidates: each is checked again on the
+        commission itself, and one the list has not shown yet is found by the next run."""
         from services.infra.parking import ScheduledItems
 
         items = ScheduledItems(self, "scheduler:commissions")

@@ -176,6 +176,34 @@ class PersonalAccount(KeyedIndex):
             raise ValueError("an entry's amount must be positive")
 
 
+class CustomerAccounts(KeyedIndex):
+    """Index: the currencies a customer has personal accounts in, saved with each account
+    opened, so a handler finds a customer's accounts in the event store (a read model may
+    lag). It also keeps the buyer details changed while no account was open here yet (a
+    CustomerUpdated applied before the account of its CustomerRegistered was opened):
+    the account opened next takes them."""
+
+    id_namespace = _NS
+    id_prefix = "customer-accounts"
+    key_fields = ("customer_id",)
+
+    @event("Started")
+    def __init__(self, customer_id: UUID, currencies: list[str]):
+        self.customer_id = customer_id
+        self.currencies = list(currencies)
+        self.waiting_changes: dict = {}
+
+    @event("AccountAdded")
+    def add(self, currency: str) -> None:
+        if currency not in self.currencies:
+            self.currencies.append(currency)
+        self.waiting_changes = {}
+
+    @event("BuyerChangesKept")
+    def keep_changes(self, changes: dict) -> None:
+        self.waiting_changes = dict(self.waiting_changes, **changes)
+
+
 class InvoiceSeries(KeyedIndex):
     """Numbers invoices of one project without gaps: the next number is taken in the same
     save as the invoice, so two issuers at once cannot both take it (one retries)."""
