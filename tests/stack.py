@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -103,9 +104,12 @@ class Stack:
     # stacks up (or partly up): taken down at exit if a test left one behind
     live: set[Stack] = set()
 
-    def __init__(self, name: str | None = None, extra_env: dict | None = None):
+    def __init__(self, name: str | None = None, extra_env: dict | None = None, broker=None):
+        """`broker`: a RabbitMQ node of this stack's own (tests.broker.PrivateBroker)
+        instead of the shared one."""
         self.run_id = name or uuid.uuid4().hex[:8]
         self.vhost = f"hltest_{self.run_id}"
+        self.broker = broker
         self.port = _free_port()
         self.logs = ROOT / ".hostledger" / "test-logs" / self.run_id
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,9 @@ class Stack:
         self.env = dict(os.environ)
         self.env.update(
             {
-                "AMQP_URI": f"pyamqp://guest:guest@localhost:5672/{self.vhost}",
+                "AMQP_URI": broker.amqp_uri(self.vhost)
+                if broker
+                else f"pyamqp://guest:guest@localhost:5672/{self.vhost}",
                 "HOSTLEDGER_DB_PREFIX": f"hlt_{self.run_id}_",
                 "HOSTLEDGER_HTTP_PORT": str(self.port),
                 "HOSTLEDGER_HTTP_HOST": "127.0.0.1",
@@ -168,8 +174,8 @@ class Stack:
         self.check_room()
         Stack.live.add(self)
         try:
-            rabbitmqctl("add_vhost", self.vhost)
-            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            self.rabbitmqctl("add_vhost", self.vhost)
+            self.rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
             for service in SERVICES:
                 ensure_database(self.settings, self.settings.database_name(service))
             subprocess.run(
@@ -189,6 +195,19 @@ class Stack:
             self.down()
             raise
         return self
+
+    def rabbitmqctl(self, *args: str) -> str:
+        """rabbitmqctl on this stack's broker node."""
+        return self.broker.ctl(*args) if self.broker else rabbitmqctl(*args)
+
+    def close_connections(self, reason: str = "hostledger test: connection cut") -> int:
+        """Cut every AMQP connection of this stack's vhost at once, and no other's (other
+        runs share the broker); the number cut."""
+        out = self.rabbitmqctl(
+            "close_all_connections", "-p", self.vhost, "--limit", "1000000", reason
+        )
+        match = re.search(r"Closed (\d+) connection", out)
+        return int(match.group(1)) if match else 0
 
     def check_room(self) -> None:
         """StackWontFit, before anything is started, unless PostgreSQL has room for this
@@ -234,7 +253,7 @@ class Stack:
                 with contextlib.suppress(psycopg.Error):
                     drop_database(self.settings, self.settings.database_name(service))
             with contextlib.suppress(subprocess.SubprocessError):
-                rabbitmqctl("delete_vhost", self.vhost)
+                self.rabbitmqctl("delete_vhost", self.vhost)
             Stack.live.discard(self)
 
     def start(self, name: str, extra_env: dict | None = None, instance: str | None = None) -> None:
