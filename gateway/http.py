@@ -66,6 +66,7 @@ from contracts.errors import (
 from contracts.fields import text_problem
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
 from services.infra.context import ACTOR_HEADER, ON_BEHALF_OF_HEADER, Actor
+from services.infra.inbox import is_transient
 from services.infra.settings import settings
 
 access_log = logging.getLogger("hostledger.access")
@@ -435,6 +436,9 @@ class Route(HttpRequestHandler):
             return error_response(exc)
         if isinstance(exc, HTTPException):
             return http_error(exc)
+        if is_transient(exc):  # the broker or a database away for a moment: not our bug
+            log.warning("a route met a transient failure: %s: %s", type(exc).__name__, exc)
+            return unavailable("A service or the message broker is not reachable right now.")
         log.error("unhandled error in a route", exc_info=exc)
         return internal_error()
 

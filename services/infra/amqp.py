@@ -1,10 +1,21 @@
-"""Names and declarations on RabbitMQ shared by the relay and the consumers."""
+"""RabbitMQ: names and declarations shared by the relay and the consumers, and what
+keeps every process running while the broker restarts (bottom)."""
 
 from __future__ import annotations
 
-from kombu import Exchange, Queue
+import logging
 
+from amqp.exceptions import AMQPError
+from kombu import Exchange, Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
+from nameko.messaging import QueueConsumer
+from nameko.rpc import RpcConsumer
+
+from contracts.errors import HostledgerError, Unavailable
+from services.infra.inbox import is_transient
 from services.infra.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def events_exchange(cfg: Settings) -> Exchange:
@@ -29,3 +40,100 @@ def inbox_queue(cfg: Settings, service: str, upstream: str) -> Queue:
         auto_delete=False,
         queue_arguments={"x-single-active-consumer": True},
     )
+
+
+# -- surviving a broker restart ------------------------------------------------------------
+#
+# nameko 2.14 reconnects its consumers by itself (kombu's ConsumerMixin), but two things it
+# does on the way kill the whole process (the container dies with the failing thread):
+#
+# - A worker that finishes after its connection died acknowledges its message on that
+#   connection. nameko skips the ack only when kombu has already noticed the loss; in the
+#   window before, the ack raises ConnectionResetError / BrokenPipeError (or py-amqp's
+#   RecoverableConnectionError), which nameko does not catch (nameko#511 fixed a part).
+# - An RPC worker publishes its reply with three retries; a broker away for longer makes
+#   the publish raise from `handle_result`.
+#
+# Neither loses anything if it is let go: a message that was not acknowledged stays with
+# the broker, which delivers it again once a consumer is back (RPC requests are answered
+# once per request id: services.infra.requests; events are applied once by tracking). So
+# a failed ack or requeue is logged and dropped, and a reply that cannot be sent leaves its
+# request to the broker.
+#
+# And what crosses RPC says "try again" in one typed way: a worker that failed because the
+# infrastructure was away for a moment (a dropped database connection, a lock not taken in
+# time, the broker unreachable: `inbox.is_transient`) answers `Unavailable` (503 with
+# Retry-After at the gateway), however deep the call chain, not nameko's RemoteError.
+
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    AMQPError,  # py-amqp's connection and channel errors (CONNECTION_FORCED on shutdown, ...)
+    KombuOperationalError,  # kombu gave up reconnecting
+    OSError,  # the socket: ECONNRESET, EPIPE, ECONNREFUSED, timeouts
+)
+
+
+def _settle(action: str):
+    def settle(self, message) -> None:
+        channel = message.channel
+        if channel is None or not channel.connection:
+            return  # the connection is gone: the broker has taken the message back
+        try:
+            getattr(message, action)()
+        except BROKER_ERRORS as exc:
+            log.warning(
+                "could not %s a message (%s: %s); the broker delivers it again",
+                action,
+                type(exc).__name__,
+                exc,
+            )
+
+    settle.__name__ = f"{action}_message"
+    return settle
+
+
+def unavailable_instead(exc_info, service: str):
+    """`exc_info` of a worker of `service` as it should cross RPC: a transient
+    infrastructure error becomes `Unavailable`; our typed errors and everything else
+    stay as they are."""
+    if exc_info is None:
+        return None
+    exc = exc_info[1]
+    if isinstance(exc, HostledgerError) or not is_transient(exc):
+        return exc_info
+    error = Unavailable(
+        f"The {service} service could not reach its database or the message broker for a "
+        "moment; try again."
+    )
+    error.__cause__ = exc
+    return (Unavailable, error, exc_info[2])
+
+
+def _reply_or_leave(original):
+    def handle_result(self, message, result, exc_info):
+        exc_info = unavailable_instead(exc_info, self.container.service_name)
+        try:
+            return original(self, message, result, exc_info)
+        except BROKER_ERRORS as exc:
+            log.warning(
+                "the answer to an RPC request could not be sent (%s: %s); the request goes "
+                "back to the broker, which delivers it again",
+                type(exc).__name__,
+                exc,
+            )
+            self.queue_consumer.requeue_message(message)
+            return result, exc_info
+
+    handle_result.survives_broker_restarts = True
+    return handle_result
+
+
+def survive_broker_restarts() -> None:
+    """Install the above into nameko (once; every hostledger process imports this module)."""
+    if getattr(RpcConsumer.handle_result, "survives_broker_restarts", False):
+        return
+    QueueConsumer.ack_message = _settle("ack")
+    QueueConsumer.requeue_message = _settle("requeue")
+    RpcConsumer.handle_result = _reply_or_leave(RpcConsumer.handle_result)
+
+
+survive_broker_restarts()

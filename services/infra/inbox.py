@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import amqp.exceptions
 import eventlet
+import kombu.exceptions
 import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.persistence import InterfaceError as EsInterfaceError
@@ -25,6 +27,7 @@ from eventsourcing.persistence import OperationalError as EsOperationalError
 from marshmallow import ValidationError
 
 from contracts.envelope import EnvelopeSchema, IntegrationEvent
+from contracts.errors import Unavailable
 from contracts.registry import payload_schema
 from services.infra.parking import (  # noqa: F401 - also imported from here
     PARKED_TABLE,
@@ -56,6 +59,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     socket.timeout,
     eventlet.Timeout,
     Transient,
+    # the broker away (a restart): py-amqp's connection errors, kombu giving up reconnecting
+    amqp.exceptions.ConnectionError,
+    kombu.exceptions.OperationalError,
+    # another service answered "try again" (services.infra.amqp)
+    Unavailable,
 )
 
 
