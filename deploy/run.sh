@@ -6,7 +6,9 @@
 #
 # Steps: check/start PostgreSQL and RabbitMQ (deploy/preflight.sh), create the
 # services' databases, create the first staff administrator, then run the
-# processes of deploy/Procfile under honcho. Ctrl-C stops them all.
+# processes of deploy/Procfile with deploy/runner.py, which starts again any
+# process that exits (with growing pauses, as compose and Kubernetes do).
+# Ctrl-C stops them all.
 #
 # gateway and mailgateway listen on fixed ports (HOSTLEDGER_HTTP_PORT,
 # HOSTLEDGER_SMTP_PORT), so only one instance of each can run on one machine:
@@ -26,8 +28,8 @@ die() {
     exit 1
 }
 
-[[ -x $VENV/bin/python && -x $VENV/bin/honcho ]] ||
-    die "no virtualenv with honcho at $VENV; 'make run' creates it"
+[[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import honcho' 2>/dev/null ||
+    die "no virtualenv with hostledger installed at $VENV; 'make run' creates it"
 
 export PATH="$VENV/bin:$PATH"
 export PYTHONUNBUFFERED=1
@@ -69,9 +71,10 @@ if [[ -n $SCALE ]]; then
     echo "scale: $SCALE"
 fi
 
-# exec: honcho replaces this shell, receives Ctrl-C itself and stops every
-# process it started (SIGTERM, then SIGKILL after 5 s), so nothing is left behind.
+# exec: the runner replaces this shell, receives Ctrl-C itself and stops every
+# process it started (SIGTERM to each process group, SIGKILL after 10 s), so nothing
+# is left behind; a process that exits on its own is started again meanwhile.
 if [[ -n $SCALE ]]; then
-    exec honcho -f "$PROCFILE" -d "$ROOT" start -c "$SCALE"
+    exec python -m deploy.runner -f "$PROCFILE" -d "$ROOT" -c "$SCALE"
 fi
-exec honcho -f "$PROCFILE" -d "$ROOT" start
+exec python -m deploy.runner -f "$PROCFILE" -d "$ROOT"

@@ -9,12 +9,17 @@ from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
 
+# looked up once, here: a `preexec_fn` runs between fork and exec, where loading a library
+# could wait for a lock another thread of the parent held at the fork
+try:
+    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
 
 def _on_parent_death(sig: int) -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
-    except OSError:
-        pass
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(sig))
 
 
 def die_with_parent() -> None:
