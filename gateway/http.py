@@ -65,8 +65,15 @@ from contracts.errors import (
 )
 from contracts.fields import text_problem
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
-from services.infra.context import ACTOR_HEADER, ON_BEHALF_OF_HEADER, Actor
+from services.infra.context import (
+    ACTOR_HEADER,
+    DEADLINE_HEADER,
+    ON_BEHALF_OF_HEADER,
+    REQUEST_HEADER,
+    Actor,
+)
 from services.infra.inbox import is_transient
+from services.infra.requests import without_secrets
 from services.infra.settings import settings
 
 access_log = logging.getLogger("hostledger.access")
@@ -325,6 +332,11 @@ class Services:
         if on_behalf_of is not None:
             data[ON_BEHALF_OF_HEADER] = on_behalf_of.header()
 
+    @property
+    def context(self) -> dict:
+        """What every call of this request carries to the services (RPC context data)."""
+        return self._worker_ctx.data
+
     def __getattr__(self, service: str) -> ServiceProxy:
         return ServiceProxy(self._worker_ctx, service, self._reply_listener)
 
@@ -445,15 +457,24 @@ class Route(HttpRequestHandler):
     def run(self, service, method, request: Request) -> Response:
         """In the worker: authenticate, validate, call, and shape the answer."""
         call = Call(request=request, services=service.services, path=dict(request.path_values))
+        wait = settings().rpc_timeout
         try:
-            with eventlet.Timeout(settings().rpc_timeout):
+            with eventlet.Timeout(wait):
+                # once the gateway stopped waiting, no command of this request changes anything
+                call.services.context[DEADLINE_HEADER] = repr(time.time() + wait)
                 check_request_text(request)
                 self._authenticate(call)
                 call.query = self._load_query(request)
                 call.body = self._load_body(request)
                 call.files = getattr(request, "uploads", [])
-                if self.idempotent:
-                    call.idempotency_key = idempotency_key(request, call.principal)
+                if self.method not in SAFE_METHODS:
+                    # every command of this request is carried out once, however often
+                    # its RPC is delivered (services.infra.requests): the caller's key
+                    # names the request, or one made for it
+                    key = idempotency_key(request, call.principal)
+                    call.services.context[REQUEST_HEADER] = key or f"request|{uuid.uuid4()}"
+                    if self.idempotent:
+                        call.idempotency_key = key
                 if self.idempotent is True and call.idempotency_key:
                     return self._run_once(service, method, call)
                 result = method(service, call)
@@ -497,7 +518,8 @@ class Route(HttpRequestHandler):
             customers.release_request_key(key, digest)
             return result
         answer = json.loads(json.dumps(result, default=str))
-        customers.finish_request_key(key, digest, self.status, answer)
+        # a repeat answers the same object, without what is shown once (a password)
+        customers.finish_request_key(key, digest, self.status, without_secrets(answer))
         return json_response(answer, self.status)
 
     def _authenticate(self, call: Call) -> None:

@@ -28,6 +28,7 @@ from eventsourcing.utils import get_topic
 
 from services.infra.context import SYSTEM, current
 from services.infra.inbox import PARKED_TABLE
+from services.infra.requests import HANDLED_REQUESTS_TABLE, check_deadline, record_statement
 from services.infra.settings import Settings, settings
 
 
@@ -112,6 +113,7 @@ class HostledgerApplication(Application):
             # every service can list its parked events, whether it consumes any or not
             curs.execute(PARKED_TABLE)
             curs.execute(REQUEST_KEYS_TABLE)
+            curs.execute(HANDLED_REQUESTS_TABLE)
             for statement in self.schema_statements:
                 curs.execute(statement)
 
@@ -247,6 +249,12 @@ class HostledgerApplication(Application):
         also = list(current.also or ())
         current.also = None
         also.extend(kwargs.pop("also", ()) or ())
+        if current.deadline is not None:
+            check_deadline()
+        recording_command = current.command_key is not None and not current.command_recorded
+        if recording_command:
+            # the command's request, recorded with its first save (services.infra.requests)
+            also.append(record_statement(current.command_key))
         processing_event = ProcessingEvent(tracking=tracking if tracking is not _USED else None)
         processing_event.collect_events(*objs, also=also, **kwargs)
         actor = (current.actor or SYSTEM).to_dict()
@@ -258,6 +266,8 @@ class HostledgerApplication(Application):
                 if current.cause:
                     object.__setattr__(event, "cause", current.cause)
         recordings = self._record(processing_event)
+        if recording_command:
+            current.command_recorded = True
         self._take_snapshots(processing_event)
         self._notify(recordings)
         return recordings

@@ -49,6 +49,10 @@ SYSTEM = Actor("system")
 # context-data keys nameko carries from worker to worker over RPC
 ACTOR_HEADER = "hl_actor"
 ON_BEHALF_OF_HEADER = "hl_on_behalf_of"
+# the request a command belongs to (the caller's scoped Idempotency-Key, or one the gateway
+# made for the HTTP request), and when its caller stops waiting (seconds since the epoch)
+REQUEST_HEADER = "hl_request"
+DEADLINE_HEADER = "hl_deadline"
 
 
 class _Current(threading.local):
@@ -57,6 +61,12 @@ class _Current(threading.local):
     cause: str | None = None
     tracking = None  # an eventsourcing Tracking for the event being consumed, used once
     also: list | None = None  # extra SQL to run in the same transaction as the next save
+    request: str | None = None  # the request id the caller sent (REQUEST_HEADER)
+    deadline: float | None = None  # when the caller stops waiting (DEADLINE_HEADER)
+    # the command being run for a request: its key in handled_requests, and whether a
+    # save recorded it there already (services.infra.requests)
+    command_key: str | None = None
+    command_recorded: bool = False
 
 
 current = _Current()

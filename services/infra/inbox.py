@@ -303,6 +303,11 @@ class Inbox:
     # as not applicable now (Transient: redelivered later)
     LOCK_WAIT = 60.0
 
+    def locked(self):
+        """Hold this upstream's applier lock (a staff retry of one of its parked events
+        takes it as a delivery does); Transient when it cannot be taken in time."""
+        return self._locked()
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One applier per upstream: in this process, and across instances of the service

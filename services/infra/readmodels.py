@@ -286,6 +286,13 @@ class Follower:
         with self.app.datastore.transaction(commit=True) as curs:
             # wait for a batch under way: the model changes one transaction at a time
             curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.lock_key,))
+            # and for another retry of the same event: projected once, then resolved
+            curs.execute(
+                "SELECT 1 FROM parked_events WHERE id = %s AND resolved_at IS NULL FOR UPDATE",
+                (parked_id,),
+            )
+            if curs.fetchone() is None:
+                raise LookupError(f"parked event {parked_id} was resolved meanwhile")
             self.model.project(curs, event)
             curs.execute(*resolve_statement(parked_id, "projected again"))
 

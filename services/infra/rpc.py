@@ -12,6 +12,7 @@ from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import rpc as _rpc
 
 from contracts.errors import ALL_ERRORS, HostledgerError, from_marshmallow
+from services.infra.requests import once_per_request
 from services.infra.settings import settings
 
 for _error in ALL_ERRORS:
@@ -36,11 +37,12 @@ def ask(proxy, method: str, *args):
 
 
 def rpc(fn=None, **kwargs):
-    """nameko's @rpc, with our errors declared expected (logged as answers, not crashes)."""
+    """nameko's @rpc, with our errors declared expected (logged as answers, not crashes),
+    run once per request (services.infra.requests)."""
     kwargs.setdefault("expected_exceptions", (HostledgerError,))
     if fn is None:
-        return _rpc(**kwargs)
-    return _rpc(**kwargs)(fn)
+        return lambda method: _rpc(**kwargs)(once_per_request(method))
+    return _rpc(**kwargs)(once_per_request(fn))
 
 
 def load(schema_cls: type[Schema], data, partial: bool = False) -> dict:

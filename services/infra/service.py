@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from nameko.extensions import DependencyProvider
 
-from contracts.errors import Conflict, NotFound
+from contracts.errors import Conflict, NotFound, Unavailable
 from services.infra import relay
 from services.infra.consumer import Handles, InboxConsumer
-from services.infra.inbox import PoisonEvent, is_transient, load_event
+from services.infra.inbox import PoisonEvent, Transient, is_transient, load_event
 from services.infra.parking import (
     get_parked,
     list_parked,
@@ -69,6 +71,8 @@ class ServiceBase:
         follower = _store(self).follower(model)
         try:
             follower.retry(row["id"])
+        except LookupError as exc:  # another retry projected it meanwhile
+            raise Conflict(str(exc)) from None
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -78,7 +82,20 @@ class ServiceBase:
             ) from None
 
     def _retry_handler(self, row: dict) -> None:
+        """Under the upstream's applier lock, as a delivery: two retries at once (from any
+        instance) run the handler once; the second finds the event resolved."""
         consumer = _inbox_consumer(self)
+        inbox = consumer.inboxes.get(row["upstream"])
+        try:
+            with inbox.locked() if inbox is not None else contextlib.nullcontext():
+                fresh = get_parked(self.app, row["id"])
+                if fresh is None or fresh["resolved_at"] is not None:
+                    raise Conflict(f"parked event {row['id']} was already resolved")
+                self._apply_parked(consumer, fresh)
+        except Transient as exc:
+            raise Unavailable(f"the event cannot be retried now: {exc}") from None
+
+    def _apply_parked(self, consumer: InboxConsumer, row: dict) -> None:
         try:
             event = load_event(original_envelope(row))
         except PoisonEvent as exc:

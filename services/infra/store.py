@@ -234,6 +234,11 @@ class EventStore(DependencyProvider):
         context.current.cause = data.get(CAUSE_HEADER)
         context.current.tracking = None
         context.current.also = None
+        context.current.request = data.get(context.REQUEST_HEADER) or None
+        deadline = data.get(context.DEADLINE_HEADER)
+        context.current.deadline = float(deadline) if deadline else None
+        context.current.command_key = None
+        context.current.command_recorded = False
         if _is_inbox_worker(worker_ctx):
             tracking = data.get(TRACKING_HEADER)
             if tracking:
@@ -248,6 +253,8 @@ class EventStore(DependencyProvider):
     def worker_teardown(self, worker_ctx):
         context.current.actor = context.current.on_behalf_of = context.current.cause = None
         context.current.tracking = context.current.also = None
+        context.current.request = context.current.deadline = context.current.command_key = None
+        context.current.command_recorded = False
 
 
 def _is_inbox_worker(worker_ctx) -> bool:

@@ -1,0 +1,220 @@
+"""Every command runs once per request, even when its RPC is delivered twice.
+
+nameko acknowledges an RPC request only after its worker finished, so a broker restart
+in the middle delivers the request again, and a caller that gave up (the gateway's 503)
+may still see its request run later. So:
+
+- The gateway gives every request that changes something a request id (the caller's
+  Idempotency-Key, bound to the caller, or one it makes for the HTTP request) and a
+  deadline (when it stops waiting), carried to every service as RPC context data
+  (`context.REQUEST_HEADER`, `context.DEADLINE_HEADER`), and on to the services they call.
+- A command's first save records `(request id, service.method, its arguments)` in
+  `handled_requests` in the same transaction as the command's events; its answer (or
+  its typed error) is kept there when it returns.
+- The same command with the same request id and arguments then answers that first
+  answer instead of running again: delivered twice, retried by the gateway with the same
+  Idempotency-Key, or run twice at once (the second save conflicts on the key, and the
+  first answer is waited for).
+- A command whose request is past its deadline saves nothing (503): a request that
+  waited in a queue while its service was down is not carried out later, and the
+  gateway's 503 means "not done". (Clocks of the hosts must agree: NTP.)
+
+Commands that record no events (a login's session, a logout) are idempotent as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import time
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+import eventlet
+
+from contracts import errors
+from services.infra.context import current
+
+log = logging.getLogger(__name__)
+
+HANDLED_REQUESTS_TABLE = """
+CREATE TABLE IF NOT EXISTS handled_requests (
+    key text PRIMARY KEY,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    answer jsonb
+)
+"""
+# what an answer shows once and no repeat shows again (it is never stored): a generated
+# password, a session's token
+SECRET_KEYS = frozenset({"credentials", "password", "token", "secret"})
+SESSION_KEYS = frozenset({"token"})
+# how long a repeated request waits for the first one's answer before it gives up
+ANSWER_WAIT = 5.0
+_ERRORS = {cls.__name__: cls for cls in errors.ALL_ERRORS}
+
+
+def command_key(request: str, command: str, args: tuple, kwargs: dict) -> str:
+    """What identifies one command of one request: the request id, the command, and a
+    digest of its arguments (a request may run several commands, or one twice with other
+    arguments)."""
+    text = json.dumps([args, kwargs], sort_keys=True, default=_plain)
+    return f"{request}|{command}|{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def record_statement(key: str) -> tuple[str, tuple]:
+    """The row a command's first save writes with its events (a second one conflicts)."""
+    return ("INSERT INTO handled_requests (key) VALUES (%s)", (key,))
+
+
+def _plain(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+class AlreadyHandled(Exception):
+    """The request's command was recorded by another delivery: its answer counts."""
+
+
+class RequestRecorded:
+    """What `handled_requests` holds for a key: `found`, and `answer`/`error` once known."""
+
+    def __init__(self, row: dict | None):
+        self.found = row is not None
+        stored = (row or {}).get("answer")
+        self.known = stored is not None
+        self.answer = stored.get("answer") if stored else None
+        self.error = stored.get("error") if stored else None
+
+    def replay(self):
+        if self.error is not None:
+            cls = _ERRORS.get(self.error.get("type"), errors.HostledgerError)
+            raise cls(*self.error.get("args", ["The request failed."]))
+        return self.answer
+
+
+def lookup(app, key: str) -> RequestRecorded:
+    with app.datastore.transaction() as curs:
+        curs.execute("SELECT answer FROM handled_requests WHERE key = %s", (key,))
+        return RequestRecorded(curs.fetchone())
+
+
+def _has_key(answer, names: frozenset) -> bool:
+    if isinstance(answer, dict):
+        return any(k in names or _has_key(v, names) for k, v in answer.items())
+    if isinstance(answer, list | tuple):
+        return any(_has_key(v, names) for v in answer)
+    return False
+
+
+def without_secrets(answer):
+    """The answer with everything shown once left out (what may be kept and shown again)."""
+    if isinstance(answer, dict):
+        return {k: without_secrets(v) for k, v in answer.items() if k not in SECRET_KEYS}
+    if isinstance(answer, list):
+        return [without_secrets(v) for v in answer]
+    return answer
+
+
+def keep_answer(app, key: str, answer=None, error: errors.HostledgerError | None = None) -> None:
+    if error is not None:
+        stored = {"error": {"type": type(error).__name__, "args": list(error.args)}}
+    elif _has_key(answer, SESSION_KEYS):
+        # a session is handed out once: a repeat is told so, and opens none
+        stored = {
+            "error": {
+                "type": "Conflict",
+                "args": [
+                    "This request was carried out already and its session was handed out "
+                    "then; it is not handed out again."
+                ],
+            }
+        }
+    else:
+        # a repeat answers the same object, without what is shown once (a password)
+        stored = {"answer": without_secrets(answer)}
+    try:
+        text = json.dumps(stored, default=_plain)
+    except (TypeError, ValueError):
+        log.warning("the answer to %s cannot be kept (not JSON)", key)
+        text = json.dumps({"answer": None})
+    with app.datastore.transaction(commit=True) as curs:
+        curs.execute("UPDATE handled_requests SET answer = %s::jsonb WHERE key = %s", (text, key))
+
+
+def wait_for_answer(app, key: str):
+    """The first delivery's answer (it recorded the command and is still answering, or
+    answered already); a Conflict when it never comes (it crashed in between)."""
+    waited = 0.0
+    while True:
+        recorded = lookup(app, key)
+        if recorded.known:
+            return recorded.replay()
+        if waited >= ANSWER_WAIT:
+            raise errors.Conflict(
+                "This request was carried out already, but its answer is not available: "
+                "look up what it changed instead of sending it again."
+            )
+        eventlet.sleep(0.1)
+        waited += 0.1
+
+
+def check_deadline() -> None:
+    """Before a command's save: once the caller stopped waiting (the gateway answered 503),
+    the request changes nothing. A request that waited in a queue while its service was
+    down is not carried out later; one still running when the caller gave up is undone."""
+    deadline = current.deadline
+    if deadline is not None and time.time() > deadline:
+        raise errors.Unavailable(
+            "The caller stopped waiting for this request before it was carried out; "
+            "nothing was changed. Send it again."
+        )
+
+
+def once_per_request(fn):
+    """Wrap a service's RPC method (see the module's docstring). Without a request id
+    (queries, a service's own calls, tests) it runs as it is."""
+
+    @functools.wraps(fn)
+    def command(self, *args, **kwargs):
+        request = current.request
+        app = getattr(self, "app", None)
+        if not request or not hasattr(app, "datastore"):
+            return fn(self, *args, **kwargs)
+        key = command_key(request, f"{self.name}.{fn.__name__}", args, kwargs)
+        recorded = lookup(app, key)
+        if recorded.found:
+            log.info("request %s was handled already: answering its first answer", key)
+            return recorded.replay() if recorded.known else wait_for_answer(app, key)
+        outer = current.command_key, current.command_recorded
+        current.command_key, current.command_recorded = key, False
+        try:
+            result = fn(self, *args, **kwargs)
+        except errors.HostledgerError as exc:
+            if current.command_recorded:
+                keep_answer(app, key, error=exc)
+            raise
+        except Exception as exc:
+            if not current.command_recorded and lookup(app, key).found:
+                # another delivery of this request recorded it first: its answer counts
+                log.info("request %s ran twice at once: answering the first (%r)", key, exc)
+                return wait_for_answer(app, key)
+            raise
+        else:
+            if current.command_recorded:
+                keep_answer(app, key, answer=result)
+            return result
+        finally:
+            current.command_key, current.command_recorded = outer
+
+    # nameko checks a call's arguments against this (inspect.getcallargs)
+    command.__signature__ = inspect.signature(fn)
+    return command
