@@ -70,6 +70,19 @@ def record_statement(key: str) -> tuple[str, tuple]:
     return ("INSERT INTO handled_requests (key) VALUES (%s)", (key,))
 
 
+def record_command(curs) -> None:
+    """For a command that writes with SQL of its own rather than events (a password reset
+    link, an outbox row): record its request in that transaction, as a save would, so
+    that a repeat answers the first answer instead of writing again."""
+    if current.deadline is not None:
+        check_deadline()
+    key = current.command_key
+    if key is None or current.command_recorded:
+        return
+    curs.execute(*record_statement(key))
+    current.command_recorded = True
+
+
 def _plain(value):
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -146,23 +159,28 @@ def keep_answer(app, key: str, answer=None, error: errors.HostledgerError | None
     except (TypeError, ValueError):
         log.warning("the answer to %s cannot be kept (not JSON)", key)
         text = json.dumps({"answer": None})
-    with app.datastore.transaction(commit=True) as curs:
-        curs.execute("UPDATE handled_requests SET answer = %s::jsonb WHERE key = %s", (text, key))
+    try:
+        with app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE handled_requests SET answer = %s::jsonb WHERE key = %s", (text, key)
+            )
+    except Exception:  # the command is done; a repeat runs it again for its answer
+        log.warning("the answer to %s was not kept", key, exc_info=True)
+
+
+_NO_ANSWER = object()
 
 
 def wait_for_answer(app, key: str):
     """The first delivery's answer (it recorded the command and is still answering, or
-    answered already); a Conflict when it never comes (it crashed in between)."""
+    answered already); `_NO_ANSWER` when none comes in time (it died in between)."""
     waited = 0.0
     while True:
         recorded = lookup(app, key)
         if recorded.known:
             return recorded.replay()
         if waited >= ANSWER_WAIT:
-            raise errors.Conflict(
-                "This request was carried out already, but its answer is not available: "
-                "look up what it changed instead of sending it again."
-            )
+            return _NO_ANSWER
         eventlet.sleep(0.1)
         waited += 0.1
 
@@ -193,7 +211,14 @@ def once_per_request(fn):
         recorded = lookup(app, key)
         if recorded.found:
             log.info("request %s was handled already: answering its first answer", key)
-            return recorded.replay() if recorded.known else wait_for_answer(app, key)
+            if recorded.known:
+                return recorded.replay()
+            answer = wait_for_answer(app, key)
+            if answer is not _NO_ANSWER:
+                return answer
+            # the first delivery saved, then died before its answer was kept: run it again
+            # for its answer. A command that keeps its own Idempotency-Key answers from it;
+            # any other cannot save twice (its save conflicts on the request's record).
         outer = current.command_key, current.command_recorded
         current.command_key, current.command_recorded = key, False
         try:
@@ -206,7 +231,13 @@ def once_per_request(fn):
             if not current.command_recorded and lookup(app, key).found:
                 # another delivery of this request recorded it first: its answer counts
                 log.info("request %s ran twice at once: answering the first (%r)", key, exc)
-                return wait_for_answer(app, key)
+                answer = wait_for_answer(app, key)
+                if answer is _NO_ANSWER:
+                    raise errors.Conflict(
+                        "This request was carried out already, but its answer is not "
+                        "available: look up what it changed instead of sending it again."
+                    ) from None
+                return answer
             raise
         else:
             if current.command_recorded:

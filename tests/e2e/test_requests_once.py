@@ -15,9 +15,11 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from contracts.errors import Unavailable, ValidationFailed
+from contracts.errors import Conflict, Unavailable, ValidationFailed
 from services.infra.context import ACTOR_HEADER, DEADLINE_HEADER, REQUEST_HEADER
 from tests.e2e.test_helpdesk import _client, _department, _open
+
+KEY = "Idempotency-Key"
 
 
 def _staff_id(stack) -> str:
@@ -146,3 +148,40 @@ def test_two_staff_retries_of_one_parked_event_run_its_handler_once(stack):
         if p["id"] == item["id"] and p["service"] == "billing"
     ]
     assert after["attempts"] == item["attempts"], "the second retry ran the handler again"
+
+
+def test_a_request_saved_but_not_answered_is_never_run_twice(stack, ticket):
+    """As if the service died after the command's save, before its answer was kept: a repeat
+    runs it again for its answer, and its save cannot be recorded twice."""
+    request = f"staff-test|{uuid.uuid4()}"
+    with _as_staff(stack, **{REQUEST_HEADER: request}) as rpc:
+        rpc.helpdesk.staff_reply(ticket["id"], {"body": "Saved once."})
+    with stack.db("helpdesk") as conn:
+        lost = conn.execute(
+            "UPDATE handled_requests SET answer = NULL WHERE key LIKE %s", (f"{request}|%",)
+        )
+        assert lost.rowcount == 1
+    with _as_staff(stack, **{REQUEST_HEADER: request}) as rpc, pytest.raises(Conflict):
+        rpc.helpdesk.staff_reply(ticket["id"], {"body": "Saved once."})
+    assert [m["body"] for m in _staff_messages(stack, ticket["id"])] == ["Saved once."]
+
+
+def test_a_registration_saved_but_not_answered_answers_from_its_own_key(stack):
+    """A command that keeps its Idempotency-Key with its events answers the repeat itself."""
+    key = f"registration-{uuid.uuid4()}"
+    body = {"kind": "individual", "email": f"{uuid.uuid4().hex[:12]}@example.com"}
+    body.update(country="DE", contact_person="Kept Person")
+    first = stack.http(
+        "POST", "/api/v1/staff/customers", stack.admin_token, json=body, headers={KEY: key}
+    )
+    assert first.status_code == 201, first.text
+    with stack.db("customers") as conn:
+        lost = conn.execute(
+            "UPDATE handled_requests SET answer = NULL WHERE key LIKE %s", (f"staff:%|{key}|%",)
+        )
+        assert lost.rowcount == 1
+    again = stack.http(
+        "POST", "/api/v1/staff/customers", stack.admin_token, json=body, headers={KEY: key}
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == first.json()["id"] and "credentials" not in again.json()
