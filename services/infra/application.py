@@ -28,7 +28,12 @@ from eventsourcing.utils import get_topic
 
 from services.infra.context import SYSTEM, current
 from services.infra.inbox import PARKED_TABLE
-from services.infra.requests import HANDLED_REQUESTS_TABLE, check_deadline, record_statement
+from services.infra.requests import (
+    HANDLED_REQUESTS_INDEX,
+    HANDLED_REQUESTS_TABLE,
+    check_deadline,
+    record_statement,
+)
 from services.infra.settings import Settings, settings
 
 
@@ -114,6 +119,7 @@ class HostledgerApplication(Application):
             curs.execute(PARKED_TABLE)
             curs.execute(REQUEST_KEYS_TABLE)
             curs.execute(HANDLED_REQUESTS_TABLE)
+            curs.execute(HANDLED_REQUESTS_INDEX)
             for statement in self.schema_statements:
                 curs.execute(statement)
 

@@ -31,12 +31,13 @@ import json
 import logging
 import time
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import eventlet
 
 from contracts import errors
+from services.infra import clock
 from services.infra.context import current
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ CREATE TABLE IF NOT EXISTS handled_requests (
     answer jsonb
 )
 """
+HANDLED_REQUESTS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS handled_requests_recorded ON handled_requests (recorded_at)"
+)
 # what an answer shows once and no repeat shows again (it is never stored): a generated
 # password, a session's token
 SECRET_KEYS = frozenset({"credentials", "password", "token", "secret"})
@@ -67,7 +71,18 @@ def command_key(request: str, command: str, args: tuple, kwargs: dict) -> str:
 
 def record_statement(key: str) -> tuple[str, tuple]:
     """The row a command's first save writes with its events (a second one conflicts)."""
-    return ("INSERT INTO handled_requests (key) VALUES (%s)", (key,))
+    return ("INSERT INTO handled_requests (key, recorded_at) VALUES (%s, %s)", (key, clock.now()))
+
+
+def forget_old_requests(app, days: int) -> int:
+    """Drop the records of requests older than `days` (and the gateway's Idempotency-Key
+    answers kept in this database): a key is honoured that long. How many were dropped."""
+    before = clock.now() - timedelta(days=days)
+    with app.datastore.transaction(commit=True) as curs:
+        curs.execute("DELETE FROM handled_requests WHERE recorded_at < %s", (before,))
+        dropped = curs.rowcount
+        curs.execute("DELETE FROM request_keys WHERE claimed_at < %s", (before,))
+        return dropped + curs.rowcount
 
 
 def record_command(curs) -> None:

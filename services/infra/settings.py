@@ -85,6 +85,8 @@ class Settings:
     catchup_interval: float = 30.0
     handler_attempts: int = 3
     rpc_timeout: float = 30.0
+    # days a request's record (and its Idempotency-Key's answer) is kept
+    request_retention_days: int = 7
     stripe_webhook_secret: str | None = None
     scheduler_interval: float = 60.0
     renew_days_before: int = 7
@@ -153,6 +155,7 @@ class Settings:
             catchup_interval=float(env.get("HOSTLEDGER_CATCHUP_INTERVAL") or 30.0),
             handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
             rpc_timeout=float(env.get("HOSTLEDGER_RPC_TIMEOUT") or 30.0),
+            request_retention_days=_int(env, "HOSTLEDGER_REQUEST_RETENTION_DAYS", 7),
             stripe_webhook_secret=env.get("HOSTLEDGER_STRIPE_WEBHOOK_SECRET") or None,
             scheduler_interval=float(env.get("HOSTLEDGER_SCHEDULER_INTERVAL") or 60.0),
             renew_days_before=_int(env, "HOSTLEDGER_RENEW_DAYS_BEFORE", 7),

@@ -13,6 +13,7 @@ who is acting, so that each event saved records its actor.
 from __future__ import annotations
 
 import logging
+import random
 
 import eventlet
 import psycopg
@@ -108,6 +109,9 @@ class EventStore(DependencyProvider):
     def start(self):
         self._running = True
         self._threads.append(self.container.spawn_managed_thread(self._watch_loop, "log-watch"))
+        self._threads.append(
+            self.container.spawn_managed_thread(self._housekeeping_loop, "housekeeping")
+        )
         if self.relay_enabled:
             self._threads.append(self.container.spawn_managed_thread(self._relay_loop, "relay"))
         for follower in self.followers:
@@ -181,6 +185,22 @@ class EventStore(DependencyProvider):
             except Exception:
                 log.exception("relay of %s failed; retrying", self.app.service)
                 eventlet.sleep(1.0)
+
+    HOUSEKEEPING_INTERVAL = 3600.0
+
+    def _housekeeping_loop(self):
+        """Once an hour (soon after start too): forget requests past their retention."""
+        from services.infra.requests import forget_old_requests
+
+        eventlet.sleep(random.uniform(5.0, 60.0))
+        while self._running:
+            try:
+                dropped = forget_old_requests(self.app, settings().request_retention_days)
+                if dropped:
+                    log.info("forgot %d request records past their retention", dropped)
+            except Exception as exc:  # noqa: BLE001 - tried again at the next round
+                log.warning("request records not cleaned up now: %s", exc)
+            eventlet.sleep(self.HOUSEKEEPING_INTERVAL)
 
     # read models may lag a moment: a follower woken by new events waits this long so
     # that a burst of events is projected in one transaction, not one each
