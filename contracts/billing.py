@@ -48,6 +48,9 @@ class InvoicePaid(Schema):
     invoice_id = fields.UUID(required=True)
     source = Text(required=True)
     reference = Text(load_default=None, allow_none=True)
+    # what the invoice was for (order, renewal, add_funds, manual); absent from invoices
+    # paid before it was published
+    purpose = Text(load_default=None, allow_none=True)
 
 
 @integration_event("billing", "PaymentReceived")

@@ -196,6 +196,37 @@ class Billing(Refunds, HostledgerApplication):
         with self._series_locks.setdefault(project_key, Semaphore()):
             return retry_on_conflict(attempt)
 
+    def void_issued_for(self, idempotency_key: str, reason: str) -> dict:
+        """Withdraw the invoice issued with this key (an order that was not placed): it is
+        cancelled with `reason`, recorded, and can no longer be paid. When none was issued
+        yet, the key is spent, so a request still on its way issues none. Doing it again
+        changes nothing. 409 when the invoice is paid already (the order must be placed)."""
+        from services.infra.domain import IdempotencyKey
+
+        def attempt() -> dict:
+            try:
+                used = self.repository.get(IdempotencyKey.id_for("invoice", idempotency_key))
+            except AggregateNotFoundError:
+                spent = IdempotencyKey(
+                    scope="invoice",
+                    key=idempotency_key,
+                    request_hash="voided",
+                    answer={"voided": True, "reason": reason},
+                )
+                self.save(spent)
+                return {"invoice": None, "status": "voided"}
+            if used.answer.get("voided"):
+                return {"invoice": None, "status": "voided"}
+            invoice = self.invoice(UUID(used.answer["id"]))
+            if invoice.status == "unpaid":
+                invoice.cancel(reason=reason)
+                self.save(invoice)
+            elif invoice.status == "paid":
+                raise Conflict(f"Invoice {invoice.number} is paid: it cannot be withdrawn.")
+            return {"invoice": invoice_view(invoice), "status": invoice.status}
+
+        return retry_on_conflict(attempt)
+
     def project_book(self) -> ProjectBook:
         try:
             return self.repository.get(ProjectBook.ID)

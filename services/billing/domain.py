@@ -278,10 +278,13 @@ class Invoice(Aggregate):
 
     def mark_paid(self, source: str, reference: str | None, at: datetime) -> None:
         self.check_payable()
-        self._paid(source=source, reference=reference, at=at)
+        self._paid(source=source, reference=reference, at=at, purpose=self.purpose)
 
     @event("Paid")
-    def _paid(self, source: str, reference: str | None, at: datetime) -> None:
+    def _paid(
+        self, source: str, reference: str | None, at: datetime, purpose: str | None = None
+    ) -> None:
+        # the purpose rides along, so that InvoicePaid says what the invoice was for
         self.status = "paid"
         self.paid_at = at
         self.payments.append({"source": source, "reference": reference, "at": at})

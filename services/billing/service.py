@@ -184,6 +184,13 @@ class BillingService(ServiceBase):
                 "customer_id", f"No such customer with a personal account in {currency}."
             ) from None
 
+    @rpc
+    def void_issued_invoice(self, idempotency_key: str, reason: str) -> dict:
+        """Withdraw the invoice issued with `idempotency_key` (an order that could not be
+        placed): cancelled with `reason`, or, when none was issued, none ever will be.
+        409 when it is paid."""
+        return self.app.void_issued_for(str(idempotency_key), str(reason)[:500])
+
     def _known_products(self, data: dict) -> None:
         """400 naming each line's `product_id` and each extra discount's product id that
         names no product (the orders service keeps the catalog), before anything is saved."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -14,14 +14,17 @@ from contracts import orders as contract
 from contracts.errors import Conflict, NotFound, ValidationFailed
 from contracts.fields import invalid
 from services.infra import clock
-from services.infra.application import HostledgerApplication
+from services.infra.application import HostledgerApplication, request_hash
 from services.infra.clock import isoformat
+from services.infra.domain import IdempotencyKey
 from services.orders.domain import (
     CYCLES,
+    CustomerServices,
     InvoiceOrder,
     LifecycleError,
     NotOnSale,
     Order,
+    OrderAttempt,
     Product,
     ProjectTerms,
     PromoCode,
@@ -34,6 +37,31 @@ from services.orders.domain import (
 from services.orders.provisioning import next_attempt
 
 LANGUAGES = ("en", "ru", "fr")
+RETRIES = 20
+
+# the order attempts not ended yet (placing, or abandoned with their invoice to void):
+# written in the same transaction as the attempt's events, so never behind them
+ATTEMPTS_TABLE = """
+CREATE TABLE IF NOT EXISTS order_attempts_open (
+    attempt_id uuid PRIMARY KEY,
+    request_key text NOT NULL,
+    status text NOT NULL,
+    since timestamptz NOT NULL
+)
+"""
+
+
+def _attempt_open(attempt: OrderAttempt) -> tuple:
+    return (
+        "INSERT INTO order_attempts_open (attempt_id, request_key, status, since)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (attempt_id) DO UPDATE"
+        " SET status = EXCLUDED.status, since = EXCLUDED.since",
+        (attempt.id, attempt.request_key, attempt.status, attempt.since),
+    )
+
+
+def _attempt_closed(attempt: OrderAttempt) -> tuple:
+    return ("DELETE FROM order_attempts_open WHERE attempt_id = %s", (attempt.id,))
 
 
 def _with_ids(addons: list[dict] | None) -> list[dict]:
@@ -64,6 +92,7 @@ class Orders(HostledgerApplication):
         Service.Terminated: contract.ServiceTerminated,
         Service.Cancelled: contract.ServiceCancelled,
     }
+    schema_statements = (ATTEMPTS_TABLE,)
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -150,32 +179,6 @@ class Orders(HostledgerApplication):
             message = f"The promo code {promo.code} is for orders in {promo.currency}."
             raise ValidationFailed(message, {"promo_code": [message]})
         return promo
-
-    def reserve_promo(self, code: str, currency: str | None = None) -> PromoCode:
-        """Count one use now (released if the order then fails); never more than max_uses."""
-
-        def attempt() -> PromoCode:
-            promo = self.usable_promo(code, currency)
-            promo.reserve(clock.now())
-            self.save(promo)
-            return promo
-
-        for _ in range(20):
-            try:
-                return attempt()
-            except IntegrityError:
-                continue
-        raise Conflict("The promo code is in heavy use; try again.")
-
-    def release_promo(self, code: str) -> None:
-        for _ in range(20):
-            promo = self.repository.get(PromoCode.id_for(code))
-            promo.release()
-            try:
-                self.save(promo)
-                return
-            except IntegrityError:
-                continue
 
     # -- orders -------------------------------------------------------------------------------
 
@@ -298,25 +301,128 @@ class Orders(HostledgerApplication):
             )
         return lines
 
-    def place_order(
+    # -- placing an order: an attempt recorded first, then billing's invoice, then the order --
+
+    def begin_order(
         self,
+        request_key: str,
+        keyed: bool,
+        request: dict,
         customer_id: UUID,
-        priced: list[dict],
         currency: str,
-        invoice: dict,
-        answer=None,
-        idempotency: tuple[str | None, dict] = (None, {}),
+        items: list[dict],
+        promo_code: str | None,
+        runner: str,
+    ) -> OrderAttempt:
+        """The attempt to place this order, saved before billing is asked for an invoice:
+        started (the items priced now, a promo code's use counted in the same save),
+        resumed (still placing: a request that failed or is still running), or started
+        again after its invoice was voided. A placed or abandoned one is answered as it
+        is (the caller answers the order, or voids the invoice first). `keyed`: the
+        request key is the client's Idempotency-Key; `runner`: this run of the request
+        (it carries the attempt on from now). 409 when it came with another request."""
+        wanted = request_hash(request)
+        for _ in range(RETRIES):
+            try:
+                attempt = self.repository.get(OrderAttempt.id_for(request_key))
+            except AggregateNotFoundError:
+                attempt = None
+            now = clock.now()
+            if attempt is not None and attempt.request_hash != wanted:
+                raise Conflict(
+                    "This Idempotency-Key was used with a different request.",
+                    {"Idempotency-Key": ["Already used for another request."]},
+                )
+            changed: list = []
+            if attempt is None:
+                priced = self.price_order(items, currency)
+                promo = self._reserve_promo(promo_code, currency, now, changed)
+                attempt = OrderAttempt(
+                    request_key=request_key,
+                    request_hash=wanted,
+                    customer_id=customer_id,
+                    currency=currency,
+                    priced=priced,
+                    promo=promo,
+                    at=now,
+                    keyed=keyed,
+                    runner=runner,
+                )
+            elif attempt.status == "placing":
+                attempt.resume(at=now, runner=runner)
+            elif attempt.status == "voided":
+                priced = self.price_order(items, currency)
+                promo = self._reserve_promo(promo_code, currency, now, changed)
+                attempt.restart(priced=priced, promo=promo, at=now, runner=runner)
+            else:
+                return attempt  # placed, or abandoned with its invoice still to void
+            try:
+                self.save(attempt, *changed, also=[_attempt_open(attempt)])
+            except IntegrityError:
+                continue  # another request or the recovery changed it meanwhile
+            return attempt
+        raise Conflict("This order is being changed by someone else; try again.")
+
+    def _reserve_promo(self, code: str | None, currency: str, now, changed: list) -> dict | None:
+        if not code:
+            return None
+        promo = self.usable_promo(code, currency)
+        try:
+            promo.reserve(now)
+        except PromoNotUsable as exc:
+            raise ValidationFailed(str(exc), {"promo_code": [str(exc)]}) from None
+        changed.append(promo)
+        return {"code": promo.code, "discount": promo.as_discount()}
+
+    def attempt(self, request_key: str) -> OrderAttempt:
+        return self.repository.get(OrderAttempt.id_for(request_key))
+
+    @staticmethod
+    def invoice_request(attempt: OrderAttempt) -> dict:
+        """What billing is asked to issue for this attempt: always the same for one
+        attempt number, so a resumed attempt gets the invoice issued before."""
+        return {
+            "customer_id": str(attempt.customer_id),
+            "lines": Orders.invoice_lines(attempt.priced, attempt.currency),
+            "extra_discounts": [attempt.promo["discount"]] if attempt.promo else [],
+        }
+
+    def place_order(
+        self, request_key: str, invoice: dict, answer=None, recovering: bool = False
     ) -> Order:
-        """The order and its pending services, saved together. With an Idempotency-Key,
-        `answer(order)` is kept with them, so the same request later gets that answer; two
-        such requests at once save one order (IntegrityError for the second)."""
+        """The order and its pending services, saved with the attempt's end (`placed`), the
+        customer's service index and, for a keyed request, `answer(order)` as the key's
+        first answer. A payment heard before (InvoiceOrder waiting) pays it at once. The
+        order of an attempt placed already is answered as it is. `recovering`: an
+        abandoned attempt whose invoice was paid before it could be voided is placed too;
+        otherwise an abandoned one is a 409 (it took too long and was withdrawn)."""
+        for _ in range(RETRIES):
+            attempt = self.attempt(request_key)
+            if attempt.status == "placed":
+                return self.repository.get(attempt.order_id)
+            if attempt.status != "placing" and not (recovering and attempt.status == "abandoned"):
+                raise Conflict(
+                    "This order took too long and was withdrawn (its invoice voided); "
+                    "send it again."
+                )
+            changed = self._order_of(attempt, invoice, answer)
+            try:
+                self.save(*changed, also=[_attempt_closed(attempt)])
+            except IntegrityError:
+                continue  # a payment, another order of the customer or the recovery, meanwhile
+            return changed[0]
+        raise Conflict("This customer's orders are being changed by someone else; try again.")
+
+    def _order_of(self, attempt: OrderAttempt, invoice: dict, answer) -> list:
+        """The order, what it changes, and the attempt marked placed (the order first)."""
+        customer_id, currency, now = attempt.customer_id, attempt.currency, clock.now()
         order = Order(
             customer_id=customer_id,
-            items=priced,
+            items=attempt.priced,
             currency=currency,
             invoice_id=UUID(invoice["id"]),
             total=invoice["total"]["amount"],
-            placed_at=clock.now(),
+            placed_at=now,
         )
         services = [
             Service(
@@ -334,15 +440,111 @@ class Orders(HostledgerApplication):
                     for a in i.get("addons") or []
                 ],
             )
-            for i in priced
+            for i in attempt.priced
         ]
-        link = InvoiceOrder(
-            invoice_id=order.invoice_id, order_id=order.id, service_ids=[s.id for s in services]
-        )
-        key, request = idempotency
-        record = self.idempotency_record("order", key, request, answer(order)) if key else None
-        self.save(order, link, *services, record)
-        return order
+        service_ids = [s.id for s in services]
+        try:
+            link = self.repository.get(InvoiceOrder.id_for(order.invoice_id))
+        except AggregateNotFoundError:
+            link = InvoiceOrder(
+                invoice_id=order.invoice_id, order_id=order.id, service_ids=service_ids
+            )
+        else:
+            if link.order_id is not None:
+                raise Conflict("This invoice belongs to another order.")
+            link.attach(order_id=order.id, service_ids=service_ids)
+            self._activate(order, services, now)  # paid before the order was saved
+        index = self._customer_services(customer_id)
+        index.add(service_ids=service_ids)
+        attempt.placed(order_id=order.id, invoice_id=order.invoice_id)
+        record = None
+        if attempt.keyed and answer is not None:
+            record = IdempotencyKey(
+                scope="order",
+                key=attempt.request_key,
+                request_hash=attempt.request_hash,
+                answer=answer(order),
+            )
+        return [order, link, *services, index, attempt, record]
+
+    def abandon_attempt(
+        self, request_key: str, reason: str, runner: str | None = None
+    ) -> OrderAttempt:
+        """End a placing attempt without an order (its promo code's use given back in the
+        same save); its invoice is then voided (`attempt_voided`). A placed, abandoned or
+        voided attempt is answered as it is, and so is one that another run of the
+        request than `runner` carries on now (None: the recovery, whoever carries it)."""
+        for _ in range(RETRIES):
+            attempt = self.attempt(request_key)
+            if attempt.status != "placing" or runner not in (None, attempt.runner):
+                return attempt
+            attempt.abandon(reason=reason[:500])
+            promo = None
+            if attempt.promo:
+                promo = self.repository.get(PromoCode.id_for(attempt.promo["code"]))
+                promo.release()
+            try:
+                self.save(attempt, promo, also=[_attempt_open(attempt)])
+            except IntegrityError:
+                continue
+            return attempt
+        raise Conflict("This order is being changed by someone else; try again.")
+
+    def attempt_voided(self, request_key: str) -> None:
+        """Billing voided the abandoned attempt's invoice (or made sure none is issued)."""
+        for _ in range(RETRIES):
+            attempt = self.attempt(request_key)
+            if attempt.status != "abandoned":
+                return
+            attempt.invoice_voided()
+            try:
+                self.save(attempt, also=[_attempt_closed(attempt)])
+            except IntegrityError:
+                continue
+            return
+
+    def unfinished_attempts(self, placing_since, limit: int = 100) -> list[str]:
+        """The request keys of attempts abandoned with their invoice not voided yet, and of
+        those still placing since before `placing_since` (their request died or gave up):
+        recorded in the same transaction as the attempts, never behind them."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT request_key FROM order_attempts_open"
+                " WHERE status = 'abandoned' OR since < %s ORDER BY since LIMIT %s",
+                (placing_since, limit),
+            )
+            return [r["request_key"] for r in curs.fetchall()]
+
+    def _customer_services(self, customer_id: UUID) -> CustomerServices:
+        """The customer's service index; a new one (not saved yet) when there is none."""
+        try:
+            return self.repository.get(CustomerServices.id_for(customer_id))
+        except AggregateNotFoundError:
+            pass
+        # services made before the index existed are listed only by the read model, which
+        # has long projected them: the new index starts with them
+        older = []
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT to_regclass('service_list') IS NOT NULL AS listed")
+            if curs.fetchone()["listed"]:
+                curs.execute(
+                    "SELECT service_id FROM service_list WHERE customer_id = %s"
+                    " ORDER BY created_at, service_id",
+                    (customer_id,),
+                )
+                older = [r["service_id"] for r in curs.fetchall()]
+        return CustomerServices(customer_id=customer_id, service_ids=older)
+
+    @staticmethod
+    def _activate(order: Order, services: list[Service], now) -> None:
+        """The order's invoice is paid: the order is paid and its pending services start."""
+        today = now.date()
+        order.mark_paid(at=now)
+        for s in services:
+            if s.status == "pending":
+                due = add_months(today, CYCLES[s.billing_cycle]).isoformat()
+                s.activate(next_due_date=due, reason="invoice paid")
+                s.request_provisioning(at=now)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -386,15 +588,10 @@ class Orders(HostledgerApplication):
     def suspend_customer(self, customer_id: UUID, reason: str, why: str) -> int:
         """Suspend every active service of a customer (abuse, penalty points), in one save;
         how many. Services already suspended, ended or still pending are left as they are,
-        so applying the same request again changes nothing."""
-        with self.datastore.transaction() as curs:
-            # the read model may lag a moment behind an activation: the aggregate decides
-            curs.execute(
-                "SELECT service_id FROM service_list WHERE customer_id = %s"
-                " AND status IN ('pending', 'active')",
-                (customer_id,),
-            )
-            services = [self.repository.get(r["service_id"]) for r in curs.fetchall()]
+        so applying the same request again changes nothing. The services are found through
+        the customer's index in the event store (never through a list that may lag)."""
+        index = self._customer_services(customer_id)
+        services = [self.repository.get(i) for i in index.service_ids]
         services = [s for s in services if s.status == "active"]
         for s in services:
             s.suspend(reason=reason, why=why)
@@ -451,13 +648,18 @@ class Orders(HostledgerApplication):
                 return
             after = (rows[-1]["next_due_date"], rows[-1]["service_id"])
 
-    def to_renew(self, service_ids: list[UUID]) -> list[Service]:
-        """Those of these services still waiting for their renewal invoice."""
+    def to_renew(self, service_ids: list[UUID], today: date, default_days: int) -> list[Service]:
+        """Those of these services still waiting for their renewal invoice and due within
+        their project's renewal days, as the aggregates (not the lists) say."""
         services = [self.repository.get(i) for i in service_ids]
         return [
             s
             for s in services
-            if s.renewal_invoice_id is None and s.status in ("active", "suspended")
+            if s.renewal_invoice_id is None
+            and s.status in ("active", "suspended")
+            and s.next_due_date is not None
+            and date.fromisoformat(s.next_due_date)
+            <= today + timedelta(days=self._days(s, "renew_days_before", default_days))
         ]
 
     def record_renewal_invoices(self, issued: list[tuple[Service, dict]]) -> int:
@@ -491,18 +693,44 @@ class Orders(HostledgerApplication):
         )
 
     def record_renewal_invoice(self, service_id: UUID, invoice: dict, period_from: str) -> bool:
-        service = self.get_service(service_id)
-        if service.renewal_invoice_id is not None or service.next_due_date != period_from:
-            return False  # another instance recorded it (the invoice itself is the same)
-        service.renewal_invoiced(invoice_id=UUID(invoice["id"]), period_from=period_from)
-        link = RenewalLink(
-            invoice_id=UUID(invoice["id"]), service_id=service.id, period_from=period_from
-        )
+        """Record one renewal invoice on its service; one paid before it was recorded (its
+        payment waiting in the link) renews the service at once."""
+        invoice_id = UUID(invoice["id"])
+        for _ in range(RETRIES):
+            service = self.get_service(service_id)
+            if service.renewal_invoice_id is not None or service.next_due_date != period_from:
+                return False  # another instance recorded it (the invoice itself is the same)
+            service.renewal_invoiced(invoice_id=invoice_id, period_from=period_from)
+            try:
+                link = self.repository.get(RenewalLink.id_for(invoice_id))
+            except AggregateNotFoundError:
+                link = RenewalLink(
+                    invoice_id=invoice_id, service_id=service.id, period_from=period_from
+                )
+            else:
+                if link.service_id is not None:
+                    return False
+                link.attach(service_id=service.id, period_from=period_from)
+                self._renew_paid(service, invoice_id)
+            try:
+                self.save(service, link)
+            except IntegrityError:
+                continue
+            return True
+        return False
+
+    def _terms(self, project_id: UUID | None) -> ProjectTerms | None:
+        """A project's renewal and dunning days as recorded here (None: the defaults)."""
+        if project_id is None:
+            return None
         try:
-            self.save(service, link)
-        except IntegrityError:
-            return False
-        return True
+            return self.repository.get(ProjectTerms.id_for(project_id))
+        except AggregateNotFoundError:
+            return None
+
+    def _days(self, s: Service, name: str, default: int) -> int:
+        value = getattr(self._terms(s.project_id), name, None)
+        return default if value is None else value
 
     def dunning(
         self, today: date, suspend_after: int, terminate_after: int, limit: int = 500, items=None
@@ -540,8 +768,13 @@ class Orders(HostledgerApplication):
             for row in rows:
 
                 def decide(row=row):
+                    # the list only finds candidates: the service and its project's days
+                    # are read from the event store
                     s = self.repository.get(row["service_id"])
-                    terms = (row["suspend_after"], row["terminate_after"])
+                    terms = (
+                        self._days(s, "suspend_after_days", suspend_after),
+                        self._days(s, "terminate_after_days", terminate_after),
+                    )
                     return (s, *terms) if self._dun(s, today, *terms) else None
 
                 found = items.run(str(row["service_id"]), decide, type="dunning")
@@ -587,25 +820,36 @@ class Orders(HostledgerApplication):
             saved += 1
         return saved
 
-    def invoice_paid(self, invoice_id: UUID) -> int:
+    def invoice_paid(self, invoice_id: UUID, purpose: str | None = None) -> int:
         """Activate the services of the order this invoice belongs to, or renew the service
-        a renewal invoice was for (lifting a suspension for non-payment); how many."""
+        a renewal invoice was for (lifting a suspension for non-payment); how many. An
+        order's or a renewal's invoice paid before this service recorded what it is for
+        (`purpose` says which it is) is kept waiting, and applied when it is recorded."""
+        now = clock.now()
         try:
             link = self.repository.get(InvoiceOrder.id_for(invoice_id))
         except AggregateNotFoundError:
-            return self._renewal_paid(invoice_id)
+            link = None
+        if link is None:
+            try:
+                renewal = self.repository.get(RenewalLink.id_for(invoice_id))
+            except AggregateNotFoundError:
+                renewal = None
+            if renewal is not None:
+                return self._renewal_paid(renewal)
+            if purpose == "order":
+                self.save(InvoiceOrder.payment_waiting(invoice_id, now))
+            elif purpose == "renewal":
+                self.save(RenewalLink.payment_waiting(invoice_id, now))
+            # else not an order's nor a renewal's invoice (added funds, manual ...)
+            return 0
+        if link.order_id is None:
+            return 0  # already waiting for its order
         order = self.repository.get(link.order_id)
         if order.status == "paid":
             return 0
-        today = clock.now().date()
         services = [self.repository.get(i) for i in link.service_ids]
-        now = clock.now()
-        order.mark_paid(at=now)
-        for s in services:
-            if s.status == "pending":
-                due = add_months(today, CYCLES[s.billing_cycle]).isoformat()
-                s.activate(next_due_date=due, reason="invoice paid")
-                s.request_provisioning(at=now)
+        self._activate(order, services, now)
         self.save(order, *services)
         return len(services)
 
@@ -624,7 +868,20 @@ class Orders(HostledgerApplication):
         with self.datastore.transaction() as curs:
             curs.execute(query + " ORDER BY provision_next_at LIMIT 200", params)
             ids = [r["service_id"] for r in curs.fetchall()]
-        return [self.repository.get(i) for i in ids]
+        # the list only finds candidates (it may lag a provisioning already recorded):
+        # each service says itself whether it still waits
+        services = [self.repository.get(i) for i in ids]
+        return [
+            s
+            for s in services
+            if s.provisioning["state"] == "requested"
+            and s.provisioning["kind"] == kind
+            and (
+                due_by is None
+                or s.provisioning["next_attempt_at"] is None
+                or s.provisioning["next_attempt_at"] <= due_by
+            )
+        ]
 
     def record_provisioning(
         self, service_id: UUID, ok: bool, outcome: str, by: str, base_seconds: float = 5.0
@@ -642,14 +899,21 @@ class Orders(HostledgerApplication):
         self.save(service)
         return service
 
-    def _renewal_paid(self, invoice_id: UUID) -> int:
-        try:
-            link = self.repository.get(RenewalLink.id_for(invoice_id))
-        except AggregateNotFoundError:
-            return 0  # not an order's nor a renewal's invoice (added funds, manual ...)
+    def _renewal_paid(self, link: RenewalLink) -> int:
+        if link.service_id is None:
+            return 0  # already waiting for its service
         s = self.repository.get(link.service_id)
-        if s.renewal_invoice_id != invoice_id or s.status == "terminated":
+        if not self._renew_paid(s, link.invoice_id):
             return 0
+        self.save(s)
+        return 1
+
+    @staticmethod
+    def _renew_paid(s: Service, invoice_id: UUID) -> bool:
+        """The service's renewal invoice is paid: the next period starts (a suspension for
+        non-payment is lifted). False when that invoice is not the service's renewal."""
+        if s.renewal_invoice_id != invoice_id or s.status == "terminated":
+            return False
         due = date.fromisoformat(s.next_due_date)
         s.renew(
             invoice_id=invoice_id,
@@ -657,8 +921,7 @@ class Orders(HostledgerApplication):
         )
         if s.status == "suspended" and s.suspended_for == "overdue":
             s.unsuspend(reason="the overdue invoice was paid")
-        self.save(s)
-        return 1
+        return True
 
 
 def product_view(p: Product, language: str | None = None, currency: str | None = None) -> dict:

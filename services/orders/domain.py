@@ -183,31 +183,168 @@ class PromoNotUsable(DomainError):
 
 class InvoiceOrder(KeyedIndex):
     """Index: which order (and services) an invoice is for. Read by id, so a payment heard
-    a moment after the order was placed always finds it."""
+    a moment after the order was placed always finds it.
+
+    A payment heard before the order was saved (the order's save failed after billing
+    issued the invoice, and the client paid it) makes the index first, with no order
+    and `paid_at`: the order, when it is saved, finds the payment waiting and is paid at
+    once. Whichever of the two comes second conflicts with the first and tries again."""
 
     id_namespace = _NS
     id_prefix = "invoice-order"
     key_fields = ("invoice_id",)
 
     @event("Linked")
-    def __init__(self, invoice_id: UUID, order_id: UUID, service_ids: list[UUID]):
+    def __init__(
+        self,
+        invoice_id: UUID,
+        order_id: UUID | None,
+        service_ids: list[UUID],
+        paid_at: datetime | None = None,
+    ):
         self.invoice_id = invoice_id
+        self.order_id = order_id
+        self.service_ids = service_ids
+        self.paid_at = paid_at
+
+    @classmethod
+    def payment_waiting(cls, invoice_id: UUID, at: datetime) -> InvoiceOrder:
+        return cls(invoice_id=invoice_id, order_id=None, service_ids=[], paid_at=at)
+
+    @event("OrderAttached")
+    def attach(self, order_id: UUID, service_ids: list[UUID]) -> None:
         self.order_id = order_id
         self.service_ids = service_ids
 
 
 class RenewalLink(KeyedIndex):
-    """Index: the service and period a renewal invoice is for (read by id)."""
+    """Index: the service and period a renewal invoice is for (read by id). Like
+    InvoiceOrder, made first by a payment heard before the renewal invoice was recorded
+    on its service (`service_id` None, `paid_at`): recording it then renews at once."""
 
     id_namespace = _NS
     id_prefix = "renewal-link"
     key_fields = ("invoice_id",)
 
     @event("Linked")
-    def __init__(self, invoice_id: UUID, service_id: UUID, period_from: str):
+    def __init__(
+        self,
+        invoice_id: UUID,
+        service_id: UUID | None,
+        period_from: str | None,
+        paid_at: datetime | None = None,
+    ):
         self.invoice_id = invoice_id
         self.service_id = service_id
         self.period_from = period_from
+        self.paid_at = paid_at
+
+    @classmethod
+    def payment_waiting(cls, invoice_id: UUID, at: datetime) -> RenewalLink:
+        return cls(invoice_id=invoice_id, service_id=None, period_from=None, paid_at=at)
+
+    @event("ServiceAttached")
+    def attach(self, service_id: UUID, period_from: str) -> None:
+        self.service_id = service_id
+        self.period_from = period_from
+
+
+class CustomerServices(KeyedIndex):
+    """Index: every service of a customer, saved with the order that creates them, so a
+    command on all of a customer's services (an abuse suspension) finds them in the event
+    store, never through a list that may lag."""
+
+    id_namespace = _NS
+    id_prefix = "customer-services"
+    key_fields = ("customer_id",)
+
+    @event("Started")
+    def __init__(self, customer_id: UUID, service_ids: list[UUID]):
+        self.customer_id = customer_id
+        self.service_ids = list(service_ids)
+
+    @event("ServicesAdded")
+    def add(self, service_ids: list[UUID]) -> None:
+        self.service_ids = [*self.service_ids, *service_ids]
+
+
+class OrderAttempt(KeyedIndex):
+    """An order being placed, recorded before billing is asked for its invoice: the
+    invoice billing issues (with `invoice_key`) always belongs to a known attempt, which
+    ends `placed` (the order saved with it) or `abandoned` and then `voided` (its invoice
+    withdrawn, recorded by billing). Keyed by the request's Idempotency-Key (or a key of
+    its own), so a retried request resumes it, or starts it again after it was voided
+    (the next number: a new invoice). The items are priced once, when it starts, so every
+    resumption asks billing for the same invoice. A promo code's use is counted in the
+    same save as the start and given back in the same save as the abandonment."""
+
+    id_namespace = _NS
+    id_prefix = "order-attempt"
+    key_fields = ("request_key",)
+
+    @event("Started")
+    def __init__(
+        self,
+        request_key: str,
+        request_hash: str,
+        customer_id: UUID,
+        currency: str,
+        priced: list[dict],
+        promo: dict | None,
+        at: datetime,
+        keyed: bool,
+        runner: str,
+    ):
+        self.request_key = request_key
+        # which run of the request carries it on now: a request that fails leaves an
+        # attempt a later run (its retry) resumed meanwhile to that run
+        self.runner = runner
+        self.keyed = keyed  # the request key is the client's Idempotency-Key
+        self.request_hash = request_hash
+        self.customer_id = customer_id
+        self.currency = currency
+        self.priced = priced
+        self.promo = promo  # {"code", "discount"}: reserved with this start
+        self.number = 1
+        self.status = "placing"
+        self.since = at
+        self.order_id: UUID | None = None
+        self.reason: str | None = None
+
+    @property
+    def invoice_key(self) -> str:
+        """The key billing issues this attempt's invoice with (`order:<key>` at first)."""
+        key = f"order:{self.request_key}"
+        return key if self.number == 1 else f"{key}#{self.number}"
+
+    @event("Resumed")
+    def resume(self, at: datetime, runner: str) -> None:
+        self.since = at
+        self.runner = runner
+
+    @event("Placed")
+    def placed(self, order_id: UUID, invoice_id: UUID) -> None:
+        self.status = "placed"
+        self.order_id = order_id
+
+    @event("Abandoned")
+    def abandon(self, reason: str) -> None:
+        self.status = "abandoned"
+        self.reason = reason
+
+    @event("InvoiceVoided")
+    def invoice_voided(self) -> None:
+        self.status = "voided"
+
+    @event("Restarted")
+    def restart(self, priced: list[dict], promo: dict | None, at: datetime, runner: str) -> None:
+        self.runner = runner
+        self.number += 1
+        self.priced = priced
+        self.promo = promo
+        self.status = "placing"
+        self.since = at
+        self.reason = None
 
 
 class ProjectTerms(KeyedIndex):

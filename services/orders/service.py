@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from uuid import UUID
 
 import requests
-from eventsourcing.persistence import IntegrityError
 from nameko.rpc import RpcProxy
+from nameko.rpc import rpc as nameko_rpc
 from nameko.timer import timer
 
 from contracts import orders as contract
 from contracts.envelope import IntegrationEvent
-from contracts.errors import Conflict, NotFound, ValidationFailed
+from contracts.errors import Conflict, HostledgerError, NotFound, ValidationFailed
 from services.infra import clock, context
 from services.infra.consumer import handles
+from services.infra.failpoints import failpoint, failpoint_raise
 from services.infra.inbox import is_transient
 from services.infra.paging import page_window
 from services.infra.parking import ScheduledItems
@@ -137,7 +139,11 @@ class OrdersService(ServiceBase):
 
     # -- orders ------------------------------------------------------------------------------
 
-    @rpc
+    # nameko's own @rpc, not services.infra.rpc's: placing an order keeps its own record
+    # of the request (its OrderAttempt, keyed by the Idempotency-Key or the request id and
+    # saved with its first events), so the same request delivered again or retried
+    # resumes it, and a failed one is undone (its invoice voided) and can be sent again
+    @nameko_rpc(expected_exceptions=(HostledgerError,))
     def place_order(
         self,
         customer_id: str,
@@ -148,44 +154,116 @@ class OrdersService(ServiceBase):
     ) -> dict:
         """Price the items from the catalog, issue the invoice (setup fees plus the first
         period) through billing, and save the order with its pending services. The same
-        Idempotency-Key with the same `request` answers the first order again."""
+        Idempotency-Key with the same `request` answers the first order again.
+
+        The attempt is recorded first, so billing's invoice always belongs to a known
+        attempt: when the order cannot be saved, the attempt is abandoned and billing
+        voids the invoice (recorded, with the reason); a request that died on the way is
+        finished the same way by `finish_order_attempts`. The same Idempotency-Key then
+        places the order again, with a new invoice."""
         data = load(contract.PlaceOrder, payload)
         customer = _uuid(customer_id, "customer")
         request = request or {}
         earlier = self.app.idempotent_answer("order", idempotency_key, request)
         if earlier is not None:
             return earlier
-        priced = self.app.price_order(data["items"], currency)
-        code = data.get("promo_code")
-        promo = self.app.reserve_promo(code, currency) if code else None
-        invoice_key = f"order:{idempotency_key or uuid.uuid4()}"
+        # without a key, the request's own id (the same when its RPC is delivered again)
+        request_key = idempotency_key or (
+            f"request:{getattr(context.current, 'request', None) or uuid.uuid4()}"
+        )
+
+        runner = uuid.uuid4().hex  # this run of the request
+
+        def begin():
+            return self.app.begin_order(
+                request_key,
+                bool(idempotency_key),
+                request,
+                customer,
+                currency,
+                data["items"],
+                data.get("promo_code"),
+                runner,
+            )
+
+        attempt = begin()
+        if attempt.status == "abandoned":  # its invoice is voided before it starts again
+            self._withdraw(request_key, attempt.reason or "abandoned")
+            attempt = begin()
+        if attempt.status == "placed":
+            return self._order_answer(request_key, idempotency_key, request)
         try:
             invoice = self.billing.issue_invoice(
-                {
-                    "customer_id": str(customer),
-                    "lines": self.app.invoice_lines(priced, currency),
-                    "extra_discounts": [promo.as_discount()] if promo else [],
-                },
-                invoice_key,
-                "order",
+                self.app.invoice_request(attempt), attempt.invoice_key, "order"
             )
+            failpoint("orders.place_order.after_invoice")
+            failpoint_raise("orders.place_order.save")
             order = self.app.place_order(
-                customer,
-                priced,
-                currency,
-                invoice,
-                answer=lambda o: dict(order_view(o), invoice=invoice),
-                idempotency=(idempotency_key, request),
+                request_key, invoice, answer=lambda o: dict(order_view(o), invoice=invoice)
             )
         except Exception as exc:
-            if promo is not None:
-                self.app.release_promo(code)
-            if isinstance(exc, IntegrityError) and idempotency_key:
-                earlier = self.app.idempotent_answer("order", idempotency_key, request)
-                if earlier is not None:
-                    return earlier  # the same request, made twice at once
+            try:
+                with _undoing():
+                    outcome = self._withdraw(
+                        request_key, f"the order was not placed ({_why(exc)})", runner
+                    )
+            except Exception:
+                log.warning("order attempt %s left to the recovery", request_key, exc_info=True)
+                raise exc from None
+            if outcome == "placed":
+                # placed all the same: the same request made twice at once, or its invoice
+                # paid before it could be voided
+                return self._order_answer(request_key, idempotency_key, request)
             raise
+        if idempotency_key:
+            return self._order_answer(request_key, idempotency_key, request)
         return dict(order_view(order), invoice=invoice)
+
+    def _order_answer(self, request_key: str, idempotency_key: str | None, request: dict):
+        earlier = self.app.idempotent_answer("order", idempotency_key, request)
+        if earlier is not None:
+            return earlier
+        order = self.app.repository.get(self.app.attempt(request_key).order_id)
+        return dict(order_view(order), invoice=self.billing.get_invoice(str(order.invoice_id)))
+
+    def _withdraw(self, request_key: str, reason: str, runner: str | None = None) -> str:
+        """End an order attempt that has no order: abandoned (recorded), then its invoice
+        voided by billing. An invoice paid meanwhile cannot be voided: the order is placed
+        after all (the payment, heard or not yet, pays it). One that another run of the
+        request resumed is left to it. What became of the attempt."""
+        attempt = self.app.abandon_attempt(request_key, reason, runner)
+        if attempt.status != "abandoned":
+            return attempt.status
+        try:
+            self.billing.void_issued_invoice(attempt.invoice_key, attempt.reason or reason)
+        except Conflict:
+            invoice = self.billing.issue_invoice(
+                self.app.invoice_request(attempt), attempt.invoice_key, "order"
+            )
+            self.app.place_order(
+                request_key,
+                invoice,
+                answer=lambda o: dict(order_view(o), invoice=invoice),
+                recovering=True,
+            )
+            return "placed"
+        self.app.attempt_voided(request_key)
+        return "voided"
+
+    def finish_order_attempts(self, cfg) -> None:
+        """Order attempts whose request died or gave up (still placing well past the time
+        a request can take), or whose invoice could not be voided then (billing away):
+        each is withdrawn now (or placed, when its invoice was paid meanwhile)."""
+        cutoff = clock.now() - timedelta(seconds=3 * cfg.rpc_timeout)
+        items = ScheduledItems(self.app, "scheduler:order_attempts")
+        for request_key in self.app.unfinished_attempts(cutoff):
+            items.run(
+                request_key,
+                lambda k=request_key: self._withdraw(
+                    k, "the order was not placed: its request did not finish"
+                ),
+                type="order attempt",
+            )
 
     @rpc
     def order_for_key(self, idempotency_key: str, request: dict) -> dict | None:
@@ -208,7 +286,8 @@ class OrdersService(ServiceBase):
     @timer(interval=settings().scheduler_interval)
     def run_schedule(self) -> None:
         """Renewal invoices N days before the next period, then dunning, on the injectable
-        clock, with each service's project's days. Several instances may run it: each
+        clock, with each service's project's days; then provisioning webhooks and the order
+        attempts left unfinished. Several instances may run it: each
         renewal invoice is issued with an idempotency key naming the service and period,
         so billing issues it once."""
         cfg = settings()
@@ -217,6 +296,7 @@ class OrdersService(ServiceBase):
             ("renewals", lambda: self.renew(today, cfg)),
             ("dunning", lambda: self._dunning(today, cfg)),
             ("provisioning", lambda: self._provision_by_webhook(cfg)),
+            ("order attempts", lambda: self.finish_order_attempts(cfg)),
         )
         for job, run in jobs:
             # one job that cannot run now (billing or the database away) does not hold
@@ -264,7 +344,9 @@ class OrdersService(ServiceBase):
                 services = []
                 for service_id in page[start : start + batch]:
                     found = items.run(
-                        str(service_id), lambda i=service_id: self.app.to_renew([i]), "renewal"
+                        str(service_id),
+                        lambda i=service_id: self.app.to_renew([i], today, cfg.renew_days_before),
+                        "renewal",
                     )
                     services += found or []
                 calls = []
@@ -394,8 +476,9 @@ class OrdersService(ServiceBase):
 
     @handles("billing", "InvoicePaid")
     def activate_paid(self, event: IntegrationEvent) -> None:
-        """Paying an order's invoice activates its services."""
-        self.app.invoice_paid(event.payload["invoice_id"])
+        """Paying an order's invoice activates its services (a payment heard before its
+        order was saved waits for it)."""
+        self.app.invoice_paid(event.payload["invoice_id"], event.payload.get("purpose"))
 
     @handles("helpdesk", "ServicesSuspensionRequested")
     def suspend_for_abuse(self, event: IntegrationEvent) -> None:
@@ -444,6 +527,23 @@ class OrdersService(ServiceBase):
             "page": page,
             "page_size": page_size,
         }
+
+
+@contextlib.contextmanager
+def _undoing():
+    """Undo what a failed request did (its order attempt abandoned) even once its caller
+    stopped waiting: a request past its deadline changes nothing, and this is how."""
+    deadline = getattr(context.current, "deadline", None)
+    context.current.deadline = None
+    try:
+        yield
+    finally:
+        context.current.deadline = deadline
+
+
+def _why(exc: Exception) -> str:
+    """An error's kind and message, short, for a recorded reason."""
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _check_provisioning(data: dict) -> None:

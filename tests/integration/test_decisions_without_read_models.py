@@ -89,3 +89,152 @@ def helpdesk(cfg):
     app = Helpdesk(cfg=cfg)
     yield app
     app.close()
+
+
+# -- orders -------------------------------------------------------------------------------------
+
+
+def _product(orders) -> str:
+    product = orders.create_product(
+        {
+            "name": {"en": "Hosting"},
+            "prices": {"monthly": {"EUR": 500}},
+            "setup_fee": {"EUR": 100},
+            "provisioning": {"kind": "manual", "url": None},
+        }
+    )
+    return str(product.id)
+
+
+def _order(orders, customer_id, product_id: str, items: int = 1, paid: bool = True):
+    """An order placed as the orders service places it, with billing's invoice stood in
+    for by its id and total; paid when `paid`."""
+    key = f"request:{uuid4()}"
+    orders.begin_order(
+        key,
+        False,
+        {},
+        customer_id,
+        "EUR",
+        [{"product_id": product_id, "billing_cycle": "monthly"}] * items,
+        None,
+        "run-1",
+    )
+    invoice = {"id": str(uuid4()), "total": {"amount": 600 * items, "currency": "EUR"}}
+    order = orders.place_order(key, invoice)
+    if paid:
+        assert orders.invoice_paid(order.invoice_id, "order") == items
+    return order
+
+
+def test_an_abuse_suspension_reaches_every_active_service_while_the_service_list_lags(orders):
+    customer_id = uuid4()
+    product_id = _product(orders)
+    first = _order(orders, customer_id, product_id, items=2)
+    second = _order(orders, customer_id, product_id)
+    pending = _order(orders, customer_id, product_id, paid=False)
+    _order(orders, uuid4(), product_id)  # another customer's
+
+    assert orders.suspend_customer(customer_id, "spam", why="abuse") == 3
+
+    statuses = {
+        s.id: s.status
+        for o in (first, second, pending)
+        for s in (orders.repository.get(i) for i in _services_of(orders, o))
+    }
+    assert sorted(statuses.values()) == ["pending", "suspended", "suspended", "suspended"]
+    assert orders.suspend_customer(customer_id, "spam", why="abuse") == 0  # once
+
+
+def _services_of(orders, order) -> list:
+    from services.orders.domain import InvoiceOrder
+
+    return orders.repository.get(InvoiceOrder.id_for(order.invoice_id)).service_ids
+
+
+def test_dunning_and_renewals_use_the_projects_days_as_recorded_not_as_listed(orders):
+    """The project's days changed a moment ago: the terms list still shows the old ones
+    (it only finds candidates); the scheduler decides with the new ones."""
+    from datetime import date, timedelta
+
+    from services.orders.readmodels import OrderLists
+
+    project_id = uuid4()
+    terms = {"renew_days_before": 3, "suspend_after_days": 2, "terminate_after_days": 60}
+    orders.record_project_terms(project_id, terms)
+    product = orders.create_product(
+        {
+            "name": {"en": "Plan"},
+            "prices": {"monthly": {"EUR": 500}},
+            "project_id": project_id,
+            "provisioning": {"kind": "manual", "url": None},
+        }
+    )
+    order = _order(orders, uuid4(), str(product.id))
+    [service_id] = _services_of(orders, order)
+    service = orders.get_service(service_id)
+    due = date.fromisoformat(service.next_due_date)
+    invoice = {"id": str(uuid4()), "total": {"amount": 500, "currency": "EUR"}}
+    orders.record_renewal_invoices([(service, invoice)])
+    _follow(orders, OrderLists)
+    orders.record_project_terms(
+        project_id, dict(terms, renew_days_before=40, suspend_after_days=30)
+    )
+
+    # listed: suspended after 2 days; recorded: after 30
+    assert orders.dunning(due + timedelta(days=10), 14, 60) == 0
+    assert orders.get_service(service_id).status == "active"
+    assert orders.dunning(due + timedelta(days=31), 14, 60) == 1
+    assert orders.get_service(service_id).status == "suspended"
+
+    # renewal windows: recorded 40 days before the due date, the list says 3
+    other = _order(orders, uuid4(), str(product.id))
+    [other_id] = _services_of(orders, other)
+    other_due = date.fromisoformat(orders.get_service(other_id).next_due_date)
+    assert [s.id for s in orders.to_renew([other_id], other_due - timedelta(days=20), 7)] == [
+        other_id
+    ]
+    assert orders.to_renew([other_id], other_due - timedelta(days=41), 7) == []
+
+
+def test_a_payment_heard_before_its_order_is_saved_pays_the_order(orders):
+    """InvoicePaid consumed while the order's save had failed (its invoice issued and paid
+    all the same): kept, and the order is paid the moment it is saved."""
+    customer_id, product_id = uuid4(), _product(orders)
+    key = f"request:{uuid4()}"
+    orders.begin_order(
+        key,
+        False,
+        {},
+        customer_id,
+        "EUR",
+        [{"product_id": product_id, "billing_cycle": "monthly"}],
+        None,
+        "run-1",
+    )
+    invoice = {"id": str(uuid4()), "total": {"amount": 600, "currency": "EUR"}}
+
+    assert orders.invoice_paid(invoice["id"], "order") == 0  # no order yet: it waits
+    order = orders.place_order(key, invoice)
+
+    assert order.status == "paid"
+    [service_id] = _services_of(orders, order)
+    service = orders.get_service(service_id)
+    assert service.status == "active"
+    assert service.provisioning["state"] == "requested"
+    assert orders.invoice_paid(invoice["id"], "order") == 0  # heard again: nothing more
+
+
+def test_a_renewal_paid_before_it_is_recorded_renews_the_service(orders):
+    order = _order(orders, uuid4(), _product(orders))
+    [service_id] = _services_of(orders, order)
+    service = orders.get_service(service_id)
+    period = service.next_due_date
+    invoice = {"id": str(uuid4()), "total": {"amount": 500, "currency": "EUR"}}
+
+    assert orders.invoice_paid(invoice["id"], "renewal") == 0
+    assert orders.record_renewal_invoices([(service, invoice)]) == 1
+
+    renewed = orders.get_service(service_id)
+    assert renewed.renewal_invoice_id is None
+    assert renewed.next_due_date > period
