@@ -31,8 +31,10 @@ from services.customers.domain import (
     CustomerGroup,
     CustomerUser,
     Discount,
+    DiscountsOf,
     LoginName,
     Payer,
+    PeopleEmail,
     Project,
     StaffMember,
 )
@@ -270,18 +272,56 @@ class Customers(HostledgerApplication):
             language=language,
             notify=dict(STAFF_NOTIFICATIONS, **(notify or {})),
         )
-        self._save_claiming(username, "staff", member)
+        self._save_claiming(username, "staff", member, email)
         return member, generated
 
-    def _save_claiming(self, username: str, kind: str, owner) -> None:
-        """Save `owner` with the claim on its login name, atomically; 409 when taken."""
+    def _save_claiming(self, username: str, kind: str, owner, email: str | None) -> None:
+        """Save `owner` with the claim on its login name and its place in the index of
+        its e-mail, atomically; 409 when the name is taken."""
         login = LoginName(name=username, owner_kind=kind, owner_id=owner.id)
+        people = None
+        if email:
+            people = self._people_email(email)
+            (people.add_staff if kind == "staff" else people.add_user)(owner.id)
         try:
-            self.save(owner, login)
+            self.save(owner, login, people)
         except IntegrityError:
+            if not self._exists(LoginName.id_for(username)):
+                # someone with the same e-mail was added at the same moment
+                raise Conflict("Someone else changed this at the same moment; try again.") from None
             raise Conflict(
                 "This username is taken.", fields={"username": ["This username is taken."]}
             ) from None
+
+    def _people_email(self, email: str) -> PeopleEmail:
+        """The index of who has `email`; a new one (not saved yet) when there is none."""
+        try:
+            return self.repository.get(PeopleEmail.id_for(email))
+        except AggregateNotFoundError:
+            pass
+        # staff and users added before the index existed are listed only by the read
+        # models, which have long projected them: the new index starts with them
+        address = PeopleEmail.key_text(email)
+        staff_ids, user_ids = [], []
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT to_regclass('staff_list') IS NOT NULL AS staff,"
+                " to_regclass('user_emails') IS NOT NULL AS users"
+            )
+            listed = curs.fetchone()
+            if listed["staff"]:
+                curs.execute(
+                    "SELECT staff_id FROM staff_list WHERE lower(email) = %s ORDER BY staff_id",
+                    (address,),
+                )
+                staff_ids = [r["staff_id"] for r in curs.fetchall()]
+            if listed["users"]:
+                curs.execute(
+                    "SELECT user_id FROM user_emails WHERE email = %s ORDER BY user_id",
+                    (address,),
+                )
+                user_ids = [r["user_id"] for r in curs.fetchall()]
+        return PeopleEmail(email=address, staff_ids=staff_ids, user_ids=user_ids)
 
     def staff_exists(self) -> bool:
         from eventsourcing.utils import get_topic
@@ -488,17 +528,25 @@ class Customers(HostledgerApplication):
             valid_from=data.get("valid_from"),
             valid_to=data.get("valid_to"),
         )
-        self.save(discount)
+        index = self._discounts_of(discount.customer_id or discount.group_id)
+        index.add(discount_id=discount.id)
+        try:
+            self.save(discount, index)
+        except IntegrityError:
+            raise Conflict("Someone else changed this at the same moment; try again.") from None
         return discount
 
     def discounts_for(self, customer_id: UUID) -> list[Discount]:
+        """The customer's discounts valid now (its own and its groups'), found through
+        their indexes in the event store: an invoice issued a moment after a discount
+        was given has it."""
         customer = self.get_customer(customer_id)
         now = clock.now()
-        with self.datastore.transaction() as curs:
-            curs.execute("SELECT id FROM directory WHERE kind = 'discount' AND NOT removed")
-            ids = [r["id"] for r in curs.fetchall()]
+        ids = []
+        for owner_id in (customer.id, *customer.group_ids):
+            ids += self._discounts_of(owner_id).discount_ids
         found = []
-        for discount in (self.repository.get(i) for i in ids):
+        for discount in (self.repository.get(i) for i in dict.fromkeys(ids)):
             if discount.customer_id != customer.id and discount.group_id not in customer.group_ids:
                 continue
             if discount.valid_from and now < discount.valid_from:
@@ -507,6 +555,32 @@ class Customers(HostledgerApplication):
                 continue
             found.append(discount)
         return found
+
+    def _discounts_of(self, owner_id: UUID) -> DiscountsOf:
+        """The index of a customer's or a group's discounts; a new one (not saved yet)
+        when there is none."""
+        try:
+            return self.repository.get(DiscountsOf.id_for(owner_id))
+        except AggregateNotFoundError:
+            pass
+        # discounts given before the index existed are listed only by the directory,
+        # which has long projected them: the new index starts with them
+        older = []
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT to_regclass('directory') IS NOT NULL AS listed")
+            if curs.fetchone()["listed"]:
+                curs.execute(
+                    "SELECT id FROM directory WHERE kind = 'discount'"
+                    " AND (customer_id = %s OR customer_id IS NULL) ORDER BY created_at, id",
+                    (owner_id,),
+                )
+                older = [r["id"] for r in curs.fetchall()]
+        older = [
+            d.id
+            for d in (self.repository.get(i) for i in older)
+            if owner_id in (d.customer_id, d.group_id)
+        ]
+        return DiscountsOf(owner_id=owner_id, discount_ids=older)
 
     def _refer(self, aggregate_id: UUID, cls: type, what: str, field: str):
         """The `cls` an id in a request names; a 400 naming `field` when there is none."""
@@ -544,7 +618,7 @@ class Customers(HostledgerApplication):
             permissions=sorted(set(data["permissions"])),
             password_hash=hash_password(password),
         )
-        self._save_claiming(data["username"], "user", user)
+        self._save_claiming(data["username"], "user", user, data["email"])
         return user, generated
 
     def remove_user(self, customer_id: UUID, user_id: UUID) -> None:
@@ -572,9 +646,14 @@ class Customers(HostledgerApplication):
         return self._get(staff_id, StaffMember, "staff member")
 
     def _other_active_admins(self, staff_id: UUID) -> int:
-        with self.datastore.transaction() as curs:
-            curs.execute("SELECT id FROM directory WHERE kind = 'staff'")
-            ids = [r["id"] for r in curs.fetchall()]
+        """Read from the event store (every StaffMember.Registered), never from the staff
+        list: one registered a moment ago counts."""
+        from eventsourcing.utils import get_topic
+
+        topics, ids, start = [get_topic(StaffMember.Registered)], [], 1
+        while batch := self.recorder.select_notifications(start, 1000, topics=topics):
+            ids += [n.originator_id for n in batch]
+            start = batch[-1].id + 1
         count = 0
         for member_id in ids:
             if member_id == staff_id:
@@ -1311,22 +1390,15 @@ def people_with_email(app: Customers, email: str) -> dict:
             "name": customer.contact_person,
             "language": customer.language,
         }
-    with app.datastore.transaction() as curs:
-        curs.execute(
-            "SELECT staff_id FROM staff_list WHERE lower(email) = %s ORDER BY staff_id LIMIT 1",
-            (address,),
-        )
-        staff_row = curs.fetchone()
-        user_ids = []
-        if answer["customer"] is None:
-            curs.execute(
-                "SELECT user_id FROM user_emails WHERE email = %s ORDER BY user_id", (address,)
-            )
-            user_ids = [r["user_id"] for r in curs.fetchall()]
-    if staff_row is not None:
-        member = app.get_staff(staff_row["staff_id"])
-        if member.active:
-            answer["staff"] = {"staff_id": str(member.id), "name": member.name}
+    # from the index of the address in the event store (its staff and users)
+    people = app._people_email(address)
+    for staff_id in sorted(people.staff_ids):
+        member = app.get_staff(staff_id)
+        if member.email and member.email.strip().lower() == address:
+            if member.active:
+                answer["staff"] = {"staff_id": str(member.id), "name": member.name}
+            break
+    user_ids = sorted(people.user_ids) if answer["customer"] is None else []
     for user_id in user_ids:
         user = app.repository.get(user_id)
         if user.email.strip().lower() == address and not user.removed:

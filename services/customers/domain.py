@@ -320,3 +320,49 @@ class CustomerEmail(KeyedIndex):
     def __init__(self, email: str, customer_id: UUID):
         self.email = email
         self.customer_id = customer_id
+
+
+class DiscountsOf(KeyedIndex):
+    """Index: the discounts given to one customer or one group (`owner_id`), saved with
+    each discount, so an invoice is priced with all of them even while the lists lag."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "discounts"
+    key_fields = ("owner_id",)
+
+    @event("Started")
+    def __init__(self, owner_id: UUID, discount_ids: list[UUID]):
+        self.owner_id = owner_id
+        self.discount_ids = list(discount_ids)
+
+    @event("DiscountAdded")
+    def add(self, discount_id: UUID) -> None:
+        self.discount_ids = [*self.discount_ids, discount_id]
+
+
+class PeopleEmail(KeyedIndex):
+    """Index: the staff members and customers' users with an e-mail address (any case),
+    saved with each of them, so who wrote a mail (or asked for a password reset) is found
+    in the event store. Customers' own addresses are CustomerEmail's."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "people-email"
+    key_fields = ("email",)
+
+    @classmethod
+    def key_text(cls, email: str) -> str:
+        return email.strip().lower()
+
+    @event("Started")
+    def __init__(self, email: str, staff_ids: list[UUID], user_ids: list[UUID]):
+        self.email = email
+        self.staff_ids = list(staff_ids)
+        self.user_ids = list(user_ids)
+
+    @event("StaffAdded")
+    def add_staff(self, staff_id: UUID) -> None:
+        self.staff_ids = [*self.staff_ids, staff_id]
+
+    @event("UserAdded")
+    def add_user(self, user_id: UUID) -> None:
+        self.user_ids = [*self.user_ids, user_id]

@@ -238,3 +238,82 @@ def test_a_renewal_paid_before_it_is_recorded_renews_the_service(orders):
     renewed = orders.get_service(service_id)
     assert renewed.renewal_invoice_id is None
     assert renewed.next_due_date > period
+
+
+# -- customers ----------------------------------------------------------------------------------
+
+
+def _register(customers, tag: str) -> dict:
+    return customers.register_customer(
+        {
+            "kind": "individual",
+            "email": f"{tag}@example.com",
+            "country": "DE",
+            "contact_person": f"Person {tag}",
+            "language": "en",
+            "password": "p" * 12,
+        }
+    )
+
+
+def test_an_invoice_is_priced_with_a_discount_given_a_moment_ago(customers):
+    from decimal import Decimal
+
+    from uuid import UUID
+
+    customer = _register(customers, f"d{uuid4().hex[:8]}")
+    customer_id = UUID(customer["id"])
+    group = customers.create_group({"name": "Resellers", "description": ""})
+    customers.edit_customer(customer_id, {"group_ids": [group.id]})
+    own = customers.create_discount(
+        {"name": "Own", "kind": "percentage", "percent": Decimal("5"), "customer_id": customer_id}
+    )
+    of_group = customers.create_discount(
+        {"name": "Group", "kind": "percentage", "percent": Decimal("7"), "group_id": group.id}
+    )
+    other = customers.create_group({"name": "Others", "description": ""})
+    customers.create_discount(  # another group's
+        {"name": "Other", "kind": "percentage", "percent": Decimal("9"), "group_id": other.id}
+    )
+
+    found = customers.discounts_for(customer_id)
+
+    assert sorted(d.id for d in found) == sorted([own.id, of_group.id])
+
+
+def test_mail_senders_and_reset_requests_find_staff_and_users_added_a_moment_ago(customers):
+    from services.customers.application import people_with_email
+    from services.infra.context import Actor, acting
+
+    tag = uuid4().hex[:8]
+    member, _ = customers.register_staff(
+        f"staff{tag}", "Staff", "support", "s" * 12, f"Staff.{tag}@Example.com"
+    )
+    customer = _register(customers, f"owner{tag}")
+    with acting(Actor("staff", None)):
+        user, _ = customers.add_user(
+            customer["id"],
+            {
+                "username": f"user{tag}",
+                "email": f"user.{tag}@example.com",
+                "name": "A User",
+                "permissions": ["full"],
+                "password": "u" * 12,
+            },
+        )
+
+    staff = people_with_email(customers, f"staff.{tag}@example.com")
+    assert staff["staff"] == {"staff_id": str(member.id), "name": "Staff"}
+    users = people_with_email(customers, f"USER.{tag}@example.com")
+    assert users["customer"]["user_id"] == str(user.id)
+    assert users["customer"]["customer_id"] == customer["id"]
+    mails = customers.request_password_reset(f"staff{tag}", f"user.{tag}@example.com", None)
+    assert sorted(m["recipient"]["kind"] for m in mails) == ["staff", "user"]
+
+
+def test_an_administrator_added_a_moment_ago_counts_as_another_administrator(customers):
+    tag = uuid4().hex[:8]
+    first, _ = customers.register_staff(f"admin{tag}", "First", "admin", "a" * 12)
+    customers.register_staff(f"other{tag}", "Second", "admin", "a" * 12)
+
+    assert customers.edit_staff(first.id, {"role": "support"}).role == "support"
