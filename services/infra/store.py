@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 import eventlet
 import psycopg
@@ -192,7 +193,7 @@ class EventStore(DependencyProvider):
         """Once an hour (soon after start too): forget requests past their retention."""
         from services.infra.requests import forget_old_requests
 
-        eventlet.sleep(random.uniform(5.0, 60.0))
+        self._pause(random.uniform(5.0, 60.0))
         while self._running:
             try:
                 dropped = forget_old_requests(self.app, settings().request_retention_days)
@@ -200,7 +201,14 @@ class EventStore(DependencyProvider):
                     log.info("forgot %d request records past their retention", dropped)
             except Exception as exc:  # noqa: BLE001 - tried again at the next round
                 log.warning("request records not cleaned up now: %s", exc)
-            eventlet.sleep(self.HOUSEKEEPING_INTERVAL)
+            self._pause(self.HOUSEKEEPING_INTERVAL)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep up to `seconds`, no longer than the service runs: `stop` waits for this
+        thread, and a process asked to stop must not wait out an hour (or be killed)."""
+        deadline = time.monotonic() + seconds
+        while self._running and time.monotonic() < deadline:
+            eventlet.sleep(min(0.5, deadline - time.monotonic()))
 
     # read models may lag a moment: a follower woken by new events waits this long so
     # that a burst of events is projected in one transaction, not one each
