@@ -32,6 +32,7 @@ from services.helpdesk.domain import (
     Standing,
     Ticket,
     TicketClosedForReplies,
+    TicketMessage,
     TrackingNumber,
     new_tracking_number,
 )
@@ -327,6 +328,7 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
             for note in notes:
                 ticket.add_message(note, "system", None, "", now, internal=True)
             extra = [TrackingNumber(number=number, ticket_id=ticket.id)]
+            extra += _message_index(ticket, ticket.messages)
             if abuse:
                 extra += self.penalize(ticket, abuse["penalty_points"], abuse["comment"])
             if mail_message_id:
@@ -375,6 +377,7 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                 ticket_id = ticket.merged_into
                 continue
             now = clock.now()
+            before = len(ticket.messages)
             try:
                 message = ticket.add_message(
                     body,
@@ -395,7 +398,7 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                 ticket.assign(UUID(ticket.assign_on_reply_to))
             if close:
                 ticket.close()
-            extra = []
+            extra = _message_index(ticket, ticket.messages[before:])
             if mail_message_id:
                 extra.append(MailMessage(message_id=mail_message_id, ticket_id=ticket.id))
             try:
@@ -506,7 +509,16 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         Message-IDs (through the ticket message it was about), or an incoming mail's."""
         message_id = contract.ticket_message_of(reference)
         if message_id is not None:
+            try:
+                return self.repository.get(TicketMessage.id_for(message_id)).ticket_id
+            except AggregateNotFoundError:
+                pass
+            # messages written before the message index existed are listed only by the
+            # ticket lists, which have long projected them
             with self.datastore.transaction() as curs:
+                curs.execute("SELECT to_regclass('ticket_message_index') IS NOT NULL AS listed")
+                if not curs.fetchone()["listed"]:
+                    return None
                 curs.execute(
                     "SELECT ticket_id FROM ticket_message_index WHERE message_id = %s",
                     (message_id,),
@@ -677,3 +689,8 @@ def _address_taken() -> Conflict:
         "An address already feeds another department.",
         {"addresses": ["Already used by another department."]},
     )
+
+
+def _message_index(ticket: Ticket, messages: list[dict]) -> list[TicketMessage]:
+    """The index entries of messages just written on `ticket`, saved with them."""
+    return [TicketMessage(message_id=m["id"], ticket_id=ticket.id) for m in messages]

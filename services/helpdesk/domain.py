@@ -123,6 +123,26 @@ class MailMessage(KeyedIndex):
         self.ticket_id = ticket_id
 
 
+class TicketMessage(KeyedIndex):
+    """Index: one per ticket message, saved with it: which ticket a mail answering our
+    mail about that message (its Message-ID names the message) belongs to, found in the
+    event store even while the ticket lists lag. A merged ticket's messages still name
+    the ticket they were written on (it says where it was merged into)."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "ticket-message"
+    key_fields = ("message_id",)
+
+    @classmethod
+    def key_text(cls, message_id) -> str:
+        return str(message_id).strip().lower()
+
+    @event("Written")
+    def __init__(self, message_id: str, ticket_id: UUID):
+        self.message_id = message_id
+        self.ticket_id = ticket_id
+
+
 class ReplyTemplate(Aggregate):
     @event("Created")
     def __init__(self, name: str, bodies: dict, department_id: UUID | None):

@@ -317,3 +317,37 @@ def test_an_administrator_added_a_moment_ago_counts_as_another_administrator(cus
     customers.register_staff(f"other{tag}", "Second", "admin", "a" * 12)
 
     assert customers.edit_staff(first.id, {"role": "support"}).role == "support"
+
+
+# -- helpdesk -----------------------------------------------------------------------------------
+
+
+def test_a_reply_to_our_mail_finds_its_ticket_while_the_ticket_lists_lag(helpdesk):
+    from contracts.helpdesk import outgoing_message_id
+
+    department = helpdesk.create_department(
+        {
+            "name": "Support",
+            "client_visible": True,
+            "fields": [],
+            "staff_ids": [],
+            "addresses": [],
+            "accept_guests": False,
+        }
+    )
+    customer_id = uuid4()
+    ticket = helpdesk.open_ticket(
+        department,
+        "Subject",
+        "Body",
+        {"kind": "client", "id": str(customer_id), "name": "Client"},
+        customer={"id": str(customer_id), "language": "en"},
+    )
+    _, answer = helpdesk.add_message(
+        ticket.id, "An answer", {"kind": "staff", "id": str(uuid4()), "name": "Staff"}
+    )
+
+    for message in (ticket.messages[0], answer):
+        reference = outgoing_message_id(message["id"], "client", "example.com")
+        assert helpdesk.ticket_of_message(reference) == ticket.id
+    assert helpdesk.ticket_of_message(outgoing_message_id(str(uuid4()), "c", "x.org")) is None
