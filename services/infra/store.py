@@ -175,6 +175,9 @@ class EventStore(DependencyProvider):
             grown.wait()
 
     def _relay_loop(self):
+        """Publish the log; while the broker or the database is away, retry every second,
+        logging the first failure in full and then a line a minute."""
+        failures = 0
         while self._running:
             grown = self._grown
             try:
@@ -183,8 +186,17 @@ class EventStore(DependencyProvider):
                     continue
                 if self.relay.run_once() == 0:
                     self._wait_for_growth(grown)
-            except Exception:
-                log.exception("relay of %s failed; retrying", self.app.service)
+                if failures:
+                    log.info("relay of %s goes on (%d failed tries)", self.app.service, failures)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("relay of %s failed; retrying", self.app.service)
+                elif failures % 60 == 0:
+                    log.warning(
+                        "relay of %s still failing (%d tries): %s", self.app.service, failures, exc
+                    )
                 eventlet.sleep(1.0)
 
     HOUSEKEEPING_INTERVAL = 3600.0
