@@ -150,7 +150,11 @@ class MailInProcess(DependencyProvider):
                     self.proc.poll(),
                     delay,
                 )
-                eventlet.sleep(delay)
+                # in short steps: a stop (the whole process group is signalled, the child
+                # first) must neither wait out the pause nor see a new child started
+                until = time.monotonic() + delay
+                while self._running and time.monotonic() < until:
+                    eventlet.sleep(0.2)
 
     def stop(self):
         self._running = False
