@@ -1331,6 +1331,24 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
+def every_customer(app: Customers, language: str | None, after: int, limit: int) -> dict:
+    """Every customer not deleted (in `language` when given), from the event store: a
+    page of those registered after log position `after`, and the position to go on from
+    (None at the end). What a message to all customers is sent to: never short of a
+    customer registered a moment ago, nor of all of them while the list is rebuilt."""
+    from eventsourcing.utils import get_topic
+
+    topics = [get_topic(Customer.Registered)]
+    batch = app.recorder.select_notifications(after + 1, limit, topics=topics)
+    items = []
+    for n in batch:
+        customer = app.get_customer_or_none(n.originator_id)
+        if customer is None or (language and customer.language != language):
+            continue
+        items.append({"id": str(customer.id), "language": customer.language, "name": customer.name})
+    return {"items": items, "next": batch[-1].id if len(batch) == limit else None}
+
+
 def list_customers(app: Customers, filters: dict) -> dict:
     where, params = ["NOT deleted"], []
     for key, condition in CUSTOMER_FILTERS.items():

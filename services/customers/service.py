@@ -85,6 +85,14 @@ class CustomersService(ServiceBase):
         return queries.list_customers(self.app, load(contract.CustomerFilters, filters))
 
     @rpc
+    def every_customer(self, language: str | None = None, after: int = 0, limit: int = 500):
+        """Every customer not deleted (in `language` when given), from the event store, a
+        page at a time: {"items": [{id, language, name}], "next": position or None}."""
+        return queries.every_customer(
+            self.app, language, max(int(after), 0), min(max(int(limit), 1), 1000)
+        )
+
+    @rpc
     def edit_customer(self, customer_id: str, changes: dict) -> dict:
         data = load(contract.EditCustomer, changes)
         program = data.get("affiliate_program")

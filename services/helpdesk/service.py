@@ -525,18 +525,14 @@ class HelpdeskService(ServiceBase):
             return [
                 c for c in found if not data["strict_language"] or c["language"] == data["language"]
             ]
-        filters: dict = {"page_size": 200}
-        if data["strict_language"]:
-            filters["language"] = data["language"]
-        found, page = [], 1
-        while True:
-            answer = self.customers.list_customers(dict(filters, page=page))
-            for item in answer["items"]:
-                found.append({"id": item["id"], "language": item["language"], "name": item["name"]})
-            if page * answer["page_size"] >= answer["total"] or not answer["items"]:
-                # a customer registered while paging shifts the pages: list each once
-                return list({c["id"]: c for c in found}.values())
-            page += 1
+        # every customer, from the customers service's event store (its list may lag)
+        language = data["language"] if data["strict_language"] else None
+        found, after = [], 0
+        while after is not None:
+            page = self.customers.every_customer(language, after, 500)
+            found += page["items"]
+            after = page["next"]
+        return found
 
     @timer(interval=settings().scheduler_interval)
     def run_deadlines(self) -> None:

@@ -351,3 +351,24 @@ def test_a_reply_to_our_mail_finds_its_ticket_while_the_ticket_lists_lag(helpdes
         reference = outgoing_message_id(message["id"], "client", "example.com")
         assert helpdesk.ticket_of_message(reference) == ticket.id
     assert helpdesk.ticket_of_message(outgoing_message_id(str(uuid4()), "c", "x.org")) is None
+
+
+def test_a_message_to_all_customers_reaches_those_registered_a_moment_ago(customers):
+    """What the helpdesk sends a message to all customers to (customers.every_customer)."""
+    from uuid import UUID
+
+    from services.customers.application import every_customer
+
+    ids = [_register(customers, f"all{uuid4().hex[:8]}")["id"] for _ in range(3)]
+    customers.edit_customer(UUID(ids[1]), {"language": "fr"})
+    customers.delete_customer(UUID(ids[2]), forced=True, reason=None)
+
+    everyone, after = [], 0
+    while after is not None:
+        page = every_customer(customers, None, after, 2)
+        everyone += page["items"]
+        after = page["next"]
+    french = every_customer(customers, "fr", 0, 100)["items"]
+
+    assert [c["id"] for c in everyone] == ids[:2]
+    assert [(c["id"], c["language"]) for c in french] == [(ids[1], "fr")]
