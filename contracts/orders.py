@@ -154,11 +154,13 @@ class _ServiceChange(Schema):
 @integration_event("orders", "ServiceSuspended")
 class ServiceSuspended(_ServiceChange):
     why = Text(required=True)
+    # whose service it is (absent from events recorded before it was carried)
+    customer_id = fields.UUID(load_default=None, allow_none=True)
 
 
 @integration_event("orders", "ServiceUnsuspended")
 class ServiceUnsuspended(_ServiceChange):
-    pass
+    customer_id = fields.UUID(load_default=None, allow_none=True)
 
 
 @integration_event("orders", "ServiceTerminated")

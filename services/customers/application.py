@@ -421,14 +421,24 @@ class Customers(HostledgerApplication):
 
     def service_started(self, customer_id: UUID, service_id: UUID, product_id: UUID) -> None:
         customer = self.get_customer_or_none(customer_id)
-        if customer is not None and str(service_id) not in customer.active_services:
-            customer.service_started(service_id=service_id, product_id=product_id)
-            self.save(customer)
+        sid = str(service_id)
+        if customer is None or sid in customer.active_services:
+            return
+        if sid in customer.ended_services:
+            return  # its end was applied first (this start was parked, then retried)
+        customer.service_started(service_id=service_id, product_id=product_id)
+        self.save(customer)
 
     def service_ended(self, customer_id: UUID, service_id: UUID, product_id: UUID) -> None:
+        """Recorded even when its start was not applied here yet (parked): that start,
+        applied later, then changes nothing."""
         customer = self.get_customer_or_none(customer_id)
-        if customer is not None and str(service_id) in customer.active_services:
-            customer.service_ended(service_id=service_id, product_id=product_id)
+        if customer is not None and str(service_id) not in customer.ended_services:
+            customer.service_ended(
+                service_id=service_id,
+                product_id=product_id,
+                was_active=str(service_id) in customer.active_services,
+            )
             self.save(customer)
 
     def delete_customer(self, customer_id: UUID, forced: bool, reason: str | None) -> None:

@@ -53,6 +53,9 @@ class Customer(Aggregate):
         self.address: str | None = None
         self.notification_settings: dict[str, bool] = dict(DEFAULT_NOTIFICATIONS)
         self.active_services: dict[str, UUID] = {}  # service id -> product id
+        # services ended: one whose start is applied after its end (that event parked,
+        # then retried) does not count as active
+        self.ended_services: list[str] = []
 
     @property
     def name(self) -> str:
@@ -95,8 +98,9 @@ class Customer(Aggregate):
         self.active_services[str(service_id)] = product_id
 
     @event("ServiceEnded")
-    def service_ended(self, service_id: UUID, product_id: UUID) -> None:
+    def service_ended(self, service_id: UUID, product_id: UUID, was_active: bool = True) -> None:
         self.active_services.pop(str(service_id), None)
+        self.ended_services.append(str(service_id))
 
 
 NOTIFICATION_KINDS = (

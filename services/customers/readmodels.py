@@ -97,6 +97,8 @@ class CustomerList(ReadModel):
         )
 
     def on_Customer_ServiceEnded(self, curs, e) -> None:
+        if not getattr(e, "was_active", True):
+            return  # ended before its start was applied: never counted
         # one occurrence per active service: remove one, so another service of the same
         # product keeps the customer in the filter
         curs.execute(

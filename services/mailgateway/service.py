@@ -149,7 +149,8 @@ class MailGatewayService(ServiceBase):
 
     @handles("orders", "ServiceActivated")
     def service_activated(self, event: IntegrationEvent) -> None:
-        """Remembered only to know whom a later suspension of the service concerns."""
+        """Remembered to know whom a later suspension of the service concerns, when the
+        suspension (recorded before it named the customer) does not say."""
         p = event.payload
         self.app.record_service_owner(p["service_id"], p["customer_id"])
 
@@ -163,10 +164,11 @@ class MailGatewayService(ServiceBase):
 
     def _service_notice(self, event: IntegrationEvent, kind: str) -> None:
         p = event.payload
-        owner = self.app.service_owner(p["service_id"])
+        owner = p.get("customer_id") or self.app.service_owner(p["service_id"])
         if owner is None:
-            log.warning("%s of service %s, whose owner is unknown", kind, p["service_id"])
-            return
+            # an old event, and its service's activation never applied here (parked):
+            # failing parks this one too, visibly, to be retried once that one is
+            raise LookupError(f"{kind} of service {p['service_id']}, whose owner is unknown")
         self._notify(
             event,
             kind,

@@ -454,16 +454,23 @@ class Service(Aggregate):
         if self.status not in allowed:
             raise LifecycleError(f"This service is {self.status}.")
 
-    @event("Suspended")
     def suspend(self, reason: str, why: str) -> None:
         """`why`: staff, overdue or abuse; paying an overdue invoice lifts only `overdue`."""
         self.check_status("active")
+        self._suspended(reason=reason, why=why, customer_id=self.customer_id)
+
+    @event("Suspended")
+    def _suspended(self, reason: str, why: str, customer_id: UUID | None = None) -> None:
+        # the customer rides along, so that whoever is told of it knows whose service it is
         self.status = "suspended"
         self.suspended_for = why
 
-    @event("Unsuspended")
     def unsuspend(self, reason: str) -> None:
         self.check_status("suspended")
+        self._unsuspended(reason=reason, customer_id=self.customer_id)
+
+    @event("Unsuspended")
+    def _unsuspended(self, reason: str, customer_id: UUID | None = None) -> None:
         self.status = "active"
         self.suspended_for = None
 

@@ -372,3 +372,18 @@ def test_a_message_to_all_customers_reaches_those_registered_a_moment_ago(custom
 
     assert [c["id"] for c in everyone] == ids[:2]
     assert [(c["id"], c["language"]) for c in french] == [(ids[1], "fr")]
+
+
+def test_a_service_ended_before_its_start_was_applied_never_counts_as_active(customers):
+    """ServiceActivated parked (then retried by staff) after ServiceTerminated was applied:
+    the end is recorded all the same, and the late start changes nothing."""
+    from uuid import UUID
+
+    customer_id = UUID(_register(customers, f"svc{uuid4().hex[:8]}")["id"])
+    service_id, product_id = uuid4(), uuid4()
+
+    customers.service_ended(customer_id, service_id, product_id)
+    customers.service_started(customer_id, service_id, product_id)
+
+    assert customers.get_customer(customer_id).active_services == {}
+    customers.delete_customer(customer_id, forced=False, reason=None)  # nothing active
