@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from marshmallow import Schema, validate
 
 from contracts import fields as f
@@ -23,8 +21,6 @@ from gateway.schemas import (
     ServiceSchema,
 )
 from services.infra.context import Actor
-
-log = logging.getLogger(__name__)
 
 
 class ProvisionedNote(Schema):
@@ -118,17 +114,17 @@ class OrderRoutes:
         credentials = None
         if existing is None:
             try:
+                # the credentials mail is recorded with the account and follows from there
                 created = call.services.customers.register_customer(
                     dict(person, registration_ip=call.address),
                     f"order:{key}" if key else None,
+                    "order",
                 )
             except ValidationFailed as exc:
                 # the customer's fields are `customer.<field>` in this body
                 fields = {f"customer.{name}": texts for name, texts in exc.fields.items()}
                 raise ValidationFailed(exc.message, fields) from None
             customer_id, credentials = created["id"], created.get("credentials")
-            if credentials:
-                _mail_credentials(call, customer_id, credentials)
         else:
             customer_id = existing["id"]
         call.services.act_as(Actor("client", customer_id))
@@ -296,26 +292,6 @@ def _order_answer(order: dict, customer_id: str, credentials: dict | None) -> di
     if credentials:
         answer["credentials"] = credentials
     return answer
-
-
-def _mail_credentials(call: Call, customer_id: str, credentials: dict) -> None:
-    """Queue the new account's credentials mail, right after the account exists (so the
-    customer gets it even if the order itself then fails), without waiting for the mail.
-
-    The request is published, persistent and confirmed by RabbitMQ, to the mail gateway's
-    durable RPC queue and its reply is not awaited: a mail gateway that is down takes it
-    when it starts again, and the order neither waits for it nor fails with it. The mail
-    gateway queues one mail per customer for `reason="order"`, so a redelivered request
-    mails nothing twice. The password travels only in this request and in the mail
-    gateway's outbox row until the mail is sent; it is in no event. Should RabbitMQ refuse
-    the request (no mail gateway ever started), the order still succeeds and its answer
-    shows the credentials; the failure is logged, without the password."""
-    try:
-        call.services.mailgateway.send_account_credentials.call_async(
-            customer_id, credentials["username"], credentials["password"], reason="order"
-        )
-    except Exception as exc:  # noqa: BLE001 - the mail must never fail the order
-        log.warning("credentials mail for customer %s not queued: %r", customer_id, exc)
 
 
 def _product_payload(body: dict) -> dict:

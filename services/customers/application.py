@@ -38,6 +38,8 @@ from services.customers.domain import (
     Project,
     StaffMember,
 )
+from services.customers.mail_requests import TABLE as MAIL_REQUESTS_TABLE
+from services.customers.mail_requests import request_statement
 from services.infra import clock, context
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
@@ -99,6 +101,7 @@ SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS password_resets_owner ON password_resets (owner_id)",
+    *MAIL_REQUESTS_TABLE,
 )
 
 # Failed logins allowed per window. `pair`: one account from one address (the owner
@@ -146,10 +149,16 @@ class Customers(HostledgerApplication):
     # -- customers ------------------------------------------------------------------------
 
     def register_customer(
-        self, data: dict, idempotency_key: str | None = None, request: dict | None = None
+        self,
+        data: dict,
+        idempotency_key: str | None = None,
+        request: dict | None = None,
+        mail_credentials: str | None = None,
     ) -> dict:
         """Register a customer; `credentials` carries the generated password, once: a
-        request repeated with the same Idempotency-Key answers the customer without it."""
+        request repeated with the same Idempotency-Key answers the customer without it.
+        With `mail_credentials` (the reason, `order`), a generated password is also mailed
+        to the customer: the request for that mail is recorded with the registration."""
         earlier = self.idempotent_answer("customer", idempotency_key, request or {})
         if earlier is not None:
             return earlier
@@ -180,8 +189,12 @@ class Customers(HostledgerApplication):
         email = CustomerEmail(email=customer.email, customer_id=customer.id)
         answer = self.customer_view(customer)
         key = self.idempotency_record("customer", idempotency_key, request or {}, answer)
+        mail = []
+        if generated and mail_credentials:
+            details = {"username": username, "reason": mail_credentials}
+            mail.append(request_statement("account_credentials", customer.id, details, password))
         try:
-            self.save(customer, login, email, key)
+            self.save(customer, login, email, key, also=mail)
         except IntegrityError:
             earlier = self.idempotent_answer("customer", idempotency_key, request or {})
             if earlier is not None:
@@ -1004,7 +1017,8 @@ class Customers(HostledgerApplication):
         self, username: str | None, email: str | None, address: str | None
     ) -> list[dict]:
         """Reset links for the account named by `username` (or its e-mail) or for every
-        account of `email`: [{"recipient": {...}, "token"}], for the mail gateway. Empty
+        account of `email`: each link's mail is recorded as a mail request with the link
+        (mail_requests.py), and its recipient answered ([{"recipient": {...}}]). Empty
         when there is none, so the caller answers the same either way. 429 when this
         address asked too often; an account gets a few mails per window, the rest are
         dropped silently."""
@@ -1037,13 +1051,17 @@ class Customers(HostledgerApplication):
                 continue
             token = secrets.token_urlsafe(32)
             now = clock.now()
+            mail = request_statement(
+                "password_reset", recipient.get("customer_id"), {"recipient": recipient}, token
+            )
             with self.datastore.transaction(commit=True) as curs:
                 curs.execute(
                     "INSERT INTO password_resets (token_hash, owner_kind, owner_id, created_at,"
                     " expires_at) VALUES (%s, %s, %s, %s, %s)",
                     (_token_hash(token), recipient["kind"], owner.id, now, now + RESET_LIFETIME),
                 )
-            mails.append({"recipient": recipient, "token": token})
+                curs.execute(*mail)
+            mails.append({"recipient": recipient})
         return mails
 
     def _reset_recipient(self, owner) -> dict | None:

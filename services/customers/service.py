@@ -14,6 +14,7 @@ from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from contracts.fields import invalid
 from services.customers import application as queries
 from services.customers.application import Customers
+from services.customers.background import MailRequests
 from services.customers.domain import StaffMember
 from services.customers.readmodels import CustomerList, Directory, StaffList, UserEmails
 from services.infra import context
@@ -40,19 +41,29 @@ class CustomersService(ServiceBase):
     name = "customers"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
-    mailgateway = RpcProxy("mailgateway")
     orders = RpcProxy("orders")
+    mail_requests = MailRequests()
 
     # -- customers --------------------------------------------------------------------------
 
     @rpc
-    def register_customer(self, payload: dict, idempotency_key: str | None = None) -> dict:
+    def register_customer(
+        self,
+        payload: dict,
+        idempotency_key: str | None = None,
+        mail_credentials: str | None = None,
+    ) -> dict:
         """Register a customer (staff or the order form). Answers the customer and, when the
-        password was generated, `credentials` (shown once)."""
+        password was generated, `credentials` (shown once). With `mail_credentials` (the
+        reason: `order`), a generated password is mailed too: recorded with the
+        registration, handed to the mail gateway, retried until it takes it."""
         data = load(contract.RegisterCustomer, payload)
         # what identifies the request; a given password stays out of the (stored) hash
         request = {k: v for k, v in payload.items() if k not in ("registration_ip", "password")}
-        return self.app.register_customer(data, idempotency_key, request)
+        answer = self.app.register_customer(data, idempotency_key, request, mail_credentials)
+        if mail_credentials:
+            self.mail_requests.wake()
+        return answer
 
     @rpc
     def registration_for(self, idempotency_key: str, payload: dict) -> dict | None:
@@ -364,13 +375,9 @@ class CustomersService(ServiceBase):
         """Mail a single-use, expiring reset link to the account(s) named; the answer is the
         same whether any exists."""
         data = load(contract.PasswordResetRequest, payload)
-        for mail in self.app.request_password_reset(
-            data.get("username"), data.get("email"), address
-        ):
-            try:
-                self.mailgateway.send_password_reset.call_async(mail["recipient"], mail["token"])
-            except Exception as exc:  # noqa: BLE001 - the answer must not depend on the mail
-                log.warning("password reset mail not queued: %r", exc)
+        # each mail is recorded with its link, and handed to the mail gateway from there
+        if self.app.request_password_reset(data.get("username"), data.get("email"), address):
+            self.mail_requests.wake()
         return {"status": "accepted"}
 
     @rpc

@@ -257,13 +257,14 @@ class MailGatewayService(ServiceBase):
         return {"key": key, "status": notification.status}
 
     @rpc
-    def send_password_reset(self, recipient: dict, token: str) -> dict:
+    def send_password_reset(self, recipient: dict, token: str, key: str | None = None) -> dict:
         """Queue the mail with a password reset link to `recipient` ({"email", "name",
         "language", "customer_id"?, "expires_minutes"}): a client, a client's user or a
         staff member. The token, like a generated password, is kept apart from the
-        notification and erased once it is sent."""
+        notification and erased once it is sent. With `key` (the request's own), the same
+        request queues one mail however often it is handed over."""
         _, domain = mail_identity()
-        key = f"password_reset:{uuid.uuid4()}"
+        key = f"password_reset:{key or uuid.uuid4()}"
         language = recipient.get("language") or "en"
         notification = notifications.Notification(
             key=key,

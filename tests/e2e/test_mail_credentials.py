@@ -250,3 +250,86 @@ def test_a_changed_password_is_announced_without_the_password(stack):
     assert len(published()) == 1
     assert [r["status"] for r in outbox(stack, customer_id=c["id"])] == ["sent"]
     assert len(sent_to(stack, c["email"])) == 1
+
+
+def mail_requests(stack, customer_id: str) -> list[dict]:
+    """The customers service's recorded requests for mail about this customer."""
+    with stack.db("customers") as conn:
+        rows = conn.execute(
+            "SELECT kind, secret, attempts, handed_over_at FROM mail_requests"
+            " WHERE customer_id = %s ORDER BY id",
+            (uuid.UUID(customer_id),),
+        ).fetchall()
+    return [
+        dict(zip(("kind", "secret", "attempts", "handed_over_at"), r, strict=True)) for r in rows
+    ]
+
+
+def test_the_credentials_mail_follows_from_its_record_when_the_mail_gateway_was_gone(stack):
+    """The mail gateway is down and its request queue is gone with it (as when it never
+    started on this broker): no request can wait for it. The registration recorded the
+    mail; the customers service hands it over once the mail gateway is back."""
+    p = product(stack)
+    email = f"gone-{uuid.uuid4().hex[:8]}@example.com"
+    stack.stop("mailgateway")
+    try:
+        stack.rabbitmqctl("delete_queue", "-p", stack.vhost, "rpc-mailgateway")
+        r = order(stack, email, p["id"])
+        assert r.status_code == 201, r.text
+        creds, customer_id = r.json()["credentials"], r.json()["customer_id"]
+        # tried, refused, kept (with the password, until the mail gateway takes it)
+        [waiting] = stack.wait_until(
+            lambda: [m for m in mail_requests(stack, customer_id) if m["attempts"] >= 2],
+            what="the credentials mail tried again",
+        )
+        assert waiting["kind"] == "account_credentials" and waiting["handed_over_at"] is None
+        assert waiting["secret"] == creds["password"]
+    finally:
+        stack.start("mailgateway")
+        stack.wait_for_service("mailgateway")
+
+    sent_row(stack, customer_id, "account_credentials")
+    (mail,) = stack.wait_until(
+        lambda: carrying(stack, email, creds["password"]), what="the credentials mail"
+    )
+    assert mail["Subject"] == "Your new account" and creds["username"] in mail.get_content()
+    assert len(credentials_rows(stack, customer_id)) == 1
+    [handed] = stack.wait_until(
+        lambda: [m for m in mail_requests(stack, customer_id) if m["handed_over_at"]],
+        what="the request handed over",
+    )
+    assert handed["secret"] is None  # erased once the mail gateway took it
+    assert_nowhere_stored(stack, creds["password"])
+
+
+def test_a_password_reset_mail_follows_from_its_record_when_the_mail_gateway_was_gone(stack):
+    import re
+
+    c = stack.register_customer(contact_person="Rita Reset")
+    stack.stop("mailgateway")
+    try:
+        stack.rabbitmqctl("delete_queue", "-p", stack.vhost, "rpc-mailgateway")
+        r = stack.http("POST", "/api/v1/auth/password-reset", json={"email": c["email"]})
+        assert r.status_code == 202, r.text
+        stack.wait_until(
+            lambda: [m for m in mail_requests(stack, c["id"]) if m["attempts"] >= 2],
+            what="the reset mail tried again",
+        )
+    finally:
+        stack.start("mailgateway")
+        stack.wait_for_service("mailgateway")
+
+    (mail,) = wait_mail(stack, c["email"])
+    token = re.search(r"token=([A-Za-z0-9_\-]+)", mail.get_content()).group(1)
+    r = stack.http(
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        json={"token": token, "new_password": "after the gap 1"},
+    )
+    assert r.status_code == 200, r.text
+    [handed] = stack.wait_until(
+        lambda: [m for m in mail_requests(stack, c["id"]) if m["handed_over_at"]],
+        what="the request handed over",
+    )
+    assert handed["kind"] == "password_reset" and handed["secret"] is None
+    assert len(outbox(stack, customer_id=c["id"], kind="password_reset")) == 1
