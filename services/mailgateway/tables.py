@@ -43,8 +43,8 @@ SCHEMA = (
     " WHERE status = 'pending'",
     "CREATE INDEX IF NOT EXISTS mail_outbox_message_id ON mail_outbox (message_id)",
     "CREATE INDEX IF NOT EXISTS mail_outbox_customer ON mail_outbox (customer_id, id)",
-    # orders' ServiceSuspended/Unsuspended name the service only: its owner comes from
-    # the ServiceActivated event that came before them in orders' log
+    # orders' ServiceSuspended/Unsuspended recorded before they named the customer name
+    # the service only: its owner comes from the ServiceActivated event before them
     """
     CREATE TABLE IF NOT EXISTS mail_service_owners (
         service_id uuid PRIMARY KEY,
