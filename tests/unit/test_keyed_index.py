@@ -6,12 +6,31 @@ from uuid import UUID
 import pytest
 from eventsourcing.utils import get_topic
 
-from services.billing.domain import AffiliateProgram, Commission, InvoiceSeries, PersonalAccount
-from services.customers.domain import CustomerEmail, LoginName
-from services.helpdesk.domain import IncomingAddress, MailMessage, Standing, TrackingNumber
+from services.billing.domain import (
+    AffiliateProgram,
+    Commission,
+    CustomerAccounts,
+    InvoiceSeries,
+    PersonalAccount,
+)
+from services.customers.domain import CustomerEmail, DiscountsOf, LoginName, PeopleEmail
+from services.helpdesk.domain import (
+    IncomingAddress,
+    MailMessage,
+    Standing,
+    TicketMessage,
+    TrackingNumber,
+)
 from services.infra.domain import IdempotencyKey, KeyedIndex
 from services.mailgateway.domain import MailTemplate
-from services.orders.domain import InvoiceOrder, ProjectTerms, PromoCode, RenewalLink
+from services.orders.domain import (
+    CustomerServices,
+    InvoiceOrder,
+    OrderAttempt,
+    ProjectTerms,
+    PromoCode,
+    RenewalLink,
+)
 
 CUSTOMER = UUID("2f1c6a6e-8d9b-4c1e-9a51-3f2a7c0d4e11")
 INVOICE = UUID("7b3e9d20-1a4f-4b6c-8e2d-5c9f0a1b2c3d")
@@ -39,6 +58,13 @@ IDS = [
     (RenewalLink, (INVOICE,), UUID("113c10e4-375d-5a45-88d8-0f2edf7bbe3a")),
     (ProjectTerms, (CUSTOMER,), UUID("2208ef26-cf77-5d5b-ab8d-ca1c86c03565")),
     (IdempotencyKey, ("customers:staff:1", "key-1"), UUID("9e3b4959-1f95-5555-84c6-876cba9e13c0")),
+    # made since KeyedIndex: the ids they have had from the start
+    (CustomerAccounts, (CUSTOMER,), UUID("f8dc598e-374b-5266-95c8-94d6418f65b2")),
+    (CustomerServices, (CUSTOMER,), UUID("220124dd-402c-521b-8c13-f99aa7c1e4b4")),
+    (OrderAttempt, ("public|key-1",), UUID("0df76c12-7625-5508-b8ca-f76c54e14c56")),
+    (DiscountsOf, (CUSTOMER,), UUID("bc28b211-2be3-5400-ae93-ada3ac14eed7")),
+    (PeopleEmail, (" Ann@Example.com",), UUID("bbf8e9a7-001e-5e36-a4e8-85c0a064091c")),
+    (TicketMessage, (str(INVOICE).upper(),), UUID("7b65bd96-ff99-541e-8f6b-371e2d643c06")),
 ]
 
 INDEXES = sorted({cls for cls, _, _ in IDS}, key=lambda cls: cls.__name__)
