@@ -200,7 +200,8 @@ class Billing(Refunds, HostledgerApplication):
         """Withdraw the invoice issued with this key (an order that was not placed): it is
         cancelled with `reason`, recorded, and can no longer be paid. When none was issued
         yet, the key is spent, so a request still on its way issues none. Doing it again
-        changes nothing. 409 when the invoice is paid already (the order must be placed)."""
+        changes nothing. Answers `status`: voided, cancelled, or paid (it was paid before
+        it could be withdrawn: the order must be placed), and the invoice."""
         from services.infra.domain import IdempotencyKey
 
         def attempt() -> dict:
@@ -221,8 +222,6 @@ class Billing(Refunds, HostledgerApplication):
             if invoice.status == "unpaid":
                 invoice.cancel(reason=reason)
                 self.save(invoice)
-            elif invoice.status == "paid":
-                raise Conflict(f"Invoice {invoice.number} is paid: it cannot be withdrawn.")
             return {"invoice": invoice_view(invoice), "status": invoice.status}
 
         return retry_on_conflict(attempt)

@@ -188,7 +188,7 @@ class BillingService(ServiceBase):
     def void_issued_invoice(self, idempotency_key: str, reason: str) -> dict:
         """Withdraw the invoice issued with `idempotency_key` (an order that could not be
         placed): cancelled with `reason`, or, when none was issued, none ever will be.
-        409 when it is paid."""
+        `status` says `paid` when it was paid first (it cannot be withdrawn)."""
         return self.app.void_issued_for(str(idempotency_key), str(reason)[:500])
 
     def _known_products(self, data: dict) -> None:

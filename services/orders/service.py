@@ -234,9 +234,8 @@ class OrdersService(ServiceBase):
         attempt = self.app.abandon_attempt(request_key, reason, runner)
         if attempt.status != "abandoned":
             return attempt.status
-        try:
-            self.billing.void_issued_invoice(attempt.invoice_key, attempt.reason or reason)
-        except Conflict:
+        voided = self.billing.void_issued_invoice(attempt.invoice_key, attempt.reason or reason)
+        if voided["status"] == "paid":
             invoice = self.billing.issue_invoice(
                 self.app.invoice_request(attempt), attempt.invoice_key, "order"
             )
