@@ -258,7 +258,6 @@ def _register(customers, tag: str) -> dict:
 
 def test_an_invoice_is_priced_with_a_discount_given_a_moment_ago(customers):
     from decimal import Decimal
-
     from uuid import UUID
 
     customer = _register(customers, f"d{uuid4().hex[:8]}")
