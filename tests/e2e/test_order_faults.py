@@ -79,8 +79,14 @@ def test_an_order_whose_save_fails_voids_its_invoice_and_its_retry_places_it(sta
         stack.wait_for_service("orders")
         r = stack.http("POST", "/api/v1/orders", json=body, headers=key)
         assert r.status_code >= 500, r.text
+        # the list (a read model) may show the invoice a moment before its voiding
         [voided] = stack.wait_until(
-            lambda: _invoices(stack, customer["id"]), what="the order's invoice listed"
+            lambda: (
+                (found := _invoices(stack, customer["id"]))
+                and all(i["status"] == "cancelled" for i in found)
+                and found
+            ),
+            what="the order's invoice listed as voided",
         )
     finally:
         stack.restart("orders")
@@ -106,7 +112,9 @@ def test_an_order_whose_save_fails_voids_its_invoice_and_its_retry_places_it(sta
         what="the second invoice listed",
     )
     assert sorted(i["status"] for i in listed) == ["cancelled", "unpaid"]
-    [service] = _services(stack, customer["id"])
+    [service] = stack.wait_until(
+        lambda: _services(stack, customer["id"]), what="the order's service listed"
+    )
     assert service["status"] == "pending"
 
 
