@@ -14,6 +14,9 @@
 # tests create their own vhosts through it). HOSTLEDGER_RABBITMQ_MANAGEMENT=0
 # turns that off.
 #
+# `preflight.sh browser` only makes sure of the browser the browser tests drive
+# (Debian's Chromium, installed the same way when missing).
+#
 # Safe to run any number of times.
 set -euo pipefail
 
@@ -289,6 +292,19 @@ ensure_dovecot() {
     die "Dovecot ($DOVECOT), needed by the IMAP tests, is missing: install Debian's dovecot-imapd (sudo apt-get install -y dovecot-imapd) or set HOSTLEDGER_DOVECOT to its binary"
 }
 
+# ------------------------------------------------------------------------ chromium
+
+# The browser tests (tests/e2e/test_web_*.py) drive Debian's Chromium through
+# Playwright, which cannot download a browser of its own here. Only `make test` and
+# `make e2e` ask for it (`deploy/preflight.sh browser`); `make run` does not need it.
+CHROMIUM="${HOSTLEDGER_CHROMIUM:-/usr/bin/chromium}"
+
+ensure_chromium() {
+    [[ -x $CHROMIUM ]] && return 0
+    apt_install chromium && [[ -x $CHROMIUM ]] && return 0
+    die "Chromium ($CHROMIUM), needed by the browser tests, is missing: install Debian's chromium (sudo apt-get install -y chromium) or set HOSTLEDGER_CHROMIUM to its binary"
+}
+
 # --------------------------------------------------------------------------- main
 
 main() {
@@ -302,6 +318,11 @@ main() {
 }
 
 # Sourcing the file (as the tests do) defines the functions without running.
+# `preflight.sh browser`: only the browser the browser tests drive.
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
-    main
+    if [[ ${1:-} == browser ]]; then
+        ensure_chromium
+    else
+        main
+    fi
 fi
