@@ -26,7 +26,9 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 COPY . .
-RUN pip install --no-deps . \
+# the web pages' translations, compiled from the catalogues kept in the repository
+RUN pybabel compile -q -D messages -d gateway/web/locale \
+    && pip install --no-deps . \
     && python -c "import psycopg; assert psycopg.pq.__impl__ == 'python', psycopg.pq.__impl__"
 
 RUN useradd --system --uid 10001 --gid 0 --home-dir /app --no-create-home hostledger

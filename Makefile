@@ -13,12 +13,18 @@ STAMP := $(VENV)/.installed
 # Python 3.11 is what pyproject.toml asks for; python3 is the fallback.
 BOOTSTRAP_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
+# the web pages' gettext catalogues: the .po files are kept in the repository, each
+# compiled into its .mo by the install step (and again whenever the .po changes)
+LOCALE := gateway/web/locale
+PO_FILES := $(wildcard $(LOCALE)/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+
 # make test PYTEST_ARGS='-x -k invoice'
 PYTEST_ARGS ?=
 # make run SCALE=billing=3,orders=2
 SCALE ?=
 
-.PHONY: help install preflight run test unit integration e2e bench lint clean distclean
+.PHONY: help install preflight browser messages run test unit integration e2e bench lint clean distclean
 
 help:
 	@echo 'hostledger: make <target>'
@@ -33,7 +39,10 @@ help:
 	@echo '  bench        measure throughput and latency against the bare substrate'
 	@echo '  lint         ruff check .'
 	@echo '  preflight    make sure PostgreSQL and RabbitMQ answer (start or install them locally)'
-	@echo '  install      create .venv and install hostledger with its dev tools'
+	@echo '  install      create .venv and install hostledger with its dev tools,'
+	@echo '               and compile the web pages'"'"' translations'
+	@echo '  messages     update the web pages'"'"' catalogues (gateway/web/locale) from'
+	@echo '               the templates and page code; then translate the new entries'
 	@echo '  clean        remove caches and build output'
 	@echo '  distclean    clean, and remove .venv too'
 	@echo
@@ -51,12 +60,25 @@ $(STAMP): pyproject.toml | $(PY)
 	fi
 	@touch $@
 
-install: $(STAMP)
+$(LOCALE)/%/LC_MESSAGES/messages.mo: $(LOCALE)/%/LC_MESSAGES/messages.po | $(STAMP)
+	$(VENV)/bin/pybabel -q compile -D messages -l $* -i $< -o $@
+
+install: $(STAMP) $(MO_FILES)
+
+messages: $(STAMP)
+	cd gateway/web && ../../$(VENV)/bin/pybabel -q extract -F babel.cfg -o locale/messages.pot \
+		--project=hostledger --copyright-holder=hostledger --no-location --sort-output --width=100 .
+	$(VENV)/bin/pybabel -q update -D messages -i $(LOCALE)/messages.pot -d $(LOCALE) \
+		--width=100 --ignore-obsolete --ignore-pot-creation-date
 
 preflight:
 	@deploy/preflight.sh
 
-run: $(STAMP)
+# the browser the browser tests drive (Debian's Chromium)
+browser:
+	@deploy/preflight.sh browser
+
+run: install
 	SCALE='$(SCALE)' deploy/run.sh
 
 # make exits 2 when pytest fails; pytest's own exit code is printed.
@@ -65,19 +87,19 @@ define pytest
 	@$(PY) -m pytest $(1) $(PYTEST_ARGS) || { rc=$$?; echo "make: pytest exited with $$rc" >&2; exit $$rc; }
 endef
 
-test: $(STAMP) preflight
+test: install preflight browser
 	$(call pytest,tests)
 
-unit: $(STAMP)
+unit: install
 	$(call pytest,tests/unit)
 
-integration: $(STAMP) preflight
+integration: install preflight
 	$(call pytest,tests/integration)
 
-e2e: $(STAMP) preflight
+e2e: install preflight browser
 	$(call pytest,tests/e2e)
 
-bench: $(STAMP) preflight
+bench: install preflight
 	$(PY) -m tests.bench
 
 lint: $(STAMP)

@@ -172,6 +172,13 @@ def csrf_ok(request: Request, session_token: str) -> bool:
     return hmac.compare_digest(sent, csrf_token(session_token)) or same_site(request)
 
 
+def client_may(principal: dict, permissions: tuple[str, ...]) -> bool:
+    """A client's session holds one of `permissions` (the customer itself and a user with
+    `full` hold them all): the one rule the API's routes and the web pages both apply."""
+    granted = set(principal.get("permissions") or ())
+    return "full" in granted or bool(granted & set(permissions))
+
+
 def unavailable(message: str) -> Response:
     return json_response(error_body("unavailable", message), 503, {"Retry-After": "5"})
 
@@ -278,6 +285,10 @@ class JsonWsgiApp:
             response = error_response(
                 TooLarge(f"The request body is larger than this route takes ({limit} bytes).")
             )
+        except NotFound as exc:
+            # a person's browser asking for a page that is not there gets a page
+            page = self.server.page_not_found
+            response = page(request) if page and wants_page(request) else http_error(exc)
         except HTTPException as exc:
             response = http_error(exc)
         except Exception:
@@ -302,7 +313,18 @@ class JsonWsgiApp:
         return response(environ, start_response)
 
 
+def wants_page(request: Request) -> bool:
+    """A browser's request outside the JSON API: it prefers HTML to JSON."""
+    if request.path.startswith("/api/"):
+        return False
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
 class JsonWebServer(WebServer):
+    # answers a request no route matched when a browser wants a page (gateway.web sets it)
+    page_not_found = None
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
@@ -566,10 +588,8 @@ class Route(HttpRequestHandler):
                 raise Forbidden("Your role may not do this.")
         elif not self.client:
             raise Forbidden("This route is for staff.")
-        elif isinstance(self.client, tuple):
-            granted = set(principal.get("permissions") or ())
-            if "full" not in granted and not granted & set(self.client):
-                raise Forbidden("Your user may not do this for the customer.")
+        elif isinstance(self.client, tuple) and not client_may(principal, self.client):
+            raise Forbidden("Your user may not do this for the customer.")
 
     def _load_query(self, request: Request) -> dict:
         if self.query_schema is None:

@@ -1,0 +1,10 @@
+"""The client area at `/`: one mixin per topic, composed here for GatewayService."""
+
+from __future__ import annotations
+
+from gateway.web.client.auth import AuthPages
+from gateway.web.client.dashboard import DashboardPages
+
+
+class ClientPages(AuthPages, DashboardPages):
+    """Every page of the client area (the templates are in templates/client/)."""

@@ -1,0 +1,199 @@
+"""Logging in and out of the client area, and a forgotten password.
+
+The same customers-service commands as `/api/v1/auth/*`: `login`, `logout`,
+`request_password_reset` and `confirm_password_reset`. The reset link that mail
+carries is `<HOSTLEDGER_PUBLIC_URL>/reset-password?token=...`.
+"""
+
+from __future__ import annotations
+
+from contracts.errors import (
+    InvalidCredentials,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from gateway.web.pages import HOME_URL, LOGIN_URL, FormErrors, PageCall, page, safe_next
+
+# the new password's bounds, as contracts.customers.PasswordResetConfirm has them
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+
+
+class AuthPages:
+    """Mixed into GatewayService."""
+
+    @page("GET", "/")
+    def web_home(self, call: PageCall):
+        """Where `make run`'s address leads: the dashboard, or the login page first."""
+        logged_in = call.principal is not None and call.principal["kind"] == "client"
+        return call.redirect(HOME_URL if logged_in else LOGIN_URL)
+
+    @page("GET", LOGIN_URL)
+    def web_login_page(self, call: PageCall):
+        if call.principal is not None and call.principal["kind"] == "client":
+            return call.redirect(safe_next(call.request.args.get("next")) or HOME_URL)
+        notice = {
+            "logged_out": call.gettext("You have logged out."),
+            "password_set": call.gettext("Your new password is set: log in with it."),
+        }.get(call.request.args.get("done", ""))
+        return _login_form(call, {"username": ""}, FormErrors(), notice=notice)
+
+    @page("POST", LOGIN_URL)
+    def web_login(self, call: PageCall):
+        values, errors = call.form("username", "password", "next")
+        if not values["username"]:
+            errors.add("username", call.gettext("Enter your username or e-mail."))
+        if not values["password"]:
+            errors.add("password", call.gettext("Enter your password."))
+        if errors:
+            return _login_form(call, values, errors, status=400)
+        credentials = {"username": values["username"], "password": values["password"]}
+        try:
+            session = call.services.customers.login(credentials, call.address)
+        except InvalidCredentials:
+            errors.add("password", call.gettext("The username or password is wrong."))
+            return _login_form(call, values, errors, status=400)
+        except RateLimited as exc:
+            errors.add("_form", _try_later(call, exc))
+            return _login_form(call, values, errors, status=429)
+        except Unauthorized:
+            # two-factor authentication: asked for on this page once it is offered
+            errors.add("_form", call.gettext("This account cannot log in here yet."))
+            return _login_form(call, values, errors, status=400)
+        except ValidationFailed:
+            errors.add("username", call.gettext("Enter your username or e-mail."))
+            return _login_form(call, values, errors, status=400)
+        if session["kind"] != "client":
+            call.services.customers.logout(session["token"])
+            errors.add(
+                "username",
+                call.gettext("This is a staff account: staff log in to the staff panel."),
+            )
+            return _login_form(call, values, errors, status=400)
+        call.start_session(session["token"])
+        return call.redirect(safe_next(values["next"]) or HOME_URL)
+
+    @page("POST", "/logout")
+    def web_logout(self, call: PageCall):
+        if call.token is not None:
+            try:
+                call.services.customers.logout(call.token)
+            except Unauthorized:
+                pass  # already ended
+        call.end_session()
+        return call.redirect(LOGIN_URL, done="logged_out")
+
+    # -- a forgotten password -------------------------------------------------------------
+
+    @page("GET", "/forgot-password")
+    def web_forgot_password_page(self, call: PageCall):
+        sent = call.request.args.get("sent") == "1"
+        return call.render(
+            "client/forgot_password.html", values={"login": ""}, errors=FormErrors(), sent=sent
+        )
+
+    @page("POST", "/forgot-password")
+    def web_forgot_password(self, call: PageCall):
+        values, errors = call.form("login")
+        login = values["login"]
+        if not login:
+            errors.add("login", call.gettext("Enter your username or e-mail."))
+        elif len(login) > 254:
+            errors.add("login", call.gettext("At most 254 characters."))
+        if not errors:
+            # the answer is the same whether such an account exists or not
+            asked = {"email": login} if "@" in login else {"username": login}
+            try:
+                call.services.customers.request_password_reset(asked, call.address)
+            except RateLimited as exc:
+                errors.add("_form", _try_later(call, exc))
+                return _forgot_form(call, values, errors, status=429)
+            except ValidationFailed:
+                errors.add("login", call.gettext("This is not a valid e-mail address."))
+        if errors:
+            return _forgot_form(call, values, errors, status=400)
+        return call.redirect("/forgot-password", sent="1")
+
+    @page("GET", "/reset-password")
+    def web_reset_password_page(self, call: PageCall):
+        token = call.request.args.get("token", "")
+        return _reset_form(call, token, FormErrors())
+
+    @page("POST", "/reset-password")
+    def web_reset_password(self, call: PageCall):
+        values, errors = call.form("token", "new_password", "confirm_password")
+        password = values["new_password"]
+        if len(password) < PASSWORD_MIN:
+            errors.add(
+                "new_password",
+                call.gettext("At least %(min)d characters.", min=PASSWORD_MIN),
+            )
+        elif len(password) > PASSWORD_MAX:
+            errors.add(
+                "new_password", call.gettext("At most %(max)d characters.", max=PASSWORD_MAX)
+            )
+        if values["confirm_password"] != password:
+            errors.add("confirm_password", call.gettext("The two passwords differ."))
+        if errors:
+            return _reset_form(call, values["token"], errors, status=400)
+        try:
+            call.services.customers.confirm_password_reset(
+                {"token": values["token"], "new_password": password}
+            )
+        except ValidationFailed as exc:
+            if "new_password" in (exc.fields or {}):
+                errors.add("new_password", call.gettext("Choose another password."))
+            else:  # the token: used, expired or never sent
+                errors.add("_form", _link_invalid(call))
+            return _reset_form(call, values["token"], errors, status=400)
+        # every session of the account ended, this browser's too
+        call.end_session()
+        return call.redirect(LOGIN_URL, done="password_set")
+
+
+def _login_form(
+    call: PageCall, values: dict, errors: FormErrors, status: int = 200, notice: str | None = None
+):
+    return call.render(
+        "client/login.html",
+        status=status,
+        values=values,
+        errors=errors,
+        notice=notice,
+        next=safe_next(values.get("next") or call.request.args.get("next")) or "",
+    )
+
+
+def _forgot_form(call: PageCall, values: dict, errors: FormErrors, status: int):
+    return call.render(
+        "client/forgot_password.html", status=status, values=values, errors=errors, sent=False
+    )
+
+
+def _reset_form(call: PageCall, token: str, errors: FormErrors, status: int = 200):
+    if not token:
+        errors.add("_form", _link_invalid(call))
+    return call.render(
+        "client/reset_password.html",
+        status=status,
+        token=token,
+        errors=errors,
+        minimum=PASSWORD_MIN,
+    )
+
+
+def _link_invalid(call: PageCall) -> str:
+    return call.gettext(
+        "This link is not valid any more: it was used already, it expired, or it is "
+        "incomplete. Ask for a new one."
+    )
+
+
+def _try_later(call: PageCall, exc: RateLimited) -> str:
+    seconds = int(getattr(exc, "retry_after", None) or exc.default_retry_after)
+    minutes = max(1, -(-seconds // 60))
+    return call.ngettext(
+        "Too many attempts. Try again in %(num)d minute.",
+        "Too many attempts. Try again in %(num)d minutes.",
+        minutes,
+    )

@@ -1,0 +1,509 @@
+"""Web pages on the gateway's HTTP server, beside the JSON API.
+
+    @page("GET", "/dashboard", client=True)
+    def web_dashboard(self, call: PageCall):
+        return call.render("client/dashboard.html", balance=...)
+
+A page method gets a `PageCall`: the request, its form, who is logged in (from the
+session cookie: the same server-side session a Bearer token names), the page language,
+and `services` to call the back-end services as that person, exactly as API routes do.
+It answers `call.render(...)` or `call.redirect(...)`. What every page gets here, once:
+
+- The session cookie `hostledger_session` is HttpOnly, SameSite=Lax, and Secure when
+  HOSTLEDGER_PUBLIC_URL is an https:// address (the site is served over HTTPS).
+- Every request that is not GET/HEAD carries the CSRF token of its session in the
+  hidden form field `csrf_token` (pages without a session: of a random `hostledger_csrf`
+  cookie), and none comes from another origin: else 403, before the page runs.
+- Content-Security-Policy with scripts and styles from this site only (no inline
+  script or style), no framing (frame-ancestors 'none', X-Frame-Options DENY),
+  Referrer-Policy same-origin.
+- The language: the client's own setting, else the browser's Accept-Language.
+- A service error the page does not handle itself becomes a page in that language: 401
+  sends to the login page (and back afterwards), 403, 404, 429 and 503 say so.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import eventlet
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from nameko.exceptions import UnknownService
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from contracts.errors import HostledgerError, Unauthorized
+from contracts.fields import text_problem
+from gateway.http import (
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    JsonWebServer,
+    Services,
+    client_address,
+    client_may,
+    csrf_token,
+    same_site,
+)
+from gateway.web import i18n
+from gateway.web.i18n import N_
+from services.infra.context import DEADLINE_HEADER, REQUEST_HEADER, Actor
+from services.infra.inbox import is_transient
+from services.infra.settings import settings
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+# a browser without a session gets one of these, so that its forms carry a CSRF token too
+PRE_SESSION_COOKIE = "hostledger_csrf"
+CSRF_FIELD = "csrf_token"
+LOGIN_URL = "/login"
+HOME_URL = "/dashboard"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+
+
+def served_over_https() -> bool:
+    """The site's public address (HOSTLEDGER_PUBLIC_URL) is https: cookies are Secure."""
+    return settings().public_url.lower().startswith("https://")
+
+
+# -- templates ---------------------------------------------------------------------------
+
+
+@functools.cache
+def static_version(name: str) -> str:
+    """A digest of a static file, in its URL, so a browser may keep it for a year."""
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
+
+
+def static_url(name: str) -> str:
+    return f"/static/{name}?v={static_version(name)}"
+
+
+@pass_context
+def _gettext(context, message: str) -> str:
+    return context["translations"].gettext(message)
+
+
+@pass_context
+def _ngettext(context, singular: str, plural: str, n: int) -> str:
+    return context["translations"].ngettext(singular, plural, n)
+
+
+@pass_context
+def _pgettext(context, ctxt: str, message: str) -> str:
+    return context["translations"].pgettext(ctxt, message)
+
+
+@pass_context
+def _npgettext(context, ctxt: str, singular: str, plural: str, n: int) -> str:
+    return context["translations"].npgettext(ctxt, singular, plural, n)
+
+
+def _formatter(fn):
+    """A template filter that writes a value in the page's language."""
+
+    @pass_context
+    def write(context, value, *args, **kwargs):
+        return fn(value, context["language"], *args, **kwargs)
+
+    return write
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n", "jinja2.ext.do"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # the catalogue comes with each page's context: one environment serves every language
+    env.install_gettext_callables(
+        _gettext, _ngettext, newstyle=True, pgettext=_pgettext, npgettext=_npgettext
+    )
+    env.globals.update(static=static_url, language_names=i18n.LANGUAGE_NAMES)
+    env.filters.update(
+        money=_formatter(i18n.money),
+        date=_formatter(i18n.date),
+        datetime=_formatter(i18n.datetime),
+        number=_formatter(i18n.number),
+    )
+    return env
+
+
+templates = _environment()
+
+
+def render(
+    template: str, language: str, status: int = 200, headers: dict | None = None, **context
+) -> Response:
+    """A page in `language`, with the headers every page has."""
+    translations = i18n.translations(language)
+    html = templates.get_template(template).render(
+        language=language, translations=translations, **context
+    )
+    response = Response(html, status=status, mimetype="text/html", headers=headers)
+    return with_page_headers(response)
+
+
+def with_page_headers(response: Response) -> Response:
+    h = response.headers
+    h["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    h["X-Frame-Options"] = "DENY"
+    h["Referrer-Policy"] = "same-origin"
+    h["Cross-Origin-Opener-Policy"] = "same-origin"
+    h.setdefault("Cache-Control", "no-store")
+    h["Vary"] = "Cookie, Accept-Language"
+    if served_over_https():
+        h["Strict-Transport-Security"] = "max-age=31536000"
+    return response
+
+
+def page_not_found(request: Request) -> Response:
+    """A browser's request for a page that is not there (no session is looked up)."""
+    language = i18n.negotiate(request)
+    return error_page(language, 404, request)
+
+
+# translated in the template (N_ marks them for the catalogue)
+ERROR_TITLES = {
+    400: N_("This request is not valid"),
+    403: N_("You may not see this page"),
+    404: N_("There is no such page"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong on our side"),
+    503: N_("Try again in a moment"),
+}
+
+
+def error_page(language: str, status: int, request: Request, detail: str | None = None):
+    """A page that says what went wrong, in the person's language. `detail` is a message
+    already in that language."""
+    status = status if status in ERROR_TITLES else 500
+    headers = {"Retry-After": "30"} if status in (429, 503) else None
+    return render(
+        "error.html",
+        language,
+        status=status,
+        headers=headers,
+        status_code=status,
+        title_msgid=ERROR_TITLES[status],
+        detail=detail,
+        path=request.path,
+    )
+
+
+# -- the page entrypoint ----------------------------------------------------------------
+
+
+class FormErrors(dict):
+    """`{"field": ["message", ...]}`; `"_form"` for what concerns no one field. Messages
+    are in the page's language."""
+
+    def add(self, name: str, message: str) -> FormErrors:
+        self.setdefault(name, []).append(message)
+        return self
+
+
+@dataclass
+class PageCall:
+    request: Request
+    services: Services
+    language: str = i18n.LANGUAGES[0]
+    # the session's principal, as `customers.resolve_session` answers (None: nobody)
+    principal: dict | None = None
+    # the logged-in client's customer record (client pages)
+    customer: dict | None = None
+    token: str | None = None
+    # cookies the answer sets: name -> value (None: delete)
+    cookies: dict = field(default_factory=dict)
+    _csrf_seed: str | None = None
+
+    # -- who and where --
+
+    @property
+    def customer_id(self) -> str:
+        return self.principal["customer_id"]
+
+    @property
+    def path(self) -> dict:
+        """The values of the page's URL (`/invoices/<uuid:invoice_id>`)."""
+        return getattr(self.request, "path_values", None) or {}
+
+    @property
+    def address(self) -> str | None:
+        return client_address(self.request)
+
+    def may(self, *permissions: str) -> bool:
+        """The client's user holds one of `permissions` (the API's rule: `client_may`)."""
+        return self.principal is not None and client_may(self.principal, permissions)
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self._csrf_seed) if self._csrf_seed else ""
+
+    # -- language --
+
+    def gettext(self, message: str, **variables) -> str:
+        text = i18n.translations(self.language).gettext(message)
+        return text % variables if variables else text
+
+    def ngettext(self, singular: str, plural: str, n: int, **variables) -> str:
+        text = i18n.translations(self.language).ngettext(singular, plural, n)
+        return text % dict(variables, num=n)
+
+    # -- the form --
+
+    def form(self, *names: str) -> tuple[dict, FormErrors]:
+        """The posted fields `names` as text (stripped; passwords untouched), and errors
+        for any that is not text a person could have typed."""
+        values, errors = {}, FormErrors()
+        for name in names:
+            value = self.request.form.get(name, "")
+            if "password" not in name:
+                value = value.strip()
+            problem = text_problem(value)
+            if problem:
+                errors.add(name, self.gettext("Use letters, digits and punctuation only."))
+                value = ""
+            values[name] = value
+        return values, errors
+
+    # -- answers --
+
+    def render(self, template: str, status: int = 200, **context) -> Response:
+        response = render(
+            template,
+            self.language,
+            status=status,
+            principal=self.principal,
+            customer=self.customer,
+            csrf_token=self.csrf,
+            current_path=self.request.path,
+            **context,
+        )
+        return self._with_cookies(response)
+
+    def redirect(self, url: str, **query) -> Response:
+        """303 See Other to a page of this site (a form's answer: reloading it does not
+        post again)."""
+        target = url + ("?" + urlencode(query) if query else "")
+        response = Response(status=303, headers={"Location": target})
+        return self._with_cookies(with_page_headers(response))
+
+    def start_session(self, token: str) -> None:
+        self.cookies[SESSION_COOKIE] = token
+        self.cookies[PRE_SESSION_COOKIE] = None
+        self._csrf_seed = token
+
+    def end_session(self) -> None:
+        self.cookies[SESSION_COOKIE] = None
+
+    def _with_cookies(self, response: Response) -> Response:
+        secure = served_over_https()
+        for name, value in self.cookies.items():
+            if value is None:
+                response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+            else:
+                response.set_cookie(
+                    name, value, path="/", secure=secure, httponly=True, samesite="Lax"
+                )
+        return response
+
+
+def safe_next(url: str | None) -> str | None:
+    """A path on this site to go back to after logging in, or None (never elsewhere)."""
+    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return None
+    if any(ord(c) < 0x20 for c in url):
+        return None
+    return url
+
+
+class Page(HttpRequestHandler):
+    server = JsonWebServer()
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        client: bool = False,
+        permissions: tuple[str, ...] | None = None,
+        session: bool = True,
+        **kwargs,
+    ):
+        """`client`: only for a logged-in client (anyone else goes to the login page);
+        `permissions`: a client's user needs one of them (or `full`); `session`: False
+        for answers that need no session at all (static files): no cookie is read."""
+        self.client = client
+        self.permissions = permissions
+        self.session = session
+        super().__init__(method, url, **kwargs)
+
+    def setup(self):
+        super().setup()
+        self.server.page_not_found = page_not_found
+
+    def get_url_rule(self):
+        return Rule(self.url, methods=[self.method])
+
+    def handle_request(self, request):
+        request.shallow = False
+        return super().handle_request(request)
+
+    def get_entrypoint_parameters(self, request):
+        return (self, request), {}
+
+    def response_from_result(self, result):
+        return result
+
+    def response_from_exception(self, exc):
+        log.error("a page failed outside its worker", exc_info=exc)
+        return Response("Something went wrong on our side.", status=500, mimetype="text/plain")
+
+    def run(self, service, method, request: Request) -> Response:
+        """In the worker: session, CSRF, language, then the page; errors as pages."""
+        call = PageCall(request=request, services=service.services)
+        call.language = i18n.negotiate(request)
+        wait = settings().rpc_timeout
+        try:
+            with eventlet.Timeout(wait):
+                # once the gateway stopped waiting, no command of this request changes anything
+                call.services.context[DEADLINE_HEADER] = repr(time.time() + wait)
+                if not self.session:
+                    return method(service, call)
+                self._csrf_seed(call)
+                if request.method not in SAFE_METHODS:
+                    if not self._csrf_ok(call):
+                        return call._with_cookies(
+                            error_page(
+                                call.language,
+                                403,
+                                request,
+                                call.gettext(
+                                    "This form has expired or came from another site. Go back, "
+                                    "reload the page and send it again."
+                                ),
+                            )
+                        )
+                    call.services.context[REQUEST_HEADER] = f"request|{uuid.uuid4()}"
+                self._authenticate(call)
+                if self.client and (call.principal is None or call.principal["kind"] != "client"):
+                    if call.principal is not None:  # a staff session: not the client area
+                        return call._with_cookies(
+                            error_page(
+                                call.language,
+                                403,
+                                request,
+                                call.gettext(
+                                    "This is the client area; staff have their own panel."
+                                ),
+                            )
+                        )
+                    return call.redirect(LOGIN_URL, next=request.full_path.rstrip("?"))
+                if self.permissions and not call.may(*self.permissions):
+                    return call._with_cookies(error_page(call.language, 403, request))
+                return method(service, call)
+        except Unauthorized:
+            call.end_session()
+            return call.redirect(LOGIN_URL, next=request.full_path.rstrip("?"))
+        except HostledgerError as exc:
+            return call._with_cookies(error_page(call.language, exc.status, request))
+        except HTTPException as exc:
+            return call._with_cookies(error_page(call.language, exc.code or 500, request))
+        except (UnknownService, eventlet.Timeout):
+            return call._with_cookies(error_page(call.language, 503, request))
+        except Exception as exc:
+            if is_transient(exc):  # the broker or a database away for a moment
+                log.warning("a page met a transient failure: %s: %s", type(exc).__name__, exc)
+                return call._with_cookies(error_page(call.language, 503, request))
+            log.exception("unhandled error on page %s %s", request.method, request.path)
+            return call._with_cookies(error_page(call.language, 500, request))
+
+    def _csrf_seed(self, call: PageCall) -> None:
+        """What this browser's CSRF token is bound to: its session cookie, else its
+        pre-session cookie (made now when it has neither)."""
+        cookies = call.request.cookies
+        call.token = cookies.get(SESSION_COOKIE) or None
+        seed = call.token or cookies.get(PRE_SESSION_COOKIE) or None
+        if seed is None:
+            seed = secrets.token_urlsafe(32)
+            call.cookies[PRE_SESSION_COOKIE] = seed
+        call._csrf_seed = seed
+
+    def _csrf_ok(self, call: PageCall) -> bool:
+        request = call.request
+        origin = request.headers.get("Origin")
+        if origin is not None and not same_site(request):
+            return False
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            return False
+        sent = request.form.get(CSRF_FIELD, "")
+        return bool(sent) and hmac.compare_digest(sent, call.csrf)
+
+    def _authenticate(self, call: PageCall) -> None:
+        if call.token is None:
+            return
+        try:
+            principal = call.services.customers.resolve_session(call.token)
+        except Unauthorized:
+            # an ended or expired session: forget the cookie, carry on as nobody
+            call.end_session()
+            call.token = None
+            return
+        call.principal = principal
+        call.request.environ["hostledger.principal"] = (
+            f"{principal['kind']}:{principal.get('staff_id') or principal.get('customer_id')}"
+        )
+        impersonator = principal.get("impersonator")
+        actor = (
+            Actor("staff", principal["staff_id"])
+            if principal["kind"] == "staff"
+            else Actor("client", principal["customer_id"])
+        )
+        call.services.act_as(
+            actor, Actor("staff", impersonator["staff_id"]) if impersonator else None
+        )
+        if principal["kind"] == "client":
+            call.customer = call.services.customers.get_customer(principal["customer_id"])
+            call.language = i18n.negotiate(call.request, call.customer.get("language"))
+
+
+def page(method: str, url: str, **options):
+    """Declare a web page (see `Page`). The method takes `(self, call: PageCall)`."""
+
+    def decorate(fn):
+        entry = Page.decorator(method, url, **options)
+
+        @functools.wraps(fn)
+        def worker(self, provider: Page, request: Request):
+            return provider.run(self, fn, request)
+
+        return entry(worker)
+
+    return decorate
