@@ -15,7 +15,8 @@ def _error(r, status, code):
 
 def test_unknown_route_is_404_in_our_shape(stack):
     _error(stack.http("GET", "/api/v1/no/such/thing"), 404, "not_found")
-    _error(stack.http("GET", "/"), 404, "not_found")
+    # outside the API too, for anything but a browser (`/` is the client area's login)
+    _error(stack.http("GET", "/no/such/page"), 404, "not_found")
 
 
 def test_wrong_method_is_405_with_allow(stack):
