@@ -448,9 +448,14 @@ class Page(HttpRequestHandler):
     def _csrf_seed(self, call: PageCall) -> None:
         """What this browser's CSRF token is bound to: its session cookie, else its
         pre-session cookie (made now when it has neither)."""
-        cookies = call.request.cookies
-        call.token = cookies.get(SESSION_COOKIE) or None
-        seed = call.token or cookies.get(PRE_SESSION_COOKIE) or None
+        call.token = call.request.cookies.get(SESSION_COOKIE) or None
+        if call.token is not None:
+            call._csrf_seed = call.token
+        else:
+            self._pre_session_seed(call)
+
+    def _pre_session_seed(self, call: PageCall) -> None:
+        seed = call.request.cookies.get(PRE_SESSION_COOKIE) or None
         if seed is None:
             seed = secrets.token_urlsafe(32)
             call.cookies[PRE_SESSION_COOKIE] = seed
@@ -472,9 +477,11 @@ class Page(HttpRequestHandler):
         try:
             principal = call.services.customers.resolve_session(call.token)
         except Unauthorized:
-            # an ended or expired session: forget the cookie, carry on as nobody
+            # an ended or expired session: forget the cookie, carry on as nobody (whose
+            # forms the next request takes without that cookie)
             call.end_session()
             call.token = None
+            self._pre_session_seed(call)
             return
         call.principal = principal
         call.request.environ["hostledger.principal"] = (

@@ -230,3 +230,30 @@ def test_a_field_shows_its_error_next_to_it_and_says_so_to_screen_readers():
     assert '<p class="field-error" id="error-password">The username or password is wrong.' in field
     assert 'for="field-username"' in html and 'for="field-password"' in html
     assert 'value="jane"' in html and "autofocus" in field
+
+
+class _EndedSessions:
+    """The customers service, for a browser whose session has ended."""
+
+    class customers:  # read as `services.customers`
+        @staticmethod
+        def resolve_session(token):
+            from contracts.errors import Unauthorized
+
+            raise Unauthorized("This session has ended.")
+
+
+def test_an_ended_session_leaves_forms_that_work_without_it():
+    """The login page shown to a browser whose session cookie has ended carries a token
+    its next request, without that cookie, still matches."""
+    page = Page.__new__(Page)
+    request = EnvironBuilder(path="/login", headers={"Cookie": f"{SESSION_COOKIE}=old"})
+    call = PageCall(request=request.get_request(), services=_EndedSessions())
+    page._csrf_seed(call)
+    page._authenticate(call)
+    assert call.principal is None and call.cookies[SESSION_COOKIE] is None
+    seed = call.cookies[PRE_SESSION_COOKIE]
+    assert call.csrf == csrf_token(seed)
+    # the next request: the pre-session cookie only, and the form's token
+    form = {"csrf_token": call.csrf, "username": "jane"}
+    assert _csrf_ok(_post(form, cookies={PRE_SESSION_COOKIE: seed}))
