@@ -54,7 +54,8 @@ def client_with_things(stack, language: str) -> dict:
                 "password": PASSWORD,
                 "kind": "individual",
                 "contact_person": "Camille Martin",
-                "country": "FR",
+                # a country no other test of the shared stack taxes (test_billing taxes FR)
+                "country": "BE",
                 "language": language,
             },
             "items": [{"product_id": product.json()["id"], "billing_cycle": "monthly"}],
@@ -77,7 +78,10 @@ def client_with_things(stack, language: str) -> dict:
         r = stack.http("POST", "/api/v1/staff/payments", stack.admin_token, json=body)
         assert r.status_code == 201, r.text
 
-    pay(1500, order["invoice_id"])  # the order's invoice: the service becomes active
+    # the order's invoice, paid in full (with any tax a rule of the shared stack adds):
+    # the service becomes active
+    first = stack.http("GET", f"/api/v1/client/invoices/{order['invoice_id']}", token).json()
+    pay(first["total"]["amount"], order["invoice_id"])
     pay(1200)  # money on the personal account
     r = stack.http(
         "POST",
