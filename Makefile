@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 # make run SCALE=billing=3,orders=2
 SCALE ?=
 
-.PHONY: help install preflight browser messages run test unit integration e2e bench lint clean distclean
+.PHONY: help install preflight browser messages run test unit integration e2e web bench lint clean distclean
 
 help:
 	@echo 'hostledger: make <target>'
@@ -36,6 +36,7 @@ help:
 	@echo '  unit         tests/unit only (no PostgreSQL or RabbitMQ needed)'
 	@echo '  integration  tests/integration (real PostgreSQL and RabbitMQ)'
 	@echo '  e2e          tests/e2e (through the HTTP gateway)'
+	@echo '  web          tests/browser (the web pages in Chromium)'
 	@echo '  bench        measure throughput and latency against the bare substrate'
 	@echo '  lint         ruff check .'
 	@echo '  preflight    make sure PostgreSQL and RabbitMQ answer (start or install them locally)'
@@ -96,8 +97,11 @@ unit: install
 integration: install preflight
 	$(call pytest,tests/integration)
 
-e2e: install preflight browser
+e2e: install preflight
 	$(call pytest,tests/e2e)
+
+web: install preflight browser
+	$(call pytest,tests/browser)
 
 bench: install preflight
 	$(PY) -m tests.bench

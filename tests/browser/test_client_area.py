@@ -14,15 +14,9 @@ from playwright.sync_api import expect
 
 from gateway.web import i18n
 from tests.e2e.test_mail_out import wait_mail
-from tests.web.browser import DESKTOP, PHONE, Watched, chromium
+from tests.browser.chromium import DESKTOP, PHONE, Watched
 
 PASSWORD = "first password 1"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
 
 
 def _eur(amount: int) -> dict:
