@@ -43,7 +43,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from contracts.errors import HostledgerError, Unauthorized
+from contracts.errors import HostledgerError, Unauthorized, ValidationFailed
 from contracts.fields import text_problem
 from gateway.http import (
     SAFE_METHODS,
@@ -218,6 +218,20 @@ def error_page(language: str, status: int, request: Request, detail: str | None 
     )
 
 
+# The services' own messages (contracts/, marshmallow) a page shows translated; others
+# become "Check this value". Add a service message here when a page meets it.
+SERVICE_MESSAGES = {
+    N_("Missing data for required field."),
+    N_("Not a valid email address."),
+    N_("Not a valid integer."),
+    N_("Not a valid number."),
+    N_("Not a valid date."),
+    N_("Not a valid UUID."),
+    N_("Field may not be null."),
+    N_("Unknown field."),
+}
+
+
 # -- the page entrypoint ----------------------------------------------------------------
 
 
@@ -293,6 +307,40 @@ class PageCall:
                 value = ""
             values[name] = value
         return values, errors
+
+    def service_errors(self, exc: ValidationFailed, errors: FormErrors | None = None,
+                       messages: dict | None = None) -> FormErrors:
+        """A service's refusal as errors next to the fields it names, in the page's
+        language: `messages` gives a field's own sentence (a msgid marked with N_); else
+        the service's message when the catalogue has it (SERVICE_MESSAGES), else a
+        sentence that asks the person to check that field. A field the form does not
+        show lands under `_form`."""
+        errors = errors if errors is not None else FormErrors()
+        messages = messages or {}
+        shown = set(self.request.form.keys()) | set(messages)
+        for name, problems in (exc.fields or {}).items():
+            top = str(name).split(".")[0]
+            key = top if top in shown else "_form"
+            if top in messages:
+                errors.add(key, self.gettext(messages[top]))
+                continue
+            for problem in problems if isinstance(problems, list) else [problems]:
+                text = problem if isinstance(problem, str) else None
+                if text in SERVICE_MESSAGES:
+                    errors.add(key, self.gettext(text))
+                else:
+                    errors.add(key, self.gettext("Check this value: it was not accepted."))
+        if not errors:
+            errors.add("_form", self.gettext("Check this value: it was not accepted."))
+        return errors
+
+    def page_args(self, page_size: int = 20) -> tuple[int, int]:
+        """`?page=` of a paged list (1 when absent or not a page number), and its size."""
+        try:
+            number = int(self.request.args.get("page", "1"))
+        except ValueError:
+            number = 1
+        return (number if 1 <= number <= 10_000 else 1), page_size
 
     # -- answers --
 
