@@ -1165,13 +1165,18 @@ class MailTemplateList(_Page):
     items = fields.List(fields.Nested(MailTemplate))
 
 
-class HeldMail(Schema):
+class _IncomingMail(Schema):
+    """What every mail the mail gateway took in shows: when, from whom, to which address."""
+
     id = fields.Integer()
     received_at = fields.DateTime()
-    reason = Text()
-    detail = Text()
     sender = Text()
     recipient = Text()
+
+
+class HeldMail(_IncomingMail):
+    reason = Text()
+    detail = Text()
     subject = Text()
     size = fields.Integer()
 
@@ -1180,11 +1185,7 @@ class HeldMailList(_Page):
     items = fields.List(fields.Nested(HeldMail))
 
 
-class ReceivedMail(Schema):
-    id = fields.Integer()
-    received_at = fields.DateTime()
-    sender = Text()
-    recipient = Text()
+class ReceivedMail(_IncomingMail):
     message_id = Text()
     outcome = Text()
     reason = Text(allow_none=True)

@@ -7,6 +7,7 @@ after the invoice was issued, or the process dies there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 
@@ -15,8 +16,10 @@ from tests.e2e.test_orders import _product
 PASSWORD = "buyer-password-1"
 
 
-def _customer(stack) -> tuple[dict, dict]:
-    """A customer with a password, and the order form's customer part for it."""
+def _order(stack) -> tuple[dict, dict, dict, dict]:
+    """A product, a customer with a password, an order form for one month of the product
+    as that customer, and the Idempotency-Key its retries carry."""
+    product = _product(stack)
     email = f"faults-{uuid.uuid4().hex[:8]}@example.com"
     customer = stack.register_customer(email=email, password=PASSWORD)
     person = {
@@ -26,7 +29,23 @@ def _customer(stack) -> tuple[dict, dict]:
         "country": "DE",
         "password": PASSWORD,
     }
-    return customer, person
+    body = {
+        "customer": person,
+        "items": [{"product_id": product["id"], "billing_cycle": "monthly"}],
+    }
+    return product, customer, body, {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+
+
+@contextlib.contextmanager
+def _orders_failing_at(stack, failpoint: str):
+    """The orders service runs with `failpoint` inside the block, as usual after it."""
+    stack.restart("orders", {"HOSTLEDGER_FAILPOINTS": failpoint})
+    try:
+        stack.wait_for_service("orders")
+        yield
+    finally:
+        stack.restart("orders")
+    stack.wait_for_service("orders")
 
 
 def _invoices(stack, customer_id: str) -> list[dict]:
@@ -66,17 +85,8 @@ def _pay(stack, customer_id: str, invoice_id: str, amount: int):
 
 
 def test_an_order_whose_save_fails_voids_its_invoice_and_its_retry_places_it(stack):
-    product = _product(stack)
-    customer, person = _customer(stack)
-    body = {
-        "customer": person,
-        "items": [{"product_id": product["id"], "billing_cycle": "monthly"}],
-    }
-    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
-
-    stack.restart("orders", {"HOSTLEDGER_FAILPOINTS": "orders.place_order.save=raise"})
-    try:
-        stack.wait_for_service("orders")
+    _, customer, body, key = _order(stack)
+    with _orders_failing_at(stack, "orders.place_order.save=raise"):
         r = stack.http("POST", "/api/v1/orders", json=body, headers=key)
         assert r.status_code >= 500, r.text
         # the list (a read model) may show the invoice a moment before its voiding
@@ -88,9 +98,6 @@ def test_an_order_whose_save_fails_voids_its_invoice_and_its_retry_places_it(sta
             ),
             what="the order's invoice listed as voided",
         )
-    finally:
-        stack.restart("orders")
-    stack.wait_for_service("orders")
 
     # billing issued it, and it was voided with the reason, recorded
     assert voided["purpose"] == "order" and voided["status"] == "cancelled"
@@ -123,17 +130,8 @@ def test_an_order_whose_process_died_is_finished_when_its_invoice_was_paid_meanw
     issued, InvoicePaid reached orders before any order did. Once orders is back, the
     unfinished attempt is found by itself; its invoice, paid, cannot be voided, so the
     order is placed, and the payment waiting for it activates its service."""
-    product = _product(stack)
-    customer, person = _customer(stack)
-    body = {
-        "customer": person,
-        "items": [{"product_id": product["id"], "billing_cycle": "monthly"}],
-    }
-    key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
-
-    stack.restart("orders", {"HOSTLEDGER_FAILPOINTS": "orders.place_order.after_invoice"})
-    try:
-        stack.wait_for_service("orders")
+    product, customer, body, key = _order(stack)
+    with _orders_failing_at(stack, "orders.place_order.after_invoice"):
         r = stack.http("POST", "/api/v1/orders", json=body, headers=key)
         assert r.status_code == 503, r.text  # orders died with the request
         [invoice] = stack.wait_until(
@@ -142,9 +140,6 @@ def test_an_order_whose_process_died_is_finished_when_its_invoice_was_paid_meanw
         assert invoice["status"] == "unpaid"
         r = _pay(stack, customer["id"], invoice["id"], invoice["total"]["amount"])
         assert r.status_code == 201, r.text
-    finally:
-        stack.restart("orders")
-    stack.wait_for_service("orders")
 
     [service] = stack.wait_until(
         lambda: [s for s in _services(stack, customer["id"]) if s["status"] == "active"],
