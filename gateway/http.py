@@ -399,17 +399,75 @@ class Call:
 
     @property
     def actor(self) -> Actor | None:
-        p = self.principal
-        if not p:
-            return None
-        if p["kind"] == "staff":
-            return Actor("staff", p["staff_id"])
-        return Actor("client", p["customer_id"])
+        return actor_of(self.principal) if self.principal else None
 
 
-class Route(HttpRequestHandler):
+def actor_of(principal: dict) -> Actor:
+    """Who a session's principal acts as in events."""
+    if principal["kind"] == "staff":
+        return Actor("staff", principal["staff_id"])
+    return Actor("client", principal["customer_id"])
+
+
+class GatewayEntrypoint(HttpRequestHandler):
+    """What API routes and web pages share: one HTTP server, the worker gets the
+    entrypoint with the request, a deadline for every service call of the request, and
+    the logged-in principal named in the access log and in the events it causes."""
+
     server = JsonWebServer()
 
+    def get_url_rule(self):
+        return Rule(self.url, methods=[self.method])
+
+    def handle_request(self, request):
+        request.shallow = False
+        return super().handle_request(request)
+
+    def get_entrypoint_parameters(self, request):
+        # the worker gets this entrypoint too, to validate and shape as declared here
+        return (self, request), {}
+
+    def response_from_result(self, result):
+        return result
+
+    @staticmethod
+    def start_deadline(services: Services) -> float:
+        """How long the gateway waits for this request; once that has passed, no command
+        of it changes anything (the services check the deadline before they save)."""
+        wait = settings().rpc_timeout
+        services.context[DEADLINE_HEADER] = repr(time.time() + wait)
+        return wait
+
+    @staticmethod
+    def act_for(request: Request, services: Services, principal: dict) -> None:
+        """The rest of the request acts as `principal` (on behalf of the client when staff
+        act in a client's area)."""
+        request.environ["hostledger.principal"] = (
+            f"{principal['kind']}:{principal.get('staff_id') or principal.get('customer_id')}"
+        )
+        impersonator = principal.get("impersonator")
+        services.act_as(
+            actor_of(principal), Actor("staff", impersonator["staff_id"]) if impersonator else None
+        )
+
+    @classmethod
+    def declare(cls, method: str, url: str, **options):
+        """The decorator of a service method taking `(self, call)`: the worker runs it
+        through this entrypoint's `run`."""
+
+        def decorate(fn):
+            entry = cls.decorator(method, url, **options)
+
+            @functools.wraps(fn)
+            def worker(self, provider, request: Request):
+                return provider.run(self, fn, request)
+
+            return entry(worker)
+
+        return decorate
+
+
+class Route(GatewayEntrypoint):
     def __init__(
         self,
         method: str,
@@ -451,20 +509,6 @@ class Route(HttpRequestHandler):
     def public(self) -> bool:
         return self.roles is None and not self.client
 
-    def get_url_rule(self):
-        return Rule(self.url, methods=[self.method])
-
-    def handle_request(self, request):
-        request.shallow = False
-        return super().handle_request(request)
-
-    def get_entrypoint_parameters(self, request):
-        # the worker gets this route too, to validate and shape as declared here
-        return (self, request), {}
-
-    def response_from_result(self, result):
-        return result
-
     def response_from_exception(self, exc):
         if isinstance(exc, HostledgerError):
             return error_response(exc)
@@ -479,11 +523,8 @@ class Route(HttpRequestHandler):
     def run(self, service, method, request: Request) -> Response:
         """In the worker: authenticate, validate, call, and shape the answer."""
         call = Call(request=request, services=service.services, path=dict(request.path_values))
-        wait = settings().rpc_timeout
         try:
-            with eventlet.Timeout(wait):
-                # once the gateway stopped waiting, no command of this request changes anything
-                call.services.context[DEADLINE_HEADER] = repr(time.time() + wait)
+            with eventlet.Timeout(self.start_deadline(call.services)):
                 check_request_text(request)
                 self._authenticate(call)
                 call.query = self._load_query(request)
@@ -574,13 +615,7 @@ class Route(HttpRequestHandler):
         if from_cookie:
             principal = dict(principal, csrf_token=csrf_token(token))
         call.principal = principal
-        call.request.environ["hostledger.principal"] = (
-            f"{principal['kind']}:{principal.get('staff_id') or principal.get('customer_id')}"
-        )
-        impersonator = principal.get("impersonator")
-        call.services.act_as(
-            call.actor, Actor("staff", impersonator["staff_id"]) if impersonator else None
-        )
+        self.act_for(call.request, call.services, principal)
         if self.public:
             return
         if principal["kind"] == "staff":
@@ -716,13 +751,8 @@ def route(method: str, url: str, **options):
     """Declare a gateway route (see `Route`). The method takes `(self, call)`."""
 
     def decorate(fn):
-        entry = Route.decorator(method, url, **options)
-
-        @functools.wraps(fn)
-        def worker(self, provider: Route, request: Request):
-            return provider.run(self, fn, request)
-
-        worker.route_options = (method, url, options)
-        return entry(worker)
+        worker = Route.declare(method, url, **options)(fn)
+        worker.route_options = (method, url, options)  # for the reference and the rules' tests
+        return worker
 
     return decorate

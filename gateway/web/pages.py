@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +37,7 @@ from urllib.parse import urlencode
 import eventlet
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from nameko.exceptions import UnknownService
-from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from contracts.errors import HostledgerError, Unauthorized, ValidationFailed
@@ -48,7 +45,7 @@ from contracts.fields import text_problem
 from gateway.http import (
     SAFE_METHODS,
     SESSION_COOKIE,
-    JsonWebServer,
+    GatewayEntrypoint,
     Services,
     client_address,
     client_may,
@@ -57,7 +54,7 @@ from gateway.http import (
 )
 from gateway.web import i18n
 from gateway.web.i18n import N_
-from services.infra.context import DEADLINE_HEADER, REQUEST_HEADER, Actor
+from services.infra.context import REQUEST_HEADER
 from services.infra.inbox import is_transient
 from services.infra.settings import settings
 
@@ -308,8 +305,9 @@ class PageCall:
             values[name] = value
         return values, errors
 
-    def service_errors(self, exc: ValidationFailed, errors: FormErrors | None = None,
-                       messages: dict | None = None) -> FormErrors:
+    def service_errors(
+        self, exc: ValidationFailed, errors: FormErrors | None = None, messages: dict | None = None
+    ) -> FormErrors:
         """A service's refusal as errors next to the fields it names, in the page's
         language: `messages` gives a field's own sentence (a msgid marked with N_); else
         the service's message when the catalogue has it (SERVICE_MESSAGES), else a
@@ -393,9 +391,7 @@ def safe_next(url: str | None) -> str | None:
     return url
 
 
-class Page(HttpRequestHandler):
-    server = JsonWebServer()
-
+class Page(GatewayEntrypoint):
     def __init__(
         self,
         method: str,
@@ -417,19 +413,6 @@ class Page(HttpRequestHandler):
         super().setup()
         self.server.page_not_found = page_not_found
 
-    def get_url_rule(self):
-        return Rule(self.url, methods=[self.method])
-
-    def handle_request(self, request):
-        request.shallow = False
-        return super().handle_request(request)
-
-    def get_entrypoint_parameters(self, request):
-        return (self, request), {}
-
-    def response_from_result(self, result):
-        return result
-
     def response_from_exception(self, exc):
         log.error("a page failed outside its worker", exc_info=exc)
         return Response("Something went wrong on our side.", status=500, mimetype="text/plain")
@@ -438,11 +421,8 @@ class Page(HttpRequestHandler):
         """In the worker: session, CSRF, language, then the page; errors as pages."""
         call = PageCall(request=request, services=service.services)
         call.language = i18n.negotiate(request)
-        wait = settings().rpc_timeout
         try:
-            with eventlet.Timeout(wait):
-                # once the gateway stopped waiting, no command of this request changes anything
-                call.services.context[DEADLINE_HEADER] = repr(time.time() + wait)
+            with eventlet.Timeout(self.start_deadline(call.services)):
                 if not self.session:
                     return method(service, call)
                 self._csrf_seed(call)
@@ -532,18 +512,7 @@ class Page(HttpRequestHandler):
             self._pre_session_seed(call)
             return
         call.principal = principal
-        call.request.environ["hostledger.principal"] = (
-            f"{principal['kind']}:{principal.get('staff_id') or principal.get('customer_id')}"
-        )
-        impersonator = principal.get("impersonator")
-        actor = (
-            Actor("staff", principal["staff_id"])
-            if principal["kind"] == "staff"
-            else Actor("client", principal["customer_id"])
-        )
-        call.services.act_as(
-            actor, Actor("staff", impersonator["staff_id"]) if impersonator else None
-        )
+        self.act_for(call.request, call.services, principal)
         if principal["kind"] == "client":
             call.customer = call.services.customers.get_customer(principal["customer_id"])
             call.language = i18n.negotiate(call.request, call.customer.get("language"))
@@ -551,14 +520,4 @@ class Page(HttpRequestHandler):
 
 def page(method: str, url: str, **options):
     """Declare a web page (see `Page`). The method takes `(self, call: PageCall)`."""
-
-    def decorate(fn):
-        entry = Page.decorator(method, url, **options)
-
-        @functools.wraps(fn)
-        def worker(self, provider: Page, request: Request):
-            return provider.run(self, fn, request)
-
-        return entry(worker)
-
-    return decorate
+    return Page.declare(method, url, **options)
