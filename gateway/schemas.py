@@ -187,6 +187,18 @@ class OrderCustomer(Schema):
     company_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
     language = Text(load_default="en", validate=validate.OneOf(LANGUAGES))
     project_id = fields.UUID(load_default=None, allow_none=True)
+    referral_source = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "how the customer heard of us (a new account keeps it)"},
+    )
+    referral_code = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=64),
+        metadata={"description": "the referral code of the customer who referred this one"},
+    )
 
 
 class OrderItemRequest(OrderItem):
@@ -819,6 +831,18 @@ class TaxRuleList(_Page):
     items = fields.List(fields.Nested(TaxRule))
 
 
+class CheckoutAnswer(Schema):
+    """Where to send the client's browser: the processor's hosted payment page."""
+
+    redirect_url = Text(metadata={"description": "the processor's payment page"})
+    processor = Text()
+    session_id = Text(metadata={"description": "the processor's own id of the page"})
+    expires_at = fields.Integer(
+        allow_none=True, metadata={"description": "when the page stops taking payment (unix)"}
+    )
+    invoice_id = fields.UUID()
+
+
 class WebhookAnswer(Schema):
     """What became of a processor's notification (`duplicate` when told before)."""
 
@@ -939,6 +963,38 @@ class OrderSchema(Schema):
 
 class OrderList(_Page):
     items = fields.List(fields.Nested(OrderSchema))
+
+
+class ClientOrderRequest(Schema):
+    """A logged-in client's order: its account's details are not asked again."""
+
+    items = fields.List(
+        fields.Nested(OrderItemRequest),
+        required=True,
+        validate=validate.Length(min=1, max=50),
+        metadata={
+            "description": '[{"product_id", "billing_cycle", "addons"?: [addon_id, ...]}]:'
+            " priced from the catalog in the customer's currency; an unknown product, cycle"
+            " or add-on is a 400 naming items.<n> or items.<n>.addons.<m>"
+        },
+    )
+    promo_code = Text(load_default=None, allow_none=True, max_length=100)
+
+
+class ClientOrderAnswer(OrderSchema):
+    """The order placed, with its invoice as billing issued it (to pay)."""
+
+    invoice = fields.Nested(InvoiceSchema)
+
+
+class RenewalAnswer(Schema):
+    """An early renewal: the service, and the renewal invoice of its next period."""
+
+    service = fields.Nested(ServiceSchema)
+    invoice = fields.Nested(InvoiceSchema)
+    issued = fields.Boolean(
+        metadata={"description": "issued by this request (false: the unpaid one issued before)"}
+    )
 
 
 # -- helpdesk -------------------------------------------------------------------------------
@@ -1195,3 +1251,36 @@ class ReceivedMail(_IncomingMail):
 
 class ReceivedMailList(_Page):
     items = fields.List(fields.Nested(ReceivedMail))
+
+
+# -- a client's settings: e-mail change, style, favourite pages --------------------------------
+
+
+class EmailChangePending(Schema):
+    """The change waits for the link mailed to the new address; until it is opened the
+    account keeps its address."""
+
+    status = Text(required=True, metadata={"description": "pending"})
+    email = Email(required=True, metadata={"description": "the new address, once confirmed"})
+    expires_at = fields.DateTime(required=True, metadata={"description": "the link's end"})
+
+
+class PreferencesAnswer(Schema):
+    """The person's own style of the pages (each user of a client has its own)."""
+
+    theme = Text(
+        required=True,
+        validate=validate.OneOf(("auto", "light", "dark")),
+        metadata={"description": "auto: as the browser prefers"},
+    )
+
+
+class FavouriteAnswer(Schema):
+    path = Text(required=True)
+    label = Text(required=True)
+
+
+class FavouritesAnswer(Schema):
+    """The person's pinned pages, in menu order (each user of a client has its own)."""
+
+    items = fields.List(fields.Nested(FavouriteAnswer), required=True)

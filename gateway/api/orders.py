@@ -10,6 +10,8 @@ from contracts.errors import ValidationFailed
 from gateway.api.common import ALL_STAFF, Page, PageQuery, jsonable, paged, str_or_none
 from gateway.http import Call, route
 from gateway.schemas import (
+    ClientOrderAnswer,
+    ClientOrderRequest,
     OrderAnswer,
     OrderList,
     OrderRequest,
@@ -17,6 +19,7 @@ from gateway.schemas import (
     ProductRequest,
     ProductSchema,
     Promo,
+    RenewalAnswer,
     ServiceList,
     ServiceSchema,
 )
@@ -92,44 +95,46 @@ class OrderRoutes:
         With an Idempotency-Key the same request answers the same order again, without
         the credentials (they are shown once, and mailed); it also finishes an order whose
         customer was made by that request when the order itself did not get placed."""
-        person = jsonable(call.body["customer"])
-        # limited per address and per e-mail: the form makes accounts and sends mail
-        call.services.customers.order_form_attempt(person["email"], call.address)
-        items = {"items": call.body["items"], "promo_code": call.body.get("promo_code")}
-        key = call.idempotency_key
-        # what identifies the request: the password stays out of the (stored) hash
-        request = jsonable(
-            dict(items, customer={k: v for k, v in person.items() if k != "password"})
+        order, customer_id, credentials = order_as_visitor(
+            call.services, call.body, call.idempotency_key, call.address
         )
-        if key:
-            earlier = call.services.orders.order_for_key(key, request)
-            if earlier is not None:
-                return _order_answer(earlier, earlier["customer_id"], None)
-        made = call.services.customers.registration_for(f"order:{key}", person) if key else None
-        existing = made or call.services.customers.customer_for_order(
-            person["email"], person.get("password"), call.address
-        )
-        currency = existing["currency"] if existing else "EUR"
-        call.services.orders.price_items(currency, items)
-        credentials = None
-        if existing is None:
-            try:
-                # the credentials mail is recorded with the account and follows from there
-                created = call.services.customers.register_customer(
-                    dict(person, registration_ip=call.address),
-                    f"order:{key}" if key else None,
-                    "order",
-                )
-            except ValidationFailed as exc:
-                # the customer's fields are `customer.<field>` in this body
-                fields = {f"customer.{name}": texts for name, texts in exc.fields.items()}
-                raise ValidationFailed(exc.message, fields) from None
-            customer_id, credentials = created["id"], created.get("credentials")
-        else:
-            customer_id = existing["id"]
-        call.services.act_as(Actor("client", customer_id))
-        order = call.services.orders.place_order(customer_id, currency, items, key, request)
         return _order_answer(order, customer_id, credentials)
+
+    @route(
+        "POST",
+        "/api/v1/client/orders",
+        idempotent="service",
+        body=ClientOrderRequest,
+        response=ClientOrderAnswer,
+        status=201,
+        client=("services",),
+        tags=("client",),
+        summary="order as the logged-in client",
+    )
+    def place_client_order(self, call: Call):
+        """The customer's own details are not asked again: the items are priced from the
+        catalog in the customer's currency and the invoice is issued as for the order
+        form. A client's user needs the `services` (or `full`) permission. With an
+        Idempotency-Key the same request answers the same order again; the same key with
+        another body is a 409."""
+        return order_as_client(call.services, call.customer_id, call.body, call.idempotency_key)
+
+    @route(
+        "POST",
+        "/api/v1/client/services/<uuid:service_id>/renew",
+        idempotent=True,
+        response=RenewalAnswer,
+        client=("services",),
+        tags=("client",),
+        summary="an early renewal invoice for the service's next period",
+    )
+    def renew_service(self, call: Call):
+        """The renewal invoice of the service's next period, issued now rather than by the
+        scheduler; paying it moves the next due date on by one billing cycle. Asked again
+        while that invoice is unpaid, the same invoice is answered (`issued` false), never
+        a second one. 409 for a service that is not active or suspended (pending,
+        cancelled, terminated)."""
+        return call.services.orders.renew_early(call.customer_id, str(call.path["service_id"]))
 
     @route(
         "GET",
@@ -273,6 +278,67 @@ class OrderRoutes:
     )
     def client_order_list(self, call: Call):
         return _order_list(call, call.customer_id)
+
+
+def order_as_client(services, customer_id: str, body: dict, key: str | None) -> dict:
+    """Place `{"items", "promo_code"?}` for a logged-in customer, in its currency; `key`
+    the caller-bound Idempotency-Key (or None). The order with its invoice."""
+    customer = services.customers.get_customer(customer_id)
+    items = jsonable({"items": body["items"], "promo_code": body.get("promo_code")})
+    request = dict(items, customer_id=str(customer_id))
+    return services.orders.place_order(customer_id, customer["currency"], items, key, request)
+
+
+# what the order form takes about the person beyond what registering a customer takes
+REFERRAL_FIELDS = ("referral_source", "referral_code")
+
+
+def order_as_visitor(services, body: dict, key: str | None, address: str | None):
+    """The order form: `{"customer", "items", "promo_code"?}` from someone not logged in.
+    A new e-mail creates the customer (its credentials answered once, and mailed); an
+    existing one needs its password (401 password_required / invalid_credentials).
+    Items are priced from the catalog and checked before anything is created. `key`: the
+    caller-bound Idempotency-Key, which also finishes an order whose customer was made
+    by that request when the order itself did not get placed. `(order, customer_id,
+    credentials or None)`."""
+    person = jsonable(body["customer"])
+    referral = {k: person.pop(k, None) for k in REFERRAL_FIELDS}
+    # limited per address and per e-mail: the form makes accounts and sends mail
+    services.customers.order_form_attempt(person["email"], address)
+    items = {"items": body["items"], "promo_code": body.get("promo_code")}
+    # what identifies the request: the password stays out of the (stored) hash
+    request = jsonable(dict(items, customer={k: v for k, v in person.items() if k != "password"}))
+    if any(referral.values()):
+        request["referral"] = referral
+    if key:
+        earlier = services.orders.order_for_key(key, request)
+        if earlier is not None:
+            return earlier, earlier["customer_id"], None
+    made = services.customers.registration_for(f"order:{key}", person) if key else None
+    existing = made or services.customers.customer_for_order(
+        person["email"], person.get("password"), address
+    )
+    currency = existing["currency"] if existing else "EUR"
+    services.orders.price_items(currency, items)
+    credentials = None
+    if existing is None:
+        try:
+            # the credentials mail is recorded with the account and follows from there
+            created = services.customers.register_customer(
+                dict(person, registration_ip=address),
+                f"order:{key}" if key else None,
+                "order",
+            )
+        except ValidationFailed as exc:
+            # the customer's fields are `customer.<field>` in this body
+            fields = {f"customer.{name}": texts for name, texts in exc.fields.items()}
+            raise ValidationFailed(exc.message, fields) from None
+        customer_id, credentials = created["id"], created.get("credentials")
+    else:
+        customer_id = existing["id"]
+    services.act_as(Actor("client", customer_id))
+    order = services.orders.place_order(customer_id, currency, items, key, request)
+    return order, customer_id, credentials
 
 
 def _order_list(call: Call, customer_id: str | None) -> dict:

@@ -38,6 +38,8 @@ from services.orders.provisioning import next_attempt
 
 LANGUAGES = ("en", "ru", "fr")
 RETRIES = 20
+# what a client may renew early (an ended or unpaid new service has no next period)
+RENEWABLE = ("active", "suspended")
 
 # the order attempts not ended yet (placing, or abandoned with their invoice to void):
 # written in the same transaction as the attempt's events, so never behind them
@@ -575,6 +577,33 @@ class Orders(HostledgerApplication):
             raise Conflict(str(exc)) from None
         self.save(service)
         return service
+
+    def renewable(self, customer_id: UUID, service_id: UUID) -> Service:
+        """The customer's service, when it may be renewed early (active or suspended); 409
+        naming its status otherwise, 404 for another customer's."""
+        service = self.get_service(service_id, customer_id)
+        if service.status not in RENEWABLE or service.next_due_date is None:
+            raise Conflict(
+                f"This service is {service.status}: only an active or suspended service "
+                "can be renewed.",
+                {"status": [f"The service is {service.status}."]},
+            )
+        return service
+
+    def service_invoice_ids(self, service: Service) -> list[str]:
+        """The invoices of a service, oldest first: its order's, then each renewal's (as
+        its events recorded them)."""
+        ids = []
+        try:
+            order = self.repository.get(service.order_id)
+        except AggregateNotFoundError:
+            order = None
+        if isinstance(order, Order):
+            ids.append(str(order.invoice_id))
+        for e in self.repository.event_store.get(service.id):
+            if isinstance(e, Service.RenewalInvoiced) and str(e.invoice_id) not in ids:
+                ids.append(str(e.invoice_id))
+        return ids
 
     def cancel_service(self, customer_id: UUID, service_id: UUID, reason: str) -> Service:
         service = self.get_service(service_id, customer_id)

@@ -430,6 +430,46 @@ class OrdersService(ServiceBase):
         )
 
     @rpc
+    def client_service(self, customer_id: str, service_id: str) -> dict:
+        """One of a customer's services as it is now (404 for another customer's), with
+        `invoice_ids` (its order's invoice, then each renewal's, oldest first) and
+        `renewal_invoice_id` (the invoice of its next period, while unpaid)."""
+        s = self.app.get_service(_uuid(service_id, "service"), _uuid(customer_id, "service"))
+        return dict(
+            service_view(s),
+            renewal_invoice_id=str(s.renewal_invoice_id) if s.renewal_invoice_id else None,
+            invoice_ids=self.app.service_invoice_ids(s),
+        )
+
+    @rpc
+    def renew_early(self, customer_id: str, service_id: str) -> dict:
+        """A client renews an active or suspended service before the scheduler would: the
+        renewal invoice of its next period, issued now (with the scheduler's own key, so
+        billing issues one per period whoever asks first) and recorded on the service.
+        While that invoice is unpaid, asking again answers it, not a second one. 409 for a
+        service that is not active or suspended, or whose renewal invoice was cancelled.
+        `{"service", "invoice", "issued"}` (`issued`: by this request)."""
+        customer = _uuid(customer_id, "service")
+        s = self.app.renewable(customer, _uuid(service_id, "service"))
+        issued = False
+        if s.renewal_invoice_id is None:
+            period = s.next_due_date
+            invoice = self._renewal_request(s, clock.now().date()).result()
+            issued = self.app.record_renewal_invoice(s.id, invoice, period)
+            s = self.app.get_service(s.id)
+            if s.renewal_invoice_id is None or str(s.renewal_invoice_id) == invoice["id"]:
+                # recorded now (or paid already: the next period started)
+                return {"service": service_view(s), "invoice": invoice, "issued": issued}
+        invoice = self.billing.get_invoice(str(s.renewal_invoice_id))
+        if invoice["status"] == "cancelled":
+            message = (
+                f"The renewal invoice {invoice['number']} of this service was cancelled; "
+                "ask support to renew it."
+            )
+            raise Conflict(message, {"status": [message]})
+        return {"service": service_view(s), "invoice": invoice, "issued": issued}
+
+    @rpc
     def provisioning_tasks(self, page: int = 1, page_size: int = 50) -> dict:
         """A page of the services waiting for staff to set them up by hand, newest first
         (as every list)."""
