@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gateway.web.client.auth import AuthPages
 from gateway.web.client.dashboard import DashboardPages
+from gateway.web.client.support import SupportPages
 
 
-class ClientPages(AuthPages, DashboardPages):
+class ClientPages(AuthPages, DashboardPages, SupportPages):
     """Every page of the client area (the templates are in templates/client/)."""
