@@ -80,9 +80,65 @@ class RegisterCustomer(Schema):
     registration_ip = Text(load_default=None, allow_none=True, max_length=64)
 
 
+_OTP_DOC = (
+    "the current code of the authenticator app (six digits), or a one-time recovery code; "
+    "needed once two-factor authentication is on (else 401 two_factor_required)"
+)
+_RECOVERY_DOC = "a one-time recovery code, instead of `otp`"
+
+
+def _otp(**kw):
+    return Text(max_length=64, metadata={"description": _OTP_DOC}, **kw)
+
+
+def _recovery(**kw):
+    return Text(max_length=64, metadata={"description": _RECOVERY_DOC}, **kw)
+
+
 class Login(Schema):
     username = Text(required=True, validate=validate.Length(min=1, max=254))
     password = Text(required=True, validate=validate.Length(min=1, max=1024))
+    otp = _otp(load_default=None, allow_none=True)
+    recovery_code = _recovery(load_default=None, allow_none=True)
+
+
+# ---- two-factor authentication (TOTP) -------------------------------------------------------
+
+
+class TwoFactorConfirm(Schema):
+    """`POST /auth/2fa/confirm`: a current code of the secret enrolment answered."""
+
+    otp = Text(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the current code of the authenticator app (six digits)"},
+    )
+
+
+class TwoFactorCode(Schema):
+    """A current code of the app (`otp`) or a recovery code (`recovery_code`, or in `otp`)."""
+
+    otp = _otp(load_default=None, allow_none=True)
+    recovery_code = _recovery(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if not data.get("otp") and not data.get("recovery_code"):
+            raise ValidationError("Give the app's current code or a recovery code.", "otp")
+
+
+class TwoFactorDisable(TwoFactorCode):
+    """`POST /auth/2fa/disable`: the account's password and a code."""
+
+    password = Text(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class TwoFactorReset(Schema):
+    """`POST /staff/customers/{id}/2fa/reset`: why (recorded); `user_id` for one of the
+    customer's users instead of the customer's own login."""
+
+    reason = Body(required=True, validate=validate.Length(min=1, max=500))
+    user_id = fields.UUID(load_default=None, allow_none=True)
 
 
 ATTITUDES = ("normal", "good", "conflict")

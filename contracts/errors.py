@@ -51,6 +51,19 @@ class PasswordRequired(Unauthorized):
     code = "password_required"
 
 
+class TwoFactorRequired(Unauthorized):
+    """The password was right and the account has two-factor authentication on: send a
+    code too. `challenge`: for the web's second step only (never in an API answer), a
+    short-lived token that stands for the right password."""
+
+    code = "two_factor_required"
+
+    def __init__(self, message: str, fields: dict | None = None, challenge: str | None = None):
+        super().__init__(message, fields)
+        self.challenge = challenge
+        self.args = (message, fields, challenge)  # travels over RPC
+
+
 class Forbidden(HostledgerError):
     code = "forbidden"
     status = 403
@@ -110,6 +123,7 @@ ALL_ERRORS = (
     Unauthorized,
     InvalidCredentials,
     PasswordRequired,
+    TwoFactorRequired,
     Forbidden,
     NotFound,
     Conflict,

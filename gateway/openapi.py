@@ -105,7 +105,7 @@ def _path_parameter(converter: str, arguments: str, name: str) -> dict:
 
 ERROR_STATUSES = {
     "400": "validation_error: the body, query or a field is wrong (see `fields`)",
-    "401": "unauthorized / invalid_credentials / password_required",
+    "401": "unauthorized / invalid_credentials / password_required / two_factor_required",
     "403": "forbidden: your role or kind of account may not do this",
     "404": "not_found (also for another customer's objects)",
     "405": "method_not_allowed",

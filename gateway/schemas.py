@@ -51,8 +51,22 @@ class HealthSchema(Schema):
 
 
 class LoginRequest(Schema):
+    """Once two-factor authentication is on for the account, `otp` (or `recovery_code`)
+    too: without it the answer is 401 `two_factor_required`; a wrong or used code is
+    401 `invalid_credentials` (fields: `otp`) and counts as a wrong password."""
+
     username = Text(required=True, validate=validate.Length(min=1, max=254))
     password = Text(required=True, validate=validate.Length(min=1, max=1024))
+    otp = Text(
+        max_length=64,
+        metadata={
+            "description": "the authenticator app's current code (six digits), or a one-time "
+            "recovery code"
+        },
+    )
+    recovery_code = Text(
+        max_length=64, metadata={"description": "a one-time recovery code, instead of `otp`"}
+    )
 
 
 class LoginResponse(Schema):
@@ -405,6 +419,50 @@ class Status(Schema):
     """An action's outcome in a word."""
 
     status = Text(required=True)
+
+
+class TwoFactorEnrolment(Schema):
+    """A new TOTP secret (RFC 6238), not in force until a code of it is confirmed. Shown
+    to the account holder only; never kept where a repeat would show it again."""
+
+    secret = Text(required=True, metadata={"description": "base32, for typing into the app"})
+    otpauth_uri = Text(required=True, metadata={"description": "otpauth://totp/... address"})
+    qr_code = Text(
+        required=True,
+        metadata={"description": "the otpauth address as a QR code: an SVG data: URI"},
+    )
+    digits = fields.Integer(required=True)
+    period = fields.Integer(required=True, metadata={"description": "seconds per code"})
+    algorithm = Text(required=True)
+
+
+class TwoFactorStatus(Schema):
+    enabled = fields.Boolean(required=True)
+    pending = fields.Boolean(
+        required=True, metadata={"description": "enrolled, waiting for a code to confirm"}
+    )
+    recovery_codes_left = fields.Integer(required=True)
+    enabled_at = fields.AwareDateTime(allow_none=True)
+
+
+class TwoFactorEnabled(Schema):
+    enabled = fields.Boolean(required=True)
+    recovery_codes = fields.List(
+        Text(),
+        required=True,
+        metadata={"description": "one-time codes for when the phone is not at hand: shown "
+                  "this once, only their hashes are kept"},
+    )
+
+
+class TwoFactorOff(Schema):
+    enabled = fields.Boolean(required=True)
+
+
+class TwoFactorResetDone(Schema):
+    customer_id = fields.UUID(required=True)
+    user_id = fields.UUID(allow_none=True)
+    enabled = fields.Boolean(required=True)
 
 
 class PasswordResetDone(Schema):

@@ -40,6 +40,8 @@ from services.customers.domain import (
 )
 from services.customers.mail_requests import TABLE as MAIL_REQUESTS_TABLE
 from services.customers.mail_requests import request_statement
+from services.customers.two_factor import SCHEMA as TWO_FACTOR_TABLES
+from services.customers.two_factor import TwoFactorCommands
 from services.infra import clock, context
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
@@ -102,6 +104,7 @@ SCHEMA = (
     """,
     "CREATE INDEX IF NOT EXISTS password_resets_owner ON password_resets (owner_id)",
     *MAIL_REQUESTS_TABLE,
+    *TWO_FACTOR_TABLES,
 )
 
 # Failed logins allowed per window. `pair`: one account from one address (the owner
@@ -132,7 +135,7 @@ def _unseal(sealed: str, key: str) -> str:
     return bytes(a ^ b for a, b in zip(data, _pad(key, len(data)), strict=True)).decode()
 
 
-class Customers(HostledgerApplication):
+class Customers(TwoFactorCommands, HostledgerApplication):
     name = "customers"
     service = "customers"
     publications = {
@@ -723,13 +726,25 @@ class Customers(HostledgerApplication):
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def login(self, username: str, password: str, address: str | None = None) -> dict:
+    def login(
+        self,
+        username: str,
+        password: str,
+        address: str | None = None,
+        otp: str | None = None,
+        recovery_code: str | None = None,
+        challenge: bool = False,
+    ) -> dict:
         """A new session for a client, a client's user or staff.
 
         Each attempt is counted before the password is checked, atomically, against the
         account from this address, the account from everywhere, and this address: 429
         (with when to try again) once one has no attempt left; a right password gives
         its attempt back. The username and the e-mail of one account share its budget.
+        An account with two-factor authentication on needs its code too (`otp`, or a
+        recovery code): without one, 401 two_factor_required (with `challenge`, carrying
+        one for the web's second step); a wrong one counts as a wrong password
+        (two_factor.py).
         """
         owner = self._find_login(username)
         account = str(owner.id) if owner is not None else "name:" + username.strip().lower()
@@ -740,12 +755,10 @@ class Customers(HostledgerApplication):
             raise InvalidCredentials("The username or password is wrong.")
         if isinstance(owner, StaffMember) and not owner.active:
             raise InvalidCredentials("The username or password is wrong.")
+        if owner.two_factor:
+            self._second_factor(owner, keys, otp, recovery_code, challenge)
         self._give_back(keys)
-        if isinstance(owner, StaffMember):
-            return self._open_session("staff", staff_id=owner.id)
-        if isinstance(owner, CustomerUser):
-            return self._open_session("client", customer_id=owner.customer_id, user_id=owner.id)
-        return self._open_session("client", customer_id=owner.id)
+        return self._session_for(owner)
 
     def customer_for_order(self, email: str, password: str | None, address: str | None):
         """The account an order's e-mail belongs to (its password required), or None for a

@@ -10,7 +10,38 @@ from eventsourcing.domain import event
 from services.infra.domain import Aggregate, KeyedIndex
 
 
-class Customer(Aggregate):
+class TwoFactorAccount(Aggregate):
+    """An account one logs in to (a customer, a customer's user, a staff member), with
+    two-factor authentication on or off. Its events say who turned it on or off and
+    why; the shared secret and the recovery codes are never in them (the
+    `two_factor` tables of services/customers/two_factor.py keep the secret and the
+    codes' hashes)."""
+
+    # accounts whose history has none of these events have it off
+    two_factor = False
+
+    @event("TwoFactorEnabled")
+    def enable_two_factor(self, recovery_codes: int) -> None:
+        """The account holder confirmed a code of the new secret; `recovery_codes`: how
+        many one-time codes were handed out with it."""
+        self.two_factor = True
+
+    @event("TwoFactorDisabled")
+    def disable_two_factor(self) -> None:
+        """The account holder turned it off, with the password and a code."""
+        self.two_factor = False
+
+    @event("TwoFactorReset")
+    def reset_two_factor(self, reason: str) -> None:
+        """Staff turned it off for the account holder (a lost phone), saying why."""
+        self.two_factor = False
+
+    @event("RecoveryCodeUsed")
+    def use_recovery_code(self, remaining: int) -> None:
+        """A one-time recovery code stood in for the app's code; `remaining` are left."""
+
+
+class Customer(TwoFactorAccount):
     @event("Registered")
     def __init__(
         self,
@@ -202,7 +233,7 @@ class Discount(Aggregate):
         self.valid_to = valid_to
 
 
-class CustomerUser(Aggregate):
+class CustomerUser(TwoFactorAccount):
     """One of a customer's own users, with what they may do."""
 
     @event("Added")
@@ -243,7 +274,7 @@ class Payer(Aggregate):
         self.details = details
 
 
-class StaffMember(Aggregate):
+class StaffMember(TwoFactorAccount):
     @event("Registered")
     def __init__(
         self,

@@ -10,7 +10,7 @@ from nameko.rpc import RpcProxy
 
 from contracts import customers as contract
 from contracts.envelope import IntegrationEvent
-from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.customers import application as queries
 from services.customers.application import Customers
@@ -35,6 +35,12 @@ def _uuid(value, what: str = "customer") -> UUID:
         return UUID(str(value))
     except ValueError:
         raise NotFound(f"No such {what}.") from None
+
+
+def _token(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationFailed("A token is required.", {"token": ["Missing."]})
+    return value
 
 
 class CustomersService(ServiceBase):
@@ -289,9 +295,56 @@ class CustomersService(ServiceBase):
     # -- sessions -----------------------------------------------------------------------------
 
     @rpc
-    def login(self, payload: dict, address: str | None = None) -> dict:
+    def login(self, payload: dict, address: str | None = None, challenge: bool = False) -> dict:
+        """A session; 401 two_factor_required when the account's code is needed too (with
+        `challenge`: carrying one for `login_second_step`, the web's second step)."""
         data = load(contract.Login, payload)
-        return self.app.login(data["username"], data["password"], address)
+        return self.app.login(
+            data["username"],
+            data["password"],
+            address,
+            otp=data.get("otp"),
+            recovery_code=data.get("recovery_code"),
+            challenge=bool(challenge),
+        )
+
+    # -- two-factor authentication (two_factor.py) ----------------------------------------------
+
+    @rpc
+    def login_second_step(self, challenge: str, payload: dict, address: str | None = None):
+        """The web's second step of a login: the challenge, and the code."""
+        if not isinstance(challenge, str) or not challenge:
+            raise Unauthorized("This login has expired: give the password again.")
+        data = load(contract.TwoFactorCode, payload)
+        return self.app.login_second_step(
+            challenge, data.get("otp"), data.get("recovery_code"), address
+        )
+
+    @rpc
+    def two_factor_status(self, token: str, with_secret: bool = False) -> dict:
+        return self.app.two_factor_status(_token(token), bool(with_secret))
+
+    @rpc
+    def enrol_two_factor(self, token: str) -> dict:
+        return self.app.enrol_two_factor(_token(token))
+
+    @rpc
+    def confirm_two_factor(self, token: str, payload: dict) -> dict:
+        data = load(contract.TwoFactorConfirm, payload)
+        return self.app.confirm_two_factor(_token(token), data["otp"])
+
+    @rpc
+    def disable_two_factor(self, token: str, payload: dict) -> dict:
+        data = load(contract.TwoFactorDisable, payload)
+        return self.app.disable_two_factor(
+            _token(token), data["password"], data.get("otp"), data.get("recovery_code")
+        )
+
+    @rpc
+    def reset_two_factor(self, customer_id: str, payload: dict) -> dict:
+        """Staff (administrators, support) turn a client's two-factor authentication off."""
+        data = load(contract.TwoFactorReset, payload)
+        return self.app.reset_two_factor(_uuid(customer_id), data["reason"], data["user_id"])
 
     @rpc
     def customer_for_order(self, email: str, password: str | None, address: str | None):

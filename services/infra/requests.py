@@ -53,8 +53,11 @@ HANDLED_REQUESTS_INDEX = (
     "CREATE INDEX IF NOT EXISTS handled_requests_recorded ON handled_requests (recorded_at)"
 )
 # what an answer shows once and no repeat shows again (it is never stored): a generated
-# password, a session's token
-SECRET_KEYS = frozenset({"credentials", "password", "token", "secret"})
+# password, a session's token, two-factor authentication's secret (also in its address
+# and QR code) and recovery codes
+SECRET_KEYS = frozenset(
+    {"credentials", "password", "token", "secret", "otpauth_uri", "qr_code", "recovery_codes"}
+)
 SESSION_KEYS = frozenset({"token"})
 # how long a repeated request waits for the first one's answer before it gives up
 ANSWER_WAIT = 5.0
