@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
 from contracts.fields import (
@@ -413,3 +415,98 @@ class PasswordResetRequest(Schema):
 class PasswordResetConfirm(Schema):
     token = Text(required=True, validate=validate.Length(min=10, max=200))
     new_password = Text(required=True, validate=validate.Length(min=8, max=256))
+
+
+# ---- a client's settings: e-mail change, style, favourite pages -------------------------
+
+
+class RequestEmailChange(Schema):
+    """`customers.request_email_change`: the new address, and the current password."""
+
+    email = Email(required=True, validate=validate.Length(max=254))
+    current_password = Text(required=True, validate=validate.Length(min=1, max=1024))
+
+
+class ConfirmEmailChange(Schema):
+    """`customers.confirm_email_change`: the token of the link mailed to the new address."""
+
+    token = Text(required=True, validate=validate.Length(min=10, max=200))
+
+
+THEMES = ("auto", "light", "dark")
+
+
+class Preferences(Schema):
+    """A person's own style of the pages: `auto` follows the browser."""
+
+    theme = Text(required=True, validate=validate.OneOf(THEMES))
+
+
+# the client area's sections (a favourite page is one of them or under one); the e-mail
+# confirmation page is left out: its address carries a token
+CLIENT_AREA_PATHS = (
+    "/dashboard",
+    "/services",
+    "/order",
+    "/finances",
+    "/invoices",
+    "/payments",
+    "/expenses",
+    "/credit-notes",
+    "/add-funds",
+    "/support",
+    "/tickets",
+    "/affiliate",
+    "/settings",
+    "/help",
+)
+NOT_FAVOURITES = ("/settings/email",)
+MAX_FAVOURITES = 20
+_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,199}$")
+
+
+def is_client_area_path(path: str) -> bool:
+    """A page of the client area a person may pin: a section or a page under one, with no
+    query, no `..` and no `//`."""
+    if not isinstance(path, str) or not _PATH.match(path) or "//" in path:
+        return False
+    if any(part in (".", "..") for part in path.split("/")):
+        return False
+    trimmed = path.rstrip("/") or "/"
+    if any(trimmed == p or trimmed.startswith(p + "/") for p in NOT_FAVOURITES):
+        return False
+    return any(trimmed == p or trimmed.startswith(p + "/") for p in CLIENT_AREA_PATHS)
+
+
+class Favourite(Schema):
+    path = Text(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "a page of the client area (/invoices, /tickets/<id>, ...)"},
+    )
+    label = Text(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "the page's title, as the menu shows it"},
+    )
+
+    @validates_schema
+    def _client_area(self, data, **kwargs):
+        if "path" in data and not is_client_area_path(data["path"]):
+            raise ValidationError("Not a page of the client area.", "path")
+
+
+class Favourites(Schema):
+    """`customers.set_favourites`: the pinned pages, in menu order (at most 20, each once)."""
+
+    items = fields.List(
+        fields.Nested(Favourite),
+        required=True,
+        validate=validate.Length(max=MAX_FAVOURITES),
+    )
+
+    @validates_schema
+    def _each_once(self, data, **kwargs):
+        paths = [f["path"] for f in data.get("items") or []]
+        if len(paths) != len(set(paths)):
+            raise ValidationError("Each page once.", "items")

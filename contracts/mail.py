@@ -20,6 +20,8 @@ TEMPLATE_KINDS = (
     "account_credentials",
     "password_changed",
     "password_reset",
+    "email_change",
+    "email_changed",
     "ticket_opened",
     "ticket_reply",
     "staff_ticket",

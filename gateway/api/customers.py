@@ -20,6 +20,8 @@ from gateway.schemas import (
     Deletion,
     Discount,
     DiscountList,
+    EmailChangePending,
+    FavouritesAnswer,
     Group,
     GroupList,
     ImpersonationList,
@@ -30,6 +32,7 @@ from gateway.schemas import (
     PasswordResetDone,
     Payer,
     PayerList,
+    PreferencesAnswer,
     ProfileSchema,
     Project,
     ProjectList,
@@ -496,6 +499,105 @@ class CustomerRoutes:
     )
     def add_payer(self, call: Call):
         return call.services.customers.add_payer(call.customer_id, call.body)
+
+    # -- clients: e-mail change, style, favourite pages ---------------------------------------
+
+    @route(
+        "POST",
+        "/api/v1/client/profile/email",
+        response=EmailChangePending,
+        client=True,
+        body=contract.RequestEmailChange,
+        status=202,
+        tags=("client",),
+        summary="change your e-mail: a single-use link valid 24 hours is mailed to the new "
+        "address and the change takes effect only once it is confirmed; needs the current "
+        "password (wrong: 401; the address of another account: 409; a newer request voids "
+        "the older link)",
+    )
+    def request_email_change(self, call: Call):
+        _owner_only(call, "changes the account's e-mail")
+        return call.services.customers.request_email_change(call.customer_id, call.body)
+
+    @route(
+        "POST",
+        "/api/v1/client/profile/email/confirm",
+        response=ProfileSchema,
+        client=True,
+        body=contract.ConfirmEmailChange,
+        tags=("client",),
+        summary="confirm an e-mail change with the mailed link's token: the address changes "
+        "now and the old one is told; a used, expired or unknown token: 400",
+    )
+    def confirm_email_change(self, call: Call):
+        _owner_only(call, "changes the account's e-mail")
+        return _profile(
+            call.services.customers.confirm_email_change(call.customer_id, jsonable(call.body))
+        )
+
+    @route(
+        "GET",
+        "/api/v1/client/preferences",
+        response=PreferencesAnswer,
+        client=True,
+        tags=("client",),
+        summary="your own style of the pages (each user of the account has its own)",
+    )
+    def get_preferences(self, call: Call):
+        settings = call.services.customers.personal_settings(
+            call.customer_id, call.principal.get("user_id")
+        )
+        return {"theme": settings["theme"]}
+
+    @route(
+        "PUT",
+        "/api/v1/client/preferences",
+        response=PreferencesAnswer,
+        client=True,
+        body=contract.Preferences,
+        tags=("client",),
+        summary="choose your style of the pages: light, dark or auto (as the browser prefers)",
+    )
+    def set_preferences(self, call: Call):
+        settings = call.services.customers.set_preferences(
+            call.customer_id, call.principal.get("user_id"), call.body
+        )
+        return {"theme": settings["theme"]}
+
+    @route(
+        "GET",
+        "/api/v1/client/favourites",
+        response=FavouritesAnswer,
+        client=True,
+        tags=("client",),
+        summary="your favourite pages, pinned to the client area's menu",
+    )
+    def get_favourites(self, call: Call):
+        settings = call.services.customers.personal_settings(
+            call.customer_id, call.principal.get("user_id")
+        )
+        return {"items": settings["favourites"]}
+
+    @route(
+        "PUT",
+        "/api/v1/client/favourites",
+        response=FavouritesAnswer,
+        client=True,
+        body=contract.Favourites,
+        tags=("client",),
+        summary='set your favourite pages `{"items": [{"path", "label"}]}`: pages of '
+        "the client area (/invoices, /tickets/<id>, ...), each once, at most 20",
+    )
+    def set_favourites(self, call: Call):
+        settings = call.services.customers.set_favourites(
+            call.customer_id, call.principal.get("user_id"), call.body
+        )
+        return {"items": settings["favourites"]}
+
+
+def _owner_only(call: Call, what: str) -> None:
+    if call.principal.get("user_id"):
+        raise Forbidden(f"A user of the account {what} only through its owner.")
 
 
 CLIENT_PROFILE_FIELDS = (

@@ -116,7 +116,8 @@ class BillingService(ServiceBase):
         changes = {
             k: v
             for k, v in event.payload["changes"].items()
-            if k in ("name", "contact_person", "language", "referrer_id", "affiliate_program")
+            if k
+            in ("name", "contact_person", "email", "language", "referrer_id", "affiliate_program")
         }
         if changes:
             self.app.update_buyer(event.payload["customer_id"], changes)

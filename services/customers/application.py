@@ -38,6 +38,8 @@ from services.customers.domain import (
     Project,
     StaffMember,
 )
+from services.customers.email_change import TABLE as EMAIL_CHANGES_TABLE
+from services.customers.email_change import claim_email
 from services.customers.mail_requests import TABLE as MAIL_REQUESTS_TABLE
 from services.customers.mail_requests import request_statement
 from services.customers.two_factor import SCHEMA as TWO_FACTOR_TABLES
@@ -105,6 +107,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS password_resets_owner ON password_resets (owner_id)",
     *MAIL_REQUESTS_TABLE,
     *TWO_FACTOR_TABLES,
+    *EMAIL_CHANGES_TABLE,
 )
 
 # Failed logins allowed per window. `pair`: one account from one address (the owner
@@ -189,7 +192,7 @@ class Customers(TwoFactorCommands, HostledgerApplication):
             registration_ip=data.get("registration_ip"),
         )
         login = LoginName(name=username, owner_kind="client", owner_id=customer.id)
-        email = CustomerEmail(email=customer.email, customer_id=customer.id)
+        email = claim_email(self, customer.email, customer.id)
         answer = self.customer_view(customer)
         key = self.idempotency_record("customer", idempotency_key, request or {}, answer)
         mail = []
@@ -767,6 +770,8 @@ class Customers(TwoFactorCommands, HostledgerApplication):
             index = self.repository.get(CustomerEmail.id_for(email))
         except AggregateNotFoundError:
             return None
+        if index.customer_id is None:
+            return None  # an address its customer let go (email_change.py)
         customer = self.get_customer_or_none(index.customer_id)
         if customer is None:
             raise Conflict(
@@ -850,6 +855,8 @@ class Customers(TwoFactorCommands, HostledgerApplication):
             except AggregateNotFoundError:
                 continue
             owner_id = getattr(index, "owner_id", None) or getattr(index, "customer_id", None)
+            if owner_id is None:
+                continue  # an address its customer let go (email_change.py)
             try:
                 owner = self.repository.get(owner_id)
             except AggregateNotFoundError:
@@ -1439,7 +1446,7 @@ def people_with_email(app: Customers, email: str) -> dict:
     answer: dict = {"customer": None, "staff": None}
     try:
         index = app.repository.get(CustomerEmail.id_for(address))
-        customer = app.get_customer_or_none(index.customer_id)
+        customer = index.customer_id and app.get_customer_or_none(index.customer_id)
     except AggregateNotFoundError:
         customer = None
     if customer is not None:

@@ -110,6 +110,12 @@ class MailRequests(DependencyProvider):
                 row["secret"],
                 reason=details["reason"],
             )
+        elif row["kind"] == "email_change":
+            mailgateway.send_email_change(
+                details["recipient"], row["secret"], key=f"customers:{row['id']}"
+            )
+        elif row["kind"] == "email_changed":
+            mailgateway.send_email_changed(details["recipient"], key=f"customers:{row['id']}")
         else:
             mailgateway.send_password_reset(
                 details["recipient"], row["secret"], key=f"customers:{row['id']}"

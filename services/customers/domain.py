@@ -356,6 +356,16 @@ class CustomerEmail(KeyedIndex):
         self.email = email
         self.customer_id = customer_id
 
+    # a customer that changed its address lets the old one go (customer_id None: no
+    # account has it); another customer, or the same one later, claims it again
+    @event("Released")
+    def release(self) -> None:
+        self.customer_id = None
+
+    @event("Reclaimed")
+    def reclaim(self, customer_id: UUID) -> None:
+        self.customer_id = customer_id
+
 
 class DiscountsOf(KeyedIndex):
     """Index: the discounts given to one customer or one group (`owner_id`), saved with

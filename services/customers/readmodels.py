@@ -77,6 +77,13 @@ class CustomerList(ReadModel):
                     f"UPDATE customer_list SET {column} = %s WHERE customer_id = %s",
                     (changes[column], e.originator_id),
                 )
+        if "email" in changes:  # a change the client confirmed (email_change.py)
+            curs.execute(
+                "UPDATE customer_list SET email = %(new)s,"
+                " search = replace(search, lower(email), lower(%(new)s))"
+                " WHERE customer_id = %(id)s",
+                {"new": changes["email"], "id": e.originator_id},
+            )
         if "group_ids" in changes:
             curs.execute(
                 "UPDATE customer_list SET group_ids = %s WHERE customer_id = %s",

@@ -13,9 +13,10 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.customers import application as queries
+from services.customers import email_change, personal
 from services.customers.application import Customers
 from services.customers.background import MailRequests
-from services.customers.domain import StaffMember
+from services.customers.domain import CustomerUser, StaffMember
 from services.customers.readmodels import CustomerList, Directory, StaffList, UserEmails
 from services.infra import context
 from services.infra.clock import isoformat
@@ -211,6 +212,65 @@ class CustomersService(ServiceBase):
     @rpc
     def list_payers(self, customer_id: str, page: int = 1, page_size: int = 50) -> dict:
         return queries.list_directory(self.app, "payer", _uuid(customer_id), page, page_size)
+
+    # -- the client's settings: e-mail change (email_change.py), one user, style and
+    # favourite pages (personal.py)
+
+    @rpc
+    def request_email_change(self, customer_id: str, payload: dict) -> dict:
+        """Mail a link to the new address; the address changes only once it is opened."""
+        data = load(contract.RequestEmailChange, payload)
+        answer = email_change.request_email_change(
+            self.app, _uuid(customer_id), data["email"], data["current_password"]
+        )
+        self.mail_requests.wake()
+        return answer
+
+    @rpc
+    def pending_email_change(self, customer_id: str) -> dict | None:
+        return email_change.pending_email_change(self.app, _uuid(customer_id))
+
+    @rpc
+    def confirm_email_change(self, customer_id: str, payload: dict) -> dict:
+        data = load(contract.ConfirmEmailChange, payload)
+        customer = email_change.confirm_email_change(self.app, _uuid(customer_id), data["token"])
+        self.mail_requests.wake()
+        return self.app.customer_view(customer)
+
+    @rpc
+    def get_user(self, customer_id: str, user_id: str) -> dict:
+        """One of the customer's users (404 for another customer's or a removed one)."""
+        user = self.app._get(_uuid(user_id, "user"), CustomerUser, "user")
+        if user.customer_id != _uuid(customer_id) or user.removed:
+            raise NotFound("No such user.")
+        return queries.user_view(user)
+
+    @rpc
+    def personal_settings(self, customer_id: str, user_id: str | None = None) -> dict:
+        """{"theme", "favourites"} of the customer's owner, or of one of its users."""
+        return personal.personal_settings(
+            self.app, _uuid(customer_id), _uuid(user_id, "user") if user_id else None
+        )
+
+    @rpc
+    def set_preferences(self, customer_id: str, user_id: str | None, payload: dict) -> dict:
+        data = load(contract.Preferences, payload)
+        return personal.choose_theme(
+            self.app,
+            _uuid(customer_id),
+            _uuid(user_id, "user") if user_id else None,
+            data["theme"],
+        )
+
+    @rpc
+    def set_favourites(self, customer_id: str, user_id: str | None, payload: dict) -> dict:
+        data = load(contract.Favourites, payload)
+        return personal.set_favourites(
+            self.app,
+            _uuid(customer_id),
+            _uuid(user_id, "user") if user_id else None,
+            data["items"],
+        )
 
     # -- groups, projects, discounts, staff -------------------------------------------------------
 

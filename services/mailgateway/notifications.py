@@ -27,6 +27,8 @@ SETTING_OF = {
     "account_credentials": None,
     "password_changed": None,
     "password_reset": None,
+    "email_change": None,
+    "email_changed": None,
 }
 
 

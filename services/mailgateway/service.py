@@ -286,6 +286,54 @@ class MailGatewayService(ServiceBase):
         self.outbox_sender.wake()
         return {"key": key, "status": notification.status}
 
+    @rpc
+    def send_email_change(self, recipient: dict, token: str, key: str | None = None) -> dict:
+        """Queue the mail with the link that confirms a client's new address, to that
+        address (`recipient`: {"email", "name", "language", "customer_id",
+        "expires_hours"}). The token is kept apart and erased once sent, as a reset
+        token is; with `key`, one mail per request however often it is handed over."""
+        return self._account_mail(
+            "email_change",
+            recipient,
+            key,
+            {
+                "confirm_url": f"{settings().public_url}/settings/email/confirm",
+                "expires_hours": int(recipient.get("expires_hours") or 24),
+                "secret_as": "token",
+            },
+            secret=token,
+        )
+
+    @rpc
+    def send_email_changed(self, recipient: dict, key: str | None = None) -> dict:
+        """Queue the notice to a client's old address that its address was changed
+        (`recipient`: {"email" (the old one), "name", "language", "customer_id",
+        "new_email"})."""
+        return self._account_mail(
+            "email_changed", recipient, key, {"new_email": recipient["new_email"]}
+        )
+
+    def _account_mail(
+        self, kind: str, recipient: dict, key: str | None, context: dict, secret=None
+    ) -> dict:
+        _, domain = mail_identity()
+        key = f"{kind}:{key or uuid.uuid4()}"
+        language = recipient.get("language") or "en"
+        notification = notifications.Notification(
+            key=key,
+            kind=kind,
+            recipient=recipient["email"],
+            language=language if language in notifications.LANGUAGES else "en",
+            context={"customer_name": recipient.get("name") or "", "company": signature()}
+            | context,
+            message_id=compose.notification_message_id(key, domain),
+            customer_id=recipient.get("customer_id"),
+            secret=secret,
+        )
+        self.app.queue(notification)
+        self.outbox_sender.wake()
+        return {"key": key, "status": notification.status}
+
     # -- staff ----------------------------------------------------------------------------------
 
     @rpc

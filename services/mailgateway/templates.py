@@ -68,6 +68,9 @@ SAMPLE_CONTEXT = {
     "reset_url": "https://example.com/reset-password",
     "token": "sample-token",
     "expires_minutes": 60,
+    "confirm_url": "https://example.com/settings/email/confirm",
+    "expires_hours": 24,
+    "new_email": "jane@example.com",
 }
 
 
