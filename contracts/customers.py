@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
@@ -80,6 +81,18 @@ class RegisterCustomer(Schema):
     )
     password = Text(load_default=None, allow_none=True, validate=validate.Length(min=8, max=256))
     registration_ip = Text(load_default=None, allow_none=True, max_length=64)
+    referral_code = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=32),
+        metadata={"description": "a customer's referral code: the new customer is referred by it"},
+    )
+    referral_source = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "how the customer heard of us"},
+    )
 
 
 _OTP_DOC = (
@@ -159,12 +172,33 @@ class EditCustomer(Schema):
     attitude = Text(validate=validate.OneOf(ATTITUDES))
     referral_source = Text(allow_none=True, validate=validate.Length(max=200))
     referrer_id = fields.UUID(allow_none=True)
-    affiliate_program = Text(allow_none=True, validate=validate.Length(max=100))
+    affiliate_program = fields.UUID(
+        allow_none=True,
+        metadata={"description": "an affiliate program's id (/api/v1/staff/affiliate-programs)"},
+    )
     group_ids = fields.List(fields.UUID())
     language = Text(validate=validate.OneOf(LANGUAGES))
     version = fields.Integer(
         strict=True, metadata={"description": "the version you read; a newer one answers 409"}
     )
+
+
+# Affiliate programs were named by text before they were referenced by id: a customer's
+# `affiliate_program` recorded then is a program's name. Billing derives a program's id
+# from its name (services/billing/domain.py, AffiliateProgram), so such a name reads as
+# that id (tests/unit/test_affiliate_rules.py keeps the two equal).
+_PROGRAM_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/billing")
+
+
+def affiliate_program_ref(value) -> str | None:
+    """A customer's `affiliate_program` as a program id: an id as it is, a name recorded
+    before programs were referenced by id as the id of the program of that name."""
+    if value is None or value == "":
+        return None
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        return str(uuid5(_PROGRAM_NS, f"affiliate-program:{str(value).strip().lower()}"))
 
 
 class EditProfile(Schema):

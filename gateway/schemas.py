@@ -134,7 +134,9 @@ class CustomerSchema(Schema):
     attitude = Text()
     referral_source = Text(allow_none=True)
     referrer_id = fields.UUID(allow_none=True)
-    affiliate_program = Text(allow_none=True)
+    affiliate_program = fields.UUID(
+        allow_none=True, metadata={"description": "the affiliate program's id"}
+    )
     group_ids = fields.List(fields.UUID())
     version = fields.Integer()
     credentials = fields.Nested(
@@ -797,6 +799,43 @@ class CommissionRow(Schema):
 
 class CommissionList(_Page):
     items = fields.List(fields.Nested(CommissionRow))
+
+
+class ReferredCustomer(Schema):
+    """A customer the client referred: nothing personal, its number and when it came."""
+
+    number = fields.Integer()
+    registered_at = fields.DateTime()
+
+
+class ReferredList(_Page):
+    items = fields.List(fields.Nested(ReferredCustomer))
+
+
+class AffiliateCommission(Schema):
+    id = fields.UUID()
+    referred_number = fields.Integer(
+        allow_none=True, metadata={"description": "the number of the customer who paid"}
+    )
+    program = Text()
+    amount = fields.Nested(MoneySchema)
+    status = Text(
+        validate=validate.OneOf(["pending", "credited"]),
+        metadata={"description": "pending until `matures_at`, then credited to the account"},
+    )
+    earned_at = fields.DateTime()
+    matures_at = fields.DateTime()
+
+
+class AffiliateCommissionList(_Page):
+    items = fields.List(fields.Nested(AffiliateCommission))
+
+
+class AffiliateAnswer(Schema):
+    code = Text(metadata={"description": "your referral code (made the first time it is asked)"})
+    link = Text(metadata={"description": "the link that brings a new customer with your code"})
+    referred = fields.Nested(ReferredList)
+    commissions = fields.Nested(AffiliateCommissionList)
 
 
 class ExpenseRow(Schema):

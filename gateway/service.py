@@ -9,7 +9,7 @@ only composes them into the nameko service (`nameko run gateway.service`).
 from __future__ import annotations
 
 # the mixins by module: `nameko run` would take a top-level class with routes for a service
-from gateway.api import billing, customers, helpdesk, mail, ops, orders, two_factor
+from gateway.api import affiliate, billing, customers, helpdesk, mail, ops, orders, two_factor
 from gateway.http import ServiceRpc
 from gateway.web import assets, client
 from services.infra.service import Runtime
@@ -18,6 +18,7 @@ from services.infra.service import Runtime
 class GatewayService(
     ops.OpsRoutes,
     customers.CustomerRoutes,
+    affiliate.AffiliateRoutes,
     two_factor.TwoFactorRoutes,
     billing.BillingRoutes,
     orders.OrderRoutes,

@@ -325,8 +325,14 @@ class Billing(Refunds, HostledgerApplication):
         if not referrer or not program_name or invoice.purpose == "add_funds":
             return None
         try:
-            program = self.repository.get(AffiliateProgram.id_for(program_name))
+            program_id = UUID(str(program_name))
+        except ValueError:  # named by text, before programs were referenced by id
+            program_id = AffiliateProgram.id_for(program_name)
+        try:
+            program = self.repository.get(program_id)
         except AggregateNotFoundError:
+            return None
+        if not isinstance(program, AffiliateProgram):
             return None
         amount = percentage_of(invoice.amount, program.percent)
         if amount.amount <= 0:

@@ -191,6 +191,14 @@ class Customers(TwoFactorCommands, HostledgerApplication):
             registered_at=clock.now(),
             registration_ip=data.get("registration_ip"),
         )
+        referral = {}  # who referred the customer, how it heard of us: saved with it
+        if data.get("referrer_id"):
+            referral["referrer_id"] = data["referrer_id"]
+            referral["referral_source"] = f"referral code {data['referral_code']}"
+        if data.get("referral_source"):
+            referral["referral_source"] = data["referral_source"]
+        if referral:
+            customer.edit(referral)
         login = LoginName(name=username, owner_kind="client", owner_id=customer.id)
         email = claim_email(self, customer.email, customer.id)
         answer = self.customer_view(customer)
@@ -262,7 +270,8 @@ class Customers(TwoFactorCommands, HostledgerApplication):
             "attitude": c.attitude,
             "referral_source": c.referral_source,
             "referrer_id": str(c.referrer_id) if c.referrer_id else None,
-            "affiliate_program": c.affiliate_program,
+            # an id; a name recorded before programs were referenced by id reads as its id
+            "affiliate_program": contract.affiliate_program_ref(c.affiliate_program),
             "group_ids": [str(g) for g in c.group_ids],
             "version": c.version,
         }

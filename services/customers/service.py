@@ -13,7 +13,7 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.customers import application as queries
-from services.customers import email_change, personal
+from services.customers import email_change, personal, referrals
 from services.customers.application import Customers
 from services.customers.background import MailRequests
 from services.customers.domain import CustomerUser, StaffMember
@@ -28,7 +28,7 @@ from services.infra.store import EventStore
 log = logging.getLogger(__name__)
 
 APPLICATION = Customers
-READ_MODELS = (CustomerList, StaffList, Directory, UserEmails)
+READ_MODELS = (CustomerList, StaffList, Directory, UserEmails, referrals.ReferralList)
 
 
 def _uuid(value, what: str = "customer") -> UUID:
@@ -44,7 +44,7 @@ def _token(value) -> str:
     return value
 
 
-class CustomersService(ServiceBase):
+class CustomersService(referrals.ReferralRpcs, ServiceBase):
     name = "customers"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
@@ -65,6 +65,8 @@ class CustomersService(ServiceBase):
         reason: `order`), a generated password is mailed too: recorded with the
         registration, handed to the mail gateway, retried until it takes it."""
         data = load(contract.RegisterCustomer, payload)
+        if data.get("referral_code"):  # who referred the new customer (400 when unknown)
+            data["referrer_id"] = referrals.referrer_of(self.app, data["referral_code"])
         # what identifies the request; a given password stays out of the (stored) hash
         request = {k: v for k, v in payload.items() if k not in ("registration_ip", "password")}
         answer = self.app.register_customer(data, idempotency_key, request, mail_credentials)
@@ -114,8 +116,8 @@ class CustomersService(ServiceBase):
     def edit_customer(self, customer_id: str, changes: dict) -> dict:
         data = load(contract.EditCustomer, changes)
         program = data.get("affiliate_program")
-        if program and program not in {p["name"] for p in self.billing.programs()}:
-            # billing keeps the affiliate programs, by name
+        if program and str(program) not in {p["id"] for p in self.billing.programs()}:
+            # billing keeps the affiliate programs; a customer names one by its id
             raise invalid("affiliate_program", "No such affiliate program.")
         return self.app.customer_view(self.app.edit_customer(_uuid(customer_id), data))
 

@@ -438,13 +438,14 @@ def test_affiliate_commission_matures_on_the_clock(stack):
         json={"name": program, "percent": "10", "maturity_days": 30},
     )
     assert r.status_code == 201, r.text
+    program_id = r.json()["id"]
     referrer, referrer_token = _customer_with_account(stack)
     customer, token = _customer_with_account(stack)
     r = stack.http(
         "PATCH",
         f"/api/v1/staff/customers/{customer['id']}",
         stack.admin_token,
-        json={"referrer_id": referrer["id"], "affiliate_program": program},
+        json={"referrer_id": referrer["id"], "affiliate_program": program_id},
     )
     assert r.status_code == 200, r.text
     with stack.rpc() as rpc:

@@ -49,6 +49,7 @@ def test_edit_and_read_back_with_version_check(stack):
         json={"name": program, "percent": "5", "maturity_days": 30},
     )
     assert r.status_code == 201, r.text
+    program_id = r.json()["id"]  # a customer names its affiliate program by id
     path = f"/api/v1/staff/customers/{customer['id']}"
     r = stack.http(
         "PATCH",
@@ -60,7 +61,7 @@ def test_edit_and_read_back_with_version_check(stack):
             "attitude": "good",
             "referral_source": "forum",
             "referrer_id": referrer["id"],
-            "affiliate_program": program,
+            "affiliate_program": program_id,
             "group_ids": [group["id"]],
             "language": "ru",
             "version": customer["version"],
@@ -73,6 +74,7 @@ def test_edit_and_read_back_with_version_check(stack):
     again = stack.http("GET", path, stack.admin_token).json()
     assert again["note"] == "prefers e-mail" and again["language"] == "ru"
     assert again["referrer_id"] == referrer["id"]
+    assert again["affiliate_program"] == program_id
     stale = stack.http(
         "PATCH", path, stack.admin_token, json={"note": "x", "version": customer["version"]}
     )

@@ -236,7 +236,7 @@ def test_ids_in_staff_bodies_must_exist(stack):
     r = stack.http("PATCH", f"/api/v1/staff/customers/{cid}", admin, json={"referrer_id": nowhere})
     assert _fields(r) == {"referrer_id": ["No such customer."]}
     r = stack.http(
-        "PATCH", f"/api/v1/staff/customers/{cid}", admin, json={"affiliate_program": "nowhere"}
+        "PATCH", f"/api/v1/staff/customers/{cid}", admin, json={"affiliate_program": nowhere}
     )
     assert _fields(r) == {"affiliate_program": ["No such affiliate program."]}
     r = stack.http("PATCH", f"/api/v1/staff/customers/{cid}", admin, json={"group_ids": [nowhere]})

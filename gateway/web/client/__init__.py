@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from gateway.web.client.affiliate import AffiliatePages
 from gateway.web.client.auth import AuthPages
 from gateway.web.client.dashboard import DashboardPages
+from gateway.web.client.help import HelpPages
 from gateway.web.client.support import SupportPages
 
 
-class ClientPages(AuthPages, DashboardPages, SupportPages):
+class ClientPages(AuthPages, DashboardPages, SupportPages, AffiliatePages, HelpPages):
     """Every page of the client area (the templates are in templates/client/)."""
