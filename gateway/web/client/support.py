@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 
 from contracts.errors import Forbidden, TooLarge, UnsupportedType, ValidationFailed
+from gateway.web import i18n
 from gateway.web.pages import FormErrors, Page, PageCall, page
 
 PERMISSIONS = ("support",)
@@ -42,13 +43,13 @@ def _user(call: PageCall) -> dict | None:
     return {"id": str(user_id)} if user_id else None
 
 
-def _size(n: int) -> str:
-    """Bytes as a person reads them (the same in every language: KiB/MiB are symbols)."""
+def _size(call: PageCall, n: int) -> str:
+    """Bytes as a person reads them, in the page's language (5 MiB, 5 Mio, 5 МиБ)."""
     if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.3g} MiB"
+        return call.gettext("%(size)s MiB", size=i18n.number(round(n / 1048576, 1), call.language))
     if n >= 1024:
-        return f"{n / 1024:.3g} KiB"
-    return f"{n} B"
+        return call.gettext("%(size)s KiB", size=i18n.number(round(n / 1024, 1), call.language))
+    return call.ngettext("%(num)d byte", "%(num)d bytes", n)
 
 
 def attachment_rules(call: PageCall) -> dict:
@@ -58,8 +59,8 @@ def attachment_rules(call: PageCall) -> dict:
         "extensions": list(values["allowed_extensions"]),
         "max_file": values["max_file_bytes"],
         "max_message": values["max_message_bytes"],
-        "max_file_text": _size(values["max_file_bytes"]),
-        "max_message_text": _size(values["max_message_bytes"]),
+        "max_file_text": _size(call, values["max_file_bytes"]),
+        "max_message_text": _size(call, values["max_message_bytes"]),
     }
 
 
@@ -315,6 +316,9 @@ def _new_ticket_form(call, departments, department, values, errors, status=200):
 
 def _ticket_page(call, ticket, values, errors, status=200):
     replies_open = not ticket["forbid_replies"]
+    for message in ticket["messages"]:
+        for file in message["attachments"]:
+            file["size_text"] = _size(call, file.get("size") or 0)
     return call.render(
         "client/ticket.html",
         status=status,
