@@ -40,6 +40,7 @@ from nameko.exceptions import UnknownService
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from contracts.customers import is_client_area_path
 from contracts.errors import HostledgerError, Unauthorized, ValidationFailed
 from contracts.fields import text_problem
 from gateway.http import (
@@ -254,6 +255,8 @@ class PageCall:
     # cookies the answer sets: name -> value (None: delete)
     cookies: dict = field(default_factory=dict)
     _csrf_seed: str | None = None
+    # the logged-in client person's own style and favourite pages (`personal`)
+    _personal: dict | None = None
 
     # -- who and where --
 
@@ -343,6 +346,11 @@ class PageCall:
     # -- answers --
 
     def render(self, template: str, status: int = 200, **context) -> Response:
+        personal = self.personal
+        theme = personal.get("theme")
+        context.setdefault("theme", theme if theme in ("light", "dark") else None)
+        context.setdefault("favourites", personal.get("favourites") or [])
+        context.setdefault("pinnable", bool(personal) and is_client_area_path(self.request.path))
         response = render(
             template,
             self.language,
@@ -354,6 +362,19 @@ class PageCall:
             **context,
         )
         return self._with_cookies(response)
+
+    @property
+    def personal(self) -> dict:
+        """The logged-in client person's own settings, {"theme", "favourites"} (each user
+        of a client has its own; `{}` for anyone else), asked once per request."""
+        if self._personal is None:
+            self._personal = {}
+            who = self.principal or {}
+            if who.get("kind") == "client" and who.get("customer_id"):
+                self._personal = self.services.customers.personal_settings(
+                    who["customer_id"], who.get("user_id")
+                )
+        return self._personal
 
     def redirect(self, url: str, **query) -> Response:
         """303 See Other to a page of this site (a form's answer: reloading it does not
