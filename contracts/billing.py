@@ -15,6 +15,7 @@ from contracts.fields import (
     SignedMoney,
     Text,
     Total,
+    Url,
 )
 from contracts.registry import integration_event
 
@@ -215,6 +216,24 @@ class Deposit(Money):
 class AddFunds(Schema):
     amount = fields.Nested(
         Deposit, required=True, metadata={"description": "money, in the account's currency"}
+    )
+
+
+class Checkout(Schema):
+    """Pay an invoice on a payment processor's hosted page."""
+
+    processor = Text(
+        required=True,
+        validate=validate.Length(min=1, max=50),
+        metadata={"description": "a configured payment processor: `stripe`"},
+    )
+    return_url = Url(
+        required=True,
+        schemes={"http", "https"},
+        metadata={
+            "description": "a page of this site (HOSTLEDGER_PUBLIC_URL) the processor sends "
+            "the client back to, with `checkout=success` or `checkout=cancel` added"
+        },
     )
 
 

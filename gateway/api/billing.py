@@ -17,6 +17,7 @@ from gateway.http import Call, route
 from gateway.schemas import (
     PDF,
     AccountSchema,
+    CheckoutAnswer,
     CommissionList,
     CreditNoteList,
     CreditNoteSchema,
@@ -227,6 +228,24 @@ class BillingRoutes:
     def pay_invoice(self, call: Call):
         return call.services.billing.pay_from_balance(
             call.customer_id, str(call.path["invoice_id"])
+        )
+
+    @route(
+        "POST",
+        "/api/v1/client/invoices/<uuid:invoice_id>/checkout",
+        idempotent=True,
+        response=CheckoutAnswer,
+        body=billing.Checkout,
+        client=("billing",),
+        tags=("client",),
+        summary="pay an unpaid invoice online: `redirect_url` is the processor's payment "
+        "page (Stripe Checkout); `return_url` must be a page of this site; the payment "
+        "counts only once the processor's signed webhook says so (409 when the invoice is "
+        "not unpaid)",
+    )
+    def checkout_invoice(self, call: Call):
+        return call.services.billing.start_checkout(
+            call.customer_id, str(call.path["invoice_id"]), jsonable(call.body)
         )
 
     @route(

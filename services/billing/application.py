@@ -15,6 +15,7 @@ from contracts import billing as contract
 from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.billing import ledger
+from services.billing.checkout import Checkouts
 from services.billing.domain import (
     AffiliateProgram,
     Commission,
@@ -46,7 +47,7 @@ DEFAULT_DUE_DAYS = 14
 RETRIES = 20
 
 
-class Billing(Refunds, HostledgerApplication):
+class Billing(Checkouts, Refunds, HostledgerApplication):
     name = "billing"
     service = "billing"
     # a busy account is read from its latest snapshot plus the events after it
@@ -588,6 +589,19 @@ class Billing(Refunds, HostledgerApplication):
         elif paid is None:
             answer["outcome"] = "ignored"
         else:
+            # one payment at the processor counts once, whichever of its events (a
+            # Checkout Session's, its payment intent's) comes first
+            counted_scope = f"processor_payment:{processor.name}"
+            counted_request = {"reference": paid.reference}
+            counted = self.idempotent_answer(counted_scope, paid.reference, counted_request)
+            if counted is not None:
+                answer.update(counted, outcome="already_counted")
+                to_save.append(self.idempotency_record(scope, key, request, answer))
+                try:
+                    self.save(*to_save)
+                except IntegrityError:
+                    pass
+                return dict(answer, duplicate=True)
             invoice = self._invoice_or_none(paid.invoice_id)
             payment = None
             if invoice is not None and invoice.currency == paid.currency:
@@ -600,13 +614,21 @@ class Billing(Refunds, HostledgerApplication):
                         processor.name,
                         paid.reference,
                         invoice.id,
-                        f"{processor.name}:{event['id']}",
-                        request,
+                        f"{processor.name}:{paid.reference}",
+                        counted_request,
                     )
                 except (Conflict, ValidationFailed):
                     payment = None  # paid already, or too little: staff decide
             if payment is not None:
                 answer.update(outcome="paid", invoice_id=str(invoice.id), payment_id=payment["id"])
+                to_save.append(
+                    self.idempotency_record(
+                        counted_scope,
+                        paid.reference,
+                        counted_request,
+                        {"invoice_id": str(invoice.id), "payment_id": payment["id"]},
+                    )
+                )
             else:
                 kept = UnmatchedPayment(
                     processor=processor.name,
@@ -619,6 +641,14 @@ class Billing(Refunds, HostledgerApplication):
                 )
                 to_save.append(kept)
                 answer.update(outcome="kept_for_staff", unmatched_id=str(kept.id))
+                to_save.append(
+                    self.idempotency_record(
+                        counted_scope,
+                        paid.reference,
+                        counted_request,
+                        {"unmatched_id": str(kept.id)},
+                    )
+                )
         to_save.append(self.idempotency_record(scope, key, request, answer))
         try:
             self.save(*to_save)

@@ -18,6 +18,18 @@ the same format. Stripe is the first processor: its
 `Stripe-Signature` header (`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`),
 checked in constant time against every `v1` given, with a 300-second tolerance on
 `t`, as https://docs.stripe.com/webhooks#verify-manually describes.
+
+Paying online (`checkout`): the processor's hosted payment page for one invoice. Stripe
+Checkout follows https://docs.stripe.com/api/checkout/sessions/create: `POST
+/v1/checkout/sessions`, form-encoded, `mode=payment`, one line with `price_data` in the
+invoice's currency and the amount due in minor units, `client_reference_id` and
+`metadata[invoice_id]` naming the invoice (on the payment intent too, so that its own
+events name it), `success_url`/`cancel_url`, `expires_at`, with an `Idempotency-Key`;
+the answer's `url` is where the browser goes. Only the signed webhook counts the money:
+`checkout.session.completed` once its `payment_status` is `paid` (a delayed method
+completes later with `checkout.session.async_payment_succeeded`), or
+`payment_intent.succeeded`; billing counts one payment reference once, whichever of them
+arrives first and however often each is delivered.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 class BadSignature(Exception):
@@ -64,8 +77,45 @@ class RefundNotSent(Exception):
         self.answered = answered
 
 
+class CheckoutNotStarted(Exception):
+    """The processor did not open a payment page. `answered`: it answered (a refusal)."""
+
+    def __init__(self, message: str, answered: bool):
+        super().__init__(message)
+        self.answered = answered
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """One invoice to pay on the processor's hosted page."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_id: str
+    amount: int  # minor units: what is due
+    currency: str
+    success_url: str
+    cancel_url: str
+    expires_at: int  # unix time
+    key: str  # the processor's Idempotency-Key: the same request opens the same page
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    processor: str
+    session_id: str
+    redirect_url: str
+    expires_at: int | None
+
+
 class PaymentProcessor(Protocol):
     name: str
+    # it can open a hosted payment page (it is set up with what that needs), and where
+    takes_checkout: bool
+    checkout_origins: list[str]
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutSession: ...
 
     def verify(self, headers: dict[str, str], body: bytes, now: datetime) -> dict: ...
 
@@ -84,7 +134,11 @@ class Stripe:
     name = "stripe"
     tolerance_seconds = 300
     # the events that mean money arrived
-    PAID_TYPES = ("payment_intent.succeeded", "checkout.session.completed")
+    PAID_TYPES = (
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+    )
 
     REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed", "charge.refunded")
     TIMEOUT = (5, 20)  # seconds to connect, to read
@@ -97,6 +151,21 @@ class Stripe:
         self.secret = secret.encode()
         self.api_key = api_key
         self.api_base = api_base.rstrip("/")
+
+    @property
+    def takes_checkout(self) -> bool:
+        """Checkout Sessions are made with the secret API key."""
+        return bool(self.api_key)
+
+    @property
+    def checkout_origins(self) -> list[str]:
+        """Where its hosted payment pages are (a page whose form leads there allows them in
+        its CSP form-action): Stripe's, or a server standing in for Stripe's API
+        (HOSTLEDGER_STRIPE_API_BASE), which serves them itself."""
+        if self.api_base == "https://api.stripe.com":
+            return ["https://checkout.stripe.com"]
+        parts = urlsplit(self.api_base)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     def verify(self, headers: dict[str, str], body: bytes, now: datetime) -> dict:
         header = _header(headers, "Stripe-Signature")
@@ -128,19 +197,66 @@ class Stripe:
         if event.get("type") not in self.PAID_TYPES:
             return None
         obj = (event.get("data") or {}).get("object") or {}
+        if event["type"].startswith("checkout.session.") and obj.get("payment_status") in (
+            "unpaid",
+            "no_payment_required",
+        ):
+            # a delayed method (a bank debit): the money counts on async_payment_succeeded
+            return None
         amount = obj.get("amount_received", obj.get("amount_total"))
         currency = obj.get("currency")
         if not isinstance(amount, int) or not isinstance(currency, str):
             return None
         metadata = obj.get("metadata") or {}
+        invoice_id = metadata.get("invoice_id")
+        if invoice_id is None and event["type"].startswith("checkout.session."):
+            invoice_id = obj.get("client_reference_id")
         return ProcessorPayment(
             processor=self.name,
             event_id=event["id"],
             reference=str(obj.get("payment_intent") or obj.get("id") or event["id"]),
             amount=amount,
             currency=currency.upper(),
-            invoice_id=metadata.get("invoice_id"),
+            invoice_id=invoice_id,
             customer_id=metadata.get("customer_id"),
+        )
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutSession:
+        """A Stripe Checkout Session for the invoice; its `url` is the hosted page."""
+        names = {
+            "invoice_id": request.invoice_id,
+            "invoice_number": request.invoice_number,
+            "customer_id": request.customer_id,
+        }
+        form = {
+            "mode": "payment",
+            "line_items[0][quantity]": "1",
+            "line_items[0][price_data][currency]": request.currency.lower(),
+            "line_items[0][price_data][unit_amount]": str(request.amount),
+            "line_items[0][price_data][product_data][name]": f"Invoice {request.invoice_number}",
+            "client_reference_id": request.invoice_id,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "expires_at": str(request.expires_at),
+        }
+        for key, value in names.items():
+            form[f"metadata[{key}]"] = value
+            form[f"payment_intent_data[metadata][{key}]"] = value
+        if request.email:
+            form["customer_email"] = request.email
+        try:
+            answer = self._call("POST", "/v1/checkout/sessions", data=form, key=request.key)
+        except RefundNotSent as exc:
+            raise CheckoutNotStarted(str(exc), exc.answered) from None
+        url, session_id = answer.get("url"), answer.get("id")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise CheckoutNotStarted("Stripe's answer has no payment page url", answered=True)
+        expires = answer.get("expires_at")
+        return CheckoutSession(
+            processor=self.name,
+            session_id=str(session_id),
+            redirect_url=url,
+            expires_at=expires if isinstance(expires, int) else None,
         )
 
     def refund_updates(self, event: dict) -> list[ProcessorRefund]:

@@ -17,6 +17,7 @@ from contracts.fields import invalid
 from services.billing import application as queries
 from services.billing import pdf
 from services.billing.application import Billing, invoice_view
+from services.billing.checkout import no_such_processor
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists, Ledger
 from services.billing.refunds import credit_note_view, refund_view
@@ -261,6 +262,31 @@ class BillingService(ServiceBase):
     def pay_from_balance(self, customer_id: str, invoice_id: str) -> dict:
         return invoice_view(
             self.app.pay_from_balance(_uuid(customer_id, "invoice"), _uuid(invoice_id, "invoice"))
+        )
+
+    @rpc
+    def checkout_processors(self) -> list[dict]:
+        """The processors a client can pay online with here, and where their pages are."""
+        return [
+            {"name": name, "origins": list(p.checkout_origins)}
+            for name, p in _processors().items()
+            if p.takes_checkout
+        ]
+
+    @rpc
+    def start_checkout(self, customer_id: str, invoice_id: str, payload: dict) -> dict:
+        """`{"redirect_url", ...}`: the processor's hosted page where the client pays this
+        unpaid invoice; the money counts only from the processor's signed webhook."""
+        data = load(contract.Checkout, payload)
+        processor = _processors().get(data["processor"])
+        if processor is None or not processor.takes_checkout:
+            raise no_such_processor(data["processor"])
+        return self.app.start_checkout(
+            _uuid(customer_id, "invoice"),
+            _uuid(invoice_id, "invoice"),
+            processor,
+            data["return_url"],
+            settings().public_url,
         )
 
     # -- payments ------------------------------------------------------------------------------

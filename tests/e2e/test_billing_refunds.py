@@ -1,20 +1,18 @@
 """Refunds of paid invoices with their credit notes: to the personal account, or out
 through Stripe. Stripe is not reachable from here, so billing's
-HOSTLEDGER_STRIPE_API_BASE points at `FakeStripe`, a local server that speaks Stripe's
-documented request and answer format for refunds (form-encoded `POST /v1/refunds`,
-`GET /v1/refunds?payment_intent=`, Bearer secret key, and Idempotency-Key replay: the
-first answer to a key, errors included, is the answer to every later request with it).
+HOSTLEDGER_STRIPE_API_BASE points at `FakeStripe` (tests/fake_stripe.py), a local server
+that speaks Stripe's documented request and answer format for refunds (form-encoded
+`POST /v1/refunds`, `GET /v1/refunds?payment_intent=`, Bearer secret key, and
+Idempotency-Key replay: the first answer to a key, errors included, is the answer to
+every later request with it).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import eventlet
 import pytest
@@ -22,110 +20,15 @@ import pytest
 from services.billing.processors import Stripe
 from tests.e2e.test_billing import _balance, _customer_with_account, _invoice, _pay_in
 from tests.e2e.test_webhooks import _event, _send
+from tests.fake_stripe import FakeStripe
 from tests.stack import STRIPE_API_KEY, STRIPE_SECRET
-
-
-class FakeStripe:
-    def __init__(self, port: int):
-        self.requests: list[dict] = []
-        self.refunds: list[dict] = []
-        self.saved: dict[str, tuple[int, dict]] = {}  # Idempotency-Key -> first answer
-        self.plan: list[str] = []  # what the next POSTs do: "fail", "lose_answer", "pending"
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                fake.handle(self, "GET")
-
-            def do_POST(self):
-                fake.handle(self, "POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        url = urlparse(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length).decode() if length else ""
-        form = {k: v[0] for k, v in parse_qs(raw).items()}
-        seen = {
-            "method": method,
-            "path": url.path,
-            "query": {k: v[0] for k, v in parse_qs(url.query).items()},
-            "form": form,
-            "content_type": h.headers.get("Content-Type"),
-            "authorization": h.headers.get("Authorization"),
-            "idempotency_key": h.headers.get("Idempotency-Key"),
-        }
-        with self.lock:
-            self.requests.append(seen)
-            status, body, lose = self.answer(seen)
-        if lose:
-            h.close_connection = True
-            h.connection.shutdown(2)  # the refund was made, but its answer never arrives
-            return
-        data = json.dumps(body).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-
-    def answer(self, seen: dict) -> tuple[int, dict, bool]:
-        if seen["authorization"] != f"Bearer {STRIPE_API_KEY}":
-            error = {"type": "invalid_request_error", "message": "Invalid API Key provided"}
-            return 401, {"error": error}, False
-        if seen["method"] == "GET" and seen["path"] == "/v1/refunds":
-            pi = seen["query"].get("payment_intent")
-            data = [r for r in self.refunds if r["payment_intent"] == pi]
-            return 200, {"object": "list", "data": data, "has_more": False}, False
-        if seen["method"] != "POST" or seen["path"] != "/v1/refunds":
-            return 404, {"error": {"type": "invalid_request_error"}}, False
-        key = seen["idempotency_key"]
-        if key in self.saved:
-            status, body = self.saved[key]
-            return status, body, False
-        step = self.plan.pop(0) if self.plan else "succeed"
-        if step == "fail":
-            status, body = 500, {"error": {"type": "api_error", "message": "Something went wrong"}}
-        else:
-            form = seen["form"]
-            body = {
-                "id": f"re_{uuid.uuid4().hex[:14]}",
-                "object": "refund",
-                "amount": int(form["amount"]),
-                "currency": "eur",
-                "payment_intent": form["payment_intent"],
-                "status": "pending" if step == "pending" else "succeeded",
-                "metadata": {
-                    k[len("metadata[") : -1]: v
-                    for k, v in form.items()
-                    if k.startswith("metadata[")
-                },
-                "created": int(time.time()),
-            }
-            self.refunds.append(body)
-            status = 200
-        if key:
-            self.saved[key] = (status, body)
-        return status, body, step == "lose_answer"
-
-    def posts(self) -> list[dict]:
-        return [r for r in self.requests if r["method"] == "POST"]
 
 
 @pytest.fixture(scope="module")
 def stripe(stack):
-    fake = FakeStripe(stack.stripe_api_port)
-    fake.thread.start()
+    fake = FakeStripe(stack.stripe_api_port, STRIPE_API_KEY).start()
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.stop()
 
 
 @pytest.fixture
