@@ -180,7 +180,7 @@ def test_a_client_logs_in_sees_the_dashboard_and_logs_out_in_french(stack, brows
     expect(invoices).to_contain_text(i18n.money(invoice["total"], "fr"))
     expect(invoices).to_contain_text(f"échéance le {i18n.date(invoice['due_date'], 'fr')}")
     link = invoices.get_by_role("link", name=f"Facture {invoice['number']}")
-    assert link.get_attribute("href") == f"/api/v1/client/invoices/{invoice['id']}/pdf"
+    assert link.get_attribute("href") == f"/invoices/{invoice['id']}"
     services = p.locator("section", has=p.get_by_role("heading", name="Services"))
     service = client["service"]
     expect(services).to_contain_text("Actif")

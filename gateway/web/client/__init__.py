@@ -5,12 +5,13 @@ from __future__ import annotations
 from gateway.web.client.affiliate import AffiliatePages
 from gateway.web.client.auth import AuthPages
 from gateway.web.client.dashboard import DashboardPages
+from gateway.web.client.finances import FinancesPages
 from gateway.web.client.help import HelpPages
 from gateway.web.client.settings import SettingsPages
 from gateway.web.client.support import SupportPages
 
 
 class ClientPages(
-    AuthPages, DashboardPages, SupportPages, AffiliatePages, HelpPages, SettingsPages
+    AuthPages, DashboardPages, SupportPages, AffiliatePages, HelpPages, SettingsPages, FinancesPages
 ):
     """Every page of the client area (the templates are in templates/client/)."""
