@@ -7,11 +7,19 @@ from gateway.web.client.auth import AuthPages
 from gateway.web.client.dashboard import DashboardPages
 from gateway.web.client.finances import FinancesPages
 from gateway.web.client.help import HelpPages
+from gateway.web.client.security import SecurityPages
 from gateway.web.client.settings import SettingsPages
 from gateway.web.client.support import SupportPages
 
 
 class ClientPages(
-    AuthPages, DashboardPages, SupportPages, AffiliatePages, HelpPages, SettingsPages, FinancesPages
+    AuthPages,
+    DashboardPages,
+    SupportPages,
+    AffiliatePages,
+    HelpPages,
+    SettingsPages,
+    FinancesPages,
+    SecurityPages,
 ):
     """Every page of the client area (the templates are in templates/client/)."""

@@ -3,13 +3,21 @@
 The same customers-service commands as `/api/v1/auth/*`: `login`, `logout`,
 `request_password_reset` and `confirm_password_reset`. The reset link that mail
 carries is `<HOSTLEDGER_PUBLIC_URL>/reset-password?token=...`.
+
+An account with two-factor authentication on logs in in two steps: the password on
+/login, whose answer is then a short-lived challenge (kept in the HttpOnly cookie
+`hostledger_login`, never the password), and the app's code, or a recovery code, on
+/login/code (`login_second_step`).
 """
 
 from __future__ import annotations
 
+import re
+
 from contracts.errors import (
     InvalidCredentials,
     RateLimited,
+    TwoFactorRequired,
     Unauthorized,
     ValidationFailed,
 )
@@ -17,6 +25,12 @@ from gateway.web.pages import HOME_URL, LOGIN_URL, FormErrors, PageCall, page, s
 
 # the new password's bounds, as contracts.customers.PasswordResetConfirm has them
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
+# the second step of a login with two-factor authentication, and its challenge's cookie
+CODE_URL = "/login/code"
+CHALLENGE_COOKIE = "hostledger_login"
+# an app's code as typed (spaces or a dash between the digits), and a recovery code's bound
+OTP_TYPED = re.compile(r"^[0-9]{3}[\s-]?[0-9]{3}$")
+RECOVERY_MAX = 64
 
 
 class AuthPages:
@@ -49,29 +63,80 @@ class AuthPages:
             return _login_form(call, values, errors, status=400)
         credentials = {"username": values["username"], "password": values["password"]}
         try:
-            session = call.services.customers.login(credentials, call.address)
+            session = call.services.customers.login(credentials, call.address, True)
         except InvalidCredentials:
             errors.add("password", call.gettext("The username or password is wrong."))
             return _login_form(call, values, errors, status=400)
         except RateLimited as exc:
             errors.add("_form", _try_later(call, exc))
             return _login_form(call, values, errors, status=429)
+        except TwoFactorRequired as exc:
+            # the password was right: the code is asked for on a page of its own
+            call.cookies[CHALLENGE_COOKIE] = exc.challenge
+            return call.redirect(CODE_URL, **_next_query(values["next"]))
         except Unauthorized:
-            # two-factor authentication: asked for on this page once it is offered
             errors.add("_form", call.gettext("This account cannot log in here yet."))
             return _login_form(call, values, errors, status=400)
         except ValidationFailed:
             errors.add("username", call.gettext("Enter your username or e-mail."))
             return _login_form(call, values, errors, status=400)
-        if session["kind"] != "client":
-            call.services.customers.logout(session["token"])
+        return _start_session(call, session, values)
+
+    # -- the second step: two-factor authentication's code ------------------------------------
+
+    @page("GET", CODE_URL)
+    def web_login_code_page(self, call: PageCall):
+        if not call.request.cookies.get(CHALLENGE_COOKIE):
+            return call.redirect(LOGIN_URL, **_next_query(call.request.args.get("next")))
+        recovery = call.request.args.get("method") == "recovery"
+        return _code_form(call, recovery, {}, FormErrors())
+
+    @page("POST", CODE_URL)
+    def web_login_code(self, call: PageCall):
+        values, errors = call.form("otp", "recovery_code", "method", "next")
+        recovery = values["method"] == "recovery"
+        challenge = call.request.cookies.get(CHALLENGE_COOKIE) or ""
+        if recovery:
+            code = values["recovery_code"]
+            if not code:
+                errors.add("recovery_code", call.gettext("Enter one of your recovery codes."))
+            elif len(code) > RECOVERY_MAX:
+                errors.add(
+                    "recovery_code",
+                    call.gettext("At most %(max)d characters.", max=RECOVERY_MAX),
+                )
+            payload = {"recovery_code": code}
+        else:
+            if not OTP_TYPED.match(values["otp"]):
+                errors.add("otp", call.gettext("Enter the 6 digits your app shows."))
+            payload = {"otp": values["otp"]}
+        if errors:
+            return _code_form(call, recovery, values, errors, status=400)
+        field = "recovery_code" if recovery else "otp"
+        try:
+            session = call.services.customers.login_second_step(challenge, payload, call.address)
+        except InvalidCredentials:
+            errors.add(field, _wrong_code(call, recovery))
+            return _code_form(call, recovery, values, errors, status=400)
+        except RateLimited as exc:
+            errors.add("_form", _try_later(call, exc))
+            return _code_form(call, recovery, values, errors, status=429)
+        except ValidationFailed:
+            errors.add(field, _wrong_code(call, recovery))
+            return _code_form(call, recovery, values, errors, status=400)
+        except Unauthorized:
+            # expired, used, or too many wrong codes: the password again
+            call.cookies[CHALLENGE_COOKIE] = None
             errors.add(
-                "username",
-                call.gettext("This is a staff account: staff log in to the staff panel."),
+                "_form",
+                call.gettext(
+                    "Too much time has passed since you gave your password, or too many "
+                    "codes were wrong: log in again."
+                ),
             )
-            return _login_form(call, values, errors, status=400)
-        call.start_session(session["token"])
-        return call.redirect(safe_next(values["next"]) or HOME_URL)
+            return _login_form(call, {"username": "", "next": values["next"]}, errors, 400)
+        call.cookies[CHALLENGE_COOKIE] = None
+        return _start_session(call, session, {"username": "", "next": values["next"]})
 
     @page("POST", "/logout")
     def web_logout(self, call: PageCall):
@@ -161,6 +226,44 @@ def _login_form(
         errors=errors,
         notice=notice,
         next=safe_next(values.get("next") or call.request.args.get("next")) or "",
+    )
+
+
+def _start_session(call: PageCall, session: dict, values: dict):
+    """The browser logs in with `session`, unless it is a staff member's."""
+    if session["kind"] != "client":
+        call.services.customers.logout(session["token"])
+        errors = FormErrors().add(
+            "username",
+            call.gettext("This is a staff account: staff log in to the staff panel."),
+        )
+        return _login_form(call, values, errors, status=400)
+    call.start_session(session["token"])
+    return call.redirect(safe_next(values.get("next")) or HOME_URL)
+
+
+def _next_query(url: str | None) -> dict:
+    """`next=` to carry to the next step, when it is a page of this site."""
+    target = safe_next(url)
+    return {"next": target} if target else {}
+
+
+def _code_form(call: PageCall, recovery: bool, values: dict, errors: FormErrors, status: int = 200):
+    return call.render(
+        "client/login_otp.html",
+        status=status,
+        recovery=recovery,
+        errors=errors,
+        next=safe_next(values.get("next") or call.request.args.get("next")) or "",
+    )
+
+
+def _wrong_code(call: PageCall, recovery: bool) -> str:
+    if recovery:
+        return call.gettext("This recovery code is wrong or was used already.")
+    return call.gettext(
+        "This code is wrong or was used already. Check that your phone's time is right, "
+        "and enter the newest code."
     )
 
 
