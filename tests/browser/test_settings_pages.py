@@ -251,7 +251,12 @@ def test_every_settings_page_on_a_phone_in_dark(stack, browser):
     email = f"settings-phone-{uuid.uuid4().hex[:8]}@example.com"
     stack.register_customer(email=email, country="BE", language="ru", password=PASSWORD)
     page = Watched.open(
-        browser, stack.base_url, "settings-phone", viewport=PHONE, color_scheme="dark"
+        browser,
+        stack.base_url,
+        "settings-phone",
+        viewport=PHONE,
+        color_scheme="dark",
+        locale="ru-RU",
     )
     p = page.page
     page.goto("/login")

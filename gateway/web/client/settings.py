@@ -459,6 +459,7 @@ def _profile_page(
         notice=notice,
         may_edit=call.may("full"),
         owner=owner,
+        country_names=dict(country_options(call.language)),
         pending=pending,
         email_values=email_values or {"email": ""},
     )
@@ -522,6 +523,7 @@ def _payers_page(call: PageCall, values: dict, errors: FormErrors, status=200, a
         errors=errors,
         added=added,
         countries=country_options(call.language),
+        country_names=dict(country_options(call.language)),
     )
 
 
