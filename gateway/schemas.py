@@ -212,8 +212,11 @@ class OrderCustomer(Schema):
     referral_code = Text(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(max=64),
-        metadata={"description": "the referral code of the customer who referred this one"},
+        validate=validate.Length(max=32),
+        metadata={
+            "description": "the referral code of the customer who referred this one (a new"
+            " account is referred by it; no such code: 400)"
+        },
     )
 
 

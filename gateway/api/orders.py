@@ -295,21 +295,23 @@ REFERRAL_FIELDS = ("referral_source", "referral_code")
 
 def order_as_visitor(services, body: dict, key: str | None, address: str | None):
     """The order form: `{"customer", "items", "promo_code"?}` from someone not logged in.
-    A new e-mail creates the customer (its credentials answered once, and mailed); an
-    existing one needs its password (401 password_required / invalid_credentials).
+    A new e-mail creates the customer (its credentials answered once, and mailed), with
+    how it heard of us (`referral_source`) and who referred it (`referral_code`: another
+    customer's code, a 400 naming `customer.referral_code` when there is no such code);
+    an existing one needs its password (401 password_required / invalid_credentials).
     Items are priced from the catalog and checked before anything is created. `key`: the
     caller-bound Idempotency-Key, which also finishes an order whose customer was made
     by that request when the order itself did not get placed. `(order, customer_id,
     credentials or None)`."""
     person = jsonable(body["customer"])
-    referral = {k: person.pop(k, None) for k in REFERRAL_FIELDS}
+    for name in REFERRAL_FIELDS:  # a new account keeps them; an existing one is as it is
+        if not person.get(name):
+            person.pop(name, None)
     # limited per address and per e-mail: the form makes accounts and sends mail
     services.customers.order_form_attempt(person["email"], address)
     items = {"items": body["items"], "promo_code": body.get("promo_code")}
     # what identifies the request: the password stays out of the (stored) hash
     request = jsonable(dict(items, customer={k: v for k, v in person.items() if k != "password"}))
-    if any(referral.values()):
-        request["referral"] = referral
     if key:
         earlier = services.orders.order_for_key(key, request)
         if earlier is not None:

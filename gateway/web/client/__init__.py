@@ -7,7 +7,9 @@ from gateway.web.client.auth import AuthPages
 from gateway.web.client.dashboard import DashboardPages
 from gateway.web.client.finances import FinancesPages
 from gateway.web.client.help import HelpPages
+from gateway.web.client.ordering import OrderingPages
 from gateway.web.client.security import SecurityPages
+from gateway.web.client.services import ServicePages
 from gateway.web.client.settings import SettingsPages
 from gateway.web.client.support import SupportPages
 
@@ -18,8 +20,10 @@ class ClientPages(
     SupportPages,
     AffiliatePages,
     HelpPages,
-    SettingsPages,
     FinancesPages,
+    ServicePages,
+    OrderingPages,
+    SettingsPages,
     SecurityPages,
 ):
     """Every page of the client area (the templates are in templates/client/)."""
