@@ -11,6 +11,7 @@ import requests
 
 from services.infra.clock import FileClock
 from tests.e2e.test_mail_out import sent_to, wait_mail
+from tests.e2e.test_openapi_answers import check  # noqa: F401 - the fixture
 
 PASSWORD = "settings password 1"
 
@@ -239,3 +240,20 @@ def test_each_person_has_its_own_style_and_the_pages_show_it(stack):
     favourite = {"items": [{"path": "/support", "label": "Support"}]}
     assert stack.http("PUT", "/api/v1/client/favourites", user, json=favourite).status_code == 200
     assert stack.http("GET", "/api/v1/client/favourites", token).json() == {"items": []}
+
+
+def test_the_settings_answers_are_as_the_openapi_document_says(stack, check):  # noqa: F811
+    client = _client(stack)
+    token = client["token"]
+    new = f"st-doc-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": new, "current_password": PASSWORD}
+    pending = check(stack.http("POST", "/api/v1/client/profile/email", token, json=body), "POST")
+    assert pending["email"] == new
+    link = {"token": _confirm_token(stack, new)}
+    r = stack.http("POST", "/api/v1/client/profile/email/confirm", token, json=link)
+    assert check(r, "POST")["email"] == new
+    check(stack.http("GET", "/api/v1/client/preferences", token))
+    check(stack.http("PUT", "/api/v1/client/preferences", token, json={"theme": "light"}), "PUT")
+    check(stack.http("GET", "/api/v1/client/favourites", token))
+    items = {"items": [{"path": "/dashboard", "label": "Dashboard"}]}
+    check(stack.http("PUT", "/api/v1/client/favourites", token, json=items), "PUT")
