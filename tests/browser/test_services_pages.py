@@ -249,10 +249,14 @@ def test_a_visitor_orders_and_gets_an_account_in_russian(stack, browser):
     product = _product(stack)
     name = product["name"]["ru"]
     t = RUSSIAN.gettext
+    # the visitor comes through a client's referral link
+    referrer, referrer_token = _client(stack, "ru")
+    code = stack.http("GET", "/api/v1/client/affiliate", referrer_token).json()["code"]
     page = Watched.open(browser, stack.base_url, "public-order-ru", locale="ru-RU")
     p = page.page
 
-    page.goto("/order/new")
+    page.goto(f"/r/{code}")
+    assert page.path == "/order/new"
     expect(p.get_by_role("heading", name=t("Order"), level=1)).to_be_visible()
     expect(p.get_by_role("link", name=t("Already a client? Log in"))).to_have_attribute(
         "href", "/login?next=/order"
@@ -261,6 +265,7 @@ def test_a_visitor_orders_and_gets_an_account_in_russian(stack, browser):
     page.check("catalog")
     _to_checkout(page, name, t)
     expect(p.get_by_role("heading", name=t("Place your order"))).to_be_visible()
+    expect(p.get_by_label(t("Referral code"))).to_have_value(code)
     # the first month and the setup fee: 21,00 €
     expect(p.locator(".order-summary")).to_contain_text(i18n.money(_eur(2100), "ru"))
     page.check("checkout")
@@ -288,6 +293,7 @@ def test_a_visitor_orders_and_gets_an_account_in_russian(stack, browser):
     with stack.rpc() as rpc:
         customer = rpc.customers.get_customer(me["id"])
     assert customer["referral_source"] == "Поиск в интернете"
+    assert customer["referrer_id"] == referrer["id"]
     invoices = stack.wait_until(
         lambda: stack.http("GET", "/api/v1/client/invoices", token).json()["items"],
         what="the order's invoice",

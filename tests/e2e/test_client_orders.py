@@ -314,3 +314,37 @@ def test_a_service_that_is_not_active_or_suspended_is_not_renewed(stack):
     assert r.status_code == 201, r.text
     user = stack.login(r.json()["credentials"]["username"], r.json()["credentials"]["password"])
     assert _renew(stack, user, pending[0]["id"]).status_code == 403
+
+
+def test_the_order_form_keeps_how_a_new_customer_heard_of_us_and_who_referred_it(stack):
+    product = _product(stack)
+    referrer, referrer_token = _client(stack)
+    r = stack.http("GET", "/api/v1/client/affiliate", referrer_token)
+    assert r.status_code == 200, r.text
+    code = r.json()["code"]
+    item = {"product_id": product["id"], "billing_cycle": "monthly"}
+
+    def order(email, **customer):
+        person = {
+            "email": email,
+            "kind": "individual",
+            "contact_person": "Referred Person",
+            "country": "BE",
+            **customer,
+        }
+        return stack.http("POST", "/api/v1/orders", json={"customer": person, "items": [item]})
+
+    # an unknown code is refused naming it, and no account is made
+    email = f"referred-{uuid.uuid4().hex[:8]}@example.com"
+    r = order(email, referral_code="ZZZZ2222", referral_source="a forum")
+    assert r.status_code == 400, r.text
+    assert "customer.referral_code" in r.json()["error"]["fields"], r.text
+    with stack.rpc() as rpc:
+        assert rpc.customers.customer_for_order(email, None, None) is None
+    # typed as people type it: lower case, with a dash
+    r = order(email, referral_code=f"{code[:4].lower()}-{code[4:]}", referral_source="a forum")
+    assert r.status_code == 201, r.text
+    with stack.rpc() as rpc:
+        made = rpc.customers.get_customer(r.json()["customer_id"])
+    assert made["referrer_id"] == referrer["id"]
+    assert made["referral_source"] == "a forum"

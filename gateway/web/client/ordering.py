@@ -13,7 +13,8 @@ the order is placed.
   customer's details: e-mail, kind, name, country, how they heard of us, a referral code
   and a promo code), placed as `POST /api/v1/orders` does. A new e-mail makes the account:
   its login and password are shown once on the answer (and mailed); an e-mail that has
-  an account is asked to log in first (/login?next=/order).
+  an account is asked to log in first (/login?next=/order). The referral code is the
+  referring customer's: a referral link (/r/<code>) followed in this browser fills it in.
 
 A form carries a key of its own (`attempt`), sent as the order's Idempotency-Key: sent
 twice (a double click, a reload of the answer), it places one order.
@@ -38,6 +39,7 @@ from contracts.fields import countries
 from contracts.orders import CYCLES
 from gateway.api.orders import order_as_client, order_as_visitor
 from gateway.schemas import OrderRequest
+from gateway.web.client.affiliate import referral_code_of
 from gateway.web.pages import FormErrors, PageCall, page
 
 PERMISSIONS = ("services",)
@@ -341,6 +343,8 @@ class OrderingPages:
             return call.redirect("/order/new")
         values = {name: "" for name in CUSTOMER_FIELDS}
         values["kind"] = "individual"
+        # a referral link (/r/<code>) followed in this browser leaves its code
+        values["referral_code"] = referral_code_of(call.request) or ""
         return _checkout(call, items, values, FormErrors())
 
     @page("POST", "/order/new")
