@@ -285,3 +285,33 @@ def test_every_settings_page_on_a_phone_in_dark(stack, browser):
     expect(p.get_by_role("alert")).to_contain_text("Ссылка больше не действует")
     page.check("email-confirm-invalid", allow=(400,))
     page.close()
+
+
+def test_pinning_and_the_style_work_without_javascript(stack, browser):
+    email = f"settings-plain-{uuid.uuid4().hex[:8]}@example.com"
+    stack.register_customer(email=email, country="BE", language="fr", password=PASSWORD)
+    page = Watched.open(
+        browser, stack.base_url, "settings-no-javascript", locale="fr-FR", java_script_enabled=False
+    )
+    p = page.page
+    page.goto("/login")
+    p.get_by_label("Identifiant ou e-mail").fill(email)
+    p.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    p.get_by_role("button", name="Se connecter").click()
+    p.wait_for_url("**/dashboard")
+    page.goto("/settings/notifications")
+    p.get_by_role("button", name="Épingler aux favoris").click()
+    p.wait_for_url("**/settings/notifications")
+    menu = p.get_by_role("navigation", name="Pages favorites")
+    expect(menu.get_by_role("link", name="Notifications")).to_be_visible()
+    page.screenshot("pinned")
+    p.get_by_role("button", name="Désépingler des favoris").click()
+    p.wait_for_url("**/settings/notifications")
+    expect(p.get_by_role("navigation", name="Pages favorites")).to_have_count(0)
+    page.goto("/settings/preferences")
+    p.get_by_label("Sombre").check()
+    p.get_by_role("button", name="Enregistrer").click()
+    p.wait_for_url("**/settings/preferences?done=saved")
+    expect(p.locator("html")).to_have_attribute("data-theme", "dark")
+    page.screenshot("dark")
+    page.close()
