@@ -269,7 +269,8 @@ class FakeStripe:
         amount = session["amount_total"] / 100
         page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Pay {html.escape(session["_product"])}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,"></head>
 <body><main>
 <h1>{html.escape(session["_product"])}</h1>
 <p id="amount">{amount:.2f} {session["currency"].upper()}</p>

@@ -40,7 +40,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-from urllib.parse import urlsplit
 
 
 class BadSignature(Exception):
@@ -111,9 +110,8 @@ class CheckoutSession:
 
 class PaymentProcessor(Protocol):
     name: str
-    # it can open a hosted payment page (it is set up with what that needs), and where
+    # it can open a hosted payment page (it is set up with what that needs)
     takes_checkout: bool
-    checkout_origins: list[str]
 
     def checkout(self, request: CheckoutRequest) -> CheckoutSession: ...
 
@@ -156,16 +154,6 @@ class Stripe:
     def takes_checkout(self) -> bool:
         """Checkout Sessions are made with the secret API key."""
         return bool(self.api_key)
-
-    @property
-    def checkout_origins(self) -> list[str]:
-        """Where its hosted payment pages are (a page whose form leads there allows them in
-        its CSP form-action): Stripe's, or a server standing in for Stripe's API
-        (HOSTLEDGER_STRIPE_API_BASE), which serves them itself."""
-        if self.api_base == "https://api.stripe.com":
-            return ["https://checkout.stripe.com"]
-        parts = urlsplit(self.api_base)
-        return [f"{parts.scheme}://{parts.netloc}"]
 
     def verify(self, headers: dict[str, str], body: bytes, now: datetime) -> dict:
         header = _header(headers, "Stripe-Signature")

@@ -266,12 +266,8 @@ class BillingService(ServiceBase):
 
     @rpc
     def checkout_processors(self) -> list[dict]:
-        """The processors a client can pay online with here, and where their pages are."""
-        return [
-            {"name": name, "origins": list(p.checkout_origins)}
-            for name, p in _processors().items()
-            if p.takes_checkout
-        ]
+        """The processors a client can pay online with here (`name`)."""
+        return [{"name": name} for name, p in _processors().items() if p.takes_checkout]
 
     @rpc
     def start_checkout(self, customer_id: str, invoice_id: str, payload: dict) -> dict:

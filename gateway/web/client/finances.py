@@ -7,12 +7,13 @@ The same billing commands as `/api/v1/client/...`: `get_account`, `list`, `get_i
 `credit_note_pdf`. Every page needs the `billing` permission (or `full`).
 
 Paying online: the invoice page's form posts to `/invoices/<id>/checkout`, which asks
-billing for the processor's hosted page and sends the browser there (303); the
-processor sends it back to `/invoices/<id>?checkout=success|cancel`. That page shows
-what billing knows: paid once the processor's signed webhook arrived, "being
-confirmed" until then, or cancelled. The invoice page's CSP lets its form lead to the
-processor's pages (form-action), and that form is never boosted by htmx (a cross-site
-redirect cannot be followed by a script).
+billing for the processor's hosted page and answers a page that goes on there at once
+(`<meta http-equiv="refresh">`, and a link): a 303 to another site after a form is
+refused by the CSP's `form-action 'self'` of the page that sent the form (with htmx
+boosting, that is whichever page was loaded first). The form is never boosted (a script
+cannot follow a cross-site redirect). The processor sends the client back to
+`/invoices/<id>?checkout=success|cancel`, which shows what billing knows: paid once
+the processor's signed webhook arrived, "being confirmed" until then, or cancelled.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from babel import numbers
 from werkzeug.wrappers import Response
 
 from contracts.errors import Conflict, NotFound, Unavailable, ValidationFailed
-from gateway.web.pages import CONTENT_SECURITY_POLICY, FormErrors, PageCall, page
+from gateway.web.pages import FormErrors, PageCall, page
 from services.infra import clock
 from services.infra.settings import settings
 
@@ -145,8 +146,13 @@ class FinancesPages:
                 ),
             )
             return _invoice_page(call, errors, status=503)
-        # to the processor's own page (this page's form-action allows it)
-        return call.redirect(answer["redirect_url"])
+        # to the processor's own page: a page that goes on there at once (a redirect would
+        # be refused by the CSP form-action of the page whose form was sent)
+        return call.render(
+            "client/checkout_redirect.html",
+            invoice_id=invoice_id,
+            redirect_url=answer["redirect_url"],
+        )
 
     @page("GET", "/invoices/<uuid:invoice_id>/pdf", client=True, permissions=BILLING)
     def web_invoice_pdf(self, call: PageCall):
@@ -301,11 +307,6 @@ def _invoice_page(call: PageCall, errors: FormErrors, status: int = 200) -> Resp
         errors=errors,
         today=clock.now().date().isoformat(),
     )
-    origins = sorted({o for p in processors for o in p["origins"]})
-    if origins and invoice["status"] == "unpaid":
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self'", "form-action 'self' " + " ".join(origins)
-        )
     return response
 
 
