@@ -60,8 +60,9 @@ class TwoFactorRequired(Unauthorized):
 
     def __init__(self, message: str, fields: dict | None = None, challenge: str | None = None):
         super().__init__(message, fields)
-        self.challenge = challenge
-        self.args = (message, fields, challenge)  # travels over RPC
+        self.challenge = challenge or None
+        # travels over RPC, where None would arrive as the text "None"
+        self.args = (message, fields if fields is not None else {}, challenge or "")
 
 
 class Forbidden(HostledgerError):
@@ -99,7 +100,8 @@ class RateLimited(HostledgerError):
     def __init__(self, message: str, fields: dict | None = None, retry_after: int | None = None):
         super().__init__(message, fields)
         self.retry_after = int(retry_after) if retry_after else self.default_retry_after
-        self.args = (message, fields, self.retry_after)  # travels over RPC
+        # travels over RPC, where None would arrive as the text "None"
+        self.args = (message, fields if fields is not None else {}, self.retry_after)
 
 
 class Unavailable(HostledgerError):
@@ -114,7 +116,8 @@ class Unavailable(HostledgerError):
     def __init__(self, message: str, fields: dict | None = None, retry_after: int | None = None):
         super().__init__(message, fields)
         self.retry_after = int(retry_after) if retry_after else self.default_retry_after
-        self.args = (message, fields, self.retry_after)  # travels over RPC
+        # travels over RPC, where None would arrive as the text "None"
+        self.args = (message, fields if fields is not None else {}, self.retry_after)
 
 
 ALL_ERRORS = (
@@ -171,4 +174,3 @@ def flatten_fields(messages: dict, prefix: str = "") -> dict[str, list[str]]:
         else:
             out.setdefault(name, []).append(str(value))
     return out
-

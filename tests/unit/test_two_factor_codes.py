@@ -191,3 +191,25 @@ def test_two_factor_required_is_a_401_rebuilt_from_its_arguments():
     assert again.challenge == "tok" and again.fields == {"otp": ["Required."]}
     # the answer's body never names the challenge
     assert "tok" not in str(error.to_dict())
+
+
+def test_errors_that_carry_more_than_a_message_cross_rpc_without_a_none_turned_text():
+    """nameko sends an error's arguments as text when they are not JSON-like: a None
+    `fields` arrived as "None" and a 429 answered `"fields": "None"` (found by the fuzz
+    once the login took more fields)."""
+    from nameko.exceptions import deserialize, serialize
+
+    import services.infra.rpc  # noqa: F401 - our errors travel as themselves
+    from contracts.errors import RateLimited, Unavailable
+
+    for error in (
+        RateLimited("Too many.", retry_after=30),
+        Unavailable("Not now."),
+        TwoFactorRequired("Send the code."),
+    ):
+        again = deserialize(serialize(error))
+        assert type(again) is type(error)
+        assert again.fields == {}, (type(error).__name__, again.fields)
+    assert deserialize(serialize(RateLimited("x", retry_after=30))).retry_after == 30
+    assert deserialize(serialize(TwoFactorRequired("x"))).challenge is None
+    assert deserialize(serialize(TwoFactorRequired("x", challenge="c"))).challenge == "c"
