@@ -100,7 +100,7 @@ def test_a_client_opens_answers_archives_and_reopens_a_ticket_in_french(stack, b
     )
     expect(p.get_by_role("heading", name="Le site ne répond plus")).to_be_visible()
     facts = p.locator("dl.facts")
-    expect(facts).to_contain_text("exemple.be")
+    expect(facts.locator("div", has_text="Nom de domaine")).to_contain_text("exemple.be")
     expect(facts).to_contain_text(department["name"])
     expect(facts).to_contain_text("En attente de réponse")
     first = p.locator("li.message").first

@@ -319,6 +319,19 @@ def _ticket_page(call, ticket, values, errors, status=200):
     for message in ticket["messages"]:
         for file in message["attachments"]:
             file["size_text"] = _size(call, file.get("size") or 0)
+    # the extra fields under the labels their department gives them
+    department = next(
+        (
+            d
+            for d in call.services.helpdesk.departments(False)
+            if d["id"] == ticket["department_id"]
+        ),
+        None,
+    )
+    labels = {f["name"]: f.get("label") for f in (department or {}).get("fields", [])}
+    ticket["field_rows"] = [
+        (labels.get(name) or name, value) for name, value in sorted(ticket["fields"].items())
+    ]
     return call.render(
         "client/ticket.html",
         status=status,
