@@ -4,6 +4,8 @@
 import uuid
 from datetime import date
 
+from openapi_schema_validator import OAS30Validator
+
 from services.orders.domain import add_months
 
 PASSWORD = "client password 1"
@@ -56,6 +58,19 @@ def _pay(stack, customer_id: str, invoice: dict) -> None:
     assert r.status_code == 201, r.text
 
 
+def _as_documented(stack, r, template: str) -> None:
+    """The answer matches what the OpenAPI document says this POST answers."""
+    document = stack.http("GET", "/api/v1/openapi.json").json()
+    operation = document["paths"][template]["post"]
+    schema = operation["responses"][str(r.status_code)]["content"]["application/json"]
+    validator = OAS30Validator(
+        {**schema["schema"], "components": document["components"]},
+        format_checker=OAS30Validator.FORMAT_CHECKER,
+    )
+    errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(r.json())]
+    assert not errors, errors
+
+
 def _listed(stack, token, path, **params) -> list:
     return stack.http("GET", path, token, params=params).json()["items"]
 
@@ -67,6 +82,7 @@ def test_a_logged_in_client_orders_without_its_details(stack):
     item = {"product_id": product["id"], "billing_cycle": "monthly", "addons": [backup]}
     r = _order(stack, token, [item])
     assert r.status_code == 201, r.text
+    _as_documented(stack, r, "/api/v1/client/orders")
     order = r.json()
     assert order["customer_id"] == customer["id"] and order["status"] == "pending"
     [ordered] = order["items"]
@@ -231,6 +247,7 @@ def test_a_service_is_renewed_early_once_per_period(stack):
 
     r = _renew(stack, token, service["id"])
     assert r.status_code == 200, r.text
+    _as_documented(stack, r, "/api/v1/client/services/{service_id}/renew")
     renewal = r.json()
     assert renewal["issued"] is True
     invoice = renewal["invoice"]
