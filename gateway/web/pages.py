@@ -524,7 +524,8 @@ class Page(GatewayEntrypoint):
         if call.token is None:
             return
         try:
-            principal = call.services.customers.resolve_session(call.token)
+            # who, and for a client its record and the person's own settings, in one call
+            session = call.services.customers.page_session(call.token)
         except Unauthorized:
             # an ended or expired session: forget the cookie, carry on as nobody (whose
             # forms the next request takes without that cookie)
@@ -532,10 +533,11 @@ class Page(GatewayEntrypoint):
             call.token = None
             self._pre_session_seed(call)
             return
-        call.principal = principal
+        principal = call.principal = session["principal"]
         self.act_for(call.request, call.services, principal)
         if principal["kind"] == "client":
-            call.customer = call.services.customers.get_customer(principal["customer_id"])
+            call.customer = session["customer"]
+            call._personal = session["personal"]
             call.language = i18n.negotiate(call.request, call.customer.get("language"))
 
 

@@ -427,6 +427,20 @@ class CustomersService(referrals.ReferralRpcs, ServiceBase):
         return self.app.resolve_session(token)
 
     @rpc
+    def page_session(self, token: str) -> dict:
+        """What a web page needs of its session, in one call: {"principal" (as
+        resolve_session answers), "customer" and "personal" (the person's style and
+        favourites: personal_settings) for a client, else None and {}}."""
+        principal = self.resolve_session(token)
+        answer = {"principal": principal, "customer": None, "personal": {}}
+        if principal["kind"] == "client":
+            answer["customer"] = self.get_customer(principal["customer_id"])
+            answer["personal"] = self.personal_settings(
+                principal["customer_id"], principal.get("user_id")
+            )
+        return answer
+
+    @rpc
     def logout(self, token: str) -> None:
         self.app.logout(token)
 

@@ -83,6 +83,8 @@ def render(r: dict) -> str:
         from tests.bench.mail import report_lines
 
         parts.append(report_lines(r))
+    if "pages" in r:
+        parts.append(_pages(r))
     for number, part in enumerate(parts, 1):
         lines += ["", f"{number}. {part[0]}", *part[1:]]
     lines += ["", *_footer(r)]
@@ -350,6 +352,28 @@ def _orders(r: dict) -> list[str]:
             *_cpu_line(rn["cpu"], "renewal_invoice"),
         ]
     return lines
+
+
+def _pages(r: dict) -> list[str]:
+    p = r["pages"]
+    ratio = {}
+    pairs = (("dashboard_page", "dashboard_json"), ("invoice_list_page", "invoice_list_json"))
+    for page, api in pairs:
+        a, b = p[page]["latency"]["p50_ms"], p[api]["latency"]["p50_ms"]
+        ratio[page] = a / b if a and b else None
+    return [
+        "CLIENT AREA PAGES beside the same data through the JSON API",
+        "",
+        THROUGHPUT_HEADER,
+        _throughput_row("GET /dashboard (page, session cookie)", p["dashboard_page"]),
+        _throughput_row("the dashboard's 4 JSON reads, one by one", p["dashboard_json"]),
+        _throughput_row("GET /invoices (page of 20)", p["invoice_list_page"]),
+        _throughput_row("GET /api/v1/client/invoices (page of 20)", p["invoice_list_json"]),
+        f"   {p['clients']} clients at once, each logged in with its own session and holding "
+        f"{p['invoices_per_client']} unpaid invoices",
+        f"   p50 page / p50 JSON: dashboard {_ratio(ratio['dashboard_page'])}, "
+        f"invoice list {_ratio(ratio['invoice_list_page'])}",
+    ]
 
 
 def _footer(r: dict) -> list[str]:

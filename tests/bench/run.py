@@ -23,6 +23,7 @@ from tests.bench import (
     helpdesk,
     mail,
     orders,
+    pages,
     report,
     substrate,
     system,
@@ -50,6 +51,7 @@ SECTIONS = (
     "renewals",
     "helpdesk",
     "mail",
+    "pages",
 )
 
 
@@ -186,6 +188,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=100,
         help="requests, and bare queries, per ticket list filter set (100)",
+    )
+    parser.add_argument(
+        "--page-requests",
+        type=int,
+        default=400,
+        help="requests of each client-area page, and of its JSON, measured (400)",
+    )
+    parser.add_argument(
+        "--page-invoices", type=int, default=25, help="unpaid invoices of each page client (25)"
     )
     args = parser.parse_args(argv)
     chosen = args.only if args.only is not None else list(SECTIONS)
@@ -422,6 +433,16 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
         measure_renewals(stack, args, results, phase)
     if "helpdesk" in sections:
         measure_helpdesk(stack, args, results, phase)
+    if "pages" in sections:
+        with phase(f"{n} clients with {args.page_invoices} unpaid invoices each, logged in"):
+            clients = pages.bench_clients(stack, n, args.page_invoices)
+            pages.wait_for_invoices(stack, clients, args.page_invoices)
+        with phase(f"client-area pages and their JSON: {args.page_requests} each from {n} clients"):
+            results["pages"] = {
+                "clients": n,
+                "invoices_per_client": args.page_invoices,
+                **pages.measure(stack, clients, args.page_requests),
+            }
     if "mail" in sections:
         results["mail"] = {}
         with phase(f"mail in: {args.mail_in} messages by SMTP to tickets visible"):

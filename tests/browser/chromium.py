@@ -114,8 +114,15 @@ class Watched:
         self.answers: list[tuple[int, str]] = []
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.console.append(f"uncaught: {exc}"))
-        page.on("requestfailed", lambda r: self.failed.append(f"{r.method} {r.url}: {r.failure}"))
+        page.on("requestfailed", self._on_failed)
         page.on("response", self._on_response)
+
+    def _on_failed(self, request) -> None:
+        # net::ERR_ABORTED is the browser cancelling a request of a page it is leaving (the
+        # icon of a page a click already navigated away from): not an answer that failed.
+        # What the server answered badly is caught by its status in `answers`.
+        if request.failure != "net::ERR_ABORTED":
+            self.failed.append(f"{request.method} {request.url}: {request.failure}")
 
     @classmethod
     def open(

@@ -13,8 +13,8 @@ import requests
 from playwright.sync_api import expect
 
 from gateway.web import i18n
-from tests.e2e.test_mail_out import wait_mail
 from tests.browser.chromium import DESKTOP, PHONE, Watched
+from tests.e2e.test_mail_out import wait_mail
 
 PASSWORD = "first password 1"
 
@@ -187,8 +187,13 @@ def test_a_client_logs_in_sees_the_dashboard_and_logs_out_in_french(stack, brows
     expect(services).to_contain_text(
         f"prochaine échéance le {i18n.date(service['next_due_date'], 'fr')}"
     )
+    assert services.get_by_role("link", name=service["name"]).get_attribute("href") == (
+        f"/services/{service['id']}"
+    )
     tickets = p.locator("section", has=p.get_by_role("heading", name="Tickets ouverts"))
     expect(tickets).to_contain_text(client["subject"])
+    ticket_link = tickets.get_by_role("link", name=re.compile(re.escape(client["subject"])))
+    assert re.fullmatch(r"/tickets/[0-9a-f-]{36}", ticket_link.get_attribute("href"))
     page.check("dashboard")
 
     p.get_by_role("button", name="Se déconnecter").click()

@@ -237,7 +237,7 @@ class _EndedSessions:
 
     class customers:  # read as `services.customers`
         @staticmethod
-        def resolve_session(token):
+        def page_session(token):
             from contracts.errors import Unauthorized
 
             raise Unauthorized("This session has ended.")
