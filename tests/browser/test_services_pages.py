@@ -416,3 +416,40 @@ def test_a_user_without_the_services_permission_sees_neither_services_nor_orderi
     r = anonymous.get(stack.base_url + "/services", allow_redirects=False, timeout=30)
     assert r.status_code == 303 and r.headers["Location"] == "/login?next=%2Fservices"
     assert anonymous.get(stack.base_url + "/order/new", timeout=30).status_code == 200
+
+
+def test_ordering_and_renewing_work_without_javascript(stack, browser):
+    product = _product(stack)
+    name = product["name"]["en"]
+    customer, token = _client(stack, "en")
+    page = Watched.open(
+        browser, stack.base_url, "services-no-javascript", java_script_enabled=False
+    )
+    p = page.page
+    page.goto("/login?next=/order")
+    _log_in(page, customer["username"], PASSWORD, EN)
+    p.wait_for_url("**/order")
+    card = _card(p, name)
+    card.get_by_label("Billing cycle").select_option("monthly")
+    card.get_by_role("button", name="Add to the order").click()
+    p.wait_for_url("**/order?cart=*")
+    p.locator("#cart").get_by_role("button", name="Continue").click()
+    p.wait_for_url("**/order/review?cart=*")
+    p.get_by_role("button", name="Place the order").click()
+    p.wait_for_url(re.compile(r".*/invoices/[0-9a-f-]{36}$"))
+    invoice_id = page.path.rsplit("/", 1)[1]
+    _pay(stack, customer["id"], invoice_id, token)
+    [service] = stack.wait_until(
+        lambda: stack.http(
+            "GET", "/api/v1/client/services", token, params={"status": "active"}
+        ).json()["items"],
+        what="the service active",
+    )
+    page.goto(f"/services/{service['id']}")
+    p.get_by_role("button", name="Renew early").click()
+    p.wait_for_url(f"**/services/{service['id']}?done=renewed")
+    expect(p.get_by_role("status")).to_have_text(
+        "The renewal invoice of the next period is issued."
+    )
+    page.screenshot("renewed")
+    page.close()
