@@ -70,15 +70,17 @@ class ServicePages:
         service_id = str(call.path["service_id"])
         try:
             renewal = call.services.orders.renew_early(call.customer_id, service_id)
-        except Conflict:
-            errors = FormErrors().add(
-                "_form",
-                call.gettext(
+        except Conflict as exc:
+            if "renewal invoice" in exc.message:  # staff cancelled the next period's invoice
+                message = call.gettext(
+                    "The renewal invoice of this service was cancelled: ask support to renew it."
+                )
+            else:
+                message = call.gettext(
                     "Only an active or suspended service can be renewed; this one cannot "
                     "be renewed now."
-                ),
-            )
-            return _detail(call, errors=errors, status=409)
+                )
+            return _detail(call, errors=FormErrors().add("_form", message), status=409)
         done = "renewed" if renewal["issued"] else "renewal_unpaid"
         return call.redirect(f"/services/{service_id}", done=done)
 
