@@ -533,7 +533,7 @@ class Favourite(Schema):
 class Favourites(Schema):
     """`customers.set_favourites`: the pinned pages, in menu order (at most 20, each once)."""
 
-    items = fields.List(
+    pages = fields.List(
         fields.Nested(Favourite),
         required=True,
         validate=validate.Length(max=MAX_FAVOURITES),
@@ -541,6 +541,6 @@ class Favourites(Schema):
 
     @validates_schema
     def _each_once(self, data, **kwargs):
-        paths = [f["path"] for f in data.get("items") or []]
+        paths = [f["path"] for f in data.get("pages") or []]
         if len(paths) != len(set(paths)):
-            raise ValidationError("Each page once.", "items")
+            raise ValidationError("Each page once.", "pages")

@@ -455,8 +455,10 @@ class TwoFactorEnabled(Schema):
     recovery_codes = fields.List(
         Text(),
         required=True,
-        metadata={"description": "one-time codes for when the phone is not at hand: shown "
-                  "this once, only their hashes are kept"},
+        metadata={
+            "description": "one-time codes for when the phone is not at hand: shown "
+            "this once, only their hashes are kept"
+        },
     )
 
 
@@ -1383,4 +1385,4 @@ class FavouriteAnswer(Schema):
 class FavouritesAnswer(Schema):
     """The person's pinned pages, in menu order (each user of a client has its own)."""
 
-    items = fields.List(fields.Nested(FavouriteAnswer), required=True)
+    pages = fields.List(fields.Nested(FavouriteAnswer), required=True)

@@ -576,7 +576,7 @@ class CustomerRoutes:
         settings = call.services.customers.personal_settings(
             call.customer_id, call.principal.get("user_id")
         )
-        return {"items": settings["favourites"]}
+        return {"pages": settings["favourites"]}
 
     @route(
         "PUT",
@@ -585,14 +585,14 @@ class CustomerRoutes:
         client=True,
         body=contract.Favourites,
         tags=("client",),
-        summary='set your favourite pages `{"items": [{"path", "label"}]}`: pages of '
+        summary='set your favourite pages `{"pages": [{"path", "label"}]}`: pages of '
         "the client area (/invoices, /tickets/<id>, ...), each once, at most 20",
     )
     def set_favourites(self, call: Call):
         settings = call.services.customers.set_favourites(
             call.customer_id, call.principal.get("user_id"), call.body
         )
-        return {"items": settings["favourites"]}
+        return {"pages": settings["favourites"]}
 
 
 def _owner_only(call: Call, what: str) -> None:

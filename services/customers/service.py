@@ -271,7 +271,7 @@ class CustomersService(referrals.ReferralRpcs, ServiceBase):
             self.app,
             _uuid(customer_id),
             _uuid(user_id, "user") if user_id else None,
-            data["items"],
+            data["pages"],
         )
 
     # -- groups, projects, discounts, staff -------------------------------------------------------

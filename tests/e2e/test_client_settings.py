@@ -155,14 +155,14 @@ def test_favourite_pages_are_client_area_pages_at_most_twenty_each_once(stack):
     client = _client(stack)
     token = client["token"]
     path = "/api/v1/client/favourites"
-    assert stack.http("GET", path, token).json() == {"items": []}
+    assert stack.http("GET", path, token).json() == {"pages": []}
     wanted = [
         {"path": "/invoices", "label": "Invoices"},
         {"path": f"/tickets/{uuid.uuid4()}", "label": "My ticket"},
     ]
-    r = stack.http("PUT", path, token, json={"items": wanted})
-    assert r.status_code == 200 and r.json() == {"items": wanted}, r.text
-    assert stack.http("GET", path, token).json() == {"items": wanted}
+    r = stack.http("PUT", path, token, json={"pages": wanted})
+    assert r.status_code == 200 and r.json() == {"pages": wanted}, r.text
+    assert stack.http("GET", path, token).json() == {"pages": wanted}
 
     refused = {
         "a page outside the client area": [{"path": "/login", "label": "Log in"}],
@@ -176,13 +176,13 @@ def test_favourite_pages_are_client_area_pages_at_most_twenty_each_once(stack):
         "21 pages": [{"path": f"/help/topic-{n}", "label": f"Topic {n}"} for n in range(21)],
     }
     for what, items in refused.items():
-        r = stack.http("PUT", path, token, json={"items": items})
+        r = stack.http("PUT", path, token, json={"pages": items})
         assert r.status_code == 400, (what, r.text)
         assert r.json()["error"]["fields"], what
-    assert stack.http("GET", path, token).json() == {"items": wanted}  # unchanged
+    assert stack.http("GET", path, token).json() == {"pages": wanted}  # unchanged
 
     twenty = [{"path": f"/help/topic-{n}", "label": f"Topic {n}"} for n in range(20)]
-    assert stack.http("PUT", path, token, json={"items": twenty}).status_code == 200
+    assert stack.http("PUT", path, token, json={"pages": twenty}).status_code == 200
 
     # the pages show them in the menu
     page = requests.get(
@@ -237,9 +237,9 @@ def test_each_person_has_its_own_style_and_the_pages_show_it(stack):
     assert stack.http("PUT", path, user, json={"theme": "light"}).json() == {"theme": "light"}
     assert 'data-theme="light"' in page(user)
     assert stack.http("GET", path, token).json() == {"theme": "dark"}
-    favourite = {"items": [{"path": "/support", "label": "Support"}]}
+    favourite = {"pages": [{"path": "/support", "label": "Support"}]}
     assert stack.http("PUT", "/api/v1/client/favourites", user, json=favourite).status_code == 200
-    assert stack.http("GET", "/api/v1/client/favourites", token).json() == {"items": []}
+    assert stack.http("GET", "/api/v1/client/favourites", token).json() == {"pages": []}
 
 
 def test_the_settings_answers_are_as_the_openapi_document_says(stack, check):  # noqa: F811
@@ -255,5 +255,5 @@ def test_the_settings_answers_are_as_the_openapi_document_says(stack, check):  #
     check(stack.http("GET", "/api/v1/client/preferences", token))
     check(stack.http("PUT", "/api/v1/client/preferences", token, json={"theme": "light"}), "PUT")
     check(stack.http("GET", "/api/v1/client/favourites", token))
-    items = {"items": [{"path": "/dashboard", "label": "Dashboard"}]}
+    items = {"pages": [{"path": "/dashboard", "label": "Dashboard"}]}
     check(stack.http("PUT", "/api/v1/client/favourites", token, json=items), "PUT")

@@ -43,7 +43,7 @@ def _items(n: int) -> list[dict]:
 
 
 def test_at_most_twenty_favourites_each_once_each_with_a_label():
-    assert load(Favourites, {"items": _items(20)})["items"] == _items(20)
+    assert load(Favourites, {"pages": _items(20)})["pages"] == _items(20)
     for bad in (
         _items(21),
         [*_items(2), _items(1)[0]],
@@ -53,7 +53,7 @@ def test_at_most_twenty_favourites_each_once_each_with_a_label():
         [{"path": "/login", "label": "Log in"}],
     ):
         with pytest.raises(ValidationFailed):
-            load(Favourites, {"items": bad})
+            load(Favourites, {"pages": bad})
 
 
 def test_the_style_is_auto_light_or_dark():

@@ -405,7 +405,7 @@ class SettingsPages:
         if errors:
             return call.render("client/settings_favourites.html", status=400, errors=errors)
         call._personal = call.services.customers.set_favourites(
-            call.customer_id, call.principal.get("user_id"), {"items": favourites}
+            call.customer_id, call.principal.get("user_id"), {"pages": favourites}
         )
         back = call.request.form.get("back", "")
         return call.redirect("/settings/favourites" if back == "favourites" else path)
