@@ -747,12 +747,24 @@ def _looks_json(value: str) -> bool:
     return value.strip()[:1] in ("[", "{")
 
 
+# every declared route's staff roles: "METHOD /url" -> roles (None: no staff role)
+ROUTE_ROLES: dict[str, tuple[str, ...] | None] = {}
+
+
 def route(method: str, url: str, **options):
     """Declare a gateway route (see `Route`). The method takes `(self, call)`."""
 
     def decorate(fn):
         worker = Route.declare(method, url, **options)(fn)
         worker.route_options = (method, url, options)  # for the reference and the rules' tests
+        ROUTE_ROLES[f"{method} {url}"] = options.get("roles")
         return worker
 
     return decorate
+
+
+def roles_of(spec: str) -> tuple[str, ...]:
+    """The staff roles the route `"METHOD /api/v1/..."` allows (the staff panel's pages
+    and buttons use them, so a page allows exactly whom its route allows). KeyError for a
+    route that is not declared."""
+    return ROUTE_ROLES[spec] or ()

@@ -11,7 +11,7 @@ from __future__ import annotations
 # the mixins by module: `nameko run` would take a top-level class with routes for a service
 from gateway.api import affiliate, billing, customers, helpdesk, mail, ops, orders, two_factor
 from gateway.http import ServiceRpc
-from gateway.web import assets, client
+from gateway.web import assets, client, staff
 from services.infra.service import Runtime
 
 
@@ -25,6 +25,7 @@ class GatewayService(
     helpdesk.HelpdeskRoutes,
     mail.MailRoutes,
     client.ClientPages,
+    staff.StaffPages,
     assets.StaticFiles,
 ):
     name = "gateway"

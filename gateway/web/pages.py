@@ -51,6 +51,7 @@ from gateway.http import (
     client_address,
     client_may,
     csrf_token,
+    roles_of,
     same_site,
 )
 from gateway.web import i18n
@@ -68,6 +69,12 @@ PRE_SESSION_COOKIE = "hostledger_csrf"
 CSRF_FIELD = "csrf_token"
 LOGIN_URL = "/login"
 HOME_URL = "/dashboard"
+# the staff panel
+STAFF_LOGIN_URL = "/staff/login"
+STAFF_HOME_URL = "/staff/"
+# the customer the staff panel's lists are filtered by, until cleared (a customer id)
+STAFF_FILTER_COOKIE = "hostledger_staff_customer"
+ALL_STAFF_ROLES = ("admin", "support", "billing", "auditor")
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -257,6 +264,9 @@ class PageCall:
     _csrf_seed: str | None = None
     # the logged-in client person's own style and favourite pages (`personal`)
     _personal: dict | None = None
+    # the staff panel's customer filter (False: not read yet)
+    _filter: str | bool | None = False
+    _filtered: dict | bool | None = False
 
     # -- who and where --
 
@@ -276,6 +286,48 @@ class PageCall:
     def may(self, *permissions: str) -> bool:
         """The client's user holds one of `permissions` (the API's rule: `client_may`)."""
         return self.principal is not None and client_may(self.principal, permissions)
+
+    @property
+    def staff_id(self) -> str:
+        return self.principal["staff_id"]
+
+    def can(self, spec: str) -> bool:
+        """The logged-in staff member's role may call the API route `"METHOD /api/v1/..."`
+        (pages show an action only to whom its route allows it)."""
+        who = self.principal or {}
+        return who.get("kind") == "staff" and who.get("role") in roles_of(spec)
+
+    # -- the staff panel's customer filter --
+
+    def customer_filter(self) -> str | None:
+        """The customer the staff panel's lists show, or None for all. `?customer=<id>` on
+        any staff page sets it (kept in a cookie while staff move between lists),
+        `?customer=` clears it."""
+        if self._filter is not False:
+            return self._filter
+        asked = self.request.args.get("customer")
+        if asked is not None:
+            chosen = _uuid_or_none(asked)
+            self.cookies[STAFF_FILTER_COOKIE] = chosen
+        else:
+            chosen = _uuid_or_none(self.request.cookies.get(STAFF_FILTER_COOKIE, ""))
+        self._filter = chosen
+        return chosen
+
+    @property
+    def filtered_customer(self) -> dict | None:
+        """The filter's customer record ({"id", "number", "name", ...}), asked once; None
+        without a filter, or when that customer is not there (the filter is then cleared)."""
+        if self._filtered is False:
+            self._filtered = None
+            chosen = self.customer_filter()
+            if chosen is not None:
+                try:
+                    self._filtered = self.services.customers.get_customer(chosen)
+                except HostledgerError:
+                    self.cookies[STAFF_FILTER_COOKIE] = None
+                    self._filter = None
+        return self._filtered
 
     @property
     def csrf(self) -> str:
@@ -351,6 +403,9 @@ class PageCall:
         context.setdefault("theme", theme if theme in ("light", "dark") else None)
         context.setdefault("favourites", personal.get("favourites") or [])
         context.setdefault("pinnable", bool(personal) and is_client_area_path(self.request.path))
+        if (self.principal or {}).get("kind") == "staff":
+            context.setdefault("can", self.can)
+            context.setdefault("filtered_customer", self.filtered_customer)
         response = render(
             template,
             self.language,
@@ -403,6 +458,13 @@ class PageCall:
         return response
 
 
+def _uuid_or_none(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
 def safe_next(url: str | None) -> str | None:
     """A path on this site to go back to after logging in, or None (never elsewhere)."""
     if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
@@ -420,14 +482,19 @@ class Page(GatewayEntrypoint):
         client: bool = False,
         permissions: tuple[str, ...] | None = None,
         session: bool = True,
+        staff: bool | str = False,
         **kwargs,
     ):
         """`client`: only for a logged-in client (anyone else goes to the login page);
         `permissions`: a client's user needs one of them (or `full`); `session`: False
-        for answers that need no session at all (static files): no cookie is read."""
+        for answers that need no session at all (static files): no cookie is read.
+        `staff`: only for a logged-in staff member (anyone else goes to the staff login
+        page): True for every role, or the API route `"METHOD /api/v1/..."` whose roles the
+        page allows (a page that shows or does what a route does allows whom it allows)."""
         self.client = client
         self.permissions = permissions
         self.session = session
+        self.staff = staff
         super().__init__(method, url, **kwargs)
 
     def setup(self):
@@ -477,6 +544,10 @@ class Page(GatewayEntrypoint):
                     return call.redirect(LOGIN_URL, next=request.full_path.rstrip("?"))
                 if self.permissions and not call.may(*self.permissions):
                     return call._with_cookies(error_page(call.language, 403, request))
+                if self.staff:
+                    refused = self._staff_refusal(call)
+                    if refused is not None:
+                        return refused
                 return method(service, call)
         except Unauthorized:
             call.end_session()
@@ -493,6 +564,33 @@ class Page(GatewayEntrypoint):
                 return call._with_cookies(error_page(call.language, 503, request))
             log.exception("unhandled error on page %s %s", request.method, request.path)
             return call._with_cookies(error_page(call.language, 500, request))
+
+    def _staff_refusal(self, call: PageCall) -> Response | None:
+        """None when the session is a staff member's whose role the page allows; else
+        the answer: the staff login page, or 403 saying why."""
+        principal, request = call.principal, call.request
+        if principal is None:
+            return call.redirect(STAFF_LOGIN_URL, next=request.full_path.rstrip("?"))
+        if principal["kind"] != "staff":
+            if principal.get("impersonator"):
+                message = call.gettext(
+                    "You are in a client's area: use “Return to the staff panel” at the top "
+                    "of the client's pages first."
+                )
+            else:
+                message = call.gettext("This is the staff panel; clients have their own area.")
+            return call._with_cookies(error_page(call.language, 403, request, message))
+        roles = ALL_STAFF_ROLES if self.staff is True else roles_of(self.staff)
+        if principal.get("role") not in roles:
+            return call._with_cookies(
+                error_page(
+                    call.language,
+                    403,
+                    request,
+                    call.gettext("Your role in the staff may not see or do this."),
+                )
+            )
+        return None
 
     def _csrf_seed(self, call: PageCall) -> None:
         """What this browser's CSRF token is bound to: its session cookie, else its

@@ -1,0 +1,20 @@
+"""The staff panel at `/staff/`: one mixin per topic, composed here for GatewayService.
+
+Every page is declared with `staff=`: True for any staff member, or the API route
+(`"METHOD /api/v1/staff/..."`) whose roles it allows, so a page and its route always let
+the same roles in; templates show an action only when `can("METHOD /api/v1/...")`.
+Lists take the customer filter (`call.customer_filter()`): `?customer=<id>` on any staff
+page sets it, the bar at the top names that customer and clears it.
+"""
+
+from __future__ import annotations
+
+from gateway.web.staff.auth import StaffAuthPages
+from gateway.web.staff.dashboard import StaffDashboardPages
+
+
+class StaffPages(
+    StaffAuthPages,
+    StaffDashboardPages,
+):
+    """Every page of the staff panel (the templates are in templates/staff/)."""
