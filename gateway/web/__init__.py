@@ -4,7 +4,9 @@
                   language, errors as pages; `PageCall` renders templates and redirects
     i18n.py       languages (en, ru, fr), their catalogues, money/dates/numbers by Babel
     assets.py     static files (static/: stylesheet, vendored htmx, icon)
-    client/       the client area at `/`: login, password reset, dashboard
+    client/       the client area at `/`: login, password reset, dashboard, ...
+    staff/        the staff panel at `/staff/`: each page allows the roles of the API
+                  route it mirrors (`@page(..., staff="POST /api/v1/staff/...")`)
     templates/    Jinja2, one template per page; `_form.html` has the labelled field
     locale/       gettext catalogues: messages.pot and <language>/LC_MESSAGES/messages.po
                   (`make messages` updates them, `make install` compiles the .mo files)
