@@ -163,6 +163,11 @@ PAYER_KINDS = CUSTOMER_KINDS
 _phone = validate.Regexp(r"^\+?[0-9 ()-]{5,32}$", error="A phone number: digits, spaces, + ( ) -.")
 
 
+# what staff may correct of what a customer registered with, each time saying why
+CORRECTIONS = ("email", "country", "kind", "contact_person", "company_name", "project_id")
+_CORRECTION = "a correction: needs `reason`"
+
+
 class EditCustomer(Schema):
     """`customers.edit_customer` (staff). Unknown or read-only fields are refused."""
 
@@ -181,6 +186,28 @@ class EditCustomer(Schema):
     version = fields.Integer(
         strict=True, metadata={"description": "the version you read; a newer one answers 409"}
     )
+    # corrections of what the customer registered with: each needs `reason` (recorded)
+    email = Email(validate=validate.Length(max=254), metadata={"description": _CORRECTION})
+    country = Country(metadata={"description": _CORRECTION})
+    kind = Text(validate=validate.OneOf(CUSTOMER_KINDS), metadata={"description": _CORRECTION})
+    contact_person = Text(
+        validate=validate.Length(min=1, max=200), metadata={"description": _CORRECTION}
+    )
+    company_name = Text(
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": _CORRECTION + "; a company needs one"},
+    )
+    project_id = fields.UUID(allow_none=True, metadata={"description": _CORRECTION})
+    reason = Body(
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "why the corrections are made (required with any of them)"},
+    )
+
+    @validates_schema
+    def _corrections_say_why(self, data, **kwargs):
+        if set(CORRECTIONS) & set(data) and not (data.get("reason") or "").strip():
+            raise ValidationError("Say why this is corrected.", "reason")
 
 
 # Affiliate programs were named by text before they were referenced by id: a customer's
@@ -353,6 +380,10 @@ class RegisterStaff(Schema):
     password = Text(load_default=None, allow_none=True, validate=validate.Length(min=8, max=256))
 
 
+# the customer list's orders: by number, name or registration date, `-` for descending
+CUSTOMER_SORTS = ("number", "-number", "name", "-name", "registered_at", "-registered_at")
+
+
 class CustomerFilters(Schema):
     customer_id = fields.UUID()
     number = fields.Integer()
@@ -363,6 +394,13 @@ class CustomerFilters(Schema):
     language = Text(validate=validate.OneOf(LANGUAGES))
     registered_from = fields.AwareDateTime()
     registered_to = fields.AwareDateTime()
+    sort = Text(
+        validate=validate.OneOf(CUSTOMER_SORTS),
+        metadata={
+            "description": "number, name or registered_at; a leading - for descending "
+            "(default: -number, the newest first)"
+        },
+    )
     page = Page()
     page_size = PageSize()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from contracts import customers as contract
 from contracts import fields as f
@@ -56,6 +56,11 @@ class CustomerListQuery(contract.CustomerFilters):
 class DeleteQuery(Schema):
     confirm = fields.Boolean(load_default=False)
     force = fields.Boolean(load_default=False)
+    reason = f.Text(
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "why the customer is deleted (recorded)"},
+    )
 
 
 DIRECTORY = {"customer-groups": "group", "projects": "project", "discounts": "discount"}
@@ -189,7 +194,8 @@ class CustomerRoutes:
         response=CustomerSchema,
         roles=("admin", "support"),
         tags=("customers",),
-        summary="edit a customer",
+        summary="edit a customer; corrections of e-mail, country, kind, contact person, company "
+        "name or project need `reason` (recorded with who made them)",
     )
     def edit_customer(self, call: Call):
         return call.services.customers.edit_customer(
@@ -213,7 +219,9 @@ class CustomerRoutes:
             )
         if call.query["force"] and call.principal.get("role") != "admin":
             raise Forbidden("Only an administrator may force a deletion.")
-        call.services.customers.delete_customer(str(call.path["customer_id"]), call.query["force"])
+        call.services.customers.delete_customer(
+            str(call.path["customer_id"]), call.query["force"], call.query["reason"]
+        )
         return {"id": str(call.path["customer_id"]), "deleted": True}
 
     @route(

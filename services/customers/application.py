@@ -25,6 +25,7 @@ from contracts.errors import (
     ValidationFailed,
 )
 from contracts.fields import invalid
+from services.customers import staff_customers
 from services.customers.domain import (
     Customer,
     CustomerEmail,
@@ -144,6 +145,7 @@ class Customers(TwoFactorCommands, HostledgerApplication):
     publications = {
         Customer.Registered: contract.CustomerRegistered,
         Customer.Edited: contract.CustomerUpdated,
+        Customer.Corrected: contract.CustomerUpdated,
         Customer.Deleted: contract.CustomerDeleted,
         Customer.PasswordChanged: contract.PasswordChanged,
         StaffMember.Registered: contract.StaffRegistered,
@@ -386,9 +388,14 @@ class Customers(TwoFactorCommands, HostledgerApplication):
     # -- editing ----------------------------------------------------------------------------
 
     def edit_customer(self, customer_id: UUID, changes: dict) -> Customer:
-        """Staff edit; `version`, when given, must be the current one (else 409)."""
+        """Staff edit; `version`, when given, must be the current one (else 409).
+        Corrections of what the customer registered with (contract.CORRECTIONS) are
+        recorded apart, with their `reason`, in the same save."""
         customer = self.get_customer(customer_id)
         self._check_version(customer, changes.pop("version", None))
+        reason = changes.pop("reason", None)
+        corrections = {k: changes.pop(k) for k in contract.CORRECTIONS if k in changes}
+        indexes = staff_customers.correct(self, customer, corrections, reason)
         if "referrer_id" in changes and changes["referrer_id"] is not None:
             if changes["referrer_id"] == customer.id:
                 raise ValidationFailed(
@@ -399,14 +406,15 @@ class Customers(TwoFactorCommands, HostledgerApplication):
                 raise invalid("referrer_id", "No such customer.")
         for i, group_id in enumerate(changes.get("group_ids") or ()):
             self._refer(group_id, CustomerGroup, "group", f"group_ids.{i}")
-        return self._apply_edit(customer, changes)
+        return self._apply_edit(customer, changes, indexes)
 
     def edit_profile(self, customer_id: UUID, changes: dict) -> Customer:
         customer = self.get_customer(customer_id)
         self._check_version(customer, changes.pop("version", None))
         return self._apply_edit(customer, changes)
 
-    def _apply_edit(self, customer: Customer, changes: dict) -> Customer:
+    def _apply_edit(self, customer: Customer, changes: dict, also: list = ()) -> Customer:
+        """Record what changes (with `also`, aggregates changed with it: one save)."""
         current = self.customer_view(customer)
         changed = {
             k: v
@@ -415,7 +423,11 @@ class Customers(TwoFactorCommands, HostledgerApplication):
         }
         if changed:
             customer.edit(changed)
-            self.save(customer)
+        if customer.pending_events:
+            try:
+                self.save(customer, *also)
+            except IntegrityError:
+                raise Conflict("Someone else changed this at the same moment; try again.") from None
         return customer
 
     @staticmethod
@@ -1406,6 +1418,17 @@ def every_customer(app: Customers, language: str | None, after: int, limit: int)
     return {"items": items, "next": batch[-1].id if len(batch) == limit else None}
 
 
+# the list's orders (contract.CUSTOMER_SORTS), each ending on the unique number
+CUSTOMER_ORDERS = {
+    "number": "number",
+    "-number": "number DESC",
+    "name": "lower(name), number",
+    "-name": "lower(name) DESC, number DESC",
+    "registered_at": "registered_at, number",
+    "-registered_at": "registered_at DESC, number DESC",
+}
+
+
 def list_customers(app: Customers, filters: dict) -> dict:
     where, params = ["NOT deleted"], []
     for key, condition in CUSTOMER_FILTERS.items():
@@ -1415,13 +1438,14 @@ def list_customers(app: Customers, filters: dict) -> dict:
     page, size = filters.get("page", 1), filters.get("page_size", 50)
     limit, offset = page_window(page, size)
     clause = " AND ".join(where)
+    order = CUSTOMER_ORDERS[filters.get("sort") or "-number"]
     with app.datastore.transaction() as curs:
         curs.execute(f"SELECT count(*) AS n FROM customer_list WHERE {clause}", params)
         total = curs.fetchone()["n"]
         curs.execute(
             "SELECT customer_id, number, kind, name, username, email, country, language,"
             f" project_id, group_ids, attitude, registered_at FROM customer_list WHERE {clause}"
-            " ORDER BY number DESC LIMIT %s OFFSET %s",
+            f" ORDER BY {order} LIMIT %s OFFSET %s",
             [*params, limit, offset],
         )
         rows = curs.fetchall()

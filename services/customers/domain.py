@@ -42,6 +42,10 @@ class TwoFactorAccount(Aggregate):
 
 
 class Customer(TwoFactorAccount):
+    # the name staff give the customer in lists and cards; None: the company name, else
+    # the contact person (a class default: customers registered before it existed)
+    display_name: str | None = None
+
     @event("Registered")
     def __init__(
         self,
@@ -90,7 +94,7 @@ class Customer(TwoFactorAccount):
 
     @property
     def name(self) -> str:
-        return self.company_name or self.contact_person
+        return self.display_name or self.company_name or self.contact_person
 
     def check_not_deleted(self) -> None:
         if self.deleted:
@@ -101,13 +105,17 @@ class Customer(TwoFactorAccount):
         """Staff edits and the client's own profile changes; `changes` holds only what changed."""
         self.check_not_deleted()
         for key, value in changes.items():
-            if key == "name":
-                if self.company_name is not None:
-                    self.company_name = value
-                else:
-                    self.contact_person = value
-            else:
-                setattr(self, key, value)
+            # `name` is the display name: the legal name and the contact person stay
+            setattr(self, "display_name" if key == "name" else key, value)
+
+    @event("Corrected")
+    def correct(self, changes: dict, reason: str) -> None:
+        """Staff corrected what the customer registered with (e-mail, country, kind,
+        contact person, company name, project), saying why; `changes` holds only what
+        changed."""
+        self.check_not_deleted()
+        for key, value in changes.items():
+            setattr(self, key, value)
 
     @event("PasswordChanged")
     def change_password(self, password_hash: str) -> None:

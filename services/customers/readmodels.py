@@ -31,6 +31,9 @@ class CustomerList(ReadModel):
             search text NOT NULL DEFAULT ''
         )
         """,
+        # the parts of the name: the display name staff give, the company, the contact
+        "ALTER TABLE customer_list ADD COLUMN IF NOT EXISTS display_name text,"
+        " ADD COLUMN IF NOT EXISTS company_name text, ADD COLUMN IF NOT EXISTS contact_person text",
         "CREATE UNIQUE INDEX IF NOT EXISTS customer_list_number ON customer_list (number)",
         "CREATE INDEX IF NOT EXISTS customer_list_registered ON customer_list (registered_at)",
         "CREATE INDEX IF NOT EXISTS customer_list_project ON customer_list (project_id)",
@@ -46,8 +49,8 @@ class CustomerList(ReadModel):
         name = e.company_name or e.contact_person
         curs.execute(
             "INSERT INTO customer_list (customer_id, number, kind, name, username, email,"
-            " country, language, project_id, registered_at, search)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " country, language, project_id, registered_at, search, company_name,"
+            " contact_person) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (customer_id) DO NOTHING",
             (
                 e.originator_id,
@@ -61,15 +64,17 @@ class CustomerList(ReadModel):
                 e.project_id,
                 e.registered_at,
                 _search(name, e.contact_person, e.username, e.email),
+                e.company_name,
+                e.contact_person,
             ),
         )
 
     def on_Customer_Edited(self, curs, e) -> None:
         changes = e.changes
-        if "name" in changes:
+        if "name" in changes:  # the display name
             curs.execute(
-                "UPDATE customer_list SET name = %s WHERE customer_id = %s",
-                (changes["name"], e.originator_id),
+                "UPDATE customer_list SET display_name = %s, name = %s WHERE customer_id = %s",
+                (changes["name"], changes["name"], e.originator_id),
             )
         for column in ("language", "attitude"):
             if column in changes:
@@ -90,11 +95,37 @@ class CustomerList(ReadModel):
                 (list(changes["group_ids"]), e.originator_id),
             )
         if {"name", "contact_person"} & set(changes):
-            curs.execute(
-                "UPDATE customer_list SET search = lower(name || ' ' || %s || ' ' || username"
-                " || ' ' || email) WHERE customer_id = %s",
-                (changes.get("contact_person", ""), e.originator_id),
-            )
+            if "contact_person" in changes:
+                curs.execute(
+                    "UPDATE customer_list SET contact_person = %s WHERE customer_id = %s",
+                    (changes["contact_person"], e.originator_id),
+                )
+            self._rename(curs, e.originator_id)
+
+    def on_Customer_Corrected(self, curs, e) -> None:
+        """Staff corrected what the customer registered with."""
+        changes = e.changes
+        for column in ("email", "country", "kind", "contact_person", "company_name", "project_id"):
+            if column in changes:
+                curs.execute(
+                    f"UPDATE customer_list SET {column} = %s WHERE customer_id = %s",
+                    (changes[column], e.originator_id),
+                )
+        self._rename(curs, e.originator_id)
+
+    @staticmethod
+    def _rename(curs, customer_id) -> None:
+        """The name shown (display name, else company, else contact) and the search text."""
+        curs.execute(
+            "UPDATE customer_list SET name = coalesce(display_name, company_name,"
+            " contact_person, name) WHERE customer_id = %s",
+            (customer_id,),
+        )
+        curs.execute(
+            "UPDATE customer_list SET search = lower(concat_ws(' ', name, company_name,"
+            " contact_person, username, email)) WHERE customer_id = %s",
+            (customer_id,),
+        )
 
     def on_Customer_ServiceStarted(self, curs, e) -> None:
         curs.execute(

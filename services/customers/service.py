@@ -13,7 +13,7 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.customers import application as queries
-from services.customers import email_change, personal, referrals
+from services.customers import email_change, personal, referrals, staff_customers
 from services.customers.application import Customers
 from services.customers.background import MailRequests
 from services.customers.domain import CustomerUser, StaffMember
@@ -44,7 +44,7 @@ def _token(value) -> str:
     return value
 
 
-class CustomersService(referrals.ReferralRpcs, ServiceBase):
+class CustomersService(staff_customers.StaffCustomerRpcs, referrals.ReferralRpcs, ServiceBase):
     name = "customers"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
@@ -122,7 +122,9 @@ class CustomersService(referrals.ReferralRpcs, ServiceBase):
         return self.app.customer_view(self.app.edit_customer(_uuid(customer_id), data))
 
     @rpc
-    def delete_customer(self, customer_id: str, force: bool = False) -> None:
+    def delete_customer(
+        self, customer_id: str, force: bool = False, reason: str | None = None
+    ) -> None:
         """Delete; refused (409) while the personal account is not at zero, unless an
         administrator forces it. History stays; the customer can no longer log in."""
         customer = self.app.get_customer(_uuid(customer_id))
@@ -139,7 +141,7 @@ class CustomersService(referrals.ReferralRpcs, ServiceBase):
                     f"({account['balance']['amount']} {account['balance']['currency']} in minor "
                     "units); settle it first or have an administrator force the deletion."
                 )
-        self.app.delete_customer(customer.id, forced=bool(force), reason=None)
+        self.app.delete_customer(customer.id, forced=bool(force), reason=reason or None)
 
     def _require_admin(self) -> None:
         actor = context.current.actor
