@@ -104,10 +104,13 @@ class _MessageNotice(_TicketNotice):
 @integration_event("helpdesk", "TicketOpened")
 class TicketOpened(_MessageNotice):
     """A new ticket with its first message (from a client, by mail, or staff's message to
-    a customer: then `notify_client` is true and the client gets the message)."""
+    a customer: then `notify_client` is true and the client gets the message). `abuse`:
+    a violation notice's terms (deadline, action, penalty points, comment): it is mailed
+    whatever the client's notification settings."""
 
     priority = Text(required=True, validate=validate.OneOf(PRIORITIES))
     via = Text(required=True, validate=validate.OneOf(["web", "mail", "staff"]))
+    abuse = fields.Nested(lambda: Abuse(), load_default=None, allow_none=True)
 
 
 @integration_event("helpdesk", "TicketMessageAdded")
@@ -296,15 +299,55 @@ class Abuse(Schema):
     comment = Body(load_default="", validate=validate.Length(max=2000))
 
 
+class MessageText(Schema):
+    """A message's subject and body in one language."""
+
+    subject = Text(required=True, validate=validate.Length(min=1, max=255))
+    body = Body(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class RecipientFilter(Schema):
+    """The staff customer list's filters (as GET /api/v1/staff/customers takes them): the
+    customers service finds who they match when the message is sent."""
+
+    number = fields.Integer(validate=validate.Range(min=1))
+    name = Text(validate=validate.Length(min=1, max=200))
+    project_id = fields.UUID()
+    group_id = fields.UUID()
+    active_product_id = fields.UUID()
+    language = Text(validate=validate.OneOf(LANGUAGES))
+    registered_from = fields.AwareDateTime(format="iso")
+    registered_to = fields.AwareDateTime(format="iso")
+
+
+RECIPIENT_CHOICES = ("customer_ids", "all", "group_id", "project_id", "filter")
+
+
 class SendMessage(Schema):
-    """One ticket per customer (`customer_ids`, or `all`: optionally only those whose
-    language is `language` with `strict_language`), macros filled in per customer."""
+    """One ticket per customer, macros filled in per customer. Recipients: exactly one of
+    `customer_ids`, `all`, `group_id` (a customer group), `project_id` or `filter` (the
+    staff customer list's filters), each optionally narrowed to the customers whose
+    language is `language` with `strict_language`. `subject` and `body` are the text for
+    every language `translations` ({"ru": {"subject", "body"}, "fr": ...}) does not give:
+    each customer gets its own language's text. With `template_id` the reply template's
+    text, in the customer's language, starts the body (which may then be empty).
+    `forbid_replies` cannot go with `abuse`: a violation notice must let the client
+    answer before its deadline."""
 
     customer_ids = fields.List(fields.UUID(), load_default=None, validate=validate.Length(min=1))
     all = fields.Boolean(load_default=False)
+    group_id = fields.UUID(load_default=None, allow_none=True)
+    project_id = fields.UUID(load_default=None, allow_none=True)
+    filter = fields.Nested(RecipientFilter, load_default=None, allow_none=True)
     department_id = fields.UUID(required=True)
     subject = Text(required=True, validate=validate.Length(min=1, max=255))
-    body = Body(required=True, validate=validate.Length(min=1, max=100_000))
+    body = Body(load_default="", validate=validate.Length(max=100_000))
+    translations = fields.Dict(
+        keys=Text(validate=validate.OneOf(LANGUAGES)),
+        values=fields.Nested(MessageText),
+        load_default=dict,
+    )
+    template_id = fields.UUID(load_default=None, allow_none=True)
     forbid_replies = fields.Boolean(load_default=False)
     assign_to_me = fields.Boolean(load_default=False)
     strict_language = fields.Boolean(load_default=False)
@@ -336,6 +379,12 @@ class Broadcast(Schema):
     created_at = fields.DateTime(required=True)
     sent_at = fields.DateTime(allow_none=True)
     tickets = fields.List(fields.Nested(BroadcastTicket))
+    # how it was sent (left out of lists)
+    body = Body()
+    forbid_replies = fields.Boolean()
+    assign_to_me = fields.Boolean()
+    languages = fields.List(Text(validate=validate.OneOf(LANGUAGES)))
+    abuse = fields.Nested(Abuse, allow_none=True)
 
 
 class HelpdeskSettings(Schema):

@@ -25,9 +25,19 @@ TEMPLATE_KINDS = (
     "ticket_opened",
     "ticket_reply",
     "staff_ticket",
+    "ticket_notice",
+    "abuse_notice",
 )
-# kinds whose subject must carry the ticket's [#tracking] so that replies find the ticket
-TICKET_TEMPLATE_KINDS = ("ticket_opened", "ticket_reply", "staff_ticket")
+# kinds whose subject must carry the ticket's [#tracking] so that replies find the ticket;
+# ticket_notice: staff's message on a ticket that takes no replies (it invites none);
+# abuse_notice: a violation notice, sent whatever the client's notification settings
+TICKET_TEMPLATE_KINDS = (
+    "ticket_opened",
+    "ticket_reply",
+    "staff_ticket",
+    "ticket_notice",
+    "abuse_notice",
+)
 
 
 class EditTemplate(Schema):

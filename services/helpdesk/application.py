@@ -612,14 +612,15 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         ticket = self.ticket(ticket_id)
         if not ticket.abuse_due(clock.now()):
             return None
-        ticket.act_on_abuse(notify_staff_ids)
+        before = len(ticket.messages)
+        ticket.act_on_abuse(notify_staff_ids, clock.now())
         if ticket.abuse["action"] == "suspend_services" and ticket.customer_id is not None:
             ticket.request_suspension(
                 ticket.customer_id,
                 f"abuse notice {ticket.tracking_number} was not answered by its deadline",
             )
         try:
-            self.save(ticket)
+            self.save(ticket, *_message_index(ticket, ticket.messages[before:]))
         except IntegrityError:
             return None  # changed meanwhile (answered, or acted on elsewhere): look again later
         return ticket

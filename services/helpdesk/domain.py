@@ -161,6 +161,25 @@ def fill_macros(text: str, client_person: str, admin_name: str) -> str:
     return text.replace("%client_person%", client_person).replace("%admin_name%", admin_name)
 
 
+def message_text(broadcast: Broadcast, language: str | None) -> tuple[str, str]:
+    """A message to customers' (subject, body) for a customer of `language`: its own
+    language's text, else the message's main one; a reply template's text (in that
+    language, else English) starts the body."""
+    own = (broadcast.options.get("translations") or {}).get(language or "")
+    subject, body = (own["subject"], own["body"]) if own else (broadcast.subject, broadcast.body)
+    template = broadcast.options.get("template")
+    if template:
+        start = template.get(language or "") or template.get("en") or next(iter(template.values()))
+        body = f"{start}\n\n{body}" if body.strip() else start
+    return subject, body
+
+
+ABUSE_DONE = {
+    "suspend_services": "the customer's services are being suspended",
+    "move_to_active": "the ticket is back among the active requests",
+}
+
+
 class HelpdeskConfig(Aggregate):
     """The helpdesk's settings, one aggregate."""
 
@@ -477,13 +496,32 @@ class Ticket(Aggregate):
         abuse = self.abuse
         return bool(abuse and abuse.get("state") == "pending" and abuse["deadline"] <= now)
 
-    def act_on_abuse(self, notify_staff_ids: list) -> None:
+    def act_on_abuse(self, notify_staff_ids: list, at: datetime | None = None) -> None:
+        """The deadline passed unanswered: record the action, and (with `at`) an internal
+        note saying what was done, mailed to whoever answers for the notice: its assignee,
+        else the staff member who sent it (besides `notify_staff_ids`)."""
+        action, deadline = self.abuse["action"], self.abuse["deadline"]
         self.trigger_event(
             self.AbuseActed,
-            action=self.abuse["action"],
-            deadline=self.abuse["deadline"],
+            action=action,
+            deadline=deadline,
             notify_staff_ids=[str(s) for s in notify_staff_ids],
             **self.notice(),
+        )
+        if at is None:
+            return
+        sender = next((m["author_id"] for m in self.messages if m["author_kind"] == "staff"), None)
+        responsible = str(self.assignee) if self.assignee else sender
+        notify = list(dict.fromkeys([*([responsible] if responsible else []), *notify_staff_ids]))
+        self.add_message(
+            f"The deadline of this violation notice ({deadline:%Y-%m-%d %H:%M} UTC) passed"
+            f" without an answer: {ABUSE_DONE[action]}.",
+            "system",
+            None,
+            "",
+            at,
+            internal=True,
+            notify_staff_ids=notify,
         )
 
 

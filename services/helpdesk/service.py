@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from nameko.rpc import RpcProxy
@@ -18,11 +19,11 @@ from contracts.errors import (
     NotFound,
     ValidationFailed,
 )
-from contracts.fields import invalid
+from contracts.fields import MAX_PAGE_SIZE, invalid
 from services.helpdesk.application import Helpdesk, Replayed
 from services.helpdesk.attachments import decode_upload
 from services.helpdesk.broadcasts import BROADCAST_SCOPE, TICKET_SCOPE
-from services.helpdesk.domain import Broadcast, fill_macros
+from services.helpdesk.domain import Broadcast, fill_macros, message_text
 from services.helpdesk.mail import MailIntake
 from services.helpdesk.readmodels import HelpdeskLists
 from services.helpdesk.views import broadcast_view, department_view, template_view, ticket_view
@@ -55,6 +56,66 @@ def _uploads(files: list[dict] | None) -> list[tuple[str, bytes]]:
 def _fingerprint(uploads: list[tuple[str, bytes]]) -> list[str]:
     """The files of a request, as the Idempotency-Key compares them."""
     return [f"{name}:{hashlib.sha256(content).hexdigest()}" for name, content in uploads]
+
+
+def _recipient_choice(data: dict) -> str:
+    chosen = [c for c in contract.RECIPIENT_CHOICES if data.get(c)]
+    return chosen[0] if chosen else "customer_ids"
+
+
+def _check_message(data: dict) -> None:
+    """What a message to customers must say beyond its fields' own rules (400 naming the
+    fields at fault)."""
+    chosen = [c for c in contract.RECIPIENT_CHOICES if data.get(c)]
+    if not chosen:
+        raise ValidationFailed(
+            "Name the customers, a group, a project or a filter, or send to all.",
+            {"customer_ids": ["Required."]},
+        )
+    if len(chosen) > 1:
+        raise ValidationFailed(
+            f"Choose one way to name the recipients, not {' and '.join(chosen)}.",
+            {name: ["Only one way to name the recipients."] for name in chosen},
+        )
+    if data["strict_language"] and not data["language"]:
+        raise ValidationFailed("A strict language needs a language.", {"language": ["Required."]})
+    if not data["body"].strip() and not data["template_id"]:
+        raise ValidationFailed("Write the message or choose a template.", {"body": ["Empty."]})
+    abuse = data.get("abuse")
+    if abuse and data["forbid_replies"]:
+        raise ValidationFailed(
+            "forbid_replies and abuse cannot go together: a violation notice must let the"
+            " client answer before its deadline.",
+            {
+                "forbid_replies": ["Not with a violation notice (abuse)."],
+                "abuse": ["Not with forbid_replies."],
+            },
+        )
+    if abuse and abuse["deadline"] <= clock.now():
+        raise ValidationFailed("The deadline has passed.", {"abuse": ["Deadline passed."]})
+
+
+def _plain(value):
+    """A loaded filter value as the customers service takes it (text, or a number)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, int | str) else str(value)
+
+
+def _recipient_filters(data: dict) -> dict | None:
+    """The customer list's filters that find the recipients, or None for `customer_ids`
+    and `all`; a strict language narrows them to that language."""
+    if data["group_id"]:
+        filters = {"group_id": str(data["group_id"])}
+    elif data["project_id"]:
+        filters = {"project_id": str(data["project_id"])}
+    elif data["filter"] is not None:
+        filters = {key: _plain(value) for key, value in data["filter"].items()}
+    else:
+        return None
+    if data["strict_language"]:
+        filters["language"] = data["language"]
+    return filters
 
 
 class HelpdeskService(ServiceBase):
@@ -367,19 +428,16 @@ class HelpdeskService(ServiceBase):
         customer's ticket is opened once, whatever fails or restarts. The same
         Idempotency-Key and request answer the same message again (another request: 409)."""
         data = load(contract.SendMessage, payload)
-        if not data["all"] and not data["customer_ids"]:
-            raise ValidationFailed(
-                "Name the customers or send to all.", {"customer_ids": ["Required."]}
-            )
-        if data["strict_language"] and not data["language"]:
-            raise ValidationFailed(
-                "A strict language needs a language.", {"language": ["Required."]}
-            )
+        _check_message(data)
         abuse = data.get("abuse")
-        if abuse and abuse["deadline"] <= clock.now():
-            raise ValidationFailed("The deadline has passed.", {"abuse": ["Deadline passed."]})
         author = self._staff_author()
         department = self._named_department(data["department_id"])
+        template = None
+        if data["template_id"]:
+            try:
+                template = self.app.template(data["template_id"])
+            except NotFound:
+                raise invalid("template_id", "No such reply template.") from None
         uploads = _uploads(files)
         request = dict(payload, files=_fingerprint(uploads))
         idempotency = (BROADCAST_SCOPE, idempotency_key, request) if idempotency_key else None
@@ -399,6 +457,9 @@ class HelpdeskService(ServiceBase):
                 "strict_language": data["strict_language"],
                 "language": data["language"],
                 "all": data["all"],
+                "recipients": _recipient_choice(data),
+                "translations": data["translations"],
+                "template": dict(template.bodies) if template else None,
             },
             abuse=dict(abuse) if abuse else None,
             recipients=recipients,
@@ -460,11 +521,12 @@ class HelpdeskService(ServiceBase):
 
         key = f"{broadcast.id}:{customer['id']}"
         request = {"broadcast_id": str(broadcast.id), "customer_id": customer["id"]}
+        subject, body = message_text(broadcast, customer.get("language"))
         try:
             ticket = self.app.open_ticket(
                 department,
-                fill_macros(broadcast.subject, customer["name"], author["name"]),
-                fill_macros(broadcast.body, customer["name"], author["name"]),
+                fill_macros(subject, customer["name"], author["name"]),
+                fill_macros(body, customer["name"], author["name"]),
                 author,
                 customer=customer,
                 attachments=broadcast.attachments,
@@ -513,6 +575,22 @@ class HelpdeskService(ServiceBase):
                 self.app.release_lease(broadcast_id, holder)
 
     def _recipients(self, data: dict) -> list[dict]:
+        filters = _recipient_filters(data)
+        if filters is not None:
+            # a group, a project or the customer list's filters: the customers service's
+            # list finds whom they match now (it may lag a registration by a moment)
+            found, page = [], 1
+            while True:
+                listing = self.customers.list_customers(
+                    dict(filters, page=page, page_size=MAX_PAGE_SIZE)
+                )
+                found += [
+                    {"id": c["id"], "language": c["language"], "name": c["name"]}
+                    for c in listing["items"]
+                ]
+                if page * MAX_PAGE_SIZE >= listing["total"] or not listing["items"]:
+                    return list({c["id"]: c for c in found}.values())
+                page += 1
         if not data["all"]:
             found = []
             for customer_id in dict.fromkeys(str(c) for c in data["customer_ids"]):

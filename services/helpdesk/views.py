@@ -146,6 +146,16 @@ def broadcast_view(b: Broadcast, tickets: bool = True) -> dict:
     }
     if tickets:
         view["tickets"] = [dict(t) for t in b.tickets]
+        abuse = dict(b.abuse) if b.abuse else None
+        if abuse:
+            abuse["deadline"] = isoformat(abuse["deadline"])
+        view.update(
+            body=b.body,
+            forbid_replies=bool(b.options.get("forbid_replies")),
+            assign_to_me=bool(b.options.get("assign_to_me")),
+            languages=sorted({"en", *(b.options.get("translations") or {})}),
+            abuse=abuse,
+        )
     return view
 
 

@@ -24,6 +24,9 @@ SETTING_OF = {
     "service_unsuspended": "service_unsuspended",
     "ticket_opened": "ticket_reply",
     "ticket_reply": "ticket_reply",
+    "ticket_notice": "ticket_reply",
+    # a violation notice: the client must hear of it to answer before its deadline
+    "abuse_notice": None,
     "account_credentials": None,
     "password_changed": None,
     "password_reset": None,

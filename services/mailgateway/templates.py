@@ -65,6 +65,7 @@ SAMPLE_CONTEXT = {
     "ticket_subject": "Sample subject",
     "message": "Sample message.",
     "author": "Support",
+    "deadline": "2026-12-01 18:00 UTC",
     "reset_url": "https://example.com/reset-password",
     "token": "sample-token",
     "expires_minutes": 60,

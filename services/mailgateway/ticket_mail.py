@@ -11,6 +11,7 @@ one thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from services.mailgateway import compose, notifications
 from services.mailgateway.outbox import Notification
@@ -52,6 +53,12 @@ def _sender(payload: dict) -> str | None:
     return f'"{name}" <{payload["reply_address"]}>' if name else payload["reply_address"]
 
 
+def _deadline(value) -> str:
+    """A violation notice's deadline as the mail writes it (UTC, to the minute)."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def _one(
     *,
     ref: str,
@@ -80,6 +87,8 @@ def _one(
         "references": references,
         "from": _sender(payload),
     }
+    if kind == "abuse_notice":
+        context["deadline"] = _deadline(payload["abuse"]["deadline"])
     n = notifications.for_customer(
         key=f"{ref}:{kind}:{recipient}",
         kind=kind,
@@ -122,7 +131,9 @@ def for_event(
     if client is not None and client.get("email") and not internal:
         kind = None
         if payload.get("notify_client"):
-            kind = "ticket_reply"
+            kind = "ticket_notice" if payload.get("forbid_replies") else "ticket_reply"
+            if event_type == "TicketOpened" and payload.get("abuse"):
+                kind = "abuse_notice"
         elif event_type == "TicketOpened" and payload.get("via") in ("web", "mail"):
             kind = "ticket_opened"
         if kind is not None:
