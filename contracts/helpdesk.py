@@ -203,6 +203,9 @@ class IncomingMail(Schema):
     # what the provider's own mail server found (Authentication-Results): True, DMARC
     # passed; False, DMARC, SPF or DKIM failed; None, nothing from it
     sender_verified = fields.Boolean(load_default=None, allow_none=True)
+    # staff released this message, kept for them by the mail gateway, into a department:
+    # a new ticket there whoever sent it (neither threaded nor refused for its address)
+    department_id = fields.UUID(load_default=None, allow_none=True)
 
 
 class DepartmentField(Schema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, validate
+from marshmallow import Schema, fields, validate
 
 from contracts.fields import Body, Text
 
@@ -46,3 +46,16 @@ class EditTemplate(Schema):
 
     subject = Text(required=True, validate=validate.Length(min=1, max=500))
     body = Body(required=True, validate=validate.Length(min=1, max=20000))
+
+
+class ReleaseHeld(Schema):
+    """`mailgateway.release_held`: hand a kept message to the helpdesk, as if it had just
+    arrived or (`department_id`) as a new ticket in that department."""
+
+    department_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class DiscardHeld(Schema):
+    """`mailgateway.discard_held`: why staff set a kept message aside."""
+
+    reason = Text(required=True, validate=validate.Length(min=1, max=1000))

@@ -1333,14 +1333,55 @@ class _IncomingMail(Schema):
 
 
 class HeldMail(_IncomingMail):
+    """`status`: held (waiting for staff), released (handed to the helpdesk: the ticket it
+    went to) or discarded (`note`: why); `handled_by` and `handled_at`: who decided, when."""
+
     reason = Text()
     detail = Text()
     subject = Text()
     size = fields.Integer()
+    status = Text()
+    handled_at = fields.DateTime(allow_none=True)
+    handled_by = fields.Nested(ActorSchema, allow_none=True)
+    note = Text(allow_none=True)
+    ticket_id = fields.UUID(allow_none=True)
+    tracking_number = Text(allow_none=True)
 
 
 class HeldMailList(_Page):
     items = fields.List(fields.Nested(HeldMail))
+
+
+class HeldHeader(Schema):
+    name = Text()
+    value = Text()
+
+
+class HeldAttachment(Schema):
+    filename = Text()
+    content_type = Text()
+    size = fields.Integer()
+
+
+class HeldContent(Schema):
+    """A kept message read as text: nothing of it is markup. `problem`: why it cannot be
+    read (then `body` is null)."""
+
+    headers = fields.List(fields.Nested(HeldHeader))
+    body = Body(allow_none=True)
+    attachments = fields.List(fields.Nested(HeldAttachment))
+    problem = Text(allow_none=True)
+
+
+class HeldMessage(HeldMail):
+    content = fields.Nested(HeldContent)
+
+
+class TemplatePreview(Schema):
+    """What a template's text gives on sample values."""
+
+    subject = Text()
+    body = Body()
 
 
 class ReceivedMail(_IncomingMail):

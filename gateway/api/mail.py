@@ -8,20 +8,24 @@ from werkzeug.wrappers import Response
 from contracts import fields as f
 from contracts.mail import TEMPLATE_KINDS as KINDS
 from contracts.mail import TEMPLATE_LANGUAGES as LANGUAGES
-from contracts.mail import EditTemplate
+from contracts.mail import DiscardHeld, EditTemplate, ReleaseHeld
 from gateway.api.common import ALL_STAFF, Page, paged
 from gateway.http import Call, route
 from gateway.schemas import (
     RAW_MAIL,
+    HeldMail,
     HeldMailList,
+    HeldMessage,
     MailTemplate,
     MailTemplateList,
     Notification,
     NotificationList,
     ReceivedMailList,
+    TemplatePreview,
 )
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain", "skipped", "bounced")
+HELD_STATUSES = ("held", "released", "discarded")
 _TEMPLATE_URL = "/api/v1/staff/mail/templates/<any({}):kind>/<any({}):language>".format(
     ",".join(KINDS), ",".join(LANGUAGES)
 )
@@ -31,6 +35,10 @@ class OutboxQuery(Page):
     status = f.Text(load_default=None, validate=validate.OneOf(OUTBOX_STATUSES))
     customer_id = fields.UUID(load_default=None)
     kind = f.Text(load_default=None, validate=validate.OneOf(KINDS))
+
+
+class HeldQuery(Page):
+    status = f.Text(load_default="held", validate=validate.OneOf((*HELD_STATUSES, "all")))
 
 
 class ReceivedQuery(Page):
@@ -112,6 +120,20 @@ class MailRoutes:
         )
 
     @route(
+        "POST",
+        _TEMPLATE_URL + "/preview",
+        body=EditTemplate,
+        response=TemplatePreview,
+        roles=("admin",),
+        tags=("mail",),
+        summary="what a template's text gives on sample values (nothing is saved)",
+    )
+    def mail_template_preview(self, call: Call):
+        return call.services.mailgateway.preview_template(
+            call.path["kind"], call.path["language"], call.body["subject"], call.body["body"]
+        )
+
+    @route(
         "DELETE",
         _TEMPLATE_URL,
         response=MailTemplate,
@@ -127,14 +149,58 @@ class MailRoutes:
     @route(
         "GET",
         "/api/v1/staff/mail/held",
-        query=Page,
+        query=HeldQuery,
         response=HeldMailList,
         roles=("admin", "support"),
         tags=("mail",),
-        summary="incoming mail kept for staff (unreadable, refused, over the rate limit)",
+        summary="incoming mail kept for staff (unreadable, refused, over the rate limit):"
+        " waiting (`status=held`, the default), released, discarded or all",
     )
     def mail_held(self, call: Call):
-        return call.services.mailgateway.held_mail(call.query["page"], call.query["page_size"])
+        q = call.query
+        status = None if q["status"] == "all" else q["status"]
+        return call.services.mailgateway.held_mail(q["page"], q["page_size"], status)
+
+    @route(
+        "GET",
+        "/api/v1/staff/mail/held/<int:held_id>",
+        response=HeldMessage,
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="one kept message: its headers, text body and attachments, read as text",
+    )
+    def mail_held_message(self, call: Call):
+        return call.services.mailgateway.held_message(call.path["held_id"])
+
+    @route(
+        "POST",
+        "/api/v1/staff/mail/held/<int:held_id>/release",
+        idempotent=True,
+        body=ReleaseHeld,
+        response=HeldMail,
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="hand a kept message to the helpdesk as if it had just arrived, or as a new"
+        " ticket in `department_id`; once (then 409)",
+    )
+    def mail_held_release(self, call: Call):
+        department_id = call.body["department_id"]
+        return call.services.mailgateway.release_held(
+            call.path["held_id"], str(department_id) if department_id else None
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/mail/held/<int:held_id>/discard",
+        idempotent=True,
+        body=DiscardHeld,
+        response=HeldMail,
+        roles=("admin", "support"),
+        tags=("mail",),
+        summary="set a kept message aside for good, saying why; once (then 409)",
+    )
+    def mail_held_discard(self, call: Call):
+        return call.services.mailgateway.discard_held(call.path["held_id"], call.body["reason"])
 
     @route(
         "GET",

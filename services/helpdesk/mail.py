@@ -8,7 +8,9 @@ A mail answers a ticket when its In-Reply-To/References name one of the ticket's
 opens a ticket in the department that owns the recipient address, as the customer the
 sender is, or as a guest when the department takes mail from unknown senders. The
 Message-ID is claimed in the same save as what the mail did, so a mail taken twice is
-recognised. Attachments follow the web's rules; a refused one becomes a note.
+recognised. Attachments follow the web's rules; a refused one becomes a note. A message
+the mail gateway kept for staff and staff released into a department (`department_id`)
+opens a ticket there, as the customer or a guest, whatever its address and threading.
 
 A From header is easy to forge, so it alone never makes a staff answer: mail from a
 department's staff address is a staff answer only when the provider's own mail server
@@ -47,7 +49,7 @@ class MailIntake:
         if data.get("bounce_of"):
             return self._bounce(data)
         people = self.people_with_email(data["sender"])
-        ticket = self._thread_of(data, people)
+        ticket = None if data.get("department_id") else self._thread_of(data, people)
         attachments, notes = self._mail_files(data["attachments"])
         if data.get("sender_verified") is False:
             notes.insert(0, NOT_VERIFIED)
@@ -176,11 +178,15 @@ class MailIntake:
         return self._outcome("appended", ticket)
 
     def _open_by_mail(self, data, people, attachments, notes) -> dict:
-        department = self.app.department_for_address(data["recipient"])
+        chosen = data.get("department_id")
+        if chosen is not None:  # released by staff into this department
+            department = self.app.department(chosen)
+        else:
+            department = self.app.department_for_address(data["recipient"])
         if department is None:
             return self._outcome("refused", None, "no department takes mail at this address")
         customer = people.get("customer")
-        if customer is None:
+        if customer is None and chosen is None:
             allowed = department.accept_guests and self.app.settings_values()["accept_guest_mail"]
             if not allowed:
                 return self._outcome("refused", None, "mail from unknown senders is not taken")

@@ -5,13 +5,17 @@ from __future__ import annotations
 import uuid
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from psycopg.types.json import Jsonb
 
 from contracts.errors import Conflict, NotFound, ValidationFailed
+from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
+from services.infra.context import SYSTEM, current
 from services.infra.paging import page_window
 from services.mailgateway import templates
-from services.mailgateway.domain import MailTemplate
+from services.mailgateway.domain import HeldMailDecision, MailTemplate
 from services.mailgateway.outbox import (
     COLUMNS,
     Notification,
@@ -153,11 +157,7 @@ class MailGateway(HostledgerApplication):
         return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
 
     def edit_template(self, kind: str, language: str, subject: str, body: str) -> dict:
-        self._check_template_name(kind, language)
-        try:
-            templates.check(kind, language, subject, body)
-        except templates.TemplateInvalid as exc:
-            raise ValidationFailed(str(exc), {exc.field: [str(exc)]}) from None
+        self._checked(kind, language, subject, body)
         try:
             custom = self.repository.get(MailTemplate.id_for(kind, language))
             custom.change(subject, body)
@@ -165,6 +165,28 @@ class MailGateway(HostledgerApplication):
             custom = MailTemplate(kind=kind, language=language, subject=subject, body=body)
         self.save(custom)
         return self.template_view(kind, language)
+
+    def preview_template(self, kind: str, language: str, subject: str, body: str) -> dict:
+        """{"subject", "body"}: the mail this text would give on sample values, nothing
+        saved; refused as an edit would be, naming the field at fault."""
+        template = self._checked(kind, language, subject, body)
+        subject, body = templates.render(template, templates.SAMPLE_CONTEXT)
+        return {"subject": subject, "body": body}
+
+    def _checked(self, kind: str, language: str, subject: str, body: str) -> templates.Template:
+        self._check_template_name(kind, language)
+        try:
+            return templates.check(kind, language, subject, body)
+        except templates.TemplateInvalid as exc:
+            field = exc.field
+            if field == "body" and "does not render" in str(exc):
+                # check() names the body when rendering fails: the subject alone says which
+                try:
+                    alone = templates.Template(kind, language, subject, "-", edited=True)
+                    templates.render(alone, templates.SAMPLE_CONTEXT)
+                except Exception:  # noqa: BLE001 - whatever failed, it was the subject
+                    field = "subject"
+            raise ValidationFailed(str(exc), {field: [str(exc)]}) from None
 
     def reset_template(self, kind: str, language: str) -> dict:
         self._check_template_name(kind, language)
@@ -184,18 +206,65 @@ class MailGateway(HostledgerApplication):
 
     # -- incoming mail kept for staff ----------------------------------------------------
 
-    def held_mail(self, page: int = 1, page_size: int = 50) -> dict:
+    HELD_COLUMNS = (
+        "id, received_at, reason, detail, sender, recipient, subject, octet_length(raw) AS size,"
+        " status, handled_at, handled_by, note, ticket_id, tracking_number"
+    )
+
+    def held_mail(self, page: int = 1, page_size: int = 50, status: str | None = "held") -> dict:
+        """Kept messages, oldest first: those still waiting (`held`), those staff
+        `released` or `discarded`, or all (None)."""
+        where, params = ("WHERE status = %s", [status]) if status else ("", [])
         with self.datastore.transaction() as curs:
-            curs.execute("SELECT count(*) AS n FROM mail_held")
+            curs.execute(f"SELECT count(*) AS n FROM mail_held {where}", params)
             total = curs.fetchone()["n"]
             curs.execute(
-                "SELECT id, received_at, reason, detail, sender, recipient, subject,"
-                " octet_length(raw) AS size FROM mail_held ORDER BY id LIMIT %s OFFSET %s",
-                page_window(page, page_size),
+                f"SELECT {self.HELD_COLUMNS} FROM mail_held {where} ORDER BY id LIMIT %s OFFSET %s",
+                [*params, *page_window(page, page_size)],
             )
             rows = curs.fetchall()
-        items = [dict(r, received_at=isoformat(r["received_at"])) for r in rows]
+        items = [_held_view(r) for r in rows]
         return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+    def held_message(self, held_id: int) -> dict:
+        with self.datastore.transaction() as curs:
+            curs.execute(f"SELECT {self.HELD_COLUMNS} FROM mail_held WHERE id = %s", (held_id,))
+            row = curs.fetchone()
+        if row is None:
+            raise NotFound("No such message.")
+        return _held_view(row)
+
+    def decide_held(self, held_id: int, decision: str, **details) -> dict:
+        """Record what staff did with a held message (`released` with the ticket, or
+        `discarded` with a reason), once: a message no longer held is a 409."""
+        held = self.held_message(held_id)
+        if held["status"] != "held":
+            raise Conflict(f"This message was already {held['status']}.")
+        record = HeldMailDecision(held_id=held_id, decision=decision, **details)
+        actor = (current.actor or SYSTEM).to_dict()
+        try:
+            self.save(
+                record,
+                also=[
+                    (
+                        "UPDATE mail_held SET status = %s, handled_at = %s, handled_by = %s,"
+                        " note = %s, ticket_id = %s, tracking_number = %s"
+                        " WHERE id = %s AND status = 'held'",
+                        (
+                            decision,
+                            clock.now(),
+                            Jsonb(actor),
+                            details.get("reason"),
+                            details.get("ticket_id"),
+                            details.get("tracking_number"),
+                            held_id,
+                        ),
+                    )
+                ],
+            )
+        except IntegrityError:
+            raise Conflict("This message was already released or discarded.") from None
+        return self.held_message(held_id)
 
     def held_raw(self, held_id: int) -> bytes:
         with self.datastore.transaction() as curs:
@@ -220,3 +289,11 @@ class MailGateway(HostledgerApplication):
             rows = curs.fetchall()
         items = [dict(r, received_at=isoformat(r["received_at"])) for r in rows]
         return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+def _held_view(row: dict) -> dict:
+    return dict(
+        row,
+        received_at=isoformat(row["received_at"]),
+        handled_at=isoformat(row["handled_at"]) if row["handled_at"] else None,
+    )

@@ -35,3 +35,33 @@ class MailTemplate(KeyedIndex):
     @event("Reset")
     def reset(self) -> None:
         self.customized = False
+
+
+_HELD_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/held-mail")
+
+
+class HeldMailDecision(KeyedIndex):
+    """What staff did with one incoming message kept for them (the `mail_held` row
+    `held_id`): `released` into a ticket (handed to the helpdesk, or into the department
+    staff chose) or `discarded` with a reason. One per message: a second decision
+    conflicts with the first. Its event records who decided, for the audit."""
+
+    id_namespace = _HELD_NS
+    key_fields = ("held_id",)
+
+    @event("Decided")
+    def __init__(
+        self,
+        held_id: int,
+        decision: str,
+        reason: str | None = None,
+        department_id: str | None = None,
+        ticket_id: str | None = None,
+        tracking_number: str | None = None,
+    ):
+        self.held_id = held_id
+        self.decision = decision
+        self.reason = reason
+        self.department_id = department_id
+        self.ticket_id = ticket_id
+        self.tracking_number = tracking_number

@@ -14,14 +14,14 @@ from nameko.rpc import RpcProxy
 
 from contracts import mail as mail_contract
 from contracts.envelope import IntegrationEvent
-from contracts.errors import NotFound
+from contracts.errors import Conflict, NotFound
 from services.infra import clock
 from services.infra.consumer import handles
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.settings import settings
 from services.infra.store import EventStore
-from services.mailgateway import compose, notifications, ticket_mail
+from services.mailgateway import compose, held, notifications, ticket_mail
 from services.mailgateway.application import MailGateway
 from services.mailgateway.background import (
     MailInProcess,
@@ -42,6 +42,7 @@ class MailGatewayService(ServiceBase):
     outbox_sender = OutboxSender()
     mail_in = MailInProcess()
     customers = RpcProxy("customers")
+    helpdesk = RpcProxy("helpdesk")
 
     # -- notifications from other services' events ---------------------------------------------
 
@@ -374,9 +375,25 @@ class MailGatewayService(ServiceBase):
         return self.app.reset_template(kind, language)
 
     @rpc
-    def held_mail(self, page: int = 1, page_size: int = 50) -> dict:
-        """Incoming mail kept for staff (unparseable, refused by the helpdesk, rate-limited)."""
-        return self.app.held_mail(int(page), int(page_size))
+    def preview_template(self, kind: str, language: str, subject: str, body: str) -> dict:
+        """The mail staff's text would give on sample values, nothing saved (refused as an
+        edit would be)."""
+        data = load(mail_contract.EditTemplate, {"subject": subject, "body": body})
+        return self.app.preview_template(kind, language, data["subject"], data["body"])
+
+    @rpc
+    def held_mail(self, page: int = 1, page_size: int = 50, status: str | None = "held") -> dict:
+        """Incoming mail kept for staff (unparseable, refused by the helpdesk, rate-limited):
+        still waiting (`held`), `released`, `discarded`, or all (None)."""
+        return self.app.held_mail(int(page), int(page_size), status)
+
+    @rpc
+    def held_message(self, held_id: int) -> dict:
+        """One kept message: what was recorded of it, and its headers, text body and
+        attachments read as text (`content`)."""
+        row = self.app.held_message(int(held_id))
+        _, domain = mail_identity()
+        return row | {"content": held.describe(self.app.held_raw(int(held_id)), domain)}
 
     @rpc
     def held_raw(self, held_id: int) -> str:
@@ -384,6 +401,38 @@ class MailGatewayService(ServiceBase):
         import base64
 
         return base64.b64encode(self.app.held_raw(int(held_id))).decode("ascii")
+
+    @rpc
+    def release_held(self, held_id: int, department_id: str | None = None) -> dict:
+        """Hand a kept message to the helpdesk as if it had just arrived, or into the
+        department staff chose; then it is released (once: again is a 409)."""
+        chosen = load(mail_contract.ReleaseHeld, {"department_id": department_id})
+        department_id = str(chosen["department_id"]) if chosen["department_id"] else None
+        row = self.app.held_message(int(held_id))
+        if row["status"] != "held":
+            raise Conflict(f"This message was already {row['status']}.")
+        _, domain = mail_identity()
+        answer = held.release(
+            self.helpdesk,
+            self.app.held_raw(int(held_id)),
+            row,
+            department_id,
+            domain,
+            settings().mail_authserv_id,
+        )
+        return self.app.decide_held(
+            int(held_id),
+            "released",
+            department_id=department_id,
+            ticket_id=str(answer["ticket_id"]),
+            tracking_number=str(answer.get("tracking_number") or "") or None,
+        )
+
+    @rpc
+    def discard_held(self, held_id: int, reason: str) -> dict:
+        """Set a kept message aside for good, saying why (once: again is a 409)."""
+        data = load(mail_contract.DiscardHeld, {"reason": reason})
+        return self.app.decide_held(int(held_id), "discarded", reason=data["reason"])
 
     @rpc
     def received_mail(self, sender: str | None = None, page: int = 1, page_size: int = 50) -> dict:

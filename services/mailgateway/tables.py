@@ -74,6 +74,15 @@ SCHEMA = (
         raw bytea NOT NULL
     )
     """,
+    # what staff did with a held message: `status` held, released (handed to the helpdesk:
+    # the ticket it went to) or discarded (`note`: why); who (`handled_by`, an actor) and when
+    "ALTER TABLE mail_held ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'held',"
+    " ADD COLUMN IF NOT EXISTS handled_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS handled_by jsonb,"
+    " ADD COLUMN IF NOT EXISTS note text,"
+    " ADD COLUMN IF NOT EXISTS ticket_id text,"
+    " ADD COLUMN IF NOT EXISTS tracking_number text",
+    "CREATE INDEX IF NOT EXISTS mail_held_status ON mail_held (status, id)",
     # every incoming message taken (or dropped by the loop rules): the per-sender rate
     # limit counts here, and staff can see why a message opened no ticket
     """

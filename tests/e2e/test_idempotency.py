@@ -26,6 +26,7 @@ NOT_IDEMPOTENT = {
     "/api/v1/staff/staff/{staff_id}/disable": "a state change; repeating it changes nothing",
     "/api/v1/staff/refunds/{refund_id}/retry": "resends one refund, never paid out twice",
     "/api/v1/staff/mail/outbox/{notification_id}/resend": "resends one notification",
+    "/api/v1/staff/mail/templates/{kind}/{language}/preview": "renders; nothing is saved",
     "/api/v1/staff/tickets/{ticket_id}/assign": "a state change",
     "/api/v1/staff/tickets/{ticket_id}/merge": "a state change (merging twice is a 409)",
     "/api/v1/client/services/{service_id}/cancel": "a state change",
