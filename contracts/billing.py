@@ -266,6 +266,12 @@ class Refund(Schema):
     )
 
 
+class VoidInvoice(Schema):
+    """Staff void an unpaid invoice; the reason is recorded with who voided it."""
+
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
+
+
 class Correction(Schema):
     amount = fields.Nested(
         SignedMoney,

@@ -39,7 +39,7 @@ from gateway.schemas import (
 log = logging.getLogger(__name__)
 
 
-INVOICE_STATUSES = ("unpaid", "paid", "cancelled", "refunded")
+INVOICE_STATUSES = ("unpaid", "paid", "cancelled", "refunded", "void")
 REFUND_STATUSES = ("requested", "pending", "completed", "failed")
 
 
@@ -50,9 +50,30 @@ class AccountQuery(Page):
 
 
 class BillingListQuery(PageQuery):
-    """`status` filters invoices (the other lists have none)."""
+    """`status` and `overdue` filter invoices (the other lists have neither)."""
 
     status = f.Text(load_default=None, validate=validate.OneOf(INVOICE_STATUSES))
+    overdue = fields.Boolean(
+        load_default=False,
+        metadata={"description": "invoices: true for unpaid ones whose due date has passed"},
+    )
+
+
+class InvoicePayment(Schema):
+    source = f.Text(
+        metadata={"description": "balance, a processor's name, or the method staff recorded"}
+    )
+    reference = f.Text(allow_none=True)
+    at = fields.DateTime()
+
+
+class StaffInvoiceSchema(InvoiceSchema):
+    """An invoice as staff see it: also the payments that paid it, and why and when it
+    was voided (status `void`)."""
+
+    payments = fields.List(fields.Nested(InvoicePayment))
+    voided_at = fields.DateTime(allow_none=True)
+    void_reason = f.Text(allow_none=True)
 
 
 class RefundQuery(PageQuery):
@@ -96,7 +117,7 @@ class BillingRoutes:
         query=BillingListQuery,
         roles=ALL_STAFF,
         tags=("billing",),
-        summary="invoices, payments, expenses or commissions (`status`: invoices only)",
+        summary="invoices, payments, expenses or commissions (`status`, `overdue`: invoices only)",
     )
     def staff_billing_list(self, call: Call):
         return _billing_list(call, str_or_none(call.query["customer_id"]))
@@ -129,6 +150,32 @@ class BillingRoutes:
     )
     def issue_invoice(self, call: Call):
         return call.services.billing.issue_invoice(jsonable(call.body), call.idempotency_key)
+
+    @route(
+        "GET",
+        "/api/v1/staff/invoices/<uuid:invoice_id>",
+        response=StaffInvoiceSchema,
+        roles=ALL_STAFF,
+        tags=("billing",),
+        summary="one invoice, with its payments and, when voided, why (never lags)",
+    )
+    def staff_invoice(self, call: Call):
+        return call.services.billing.get_invoice(str(call.path["invoice_id"]))
+
+    @route(
+        "POST",
+        "/api/v1/staff/invoices/<uuid:invoice_id>/void",
+        idempotent=True,
+        response=StaffInvoiceSchema,
+        body=billing.VoidInvoice,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="void an unpaid invoice, saying why (`reason`): it can no longer be paid and its "
+        "number stays used (status `void`); no money moved for it, so no credit note is "
+        "issued; 409 when it is not unpaid (Idempotency-Key accepted)",
+    )
+    def void_invoice(self, call: Call):
+        return call.services.billing.void_invoice(str(call.path["invoice_id"]), jsonable(call.body))
 
     @route(
         "GET",
@@ -497,11 +544,14 @@ def _credit_note_pdf(call: Call, customer_id: str | None, language: str) -> Resp
 
 def _billing_list(call: Call, customer_id: str | None) -> dict:
     q, name = call.query, call.path["name"]
-    if q["status"] is not None and name != "invoices":
-        raise ValidationFailed(
-            f"The {name} list has no status filter.", {"status": ["Only invoices have one."]}
-        )
-    return call.services.billing.list(name, customer_id, q["status"], q["page"], q["page_size"])
+    for name_of, asked in (("status", q["status"] is not None), ("overdue", q["overdue"])):
+        if asked and name != "invoices":
+            raise ValidationFailed(
+                f"The {name} list has no {name_of} filter.", {name_of: ["Only invoices have one."]}
+            )
+    return call.services.billing.list(
+        name, customer_id, q["status"], q["page"], q["page_size"], q["overdue"]
+    )
 
 
 def _account(call: Call, customer_id: str) -> dict:

@@ -24,6 +24,7 @@ from services.billing.domain import (
     InsufficientBalance,
     Invoice,
     InvoiceNotPayable,
+    InvoiceNotVoidable,
     InvoiceSeries,
     Payment,
     PersonalAccount,
@@ -226,6 +227,42 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             return {"invoice": invoice_view(invoice), "status": invoice.status}
 
         return retry_on_conflict(attempt)
+
+    def void_invoice(self, invoice_id: UUID, reason: str) -> Invoice:
+        """Staff void an unpaid invoice with `reason` (recorded with who did it); its
+        number stays used. Any other status: 409 saying what it is."""
+
+        def attempt() -> Invoice:
+            invoice = self.invoice(invoice_id)
+            try:
+                invoice.void(reason=reason, at=clock.now())
+            except InvoiceNotVoidable as exc:
+                raise Conflict(str(exc)) from None
+            self.save(invoice)
+            return invoice
+
+        return retry_on_conflict(attempt)
+
+    def void_unpaid_invoices(self, customer_id: UUID, reason: str) -> int:
+        """Void every unpaid invoice of a customer (a deleted one), in one save; how many.
+        The invoice list finds them (brought up to date by the caller); each is checked
+        again on the invoice itself."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT invoice_id FROM invoice_list WHERE customer_id = %s AND status = 'unpaid'",
+                (customer_id,),
+            )
+            candidates = [r["invoice_id"] for r in curs.fetchall()]
+        voided = []
+        now = clock.now()
+        for invoice_id in candidates:
+            invoice = self.invoice(invoice_id)
+            if invoice.status == "unpaid":
+                invoice.void(reason=reason, at=now)
+                voided.append(invoice)
+        if voided:
+            self.save(*voided)
+        return len(voided)
 
     def project_book(self) -> ProjectBook:
         try:
@@ -735,6 +772,16 @@ def invoice_view(i: Invoice) -> dict:
         "due_date": i.due_date,
         "paid_at": isoformat(i.paid_at) if i.paid_at else None,
         "overdue": i.overdue,
+        "voided_at": isoformat(i.voided_at) if getattr(i, "voided_at", None) else None,
+        "void_reason": getattr(i, "void_reason", None),
+        "payments": [
+            {
+                "source": p["source"],
+                "reference": p["reference"],
+                "at": isoformat(p["at"]) if isinstance(p["at"], datetime) else p["at"],
+            }
+            for p in i.payments
+        ],
         "buyer": i.buyer,
         "seller": i.seller,
         "version": i.version,
@@ -807,8 +854,10 @@ def list_rows(
     status: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    overdue: bool = False,
 ) -> dict:
-    """One of billing's lists, newest first (a read model: may lag a write by a moment)."""
+    """One of billing's lists, newest first (a read model: may lag a write by a moment).
+    `overdue` (invoices): only unpaid ones whose due date has passed (on billing's clock)."""
     limit, offset = page_window(page, page_size)
     table, columns, at = LISTS[name]
     where, params = ["true"], []
@@ -824,6 +873,9 @@ def list_rows(
     if status is not None and name in ("invoices", "refunds"):
         where.append("status = %s")
         params.append(status)
+    if overdue and name == "invoices":
+        where.append("status = 'unpaid' AND due_date < %s")
+        params.append(clock.now().date())
     clause = " AND ".join(where)
     with app.datastore.transaction() as curs:
         curs.execute(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)

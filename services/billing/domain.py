@@ -29,6 +29,10 @@ class InvoiceNotPayable(DomainError):
     pass
 
 
+class InvoiceNotVoidable(DomainError):
+    pass
+
+
 class PersonalAccount(KeyedIndex):
     """One per customer and currency; its balance is the sum of its entries.
 
@@ -293,6 +297,25 @@ class Invoice(Aggregate):
     def cancel(self, reason: str) -> None:
         self.check_payable()
         self.status = "cancelled"
+
+    def void(self, reason: str, at: datetime) -> None:
+        """Staff withdraw an unpaid invoice: it can no longer be paid, and its number stays
+        used (the series never reuses it), so the gap-free numbering still explains it.
+        No money moved for it (a personal account is debited only when an invoice is
+        paid), so voiding needs no credit note: credit notes document money going back
+        (refunds of paid invoices)."""
+        if self.status != "unpaid":
+            raise InvoiceNotVoidable(
+                f"Only an unpaid invoice can be voided; invoice {self.number} is {self.status}."
+            )
+        self._voided(reason=reason, at=at, customer_id=self.customer_id, number=self.number)
+
+    @event("Voided")
+    def _voided(self, reason: str, at: datetime, customer_id: UUID, number: str) -> None:
+        # the customer and number ride along, so the event names what it voided
+        self.status = "void"
+        self.voided_at = at
+        self.void_reason = reason
 
     def _notice(self) -> dict:
         """Carried by reminder and overdue events, so their readers need no lookup."""

@@ -360,6 +360,11 @@ class BillingLists(ReadModel):
             "UPDATE invoice_list SET status = 'cancelled' WHERE invoice_id = %s", (e.originator_id,)
         )
 
+    def on_Invoice_Voided(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE invoice_list SET status = 'void' WHERE invoice_id = %s", (e.originator_id,)
+        )
+
     def on_Payment_Received(self, curs, e) -> None:
         curs.execute(
             "INSERT INTO payment_list (payment_id, customer_id, amount, currency, method,"

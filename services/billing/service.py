@@ -26,7 +26,7 @@ from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
 from services.infra.money import Money
 from services.infra.rpc import ask, load, rpc
-from services.infra.service import ServiceBase, catch_up_with
+from services.infra.service import ServiceBase, _store, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
 
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 APPLICATION = Billing
 READ_MODELS = (AccountList, BillingLists, Ledger)
+# the reason recorded on the invoices voided when their customer is deleted
+CUSTOMER_DELETED = "customer deleted"
 BUYER_FIELDS = ("kind", "email", "country", "contact_person", "company_name", "language")
 
 
@@ -122,6 +124,14 @@ class BillingService(ServiceBase):
         }
         if changes:
             self.app.update_buyer(event.payload["customer_id"], changes)
+
+    @handles("customers", "CustomerDeleted")
+    def void_deleted_customers_invoices(self, event: IntegrationEvent) -> None:
+        """A deleted customer's unpaid invoices are voided (reason: customer deleted); paid
+        ones and the personal account stay, as the history needs them. The invoice list is
+        brought up to date first, so an invoice issued a moment ago is found too."""
+        _store(self).follower(BillingLists.name).catch_up()
+        self.app.void_unpaid_invoices(event.payload["customer_id"], CUSTOMER_DELETED)
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -249,6 +259,12 @@ class BillingService(ServiceBase):
                 _uuid(invoice_id, "invoice"), _uuid(customer_id, "invoice") if customer_id else None
             )
         )
+
+    @rpc
+    def void_invoice(self, invoice_id: str, payload: dict) -> dict:
+        """Void an unpaid invoice with a reason; 409 when it is not unpaid."""
+        data = load(contract.VoidInvoice, payload)
+        return invoice_view(self.app.void_invoice(_uuid(invoice_id, "invoice"), data["reason"]))
 
     @rpc
     def invoice_pdf(self, invoice_id: str, customer_id: str | None, language: str) -> str:
@@ -427,7 +443,9 @@ class BillingService(ServiceBase):
         status: str | None = None,
         page: int = 1,
         page_size: int = 50,
+        overdue: bool = False,
     ) -> dict:
+        """One of billing's lists (queries.LISTS); `overdue`: unpaid invoices past due."""
         if name not in queries.LISTS:
             raise ValidationFailed(f"There is no list {name!r}.")
         return queries.list_rows(
@@ -437,4 +455,5 @@ class BillingService(ServiceBase):
             status,
             page,
             page_size,
+            bool(overdue),
         )
