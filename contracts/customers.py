@@ -378,6 +378,21 @@ class RegisterStaff(Schema):
         load_default=None,
     )
     password = Text(load_default=None, allow_none=True, validate=validate.Length(min=8, max=256))
+    invite = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: no password is made or given; the member gets a link by "
+            "mail to set one (needs `email`, no `password`)"
+        },
+    )
+
+    @validates_schema
+    def _invite_needs_email(self, data, **kwargs):
+        if data.get("invite"):
+            if not data.get("email"):
+                raise ValidationError("An invited member needs an e-mail address.", "email")
+            if data.get("password"):
+                raise ValidationError("An invited member sets their own password.", "password")
 
 
 # the customer list's orders: by number, name or registration date, `-` for descending
@@ -465,6 +480,29 @@ class EditStaff(Schema):
     notifications = fields.Dict(
         keys=Text(validate=validate.OneOf(STAFF_NOTIFICATION_KINDS)),
         values=fields.Boolean(),
+    )
+
+
+class EditOwnStaffAccount(Schema):
+    """`customers.edit_own_staff_account`: a staff member's own language and notification
+    preferences (only the fields sent change)."""
+
+    language = Text(validate=validate.OneOf(LANGUAGES))
+    notifications = fields.Dict(
+        keys=Text(validate=validate.OneOf(STAFF_NOTIFICATION_KINDS)),
+        values=fields.Boolean(),
+    )
+
+
+class StaffPolicy(Schema):
+    """The rules every staff member's login follows (administrators set them)."""
+
+    two_factor_required = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "every staff member must use two-factor authentication: one "
+            "without it who logs in sets it up first"
+        },
     )
 
 

@@ -77,6 +77,12 @@ class LoginResponse(Schema):
     customer_id = fields.UUID()
     staff_id = fields.UUID()
     user_id = fields.UUID()
+    two_factor_setup_required = fields.Boolean(
+        metadata={
+            "description": "staff: two-factor authentication is mandatory for staff and this "
+            "member has not set it up: do it first (/api/v1/auth/2fa/enrol)"
+        }
+    )
 
 
 class Impersonator(Schema):
@@ -97,6 +103,9 @@ class MeSchema(Schema):
         Text(), metadata={"description": "a client's: `full`, or those of its user"}
     )
     impersonator = fields.Nested(Impersonator)
+    two_factor_setup_required = fields.Boolean(
+        metadata={"description": "staff: set up two-factor authentication first (mandatory)"}
+    )
     csrf_token = Text(metadata={"description": "with a session cookie: send it as X-CSRF-Token"})
 
 
@@ -635,6 +644,23 @@ class StaffMember(Schema):
 
 class StaffList(_Page):
     items = fields.List(fields.Nested(StaffMember))
+
+
+class StaffAccount(StaffMember):
+    """A staff member's own account."""
+
+    two_factor = fields.Boolean(metadata={"description": "two-factor authentication is on"})
+    two_factor_setup_required = fields.Boolean(
+        metadata={"description": "the staff policy asks for it and it is not set up yet"}
+    )
+
+
+class ResetLinkSent(Schema):
+    """A password reset link was mailed (to `email`): the account's own, as a forgotten
+    password gives; staff never see or set it."""
+
+    status = Text(required=True)
+    email = Email(required=True)
 
 
 class CustomerUser(Schema):

@@ -37,6 +37,8 @@ from gateway.schemas import (
     Project,
     ProjectList,
     Removal,
+    ResetLinkSent,
+    StaffAccount,
     StaffList,
     StaffMember,
     StaffRegisterCustomer,
@@ -374,6 +376,100 @@ class CustomerRoutes:
     )
     def disable_staff(self, call: Call):
         return call.services.customers.disable_staff(str(call.path["staff_id"]), {})
+
+    @route(
+        "POST",
+        "/api/v1/staff/staff/<uuid:staff_id>/password-reset",
+        idempotent=True,
+        response=ResetLinkSent,
+        status=202,
+        roles=("admin",),
+        tags=("staff",),
+        summary="mail a staff member a link to set a new password (409: no e-mail or "
+        "disabled; 429: a few per account in a while)",
+    )
+    def send_staff_password_reset(self, call: Call):
+        return call.services.customers.send_staff_password_reset(str(call.path["staff_id"]))
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers/<uuid:customer_id>/password-reset",
+        idempotent=True,
+        response=ResetLinkSent,
+        status=202,
+        roles=("admin", "support"),
+        tags=("customers",),
+        summary="mail a client a link to set a new password (429: a few per account in a while)",
+    )
+    def send_customer_password_reset(self, call: Call):
+        return call.services.customers.send_customer_password_reset(str(call.path["customer_id"]))
+
+    @route(
+        "GET",
+        "/api/v1/staff/staff-policy",
+        response=contract.StaffPolicy,
+        roles=("admin",),
+        tags=("staff",),
+        summary="the staff's login policy: two-factor authentication mandatory or not",
+    )
+    def get_staff_policy(self, call: Call):
+        return call.services.customers.staff_policy()
+
+    @route(
+        "PUT",
+        "/api/v1/staff/staff-policy",
+        body=contract.StaffPolicy,
+        response=contract.StaffPolicy,
+        roles=("admin",),
+        tags=("staff",),
+        summary="make two-factor authentication mandatory for every staff member (a "
+        "member without it who logs in sets it up first), or not; recorded with who",
+    )
+    def set_staff_policy(self, call: Call):
+        return call.services.customers.set_staff_policy(jsonable(call.body))
+
+    # -- staff: their own account -----------------------------------------------------------
+
+    @route(
+        "GET",
+        "/api/v1/staff/account",
+        response=StaffAccount,
+        roles=ALL_STAFF,
+        tags=("staff",),
+        summary="your own staff account",
+    )
+    def get_staff_account(self, call: Call):
+        return call.services.customers.staff_account(call.principal["staff_id"])
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/account",
+        body=contract.EditOwnStaffAccount,
+        partial=True,
+        response=StaffAccount,
+        roles=ALL_STAFF,
+        tags=("staff",),
+        summary="change your language or notification preferences",
+    )
+    def edit_staff_account(self, call: Call):
+        return call.services.customers.edit_own_staff_account(
+            call.principal["staff_id"], jsonable(call.body)
+        )
+
+    @route(
+        "POST",
+        "/api/v1/staff/account/password",
+        body=contract.ChangePassword,
+        response=Status,
+        roles=ALL_STAFF,
+        tags=("staff",),
+        summary="change your password (the current one first); your other sessions end",
+    )
+    def change_staff_password(self, call: Call):
+        call.services.customers.change_staff_password(
+            call.principal["staff_id"], call.body, call.token
+        )
+        return {"status": "changed"}
 
     # -- clients: their own account ---------------------------------------------------------
 

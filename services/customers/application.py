@@ -43,6 +43,7 @@ from services.customers.email_change import TABLE as EMAIL_CHANGES_TABLE
 from services.customers.email_change import claim_email
 from services.customers.mail_requests import TABLE as MAIL_REQUESTS_TABLE
 from services.customers.mail_requests import request_statement
+from services.customers.staff_accounts import StaffAccountCommands
 from services.customers.two_factor import SCHEMA as TWO_FACTOR_TABLES
 from services.customers.two_factor import TwoFactorCommands
 from services.infra import clock, context
@@ -139,7 +140,7 @@ def _unseal(sealed: str, key: str) -> str:
     return bytes(a ^ b for a, b in zip(data, _pad(key, len(data)), strict=True)).decode()
 
 
-class Customers(TwoFactorCommands, HostledgerApplication):
+class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
     name = "customers"
     service = "customers"
     publications = {
@@ -782,7 +783,10 @@ class Customers(TwoFactorCommands, HostledgerApplication):
         if owner.two_factor:
             self._second_factor(owner, keys, otp, recovery_code, challenge)
         self._give_back(keys)
-        return self._session_for(owner)
+        session = self._session_for(owner)
+        if isinstance(owner, StaffMember) and self.two_factor_setup_required(owner):
+            session["two_factor_setup_required"] = True  # staff_accounts.py: the policy
+        return session
 
     def customer_for_order(self, email: str, password: str | None, address: str | None):
         """The account an order's e-mail belongs to (its password required), or None for a
@@ -977,6 +981,8 @@ class Customers(TwoFactorCommands, HostledgerApplication):
                     name=member.name,
                     username=member.username,
                 )
+                if self.two_factor_setup_required(member):
+                    principal["two_factor_setup_required"] = True
             if row["customer_id"]:
                 customer = self.get_customer(row["customer_id"])
                 principal.update(
@@ -1090,20 +1096,24 @@ class Customers(TwoFactorCommands, HostledgerApplication):
                 self._reserve({"reset_mail": f"reset-mail:{owner.id}"}, "reset mails")
             except RateLimited:
                 continue
-            token = secrets.token_urlsafe(32)
-            now = clock.now()
-            mail = request_statement(
-                "password_reset", recipient.get("customer_id"), {"recipient": recipient}, token
-            )
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute(
-                    "INSERT INTO password_resets (token_hash, owner_kind, owner_id, created_at,"
-                    " expires_at) VALUES (%s, %s, %s, %s, %s)",
-                    (_token_hash(token), recipient["kind"], owner.id, now, now + RESET_LIFETIME),
-                )
-                curs.execute(*mail)
+            self._record_reset_mail(owner, recipient)
             mails.append({"recipient": recipient})
         return mails
+
+    def _record_reset_mail(self, owner, recipient: dict) -> None:
+        """A new single-use reset link for `owner`, and the request for its mail, at once."""
+        token = secrets.token_urlsafe(32)
+        now = clock.now()
+        mail = request_statement(
+            "password_reset", recipient.get("customer_id"), {"recipient": recipient}, token
+        )
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "INSERT INTO password_resets (token_hash, owner_kind, owner_id, created_at,"
+                " expires_at) VALUES (%s, %s, %s, %s, %s)",
+                (_token_hash(token), recipient["kind"], owner.id, now, now + RESET_LIFETIME),
+            )
+            curs.execute(*mail)
 
     def _reset_recipient(self, owner) -> dict | None:
         """Where an account's reset link goes (None: nowhere it could be sent)."""

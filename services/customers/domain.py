@@ -419,3 +419,22 @@ class PeopleEmail(KeyedIndex):
     @event("UserAdded")
     def add_user(self, user_id: UUID) -> None:
         self.user_ids = [*self.user_ids, user_id]
+
+
+class StaffPolicy(KeyedIndex):
+    """The rules every staff member's login follows: one, made the first time an
+    administrator changes one. Its events say who changed what, and when."""
+
+    id_namespace = _INDEX_NS
+    id_prefix = "staff-policy"
+    key_fields = ("name",)
+
+    @event("Created")
+    def __init__(self, name: str):
+        self.two_factor_required = False
+
+    @event("TwoFactorRequirementChanged")
+    def require_two_factor(self, required: bool) -> None:
+        """On: a staff member without two-factor authentication must set it up before
+        anything else; off: each chooses."""
+        self.two_factor_required = required

@@ -13,7 +13,13 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.customers import application as queries
-from services.customers import email_change, personal, referrals, staff_customers
+from services.customers import (
+    email_change,
+    personal,
+    referrals,
+    staff_accounts,
+    staff_customers,
+)
 from services.customers.application import Customers
 from services.customers.background import MailRequests
 from services.customers.domain import CustomerUser, StaffMember
@@ -44,7 +50,12 @@ def _token(value) -> str:
     return value
 
 
-class CustomersService(staff_customers.StaffCustomerRpcs, referrals.ReferralRpcs, ServiceBase):
+class CustomersService(
+    staff_customers.StaffCustomerRpcs,
+    referrals.ReferralRpcs,
+    staff_accounts.StaffAccountRpcs,
+    ServiceBase,
+):
     name = "customers"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
@@ -342,6 +353,10 @@ class CustomersService(staff_customers.StaffCustomerRpcs, referrals.ReferralRpcs
     @rpc
     def register_staff(self, payload: dict) -> dict:
         data = load(contract.RegisterStaff, payload)
+        if data["invite"]:
+            member = self.app.invite_staff(data)
+            self.mail_requests.wake()
+            return self.app.staff_view(member)
         member, generated = self.app.register_staff(
             username=data["username"],
             name=data["name"],

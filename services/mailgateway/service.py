@@ -36,6 +36,12 @@ APPLICATION = MailGateway
 READ_MODELS = ()
 
 
+def _reset_page(recipient: dict) -> str:
+    """Where a reset link leads: staff set theirs on the staff panel's page (which then
+    leads to the staff login), everyone else on the client area's."""
+    return "/staff/reset-password" if recipient.get("kind") == "staff" else "/reset-password"
+
+
 class MailGatewayService(ServiceBase):
     name = "mailgateway"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
@@ -260,10 +266,11 @@ class MailGatewayService(ServiceBase):
     @rpc
     def send_password_reset(self, recipient: dict, token: str, key: str | None = None) -> dict:
         """Queue the mail with a password reset link to `recipient` ({"email", "name",
-        "language", "customer_id"?, "expires_minutes"}): a client, a client's user or a
-        staff member. The token, like a generated password, is kept apart from the
-        notification and erased once it is sent. With `key` (the request's own), the same
-        request queues one mail however often it is handed over."""
+        "language", "customer_id"?, "expires_minutes", "kind"}): a client, a client's user
+        or a staff member (kind "staff": the link leads to the staff panel's page). The
+        token, like a generated password, is kept apart from the notification and erased
+        once it is sent. With `key` (the request's own), the same request queues one mail
+        however often it is handed over."""
         _, domain = mail_identity()
         key = f"password_reset:{key or uuid.uuid4()}"
         language = recipient.get("language") or "en"
@@ -275,7 +282,7 @@ class MailGatewayService(ServiceBase):
             context={
                 "customer_name": recipient.get("name") or "",
                 "company": signature(),
-                "reset_url": f"{settings().public_url}/reset-password",
+                "reset_url": f"{settings().public_url}{_reset_page(recipient)}",
                 "expires_minutes": int(recipient.get("expires_minutes") or 60),
                 "secret_as": "token",
             },

@@ -15,6 +15,7 @@ NOT_IDEMPOTENT = {
     "/api/v1/auth/password-reset": "always 202; mails a link, rate limited",
     "/api/v1/auth/password-reset/confirm": "the reset link is single-use by itself",
     "/api/v1/client/password": "sets a value; repeating it sets the same value",
+    "/api/v1/staff/account/password": "sets a value; repeating it sets the same value",
     "/api/v1/client/profile/email": "a newer request voids the older link: the last one counts",
     "/api/v1/client/profile/email/confirm": "the mailed link is single-use by itself",
     "/api/v1/auth/2fa/enrol": "a new secret each time; only the last one can be confirmed",

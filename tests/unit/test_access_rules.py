@@ -87,11 +87,14 @@ def test_auditors_only_read():
             opened.append((method, url))
     assert ("GET", "/api/v1/staff/customers") in opened
     writes = sorted((m, u) for m, u in opened if m not in ("GET", "HEAD"))
-    # what concerns only their own login: logging out, two-factor authentication
+    # what concerns only their own login and account: logging out, two-factor
+    # authentication, their password, language and notifications
     own_login = [
+        ("PATCH", "/api/v1/staff/account"),
         ("POST", "/api/v1/auth/2fa/confirm"),
         ("POST", "/api/v1/auth/2fa/disable"),
         ("POST", "/api/v1/auth/2fa/enrol"),
         ("POST", "/api/v1/auth/logout"),
+        ("POST", "/api/v1/staff/account/password"),
     ]
     assert writes == own_login, writes

@@ -10,11 +10,13 @@ page sets it, the bar at the top names that customer and clears it.
 from __future__ import annotations
 
 from gateway.web.staff.auth import StaffAuthPages
+from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
 
 
 class StaffPages(
     StaffAuthPages,
+    StaffCustomerPages,
     StaffDashboardPages,
 ):
     """Every page of the staff panel (the templates are in templates/staff/)."""

@@ -1,0 +1,217 @@
+"""Staff accounts in the staff panel: in Russian, an administrator adds a support member
+(who sets a password from the mailed link on the staff panel's page), changes the role
+to billing, sends a password reset link, and disables the member, whose open session
+is logged out at its next page; support staff get no staff accounts page. In French, a
+member turns two-factor authentication on from "My account" and logs in with a code,
+and an administrator makes it mandatory. The system page on a phone. Every page is
+checked (console, requests, axe-core) and kept as a screenshot."""
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from services.infra.clock import FileClock
+from tests.browser.chromium import PHONE, Watched
+from tests.browser.staff import PASSWORD, log_in, staff_page
+from tests.e2e.test_mail_out import wait_mail
+from tests.e2e.test_two_factor import MovedClock
+
+LINK = re.compile(r"http\S+(/staff/reset-password\?token=[A-Za-z0-9_\-]+)")
+
+
+def _reset_path(stack, email: str, count: int) -> str:
+    """The path of the staff panel's reset page in the newest of `count` mails."""
+    return LINK.search(wait_mail(stack, email, count)[-1].get_content()).group(1)
+
+
+def test_an_admin_adds_changes_resets_and_disables_a_member_in_russian(stack, browser):
+    _, _, admin = staff_page(stack, browser, "admin", "ru", "staff-accounts-admin-ru")
+    a = admin.page
+    a.get_by_role("navigation", name="Разделы").get_by_role("link", name="Сотрудники").click()
+    a.wait_for_url("**/staff/staff")
+    expect(a.get_by_role("heading", name="Сотрудники", exact=True)).to_be_visible()
+    admin.check("staff-list")
+
+    a.get_by_role("link", name="Добавить сотрудника").click()
+    a.wait_for_url("**/staff/staff/new")
+    admin.check("staff-new")
+    username = f"olga-{uuid.uuid4().hex[:6]}"
+    email = f"{username}@example.com"
+    a.get_by_label("Имя", exact=True).fill("Ольга Смирнова")
+    a.get_by_label("Имя пользователя").fill("о")
+    a.get_by_label("E-mail").fill(email)
+    a.get_by_label("Роль").select_option(label="Поддержка")
+    a.get_by_label("Язык писем и страниц").select_option(label="Русский")
+    a.get_by_role("button", name="Добавить и отправить ссылку").click()
+    expect(a.locator("#error-username")).to_have_text(
+        "От 3 до 64 символов: буквы, цифры и . _ @ + -"
+    )
+    admin.check("staff-new-errors", allow=(400,))
+    a.get_by_label("Имя пользователя").fill(username)
+    a.get_by_role("button", name="Добавить и отправить ссылку").click()
+    a.wait_for_url("**/staff/staff/*?done=invited")
+    expect(a.get_by_role("status")).to_contain_text("Сотрудник добавлен")
+    expect(a.get_by_role("heading", name="Ольга Смирнова")).to_be_visible()
+    member_url = admin.path.split("?")[0]
+    admin.check("staff-member-invited")
+
+    # the member sets a password from the mail, on the staff panel's page, then logs in
+    member = Watched.open(browser, stack.base_url, "staff-accounts-member-ru", locale="ru-RU")
+    m = member.page
+    member.goto(_reset_path(stack, email, 1))
+    m.get_by_label("Новый пароль", exact=True).fill("пароль Ольги 1")
+    m.get_by_label("Новый пароль ещё раз").fill("пароль Ольги 1")
+    m.get_by_role("button", name="Сохранить новый пароль").click()
+    m.wait_for_url("**/staff/login?done=password_set")
+    expect(m.get_by_role("status")).to_have_text("Новый пароль сохранён: войдите с ним.")
+    member.check("member-password-set")
+    log_in(member, username, "пароль Ольги 1", "ru")
+    m.wait_for_url("**/staff/")
+    expect(m.get_by_role("link", name="Ольга Смирнова")).to_be_visible()
+
+    # the role changes to billing
+    a.get_by_label("Новая роль").select_option(label="Биллинг")
+    a.get_by_role("button", name="Изменить роль").click()
+    a.wait_for_url("**?done=role")
+    expect(a.get_by_role("status")).to_have_text("Роль изменена.")
+    expect(a.locator(".facts")).to_contain_text("Биллинг")
+    admin.check("staff-member-role")
+    # the member's session goes on in the new role
+    member.goto("/staff/")
+    assert member.path == "/staff/"
+
+    # a reset link: the second mail, to the staff panel's page again
+    a.get_by_role("button", name="Отправить ссылку для сброса пароля").click()
+    a.wait_for_url("**?done=reset_sent")
+    expect(a.get_by_role("status")).to_have_text(
+        "Письмо со ссылкой для выбора нового пароля отправлено."
+    )
+    assert _reset_path(stack, email, 2).startswith("/staff/reset-password?token=")
+
+    # disabled: the member's open session ends at its next page
+    a.get_by_role("button", name="Отключить: Ольга Смирнова").click()
+    a.wait_for_url("**?done=disabled")
+    expect(a.get_by_role("status")).to_contain_text("Сотрудник отключён")
+    expect(a.get_by_role("button", name="Отключить: Ольга Смирнова")).to_have_count(0)
+    admin.check("staff-member-disabled")
+    member.goto("/staff/")
+    assert member.path == "/staff/login?next=%2Fstaff%2F"
+    member.check("member-logged-out")
+    assert admin.path.startswith(member_url)
+    member.close()
+    admin.close()
+
+
+def test_support_staff_get_no_staff_accounts(stack, browser):
+    _, _, page = staff_page(stack, browser, "support", "fr", "staff-accounts-support-fr")
+    response = page.goto("/staff/staff")
+    assert response.status == 403
+    heading = page.page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("Vous n'avez pas accès à cette page")
+    page.check("staff-forbidden", allow=(403,))
+    page.close()
+
+
+@pytest.fixture
+def clock(stack):
+    """The stack's clock, moved forward between codes; two-factor authentication back to
+    each member's choice, and the wall clock, after."""
+    moved = MovedClock(stack)
+    try:
+        yield moved
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+        stack.http(
+            "PUT",
+            "/api/v1/staff/staff-policy",
+            stack.admin_token,
+            json={"two_factor_required": False},
+        )
+
+
+def test_a_member_turns_two_factor_authentication_on_and_logs_in_with_a_code_in_french(
+    stack, browser, clock
+):
+    # an administrator makes it mandatory from the staff accounts page
+    _, _, admin = staff_page(stack, browser, "admin", "fr", "staff-policy-fr")
+    admin.goto("/staff/staff")
+    admin.page.get_by_label(
+        "Authentification à deux facteurs obligatoire pour tout le personnel"
+    ).check()
+    admin.page.get_by_role("button", name="Enregistrer").click()
+    admin.page.wait_for_url("**/staff/staff?done=policy_on")
+    expect(admin.page.get_by_role("status")).to_contain_text("désormais obligatoire")
+    admin.check("staff-policy-on")
+    admin.close()
+
+    member, _, page = staff_page(
+        stack, browser, "billing", "fr", "staff-two-factor-fr", viewport=PHONE
+    )
+    p = page.page
+    p.get_by_role("link", name=member["name"]).click()
+    p.wait_for_url("**/staff/account")
+    expect(p.get_by_role("heading", name="Mon compte")).to_be_visible()
+    expect(p.get_by_role("alert")).to_contain_text("obligatoire pour le personnel")
+    page.check("account")
+
+    p.get_by_role("button", name="Configurer l'authentification à deux facteurs").click()
+    p.wait_for_url("**/staff/account")
+    secret = p.locator(".tf-secret code").inner_text().replace(" ", "")
+    page.check("account-enrol")
+    p.get_by_label("Code de l'application").fill(clock.code(secret))
+    p.get_by_role("button", name="Activer l'authentification à deux facteurs").click()
+    expect(p.locator(".tf-codes li")).to_have_count(10)
+    expect(p.get_by_role("alert")).to_have_count(0)
+    page.check("account-recovery-codes")
+    p.get_by_role("link", name="Je les ai conservés").click()
+    expect(p.locator("#two-factor .badge")).to_have_text("Activée")
+
+    p.get_by_role("button", name="Se déconnecter").click()
+    p.wait_for_url("**/staff/login?done=logged_out")
+    log_in(page, member["username"], PASSWORD, "fr")
+    p.wait_for_url("**/staff/login/code")
+    clock.forward()
+    p.get_by_label("Code de l'application").fill(clock.code(secret))
+    p.get_by_role("button", name="Se connecter").click()
+    p.wait_for_url("**/staff/")
+    page.check("dashboard-after-code")
+    page.close()
+
+
+def test_a_member_changes_their_password_and_preferences_and_the_system_page_in_english(
+    stack, browser
+):
+    _, other_session, page = staff_page(stack, browser, "admin", "en", "staff-account-en")
+    p = page.page
+    page.goto("/staff/account")
+    p.get_by_label("Current password").fill("not it")
+    p.get_by_label("New password", exact=True).fill("a new password 1")
+    p.get_by_label("New password again").fill("a new password 1")
+    p.get_by_role("button", name="Change the password").click()
+    expect(p.locator("#error-current_password")).to_have_text("The current password is wrong.")
+    page.check("account-wrong-password", allow=(400,))
+    p.get_by_label("Current password").fill(PASSWORD)
+    p.get_by_label("New password", exact=True).fill("a new password 1")
+    p.get_by_label("New password again").fill("a new password 1")
+    p.get_by_role("button", name="Change the password").click()
+    p.wait_for_url("**/staff/account?done=password")
+    assert stack.http("GET", "/api/v1/me", other_session).status_code == 401
+
+    p.get_by_label("A client's reply to a ticket").uncheck()
+    p.get_by_label("Language of the mail and pages").select_option(label="English")
+    p.get_by_role("button", name="Save").click()
+    p.wait_for_url("**/staff/account?done=preferences")
+    expect(p.get_by_label("A client's reply to a ticket")).not_to_be_checked()
+    page.check("account-preferences")
+
+    page.goto("/staff/system")
+    expect(p.get_by_role("heading", name="System", exact=True)).to_be_visible()
+    for service in ("customers", "billing", "orders", "helpdesk", "mailgateway"):
+        row = p.locator("#health-title + ul li", has_text=service)
+        expect(row).to_contain_text("Answers")
+    expect(p.get_by_role("heading", name="Read models")).to_be_visible()
+    page.check("system")
+    page.close()

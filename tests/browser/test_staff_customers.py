@@ -1,0 +1,100 @@
+"""The staff panel's customers, in French: support finds a customer with the filters,
+opens its card, corrects its e-mail with a reason (refused without one, the error next
+to the field), sees the change and its reason in the history, enters the customer's
+area (the banner names the staff member) and comes back to the card. Billing staff see
+the card without the edit button, and the edit page answers 403; the list works on a
+phone. Each page is checked (console, requests, axe-core) and kept as a screenshot."""
+
+import uuid
+
+from playwright.sync_api import expect
+
+from tests.browser.chromium import PHONE
+from tests.browser.staff import staff_page
+
+
+def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, browser):
+    tag = uuid.uuid4().hex[:8]
+    customer = stack.register_customer(contact_person=f"Zoé Lefort {tag}", language="fr")
+    member, _, page = staff_page(stack, browser, "support", "fr", "staff-customers-fr")
+    p = page.page
+
+    p.get_by_role("navigation", name="Rubriques").get_by_role("link", name="Clients").click()
+    p.wait_for_url("**/staff/customers")
+    expect(p.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
+    p.get_by_label("Nom, identifiant ou e-mail").fill(tag)
+    p.get_by_label("Trier par").select_option(label="Nom, de A à Z")
+    p.get_by_role("button", name="Rechercher").click()
+    found = p.get_by_role("link", name=f"{customer['number']} Zoé Lefort {tag}")
+    expect(found).to_be_visible(timeout=15_000)
+    expect(p.get_by_text("1 client trouvé")).to_be_visible()
+    page.check("customers-found")
+
+    found.click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}")
+    expect(
+        p.get_by_role("heading", name=f"Client {customer['number']} : Zoé Lefort {tag}")
+    ).to_be_visible()
+    expect(p.get_by_text(customer["email"])).to_be_visible()
+    page.check("customer-card")
+
+    # a correction without a reason is refused, the error next to the field
+    new_email = f"zoe-{tag}@example.org"
+    p.get_by_role("link", name="Modifier").click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}/edit")
+    p.get_by_label("E-mail").fill(new_email)
+    p.get_by_role("button", name="Enregistrer").click()
+    expect(p.locator("#error-reason")).to_have_text(
+        "Indiquez pourquoi vous corrigez : la raison est enregistrée."
+    )
+    page.check("customer-edit-no-reason", allow=(400,))
+    p.get_by_label("Motif de la correction").fill("Adresse mal saisie à l'inscription")
+    p.get_by_role("button", name="Enregistrer").click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}?done=saved")
+    expect(p.get_by_text("Les modifications sont enregistrées.")).to_be_visible()
+    expect(p.get_by_text(new_email).first).to_be_visible()
+    history = p.get_by_role("region", name="Historique")
+    expect(history.get_by_text("Informations d'inscription corrigées")).to_be_visible()
+    expect(history.get_by_text("Motif : Adresse mal saisie à l'inscription")).to_be_visible()
+    expect(history.get_by_text(member["name"]).first).to_be_visible()
+    page.check("customer-corrected")
+
+    # into the customer's area, and back
+    p.get_by_role("button", name="Passer dans l'espace du client").click()
+    p.wait_for_url("**/dashboard")
+    expect(
+        p.get_by_text(f"{member['name']}, de l'équipe, agit dans l'espace de ce client.")
+    ).to_be_visible()
+    page.check("customer-area-as-staff")
+    p.get_by_role("button", name="Revenir au panneau du personnel").click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}")
+    expect(
+        p.get_by_role("heading", name=f"Client {customer['number']} : Zoé Lefort {tag}")
+    ).to_be_visible()
+    page.close()
+
+
+def test_billing_staff_see_no_edit_and_the_list_works_on_a_phone(stack, browser):
+    tag = uuid.uuid4().hex[:8]
+    customer = stack.register_customer(contact_person=f"Phone Person {tag}")
+    _, _, page = staff_page(
+        stack, browser, "billing", "en", "staff-customers-billing", viewport=PHONE
+    )
+    p = page.page
+    page.goto(f"/staff/customers?name={tag}")
+    row = p.get_by_role("link", name=f"{customer['number']} Phone Person {tag}")
+    expect(row).to_be_visible(timeout=15_000)
+    assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.check("customers-phone")
+
+    row.click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}")
+    expect(p.get_by_role("heading", name="Personal account")).to_be_visible()
+    expect(p.get_by_role("link", name="Edit")).to_have_count(0)
+    expect(p.get_by_role("button", name="Switch to the customer panel")).to_have_count(0)
+    page.check("customer-card-billing")
+
+    answer = page.goto(f"/staff/customers/{customer['id']}/edit")
+    assert answer.status == 403
+    page.check("customer-edit-refused", allow=(403,))
+    page.close()
