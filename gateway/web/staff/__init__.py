@@ -9,14 +9,18 @@ page sets it, the bar at the top names that customer and clears it.
 
 from __future__ import annotations
 
+from gateway.web.staff.accounts import StaffAccountPages
 from gateway.web.staff.auth import StaffAuthPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
+from gateway.web.staff.system import StaffSystemPages
 
 
 class StaffPages(
     StaffAuthPages,
     StaffCustomerPages,
     StaffDashboardPages,
+    StaffAccountPages,
+    StaffSystemPages,
 ):
     """Every page of the staff panel (the templates are in templates/staff/)."""
