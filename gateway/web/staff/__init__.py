@@ -13,6 +13,7 @@ from gateway.web.staff.accounts import StaffAccountPages
 from gateway.web.staff.auth import StaffAuthPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
+from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.system import StaffSystemPages
 
 
@@ -20,6 +21,7 @@ class StaffPages(
     StaffAuthPages,
     StaffCustomerPages,
     StaffDashboardPages,
+    StaffMailPages,
     StaffAccountPages,
     StaffSystemPages,
 ):
