@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gateway.web.staff.accounts import StaffAccountPages
 from gateway.web.staff.auth import StaffAuthPages
+from gateway.web.staff.billing import StaffBillingPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
 from gateway.web.staff.mail import StaffMailPages
@@ -19,6 +20,7 @@ from gateway.web.staff.system import StaffSystemPages
 
 class StaffPages(
     StaffAuthPages,
+    StaffBillingPages,
     StaffCustomerPages,
     StaffDashboardPages,
     StaffMailPages,

@@ -33,6 +33,7 @@ class StaffDashboardPages:
             pending["departments"] = s.helpdesk.departments.call_async()
         if call.can(INVOICES):
             pending["unpaid"] = s.billing.list.call_async("invoices", None, "unpaid", 1, 1)
+            pending["overdue"] = s.billing.list.call_async("invoices", None, None, 1, 1, True)
         if call.can(REFUNDS):
             pending["refunds"] = s.billing.list.call_async("refunds", None, "failed", 1, 1)
         if call.can(PROVISIONING):
@@ -72,6 +73,7 @@ class StaffDashboardPages:
             "staff/dashboard.html",
             queues=queues,
             unpaid=total("unpaid"),
+            overdue=total("overdue"),
             failed_refunds=total("refunds"),
             provisioning=total("provisioning"),
             held=total("held"),

@@ -1,0 +1,134 @@
+"""The staff panel's billing pages, clicked through as a person would: a billing member
+in Russian voids an invoice with a reason (it shows as void, its number kept) and
+records a payment against another (it becomes paid); a support member in French, on a
+phone, sees the invoices but no void or record buttons, and the payment form is refused
+(403). Each page is checked (console, requests, axe-core) and kept as a screenshot."""
+
+from playwright.sync_api import expect
+
+from tests.browser.chromium import PHONE
+from tests.browser.staff import staff_page
+
+WAIT = 15_000  # ms: lists are read models, a moment behind a write
+
+
+def _customer_with_invoices(stack, *amounts):
+    customer = stack.register_customer()
+    stack.wait_until(
+        lambda: (
+            stack.http(
+                "GET", f"/api/v1/staff/customers/{customer['id']}/account", stack.admin_token
+            ).status_code
+            == 200
+        ),
+        what="the personal account",
+    )
+    invoices = []
+    for amount in amounts:
+        r = stack.http(
+            "POST",
+            "/api/v1/staff/invoices",
+            stack.admin_token,
+            json={
+                "customer_id": customer["id"],
+                "lines": [
+                    {
+                        "description": "Виртуальный сервер",
+                        "quantity": 1,
+                        "unit_price": {"amount": amount, "currency": "EUR"},
+                        "period": "2026-12",
+                    }
+                ],
+            },
+        )
+        assert r.status_code == 201, r.text
+        invoices.append(r.json())
+    return customer, invoices
+
+
+def test_billing_voids_an_invoice_and_records_a_payment_in_russian(stack, browser):
+    customer, (to_void, to_pay) = _customer_with_invoices(stack, 1500, 2490)
+    _, _, page = staff_page(stack, browser, "billing", "ru", "staff-billing-ru")
+    p = page.page
+
+    # the customer's invoices, through the panel's customer filter
+    page.goto(f"/staff/invoices?customer={customer['id']}")
+    expect(p.get_by_role("heading", name="Счета", exact=True)).to_be_visible()
+    expect(p.get_by_role("link", name=f"Счёт {to_void['number']}")).to_be_visible(timeout=WAIT)
+    page.check("invoices")
+
+    # void the first one, saying why
+    p.get_by_role("link", name=f"Счёт {to_void['number']}").click()
+    expect(p.get_by_role("heading", name=f"Счёт {to_void['number']}")).to_be_visible()
+    expect(p.get_by_role("link", name="Скачать PDF")).to_have_attribute(
+        "href", f"/api/v1/staff/invoices/{to_void['id']}/pdf?language=ru"
+    )
+    page.check("invoice-unpaid")
+    p.get_by_label("Почему счёт аннулируется?").fill("Выставлен дважды по ошибке")
+    p.get_by_role("button", name="Аннулировать счёт").click()
+    p.wait_for_url(f"**/staff/invoices/{to_void['id']}?done=voided")
+    expect(p.locator(".alert-ok")).to_have_text("Счёт аннулирован. Его номер остаётся занятым.")
+    heading = p.get_by_role("heading", name=f"Счёт {to_void['number']}")
+    expect(heading).to_contain_text("Аннулирован")
+    expect(p.get_by_text("Выставлен дважды по ошибке")).to_be_visible()
+    expect(p.get_by_role("button", name="Аннулировать счёт")).to_have_count(0)
+    expect(p.get_by_role("button", name="Отметить платёж")).to_have_count(0)
+    page.check("invoice-void")
+
+    # in the list of void invoices, under the same number
+    p.get_by_role("link", name="Все счета").click()
+    p.get_by_role("navigation", name="Какие счета").get_by_role(
+        "link", name="Аннулированные"
+    ).click()
+    row = p.get_by_role("row").filter(has_text=to_void["number"])
+    expect(row).to_contain_text("Аннулирован", timeout=WAIT)
+    page.check("invoices-void")
+
+    # record a bank transfer against the second one: it is paid
+    page.goto(f"/staff/invoices/{to_pay['id']}")
+    expect(p.get_by_label("Полученная сумма")).to_have_value("24,90")
+    p.get_by_label("Способ оплаты").select_option(label="Банковский перевод")
+    p.get_by_label("Основание").fill("ПП-7731")
+    p.get_by_role("button", name="Отметить платёж").click()
+    p.wait_for_url(f"**/staff/invoices/{to_pay['id']}?done=paid")
+    expect(p.locator(".alert-ok")).to_have_text("Платёж отмечен: счёт оплачен.")
+    expect(p.get_by_role("heading", name=f"Счёт {to_pay['number']}")).to_contain_text("Оплачен")
+    payments = p.get_by_role("region", name="Платежи")
+    expect(payments).to_contain_text("Банковский перевод")
+    expect(payments).to_contain_text("ПП-7731")
+    page.check("invoice-paid")
+
+    # the payment is in the payments list
+    p.get_by_role("navigation", name="Биллинг").get_by_role(
+        "link", name="Платежи", exact=True
+    ).click()
+    expect(p.get_by_role("row").filter(has_text="ПП-7731")).to_be_visible(timeout=WAIT)
+    page.check("payments")
+    page.close()
+
+
+def test_support_sees_invoices_but_may_not_void_or_record_on_a_phone(stack, browser):
+    customer, (invoice,) = _customer_with_invoices(stack, 990)
+    _, _, page = staff_page(stack, browser, "support", "fr", "staff-billing-fr", viewport=PHONE)
+    p = page.page
+    page.goto(f"/staff/invoices?customer={customer['id']}")
+    link = p.get_by_role("link", name=f"Facture {invoice['number']}")
+    expect(link).to_be_visible(timeout=WAIT)
+    expect(p.get_by_role("link", name="Émettre une facture")).to_have_count(0)
+    page.check("invoices-support")
+
+    link.click()
+    expect(p.get_by_role("heading", name=f"Facture {invoice['number']}")).to_be_visible()
+    expect(p.get_by_role("button", name="Annuler la facture")).to_have_count(0)
+    expect(p.get_by_role("button", name="Enregistrer le paiement")).to_have_count(0)
+    expect(p.get_by_role("heading", name="Enregistrer un paiement")).to_have_count(0)
+    page.check("invoice-support")
+
+    p.get_by_role("navigation", name="Facturation").get_by_role(
+        "link", name="Paiements", exact=True
+    ).click()
+    expect(p.get_by_role("link", name="Enregistrer un paiement")).to_have_count(0)
+    response = page.goto("/staff/payments/new")
+    assert response.status == 403
+    page.check("payment-new-refused", allow=(403,))
+    page.close()
