@@ -19,6 +19,7 @@ from gateway.schemas import (
     Department,
     DepartmentList,
     HelpdeskSettingsAnswer,
+    Removal,
     ReplyTemplateAnswer,
     ReplyTemplateList,
     StaffTicket,
@@ -42,6 +43,8 @@ class StaffTicketQuery(Page):
     department_id = fields.UUID(load_default=None)
     assigned_to = fields.UUID(load_default=None)
     customer_id = fields.UUID(load_default=None)
+    archived = fields.Boolean(load_default=None)
+    tracking_number = f.Text(load_default=None, validate=validate.Length(min=1, max=20))
 
 
 class TemplateQuery(Page):
@@ -272,7 +275,10 @@ class HelpdeskRoutes:
         roles=ALL_STAFF,
         query=StaffTicketQuery,
         tags=("helpdesk",),
-        summary="tickets; filters status, department_id, assigned_to, customer_id",
+        summary=(
+            "tickets, newest activity first; filters status, department_id, assigned_to,"
+            " customer_id, archived, tracking_number"
+        ),
     )
     def staff_tickets(self, call: Call):
         q = jsonable(call.query)
@@ -402,6 +408,44 @@ class HelpdeskRoutes:
     )
     def create_reply_template(self, call: Call):
         return call.services.helpdesk.create_template(jsonable(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/reply-templates/<uuid:template_id>",
+        response=ReplyTemplateAnswer,
+        roles=ALL_STAFF,
+        tags=("helpdesk",),
+        summary="one canned reply",
+    )
+    def reply_template(self, call: Call):
+        return call.services.helpdesk.template(str(call.path["template_id"]))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/reply-templates/<uuid:template_id>",
+        response=ReplyTemplateAnswer,
+        roles=HELPDESK_STAFF,
+        body=contract.ReplyTemplate,
+        partial=True,
+        tags=("helpdesk",),
+        summary="change a canned reply's name, texts (all languages at once) or department",
+    )
+    def change_reply_template(self, call: Call):
+        return call.services.helpdesk.change_template(
+            str(call.path["template_id"]), jsonable(call.body)
+        )
+
+    @route(
+        "DELETE",
+        "/api/v1/staff/reply-templates/<uuid:template_id>",
+        response=Removal,
+        roles=HELPDESK_STAFF,
+        tags=("helpdesk",),
+        summary="delete a canned reply (answers already sent keep their text)",
+    )
+    def delete_reply_template(self, call: Call):
+        call.services.helpdesk.delete_template(str(call.path["template_id"]))
+        return {"id": str(call.path["template_id"]), "removed": True}
 
     @route(
         "POST",

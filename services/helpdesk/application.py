@@ -551,7 +551,27 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         return template
 
     def template(self, template_id: UUID) -> ReplyTemplate:
-        return self._get(template_id, ReplyTemplate, "reply template")
+        template = self._get(template_id, ReplyTemplate, "reply template")
+        if getattr(template, "deleted", False):
+            raise NotFound("No such reply template.")
+        return template
+
+    def change_template(self, template_id: UUID, changes: dict) -> ReplyTemplate:
+        template = self.template(template_id)
+        if changes.get("department_id"):
+            try:
+                self.department(changes["department_id"])
+            except NotFound:
+                raise invalid("department_id", "No such department.") from None
+        template.change(changes)
+        self.save(template)
+        return template
+
+    def delete_template(self, template_id: UUID) -> None:
+        """Gone from the lists and from replies; tickets keep the texts already sent."""
+        template = self.template(template_id)
+        template.delete()
+        self.save(template)
 
     def templates(self, department_id: UUID | None) -> list[ReplyTemplate]:
         where, params = "", []
@@ -563,7 +583,9 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                 params,
             )
             ids = [r["template_id"] for r in curs.fetchall()]
-        return [self.template(i) for i in ids]
+        # one deleted a moment ago may still be listed: left out
+        found = [self._get(i, ReplyTemplate, "reply template") for i in ids]
+        return [t for t in found if not getattr(t, "deleted", False)]
 
     # -- abuse --------------------------------------------------------------------------------
 
@@ -630,7 +652,7 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
     def ticket_list(self, filters: dict, page: int, page_size: int) -> dict:
         limit, offset = page_window(page, page_size)
         where, params = [], []
-        for key in ("department_id", "assigned_to", "customer_id", "status"):
+        for key in ("department_id", "assigned_to", "customer_id", "status", "tracking_number"):
             value = filters.get(key)
             if value is None:
                 continue

@@ -149,12 +149,24 @@ class ReplyTemplate(Aggregate):
         self.name = name
         self.bodies = bodies
         self.department_id = department_id
+        self.deleted = False
 
     def text_for(self, language: str, client_person: str, admin_name: str) -> str:
         body = (
             self.bodies.get(language) or self.bodies.get("en") or next(iter(self.bodies.values()))
         )
         return fill_macros(body, client_person, admin_name)
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        """A new name, texts (the languages given replace all of them) or department."""
+        for key in ("name", "bodies", "department_id"):
+            if key in changes:
+                setattr(self, key, changes[key])
+
+    @event("Deleted")
+    def delete(self) -> None:
+        self.deleted = True
 
 
 def fill_macros(text: str, client_person: str, admin_name: str) -> str:

@@ -56,6 +56,7 @@ class HelpdeskLists(ReadModel):
         "CREATE INDEX IF NOT EXISTS ticket_list_assignee"
         " ON ticket_list (assignee, updated_at DESC, ticket_id DESC)",
         "CREATE INDEX IF NOT EXISTS ticket_list_status ON ticket_list (status, updated_at DESC)",
+        "CREATE INDEX IF NOT EXISTS ticket_list_tracking ON ticket_list (tracking_number)",
         "CREATE INDEX IF NOT EXISTS ticket_list_updated"
         " ON ticket_list (updated_at DESC, ticket_id DESC)",
         # how many tickets each department has in each status: the lists' totals without
@@ -282,6 +283,22 @@ class HelpdeskLists(ReadModel):
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (e.originator_id, e.name, e.department_id, e.timestamp),
         )
+
+    def on_ReplyTemplate_Changed(self, curs, e) -> None:
+        changes = e.changes
+        if "name" in changes:
+            curs.execute(
+                "UPDATE reply_template_list SET name = %s WHERE template_id = %s",
+                (changes["name"], e.originator_id),
+            )
+        if "department_id" in changes:
+            curs.execute(
+                "UPDATE reply_template_list SET department_id = %s WHERE template_id = %s",
+                (changes["department_id"], e.originator_id),
+            )
+
+    def on_ReplyTemplate_Deleted(self, curs, e) -> None:
+        curs.execute("DELETE FROM reply_template_list WHERE template_id = %s", (e.originator_id,))
 
     # -- messages to customers ------------------------------------------------------------------
 

@@ -409,6 +409,20 @@ class HelpdeskService(ServiceBase):
         return template_view(self.app.create_template(load(contract.ReplyTemplate, payload)))
 
     @rpc
+    def change_template(self, template_id: str, payload: dict) -> dict:
+        changes = load(contract.ReplyTemplate, payload, partial=True)
+        template = self.app.change_template(_uuid(template_id, "reply template"), changes)
+        return template_view(template)
+
+    @rpc
+    def delete_template(self, template_id: str) -> None:
+        self.app.delete_template(_uuid(template_id, "reply template"))
+
+    @rpc
+    def template(self, template_id: str) -> dict:
+        return template_view(self.app.template(_uuid(template_id, "reply template")))
+
+    @rpc
     def templates(self, department_id: str | None = None) -> list[dict]:
         wanted = _uuid(department_id, "department") if department_id else None
         return [template_view(t) for t in self.app.templates(wanted)]

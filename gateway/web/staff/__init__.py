@@ -14,6 +14,7 @@ from gateway.web.staff.auth import StaffAuthPages
 from gateway.web.staff.billing import StaffBillingPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
+from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.system import StaffSystemPages
 
@@ -23,6 +24,7 @@ class StaffPages(
     StaffBillingPages,
     StaffCustomerPages,
     StaffDashboardPages,
+    StaffHelpdeskPages,
     StaffMailPages,
     StaffAccountPages,
     StaffSystemPages,
