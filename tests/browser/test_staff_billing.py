@@ -132,3 +132,70 @@ def test_support_sees_invoices_but_may_not_void_or_record_on_a_phone(stack, brow
     assert response.status == 403
     page.check("payment-new-refused", allow=(403,))
     page.close()
+
+
+def test_admin_issues_an_invoice_refunds_it_and_reads_its_credit_note(stack, browser):
+    customer, _ = _customer_with_invoices(stack)
+    _, _, page = staff_page(stack, browser, "admin", "en", "staff-billing-en")
+    p = page.page
+
+    # a payment to the personal account, for no invoice
+    page.goto("/staff/payments/new")
+    p.get_by_label("Customer number").fill(str(customer["number"]))
+    p.get_by_label("Amount received").fill("40.00")
+    p.get_by_label("How it came").select_option(label="Cash")
+    p.get_by_label("Reference").fill("Receipt 18")
+    page.check("payment-new")
+    p.get_by_role("button", name="Record the payment").click()
+    p.wait_for_url("**/staff/payments?done=recorded")
+    expect(p.locator(".alert-ok")).to_have_text("The payment is recorded.")
+    page.check("payment-recorded")
+
+    # an invoice by hand: a wrong price is named next to its field
+    page.goto(f"/staff/invoices/new?customer={customer['id']}")
+    expect(p.get_by_label("Customer number")).to_have_value(str(customer["number"]))
+    line = p.get_by_role("group", name="Line 1")
+    line.get_by_label("Description").fill("Setting up a mail server")
+    line.get_by_label("Quantity").fill("2")
+    line.get_by_label("Unit price").fill("twelve")
+    p.get_by_role("button", name="Issue the invoice").click()
+    expect(p.locator("#error-price_0")).to_have_text("Enter an amount such as 25.00.")
+    page.check("invoice-new-refused", allow=(400,))
+    p.get_by_role("group", name="Line 1").get_by_label("Unit price").fill("12.50")
+    p.get_by_role("button", name="Issue the invoice").click()
+    p.wait_for_url("**?done=issued")
+    expect(p.locator(".alert-ok")).to_have_text("The invoice is issued.")
+    expect(p.get_by_role("row").filter(has_text="Setting up a mail server")).to_contain_text(
+        "€25.00"
+    )
+    page.check("invoice-issued")
+
+    # paid, then refunded in part to the personal account: a credit note
+    p.get_by_label("Reference").fill("TX-55")
+    p.get_by_role("button", name="Record the payment").click()
+    p.wait_for_url("**?done=paid")
+    p.get_by_label("Amount to refund").fill("5")
+    p.get_by_label("Why is it refunded?").fill("One day of downtime")
+    p.get_by_role("button", name="Refund", exact=True).click()
+    p.wait_for_url("**/staff/refunds/*?done=requested")
+    expect(p.get_by_role("heading", name="Refund for invoice")).to_contain_text("Completed")
+    page.check("refund")
+    refund_id = page.path.split("/")[-1].split("?")[0]
+    refund = stack.http("GET", f"/api/v1/staff/refunds/{refund_id}", stack.admin_token).json()
+    p.get_by_role("link", name=refund["credit_note_number"], exact=True).click()
+    expect(
+        p.get_by_role("heading", name=f"Credit note {refund['credit_note_number']}")
+    ).to_be_visible()
+    expect(p.get_by_text("One day of downtime")).to_be_visible()
+    page.check("credit-note")
+
+    for path, heading in (
+        ("/staff/refunds?status=failed", "Refunds"),
+        ("/staff/credit-notes", "Credit notes"),
+        ("/staff/payments/unmatched", "Unmatched payments"),
+        ("/staff/invoices?status=overdue", "Invoices"),
+    ):
+        page.goto(path)
+        expect(p.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        page.check(path.split("/")[-1].split("?")[0])
+    page.close()
