@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, validate
+from marshmallow import Schema, fields, validate
 
 from contracts import fields as f
 from contracts import orders as orders_contract
@@ -34,6 +34,28 @@ class ServiceReason(Schema):
     reason = f.Body(required=True, validate=validate.Length(min=1, max=500))
 
 
+SERVICE_CHANGES = ("activated", "suspended", "unsuspended", "terminated", "cancelled")
+
+
+class ServiceChange(Schema):
+    """One step of a service's lifecycle, with the reason recorded for it."""
+
+    event = f.Text(validate=validate.OneOf(SERVICE_CHANGES))
+    at = fields.DateTime()
+    reason = f.Text()
+    # a suspension's cause: staff, overdue or abuse
+    why = f.Text()
+
+
+class StaffServiceAnswer(ServiceSchema):
+    """A service for staff: its invoices (the order's, then each renewal's), the unpaid
+    renewal invoice if any, and its lifecycle with the reasons given."""
+
+    invoice_ids = fields.List(fields.UUID())
+    renewal_invoice_id = fields.UUID(allow_none=True)
+    history = fields.List(fields.Nested(ServiceChange))
+
+
 ORDER_STATUSES = ("pending", "paid")
 SERVICE_STATUSES = ("pending", "active", "suspended", "terminated", "cancelled")
 STATUSES = {"orders": ORDER_STATUSES, "services": SERVICE_STATUSES}
@@ -57,7 +79,9 @@ class ClientOrderListQuery(Page):
 
 
 class OrderListQuery(ClientOrderListQuery, PageQuery):
-    pass
+    """`product_id`: services of that product only (not for orders)."""
+
+    product_id = fields.UUID(load_default=None)
 
 
 class OrderRoutes:
@@ -257,6 +281,17 @@ class OrderRoutes:
 
     @route(
         "GET",
+        "/api/v1/staff/services/<uuid:service_id>",
+        response=StaffServiceAnswer,
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="one service, with its invoices and the reasons of its lifecycle",
+    )
+    def staff_service(self, call: Call):
+        return call.services.orders.staff_service(str(call.path["service_id"]))
+
+    @route(
+        "GET",
         "/api/v1/staff/<any(orders,services):name>",
         response={"orders": OrderList, "services": ServiceList},
         query=OrderListQuery,
@@ -265,7 +300,9 @@ class OrderRoutes:
         summary="orders or services (`status`: their own)",
     )
     def staff_order_list(self, call: Call):
-        return _order_list(call, str_or_none(call.query["customer_id"]))
+        return _order_list(
+            call, str_or_none(call.query["customer_id"]), str_or_none(call.query["product_id"])
+        )
 
     @route(
         "GET",
@@ -343,12 +380,17 @@ def order_as_visitor(services, body: dict, key: str | None, address: str | None)
     return order, customer_id, credentials
 
 
-def _order_list(call: Call, customer_id: str | None) -> dict:
+def _order_list(call: Call, customer_id: str | None, product_id: str | None = None) -> dict:
     q, name = call.query, call.path["name"]
     if q["status"] is not None and q["status"] not in STATUSES[name]:
         message = f"One of: {', '.join(STATUSES[name])}."
         raise ValidationFailed(f"Not a status of {name}. {message}", {"status": [message]})
-    return call.services.orders.list(name, customer_id, q["page"], q["page_size"], q["status"])
+    if product_id is not None and name != "services":
+        message = "Only services are listed by product."
+        raise ValidationFailed(message, {"product_id": [message]})
+    return call.services.orders.list(
+        name, customer_id, q["page"], q["page_size"], q["status"], product_id
+    )
 
 
 def _order_answer(order: dict, customer_id: str, credentials: dict | None) -> dict:

@@ -628,6 +628,47 @@ class Orders(HostledgerApplication):
             self.save(*services)
         return len(services)
 
+    def customer_deleted(self, customer_id: UUID) -> int:
+        """The customer was deleted: its pending services are cancelled (nothing is to be
+        invoiced or set up for a customer that is gone) and, where staff forced the
+        deletion past its active or suspended services, those are terminated; how many
+        changed, in one save. Hearing it again changes nothing. Found through the
+        customer's index in the event store, never through a list that may lag."""
+        index = self._customer_services(customer_id)
+        changed = []
+        for s in (self.repository.get(i) for i in index.service_ids):
+            if s.status == "pending":
+                s.cancel(reason="the customer was deleted")
+            elif s.status in ("active", "suspended"):
+                s.terminate(reason="the customer was deleted")
+            else:
+                continue
+            changed.append(s)
+        if changed:
+            self.save(*changed)
+        return len(changed)
+
+    def service_history(self, service: Service) -> list[dict]:
+        """The service's lifecycle as its events recorded it, oldest first: `{"event",
+        "at", "reason", "why"?}` for each activation, suspension, unsuspension,
+        termination and cancellation (who did it is in the audit history)."""
+        kinds = {
+            Service.Activated: "activated",
+            Service.Suspended: "suspended",
+            Service.Unsuspended: "unsuspended",
+            Service.Terminated: "terminated",
+            Service.Cancelled: "cancelled",
+        }
+        history = []
+        for e in self.repository.event_store.get(service.id):
+            kind = kinds.get(type(e))
+            if kind is not None:
+                entry = {"event": kind, "at": isoformat(e.timestamp), "reason": e.reason}
+                if kind == "suspended":
+                    entry["why"] = e.why
+                history.append(entry)
+        return history
+
     # -- project terms (a copy of the customers service's) -------------------------------------
 
     def record_project_terms(self, project_id: UUID, terms: dict) -> None:

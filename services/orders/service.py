@@ -442,6 +442,18 @@ class OrdersService(ServiceBase):
         )
 
     @rpc
+    def staff_service(self, service_id: str) -> dict:
+        """Any customer's service as it is now, for staff: as `client_service` answers it,
+        with `history`, its lifecycle with each change's reason, oldest first."""
+        s = self.app.get_service(_uuid(service_id, "service"))
+        return dict(
+            service_view(s),
+            renewal_invoice_id=str(s.renewal_invoice_id) if s.renewal_invoice_id else None,
+            invoice_ids=self.app.service_invoice_ids(s),
+            history=self.app.service_history(s),
+        )
+
+    @rpc
     def renew_early(self, customer_id: str, service_id: str) -> dict:
         """A client renews an active or suspended service before the scheduler would: the
         renewal invoice of its next period, issued now (with the scheduler's own key, so
@@ -513,6 +525,14 @@ class OrdersService(ServiceBase):
     def project_updated(self, event: IntegrationEvent) -> None:
         self.app.record_project_terms(event.payload["project_id"], event.payload)
 
+    @handles("customers", "CustomerDeleted")
+    def customer_deleted(self, event: IntegrationEvent) -> None:
+        """A deleted customer keeps no pending service (nor, when its deletion was forced,
+        a running one), recorded as done by whoever deleted it."""
+        context.current.actor = context.Actor.from_dict(event.actor)
+        context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
+        self.app.customer_deleted(event.payload["customer_id"])
+
     @handles("billing", "InvoicePaid")
     def activate_paid(self, event: IntegrationEvent) -> None:
         """Paying an order's invoice activates its services (a payment heard before its
@@ -537,8 +557,10 @@ class OrdersService(ServiceBase):
         page: int = 1,
         page_size: int = 50,
         status: str | None = None,
+        product_id: str | None = None,
     ) -> dict:
-        """Orders or services, newest first; `status` one of theirs (as the list shows)."""
+        """Orders or services, newest first; `status` one of theirs (as the list shows);
+        `product_id`: services of that product only."""
         if name not in LISTS:
             raise ValidationFailed(f"There is no list {name!r}.")
         limit, offset = page_window(page, page_size)
@@ -550,6 +572,11 @@ class OrdersService(ServiceBase):
         if status is not None:
             where.append("status = %s")
             params.append(str(status))
+        if product_id is not None:
+            if name != "services":
+                raise ValidationFailed("Only services are listed by product.")
+            where.append("product_id = %s")
+            params.append(_uuid(product_id, "product"))
         clause = " AND ".join(where)
         with self.app.datastore.transaction() as curs:
             curs.execute(f"SELECT count(*) AS n FROM {table} WHERE {clause}", params)

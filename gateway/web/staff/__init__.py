@@ -14,6 +14,7 @@ from gateway.web.staff.auth import StaffAuthPages
 from gateway.web.staff.billing import StaffBillingPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
+from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.system import StaffSystemPages
@@ -28,5 +29,6 @@ class StaffPages(
     StaffMailPages,
     StaffAccountPages,
     StaffSystemPages,
+    StaffServicePages,
 ):
     """Every page of the staff panel (the templates are in templates/staff/)."""
