@@ -66,6 +66,17 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
         p.get_by_text(f"{member['name']}, de l'équipe, agit dans l'espace de ce client.")
     ).to_be_visible()
     page.check("customer-area-as-staff")
+    # helping, yes; taking the account over, no: the form says why
+    page.goto("/settings/password")
+    p.get_by_label("Mot de passe actuel").fill(customer["credentials"]["password"])
+    p.get_by_label("Nouveau mot de passe", exact=True).fill("pris par le personnel 1")
+    p.get_by_label("Nouveau mot de passe, à nouveau").fill("pris par le personnel 1")
+    p.get_by_role("button", name="Changer le mot de passe").click()
+    expect(p.get_by_role("alert")).to_have_text(
+        "Un membre du personnel agissant en tant que client ne peut pas faire cela : "
+        "seul le client le peut, connecté lui-même."
+    )
+    page.check("customer-password-refused-to-staff", allow=(403,))
     p.get_by_role("button", name="Revenir au panneau du personnel").click()
     p.wait_for_url(f"**/staff/customers/{customer['id']}")
     expect(
@@ -97,4 +108,60 @@ def test_billing_staff_see_no_edit_and_the_list_works_on_a_phone(stack, browser)
     answer = page.goto(f"/staff/customers/{customer['id']}/edit")
     assert answer.status == 403
     page.check("customer-edit-refused", allow=(403,))
+    page.close()
+
+
+def test_register_a_company_then_delete_it_with_a_reason_in_russian(stack, browser):
+    tag = uuid.uuid4().hex[:8]
+    _, _, page = staff_page(stack, browser, "admin", "ru", "staff-customers-ru")
+    p = page.page
+    page.goto("/staff/customers")
+    p.get_by_role("link", name="Новый клиент").click()
+    p.wait_for_url("**/staff/customers/new")
+    p.get_by_label("Вид").select_option(label="Компания")
+    p.get_by_label("Контактное лицо").fill(f"Иван Петров {tag}")
+    p.get_by_label("E-mail").fill(f"ivan-{tag}@example.ru")
+    p.get_by_label("Страна").select_option("RU")
+    p.get_by_role("button", name="Зарегистрировать клиента").click()
+    expect(p.locator("#error-company_name")).to_have_text("Для компании нужно название компании.")
+    page.check("customer-new-no-company-name", allow=(400,))
+    p.get_by_label("Название компании").fill(f"ООО Ромашка {tag}")
+    p.get_by_role("button", name="Зарегистрировать клиента").click()
+    expect(p.get_by_role("heading", name="зарегистрирован")).to_be_visible()
+    expect(p.get_by_text("Пароль", exact=True)).to_be_visible()
+    page.check("customer-registered")
+    p.get_by_role("link", name="Открыть карточку").click()
+    expect(p.get_by_role("heading", name=f"ООО Ромашка {tag}")).to_be_visible()
+    customer_id = page.path.split("/")[-1]
+
+    # a balance keeps it from being deleted: the page says why
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/customers/{customer_id}/account/corrections",
+        stack.admin_token,
+        json={"amount": {"amount": 500, "currency": "EUR"}, "reason": "goodwill credit"},
+    )
+    assert r.status_code == 201, r.text
+    p.get_by_role("link", name="Удалить").click()
+    p.get_by_role("button", name="Удалить клиента").click()
+    expect(p.locator("#error-reason")).to_have_text(
+        "Укажите причину удаления: она сохраняется в истории."
+    )
+    page.check("customer-delete-no-reason", allow=(400,))
+    p.get_by_label("Причина").fill("Клиент попросил закрыть аккаунт")
+    p.get_by_role("button", name="Удалить клиента").click()
+    expect(p.get_by_role("alert")).to_contain_text("Баланс лицевого счёта не нулевой")
+    page.check("customer-delete-refused", allow=(409,))
+
+    # an administrator deletes it anyway; the card stays, read-only
+    p.get_by_label("Причина").fill("Клиент попросил закрыть аккаунт")
+    p.get_by_label("Удалить всё равно, даже при активных услугах или ненулевом балансе").check()
+    p.get_by_role("button", name="Удалить клиента").click()
+    p.wait_for_url(f"**/staff/customers/{customer_id}?done=deleted")
+    expect(
+        p.get_by_text("Этот клиент удалён; его карточка доступна только для просмотра.")
+    ).to_be_visible()
+    expect(p.get_by_text("Причина: Клиент попросил закрыть аккаунт").first).to_be_visible()
+    expect(p.get_by_role("link", name="Изменить")).to_have_count(0)
+    page.check("customer-deleted")
     page.close()

@@ -54,6 +54,20 @@ def _address(call: PageCall, errors: FormErrors, name: str, most: int) -> str:
     return text
 
 
+def _acting_refusal(call: PageCall, errors: FormErrors) -> bool:
+    """Staff acting in the client's area may look and help, not take the account over (the
+    customers service refuses it too): the form says so, instead of a bare error page."""
+    if not (call.principal or {}).get("impersonator"):
+        return False
+    errors.add(
+        "_form",
+        call.gettext(
+            "Staff acting as the client may not do this: only the client can, logged in as itself."
+        ),
+    )
+    return True
+
+
 def _email_ok(address: str) -> bool:
     return len(address) <= 254 and bool(EMAIL.match(address))
 
@@ -125,6 +139,8 @@ class SettingsPages:
         if call.principal.get("user_id"):
             errors.add("_form", call.gettext("Only the account's owner changes its e-mail."))
             return _profile_page(call, _profile_values(call.customer), errors, status=403)
+        if _acting_refusal(call, errors):
+            return _profile_page(call, _profile_values(call.customer), errors, status=403)
         if not _email_ok(values["email"]):
             errors.add("email", call.gettext("Enter an e-mail address such as name@example.com."))
         if not values["current_password"]:
@@ -167,7 +183,7 @@ class SettingsPages:
         values, errors = call.form("token")
         if call.principal.get("user_id"):
             errors.add("_form", call.gettext("Only the account's owner changes its e-mail."))
-        else:
+        elif not _acting_refusal(call, errors):
             try:
                 call.services.customers.confirm_email_change(call.customer_id, values)
                 return call.redirect("/settings/profile", done="email_changed")
@@ -189,6 +205,8 @@ class SettingsPages:
     def web_settings_password_save(self, call: PageCall):
         values, errors = call.form("current_password", "new_password", "confirm_password")
         if call.principal.get("user_id"):
+            return _password_page(call, errors, status=403)
+        if _acting_refusal(call, errors):
             return _password_page(call, errors, status=403)
         password = values["new_password"]
         if not values["current_password"]:
@@ -238,6 +256,8 @@ class SettingsPages:
         values, errors = call.form("username", "name", "email", "password", "confirm_password")
         permissions = [p for p in call.request.form.getlist("permissions") if p in USER_PERMISSIONS]
         values["permissions"] = permissions
+        if _acting_refusal(call, errors):
+            return _users_page(call, values, errors, status=403)
         if not USERNAME.match(values["username"]):
             errors.add(
                 "username",

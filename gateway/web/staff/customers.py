@@ -144,7 +144,7 @@ class StaffCustomerPages:
             return self._customer_new_page(call, values, errors, exc.status)
         return call.render(
             "staff/customers_registered.html",
-            customer=customer,
+            registered=customer,
             credentials=customer.get("credentials"),
         )
 
