@@ -17,6 +17,7 @@ from gateway.web.staff.dashboard import StaffDashboardPages
 from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
+from gateway.web.staff.messages import StaffMessagePages
 from gateway.web.staff.system import StaffSystemPages
 
 
@@ -27,6 +28,7 @@ class StaffPages(
     StaffDashboardPages,
     StaffHelpdeskPages,
     StaffMailPages,
+    StaffMessagePages,
     StaffAccountPages,
     StaffSystemPages,
     StaffServicePages,
