@@ -249,6 +249,17 @@ class AddTaxRule(Schema):
     valid_to = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
+class EditTaxRule(Schema):
+    """Change a tax rule (its country and project stay: add another rule for others);
+    end it by setting `valid_to`. Issued invoices keep their tax."""
+
+    name = Text(validate=validate.Length(min=1, max=100))
+    rate = fields.Decimal(as_string=True, places=4, validate=validate.Range(min=0, max=100))
+    inclusive = fields.Boolean()
+    valid_from = fields.AwareDateTime(allow_none=True)
+    valid_to = fields.AwareDateTime(allow_none=True)
+
+
 class Refund(Schema):
     reason = Text(required=True, validate=validate.Length(min=1, max=500))
     amount = fields.Nested(
@@ -292,6 +303,16 @@ class AffiliateProgram(Schema):
         validate=validate.Range(min=0, max=100, min_inclusive=False),
     )
     maturity_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class EditAffiliateProgram(Schema):
+    """Change a program (its name stays); `active`: false stops new commissions under it."""
+
+    percent = fields.Decimal(
+        as_string=True, places=2, validate=validate.Range(min=0, max=100, min_inclusive=False)
+    )
+    maturity_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=3650))
+    active = fields.Boolean()
 
 
 class _InvoiceNotice(Schema):

@@ -59,6 +59,16 @@ class BillingListQuery(PageQuery):
     )
 
 
+class ProgramAnswer(ProgramSchema):
+    active = fields.Boolean(
+        metadata={"description": "false: deactivated, no new commissions are earned under it"}
+    )
+
+
+class ProgramAnswers(ProgramList):
+    items = fields.List(fields.Nested(ProgramAnswer))
+
+
 class InvoicePayment(Schema):
     source = f.Text(
         metadata={"description": "balance, a processor's name, or the method staff recorded"}
@@ -322,11 +332,11 @@ class BillingRoutes:
     @route(
         "GET",
         "/api/v1/staff/affiliate-programs",
-        response=ProgramList,
+        response=ProgramAnswers,
         query=Page,
         roles=ALL_STAFF,
         tags=("billing",),
-        summary="affiliate programs",
+        summary="affiliate programs (`active`: false once deactivated)",
     )
     def affiliate_programs(self, call: Call):
         return paged(call.services.billing.programs(), call.query)
@@ -335,7 +345,7 @@ class BillingRoutes:
         "POST",
         "/api/v1/staff/affiliate-programs",
         idempotent=True,
-        response=ProgramSchema,
+        response=ProgramAnswer,
         body=billing.AffiliateProgram,
         status=201,
         roles=("admin",),
@@ -344,6 +354,21 @@ class BillingRoutes:
     )
     def create_affiliate_program(self, call: Call):
         return call.services.billing.create_program(jsonable(call.body))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/affiliate-programs/<uuid:program_id>",
+        response=ProgramAnswer,
+        body=billing.EditAffiliateProgram,
+        roles=("admin",),
+        tags=("billing",),
+        summary="change an affiliate program's percentage or maturity, or deactivate it "
+        "(`active`: false: no new commissions under it; earned ones mature as they were)",
+    )
+    def change_affiliate_program(self, call: Call):
+        return call.services.billing.change_program(
+            str(call.path["program_id"]), jsonable(call.body)
+        )
 
     @route(
         "GET",
@@ -370,6 +395,19 @@ class BillingRoutes:
     )
     def add_tax_rule(self, call: Call):
         return call.services.billing.add_tax_rule(jsonable(call.body))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/tax-rules/<uuid:rule_id>",
+        response=TaxRule,
+        body=billing.EditTaxRule,
+        roles=("admin", "billing"),
+        tags=("billing",),
+        summary="change a tax rule's name, rate, inclusion or validity; end it by setting "
+        "`valid_to` (issued invoices keep the tax they were issued with)",
+    )
+    def change_tax_rule(self, call: Call):
+        return call.services.billing.change_tax_rule(str(call.path["rule_id"]), jsonable(call.body))
 
     @route(
         "POST",

@@ -313,6 +313,28 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
 
         return retry_on_conflict(attempt)
 
+    def change_tax_rule(self, rule_id: str, changes: dict) -> dict:
+        """Change a rule's name, rate, inclusion or validity (recorded with who did it);
+        the rule as it now is. 404 for no such rule."""
+        changes = {k: (str(v) if k == "rate" else v) for k, v in changes.items()}
+
+        def attempt() -> dict:
+            table = self.tax_table()
+            rule = next((r for r in table.rules if r["id"] == rule_id), None)
+            if rule is None:
+                raise NotFound("No such tax rule.")
+            merged = dict(rule, **changes)
+            starts, ends = merged["valid_from"], merged["valid_to"]
+            if starts and ends and ends <= starts:
+                raise ValidationFailed(
+                    "The rule ends before it starts.", {"valid_to": ["Must be after valid_from."]}
+                )
+            table.change_rule(rule_id=rule_id, changes=changes)
+            self.save(table)
+            return merged
+
+        return retry_on_conflict(attempt)
+
     def correct_balance(
         self, customer_id: UUID, currency: str, amount: int, reason: str
     ) -> PersonalAccount:
@@ -347,6 +369,24 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             raise Conflict(f"A program named {name!r} exists.", {"name": ["Taken."]}) from None
         return program
 
+    def change_program(self, program_id: UUID, changes: dict) -> AffiliateProgram:
+        """Change a program's percentage or maturity, or (de)activate it, recorded with
+        who did it."""
+
+        def attempt() -> AffiliateProgram:
+            try:
+                program = self.repository.get(program_id)
+            except AggregateNotFoundError:
+                program = None
+            if not isinstance(program, AffiliateProgram):
+                raise NotFound("No such affiliate program.")
+            if changes:
+                program.change(changes=changes)
+                self.save(program)
+            return program
+
+        return retry_on_conflict(attempt)
+
     def programs(self) -> list[AffiliateProgram]:
         from eventsourcing.utils import get_topic
 
@@ -370,7 +410,7 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             program = self.repository.get(program_id)
         except AggregateNotFoundError:
             return None
-        if not isinstance(program, AffiliateProgram):
+        if not isinstance(program, AffiliateProgram) or not program.is_active:
             return None
         amount = percentage_of(invoice.amount, program.percent)
         if amount.amount <= 0:

@@ -608,6 +608,14 @@ class TaxTable(Aggregate):
     def add_rule(self, rule: dict) -> None:
         self.rules.append(rule)
 
+    @event("RuleChanged")
+    def change_rule(self, rule_id: str, changes: dict) -> None:
+        """A rule's name, rate, inclusion or validity changed (ending a rule: `valid_to`
+        now). Issued invoices keep the tax they were issued with."""
+        for rule in self.rules:
+            if rule["id"] == rule_id:
+                rule.update(changes)
+
     def rule_for(self, project_id: UUID | None, country: str | None, at: datetime) -> dict | None:
         """The rule for this project (or any project) and buyer country at `at`; the most
         specific wins (a project's own rule before a rule for every project)."""
@@ -639,6 +647,19 @@ class AffiliateProgram(KeyedIndex):
         self.name = name
         self.percent = percent
         self.maturity_days = maturity_days
+        self.active = True
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        """Its percentage or maturity changed, or it was deactivated (`active`: False, no
+        new commissions are earned under it; earned ones mature as they were) or active
+        again. Customers keep referring to it by id."""
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    @property
+    def is_active(self) -> bool:
+        return getattr(self, "active", True)  # programs created before it could change
 
 
 class Commission(KeyedIndex):

@@ -47,7 +47,13 @@ def _uuid(value, what: str) -> UUID:
 
 
 def _program(p) -> dict:
-    return {"id": str(p.id), "name": p.name, "percent": p.percent, "maturity_days": p.maturity_days}
+    return {
+        "id": str(p.id),
+        "name": p.name,
+        "percent": p.percent,
+        "maturity_days": p.maturity_days,
+        "active": p.is_active,
+    }
 
 
 def _plain(rule: dict) -> dict:
@@ -342,6 +348,11 @@ class BillingService(ServiceBase):
         return _plain(self.app.add_tax_rule(data))
 
     @rpc
+    def change_tax_rule(self, rule_id: str, payload: dict) -> dict:
+        data = load(contract.EditTaxRule, payload)
+        return _plain(self.app.change_tax_rule(str(_uuid(rule_id, "tax rule")), data))
+
+    @rpc
     def tax_rules(self) -> list[dict]:
         return [_plain(r) for r in self.app.tax_table().rules]
 
@@ -410,6 +421,13 @@ class BillingService(ServiceBase):
         return _program(
             self.app.create_program(data["name"], data["percent"], data["maturity_days"])
         )
+
+    @rpc
+    def change_program(self, program_id: str, payload: dict) -> dict:
+        data = load(contract.EditAffiliateProgram, payload)
+        if "percent" in data:
+            data["percent"] = str(data["percent"])
+        return _program(self.app.change_program(_uuid(program_id, "affiliate program"), data))
 
     @rpc
     def programs(self) -> list[dict]:
