@@ -24,6 +24,8 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
     expect(p.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
     p.get_by_label("Nom, identifiant ou e-mail").fill(tag)
     p.get_by_label("Trier par").select_option(label="Nom, de A à Z")
+    p.get_by_text("Autres filtres").click()
+    p.get_by_label("Langue").select_option(label="Français")
     p.get_by_role("button", name="Rechercher").click()
     found = p.get_by_role("link", name=f"{customer['number']} Zoé Lefort {tag}")
     expect(found).to_be_visible(timeout=15_000)

@@ -167,8 +167,9 @@ class StaffCustomerPages:
         customer_id = str(call.path["customer_id"])
         s = call.services
         record = s.customers.customer_record(customer_id)
+        number, size = call.page_args(ROWS)
         asked = {
-            "history": s.customers.customer_history.call_async(customer_id, 1, 20),
+            "history": s.customers.customer_history.call_async(customer_id, number, size),
             "groups": s.customers.list_kind.call_async("group", 1, 200),
             "projects": s.customers.list_kind.call_async("project", 1, 200),
             "users": s.customers.list_users.call_async(customer_id, 1, 50),
