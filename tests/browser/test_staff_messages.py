@@ -159,3 +159,39 @@ def test_a_billing_member_may_not_send_messages(stack, browser):
     expect(p.get_by_text("Ваша роль не позволяет видеть или делать это.")).to_be_visible()
     page.check("billing-refused", allow=(403,))
     page.close()
+
+
+def test_the_customer_lists_filters_name_the_recipients(stack, browser):
+    department = _department(stack)
+    tag = uuid.uuid4().hex[:8]
+    for name in ("Ada", "Bob"):
+        stack.register_customer(contact_person=f"{name} {tag}")
+    stack.wait_until(
+        lambda: (
+            stack.http(
+                "GET", "/api/v1/staff/customers", stack.admin_token, params={"name": tag}
+            ).json()["total"]
+            == 2
+        ),
+        what="the customer list",
+    )
+    _, _, page = staff_page(stack, browser, "support", "en", "staff-messages-filter")
+    p = page.page
+    # what the customer list's page was filtered by comes along in the address
+    page.goto(f"/staff/messages/new?customer=&name={tag}")
+    choice = p.get_by_label("The customers the customer list shows with its filters")
+    expect(choice).to_be_checked()
+    expect(p.locator("#filter-summary")).to_contain_text(tag)
+    page.check("dialog-filter")
+    p.get_by_label("Category (department)").select_option(department["id"])
+    english = p.get_by_role("group", name="In English")
+    english.get_by_label("Subject").fill("Planned works")
+    english.get_by_label("Message").fill("Tonight, %client_person%.")
+    p.get_by_label("Move the ticket to me when the client answers").check()
+    p.get_by_role("button", name="Send", exact=True).click()
+    p.wait_for_url("**/staff/messages/*?done=sent")
+    expect(p.get_by_text("2 of 2")).to_be_visible()
+    expect(p.get_by_text("the ticket moves to the sender when the client answers")).to_be_visible()
+    expect(p.get_by_role("link", name="#")).to_have_count(2)
+    page.check("message-to-filter")
+    page.close()
