@@ -68,19 +68,21 @@ class StaffSystemPages:
             "page": number,
             "page_size": size,
         }
+        done = call.request.args.get("done", "")
         notice = {
             "retried": call.gettext("The event was applied."),
             "still_failing": call.gettext(
                 "The event could not be applied this time either; it stays parked."
             ),
             "gone": call.gettext("This event was already applied or is no longer parked."),
-        }.get(call.request.args.get("done", ""))
+        }.get(done)
         return call.render(
             "staff/system.html",
             health=health,
             models=models,
             parked=listing,
             notice=notice,
+            notice_kind="ok" if done == "retried" else "wait",
         )
 
     @page(
