@@ -106,7 +106,6 @@ class StaffMailPages:
             notice=call.gettext(NOTICES[done]) if done in NOTICES else None,
             show_source=call.request.args.get("source") == "1",
             source=_source(s, message) if call.request.args.get("source") == "1" else None,
-            **_tabs(call),
         )
 
     @page("POST", "/staff/mail/held/<int:held_id>/release", staff=RELEASE)
@@ -120,6 +119,7 @@ class StaffMailPages:
                 errors = _release_errors(call, exc)
             except Conflict:
                 errors.add("_form", call.gettext("This message was already released or discarded."))
+                return self._held_page(call, values, errors, 409)
             else:
                 return call.redirect(f"/staff/mail/held/{held_id}", done="released")
         return self._held_page(call, values, errors, 400)
@@ -137,6 +137,7 @@ class StaffMailPages:
                 errors = call.service_errors(exc)
             except Conflict:
                 errors.add("_form", call.gettext("This message was already released or discarded."))
+                return self._held_page(call, values, errors, 409)
             else:
                 return call.redirect(f"/staff/mail/held/{held_id}", done="discarded")
         return self._held_page(call, values, errors, 400)
@@ -238,7 +239,6 @@ class StaffMailPages:
             notice=notice,
             may_edit=call.can(EDIT),
             may_reset=call.can(RESET),
-            **_tabs(call),
         )
 
     @page("POST", _PAGE, staff=EDIT)
