@@ -16,6 +16,7 @@ from tests.browser.staff import staff_page
 def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, browser):
     tag = uuid.uuid4().hex[:8]
     customer = stack.register_customer(contact_person=f"Zoé Lefort {tag}", language="fr")
+    referrer = stack.register_customer(contact_person=f"Marc Parrain {tag}")
     member, _, page = staff_page(stack, browser, "support", "fr", "staff-customers-fr")
     p = page.page
 
@@ -51,6 +52,7 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
     )
     page.check("customer-edit-no-reason", allow=(400,))
     p.get_by_label("Motif de la correction").fill("Adresse mal saisie à l'inscription")
+    p.get_by_label("Parrainé par (numéro de client)").fill(str(referrer["number"]))
     p.get_by_role("button", name="Enregistrer").click()
     p.wait_for_url(f"**/staff/customers/{customer['id']}?done=saved")
     expect(p.get_by_text("Les modifications sont enregistrées.")).to_be_visible()
@@ -59,6 +61,9 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
     expect(history.get_by_text("Informations d'inscription corrigées")).to_be_visible()
     expect(history.get_by_text("Motif : Adresse mal saisie à l'inscription")).to_be_visible()
     expect(history.get_by_text(member["name"]).first).to_be_visible()
+    expect(p.get_by_role("link", name="le client parrain")).to_have_attribute(
+        "href", f"/staff/customers/{referrer['id']}"
+    )
     page.check("customer-corrected")
 
     # into the customer's area, and back

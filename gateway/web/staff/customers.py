@@ -271,19 +271,34 @@ class StaffCustomerPages:
         values = {k: "" if customer.get(k) is None else str(customer[k]) for k in EDIT_FIELDS}
         values["group_ids"] = list(customer["group_ids"])
         values["version"] = str(customer["version"])
+        values["referrer"] = _referrer_number(call, customer)
         return self._customer_edit_page(call, customer, values, FormErrors())
 
     @page("POST", "/staff/customers/<uuid:customer_id>/edit", staff=EDIT)
     def web_staff_customer_save(self, call: PageCall):
         customer_id = str(call.path["customer_id"])
         customer = call.services.customers.get_customer(customer_id)
-        values, errors = call.form(*EDIT_FIELDS, "reason", "version")
+        values, errors = call.form(*EDIT_FIELDS, "reason", "version", "referrer")
         values["group_ids"] = [g for g in call.request.form.getlist("group_ids") if _is_uuid(g)]
         changes: dict = {}
         for name in EDIT_FIELDS:
             now = customer.get(name)
             if values[name] != ("" if now is None else str(now)):
                 changes[name] = values[name] or (None if name in NULLABLE else "")
+        if values["referrer"] != _referrer_number(call, customer):
+            # the referring customer, by its number (the list finds it)
+            referrer = None
+            if values["referrer"].isdigit() and len(values["referrer"]) < 16:
+                found = call.services.customers.list_customers(
+                    {"number": int(values["referrer"]), "page": 1, "page_size": 1}
+                )["items"]
+                referrer = found[0]["id"] if found else None
+            if values["referrer"] and referrer is None:
+                errors.add("referrer", call.gettext("No customer has this number."))
+            elif referrer == customer_id:
+                errors.add("referrer", call.gettext("A customer cannot refer itself."))
+            else:
+                changes["referrer_id"] = referrer
         if sorted(values["group_ids"]) != sorted(customer["group_ids"]):
             changes["group_ids"] = values["group_ids"]
         corrected = set(CORRECTIONS) & set(changes)
@@ -424,6 +439,16 @@ def _messages(exc: HostledgerError) -> dict:
             "This username is taken, or not 3 to 64 letters, digits and . _ @ + -."
         )
     return messages
+
+
+def _referrer_number(call: PageCall, customer: dict) -> str:
+    """The number of the customer that referred `customer`, as the form shows it."""
+    if not customer.get("referrer_id"):
+        return ""
+    try:
+        return str(call.services.customers.customer_record(customer["referrer_id"])["number"])
+    except NotFound:
+        return ""
 
 
 def _options(items: list[dict]) -> list[tuple[str, str]]:
