@@ -90,6 +90,10 @@ def test_support_answers_with_a_template_and_notes_a_ticket_in_russian(stack, br
     expect(p.get_by_text("example.ru")).to_be_visible()
     page.check("ticket-ru")
 
+    p.get_by_role("button", name="Отправить").click()
+    expect(p.locator("#error-body")).to_have_text("Напишите ответ или выберите шаблон.")
+    page.check("reply-empty-ru", allow=(400,))
+
     # an answer from the template: nothing typed, the client's language, names filled in
     p.get_by_label("Шаблон ответа").select_option(label=f"Проверили сервер {tag}")
     p.get_by_role("button", name="Отправить").click()
@@ -206,7 +210,9 @@ def test_an_admin_keeps_templates_a_department_and_the_settings_in_french(stack,
     p.get_by_role("link", name="Nouveau service").click()
     p.wait_for_url("**/staff/departments/new")
     p.get_by_label("Nom", exact=True).fill(f"Domaines {tag}")
-    p.get_by_label("Adresses e-mail de réception").fill(f"domaines-{tag}@provider.example")
+    p.get_by_label("Adresses e-mail de réception").fill(
+        f"domaines-{tag}@provider.example\nnoms-{tag}@provider.example"
+    )
     p.get_by_label("Nom du champ 1").fill("domain")
     p.get_by_label("Libellé 1").fill("Nom de domaine")
     p.get_by_label("Obligatoire 1").check()
@@ -228,6 +234,10 @@ def test_an_admin_keeps_templates_a_department_and_the_settings_in_french(stack,
         {"name": "domain", "label": "Nom de domaine", "required": True}
     ]
     assert saved.json()["business_hours"]["days"] == [0]
+    assert saved.json()["addresses"] == [
+        f"domaines-{tag}@provider.example",
+        f"noms-{tag}@provider.example",
+    ]
 
     page.goto("/staff/helpdesk-settings")
     before = stack.http("GET", "/api/v1/staff/helpdesk-settings", stack.admin_token).json()

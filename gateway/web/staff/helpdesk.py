@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 
 from contracts.errors import Conflict, NotFound, TooLarge, UnsupportedType, ValidationFailed
+from contracts.fields import text_problem
 from contracts.helpdesk import PRIORITIES, STATUSES
 from gateway.web.client.support import (
     BODY_MAX,
@@ -85,9 +86,12 @@ def _staff_names(call: PageCall, ids) -> dict:
     }
 
 
-def _body(call: PageCall) -> str:
+def _body(call: PageCall, errors: FormErrors) -> str:
     """The reply as typed: newlines kept, only the ends trimmed."""
-    return call.request.form.get("body", "").replace("\r\n", "\n").strip()
+    body = call.request.form.get("body", "").replace("\r\n", "\n").strip()
+    if body and text_problem(body.replace("\n", " ").replace("\t", " ")):
+        errors.add("body", call.gettext("Use letters, digits and punctuation only."))
+    return body
 
 
 NOTICES = {
@@ -147,12 +151,12 @@ class StaffHelpdeskPages(StaffHelpdeskAdminPages):
         helpdesk = call.services.helpdesk
         ticket_id = _ticket_id(call)
         values, errors = call.form("template_id")
-        body = _body(call)
+        body = _body(call, errors)
         internal = call.request.form.get("internal") == "1"
         template_id = _uuid_text(values["template_id"])
         if values["template_id"] and template_id is None:
             errors.add("template_id", call.gettext("Choose one of the templates."))
-        if not body and not template_id and "template_id" not in errors:
+        if not body and not template_id and not errors:
             errors.add("body", call.gettext("Write an answer or choose a template."))
         elif len(body) > BODY_MAX:
             errors.add("body", call.gettext("At most %(max)d characters.", max=BODY_MAX))

@@ -15,6 +15,7 @@ import uuid
 from zoneinfo import available_timezones
 
 from contracts.errors import Conflict, ValidationFailed
+from contracts.fields import text_problem
 from contracts.helpdesk import LANGUAGES
 from gateway.web import i18n
 from gateway.web.i18n import N_
@@ -68,8 +69,6 @@ def _uuid_text(value: str) -> str | None:
 
 def _multiline(call: PageCall, name: str, errors: FormErrors, most: int) -> str:
     """A text area's text as typed: newlines kept, only the ends trimmed."""
-    from contracts.fields import text_problem
-
     text = call.request.form.get(name, "").replace("\r\n", "\n").strip()
     if text and text_problem(text.replace("\n", " ").replace("\t", " ")):
         errors.add(name, call.gettext("Use letters, digits and punctuation only."))
@@ -144,12 +143,16 @@ def _department_values(department: dict | None) -> dict:
 def _department_form(call: PageCall) -> tuple[dict, dict, FormErrors]:
     """(what the form shows, the payload, errors) of a department's form."""
     form = call.request.form
-    values, errors = call.form("name", "addresses", "opens", "closes", "timezone")
+    values, errors = call.form("name", "opens", "closes", "timezone")
     if not values["name"] and "name" not in errors:
         errors.add("name", call.gettext("Give the department a name."))
     elif len(values["name"]) > NAME_MAX:
         errors.add("name", call.gettext("At most %(max)d characters.", max=NAME_MAX))
-    addresses = [a.strip() for a in form.get("addresses", "").split() if a.strip()]
+    # one a line (a text area: its newlines are not refused as control characters)
+    addresses = [a for a in form.get("addresses", "").split() if a]
+    if any(text_problem(a) for a in addresses):
+        errors.add("addresses", call.gettext("Use letters, digits and punctuation only."))
+        addresses = []
     staff_ids = [s for s in form.getlist("staff_ids") if _uuid_text(s)]
     rows, fields, seen = [], [], set()
     rows_sent = form.get("field_rows", "")
