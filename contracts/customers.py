@@ -339,6 +339,28 @@ class CreateDiscount(Schema):
     valid_to = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
+class ChangeGroup(Schema):
+    """What staff change on a customer group (only the fields sent)."""
+
+    name = Text(validate=validate.Length(min=1, max=100))
+    description = Body(validate=validate.Length(max=1000))
+
+
+class ChangeDiscount(Schema):
+    """What staff change on a discount (only the fields sent; null: no bound). Its amount
+    and whom it is for stay: invoices already priced with it are explained by them."""
+
+    name = Text(validate=validate.Length(min=1, max=100))
+    valid_from = fields.AwareDateTime(allow_none=True)
+    valid_to = fields.AwareDateTime(allow_none=True)
+
+    @validates_schema
+    def _in_order(self, data, **kwargs):
+        start, end = data.get("valid_from"), data.get("valid_to")
+        if start is not None and end is not None and end <= start:
+            raise ValidationError("It must end after it starts.", "valid_to")
+
+
 class AddUser(Schema):
     username = Text(
         required=True,

@@ -326,6 +326,59 @@ class CustomerRoutes:
         return call.services.customers.create("discount", jsonable(call.body))
 
     @route(
+        "PATCH",
+        "/api/v1/staff/customer-groups/<uuid:group_id>",
+        response=Group,
+        body=contract.ChangeGroup,
+        partial=True,
+        roles=CREATE_ROLES["group"],
+        tags=("customers",),
+        summary="rename a customer group or change its description",
+    )
+    def change_group(self, call: Call):
+        return call.services.customers.change_group(str(call.path["group_id"]), jsonable(call.body))
+
+    @route(
+        "DELETE",
+        "/api/v1/staff/customer-groups/<uuid:group_id>",
+        response=Removal,
+        roles=CREATE_ROLES["group"],
+        tags=("customers",),
+        summary="remove a customer group (409 while customers are in it)",
+    )
+    def remove_group(self, call: Call):
+        """The group is no longer listed nor given to customers; its history stays. 409
+        while customers are in it: take them out of it first."""
+        call.services.customers.remove_group(str(call.path["group_id"]))
+        return {"id": str(call.path["group_id"]), "removed": True}
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/discounts/<uuid:discount_id>",
+        response=Discount,
+        body=contract.ChangeDiscount,
+        partial=True,
+        roles=CREATE_ROLES["discount"],
+        tags=("customers",),
+        summary="rename a discount or change when it is valid",
+    )
+    def change_discount(self, call: Call):
+        return call.services.customers.change_discount(
+            str(call.path["discount_id"]), jsonable(call.body)
+        )
+
+    @route(
+        "DELETE",
+        "/api/v1/staff/discounts/<uuid:discount_id>",
+        response=Discount,
+        roles=CREATE_ROLES["discount"],
+        tags=("customers",),
+        summary="end a discount now (it stays listed, ended: invoices priced with it keep it)",
+    )
+    def end_discount(self, call: Call):
+        return call.services.customers.end_discount(str(call.path["discount_id"]))
+
+    @route(
         "GET",
         "/api/v1/staff/staff",
         response=StaffList,

@@ -639,7 +639,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             aggregate = None
-        if not isinstance(aggregate, cls):
+        if not isinstance(aggregate, cls) or getattr(aggregate, "removed", False):
             raise invalid(field, f"No such {what}.")
         return aggregate
 

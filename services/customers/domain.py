@@ -164,6 +164,17 @@ class CustomerGroup(Aggregate):
     def __init__(self, name: str, description: str):
         self.name = name
         self.description = description
+        # removed by staff: no longer listed nor given to customers; its history stays
+        self.removed = False
+
+    @event("Changed")
+    def change(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+
+    @event("Removed")
+    def remove(self) -> None:
+        self.removed = True
 
 
 class Project(Aggregate):
@@ -239,6 +250,17 @@ class Discount(Aggregate):
         self.product_ids = product_ids
         self.valid_from = valid_from
         self.valid_to = valid_to
+
+    @event("Changed")
+    def change(self, name: str, valid_from: datetime | None, valid_to: datetime | None) -> None:
+        self.name = name
+        self.valid_from = valid_from
+        self.valid_to = valid_to
+
+    @event("Ended")
+    def end(self, at: datetime) -> None:
+        """No longer given from `at` on; invoices already priced with it keep it."""
+        self.valid_to = at
 
 
 class CustomerUser(TwoFactorAccount):

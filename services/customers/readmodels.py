@@ -220,6 +220,9 @@ class Directory(ReadModel):
     def on_CustomerGroup_Created(self, curs, e) -> None:
         self._add(curs, e, "group")
 
+    def on_CustomerGroup_Removed(self, curs, e) -> None:
+        curs.execute("UPDATE directory SET removed = true WHERE id = %s", (e.originator_id,))
+
     def on_Project_Created(self, curs, e) -> None:
         self._add(curs, e, "project")
 

@@ -14,6 +14,7 @@ from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, Valida
 from contracts.fields import invalid
 from services.customers import application as queries
 from services.customers import (
+    directory,
     email_change,
     personal,
     referrals,
@@ -51,6 +52,7 @@ def _token(value) -> str:
 
 
 class CustomersService(
+    directory.DirectoryRpcs,
     staff_customers.StaffCustomerRpcs,
     referrals.ReferralRpcs,
     staff_accounts.StaffAccountRpcs,

@@ -14,6 +14,7 @@ from gateway.web.staff.auth import StaffAuthPages
 from gateway.web.staff.billing import StaffBillingPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
+from gateway.web.staff.directory import StaffDirectoryPages
 from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
@@ -32,5 +33,6 @@ class StaffPages(
     StaffAccountPages,
     StaffSystemPages,
     StaffServicePages,
+    StaffDirectoryPages,
 ):
     """Every page of the staff panel (the templates are in templates/staff/)."""
