@@ -142,13 +142,13 @@ def test_register_a_company_then_delete_it_with_a_reason_in_russian(stack, brows
     customer_id = page.path.split("/")[-1]
 
     # a balance keeps it from being deleted: the page says why
-    r = stack.http(
-        "POST",
-        f"/api/v1/staff/customers/{customer_id}/account/corrections",
-        stack.admin_token,
-        json={"amount": {"amount": 500, "currency": "EUR"}, "reason": "goodwill credit"},
-    )
-    assert r.status_code == 201, r.text
+    p.get_by_label("Сумма в EUR").fill("5")
+    p.get_by_label("Причина").fill("Компенсация за простой")
+    p.get_by_role("button", name="Исправить баланс").click()
+    p.wait_for_url(f"**/staff/customers/{customer_id}?done=account")
+    expect(p.get_by_text("Лицевой счёт исправлен.")).to_be_visible()
+    expect(p.get_by_text("5,00")).to_be_visible()
+    page.check("customer-account-corrected")
     p.get_by_role("link", name="Удалить").click()
     p.get_by_role("button", name="Удалить клиента").click()
     expect(p.locator("#error-reason")).to_have_text(

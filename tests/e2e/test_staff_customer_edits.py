@@ -121,3 +121,33 @@ def test_a_deleted_customer_keeps_its_record_with_the_reason(stack):
     assert record["deleted"] is True
     assert record["deletion"]["reason"] == "asked to leave"
     assert record["deletion"]["actor"]["kind"] == "staff"
+
+
+def test_staff_acting_as_the_client_may_not_change_its_email(stack):
+    customer = stack.register_customer()
+    r = stack.http(
+        "POST", f"/api/v1/staff/customers/{customer['id']}/impersonate", stack.admin_token
+    )
+    assert r.status_code == 200, r.text
+    acting = r.json()["token"]
+    r = stack.http(
+        "POST",
+        "/api/v1/client/profile/email",
+        acting,
+        json={
+            "email": f"taken-{uuid.uuid4().hex[:8]}@example.com",
+            "current_password": customer["credentials"]["password"],
+        },
+    )
+    assert r.status_code == 403, r.text
+    assert "acting in a client's panel" in r.json()["error"]["message"]
+    r = stack.http("POST", "/api/v1/client/profile/email/confirm", acting, json={"token": "x" * 20})
+    assert r.status_code == 403, r.text
+    # staff correct it from the staff panel instead, saying why
+    r = stack.http(
+        "PATCH",
+        f"/api/v1/staff/customers/{customer['id']}",
+        stack.admin_token,
+        json={"email": f"right-{uuid.uuid4().hex[:8]}@example.com", "reason": "client asked"},
+    )
+    assert r.status_code == 200, r.text
