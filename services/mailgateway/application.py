@@ -51,6 +51,15 @@ class MailGateway(HostledgerApplication):
             ]
         )
 
+    def attachments_missing(self, file_ids: list[str]) -> list[str]:
+        """Which of these ticket files are not kept for mail yet."""
+        if not file_ids:
+            return []
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT id FROM mail_attachments WHERE id = ANY(%s)", (file_ids,))
+            kept = {r["id"] for r in curs.fetchall()}
+        return [f for f in file_ids if f not in kept]
+
     def queue_with(self, notifications: list[Notification], statements: list) -> None:
         """Queue notifications with other records (threads), in one transaction."""
         also = [insert_statement(n) for n in notifications]

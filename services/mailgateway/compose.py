@@ -44,7 +44,9 @@ def build(
     message_id: str,
     in_reply_to: str | None = None,
     references: list[str] | None = None,
+    attachments: list[tuple[str, str, bytes]] = (),
 ) -> EmailMessage:
+    """The message; `attachments`: (filename, content type, content) of each file."""
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = sender
     msg["To"] = recipient
@@ -58,6 +60,11 @@ def build(
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(body, charset="utf-8")
+    for filename, content_type, content in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        if not subtype or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     return msg
 
 

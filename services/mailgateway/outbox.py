@@ -346,6 +346,10 @@ class Sender:
             # a generated password, or (`secret_as`) another one-time value: a reset token
             context[context.pop("secret_as", None) or "password"] = row["secret"]
         subject, body = templates.render(template, context)
+        files = [
+            (a["filename"], a["content_type"], self.attachment(a["id"]))
+            for a in context.get("attachments") or ()
+        ]
         return compose.build(
             sender=context.get("from") or self.sender,
             recipient=row["recipient"],
@@ -354,7 +358,18 @@ class Sender:
             message_id=row["message_id"],
             in_reply_to=row["in_reply_to"],
             references=context.get("references") or None,
+            attachments=files,
         )
+
+    def attachment(self, file_id: str) -> bytes:
+        """A file a ticket mail carries (kept when the mail was queued); a missing one
+        fails the row (staff see it)."""
+        with self.app.datastore.transaction() as curs:
+            curs.execute("SELECT content FROM mail_attachments WHERE id = %s", (file_id,))
+            row = curs.fetchone()
+        if row is None:
+            raise LookupError(f"the attachment {file_id} is not kept")
+        return bytes(row["content"])
 
     @staticmethod
     def _retry_later(row: dict, delay: float, error: str) -> tuple[str, tuple]:

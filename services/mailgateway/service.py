@@ -7,6 +7,7 @@ this process is eventlet.
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 
@@ -229,6 +230,15 @@ class MailGatewayService(ServiceBase):
             threads=self.app.threads(p["ticket_id"]),
             domain=domain,
         )
+        for file_id in self.app.attachments_missing(ticket_mail.attachments_of(mails)):
+            content = self.helpdesk.attachment(str(p["ticket_id"]), file_id)["content"]
+            statements.append(
+                (
+                    "INSERT INTO mail_attachments (id, content) VALUES (%s, %s)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (file_id, base64.b64decode(content)),
+                )
+            )
         self.app.queue_with(mails, statements)
         if mails:
             self.outbox_sender.wake()

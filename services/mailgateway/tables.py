@@ -99,6 +99,14 @@ SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS mail_received_sender ON mail_received (sender, received_at)",
+    # the files of ticket messages mailed to clients, once per content (`id`: its sha256,
+    # as the helpdesk names it): every copy of a message to many customers refers to it
+    """
+    CREATE TABLE IF NOT EXISTS mail_attachments (
+        id text PRIMARY KEY,
+        content bytea NOT NULL
+    )
+    """,
     # IMAP: the highest UID handed on per mailbox, valid while UIDVALIDITY stays the same
     """
     CREATE TABLE IF NOT EXISTS mail_imap_positions (

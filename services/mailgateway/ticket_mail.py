@@ -53,6 +53,15 @@ def _sender(payload: dict) -> str | None:
     return f'"{name}" <{payload["reply_address"]}>' if name else payload["reply_address"]
 
 
+# the mails a client gets about a ticket message: they carry its files
+CLIENT_KINDS = ("ticket_reply", "ticket_notice", "abuse_notice")
+
+
+def attachments_of(mails: list[Notification]) -> list[str]:
+    """The ids of the files the mails carry, each once."""
+    return list(dict.fromkeys(a["id"] for n in mails for a in n.context.get("attachments") or ()))
+
+
 def _deadline(value) -> str:
     """A violation notice's deadline as the mail writes it (UTC, to the minute)."""
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -89,6 +98,10 @@ def _one(
     }
     if kind == "abuse_notice":
         context["deadline"] = _deadline(payload["abuse"]["deadline"])
+    if kind in CLIENT_KINDS and payload.get("attachments"):
+        context["attachments"] = [
+            {k: a[k] for k in ("id", "filename", "content_type")} for a in payload["attachments"]
+        ]
     n = notifications.for_customer(
         key=f"{ref}:{kind}:{recipient}",
         kind=kind,

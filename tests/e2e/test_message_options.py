@@ -269,3 +269,28 @@ def test_a_passed_deadline_acts_notes_it_on_the_ticket_and_tells_the_sender(stac
     [mail] = wait_mail(stack, sender["email"])
     assert seen["tracking_number"] in mail["Subject"]
     assert "passed without an answer" in mail.get_content()
+
+
+def test_a_messages_files_go_out_with_each_customers_mail(stack):
+    department = _department(stack, fields=[])
+    first, second = stack.register_customer(), stack.register_customer(language="ru")
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/messages",
+        stack.admin_token,
+        data={
+            "customer_ids": [first["id"], second["id"]],
+            "department_id": department["id"],
+            "subject": "New price list",
+            "body": "See the file.",
+        },
+        files=[("files", ("prices.txt", b"Hosting: 5 EUR", "text/plain"))],
+    )
+    assert r.status_code == 201, r.text
+    for customer in (first, second):
+        [mail] = wait_mail(stack, customer["email"])
+        assert "See the file." in mail.get_body(("plain",)).get_content()
+        [attached] = list(mail.iter_attachments())
+        assert attached.get_filename() == "prices.txt"
+        assert attached.get_content_type() == "text/plain"
+        assert attached.get_content().strip() == "Hosting: 5 EUR"
