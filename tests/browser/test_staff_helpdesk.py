@@ -156,6 +156,23 @@ def test_support_answers_with_a_template_and_notes_a_ticket_in_russian(stack, br
     p.wait_for_url("**?done=merged")
     expect(p.get_by_text("Почта молчит.")).to_be_visible()
     expect(p.locator(".facts")).to_contain_text(other["tracking_number"])
+
+    # support reads a department and the settings; only an admin changes them
+    page.goto(f"/staff/departments/{department['id']}")
+    expect(p.get_by_role("heading", name=department["name"])).to_be_visible()
+    expect(p.locator(".facts")).to_contain_text("Домен")
+    expect(p.get_by_role("button", name="Сохранить")).to_have_count(0)
+    page.check("department-read-only-ru")
+    page.goto("/staff/helpdesk-settings")
+    expect(p.get_by_role("heading", name="Настройки техподдержки")).to_be_visible()
+    expect(p.get_by_role("button", name="Сохранить")).to_have_count(0)
+    csrf = p.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = p.request.post(
+        f"{stack.base_url}/staff/helpdesk-settings",
+        form={"csrf_token": csrf, "penalty_threshold": "1"},
+        headers={"Origin": stack.base_url},
+    )
+    assert refused.status == 403
     page.close()
 
     # billing reads the ticket, on a phone, without a reply form; a direct reply is refused
