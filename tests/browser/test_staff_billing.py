@@ -4,6 +4,8 @@ records a payment against another (it becomes paid); a support member in French,
 phone, sees the invoices but no void or record buttons, and the payment form is refused
 (403). Each page is checked (console, requests, axe-core) and kept as a screenshot."""
 
+import uuid
+
 from playwright.sync_api import expect
 
 from tests.browser.chromium import PHONE
@@ -198,4 +200,49 @@ def test_admin_issues_an_invoice_refunds_it_and_reads_its_credit_note(stack, bro
         page.goto(path)
         expect(p.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         page.check(path.split("/")[-1].split("?")[0])
+    page.close()
+
+
+def test_admin_adds_and_ends_a_tax_rule_and_deactivates_a_program_in_french(stack, browser):
+    _, _, page = staff_page(stack, browser, "admin", "fr", "staff-billing-rules-fr")
+    p = page.page
+    name = f"TVA test {uuid.uuid4().hex[:4]}"
+    page.goto("/staff/tax-rules")
+    form = p.get_by_role("region", name="Ajouter une règle de taxe")
+    form.get_by_label("Nom").fill(name)
+    form.get_by_label("Pays de l'acheteur").fill("li")
+    form.get_by_label("Taux en pourcentage").fill("beaucoup")
+    form.get_by_label("Valable à partir du").fill("2099-01-01")
+    form.get_by_role("button", name="Ajouter la règle").click()
+    expect(p.locator("#error-rate")).to_have_text("Un pourcentage entre 0 et 100, par exemple 20.")
+    page.check("tax-rule-refused", allow=(400,))
+    p.get_by_label("Taux en pourcentage").fill("7,7")
+    p.get_by_role("button", name="Ajouter la règle").click()
+    p.wait_for_url("**/staff/tax-rules?done=added")
+    row = p.get_by_role("row").filter(has_text=name)
+    expect(row).to_contain_text("À venir")
+    page.check("tax-rules")
+
+    row.get_by_role("link", name=name).click()
+    expect(p.get_by_role("heading", name=f"Règle de taxe {name}")).to_be_visible()
+    p.get_by_label("Valable jusqu'au").fill("2099-06-30")
+    p.get_by_role("button", name="Enregistrer la règle").click()
+    p.wait_for_url("**/staff/tax-rules?done=changed")
+    expect(p.get_by_role("row").filter(has_text=name)).to_contain_text("30 juin 2099")
+
+    program = f"Partenaires {uuid.uuid4().hex[:4]}"
+    page.goto("/staff/affiliate-programs")
+    p.get_by_label("Nom").fill(program)
+    p.get_by_label("Commission en pourcentage").fill("10")
+    p.get_by_label("Maturation, jours").fill("30")
+    p.get_by_role("button", name="Ajouter le programme").click()
+    p.wait_for_url("**/staff/affiliate-programs?done=added")
+    p.get_by_role("link", name=program).click()
+    expect(p.get_by_role("heading", name=f"Programme d'affiliation {program}")).to_be_visible()
+    p.get_by_label("Actif : de nouvelles commissions sont gagnées avec lui").uncheck()
+    page.check("program")
+    p.get_by_role("button", name="Enregistrer le programme").click()
+    p.wait_for_url("**/staff/affiliate-programs?done=changed")
+    expect(p.get_by_role("listitem").filter(has_text=program)).to_contain_text("Désactivé")
+    page.check("programs")
     page.close()

@@ -49,6 +49,7 @@ def test_staff_change_and_end_a_tax_rule(stack):
 
     ended = stack.http("PATCH", path, billing, json={"valid_to": "2099-06-30T00:00:00Z"})
     assert ended.status_code == 200 and ended.json()["valid_to"] == "2099-06-30T00:00:00Z"
+    assert _listed_rule(stack, rule["id"])["valid_to"] == "2099-06-30T00:00:00Z"
     backwards = stack.http("PATCH", path, billing, json={"valid_to": "2098-01-01T00:00:00Z"})
     assert backwards.status_code == 400 and "valid_to" in backwards.json()["error"]["fields"]
     refused = stack.http("PATCH", path, billing, json={"country": "DE"})

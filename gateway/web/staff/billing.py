@@ -15,12 +15,15 @@ Idempotency-Key, so a double click or a reload records one.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
 
 from contracts.errors import Conflict, HostledgerError, NotFound, ValidationFailed
 from gateway.web.client.finances import MAX_AMOUNT, parse_amount
 from gateway.web.i18n import N_
 from gateway.web.pages import FormErrors, PageCall, page
 from services.infra import clock
+from services.infra.clock import isoformat
 
 ROWS = 20
 LIST = "GET /api/v1/staff/<any(invoices,payments,expenses,commissions):name>"
@@ -35,6 +38,12 @@ ONE_REFUND = "GET /api/v1/staff/refunds/<uuid:refund_id>"
 RETRY = "POST /api/v1/staff/refunds/<uuid:refund_id>/retry"
 NOTES = "GET /api/v1/staff/credit-notes"
 ONE_NOTE = "GET /api/v1/staff/credit-notes/<uuid:note_id>"
+TAX_RULES = "GET /api/v1/staff/tax-rules"
+ADD_TAX_RULE = "POST /api/v1/staff/tax-rules"
+CHANGE_TAX_RULE = "PATCH /api/v1/staff/tax-rules/<uuid:rule_id>"
+PROGRAMS = "GET /api/v1/staff/affiliate-programs"
+ADD_PROGRAM = "POST /api/v1/staff/affiliate-programs"
+CHANGE_PROGRAM = "PATCH /api/v1/staff/affiliate-programs/<uuid:program_id>"
 
 # the invoice list's choices: a status, `overdue` (unpaid and past due), or all
 INVOICE_SHOWN = ("all", "unpaid", "overdue", "paid", "void", "cancelled", "refunded")
@@ -312,6 +321,103 @@ class StaffBillingPages:
             whose=_customers(call, [note]).get(note["customer_id"]),
         )
 
+    # -- tax rules and affiliate programs ---------------------------------------------------
+
+    @page("GET", "/staff/tax-rules", staff=TAX_RULES)
+    def web_staff_tax_rules(self, call: PageCall):
+        return _tax_rules_page(call, {"inclusive": "1"}, FormErrors())
+
+    @page("POST", "/staff/tax-rules", staff=ADD_TAX_RULE)
+    def web_staff_add_tax_rule(self, call: PageCall):
+        values, errors = call.form("name", "country", "rate", "inclusive", "valid_from", "valid_to")
+        payload = _tax_rule_payload(call, values, errors)
+        payload["country"] = values["country"].upper()
+        if errors:
+            return _tax_rules_page(call, values, errors, status=400)
+        try:
+            call.services.billing.add_tax_rule(payload)
+        except ValidationFailed as exc:
+            errors = call.service_errors(exc, errors)
+            return _tax_rules_page(call, values, errors, status=400)
+        return call.redirect("/staff/tax-rules", done="added")
+
+    @page("GET", "/staff/tax-rules/<uuid:rule_id>", staff=CHANGE_TAX_RULE)
+    def web_staff_tax_rule(self, call: PageCall):
+        rule = _tax_rule(call)
+        values = {
+            "name": rule["name"],
+            "rate": rule["rate"],
+            "inclusive": "1" if rule["inclusive"] else "",
+            "valid_from": (rule["valid_from"] or "")[:10],
+            "valid_to": (rule["valid_to"] or "")[:10],
+        }
+        return _tax_rule_page(call, rule, values, FormErrors())
+
+    @page("POST", "/staff/tax-rules/<uuid:rule_id>", staff=CHANGE_TAX_RULE)
+    def web_staff_change_tax_rule(self, call: PageCall):
+        rule = _tax_rule(call)
+        values, errors = call.form("name", "rate", "inclusive", "valid_from", "valid_to", "end")
+        if values["end"]:
+            payload = {"valid_to": clock.now().isoformat()}
+        else:
+            payload = _tax_rule_payload(call, values, errors)
+        if errors:
+            return _tax_rule_page(call, rule, values, errors, status=400)
+        try:
+            call.services.billing.change_tax_rule(rule["id"], payload)
+        except ValidationFailed as exc:
+            errors = call.service_errors(
+                exc, errors, {"valid_to": N_("The rule must end after it starts.")}
+            )
+            return _tax_rule_page(call, rule, values, errors, status=400)
+        return call.redirect("/staff/tax-rules", done="changed")
+
+    @page("GET", "/staff/affiliate-programs", staff=PROGRAMS)
+    def web_staff_programs(self, call: PageCall):
+        return _programs_page(call, {"maturity_days": "30"}, FormErrors())
+
+    @page("POST", "/staff/affiliate-programs", staff=ADD_PROGRAM)
+    def web_staff_add_program(self, call: PageCall):
+        values, errors = call.form("name", "percent", "maturity_days")
+        if not values["name"]:
+            errors.add("name", call.gettext("Name the program."))
+        payload = {"name": values["name"], **_program_payload(call, values, errors)}
+        if errors:
+            return _programs_page(call, values, errors, status=400)
+        try:
+            call.services.billing.create_program(payload)
+        except Conflict:
+            errors.add("name", call.gettext("A program has this name already."))
+            return _programs_page(call, values, errors, status=409)
+        except ValidationFailed as exc:
+            errors = call.service_errors(exc, errors)
+            return _programs_page(call, values, errors, status=400)
+        return call.redirect("/staff/affiliate-programs", done="added")
+
+    @page("GET", "/staff/affiliate-programs/<uuid:program_id>", staff=CHANGE_PROGRAM)
+    def web_staff_program(self, call: PageCall):
+        program = _program(call)
+        values = {
+            "percent": program["percent"],
+            "maturity_days": str(program["maturity_days"]),
+            "active": "1" if program["active"] else "",
+        }
+        return _program_page(call, program, values, FormErrors())
+
+    @page("POST", "/staff/affiliate-programs/<uuid:program_id>", staff=CHANGE_PROGRAM)
+    def web_staff_change_program(self, call: PageCall):
+        program = _program(call)
+        values, errors = call.form("percent", "maturity_days", "active")
+        payload = dict(_program_payload(call, values, errors), active=bool(values["active"]))
+        if errors:
+            return _program_page(call, program, values, errors, status=400)
+        try:
+            call.services.billing.change_program(program["id"], payload)
+        except ValidationFailed as exc:
+            errors = call.service_errors(exc, errors)
+            return _program_page(call, program, values, errors, status=400)
+        return call.redirect("/staff/affiliate-programs", done="changed")
+
 
 # -- what the pages share ----------------------------------------------------------------
 
@@ -464,4 +570,104 @@ def _refund_page(call: PageCall, errors: FormErrors, status: int = 200):
         whose=_customers(call, [refund]).get(refund["customer_id"]),
         errors=errors,
         done=call.request.args.get("done"),
+    )
+
+
+def _tax_rule_payload(call: PageCall, values: dict, errors: FormErrors) -> dict:
+    """A tax rule's name, rate, inclusion and validity as the form gave them (dates as
+    midnight UTC), errors next to their fields."""
+    payload: dict = {"name": values["name"], "inclusive": bool(values["inclusive"])}
+    if not values["name"]:
+        errors.add("name", call.gettext("Name the tax, such as VAT."))
+    rate = _decimal(values["rate"])
+    if rate is None or not 0 <= rate <= 100:
+        errors.add("rate", call.gettext("A percentage from 0 to 100, such as 20."))
+    else:
+        payload["rate"] = str(rate)
+    for name in ("valid_from", "valid_to"):
+        payload[name] = None
+        if values[name]:
+            try:
+                day = date.fromisoformat(values[name])
+            except ValueError:
+                errors.add(name, call.gettext("Enter a date such as 2026-01-31."))
+            else:
+                payload[name] = datetime.combine(day, time.min, tzinfo=UTC).isoformat()
+    return payload
+
+
+def _program_payload(call: PageCall, values: dict, errors: FormErrors) -> dict:
+    payload: dict = {}
+    percent = _decimal(values["percent"])
+    if percent is None or not 0 < percent <= 100:
+        errors.add("percent", call.gettext("A percentage above 0, up to 100, such as 10."))
+    else:
+        payload["percent"] = str(percent)
+    days = _whole(values["maturity_days"], 0, 3650)
+    if days is None:
+        errors.add("maturity_days", call.gettext("A number of days from 0 to 3650."))
+    else:
+        payload["maturity_days"] = days
+    return payload
+
+
+def _decimal(text: str) -> Decimal | None:
+    """A number a person typed (`20`, `7.7`, `7,7`), or None."""
+    try:
+        value = Decimal(text.replace(",", ".").replace("%", "").strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _tax_rule(call: PageCall) -> dict:
+    rule_id = str(call.path["rule_id"])
+    rule = next((r for r in call.services.billing.tax_rules() if r["id"] == rule_id), None)
+    if rule is None:
+        raise NotFound("No such tax rule.")
+    return rule
+
+
+def _program(call: PageCall) -> dict:
+    program_id = str(call.path["program_id"])
+    program = next((p for p in call.services.billing.programs() if p["id"] == program_id), None)
+    if program is None:
+        raise NotFound("No such affiliate program.")
+    return program
+
+
+def _tax_rules_page(call: PageCall, values: dict, errors: FormErrors, status: int = 200):
+    rules = call.services.billing.tax_rules()
+    now = isoformat(clock.now())
+    return call.render(
+        "staff/billing_tax_rules.html",
+        status=status,
+        rules=rules,
+        now=now,
+        values=values,
+        errors=errors,
+        done=call.request.args.get("done"),
+    )
+
+
+def _tax_rule_page(call: PageCall, rule: dict, values: dict, errors: FormErrors, status=200):
+    return call.render(
+        "staff/billing_tax_rule.html", status=status, rule=rule, values=values, errors=errors
+    )
+
+
+def _programs_page(call: PageCall, values: dict, errors: FormErrors, status: int = 200):
+    return call.render(
+        "staff/billing_programs.html",
+        status=status,
+        programs=call.services.billing.programs(),
+        values=values,
+        errors=errors,
+        done=call.request.args.get("done"),
+    )
+
+
+def _program_page(call: PageCall, program: dict, values: dict, errors: FormErrors, status=200):
+    return call.render(
+        "staff/billing_program.html", status=status, program=program, values=values, errors=errors
     )
