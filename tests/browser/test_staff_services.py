@@ -47,6 +47,7 @@ def test_suspend_and_unsuspend_a_service_in_russian(stack, browser):
     expect(p.get_by_role("button", name="Приостановить")).to_have_count(0)
     history = p.get_by_role("region", name="История")
     expect(history.get_by_text("Жалоба на рассылку спама")).to_be_visible()
+    expect(history.get_by_text("Счёт оплачен.")).to_be_visible()
     page.check("service-suspended")
 
     p.get_by_label("Причина").fill("Клиент убрал рассылку")
