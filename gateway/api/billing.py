@@ -170,7 +170,7 @@ class BillingRoutes:
         summary="one invoice, with its payments and, when voided, why (never lags)",
     )
     def staff_invoice(self, call: Call):
-        return call.services.billing.get_invoice(str(call.path["invoice_id"]))
+        return call.services.billing.get_staff_invoice(str(call.path["invoice_id"]))
 
     @route(
         "POST",

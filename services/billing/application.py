@@ -812,9 +812,20 @@ def invoice_view(i: Invoice) -> dict:
         "due_date": i.due_date,
         "paid_at": isoformat(i.paid_at) if i.paid_at else None,
         "overdue": i.overdue,
-        "voided_at": isoformat(i.voided_at) if getattr(i, "voided_at", None) else None,
-        "void_reason": getattr(i, "void_reason", None),
-        "payments": [
+        "buyer": i.buyer,
+        "seller": i.seller,
+        "version": i.version,
+    }
+
+
+def staff_invoice_view(i: Invoice) -> dict:
+    """An invoice as staff see it: also the payments that paid it, and when and why it
+    was voided (clients see `invoice_view`)."""
+    return dict(
+        invoice_view(i),
+        voided_at=isoformat(i.voided_at) if getattr(i, "voided_at", None) else None,
+        void_reason=getattr(i, "void_reason", None),
+        payments=[
             {
                 "source": p["source"],
                 "reference": p["reference"],
@@ -822,10 +833,7 @@ def invoice_view(i: Invoice) -> dict:
             }
             for p in i.payments
         ],
-        "buyer": i.buyer,
-        "seller": i.seller,
-        "version": i.version,
-    }
+    )
 
 
 def payment_view(p: Payment) -> dict:

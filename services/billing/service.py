@@ -16,7 +16,7 @@ from contracts.errors import NotFound, ValidationFailed
 from contracts.fields import invalid
 from services.billing import application as queries
 from services.billing import pdf
-from services.billing.application import Billing, invoice_view
+from services.billing.application import Billing, invoice_view, staff_invoice_view
 from services.billing.checkout import no_such_processor
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists, Ledger
@@ -270,7 +270,13 @@ class BillingService(ServiceBase):
     def void_invoice(self, invoice_id: str, payload: dict) -> dict:
         """Void an unpaid invoice with a reason; 409 when it is not unpaid."""
         data = load(contract.VoidInvoice, payload)
-        return invoice_view(self.app.void_invoice(_uuid(invoice_id, "invoice"), data["reason"]))
+        invoice = self.app.void_invoice(_uuid(invoice_id, "invoice"), data["reason"])
+        return staff_invoice_view(invoice)
+
+    @rpc
+    def get_staff_invoice(self, invoice_id: str) -> dict:
+        """An invoice as staff see it: with its payments and, when voided, why."""
+        return staff_invoice_view(self.app.invoice(_uuid(invoice_id, "invoice")))
 
     @rpc
     def invoice_pdf(self, invoice_id: str, customer_id: str | None, language: str) -> str:

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from services.billing.application import invoice_view
+from services.billing.application import invoice_view, staff_invoice_view
 from services.billing.domain import Invoice, InvoiceNotPayable, InvoiceNotVoidable
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,7 +33,7 @@ def _invoice(total=1000):
 def test_an_unpaid_invoice_is_voided_with_its_reason_and_keeps_its_number():
     invoice = _invoice()
     invoice.void(reason="issued twice", at=T0)
-    view = invoice_view(invoice)
+    view = staff_invoice_view(invoice)
     assert (view["status"], view["number"]) == ("void", "000042")
     assert view["void_reason"] == "issued twice"
     assert view["voided_at"] == "2026-01-01T00:00:00Z"
@@ -57,8 +57,10 @@ def test_only_an_unpaid_invoice_is_voided(make):
 def test_a_paid_invoice_lists_its_payment():
     invoice = _invoice()
     invoice.mark_paid("bank_transfer", "TX-9", T0)
-    view = invoice_view(invoice)
+    view = staff_invoice_view(invoice)
     assert view["payments"] == [
         {"source": "bank_transfer", "reference": "TX-9", "at": "2026-01-01T00:00:00Z"}
     ]
     assert view["voided_at"] is None and view["void_reason"] is None
+    # clients see neither the payments' details nor a void reason
+    assert not {"payments", "voided_at", "void_reason"} & set(invoice_view(invoice))

@@ -494,7 +494,7 @@ def _invoice_page(call: PageCall, errors: FormErrors, values: dict, status: int 
     """One invoice with its payments and refunds, and the forms of what this role may do
     with it (void, record a payment, refund), their errors next to their fields."""
     billing, invoice_id = call.services.billing, str(call.path["invoice_id"])
-    invoice = billing.get_invoice(invoice_id)
+    invoice = billing.get_staff_invoice(invoice_id)
     refunds = billing.list("refunds", invoice["customer_id"], None, 1, 200)
     mine = [r for r in refunds["items"] if r["invoice_id"] == invoice_id]
     values = dict(values)
