@@ -15,10 +15,10 @@ from gateway.web.staff.billing import StaffBillingPages
 from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
 from gateway.web.staff.directory import StaffDirectoryPages
-from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.messages import StaffMessagePages
+from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.system import StaffSystemPages
 
 
