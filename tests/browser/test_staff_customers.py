@@ -17,6 +17,17 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
     tag = uuid.uuid4().hex[:8]
     customer = stack.register_customer(contact_person=f"Zoé Lefort {tag}", language="fr")
     referrer = stack.register_customer(contact_person=f"Marc Parrain {tag}")
+    # a product named in each language: the filters offer it in the page's
+    product = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={
+            "name": {"en": f"Hosting {tag}", "ru": f"Хостинг {tag}", "fr": f"Hébergement {tag}"},
+            "prices": {"monthly": {"amount": 500, "currency": "EUR"}},
+        },
+    )
+    assert product.status_code == 201, product.text
     member, _, page = staff_page(stack, browser, "support", "fr", "staff-customers-fr")
     p = page.page
 
@@ -26,6 +37,7 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
     p.get_by_label("Nom, identifiant ou e-mail").fill(tag)
     p.get_by_label("Trier par").select_option(label="Nom, de A à Z")
     p.get_by_text("Autres filtres").click()
+    expect(p.locator("option", has_text=f"Hébergement {tag}")).to_have_count(1)
     p.get_by_label("Langue").select_option(label="Français")
     p.get_by_role("button", name="Rechercher").click()
     found = p.get_by_role("link", name=f"{customer['number']} Zoé Lefort {tag}")

@@ -14,14 +14,14 @@ keeps its card, read-only and marked deleted (`customer_record`).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
-from babel import Locale, numbers
+from babel import Locale
 
 from contracts.customers import CORRECTIONS, CUSTOMER_KINDS, CUSTOMER_SORTS, LANGUAGES
 from contracts.errors import Conflict, HostledgerError, NotFound, ValidationFailed
 from contracts.fields import countries
+from gateway.web.client.finances import MAX_AMOUNT, parse_amount
 from gateway.web.i18n import N_
 from gateway.web.pages import FormErrors, PageCall, page
 
@@ -103,7 +103,7 @@ class StaffCustomerPages:
         choices = {
             "projects": s.customers.list_kind.call_async("project", 1, 200),
             "groups": s.customers.list_kind.call_async("group", 1, 200),
-            "products": s.orders.catalog.call_async(None, False, None),
+            "products": s.orders.catalog.call_async(call.language, False, None),
         }
         listing = None
         if not errors:
@@ -237,8 +237,8 @@ class StaffCustomerPages:
         customer_id = str(call.path["customer_id"])
         customer = call.services.customers.get_customer(customer_id)
         values, errors = call.form("amount", "reason")
-        minor = _minor_units(values["amount"], customer["currency"])
-        if minor is None or minor == 0:
+        minor = parse_amount(values["amount"], customer["currency"], call.language, signed=True)
+        if minor is None or minor == 0 or abs(minor) > MAX_AMOUNT:
             errors.add(
                 "amount", call.gettext("Enter an amount such as 10.50 or -10.50 (not zero).")
             )
@@ -462,16 +462,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _minor_units(text: str, currency: str) -> int | None:
-    """`-10.50` in `currency` as signed minor units (-1050), None when it is not money."""
-    try:
-        amount = Decimal(text.replace(" ", "").replace(",", "."))
-    except InvalidOperation:
-        return None
-    digits = numbers.get_currency_precision(currency)
-    minor = amount.scaleb(digits)
-    if not amount.is_finite() or minor != minor.to_integral_value() or abs(minor) >= 10**13:
-        return None
-    return int(minor)
