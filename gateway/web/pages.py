@@ -403,6 +403,8 @@ class PageCall:
         context.setdefault("theme", theme if theme in ("light", "dark") else None)
         context.setdefault("favourites", personal.get("favourites") or [])
         context.setdefault("pinnable", bool(personal) and is_client_area_path(self.request.path))
+        # the logged-in client's record, unless the page shows a customer of its own
+        context.setdefault("customer", self.customer)
         if (self.principal or {}).get("kind") == "staff":
             context.setdefault("can", self.can)
             context.setdefault("filtered_customer", self.filtered_customer)
@@ -411,7 +413,6 @@ class PageCall:
             self.language,
             status=status,
             principal=self.principal,
-            customer=self.customer,
             csrf_token=self.csrf,
             current_path=self.request.path,
             **context,

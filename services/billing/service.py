@@ -26,7 +26,7 @@ from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
 from services.infra.money import Money
 from services.infra.rpc import ask, load, rpc
-from services.infra.service import ServiceBase, _store, catch_up_with
+from services.infra.service import ServiceBase, catch_up_read_model, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
 
@@ -136,7 +136,7 @@ class BillingService(ServiceBase):
         """A deleted customer's unpaid invoices are voided (reason: customer deleted); paid
         ones and the personal account stay, as the history needs them. The invoice list is
         brought up to date first, so an invoice issued a moment ago is found too."""
-        _store(self).follower(BillingLists.name).catch_up()
+        catch_up_read_model(self, BillingLists.name)
         self.app.void_unpaid_invoices(event.payload["customer_id"], CUSTOMER_DELETED)
 
     # -- accounts -------------------------------------------------------------------------------

@@ -142,6 +142,12 @@ def catch_up_with(service, upstream: str) -> int:
     return _inbox_consumer(service).inboxes[upstream].catch_up()
 
 
+def catch_up_read_model(service, model: str) -> None:
+    """Project into the read model `model` now whatever this service's log holds that it
+    has not projected yet: for a handler that must see the service's own latest writes."""
+    _store(service).follower(model).catch_up()
+
+
 def _store(service):
     from services.infra.store import EventStore
 

@@ -226,9 +226,10 @@ class FinancesPages:
         return call.redirect(f"/invoices/{invoice['id']}", added="1")
 
 
-def parse_amount(text: str, currency: str, language: str) -> int | None:
+def parse_amount(text: str, currency: str, language: str, signed: bool = False) -> int | None:
     """What a person typed (`25`, `25.5`, `1 234,56` in French) as minor units of
-    `currency`, or None when it is not such an amount (negative, too many decimals)."""
+    `currency`, or None when it is not such an amount (too many decimals; negative, unless
+    `signed`: a correction that takes money off, `-10.50`)."""
     cleaned = text.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     if not cleaned or len(cleaned) > 30:
         return None
@@ -244,7 +245,7 @@ def parse_amount(text: str, currency: str, language: str) -> int | None:
                 value = Decimal(cleaned.replace(",", "."))
             except InvalidOperation:
                 value = None
-    if value is None or not value.is_finite() or value < 0:
+    if value is None or not value.is_finite() or (value < 0 and not signed):
         return None
     minor = value.scaleb(digits)
     if minor != minor.to_integral_value():

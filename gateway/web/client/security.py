@@ -34,68 +34,83 @@ class SecurityPages:
 
     @page("POST", SECURITY_URL + "/enrol", client=True)
     def web_security_enrol(self, call: PageCall):
-        try:
-            call.services.customers.enrol_two_factor(call.token)
-        except Conflict:
-            pass  # it is on already (another tab): the page says so
-        return call.redirect(SECURITY_URL)
+        return enrol(call, SECURITY_URL)
 
     @page("POST", SECURITY_URL + "/confirm", client=True)
     def web_security_confirm(self, call: PageCall):
-        values, errors = call.form("otp")
-        if not OTP_TYPED.match(values["otp"]):
-            errors.add("otp", call.gettext("Enter the 6 digits your app shows."))
-            return _security_page(call, errors, status=400)
-        try:
-            answer = call.services.customers.confirm_two_factor(call.token, {"otp": values["otp"]})
-        except ValidationFailed:
-            errors.add(
-                "otp",
-                call.gettext(
-                    "This is not the code your app shows now. Check that your phone's time "
-                    "is right, and enter the newest code."
-                ),
-            )
-            return _security_page(call, errors, status=400)
-        except RateLimited as exc:
-            errors.add("_form", _try_later(call, exc))
-            return _security_page(call, errors, status=429)
-        except Conflict:
-            return call.redirect(SECURITY_URL)  # turned on or off meanwhile
-        # shown this once: the answer is the page itself, not a redirect to one
-        return _security_page(call, FormErrors(), recovery_codes=answer["recovery_codes"])
+        return confirm(call, _security_page, SECURITY_URL)
 
     @page("POST", SECURITY_URL + "/disable", client=True)
     def web_security_disable(self, call: PageCall):
-        values, errors = call.form("password", "code")
-        code = values["code"]
-        if not values["password"]:
-            errors.add("password", call.gettext("Enter your password."))
-        elif len(values["password"]) > PASSWORD_MAX:
+        return disable(call, _security_page, SECURITY_URL, "disabled")
+
+
+# -- each step, for the client area and the staff panel's own account --------------------
+# `show(call, errors, status=..., recovery_codes=...)` renders the area's page; `back` is
+# where a step that shows nothing new goes.
+
+
+def enrol(call: PageCall, back: str):
+    try:
+        call.services.customers.enrol_two_factor(call.token)
+    except Conflict:
+        pass  # it is on already (another tab): the page says so
+    return call.redirect(back)
+
+
+def confirm(call: PageCall, show, back: str):
+    values, errors = call.form("otp")
+    if not OTP_TYPED.match(values["otp"]):
+        errors.add("otp", call.gettext("Enter the 6 digits your app shows."))
+        return show(call, errors, status=400)
+    try:
+        answer = call.services.customers.confirm_two_factor(call.token, {"otp": values["otp"]})
+    except ValidationFailed:
+        errors.add(
+            "otp",
+            call.gettext(
+                "This is not the code your app shows now. Check that your phone's time "
+                "is right, and enter the newest code."
+            ),
+        )
+        return show(call, errors, status=400)
+    except RateLimited as exc:
+        errors.add("_form", _try_later(call, exc))
+        return show(call, errors, status=429)
+    except Conflict:
+        return call.redirect(back)  # turned on or off meanwhile
+    # shown this once: the answer is the page itself, not a redirect to one
+    return show(call, FormErrors(), recovery_codes=answer["recovery_codes"])
+
+
+def disable(call: PageCall, show, back: str, done: str):
+    values, errors = call.form("password", "code")
+    code = values["code"]
+    if not values["password"]:
+        errors.add("password", call.gettext("Enter your password."))
+    elif len(values["password"]) > PASSWORD_MAX:
+        errors.add("password", call.gettext("The password is wrong."))
+    if not code:
+        errors.add("code", call.gettext("Enter the code from the app or a recovery code."))
+    elif len(code) > RECOVERY_MAX:
+        errors.add("code", call.gettext("At most %(max)d characters.", max=RECOVERY_MAX))
+    if errors:
+        return show(call, errors, status=400)
+    payload = {"password": values["password"], "otp": code}
+    try:
+        call.services.customers.disable_two_factor(call.token, payload)
+    except InvalidCredentials as exc:
+        if "password" in (exc.fields or {}):
             errors.add("password", call.gettext("The password is wrong."))
-        if not code:
-            errors.add("code", call.gettext("Enter the code from the app or a recovery code."))
-        elif len(code) > RECOVERY_MAX:
-            errors.add("code", call.gettext("At most %(max)d characters.", max=RECOVERY_MAX))
-        if errors:
-            return _security_page(call, errors, status=400)
-        payload = {"password": values["password"], "otp": code}
-        try:
-            call.services.customers.disable_two_factor(call.token, payload)
-        except InvalidCredentials as exc:
-            if "password" in (exc.fields or {}):
-                errors.add("password", call.gettext("The password is wrong."))
-            else:
-                errors.add(
-                    "code", call.gettext("This code is wrong, too old, or was used already.")
-                )
-            return _security_page(call, errors, status=400)
-        except RateLimited as exc:
-            errors.add("_form", _try_later(call, exc))
-            return _security_page(call, errors, status=429)
-        except Conflict:
-            return call.redirect(SECURITY_URL)  # off already
-        return call.redirect(SECURITY_URL, done="disabled")
+        else:
+            errors.add("code", call.gettext("This code is wrong, too old, or was used already."))
+        return show(call, errors, status=400)
+    except RateLimited as exc:
+        errors.add("_form", _try_later(call, exc))
+        return show(call, errors, status=429)
+    except Conflict:
+        return call.redirect(back)  # off already
+    return call.redirect(back, done=done)
 
 
 def _security_page(

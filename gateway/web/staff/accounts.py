@@ -24,11 +24,10 @@ from contracts.errors import (
     RateLimited,
     ValidationFailed,
 )
+from gateway.web.client import security as two_factor
 from gateway.web.client.auth import (
-    OTP_TYPED,
     PASSWORD_MAX,
     PASSWORD_MIN,
-    RECOVERY_MAX,
     _try_later,
 )
 from gateway.web.i18n import N_
@@ -261,68 +260,15 @@ class StaffAccountPages:
 
     @page("POST", ACCOUNT_URL + "/two-factor/enrol", staff=ENROL)
     def web_staff_account_enrol(self, call: PageCall):
-        try:
-            call.services.customers.enrol_two_factor(call.token)
-        except Conflict:
-            pass  # it is on already (another tab): the page says so
-        return call.redirect(ACCOUNT_URL + "#two-factor")
+        return two_factor.enrol(call, ACCOUNT_URL + "#two-factor")
 
     @page("POST", ACCOUNT_URL + "/two-factor/confirm", staff=CONFIRM)
     def web_staff_account_confirm(self, call: PageCall):
-        values, errors = call.form("otp")
-        if not OTP_TYPED.match(values["otp"]):
-            errors.add("otp", call.gettext("Enter the 6 digits your app shows."))
-            return _account_page(call, errors, status=400)
-        try:
-            answer = call.services.customers.confirm_two_factor(call.token, {"otp": values["otp"]})
-        except ValidationFailed:
-            errors.add(
-                "otp",
-                call.gettext(
-                    "This is not the code your app shows now. Check that your phone's time "
-                    "is right, and enter the newest code."
-                ),
-            )
-            return _account_page(call, errors, status=400)
-        except RateLimited as exc:
-            errors.add("_form", _try_later(call, exc))
-            return _account_page(call, errors, status=429)
-        except Conflict:
-            return call.redirect(ACCOUNT_URL)  # turned on or off meanwhile
-        # shown this once: the answer is the page itself, not a redirect to one
-        return _account_page(call, FormErrors(), recovery_codes=answer["recovery_codes"])
+        return two_factor.confirm(call, _account_page, ACCOUNT_URL)
 
     @page("POST", ACCOUNT_URL + "/two-factor/disable", staff=DISABLE_2FA)
     def web_staff_account_two_factor_off(self, call: PageCall):
-        values, errors = call.form("password", "code")
-        code = values["code"]
-        if not values["password"]:
-            errors.add("password", call.gettext("Enter your password."))
-        elif len(values["password"]) > PASSWORD_MAX:
-            errors.add("password", call.gettext("The password is wrong."))
-        if not code:
-            errors.add("code", call.gettext("Enter the code from the app or a recovery code."))
-        elif len(code) > RECOVERY_MAX:
-            errors.add("code", call.gettext("At most %(max)d characters.", max=RECOVERY_MAX))
-        if errors:
-            return _account_page(call, errors, status=400)
-        payload = {"password": values["password"], "otp": code}
-        try:
-            call.services.customers.disable_two_factor(call.token, payload)
-        except InvalidCredentials as exc:
-            if "password" in (exc.fields or {}):
-                errors.add("password", call.gettext("The password is wrong."))
-            else:
-                errors.add(
-                    "code", call.gettext("This code is wrong, too old, or was used already.")
-                )
-            return _account_page(call, errors, status=400)
-        except RateLimited as exc:
-            errors.add("_form", _try_later(call, exc))
-            return _account_page(call, errors, status=429)
-        except Conflict:
-            return call.redirect(ACCOUNT_URL)  # off already
-        return call.redirect(ACCOUNT_URL, done="two_factor_off")
+        return two_factor.disable(call, _account_page, ACCOUNT_URL, "two_factor_off")
 
 
 def _member_id(call: PageCall) -> str:
