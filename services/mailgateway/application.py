@@ -178,14 +178,16 @@ class MailGateway(HostledgerApplication):
     def preview_template(self, kind: str, language: str, subject: str, body: str) -> dict:
         """{"subject", "body"}: the mail this text would give on sample values, nothing
         saved; refused as an edit would be, naming the field at fault."""
-        template = self._checked(kind, language, subject, body)
-        subject, body = templates.render(template, templates.SAMPLE_CONTEXT)
+        _, (subject, body) = self._checked(kind, language, subject, body)
         return {"subject": subject, "body": body}
 
-    def _checked(self, kind: str, language: str, subject: str, body: str) -> templates.Template:
+    def _checked(
+        self, kind: str, language: str, subject: str, body: str
+    ) -> tuple[templates.Template, tuple[str, str]]:
+        """The edit as `templates.tried` takes it, or a 400 naming the field at fault."""
         self._check_template_name(kind, language)
         try:
-            return templates.check(kind, language, subject, body)
+            return templates.tried(kind, language, subject, body)
         except templates.TemplateInvalid as exc:
             field = exc.field
             if field == "body" and "does not render" in str(exc):

@@ -26,6 +26,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 from babel.numbers import format_currency, get_currency_precision
+from eventlet.patcher import original
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -44,6 +45,11 @@ RENDER_MEMORY = 256 * 1024 * 1024
 MAX_RENDERED = 256 * 1024
 
 _DIR = Path(__file__).resolve().parent / "templates"
+
+# The forked child writes its answer with the unpatched os: eventlet's green os.write waits
+# on the hub first, and the hub in the child would run the parent's other green threads
+# there, writing on the database and broker sockets the child shares with the parent.
+_raw_os = original("os")
 
 # What a staff member's edited template is tried on before it is accepted.
 SAMPLE_CONTEXT = {
@@ -165,7 +171,7 @@ def _render_in_child(template: Template, context: dict) -> tuple[str, str]:
         try:
             data = json.dumps(answer).encode()
             while data:
-                data = data[os.write(write_end, data) :]
+                data = data[_raw_os.write(write_end, data) :]
         except BaseException:  # noqa: BLE001
             status = 1
         os._exit(status)
@@ -215,6 +221,11 @@ def _limit_child() -> None:
 
 def check(kind: str, language: str, subject: str, body: str) -> Template:
     """A staff member's edit, accepted only when it compiles and renders on sample values."""
+    return tried(kind, language, subject, body)[0]
+
+
+def tried(kind: str, language: str, subject: str, body: str) -> tuple[Template, tuple[str, str]]:
+    """`check`, and what the edit gave on the sample values (subject, body)."""
     if kind not in KINDS:
         raise TemplateInvalid("kind", f"No template kind {kind!r}.")
     if language not in LANGUAGES:
@@ -231,9 +242,9 @@ def check(kind: str, language: str, subject: str, body: str) -> Template:
         except TemplateError as exc:
             raise TemplateInvalid(field, f"The template does not compile: {exc}") from None
     try:
-        render(template, SAMPLE_CONTEXT)
+        rendered = render(template, SAMPLE_CONTEXT)
     except TemplateError as exc:
         raise TemplateInvalid("body", f"The template does not render: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - any failure of a staff template is a 400
         raise TemplateInvalid("body", f"The template does not render: {exc}") from None
-    return template
+    return template, rendered
