@@ -57,8 +57,8 @@ if [[ -n $SCALE ]]; then
 fi
 
 deploy/preflight.sh
-python -m services.infra.databases
-python -m services.customers.bootstrap
+hostledger databases
+hostledger first-admin
 
 host="${HOSTLEDGER_HTTP_HOST:-127.0.0.1}"
 if [[ $host == 0.0.0.0 || $host == "::" ]]; then

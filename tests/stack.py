@@ -179,7 +179,7 @@ class Stack:
             for service in SERVICES:
                 ensure_database(self.settings, self.settings.database_name(service))
             subprocess.run(
-                [sys.executable, "-m", "services.customers.bootstrap"],
+                [sys.executable, "-m", "services.cli", "first-admin"],
                 env=self.env,
                 cwd=ROOT,
                 check=True,

@@ -1,10 +1,9 @@
-"""Each service's PostgreSQL database (`python -m services.infra.databases` creates them),
+"""Each service's PostgreSQL database (`hostledger databases` creates them),
 and the one connection per process and database that holds its session-level locks."""
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 
@@ -174,19 +173,3 @@ def session_locks(conninfo: str) -> SessionLocks:
 def ensure_all(cfg: Settings | None = None) -> list[str]:
     cfg = cfg or settings()
     return [cfg.database_name(s) for s in SERVICES if ensure_database(cfg, cfg.database_name(s))]
-
-
-def main() -> int:
-    cfg = settings()
-    try:
-        created = ensure_all(cfg)
-    except psycopg.OperationalError as exc:
-        print(f"cannot reach PostgreSQL at {cfg.database.host}:{cfg.database.port}: {exc}")
-        return 1
-    for name in created:
-        print(f"created database {name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

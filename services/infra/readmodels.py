@@ -5,9 +5,7 @@ transaction; the `Follower` moves it along the log, writing the rows and the
 model's position in the same transaction, under an advisory lock so that several
 instances of a service don't project the same events. One event that keeps failing is
 parked and skipped (see `Follower`). `rebuild` empties the tables and replays the whole
-log: the same rows come back.
-
-    python -m services.infra.readmodels rebuild <service> [<model>]
+log: the same rows come back (`hostledger readmodels rebuild <service> [<model>]`).
 """
 
 from __future__ import annotations
@@ -213,13 +211,16 @@ class Follower:
             )
         return True
 
-    def catch_up(self) -> int:
+    def catch_up(self, progress=None) -> int:
+        """Project up to the log's head; `progress(position)` after each batch."""
         total = 0
         while n := self.run_once():
             total += n
+            if progress is not None:
+                progress(self.position())
         return total
 
-    def rebuild(self) -> int:
+    def rebuild(self, progress=None) -> int:
         """Empty the model's tables and replay the whole log into them. Events parked before
         are tried again: those that still fail are parked again (the same rows, open)."""
         with self.app.datastore.transaction(commit=True) as curs:
@@ -234,7 +235,7 @@ class Follower:
                 " WHERE upstream = %s AND resolved_at IS NULL",
                 (self.upstream,),
             )
-        return self.catch_up()
+        return self.catch_up(progress)
 
     # -- what it skipped ---------------------------------------------------------------------
 
@@ -304,30 +305,3 @@ def _event_type(notification) -> str:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import importlib
-
-    parser = argparse.ArgumentParser(prog="python -m services.infra.readmodels")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rebuild = sub.add_parser("rebuild", help="empty a service's read models and replay its log")
-    rebuild.add_argument("service")
-    rebuild.add_argument("model", nargs="?", help="one model's name (default: all)")
-    args = parser.parse_args(argv)
-
-    module = importlib.import_module(f"services.{args.service}.service")
-    app_cls = module.APPLICATION
-    models = [m for m in module.READ_MODELS if args.model in (None, m.name)]
-    if not models:
-        parser.error(f"{args.service} has no read model named {args.model!r}")
-    app = app_cls()
-    for model_cls in models:
-        count = Follower(app, model_cls()).rebuild()
-        print(f"{args.service}.{model_cls.name}: replayed {count} events")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -202,9 +202,9 @@ def test_compose_processes_wait_for_setup_and_the_servers(compose):
 def test_compose_setup_creates_databases_and_the_administrator(compose):
     setup = compose["services"]["setup"]
     command = " ".join(setup["command"])
-    assert "python -m services.infra.databases" in command
-    assert "python -m services.customers.bootstrap" in command
-    assert command.index("services.infra.databases") < command.index("customers.bootstrap")
+    assert "hostledger databases" in command
+    assert "hostledger first-admin" in command
+    assert command.index("hostledger databases") < command.index("hostledger first-admin")
     assert setup["restart"] == "no"
 
 
@@ -454,8 +454,8 @@ def test_setup_job_creates_databases_and_the_administrator(manifests):
     (job,) = of_kind(manifests, "Job").values()
     (container,) = job["spec"]["template"]["spec"]["containers"]
     command = " ".join(container["command"])
-    assert "python -m services.infra.databases" in command
-    assert "python -m services.customers.bootstrap" in command
+    assert "hostledger databases" in command
+    assert "hostledger first-admin" in command
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
 
 
