@@ -19,6 +19,10 @@ import warnings
 from collections.abc import Callable
 
 PROG = "hostledger"
+# modules adding `hostledger audit <action>` subcommands: each has register(subparsers),
+# adding its parsers with set_defaults(run=...) (raise CommandError for what to say)
+AUDIT_COMMANDS: tuple[str, ...] = (
+)
 SERVICES_WITH_READ_MODELS = ("customers", "billing", "orders", "helpdesk")
 
 
@@ -228,6 +232,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("service", nargs="?", help="one service (default: every service)")
     p.set_defaults(run=cmd_readmodels_status)
+
+    if AUDIT_COMMANDS:
+        audit = sub.add_parser(
+            "audit",
+            help="auditors' tools: export, verify",
+            description="Read and verify the services' event history.",
+        )
+        asub = audit.add_subparsers(dest="action", required=True, metavar="<action>")
+        for module in AUDIT_COMMANDS:
+            importlib.import_module(module).register(asub)
     return top
 
 
