@@ -9,7 +9,17 @@ only composes them into the nameko service (`nameko run gateway.service`).
 from __future__ import annotations
 
 # the mixins by module: `nameko run` would take a top-level class with routes for a service
-from gateway.api import affiliate, billing, customers, helpdesk, mail, ops, orders, two_factor
+from gateway.api import (
+    affiliate,
+    audit,
+    billing,
+    customers,
+    helpdesk,
+    mail,
+    ops,
+    orders,
+    two_factor,
+)
 from gateway.http import ServiceRpc
 from gateway.web import assets, client, staff
 from services.infra.service import Runtime
@@ -24,6 +34,7 @@ class GatewayService(
     orders.OrderRoutes,
     helpdesk.HelpdeskRoutes,
     mail.MailRoutes,
+    audit.AuditRoutes,
     client.ClientPages,
     staff.StaffPages,
     assets.StaticFiles,

@@ -23,7 +23,7 @@ PROG = "hostledger"
 # adding its parsers with set_defaults(run=...) (raise CommandError for what to say)
 AUDIT_COMMANDS: tuple[str, ...] = (
 )
-SERVICES_WITH_READ_MODELS = ("customers", "billing", "orders", "helpdesk")
+SERVICES_WITH_READ_MODELS = ("customers", "billing", "orders", "helpdesk", "mailgateway")
 
 
 class CommandError(Exception):

@@ -192,7 +192,7 @@ class BillingRoutes:
         "/api/v1/staff/payments/unmatched",
         response=UnmatchedPaymentList,
         query=Page,
-        roles=("admin", "billing"),
+        roles=("admin", "billing", "auditor"),
         tags=("billing",),
         summary="processor payments for no known invoice, kept for staff",
     )

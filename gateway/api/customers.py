@@ -244,7 +244,7 @@ class CustomerRoutes:
         "/api/v1/staff/customers/<uuid:customer_id>/impersonations",
         response=ImpersonationList,
         query=Page,
-        roles=("admin",),
+        roles=("admin", "auditor"),
         tags=("customers",),
         summary="who acted as this customer, and when",
     )
@@ -383,7 +383,7 @@ class CustomerRoutes:
         "/api/v1/staff/staff",
         response=StaffList,
         query=Page,
-        roles=("admin",),
+        roles=("admin", "auditor"),
         tags=("staff",),
         summary="staff accounts",
     )
@@ -461,7 +461,7 @@ class CustomerRoutes:
         "GET",
         "/api/v1/staff/staff-policy",
         response=contract.StaffPolicy,
-        roles=("admin",),
+        roles=("admin", "auditor"),
         tags=("staff",),
         summary="the staff's login policy: two-factor authentication mandatory or not",
     )

@@ -472,7 +472,7 @@ class HelpdeskRoutes:
         "GET",
         "/api/v1/staff/messages",
         response=BroadcastList,
-        roles=HELPDESK_STAFF,
+        roles=(*HELPDESK_STAFF, "auditor"),
         query=Page,
         tags=("helpdesk",),
         summary="messages to customers, newest first: status, recipients, tickets opened",
@@ -483,7 +483,7 @@ class HelpdeskRoutes:
     @route(
         "GET",
         "/api/v1/staff/messages/<uuid:message_id>",
-        roles=HELPDESK_STAFF,
+        roles=(*HELPDESK_STAFF, "auditor"),
         response=contract.Broadcast,
         tags=("helpdesk",),
         summary="a message to customers: status (sending, sent), count, opened, the tickets",

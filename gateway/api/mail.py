@@ -151,7 +151,7 @@ class MailRoutes:
         "/api/v1/staff/mail/held",
         query=HeldQuery,
         response=HeldMailList,
-        roles=("admin", "support"),
+        roles=("admin", "support", "auditor"),
         tags=("mail",),
         summary="incoming mail kept for staff (unreadable, refused, over the rate limit):"
         " waiting (`status=held`, the default), released, discarded or all",
@@ -165,7 +165,7 @@ class MailRoutes:
         "GET",
         "/api/v1/staff/mail/held/<int:held_id>",
         response=HeldMessage,
-        roles=("admin", "support"),
+        roles=("admin", "support", "auditor"),
         tags=("mail",),
         summary="one kept message: its headers, text body and attachments, read as text",
     )
@@ -206,7 +206,7 @@ class MailRoutes:
         "GET",
         "/api/v1/staff/mail/held/<int:held_id>/raw",
         response=RAW_MAIL,
-        roles=("admin", "support"),
+        roles=("admin", "support", "auditor"),
         tags=("mail",),
         summary="one kept message as it was received (message/rfc822)",
     )
@@ -227,7 +227,7 @@ class MailRoutes:
         "/api/v1/staff/mail/received",
         query=ReceivedQuery,
         response=ReceivedMailList,
-        roles=("admin", "support"),
+        roles=("admin", "support", "auditor"),
         tags=("mail",),
         summary="incoming mail taken, with what became of each message",
     )

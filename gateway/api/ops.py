@@ -98,7 +98,7 @@ class OpsRoutes:
         "/api/v1/staff/parked-events",
         query=ParkedQuery,
         response=ParkedList,
-        roles=("admin",),
+        roles=("admin", "auditor"),
         tags=("ops",),
         summary="events a service could not apply",
     )
@@ -129,7 +129,7 @@ class OpsRoutes:
         "/api/v1/staff/read-models",
         query=Page,
         response=ReadModelList,
-        roles=("admin",),
+        roles=("admin", "auditor"),
         tags=("ops",),
         summary="every service's read models: position, head, lag, the events each skipped",
     )

@@ -17,6 +17,7 @@ from contracts.fields import invalid
 from services.billing import application as queries
 from services.billing import pdf
 from services.billing.application import Billing, invoice_view, staff_invoice_view
+from services.billing.audit import BillingAuditIndex
 from services.billing.checkout import no_such_processor
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists, Ledger
@@ -33,7 +34,7 @@ from services.infra.store import EventStore
 log = logging.getLogger(__name__)
 
 APPLICATION = Billing
-READ_MODELS = (AccountList, BillingLists, Ledger)
+READ_MODELS = (AccountList, BillingLists, Ledger, BillingAuditIndex)
 # the reason recorded on the invoices voided when their customer is deleted
 CUSTOMER_DELETED = "customer deleted"
 BUYER_FIELDS = ("kind", "email", "country", "contact_person", "company_name", "language")

@@ -14,6 +14,7 @@ from contracts.errors import Conflict, Forbidden, NotFound, Unauthorized, Valida
 from contracts.fields import invalid
 from services.customers import application as queries
 from services.customers import (
+    audit,
     directory,
     email_change,
     personal,
@@ -35,7 +36,14 @@ from services.infra.store import EventStore
 log = logging.getLogger(__name__)
 
 APPLICATION = Customers
-READ_MODELS = (CustomerList, StaffList, Directory, UserEmails, referrals.ReferralList)
+READ_MODELS = (
+    CustomerList,
+    StaffList,
+    Directory,
+    UserEmails,
+    referrals.ReferralList,
+    audit.CustomersAuditIndex,
+)
 
 
 def _uuid(value, what: str = "customer") -> UUID:
@@ -52,6 +60,7 @@ def _token(value) -> str:
 
 
 class CustomersService(
+    audit.AuditReadRpcs,
     directory.DirectoryRpcs,
     staff_customers.StaffCustomerRpcs,
     referrals.ReferralRpcs,

@@ -22,6 +22,7 @@ from contracts.errors import (
 from contracts.fields import MAX_PAGE_SIZE, invalid
 from services.helpdesk.application import Helpdesk, Replayed
 from services.helpdesk.attachments import decode_upload
+from services.helpdesk.audit import HelpdeskAuditIndex
 from services.helpdesk.broadcasts import BROADCAST_SCOPE, TICKET_SCOPE
 from services.helpdesk.domain import Broadcast, fill_macros, message_text
 from services.helpdesk.mail import MailIntake
@@ -39,7 +40,7 @@ from services.infra.store import EventStore
 log = logging.getLogger(__name__)
 
 APPLICATION = Helpdesk
-READ_MODELS = (HelpdeskLists,)
+READ_MODELS = (HelpdeskLists, HelpdeskAuditIndex)
 
 
 def _uuid(value, what: str = "ticket") -> UUID:

@@ -41,6 +41,11 @@ class ReadModel:
         if handler is not None:
             handler(curs, event)
 
+    def project_stored(self, curs, position: int, event) -> None:
+        """Apply the event stored at `position` in the log: what the follower calls. A
+        model that keeps positions (the audit index) overrides it; others `project`."""
+        self.project(curs, event)
+
 
 class Follower:
     """Moves one read model along the service's log.
@@ -131,7 +136,8 @@ class Follower:
             if not self._lock(curs, position):
                 return 0
             for notification in batch:
-                self.model.project(curs, self.app.mapper.to_domain_event(notification))
+                event = self.app.mapper.to_domain_event(notification)
+                self.model.project_stored(curs, notification.id, event)
             curs.execute(
                 "UPDATE readmodel_positions SET position = %s WHERE name = %s",
                 (batch[-1].id, self.model.name),
@@ -294,7 +300,7 @@ class Follower:
             )
             if curs.fetchone() is None:
                 raise LookupError(f"parked event {parked_id} was resolved meanwhile")
-            self.model.project(curs, event)
+            self.model.project_stored(curs, found[0].id, event)
             curs.execute(*resolve_statement(parked_id, "projected again"))
 
 

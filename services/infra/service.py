@@ -6,8 +6,9 @@ import contextlib
 
 from nameko.extensions import DependencyProvider
 
+from contracts import audit as audit_contract
 from contracts.errors import Conflict, NotFound, Unavailable
-from services.infra import relay
+from services.infra import audit, clock, relay
 from services.infra.consumer import Handles, InboxConsumer
 from services.infra.inbox import PoisonEvent, Transient, is_transient, load_event
 from services.infra.parking import (
@@ -17,7 +18,7 @@ from services.infra.parking import (
     original_envelope,
     release_statement,
 )
-from services.infra.rpc import rpc
+from services.infra.rpc import load, rpc
 
 
 class Runtime(DependencyProvider):
@@ -135,6 +136,44 @@ class ServiceBase:
             for upstream, inbox in consumer.inboxes.items()
         }
 
+    # -- the audit index (services/infra/audit.py) ---------------------------------------------
+
+    @rpc
+    def audit_history(
+        self, kind: str, object_id: str, cursor: dict | None = None, limit: int = 50
+    ) -> list[dict]:
+        """This service's events concerning one object (`kind`: customer, invoice, ticket,
+        service, order, account, staff), in `(occurred_at, service, position)` order after
+        `cursor` ({"occurred_at", "service", "position"}; None: from the first), at most
+        `limit`: {"service", "position", "aggregate_id", "aggregate_type", "version",
+        "type", "occurred_at", "actor", "on_behalf_of", "cause", "reason", "summary",
+        "changes": {field: [before, after]}}. A list: it may lag the log a moment."""
+        query = load(
+            audit_contract.HistoryQuery,
+            {"kind": kind, "object_id": object_id, "cursor": cursor, "limit": limit},
+        )
+        _audit_index(self).run_once()  # what was just written, unless the index is busy
+        return audit.history(
+            self.app, query["kind"], query["object_id"], query["cursor"], query["limit"]
+        )
+
+    @rpc
+    def audit_state(self, kind: str, object_id: str, at: str | None = None) -> dict:
+        """One object of this service as it stood at `at` (ISO 8601 with its offset; None:
+        now), rebuilt from its events up to then: {"kind", "id", "service", "at", "type",
+        "version", "as_of", "state"}. NotFound when it is not this service's or did not
+        exist yet then."""
+        query = load(audit_contract.StateQuery, {"kind": kind, "object_id": object_id, "at": at})
+        follower = _audit_index(self)
+        follower.catch_up()  # one object read by id never lags
+        return audit.state(
+            self.app,
+            follower.model.mapping,
+            query["kind"],
+            query["object_id"],
+            query["at"] or clock.now(),
+        )
+
 
 def catch_up_with(service, upstream: str) -> int:
     """Apply now whatever `upstream` has published that this service has not applied yet:
@@ -155,6 +194,10 @@ def _store(service):
         if isinstance(dep, EventStore):
             return dep
     raise NotFound(f"{service.name} has no event store")
+
+
+def _audit_index(service):
+    return _store(service).follower(audit.AuditIndex.name)
 
 
 def _inbox_consumer(service) -> InboxConsumer:

@@ -24,6 +24,7 @@ from services.infra.settings import settings
 from services.infra.store import EventStore
 from services.mailgateway import compose, held, notifications, ticket_mail
 from services.mailgateway.application import MailGateway
+from services.mailgateway.audit import MailGatewayAuditIndex
 from services.mailgateway.background import (
     MailInProcess,
     OutboxSender,
@@ -34,7 +35,7 @@ from services.mailgateway.background import (
 log = logging.getLogger(__name__)
 
 APPLICATION = MailGateway
-READ_MODELS = ()
+READ_MODELS = (MailGatewayAuditIndex,)
 
 
 def _reset_page(recipient: dict) -> str:

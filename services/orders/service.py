@@ -29,12 +29,13 @@ from services.infra.settings import settings
 from services.infra.store import EventStore
 from services.orders import provisioning
 from services.orders.application import Orders, order_view, product_view, service_view
+from services.orders.audit import OrdersAuditIndex
 from services.orders.readmodels import OrderLists
 
 log = logging.getLogger(__name__)
 
 APPLICATION = Orders
-READ_MODELS = (OrderLists,)
+READ_MODELS = (OrderLists, OrdersAuditIndex)
 LISTS = {
     "orders": ("order_list", "order_id", "placed_at", order_view),
     "services": ("service_list", "service_id", "created_at", service_view),

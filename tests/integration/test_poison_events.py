@@ -102,17 +102,26 @@ def _helpdesk_events(app, tag: str) -> list:
     return [tag, customer_id]
 
 
+def _mailgateway_events(app, tag: str) -> list:
+    from services.mailgateway.domain import MailTemplate
+
+    with acting(Actor("staff", str(uuid4()))):
+        app.save(MailTemplate(kind=f"kind {tag}", language="en", subject=f"About {tag}", body="B"))
+    return [tag]
+
+
 SERVICES = {
     "customers": _customers_events,
     "billing": _billing_events,
     "orders": _orders_events,
     "helpdesk": _helpdesk_events,
+    "mailgateway": _mailgateway_events,
 }
 
 
 def _read_models():
     cases = []
-    for service in (*SERVICES, "mailgateway"):
+    for service in SERVICES:
         module = importlib.import_module(f"services.{service}.service")
         for model_cls in module.READ_MODELS:
             cases.append(pytest.param(service, model_cls, id=f"{service}.{model_cls.name}"))
@@ -145,6 +154,9 @@ _KEEP = ("originator_id", "originator_version", "timestamp")
 
 
 def _handles(model, event) -> bool:
+    handles = getattr(model, "handles", None)  # a model of every event (the audit index)
+    if handles is not None:
+        return handles(event)
     return hasattr(model, "on_" + type(event).__qualname__.replace(".", "_"))
 
 
@@ -227,7 +239,7 @@ class _Fixed:
         self.tables = model.tables
         self.table_names = model.table_names
 
-    def project(self, curs, event):
+    def project_stored(self, curs, position, event):
         clean = copy.copy(event)
         for name, value in vars(event).items():
             if name in _KEEP:
@@ -236,7 +248,7 @@ class _Fixed:
                 object.__setattr__(clean, name, value.replace("\x00", ""))
             elif isinstance(value, int) and not isinstance(value, bool) and value >= 2**62:
                 object.__setattr__(clean, name, 0)
-        self.model.project(curs, clean)
+        self.model.project_stored(curs, position, clean)
 
 
 # -- every read model ----------------------------------------------------------------------------
@@ -317,6 +329,8 @@ EXPECTED_FAILURES = {
     "billing_lists": {"nul", "huge"},
     "order_lists": {"huge"},
     "helpdesk_lists": {"nul"},
+    # the audit index keeps text without NUL and numbers as JSON: only garbage fails
+    "audit_index": set(),
 }
 
 

@@ -1,0 +1,67 @@
+"""The helpdesk's audit index: which of its aggregates are tickets, which are bookkeeping,
+and what its events say in plain words (services/infra/audit.py). A message's text is
+kept as the event's (cut when long), never the files' contents (they are not in events)."""
+
+from __future__ import annotations
+
+from services.infra.audit import AuditIndex, AuditMapping
+
+# what a ticket's message events carry about the message, not the ticket
+_MESSAGE = frozenset(
+    {
+        "message_id",
+        "body",
+        "author_kind",
+        "author_id",
+        "author_name",
+        "internal",
+        "attachments",
+        "notify_staff_ids",
+        "notify_client",
+        "mail_message_id",
+        "merged_ticket_id",
+        "merged_tracking_number",
+        "action",
+        "deadline",
+    }
+)
+
+MAPPING = AuditMapping(
+    kinds={"Ticket": "ticket"},
+    references={
+        "merged_ticket_id": "ticket",
+        "target_id": "ticket",
+        "previous_staff_id": "staff",
+    },
+    internal=frozenset(
+        {"TrackingNumber", "IncomingAddress", "MailMessage", "TicketMessage", "IdempotencyKey"}
+    ),
+    moments={
+        "Ticket": _MESSAGE,
+        "Standing": frozenset({"ticket_id", "points"}),
+        "Broadcast": frozenset({"tickets"}),
+    },
+    # a merge carries the merged ticket's messages, a message to many its recipients
+    bulky=frozenset({"messages", "mail_message_ids", "recipients"}),
+    subjects={"ReplyTemplate": "Reply template", "HelpdeskConfig": "Helpdesk settings"},
+    summaries={
+        "Ticket.Opened": "Ticket opened",
+        "Ticket.MessageAdded": "Ticket message added",
+        "Ticket.NoteAdded": "Ticket internal note added",
+        "Ticket.Assigned": "Ticket assigned",
+        "Ticket.Merged": "Another ticket merged into this one",
+        "Ticket.MergedInto": "Ticket merged into another",
+        "Ticket.AbuseActed": "Abuse notice deadline passed: acted",
+        "Ticket.Unarchived": "Ticket back among the open ones",
+        "Ticket.SuspensionRequested": "Suspension of the customer's services asked for",
+        "Standing.PointsGiven": "Penalty points given",
+        "Standing.ThresholdPassed": "Penalty points threshold passed",
+        "Broadcast.Created": "Message to customers written",
+        "Broadcast.TicketsOpened": "Message to customers: tickets opened",
+        "Broadcast.Sent": "Message to customers sent",
+    },
+)
+
+
+class HelpdeskAuditIndex(AuditIndex):
+    mapping = MAPPING
