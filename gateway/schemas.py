@@ -992,18 +992,21 @@ class ProductAddonAnswer(Schema):
     name = TextOrTexts()
     prices = fields.Dict(keys=Text(), values=fields.Nested(MoneySchema))
     setup_fee = fields.Nested(MoneySchema)
+    all_setup_fees = fields.List(fields.Nested(MoneySchema))
     all_prices = fields.Dict(keys=Text(), values=fields.List(fields.Nested(MoneySchema)))
 
 
 class ProductSchema(Schema):
     """`prices` and `setup_fee` in the currency asked for (else the product's first),
-    `all_prices` in every currency; texts in the language asked for, else per language."""
+    `all_prices` and `all_setup_fees` in every currency; texts in the language asked for,
+    else per language."""
 
     id = fields.UUID()
     name = TextOrTexts()
     description = TextOrTexts(allow_none=True)
     prices = fields.Dict(keys=Text(), values=fields.Nested(MoneySchema))
     setup_fee = fields.Nested(MoneySchema)
+    all_setup_fees = fields.List(fields.Nested(MoneySchema))
     all_prices = fields.Dict(keys=Text(), values=fields.List(fields.Nested(MoneySchema)))
     project_id = fields.UUID(allow_none=True)
     on_sale = fields.Boolean()

@@ -996,7 +996,8 @@ class Orders(HostledgerApplication):
 
 def product_view(p: Product, language: str | None = None, currency: str | None = None) -> dict:
     """`prices` and `setup_fee` as money in `currency` (the product's first currency when
-    not given, or when it has no price in it); `all_prices` in every currency."""
+    not given, or when it has no price in it); `all_prices` and `all_setup_fees` in every
+    currency."""
 
     def pick(texts: dict) -> str | dict:
         if language is None:
@@ -1015,6 +1016,7 @@ def product_view(p: Product, language: str | None = None, currency: str | None =
             if shown in by_cur
         },
         "setup_fee": {"amount": p.setup_fee.get(shown, 0), "currency": shown},
+        "all_setup_fees": [{"amount": a, "currency": c} for c, a in sorted(p.setup_fee.items())],
         "all_prices": {
             cycle: [{"amount": a, "currency": c} for c, a in sorted(by_cur.items())]
             for cycle, by_cur in p.prices.items()
@@ -1032,6 +1034,9 @@ def product_view(p: Product, language: str | None = None, currency: str | None =
                     if shown in by_cur
                 },
                 "setup_fee": {"amount": a["setup_fee"].get(shown, 0), "currency": shown},
+                "all_setup_fees": [
+                    {"amount": x, "currency": c} for c, x in sorted(a["setup_fee"].items())
+                ],
                 "all_prices": {
                     cycle: [{"amount": x, "currency": c} for c, x in sorted(by_cur.items())]
                     for cycle, by_cur in a["prices"].items()

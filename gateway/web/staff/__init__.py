@@ -18,6 +18,7 @@ from gateway.web.staff.directory import StaffDirectoryPages
 from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.messages import StaffMessagePages
+from gateway.web.staff.products import StaffProductPages
 from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.system import StaffSystemPages
 
@@ -33,6 +34,7 @@ class StaffPages(
     StaffAccountPages,
     StaffSystemPages,
     StaffServicePages,
+    StaffProductPages,
     StaffDirectoryPages,
 ):
     """Every page of the staff panel (the templates are in templates/staff/)."""
