@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from contracts.fields import Amount, Body, Currency, Money, Text, Total, Url
 from contracts.registry import integration_event
@@ -217,3 +225,47 @@ class CreatePromo(Schema):
             raise ValidationError("A fixed promo needs its amount (money).", "amount")
         if data["kind"] == "percentage" and data.get("amount") is not None:
             raise ValidationError("Only a fixed promo has an amount.", "amount")
+
+
+PROMO_STATES = ("active", "expired", "used_up", "deactivated")
+
+
+class ChangePromo(Schema):
+    """What staff change on a promo code (only the fields sent; null: no expiry, no limit).
+    Its code stays: orders and invoices name it. Turning a percentage promo into a fixed
+    one needs its `amount`, the other way round its `percent`; `max_uses` cannot go below
+    the uses made already."""
+
+    kind = Text(validate=validate.OneOf(["percentage", "fixed"]))
+    percent = fields.Decimal(
+        as_string=True,
+        places=2,
+        allow_none=True,
+        validate=validate.Range(min=0, max=100, min_inclusive=False),
+    )
+    amount = fields.Nested(
+        Money,
+        allow_none=True,
+        metadata={"description": "a fixed promo's money (used on orders in its currency)"},
+    )
+    product_ids = fields.List(
+        fields.UUID(),
+        validate=validate.Length(max=200),
+        metadata={"description": "the products it applies to ([]: all)"},
+    )
+    expires_at = fields.AwareDateTime(allow_none=True)
+    max_uses = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1))
+
+    @pre_load
+    def _code_stays(self, data, **kwargs):
+        if isinstance(data, dict) and "code" in data:
+            raise ValidationError({"code": ["The code cannot be changed: orders name it."]})
+        return data
+
+
+class PromoFilters(Schema):
+    """The staff list's filters: `state` (active, expired, used_up, deactivated) and
+    `code` (a part of the code, any case)."""
+
+    state = Text(load_default=None, validate=validate.OneOf(PROMO_STATES))
+    code = Text(load_default=None, validate=validate.Length(max=40))

@@ -1027,8 +1027,52 @@ class Promo(Schema):
     amount = fields.Nested(MoneySchema, allow_none=True)
     product_ids = fields.List(fields.UUID())
     max_uses = fields.Integer(allow_none=True)
-    uses = fields.Integer()
+    uses = Count(metadata={"description": "orders it was used on (and orders being placed)"})
     expires_at = fields.DateTime(allow_none=True)
+    active = fields.Boolean(metadata={"description": "false once staff deactivated it"})
+    state = Text(
+        validate=validate.OneOf(["active", "expired", "used_up", "deactivated"]),
+        metadata={"description": "deactivated, else expired, else used_up, else active (usable)"},
+    )
+
+
+class PromoList(_Page):
+    items = fields.List(fields.Nested(Promo))
+
+
+class PromoOrder(Schema):
+    order_id = fields.UUID()
+    customer_id = fields.UUID()
+    invoice_id = fields.UUID()
+    placed_at = fields.DateTime()
+
+
+class PromoChanges(Schema):
+    """The fields a change gave new values (only those)."""
+
+    kind = Text()
+    percent = DecimalText(allow_none=True)
+    amount = fields.Nested(MoneySchema, allow_none=True)
+    product_ids = fields.List(fields.UUID())
+    expires_at = fields.DateTime(allow_none=True)
+    max_uses = fields.Integer(allow_none=True)
+
+
+class PromoEvent(Schema):
+    type = Text(validate=validate.OneOf(["Created", "Changed", "Deactivated", "Activated"]))
+    occurred_at = fields.DateTime()
+    actor = fields.Nested(ActorSchema, allow_none=True)
+    on_behalf_of = fields.Nested(ActorSchema, allow_none=True)
+    changes = fields.Nested(PromoChanges)
+
+
+class PromoDetail(Promo):
+    """One promo code for staff: the orders placed with it (the newest, from a list that
+    may lag a moment) and its history, newest first, each step with who took it."""
+
+    orders = fields.List(fields.Nested(PromoOrder))
+    orders_total = Count(metadata={"description": "orders placed with it in all"})
+    history = fields.List(fields.Nested(PromoEvent))
 
 
 class ServiceAddon(Schema):

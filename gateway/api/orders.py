@@ -19,6 +19,8 @@ from gateway.schemas import (
     ProductRequest,
     ProductSchema,
     Promo,
+    PromoDetail,
+    PromoList,
     RenewalAnswer,
     ServiceList,
     ServiceSchema,
@@ -59,6 +61,17 @@ class StaffServiceAnswer(ServiceSchema):
 ORDER_STATUSES = ("pending", "paid")
 SERVICE_STATUSES = ("pending", "active", "suspended", "terminated", "cancelled")
 STATUSES = {"orders": ORDER_STATUSES, "services": SERVICE_STATUSES}
+
+
+# who creates and changes promo codes (every staff role reads them)
+PROMO_ROLES = ("admin", "billing")
+
+
+class PromoListQuery(orders_contract.PromoFilters):
+    """The promo code filters with the one page rule of every list."""
+
+    page = f.Page()
+    page_size = f.PageSize()
 
 
 class ProductListQuery(Page):
@@ -220,12 +233,64 @@ class OrderRoutes:
         response=Promo,
         body=orders_contract.CreatePromo,
         status=201,
-        roles=("admin", "billing"),
+        roles=PROMO_ROLES,
         tags=("orders",),
         summary="a promo code",
     )
     def create_promo(self, call: Call):
         return call.services.orders.create_promo(jsonable(call.body))
+
+    @route(
+        "GET",
+        "/api/v1/staff/promo-codes",
+        response=PromoList,
+        query=PromoListQuery,
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="promo codes, newest first (`state`: active, expired, used_up, deactivated;"
+        " `code`: a part of the code)",
+    )
+    def list_promos(self, call: Call):
+        q = call.query
+        filters = {"state": q["state"], "code": q["code"]}
+        return call.services.orders.list_promos(filters, q["page"], q["page_size"])
+
+    @route(
+        "GET",
+        "/api/v1/staff/promo-codes/<uuid:promo_id>",
+        response=PromoDetail,
+        roles=ALL_STAFF,
+        tags=("orders",),
+        summary="one promo code, its uses, the orders placed with it and its history",
+    )
+    def get_promo(self, call: Call):
+        return call.services.orders.get_promo(str(call.path["promo_id"]))
+
+    @route(
+        "PATCH",
+        "/api/v1/staff/promo-codes/<uuid:promo_id>",
+        response=Promo,
+        body=orders_contract.ChangePromo,
+        partial=True,
+        roles=PROMO_ROLES,
+        tags=("orders",),
+        summary="change a promo code's discount, products, expiry or limit (not its code)",
+    )
+    def change_promo(self, call: Call):
+        return call.services.orders.change_promo(str(call.path["promo_id"]), jsonable(call.body))
+
+    @route(
+        "POST",
+        "/api/v1/staff/promo-codes/<uuid:promo_id>/<any(deactivate,activate):action>",
+        response=Promo,
+        roles=PROMO_ROLES,
+        tags=("orders",),
+        summary="`deactivate` a promo code (refused at order time from then on; kept, since"
+        " orders name it) or `activate` it again",
+    )
+    def set_promo_active(self, call: Call):
+        active = call.path["action"] == "activate"
+        return call.services.orders.set_promo_active(str(call.path["promo_id"]), active)
 
     @route(
         "POST",

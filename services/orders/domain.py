@@ -114,7 +114,11 @@ class Order(Aggregate):
 
 class PromoCode(KeyedIndex):
     """A code giving a discount on the first invoice of an order: percentage or fixed, on
-    some products or all, until it expires or is used `max_uses` times."""
+    some products or all, until it expires, is used `max_uses` times or is deactivated.
+
+    Staff change its discount, products, expiry and limit (`change`: only what differs),
+    never its code, which orders name; it is deactivated rather than deleted, since the
+    invoices priced with it must still be explained by it, and may be activated again."""
 
     id_namespace = _NS
     id_prefix = "promo"
@@ -145,8 +149,39 @@ class PromoCode(KeyedIndex):
         self.expires_at = expires_at
         self.max_uses = max_uses
         self.uses = 0
+        self.active = True
+
+    # what staff may change (`change`), in the order they are shown
+    EDITABLE = ("kind", "percent", "amount", "currency", "product_ids", "expires_at", "max_uses")
+
+    def change(self, changes: dict) -> None:
+        """`changes`: some of EDITABLE with their new values (see `promo_changes`); never
+        its code nor its uses."""
+        fixed = set(changes) - set(self.EDITABLE)
+        if fixed:
+            raise ValueError(f"A promo code's {', '.join(sorted(fixed))} cannot be changed.")
+        self._changed(changes)
+
+    @event("Changed")
+    def _changed(self, changes: dict) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event("Deactivated")
+    def deactivate(self) -> None:
+        self.active = False
+
+    @event("Activated")
+    def activate(self) -> None:
+        self.active = True
+
+    def state(self, now: datetime) -> str:
+        """`deactivated`, `expired`, `used_up` or `active` (the first that holds)."""
+        return promo_state(self.active, self.expires_at, self.max_uses, self.uses, now)
 
     def check_usable(self, now: datetime) -> None:
+        if not self.active:
+            raise PromoNotUsable(f"The promo code {self.code} has been deactivated.")
         if self.expires_at is not None and now >= self.expires_at:
             raise PromoNotUsable(f"The promo code {self.code} has expired.")
         if self.max_uses is not None and self.uses >= self.max_uses:
@@ -179,6 +214,20 @@ class PromoCode(KeyedIndex):
 
 class PromoNotUsable(DomainError):
     pass
+
+
+def promo_state(
+    active: bool, expires_at: datetime | None, max_uses: int | None, uses: int, now: datetime
+) -> str:
+    """A promo code's state at `now`: deactivated by staff first, then expired, then used
+    up; `active` when it can be used."""
+    if not active:
+        return "deactivated"
+    if expires_at is not None and now >= expires_at:
+        return "expired"
+    if max_uses is not None and uses >= max_uses:
+        return "used_up"
+    return "active"
 
 
 class InvoiceOrder(KeyedIndex):

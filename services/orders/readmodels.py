@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.infra.readmodels import ReadModel
+from services.orders.domain import PromoCode
 
 
 class OrderLists(ReadModel):
@@ -188,3 +189,131 @@ class OrderLists(ReadModel):
             " terminate_after_days = %s WHERE terms_id = %s",
             (e.renew_days_before, e.suspend_after_days, e.terminate_after_days, e.originator_id),
         )
+
+
+class PromoLists(ReadModel):
+    """Promo codes as the staff list shows them (filtered by state and by a part of the
+    code), and the orders placed with each: an order attempt that reserved a code is
+    remembered (`promo_attempts`) until it becomes an order (`promo_orders`)."""
+
+    name = "promo_lists"
+    table_names = ("promo_list", "promo_attempts", "promo_orders")
+    tables = (
+        """
+        CREATE TABLE IF NOT EXISTS promo_list (
+            promo_id uuid PRIMARY KEY,
+            code text NOT NULL,
+            kind text NOT NULL,
+            percent text,
+            amount bigint,
+            currency text,
+            product_ids text[] NOT NULL DEFAULT '{}',
+            expires_at timestamptz,
+            max_uses integer,
+            uses integer NOT NULL DEFAULT 0,
+            active boolean NOT NULL DEFAULT true,
+            created_at timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS promo_list_created ON promo_list (created_at, promo_id)",
+        """
+        CREATE TABLE IF NOT EXISTS promo_attempts (
+            attempt_id uuid PRIMARY KEY,
+            promo_id uuid NOT NULL,
+            customer_id uuid NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS promo_orders (
+            promo_id uuid NOT NULL,
+            order_id uuid NOT NULL,
+            customer_id uuid NOT NULL,
+            invoice_id uuid NOT NULL,
+            placed_at timestamptz NOT NULL,
+            PRIMARY KEY (promo_id, order_id)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS promo_orders_placed ON promo_orders (promo_id, placed_at)",
+    )
+
+    def on_PromoCode_Created(self, curs, e) -> None:
+        curs.execute(
+            "INSERT INTO promo_list (promo_id, code, kind, percent, amount, currency,"
+            " product_ids, expires_at, max_uses, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                e.originator_id,
+                e.code,
+                e.kind,
+                e.percent,
+                e.amount,
+                e.currency,
+                [str(p) for p in e.product_ids],
+                e.expires_at,
+                e.max_uses,
+                e.timestamp,
+            ),
+        )
+
+    def on_PromoCode_Changed(self, curs, e) -> None:
+        changes = dict(e.changes)
+        if "product_ids" in changes:
+            changes["product_ids"] = [str(p) for p in changes["product_ids"]]
+        columns = [k for k in changes if k in _PROMO_COLUMNS]
+        if columns:
+            curs.execute(
+                "UPDATE promo_list SET "
+                + ", ".join(f"{k} = %s" for k in columns)
+                + " WHERE promo_id = %s",
+                (*(changes[k] for k in columns), e.originator_id),
+            )
+
+    def on_PromoCode_Deactivated(self, curs, e) -> None:
+        curs.execute("UPDATE promo_list SET active = false WHERE promo_id = %s", (e.originator_id,))
+
+    def on_PromoCode_Activated(self, curs, e) -> None:
+        curs.execute("UPDATE promo_list SET active = true WHERE promo_id = %s", (e.originator_id,))
+
+    def on_PromoCode_Used(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE promo_list SET uses = uses + 1 WHERE promo_id = %s", (e.originator_id,)
+        )
+
+    def on_PromoCode_Released(self, curs, e) -> None:
+        curs.execute(
+            "UPDATE promo_list SET uses = uses - 1 WHERE promo_id = %s", (e.originator_id,)
+        )
+
+    def _attempt(self, curs, attempt_id, promo, customer_id) -> None:
+        if not promo:
+            return
+        curs.execute(
+            "INSERT INTO promo_attempts (attempt_id, promo_id, customer_id)"
+            " VALUES (%s, %s, %s) ON CONFLICT (attempt_id) DO UPDATE"
+            " SET promo_id = EXCLUDED.promo_id",
+            (attempt_id, PromoCode.id_for(promo["code"]), customer_id),
+        )
+
+    def on_OrderAttempt_Started(self, curs, e) -> None:
+        self._attempt(curs, e.originator_id, e.promo, e.customer_id)
+
+    def on_OrderAttempt_Restarted(self, curs, e) -> None:
+        # the same request again: the same code as when it started, or none
+        if not e.promo:
+            curs.execute("DELETE FROM promo_attempts WHERE attempt_id = %s", (e.originator_id,))
+
+    def on_OrderAttempt_Placed(self, curs, e) -> None:
+        curs.execute(
+            "DELETE FROM promo_attempts WHERE attempt_id = %s RETURNING promo_id, customer_id",
+            (e.originator_id,),
+        )
+        row = curs.fetchone()
+        if row is not None:
+            curs.execute(
+                "INSERT INTO promo_orders (promo_id, order_id, customer_id, invoice_id,"
+                " placed_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (row["promo_id"], e.order_id, row["customer_id"], e.invoice_id, e.timestamp),
+            )
+
+
+_PROMO_COLUMNS = ("kind", "percent", "amount", "currency", "product_ids", "expires_at", "max_uses")

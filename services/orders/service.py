@@ -27,33 +27,19 @@ from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase, catch_up_with
 from services.infra.settings import settings
 from services.infra.store import EventStore
-from services.orders import provisioning
+from services.orders import promos, provisioning
 from services.orders.application import Orders, order_view, product_view, service_view
 from services.orders.audit import OrdersAuditIndex
-from services.orders.readmodels import OrderLists
+from services.orders.readmodels import OrderLists, PromoLists
 
 log = logging.getLogger(__name__)
 
 APPLICATION = Orders
-READ_MODELS = (OrderLists, OrdersAuditIndex)
+READ_MODELS = (OrderLists, PromoLists, OrdersAuditIndex)
 LISTS = {
     "orders": ("order_list", "order_id", "placed_at", order_view),
     "services": ("service_list", "service_id", "created_at", service_view),
 }
-
-
-def _promo(p) -> dict:
-    return {
-        "id": str(p.id),
-        "code": p.code,
-        "kind": p.kind,
-        "percent": p.percent,
-        "amount": {"amount": p.amount, "currency": p.currency} if p.amount else None,
-        "product_ids": list(p.product_ids),
-        "max_uses": p.max_uses,
-        "uses": p.uses,
-        "expires_at": p.expires_at.isoformat() if p.expires_at else None,
-    }
 
 
 def _uuid(value, what: str) -> UUID:
@@ -63,7 +49,7 @@ def _uuid(value, what: str) -> UUID:
         raise NotFound(f"No such {what}.") from None
 
 
-class OrdersService(ServiceBase):
+class OrdersService(promos.PromoRpcs, ServiceBase):
     name = "orders"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
@@ -273,7 +259,7 @@ class OrdersService(ServiceBase):
 
     @rpc
     def create_promo(self, payload: dict) -> dict:
-        return _promo(self.app.create_promo(load(contract.CreatePromo, payload)))
+        return promos.promo_view(self.app.create_promo(load(contract.CreatePromo, payload)))
 
     @rpc
     def change_service(self, service_id: str, action: str, payload: dict) -> dict:

@@ -269,6 +269,8 @@ def _service_errors(call: PageCall, exc: ValidationFailed, errors: FormErrors, r
 
 def _promo_problem(call: PageCall, problems) -> str:
     text = " ".join(problems) if isinstance(problems, list) else str(problems)
+    if "deactivated" in text:
+        return call.gettext("This promo code is no longer valid.")
     if "expired" in text:
         return call.gettext("This promo code has expired.")
     if "used up" in text:

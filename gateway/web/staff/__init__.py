@@ -19,6 +19,7 @@ from gateway.web.staff.helpdesk import StaffHelpdeskPages
 from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.messages import StaffMessagePages
 from gateway.web.staff.products import StaffProductPages
+from gateway.web.staff.promos import StaffPromoPages
 from gateway.web.staff.services import StaffServicePages
 from gateway.web.staff.system import StaffSystemPages
 
@@ -36,5 +37,6 @@ class StaffPages(
     StaffServicePages,
     StaffProductPages,
     StaffDirectoryPages,
+    StaffPromoPages,
 ):
     """Every page of the staff panel (the templates are in templates/staff/)."""
