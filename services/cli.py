@@ -5,6 +5,8 @@
     hostledger readmodels status [<service>]      where each read model is in its service's log
     hostledger readmodels rebuild <service> [<model>]
                                                   empty read models and replay the log into them
+    hostledger audit verify-replay [<service>]    replay the history into scratch copies and
+                                                  compare them with the live state
 
 Settings come from the environment as for the services (deploy/README.md). Each
 subcommand has its own `--help`; long work shows a progress bar on a terminal.
@@ -22,6 +24,7 @@ PROG = "hostledger"
 # modules adding `hostledger audit <action>` subcommands: each has register(subparsers),
 # adding its parsers with set_defaults(run=...) (raise CommandError for what to say)
 AUDIT_COMMANDS: tuple[str, ...] = (
+    "services.audit_replay",
 )
 SERVICES_WITH_READ_MODELS = ("customers", "billing", "orders", "helpdesk", "mailgateway")
 
