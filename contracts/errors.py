@@ -70,6 +70,26 @@ class Forbidden(HostledgerError):
     status = 403
 
 
+class TwoFactorSetupRequired(Forbidden):
+    """Two-factor authentication is mandatory for staff and this staff member (or the
+    staff member acting as this client) has not set it up yet: nothing but setting it
+    up, who am I, one's own account and logging out answers until then."""
+
+    code = "two_factor_setup_required"
+    # the messages: a staff member's own session, and a client's area they act in
+    STAFF = (
+        "An administrator has made two-factor authentication mandatory for staff and yours "
+        "is not set up yet: set it up first (POST /api/v1/auth/2fa/enrol, then "
+        "POST /api/v1/auth/2fa/confirm). Until then only /api/v1/auth/*, /api/v1/me and "
+        "/api/v1/staff/account answer."
+    )
+    ACTING = (
+        "An administrator has made two-factor authentication mandatory for staff and yours "
+        "is not set up yet: go back to your staff session (POST /api/v1/auth/return) and "
+        "set it up before acting as a client."
+    )
+
+
 class NotFound(HostledgerError):
     code = "not_found"
     status = 404
@@ -128,6 +148,7 @@ ALL_ERRORS = (
     PasswordRequired,
     TwoFactorRequired,
     Forbidden,
+    TwoFactorSetupRequired,
     NotFound,
     Conflict,
     TooLarge,

@@ -58,6 +58,7 @@ from contracts.errors import (
     Forbidden,
     HostledgerError,
     TooLarge,
+    TwoFactorSetupRequired,
     Unauthorized,
     UnsupportedType,
     ValidationFailed,
@@ -177,6 +178,33 @@ def client_may(principal: dict, permissions: tuple[str, ...]) -> bool:
     `full` hold them all): the one rule the API's routes and the web pages both apply."""
     granted = set(principal.get("permissions") or ())
     return "full" in granted or bool(granted & set(permissions))
+
+
+def open_before_two_factor_setup(url: str) -> bool:
+    """The API route `url` (as declared) answers a staff member who must set up two-factor
+    authentication first (the staff policy makes it mandatory): what they need to set it
+    up and to leave, who they are, and their own account. The web pages allow the same,
+    through the route each names."""
+    return (
+        url.startswith("/api/v1/auth/")
+        or url == "/api/v1/me"
+        or url == "/api/v1/staff/account"
+        or url.startswith("/api/v1/staff/account/")
+    )
+
+
+def two_factor_setup_refusal(principal: dict | None) -> TwoFactorSetupRequired | None:
+    """The refusal a session meets on every other route while two-factor authentication
+    is mandatory for staff and its staff member has not set it up (the customers service
+    says so in the session's answer: `two_factor_setup_required`, the acting member's in
+    `impersonator` for a client session entered from a staff one), else None."""
+    if not principal:
+        return None
+    if principal.get("two_factor_setup_required"):
+        return TwoFactorSetupRequired(TwoFactorSetupRequired.STAFF)
+    if (principal.get("impersonator") or {}).get("two_factor_setup_required"):
+        return TwoFactorSetupRequired(TwoFactorSetupRequired.ACTING)
+    return None
 
 
 def unavailable(message: str) -> Response:
@@ -618,6 +646,9 @@ class Route(GatewayEntrypoint):
         self.act_for(call.request, call.services, principal)
         if self.public:
             return
+        refusal = two_factor_setup_refusal(principal)
+        if refusal is not None and not open_before_two_factor_setup(self.url):
+            raise refusal
         if principal["kind"] == "staff":
             if self.roles is None or principal.get("role") not in self.roles:
                 raise Forbidden("Your role may not do this.")

@@ -106,7 +106,10 @@ def _path_parameter(converter: str, arguments: str, name: str) -> dict:
 ERROR_STATUSES = {
     "400": "validation_error: the body, query or a field is wrong (see `fields`)",
     "401": "unauthorized / invalid_credentials / password_required / two_factor_required",
-    "403": "forbidden: your role or kind of account may not do this",
+    "403": "forbidden: your role or kind of account may not do this / "
+    "two_factor_setup_required: two-factor authentication is mandatory for staff and "
+    "yours is not set up (until it is, only `/api/v1/auth/*`, `/api/v1/me` and "
+    "`/api/v1/staff/account*` answer)",
     "404": "not_found (also for another customer's objects)",
     "405": "method_not_allowed",
     "409": "conflict",

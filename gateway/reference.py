@@ -114,6 +114,17 @@ def markdown(doc: dict) -> str:
                 + " |"
             )
     lines += ["", f"{count} operations.", ""]
+    lines += [
+        "## Errors",
+        "",
+        'Every error answers `{"error": {"code", "message", "fields"}}` (`fields` is `{}` '
+        "when no field is at fault). The statuses and codes any route may answer:",
+        "",
+        "| status | code: meaning |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {status} | {_cell(text)} |" for status, text in openapi.ERROR_STATUSES.items()]
+    lines.append("")
     return "\n".join(lines)
 
 

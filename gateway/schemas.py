@@ -89,6 +89,13 @@ class Impersonator(Schema):
     staff_id = fields.UUID()
     name = Text()
     role = Text()
+    two_factor_setup_required = fields.Boolean(
+        metadata={
+            "description": "two-factor authentication is mandatory for staff and this "
+            "member has not set it up: the client's routes answer 403 "
+            "`two_factor_setup_required` until they have"
+        }
+    )
 
 
 class MeSchema(Schema):
@@ -104,7 +111,11 @@ class MeSchema(Schema):
     )
     impersonator = fields.Nested(Impersonator)
     two_factor_setup_required = fields.Boolean(
-        metadata={"description": "staff: set up two-factor authentication first (mandatory)"}
+        metadata={
+            "description": "staff: two-factor authentication is mandatory and not set up "
+            "yet: until it is, every route but `/api/v1/auth/*`, `/api/v1/me` and "
+            "`/api/v1/staff/account*` answers 403 `two_factor_setup_required`"
+        }
     )
     csrf_token = Text(metadata={"description": "with a session cookie: send it as X-CSRF-Token"})
 

@@ -51,8 +51,10 @@ from gateway.http import (
     client_address,
     client_may,
     csrf_token,
+    open_before_two_factor_setup,
     roles_of,
     same_site,
+    two_factor_setup_refusal,
 )
 from gateway.web import i18n
 from gateway.web.i18n import N_
@@ -72,6 +74,8 @@ HOME_URL = "/dashboard"
 # the staff panel
 STAFF_LOGIN_URL = "/staff/login"
 STAFF_HOME_URL = "/staff/"
+# the staff member's own account: where two-factor authentication is set up
+STAFF_ACCOUNT_URL = "/staff/account"
 # the customer the staff panel's lists are filtered by, until cleared (a customer id)
 STAFF_FILTER_COOKIE = "hostledger_staff_customer"
 ALL_STAFF_ROLES = ("admin", "support", "billing", "auditor")
@@ -206,9 +210,11 @@ ERROR_TITLES = {
 }
 
 
-def error_page(language: str, status: int, request: Request, detail: str | None = None):
+def error_page(language: str, status: int, request: Request, detail: str | None = None, **context):
     """A page that says what went wrong, in the person's language. `detail` is a message
-    already in that language."""
+    already in that language; `context`: what else error.html may show (`link`: (address,
+    words) of the way on; `return_to_staff`: the button back to the staff panel, with
+    `csrf_token`)."""
     status = status if status in ERROR_TITLES else 500
     headers = {"Retry-After": "30"} if status in (429, 503) else None
     return render(
@@ -220,6 +226,7 @@ def error_page(language: str, status: int, request: Request, detail: str | None 
         title_msgid=ERROR_TITLES[status],
         detail=detail,
         path=request.path,
+        **context,
     )
 
 
@@ -545,6 +552,10 @@ class Page(GatewayEntrypoint):
                     return call.redirect(LOGIN_URL, next=request.full_path.rstrip("?"))
                 if self.permissions and not call.may(*self.permissions):
                     return call._with_cookies(error_page(call.language, 403, request))
+                if self.client or self.permissions:
+                    refused = self._acting_refusal(call)
+                    if refused is not None:
+                        return refused
                 if self.staff:
                     refused = self._staff_refusal(call)
                     if refused is not None:
@@ -581,6 +592,16 @@ class Page(GatewayEntrypoint):
             else:
                 message = call.gettext("This is the staff panel; clients have their own area.")
             return call._with_cookies(error_page(call.language, 403, request, message))
+        if two_factor_setup_refusal(principal) is not None and not self.open_before_setup:
+            # the staff policy: two-factor authentication first, on the member's own page
+            if request.method in SAFE_METHODS:
+                return call.redirect(STAFF_ACCOUNT_URL)
+            message = call.gettext(
+                "Your administrator requires two-factor authentication for every staff "
+                "member. Set it up on your account page first."
+            )
+            link = (STAFF_ACCOUNT_URL, call.gettext("Set up two-factor authentication"))
+            return call._with_cookies(error_page(call.language, 403, request, message, link=link))
         roles = ALL_STAFF_ROLES if self.staff is True else roles_of(self.staff)
         if principal.get("role") not in roles:
             return call._with_cookies(
@@ -592,6 +613,36 @@ class Page(GatewayEntrypoint):
                 )
             )
         return None
+
+    @property
+    def open_before_setup(self) -> bool:
+        """A staff page a member reaches while two-factor authentication is mandatory and
+        theirs is not set up: one whose route the API leaves open then (their own
+        account, setting it up)."""
+        if not isinstance(self.staff, str):
+            return False
+        return open_before_two_factor_setup(self.staff.split(" ", 1)[1])
+
+    def _acting_refusal(self, call: PageCall) -> Response | None:
+        """A client's area entered by a staff member who must set up two-factor
+        authentication first (the staff policy) answers 403, with the way back to the
+        staff panel; else None."""
+        if two_factor_setup_refusal(call.principal) is None:
+            return None
+        message = call.gettext(
+            "Your administrator requires two-factor authentication for every staff member. "
+            "Return to the staff panel and set it up before acting in a client's area."
+        )
+        return call._with_cookies(
+            error_page(
+                call.language,
+                403,
+                call.request,
+                message,
+                return_to_staff=True,
+                csrf_token=call.csrf,
+            )
+        )
 
     def _csrf_seed(self, call: PageCall) -> None:
         """What this browser's CSRF token is bound to: its session cookie, else its

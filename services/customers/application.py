@@ -21,6 +21,7 @@ from contracts.errors import (
     NotFound,
     PasswordRequired,
     RateLimited,
+    TwoFactorSetupRequired,
     Unauthorized,
     ValidationFailed,
 )
@@ -1010,6 +1011,9 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
                     "name": member.name,
                     "role": member.role,
                 }
+                if self.two_factor_setup_required(member):
+                    # the staff policy holds in a client's area too (gateway: refused)
+                    principal["impersonator"]["two_factor_setup_required"] = True
         except NotFound:
             raise Unauthorized("The session's account no longer exists.") from None
         return principal
@@ -1219,6 +1223,8 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             raise Unauthorized("This staff account is disabled.")
         if member.role not in ("admin", "support"):
             raise Forbidden("Only administrators and support staff may enter a client's panel.")
+        if self.two_factor_setup_required(member):
+            raise TwoFactorSetupRequired(TwoFactorSetupRequired.STAFF)
         customer = self.get_customer(customer_id)
         member.start_impersonation(customer_id=customer.id)
         self.save(member)

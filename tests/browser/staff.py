@@ -24,8 +24,16 @@ def log_in(page: Watched, username: str, password: str, language: str) -> None:
 def staff_page(stack, browser, role: str, language: str, name: str, **options):
     """(the staff member, its API token, a Watched tab logged in to /staff/ as it)."""
     member, token = stack.staff_member(role)
+    return member, token, logged_in_page(stack, browser, member, language, name, **options)
+
+
+def logged_in_page(
+    stack, browser, member: dict, language: str, name: str, lands: str = "**/staff/", **options
+) -> Watched:
+    """A Watched tab where `member` (with PASSWORD) has logged in to the staff panel and
+    landed on the page `lands` matches."""
     page = Watched.open(browser, stack.base_url, name, locale=LOCALES[language], **options)
     page.goto("/staff/login")
     log_in(page, member["username"], PASSWORD, language)
-    page.page.wait_for_url("**/staff/")
-    return member, token, page
+    page.page.wait_for_url(lands)
+    return page

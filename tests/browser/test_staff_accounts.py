@@ -17,9 +17,10 @@ from playwright.sync_api import expect
 from services.infra.clock import FileClock
 from services.infra.parking import resolve_statement
 from tests.browser.chromium import PHONE, Watched
-from tests.browser.staff import PASSWORD, log_in, staff_page
+from tests.browser.staff import PASSWORD, log_in, logged_in_page, staff_page
 from tests.e2e.test_mail_out import wait_mail
 from tests.e2e.test_poison_readmodels import _record_copy
+from tests.e2e.test_staff_two_factor_policy import StaffPolicy, turn_on_two_factor
 from tests.e2e.test_two_factor import MovedClock
 
 LINK = re.compile(r"http\S+(/staff/reset-password\?token=[A-Za-z0-9_\-]+)")
@@ -121,25 +122,27 @@ def test_support_staff_get_no_staff_accounts(stack, browser):
 @pytest.fixture
 def clock(stack):
     """The stack's clock, moved forward between codes; two-factor authentication back to
-    each member's choice, and the wall clock, after."""
+    each member's choice (by an administrator who has it on), and the wall clock, after."""
     moved = MovedClock(stack)
+    policy = None
     try:
+        policy = StaffPolicy(stack, moved)
         yield moved
     finally:
+        if policy is not None:
+            policy.require(False)
         FileClock.set_offset(stack.clock_file, timedelta(0))
-        stack.http(
-            "PUT",
-            "/api/v1/staff/staff-policy",
-            stack.admin_token,
-            json={"two_factor_required": False},
-        )
 
 
 def test_a_member_turns_two_factor_authentication_on_and_logs_in_with_a_code_in_french(
     stack, browser, clock
 ):
-    # an administrator makes it mandatory from the staff accounts page
-    _, _, admin = staff_page(stack, browser, "admin", "fr", "staff-policy-fr")
+    # an administrator (with two-factor authentication on) makes it mandatory from the
+    # staff accounts page; the member is added before (an administrator without it is
+    # refused once it is mandatory)
+    member, _ = stack.staff_member("billing")
+    _, admin_token, admin = staff_page(stack, browser, "admin", "fr", "staff-policy-fr")
+    turn_on_two_factor(stack, admin_token, clock)
     admin.goto("/staff/staff")
     admin.page.get_by_label(
         "Authentification à deux facteurs obligatoire pour tout le personnel"
@@ -150,14 +153,19 @@ def test_a_member_turns_two_factor_authentication_on_and_logs_in_with_a_code_in_
     admin.check("staff-policy-on")
     admin.close()
 
-    member, _, page = staff_page(
-        stack, browser, "billing", "fr", "staff-two-factor-fr", viewport=PHONE
+    # the member's login leads to their account page
+    page = logged_in_page(
+        stack,
+        browser,
+        member,
+        "fr",
+        "staff-two-factor-fr",
+        lands="**/staff/account",
+        viewport=PHONE,
     )
     p = page.page
-    p.get_by_role("link", name=member["name"]).click()
-    p.wait_for_url("**/staff/account")
     expect(p.get_by_role("heading", name="Mon compte")).to_be_visible()
-    expect(p.get_by_role("alert")).to_contain_text("obligatoire pour le personnel")
+    expect(p.get_by_role("alert")).to_contain_text("exige l'authentification à deux facteurs")
     page.check("account")
 
     p.get_by_role("button", name="Configurer l'authentification à deux facteurs").click()

@@ -31,7 +31,7 @@ from gateway.web.client.auth import (
     _try_later,
 )
 from gateway.web.i18n import N_
-from gateway.web.pages import FormErrors, PageCall, page
+from gateway.web.pages import STAFF_ACCOUNT_URL, FormErrors, PageCall, page
 
 LIST = "GET /api/v1/staff/staff"
 CREATE = "POST /api/v1/staff/staff"
@@ -47,7 +47,7 @@ ENROL = "POST /api/v1/auth/2fa/enrol"
 CONFIRM = "POST /api/v1/auth/2fa/confirm"
 DISABLE_2FA = "POST /api/v1/auth/2fa/disable"
 
-ACCOUNT_URL = "/staff/account"
+ACCOUNT_URL = STAFF_ACCOUNT_URL
 USERNAME_RULE = N_("3 to 64 letters, digits and . _ @ + -")
 
 # the words a role and a notification are shown with (translated in the templates)
