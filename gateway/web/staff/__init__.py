@@ -16,6 +16,7 @@ from gateway.web.staff.customers import StaffCustomerPages
 from gateway.web.staff.dashboard import StaffDashboardPages
 from gateway.web.staff.directory import StaffDirectoryPages
 from gateway.web.staff.helpdesk import StaffHelpdeskPages
+from gateway.web.staff.history import StaffHistoryPages
 from gateway.web.staff.mail import StaffMailPages
 from gateway.web.staff.messages import StaffMessagePages
 from gateway.web.staff.products import StaffProductPages
@@ -30,6 +31,7 @@ class StaffPages(
     StaffCustomerPages,
     StaffDashboardPages,
     StaffHelpdeskPages,
+    StaffHistoryPages,
     StaffMailPages,
     StaffMessagePages,
     StaffAccountPages,
