@@ -26,6 +26,25 @@ LANGUAGES = ("en", "ru", "fr")
 STAFF_ROLES = ("admin", "support", "billing", "auditor")
 STAFF_NOTIFICATION_KINDS = ("new_ticket", "ticket_reply", "abuse_deadline")
 
+# a company is registered under its company name; an individual and a sole proprietor
+# under the contact person's own name (the name shown: display name, company, contact)
+COMPANY_NAME_NEEDED = "A company needs its company name."
+
+
+def needs_company_name(kind: str | None, company_name: str | None) -> bool:
+    """A customer (or its correction) of `kind` with this company name lacks one."""
+    return kind == "company" and not (company_name or "").strip()
+
+
+class CompanyNamed:
+    """Mixed into a schema with `kind` and `company_name`: a company without a company
+    name is refused, naming `company_name` (the rule corrections follow too)."""
+
+    @validates_schema
+    def _company_needs_its_name(self, data, **kwargs):
+        if needs_company_name(data.get("kind"), data.get("company_name")):
+            raise ValidationError(COMPANY_NAME_NEEDED, "company_name")
+
 
 @integration_event("customers", "CustomerRegistered")
 class CustomerRegistered(Schema):
@@ -60,14 +79,20 @@ class StaffRegistered(Schema):
 # ---- RPC payloads -------------------------------------------------------------------------
 
 
-class RegisterCustomer(Schema):
-    """`customers.register_customer`: what staff (or the order form) give to register."""
+class RegisterCustomer(CompanyNamed, Schema):
+    """`customers.register_customer`: what staff (or the order form) give to register. A
+    company needs `company_name`; an individual or a sole proprietor may leave it out."""
 
     kind = Text(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
     email = Email(required=True, validate=validate.Length(max=254))
     country = Country(required=True)
     contact_person = Text(required=True, validate=validate.Length(min=1, max=200))
-    company_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    company_name = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "required for a company"},
+    )
     project_id = fields.UUID(load_default=None, allow_none=True)
     language = Text(load_default="en", validate=validate.OneOf(LANGUAGES))
     currency = Currency(load_default="EUR")
@@ -299,7 +324,16 @@ class CreateProject(RenewalTerms):
 
 
 class ChangeProject(RenewalTerms):
-    """What staff change on a project (only the fields sent)."""
+    """What staff change on a project (only the fields sent): its name, its mails' sender,
+    its renewal and dunning days (null: the system default). Its seller details and
+    whether its customers may owe stay as created: invoices are issued with them."""
+
+    name = Text(validate=validate.Length(min=1, max=100))
+    sender_email = Email(validate=validate.Length(max=254))
+    sender_name = Text(
+        validate=validate.Length(max=100),
+        metadata={"description": "empty: the project's name"},
+    )
 
 
 @integration_event("customers", "ProjectCreated")
@@ -316,6 +350,16 @@ class ProjectCreated(RenewalTerms):
 @integration_event("customers", "ProjectUpdated")
 class ProjectUpdated(RenewalTerms):
     """A project's renewal and dunning days as they are after a change (all three)."""
+
+    id_field = "project_id"
+
+    project_id = fields.UUID(required=True)
+
+
+@integration_event("customers", "ProjectRemoved")
+class ProjectRemoved(Schema):
+    """Staff removed a project no customer or product refers to: it is no longer listed
+    nor given to anything new; its history stays."""
 
     id_field = "project_id"
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from contracts.customers import CUSTOMER_KINDS, LANGUAGES, STAFF_ROLES, RegisterCustomer
+from contracts.customers import (
+    CUSTOMER_KINDS,
+    LANGUAGES,
+    STAFF_ROLES,
+    CompanyNamed,
+    RegisterCustomer,
+)
 from contracts.envelope import ActorSchema
 from contracts.fields import (
     Amount,
@@ -212,15 +218,21 @@ class ParkedList(Schema):
     page_size = fields.Integer()
 
 
-class OrderCustomer(Schema):
-    """Who orders: a new e-mail creates the account; an existing one needs its password."""
+class OrderCustomer(CompanyNamed, Schema):
+    """Who orders: a new e-mail creates the account; an existing one needs its password.
+    A company needs `company_name`."""
 
     email = Email(required=True)
     password = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=1024))
     kind = Text(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
     contact_person = Text(required=True, validate=validate.Length(min=1, max=200))
     country = Country(required=True)
-    company_name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    company_name = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "required for a company"},
+    )
     language = Text(load_default="en", validate=validate.OneOf(LANGUAGES))
     project_id = fields.UUID(load_default=None, allow_none=True)
     referral_source = Text(

@@ -304,12 +304,29 @@ class CustomerRoutes:
         partial=True,
         roles=CREATE_ROLES["project"],
         tags=("customers",),
-        summary="change a project's renewal and dunning days (null: the system default)",
+        summary="rename a project, change its mails' sender (`sender_email`, `sender_name`) "
+        "or its renewal and dunning days (null: the system default); recorded with who",
     )
     def change_project(self, call: Call):
         return call.services.customers.change_project(
             str(call.path["project_id"]), jsonable(call.body)
         )
+
+    @route(
+        "DELETE",
+        "/api/v1/staff/projects/<uuid:project_id>",
+        response=Removal,
+        roles=CREATE_ROLES["project"],
+        tags=("customers",),
+        summary="remove a project (409 while customers or products refer to it, saying how "
+        "many of each)",
+    )
+    def remove_project(self, call: Call):
+        """The project is no longer listed nor given to a new customer; its history
+        stays. 409 while customers (not deleted) or products of the catalog refer to it:
+        move them to another project first."""
+        call.services.customers.remove_project(str(call.path["project_id"]))
+        return {"id": str(call.path["project_id"]), "removed": True}
 
     @route(
         "POST",
@@ -360,7 +377,8 @@ class CustomerRoutes:
         partial=True,
         roles=CREATE_ROLES["discount"],
         tags=("customers",),
-        summary="rename a discount or change when it is valid",
+        summary="rename a discount or change when it is valid (409: it was given to a "
+        "customer that was deleted; it stays as it was)",
     )
     def change_discount(self, call: Call):
         return call.services.customers.change_discount(
@@ -373,7 +391,8 @@ class CustomerRoutes:
         response=Discount,
         roles=CREATE_ROLES["discount"],
         tags=("customers",),
-        summary="end a discount now (it stays listed, ended: invoices priced with it keep it)",
+        summary="end a discount now (it stays listed, ended: invoices priced with it keep "
+        "it; 409: it was given to a customer that was deleted)",
     )
     def end_discount(self, call: Call):
         return call.services.customers.end_discount(str(call.path["discount_id"]))

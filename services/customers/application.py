@@ -153,6 +153,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
         StaffMember.Registered: contract.StaffRegistered,
         Project.Created: contract.ProjectCreated,
         Project.Updated: contract.ProjectUpdated,
+        Project.Removed: contract.ProjectRemoved,
     }
     schema_statements = SCHEMA
 
@@ -188,7 +189,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             password_hash=hash_password(password),
             country=data["country"],
             contact_person=data["contact_person"].strip(),
-            company_name=(data.get("company_name") or None),
+            company_name=(data.get("company_name") or "").strip() or None,
             language=data.get("language") or "en",
             project_id=data.get("project_id"),
             currency=data.get("currency") or "EUR",
@@ -519,13 +520,28 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
         return project
 
     def change_project(self, project_id: UUID, changes: dict) -> Project:
-        """Staff change a project's renewal and dunning days (only those given)."""
+        """Staff rename a project, change its mails' sender, or its renewal and dunning
+        days (only those given); each kind of change its own event, saved at once. An
+        empty sender name is the project's name."""
         try:
             project = self.repository.get(project_id)
         except AggregateNotFoundError:
             project = None
-        if not isinstance(project, Project):
+        if not isinstance(project, Project) or project.removed:
             raise NotFound("No such project.")
+        changes = dict(changes)
+        details = {k: changes.pop(k) for k in Project.DETAILS if k in changes}
+        if "name" in details:
+            details["name"] = details["name"].strip()
+            if not details["name"]:
+                raise invalid("name", "A project needs a name.")
+        if "sender_email" in details:
+            details["sender_email"] = details["sender_email"].strip()
+        if "sender_name" in details:
+            details["sender_name"] = (details["sender_name"] or "").strip() or details.get(
+                "name", project.name
+            )
+        details = {k: v for k, v in details.items() if v != getattr(project, k)}
         terms = {k: getattr(project, k) for k in Project.RENEWAL_TERMS} | changes
         suspend, terminate = terms["suspend_after_days"], terms["terminate_after_days"]
         if suspend is not None and terminate is not None and terminate < suspend:
@@ -533,8 +549,14 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
                 "Termination cannot come before suspension.",
                 {"terminate_after_days": ["Termination cannot come before suspension."]},
             )
-        if project.change_renewal_terms(changes):
-            self.save(project)
+        if details:
+            project.change(details)
+        project.change_renewal_terms(changes)
+        if project.pending_events:
+            try:
+                self.save(project)
+            except IntegrityError:
+                raise Conflict("Someone else changed this at the same moment; try again.") from None
         return project
 
     def create_discount(self, data: dict) -> Discount:

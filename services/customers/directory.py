@@ -1,11 +1,14 @@
-"""Changing and removing the customer directory's groups and discounts (creating them and
-a project's renewal terms are in the service's own module).
+"""Changing and removing the customer directory's groups, projects and discounts (creating
+them and changing a project are in the service's own module).
 
 A group is renamed or described again; removed only while no customer is in it (its
 history stays in its events; a removed group is no longer listed nor given to anyone).
+A project is removed only while no customer (not deleted) and no product of the catalog
+refers to it; the refusal says how many of each do.
 A discount's name and validity change; deleting it ends it now rather than erasing it,
-since invoices priced with it must still be explained by it. Each change is its own
-event, stamped with the staff member who made it like every event.
+since invoices priced with it must still be explained by it. A discount given to a
+customer that was deleted stays as it was, read-only: it is no longer given to anything.
+Each change is its own event, stamped with the staff member who made it like every event.
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ from eventsourcing.application import AggregateNotFoundError
 from contracts.customers import ChangeDiscount, ChangeGroup
 from contracts.errors import Conflict, NotFound, ValidationFailed
 from services.customers.application import VIEWS, discount_view, group_view
-from services.customers.domain import CustomerGroup, Discount, Project
+from services.customers.domain import Customer, CustomerGroup, Discount, Project
 from services.infra import clock
-from services.infra.rpc import load, rpc
+from services.infra.rpc import ask, load, rpc
+
+# a discount of a deleted customer is kept as it was
+CUSTOMER_DELETED = (
+    "The customer this discount was given to was deleted: the discount is kept as it was."
+)
 
 
 def _get(app, kind: type, aggregate_id: str, what: str):
@@ -41,6 +49,28 @@ def customers_in_group(app, group_id: UUID) -> int:
             (group_id,),
         )
         return curs.fetchone()["n"]
+
+
+def customers_in_project(app, project_id: UUID) -> int:
+    """How many customers (not deleted) the customer list has in the project."""
+    with app.datastore.transaction() as curs:
+        curs.execute(
+            "SELECT count(*) AS n FROM customer_list WHERE project_id = %s AND NOT deleted",
+            (project_id,),
+        )
+        return curs.fetchone()["n"]
+
+
+def _check_customer_kept(app, discount: Discount) -> None:
+    """409 for a discount given to a customer that was deleted (read-only from then on)."""
+    if discount.customer_id is None:
+        return
+    try:
+        customer = app.repository.get(discount.customer_id)
+    except AggregateNotFoundError:
+        return
+    if isinstance(customer, Customer) and customer.deleted:
+        raise Conflict(CUSTOMER_DELETED, {"customer_id": [CUSTOMER_DELETED]})
 
 
 class DirectoryRpcs:
@@ -80,10 +110,39 @@ class DirectoryRpcs:
         self.app.save(group)
 
     @rpc
+    def remove_project(self, project_id: str) -> None:
+        """409 while customers (not deleted) or products of the catalog refer to the
+        project, saying how many of each: move them to another project first."""
+        project = _get(self.app, Project, project_id, "project")
+        customers = customers_in_project(self.app, project.id)
+        # the orders service keeps the catalog (products on sale or not)
+        products = sum(
+            1
+            for p in ask(self.orders, "catalog", None, False)
+            if p.get("project_id") == str(project.id)
+        )
+        if customers or products:
+            why, fields = [], {}
+            if customers:
+                why.append(f"{customers} customer(s)")
+                fields["customers"] = [str(customers)]
+            if products:
+                why.append(f"{products} product(s)")
+                fields["products"] = [str(products)]
+            raise Conflict(
+                f"{' and '.join(why)} refer to this project; move them to another one first.",
+                fields,
+            )
+        project.remove()
+        self.app.save(project)
+
+    @rpc
     def change_discount(self, discount_id: str, payload: dict) -> dict:
-        """Its name and when it is valid (the fields sent; null: no bound)."""
+        """Its name and when it is valid (the fields sent; null: no bound). 409 for one
+        given to a customer that was deleted."""
         data = load(ChangeDiscount, payload, partial=True)
         discount = _get(self.app, Discount, discount_id, "discount")
+        _check_customer_kept(self.app, discount)
         name = data.get("name", discount.name)
         start = data.get("valid_from", discount.valid_from)
         end = data.get("valid_to", discount.valid_to)
@@ -98,8 +157,10 @@ class DirectoryRpcs:
 
     @rpc
     def end_discount(self, discount_id: str) -> dict:
-        """The discount is no longer given from now on (ended already: unchanged)."""
+        """The discount is no longer given from now on (ended already: unchanged). 409 for
+        one given to a customer that was deleted: it is given to nothing any more."""
         discount = _get(self.app, Discount, discount_id, "discount")
+        _check_customer_kept(self.app, discount)
         now = clock.now()
         if discount.valid_to is None or discount.valid_to > now:
             discount.end(at=now)

@@ -181,6 +181,10 @@ class Project(Aggregate):
     """A brand: its own name, sender address, seller details printed on its invoices
     (which billing numbers in a series of its own), and whether its customers may owe."""
 
+    # removed by staff once nothing refers to it: no longer listed nor given to anything
+    # new; its history stays (a class default: projects made before it existed)
+    removed = False
+
     @event("Created")
     def __init__(
         self,
@@ -204,6 +208,19 @@ class Project(Aggregate):
         self.terminate_after_days = terminate_after_days
 
     RENEWAL_TERMS = ("renew_days_before", "suspend_after_days", "terminate_after_days")
+    # what staff may change besides the terms (seller and credit rule stay as created)
+    DETAILS = ("name", "sender_email", "sender_name")
+
+    @event("Changed")
+    def change(self, changes: dict) -> None:
+        """Staff renamed the project or changed its mails' sender; `changes` holds only
+        what changed."""
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    @event("Removed")
+    def remove(self) -> None:
+        self.removed = True
 
     def change_renewal_terms(self, changes: dict) -> bool:
         """Apply the terms given (None: back to the default); False when nothing changes."""

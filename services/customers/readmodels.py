@@ -226,6 +226,9 @@ class Directory(ReadModel):
     def on_Project_Created(self, curs, e) -> None:
         self._add(curs, e, "project")
 
+    def on_Project_Removed(self, curs, e) -> None:
+        curs.execute("UPDATE directory SET removed = true WHERE id = %s", (e.originator_id,))
+
     def on_Discount_Created(self, curs, e) -> None:
         self._add(curs, e, "discount", e.customer_id)
 

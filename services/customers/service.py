@@ -324,8 +324,9 @@ class CustomersService(
 
     @rpc
     def change_project(self, project_id: str, payload: dict) -> dict:
-        """Staff change a project's renewal and dunning days (the fields sent; null: the
-        system default). Publishes ProjectUpdated when something changed."""
+        """Staff rename a project, change its mails' sender or its renewal and dunning days
+        (the fields sent; null days: the system default). A change of days publishes
+        ProjectUpdated."""
         changes = load(contract.ChangeProject, payload, partial=True)
         return queries.project_view(self.app.change_project(_uuid(project_id, "project"), changes))
 
@@ -334,12 +335,13 @@ class CustomersService(
         self, kind: str, page: int = 1, page_size: int = 50, customer_id: str | None = None
     ) -> dict:
         """Groups, projects, discounts or staff; with `customer_id`, those of that customer
-        (its groups, its project, the discounts for it or its groups)."""
+        (its groups, its project, the discounts for it or its groups), a deleted one's
+        too: they stay as they were when it was deleted."""
         if kind not in ("group", "project", "discount", "staff"):
             raise ValidationFailed(f"Nothing of kind {kind!r} is listed here.")
         if customer_id is None:
             return queries.list_directory(self.app, kind, None, page, page_size)
-        customer = self.app.get_customer(_uuid(customer_id))
+        customer = staff_customers.customer_of(self.app, _uuid(customer_id))
         everything = queries.whole_directory(self.app, kind)
         groups = {str(g) for g in customer.group_ids}
         keep = {

@@ -194,11 +194,12 @@ class StaffAccountPages:
     @page("POST", "/staff/customers/<uuid:customer_id>/password-reset", staff=CUSTOMER_RESET)
     def web_staff_customer_password_reset(self, call: PageCall):
         """Mail the client its reset link; back to its card with ?done=reset_sent (or
-        ?done=reset_not_sent when it had too many a moment ago)."""
+        ?done=reset_not_sent when it had too many a moment ago, has no address a link
+        could go to, or was deleted meanwhile)."""
         customer_id = str(call.path["customer_id"])
         try:
             call.services.customers.send_customer_password_reset(customer_id)
-        except RateLimited:
+        except (RateLimited, Conflict, NotFound):
             return call.redirect(f"/staff/customers/{customer_id}", done="reset_not_sent")
         return call.redirect(f"/staff/customers/{customer_id}", done="reset_sent")
 

@@ -7,8 +7,12 @@ The same customers commands as `/api/v1/staff/customers...` (`list_customers`,
 its route. The card asks every service for its small panel at once (the RPCs of the
 routes its links lead to: billing's lists and account, orders' services, the helpdesk's
 tickets and penalty points), each panel shown to the roles that may read its list, and
-the customer's own history from the customers service's event store. A deleted customer
-keeps its card, read-only and marked deleted (`customer_record`).
+the history of the customer and of what concerns it (its users, payers, discounts, ...)
+from the customers service's event store. A deleted customer keeps its card, read-only
+and marked deleted (`customer_record`), with the discounts it was given, which are
+given to nothing new. Staff who may send a client its password reset link
+(`POST /staff/customers/<id>/password-reset`, gateway/web/staff/accounts.py) find the
+button on the card; the card then says whether it went.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from contracts.fields import countries
 from gateway.web.client.finances import MAX_AMOUNT, parse_amount
 from gateway.web.i18n import N_
 from gateway.web.pages import FormErrors, PageCall, page
+from gateway.web.staff.directory import has_ended
 
 ROWS = 20
 PANEL_ROWS = 5
@@ -40,6 +45,7 @@ BILLING_LISTS = "GET /api/v1/staff/<any(invoices,payments,expenses,commissions):
 ORDER_LISTS = "GET /api/v1/staff/<any(orders,services):name>"
 TICKETS = "GET /api/v1/staff/tickets"
 PENALTY = "GET /api/v1/staff/customers/<uuid:customer_id>/penalty-points"
+RESET_LINK = "POST /api/v1/staff/customers/<uuid:customer_id>/password-reset"
 
 # the list's filters, as the form names them (dates are days; the API takes instants)
 TEXT_FILTERS = ("name", "language", "sort")
@@ -175,8 +181,8 @@ class StaffCustomerPages:
             "users": s.customers.list_users.call_async(customer_id, 1, 50),
             "payers": s.customers.list_payers.call_async(customer_id, 1, 50),
         }
-        if not record["deleted"]:
-            asked["discounts"] = s.customers.list_kind.call_async("discount", 1, 50, customer_id)
+        # a deleted customer's stay listed as they were (read-only, given to nothing new)
+        asked["discounts"] = s.customers.list_kind.call_async("discount", 1, 50, customer_id)
         if call.can(ACCOUNT):
             asked["account"] = s.billing.get_account.call_async(
                 customer_id, record["currency"], None, 1, 1
@@ -217,6 +223,7 @@ class StaffCustomerPages:
         staff = {m["id"]: m for m in s.customers.staff_members(sorted(staff_ids))}
         groups = {g["id"]: g for g in answers["groups"]["items"]}
         projects = {p["id"]: p for p in answers["projects"]["items"]}
+        discounts = (answers.get("discounts") or {}).get("items") or []
         return call.render(
             "staff/customers_card.html",
             c=record,
@@ -224,6 +231,8 @@ class StaffCustomerPages:
             project=projects.get(record["project_id"]),
             staff=staff,
             answers=answers,
+            ended_discounts={d["id"] for d in discounts if has_ended(d)},
+            reset_link=RESET_LINK,
             recent_impersonations=list(reversed(answers.get("impersonations") or []))[:10],
             done=call.request.args.get("done"),
             correction_errors=FormErrors(),

@@ -1,7 +1,9 @@
 """The staff panel's customer directory: customer groups (listed, added, renamed,
 removed once no customer is in them), discounts (listed, added for a group or the
-filtered customer, renamed or given other dates, ended now) and projects (listed, added,
-their renewal and dunning days changed).
+filtered customer, renamed or given other dates, ended now; one given to a customer that
+was deleted is shown read-only) and projects (listed, added, renamed, their mails'
+sender and their renewal and dunning days changed, removed once no customer or product
+refers to them).
 
 The same customers-service commands as `/api/v1/staff/customer-groups`, `/discounts` and
 `/projects`, each page allowing the roles of the route it mirrors; each change is an
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from contracts.errors import Conflict, ValidationFailed
+from contracts.errors import Conflict, NotFound, ValidationFailed
 from gateway.web.client.finances import parse_amount
 from gateway.web.i18n import N_
 from gateway.web.pages import FormErrors, PageCall, page
@@ -28,7 +30,10 @@ CHANGE_DISCOUNT = "PATCH /api/v1/staff/discounts/<uuid:discount_id>"
 END_DISCOUNT = "DELETE /api/v1/staff/discounts/<uuid:discount_id>"
 CREATE_PROJECT = "POST /api/v1/staff/projects"
 CHANGE_PROJECT = "PATCH /api/v1/staff/projects/<uuid:project_id>"
+REMOVE_PROJECT = "DELETE /api/v1/staff/projects/<uuid:project_id>"
 TERMS = ("renew_days_before", "suspend_after_days", "terminate_after_days")
+# what the project form changes besides the days (its seller and credit rule stay)
+PROJECT_DETAILS = ("name", "sender_email", "sender_name")
 
 NOTICES = {
     "group_created": N_("The group is added."),
@@ -39,6 +44,7 @@ NOTICES = {
     "discount_ended": N_("The discount has ended."),
     "project_created": N_("The project is added."),
     "project_saved": N_("The project is saved."),
+    "project_removed": N_("The project is removed."),
 }
 
 
@@ -133,11 +139,22 @@ class StaffDirectoryPages:
     def web_staff_discounts(self, call: PageCall):
         groups = call.services.customers.list_kind("group", 1, 200)["items"]
         discounts = _listing(call, "discount")
+        # whose customer was deleted: those stay as they were, read-only
+        owners = {d["customer_id"] for d in discounts["items"] if d["customer_id"]}
+        asked = {i: call.services.customers.customer_record.call_async(i) for i in owners}
+        deleted = set()
+        for owner, reply in asked.items():
+            try:
+                if reply.result()["deleted"]:
+                    deleted.add(owner)
+            except NotFound:
+                continue
         return call.render(
             "staff/discounts.html",
             discounts=discounts,
             groups={g["id"]: g["name"] for g in groups},
             ended={d["id"] for d in discounts["items"] if has_ended(d)},
+            deleted_owners=deleted,
             notice=_notice(call),
         )
 
@@ -183,12 +200,9 @@ class StaffDirectoryPages:
     @page("GET", "/staff/discounts/<uuid:discount_id>", staff=LIST)
     def web_staff_discount(self, call: PageCall):
         discount = _entry(call, "discount", "discount_id")
-        values = {
-            "name": discount["name"],
-            "valid_from": (discount["valid_from"] or "")[:10],
-            "valid_to": (discount["valid_to"] or "")[:10],
-        }
-        return _discount_form(call, discount, values, FormErrors(), _notice(call))
+        return _discount_form(
+            call, discount, _discount_values(discount), FormErrors(), _notice(call)
+        )
 
     @page("POST", "/staff/discounts/<uuid:discount_id>", staff=CHANGE_DISCOUNT)
     def web_staff_discount_change(self, call: PageCall):
@@ -204,6 +218,8 @@ class StaffDirectoryPages:
                 errors = call.service_errors(
                     exc, errors, {"valid_to": N_("It must end after it starts.")}
                 )
+            except Conflict:
+                return _discount_kept(call, discount)
             else:
                 return call.redirect(f"/staff/discounts/{discount['id']}", done="discount_saved")
         return _discount_form(call, discount, values, errors, status=400)
@@ -211,7 +227,10 @@ class StaffDirectoryPages:
     @page("POST", "/staff/discounts/<uuid:discount_id>/end", staff=END_DISCOUNT)
     def web_staff_discount_end(self, call: PageCall):
         discount = _entry(call, "discount", "discount_id")
-        call.services.customers.end_discount(discount["id"])
+        try:
+            call.services.customers.end_discount(discount["id"])
+        except Conflict:
+            return _discount_kept(call, discount)
         return call.redirect(f"/staff/discounts/{discount['id']}", done="discount_ended")
 
     # -- projects --
@@ -247,13 +266,16 @@ class StaffDirectoryPages:
     def web_staff_project(self, call: PageCall):
         project = _entry(call, "project", "project_id")
         values = {k: "" if project[k] is None else str(project[k]) for k in TERMS}
+        values.update({k: project[k] or "" for k in PROJECT_DETAILS})
         return _project_form(call, project, values, FormErrors(), _notice(call))
 
     @page("POST", "/staff/projects/<uuid:project_id>", staff=CHANGE_PROJECT)
     def web_staff_project_change(self, call: PageCall):
         project = _entry(call, "project", "project_id")
-        values, errors = call.form(*TERMS)
-        payload = _terms(call, values, errors)
+        values, errors = call.form(*PROJECT_DETAILS, *TERMS)
+        _required(call, values, errors, "name", "sender_email")
+        payload = {k: values[k] for k in PROJECT_DETAILS}
+        payload.update(_terms(call, values, errors))
         if not errors:
             try:
                 call.services.customers.change_project(project["id"], payload)
@@ -261,11 +283,50 @@ class StaffDirectoryPages:
                 errors = call.service_errors(
                     exc,
                     errors,
-                    {"terminate_after_days": N_("Termination cannot come before suspension.")},
+                    {
+                        "terminate_after_days": N_("Termination cannot come before suspension."),
+                        "sender_email": N_("Enter an e-mail address such as name@example.com."),
+                    },
                 )
             else:
                 return call.redirect(f"/staff/projects/{project['id']}", done="project_saved")
         return _project_form(call, project, values, errors, status=400)
+
+    @page("POST", "/staff/projects/<uuid:project_id>/remove", staff=REMOVE_PROJECT)
+    def web_staff_project_remove(self, call: PageCall):
+        project = _entry(call, "project", "project_id")
+        try:
+            call.services.customers.remove_project(project["id"])
+        except Conflict as exc:
+            held = exc.fields or {}
+            customers = int((held.get("customers") or ["0"])[0])
+            products = int((held.get("products") or ["0"])[0])
+            errors = FormErrors()
+            if customers:
+                errors.add(
+                    "_form",
+                    call.ngettext(
+                        "%(num)d customer is in this project: move it to another project first.",
+                        "%(num)d customers are in this project: move them to another project "
+                        "first.",
+                        customers,
+                    ),
+                )
+            if products:
+                errors.add(
+                    "_form",
+                    call.ngettext(
+                        "%(num)d product of the catalog belongs to this project: move it to "
+                        "another project first.",
+                        "%(num)d products of the catalog belong to this project: move them to "
+                        "another project first.",
+                        products,
+                    ),
+                )
+            values = {k: "" if project[k] is None else str(project[k]) for k in TERMS}
+            values.update({k: project[k] or "" for k in PROJECT_DETAILS})
+            return _project_form(call, project, values, errors, status=409)
+        return call.redirect("/staff/projects", done="project_removed")
 
 
 def _entry(call: PageCall, kind: str, key: str) -> dict:
@@ -321,6 +382,35 @@ def _terms(call: PageCall, values: dict, errors: FormErrors) -> dict:
     return terms
 
 
+def _discount_values(discount: dict) -> dict:
+    return {
+        "name": discount["name"],
+        "valid_from": (discount["valid_from"] or "")[:10],
+        "valid_to": (discount["valid_to"] or "")[:10],
+    }
+
+
+def _discount_kept(call: PageCall, discount: dict):
+    """A discount of a deleted customer: the change was refused, it stays as it was."""
+    errors = FormErrors().add(
+        "_form",
+        call.gettext(
+            "The customer this discount was given to was deleted: the discount stays as it was."
+        ),
+    )
+    return _discount_form(call, discount, _discount_values(discount), errors, status=409)
+
+
+def _owner_deleted(call: PageCall, discount: dict | None) -> bool:
+    """The discount was given to a customer that was deleted (it is read-only)."""
+    if not discount or not discount.get("customer_id"):
+        return False
+    try:
+        return bool(call.services.customers.customer_record(discount["customer_id"])["deleted"])
+    except NotFound:
+        return False
+
+
 def _discount_form(call: PageCall, discount, values: dict, errors, notice=None, status=200):
     groups = call.services.customers.list_kind("group", 1, 200)["items"]
     owners = [(f"group:{g['id']}", g["name"]) for g in groups]
@@ -337,6 +427,7 @@ def _discount_form(call: PageCall, discount, values: dict, errors, notice=None, 
         owners=owners,
         groups={g["id"]: g["name"] for g in groups},
         ended=bool(discount) and has_ended(discount),
+        owner_deleted=_owner_deleted(call, discount),
     )
 
 
