@@ -54,6 +54,24 @@ class InvoicePaid(Schema):
     purpose = Text(load_default=None, allow_none=True)
 
 
+@integration_event("billing", "InvoiceVoided")
+class InvoiceVoided(Schema):
+    """An unpaid invoice was voided: by staff, with their reason, or by billing as its
+    customer was deleted (`customer deleted`). It can no longer be paid; its number stays
+    used. Whatever waited for it to be paid (an order's pending services) will not be."""
+
+    id_field = "invoice_id"
+
+    invoice_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    number = Text(required=True)
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
+    at = fields.AwareDateTime(required=True, format="iso")
+    # what the invoice was for (order, renewal, add_funds, manual); absent from invoices
+    # voided before it was published
+    purpose = Text(load_default=None, allow_none=True)
+
+
 @integration_event("billing", "PaymentReceived")
 class PaymentReceived(Schema):
     id_field = "payment_id"

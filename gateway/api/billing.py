@@ -156,7 +156,7 @@ class BillingRoutes:
         roles=("admin", "billing"),
         tags=("billing",),
         summary="issue an invoice by hand (its lines' unit prices are money in one currency,"
-        " the customer's account's)",
+        " the customer's account's); 409 for a deleted customer",
     )
     def issue_invoice(self, call: Call):
         return call.services.billing.issue_invoice(jsonable(call.body), call.idempotency_key)

@@ -21,6 +21,7 @@ from services.billing.domain import (
     Commission,
     CreditNote,
     CustomerAccounts,
+    CustomerInvoices,
     InsufficientBalance,
     Invoice,
     InvoiceNotPayable,
@@ -32,6 +33,7 @@ from services.billing.domain import (
     Refund,
     TaxTable,
     UnmatchedPayment,
+    invoice_buyer,
 )
 from services.billing.processors import BadSignature
 from services.billing.refunds import Refunds
@@ -52,11 +54,12 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
     name = "billing"
     service = "billing"
     # a busy account is read from its latest snapshot plus the events after it
-    snapshotting_intervals = {PersonalAccount: 100, InvoiceSeries: 50}
+    snapshotting_intervals = {PersonalAccount: 100, InvoiceSeries: 50, CustomerInvoices: 50}
     publications = {
         PersonalAccount.Opened: contract.AccountOpened,
         Invoice.Issued: contract.InvoiceIssued,
         Invoice.Paid: contract.InvoicePaid,
+        Invoice.Voided: contract.InvoiceVoided,
         Payment.Received: contract.PaymentReceived,
         Invoice.Overdue: contract.InvoiceOverdue,
         Invoice.DueSoon: contract.InvoiceDueSoon,
@@ -92,7 +95,8 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
 
     def update_buyer(self, customer_id: UUID, changes: dict) -> None:
         """Apply a customer's changes to each of its accounts; with none open yet, keep them
-        for the account opened next (never dropped)."""
+        for the account opened next (never dropped). Invoices issued from then on name the
+        buyer so (`invoice_buyer`); issued ones keep the buyer they were issued to."""
         index = self._customer_accounts(customer_id)
         accounts = [self.account(customer_id, currency) for currency in index.currencies]
         for account in accounts:
@@ -156,7 +160,10 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
         """Issue an invoice with the next number of its project's series (gapless), and
         answer it as `invoice_view` shapes it. `discounts`: the customer's discounts valid
         now (from the customers service). The same `idempotency_key` with the same
-        `request` answers the first invoice again instead of issuing another."""
+        `request` answers the first invoice again instead of issuing another. A deleted
+        customer is issued none (409): the invoice is added to the customer's invoice
+        index in the same save, so one that races the deletion is voided with the others
+        or refused."""
         account = self.account(customer_id, currency)
         project_id = project_id or account.buyer.get("project_id")
         priced = [price_line(line, currency, discounts) for line in lines]
@@ -169,6 +176,8 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             earlier = self.idempotent_answer("invoice", idempotency_key, request or {})
             if earlier is not None:
                 return earlier
+            invoices = self._customer_invoices(customer_id)
+            check_not_deleted(invoices)
             series = self._series(project_key)
             now = clock.now()
             rule = self.tax_table().rule_for(project_id, account.buyer.get("country"), now)
@@ -183,14 +192,15 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
                 total=total,
                 issued_at=now,
                 due_date=(now + timedelta(days=due_days)).date().isoformat(),
-                buyer=dict(account.buyer),
+                buyer=invoice_buyer(account.buyer),
                 seller=seller or self.project_book().seller(project_id),
                 subtotal=subtotal,
                 tax=tax,
             )
+            invoices.add(invoice.id)
             answer = invoice_view(invoice)
             key = self.idempotency_record("invoice", idempotency_key, request or {}, answer)
-            self.save(series, invoice, key)
+            self.save(series, invoice, key, invoices)
             return answer
 
         # issuers in this process take turns on a series; other instances are kept
@@ -243,26 +253,62 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
 
         return retry_on_conflict(attempt)
 
-    def void_unpaid_invoices(self, customer_id: UUID, reason: str) -> int:
-        """Void every unpaid invoice of a customer (a deleted one), in one save; how many.
-        The invoice list finds them (brought up to date by the caller); each is checked
-        again on the invoice itself."""
-        with self.datastore.transaction() as curs:
-            curs.execute(
-                "SELECT invoice_id FROM invoice_list WHERE customer_id = %s AND status = 'unpaid'",
-                (customer_id,),
-            )
-            candidates = [r["invoice_id"] for r in curs.fetchall()]
-        voided = []
+    def customer_deleted(self, customer_id: UUID, reason: str) -> int:
+        """The customer was deleted: every unpaid invoice of it is voided with `reason` and
+        the customer is recorded as deleted (no invoice is issued to it from then on), in
+        one save; how many were voided. Its invoices are found through its invoice index
+        (never through a list that may lag), so one issued a moment before is voided too;
+        one saved meanwhile makes this save conflict, and the handler runs again. Heard
+        again, it changes nothing."""
+        invoices = self._customer_invoices(customer_id)
         now = clock.now()
-        for invoice_id in candidates:
-            invoice = self.invoice(invoice_id)
-            if invoice.status == "unpaid":
+        voided = []
+        for invoice_id in invoices.invoice_ids:
+            # (an id the list seeded the index with may name no invoice: nothing to void)
+            invoice = self._invoice_or_none(invoice_id)
+            if invoice is not None and invoice.status == "unpaid":
                 invoice.void(reason=reason, at=now)
                 voided.append(invoice)
-        if voided:
-            self.save(*voided)
+        if not invoices.deleted:
+            invoices.customer_deleted(at=now)
+        if voided or invoices.pending_events:
+            self.save(invoices, *voided)
         return len(voided)
+
+    def check_customer_kept(self, customer_id: UUID) -> None:
+        """409 when the customer was deleted (as billing has heard)."""
+        try:
+            invoices = self.repository.get(CustomerInvoices.id_for(customer_id))
+        except AggregateNotFoundError:
+            return
+        check_not_deleted(invoices)
+
+    def has_invoice_index(self, customer_id: UUID) -> bool:
+        try:
+            self.repository.get(CustomerInvoices.id_for(customer_id))
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def _customer_invoices(self, customer_id: UUID) -> CustomerInvoices:
+        """The customer's invoice index; a new one (not saved yet) when there is none."""
+        try:
+            return self.repository.get(CustomerInvoices.id_for(customer_id))
+        except AggregateNotFoundError:
+            pass
+        # invoices issued before the index existed are listed only by the invoice list,
+        # which has long projected them: the new index starts with them
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT to_regclass('invoice_list') IS NOT NULL AS listed")
+            older = []
+            if curs.fetchone()["listed"]:
+                curs.execute(
+                    "SELECT invoice_id FROM invoice_list WHERE customer_id = %s"
+                    " ORDER BY issued_at, invoice_id",
+                    (customer_id,),
+                )
+                older = [r["invoice_id"] for r in curs.fetchall()]
+        return CustomerInvoices(customer_id=customer_id, invoice_ids=older)
 
     def project_book(self) -> ProjectBook:
         try:
@@ -738,6 +784,15 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             return self.invoice(UUID(str(invoice_id)))
         except (ValueError, NotFound):
             return None
+
+
+NOT_FOR_DELETED = "This customer was deleted: no invoice is issued to it."
+
+
+def check_not_deleted(invoices: CustomerInvoices) -> None:
+    """409 naming `customer_id` when the index says its customer was deleted."""
+    if invoices.deleted:
+        raise Conflict(NOT_FOR_DELETED, {"customer_id": [NOT_FOR_DELETED]})
 
 
 def retry_on_conflict(attempt: Callable[[], T], retries: int = RETRIES) -> T:

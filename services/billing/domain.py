@@ -208,6 +208,53 @@ class CustomerAccounts(KeyedIndex):
         self.waiting_changes = dict(self.waiting_changes, **changes)
 
 
+class CustomerInvoices(KeyedIndex):
+    """Index: every invoice issued to a customer, saved with each invoice, and whether the
+    customer was deleted (saved with the voiding of its unpaid invoices). A handler finds
+    a customer's invoices here, never through a list that may lag; and since an invoice
+    and a deletion both change the index, one issued at the moment of the deletion
+    either is voided with the others or, saved after it, is refused."""
+
+    id_namespace = _NS
+    id_prefix = "customer-invoices"
+    key_fields = ("customer_id",)
+
+    @event("Started")
+    def __init__(self, customer_id: UUID, invoice_ids: list[UUID]):
+        self.customer_id = customer_id
+        self.invoice_ids = list(invoice_ids)
+        self.deleted_at: datetime | None = None
+
+    @event("InvoiceAdded")
+    def add(self, invoice_id: UUID) -> None:
+        self.invoice_ids.append(invoice_id)
+
+    @event("CustomerDeleted")
+    def customer_deleted(self, at: datetime) -> None:
+        self.deleted_at = at
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+def invoice_buyer(details: dict) -> dict:
+    """The buyer an invoice is issued to, from the customer's details as billing holds
+    them when it is issued (the invoice keeps them from then on): `legal_name` is the
+    company name for a company (and for a sole proprietor who gave a business name),
+    the contact person for everyone else. The display name staff give a customer in
+    their lists (`name`) is not the buyer's, and an individual is named by no company."""
+    buyer = {k: v for k, v in details.items() if k != "name"}
+    company = (buyer.get("company_name") or "").strip() or None
+    if buyer.get("kind") == "individual":
+        buyer["company_name"] = company = None
+    if buyer.get("kind") in ("company", "sole_proprietor") and company:
+        buyer["legal_name"] = company
+    else:
+        buyer["legal_name"] = buyer.get("contact_person") or company
+    return buyer
+
+
 class InvoiceSeries(KeyedIndex):
     """Numbers invoices of one project without gaps: the next number is taken in the same
     save as the invoice, so two issuers at once cannot both take it (one retries)."""
@@ -308,11 +355,20 @@ class Invoice(Aggregate):
             raise InvoiceNotVoidable(
                 f"Only an unpaid invoice can be voided; invoice {self.number} is {self.status}."
             )
-        self._voided(reason=reason, at=at, customer_id=self.customer_id, number=self.number)
+        self._voided(
+            reason=reason,
+            at=at,
+            customer_id=self.customer_id,
+            number=self.number,
+            purpose=self.purpose,
+        )
 
     @event("Voided")
-    def _voided(self, reason: str, at: datetime, customer_id: UUID, number: str) -> None:
-        # the customer and number ride along, so the event names what it voided
+    def _voided(
+        self, reason: str, at: datetime, customer_id: UUID, number: str, purpose: str | None = None
+    ) -> None:
+        # the customer, number and purpose ride along, so the event names what it voided
+        # and InvoiceVoided says what the invoice was for (older events have no purpose)
         self.status = "void"
         self.voided_at = at
         self.void_reason = reason
@@ -618,12 +674,14 @@ class TaxTable(Aggregate):
 
     def rule_for(self, project_id: UUID | None, country: str | None, at: datetime) -> dict | None:
         """The rule for this project (or any project) and buyer country at `at`; the most
-        specific wins (a project's own rule before a rule for every project)."""
+        specific wins (a project's own rule before a rule for every project). A project
+        is the same whether named by its id or by the id's text (as a buyer names it)."""
+        project = str(project_id) if project_id else None
         matching = [
             r
             for r in self.rules
             if r["country"] == country
-            and r["project_id"] in (None, project_id)
+            and (r["project_id"] is None or str(r["project_id"]) == project)
             and (r["valid_from"] is None or r["valid_from"] <= at)
             and (r["valid_to"] is None or at < r["valid_to"])
         ]

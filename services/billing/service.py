@@ -38,6 +38,15 @@ READ_MODELS = (AccountList, BillingLists, Ledger, BillingAuditIndex)
 # the reason recorded on the invoices voided when their customer is deleted
 CUSTOMER_DELETED = "customer deleted"
 BUYER_FIELDS = ("kind", "email", "country", "contact_person", "company_name", "language")
+# what a CustomerUpdated changes of the buyer: the client's and staff's edits and staff's
+# corrections of what the customer registered with (the display name staff give a
+# customer, `name`, is not the buyer's: invoices name the legal name, domain.invoice_buyer)
+BUYER_CHANGES = (
+    *BUYER_FIELDS,
+    "project_id",
+    "referrer_id",
+    "affiliate_program",
+)
 
 
 def _uuid(value, what: str) -> UUID:
@@ -122,23 +131,25 @@ class BillingService(ServiceBase):
 
     @handles("customers", "CustomerUpdated")
     def update_buyer(self, event: IntegrationEvent) -> None:
-        """Future invoices carry the customer's current details; issued ones keep theirs."""
-        changes = {
-            k: v
-            for k, v in event.payload["changes"].items()
-            if k
-            in ("name", "contact_person", "email", "language", "referrer_id", "affiliate_program")
-        }
+        """Invoices issued from now on carry the customer's current details, staff's
+        corrections included (legal name, e-mail, country, kind, project ...); issued
+        ones keep the buyer they were issued to."""
+        changes = {k: v for k, v in event.payload["changes"].items() if k in BUYER_CHANGES}
         if changes:
             self.app.update_buyer(event.payload["customer_id"], changes)
 
     @handles("customers", "CustomerDeleted")
     def void_deleted_customers_invoices(self, event: IntegrationEvent) -> None:
-        """A deleted customer's unpaid invoices are voided (reason: customer deleted); paid
-        ones and the personal account stay, as the history needs them. The invoice list is
-        brought up to date first, so an invoice issued a moment ago is found too."""
-        catch_up_read_model(self, BillingLists.name)
-        self.app.void_unpaid_invoices(event.payload["customer_id"], CUSTOMER_DELETED)
+        """A deleted customer's unpaid invoices are voided (reason: customer deleted) and
+        it is issued no more; paid ones and the personal account stay, as the history
+        needs them. Its invoices are found through its invoice index, so one issued a
+        moment ago is voided too (InvoiceVoided goes out for each)."""
+        customer_id = event.payload["customer_id"]
+        if not self.app.has_invoice_index(customer_id):
+            # its first time here: the index starts with the invoices listed before it
+            # existed, so the list is brought up to date first
+            catch_up_read_model(self, BillingLists.name)
+        self.app.customer_deleted(customer_id, CUSTOMER_DELETED)
 
     # -- accounts -------------------------------------------------------------------------------
 
@@ -175,7 +186,13 @@ class BillingService(ServiceBase):
         if purpose == "manual":  # an order's or a renewal's products come from the catalog
             self._known_products(data)
         currency = contract.invoice_currency(data)
-        discounts = self.customers.discounts_for(str(data["customer_id"]))
+        try:
+            discounts = self.customers.discounts_for(str(data["customer_id"]))
+        except NotFound:
+            # a deleted customer (409: its deletion is applied here first), or none at all
+            catch_up_with(self, "customers")
+            self.app.check_customer_kept(data["customer_id"])
+            raise invalid("customer_id", "No such customer.") from None
         discounts += data["extra_discounts"]
 
         def issue() -> dict:

@@ -40,6 +40,8 @@ LANGUAGES = ("en", "ru", "fr")
 RETRIES = 20
 # what a client may renew early (an ended or unpaid new service has no next period)
 RENEWABLE = ("active", "suspended")
+# the reason recorded on an order's pending services when billing voids its invoice
+INVOICE_VOIDED = "the order's invoice was voided"
 
 # the order attempts not ended yet (placing, or abandoned with their invoice to void):
 # written in the same transaction as the attempt's events, so never behind them
@@ -922,6 +924,24 @@ class Orders(HostledgerApplication):
         self._activate(order, services, now)
         self.save(order, *services)
         return len(services)
+
+    def invoice_voided(self, invoice_id: UUID) -> int:
+        """An order's invoice was voided: it will never be paid, so the order's pending
+        services are cancelled, as when its customer is deleted; how many, in one save.
+        The order is found through the invoice's index (never a list that may lag); any
+        other invoice (a renewal's, added funds ...) changes nothing here, and hearing it
+        again changes nothing more."""
+        try:
+            link = self.repository.get(InvoiceOrder.id_for(invoice_id))
+        except AggregateNotFoundError:
+            return 0
+        services = [self.repository.get(i) for i in link.service_ids]
+        pending = [s for s in services if s.status == "pending"]
+        for s in pending:
+            s.cancel(reason=INVOICE_VOIDED)
+        if pending:
+            self.save(*pending)
+        return len(pending)
 
     # -- provisioning ------------------------------------------------------------------------
 

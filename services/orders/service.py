@@ -446,7 +446,8 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         renewal invoice of its next period, issued now (with the scheduler's own key, so
         billing issues one per period whoever asks first) and recorded on the service.
         While that invoice is unpaid, asking again answers it, not a second one. 409 for a
-        service that is not active or suspended, or whose renewal invoice was cancelled.
+        service that is not active or suspended, or whose renewal invoice was cancelled or
+        voided.
         `{"service", "invoice", "issued"}` (`issued`: by this request)."""
         customer = _uuid(customer_id, "service")
         s = self.app.renewable(customer, _uuid(service_id, "service"))
@@ -460,9 +461,10 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
                 # recorded now (or paid already: the next period started)
                 return {"service": service_view(s), "invoice": invoice, "issued": issued}
         invoice = self.billing.get_invoice(str(s.renewal_invoice_id))
-        if invoice["status"] == "cancelled":
+        if invoice["status"] in ("cancelled", "void"):
+            done = "voided" if invoice["status"] == "void" else "cancelled"
             message = (
-                f"The renewal invoice {invoice['number']} of this service was cancelled; "
+                f"The renewal invoice {invoice['number']} of this service was {done}; "
                 "ask support to renew it."
             )
             raise Conflict(message, {"status": [message]})
@@ -525,6 +527,14 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         """Paying an order's invoice activates its services (a payment heard before its
         order was saved waits for it)."""
         self.app.invoice_paid(event.payload["invoice_id"], event.payload.get("purpose"))
+
+    @handles("billing", "InvoiceVoided")
+    def cancel_voided_order(self, event: IntegrationEvent) -> None:
+        """An order's invoice voided (by staff, or as its customer was deleted) cancels the
+        order's pending services, recorded as done by whoever voided it."""
+        context.current.actor = context.Actor.from_dict(event.actor)
+        context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
+        self.app.invoice_voided(event.payload["invoice_id"])
 
     @handles("helpdesk", "ServicesSuspensionRequested")
     def suspend_for_abuse(self, event: IntegrationEvent) -> None:

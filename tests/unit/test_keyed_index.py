@@ -10,6 +10,7 @@ from services.billing.domain import (
     AffiliateProgram,
     Commission,
     CustomerAccounts,
+    CustomerInvoices,
     InvoiceSeries,
     PersonalAccount,
 )
@@ -65,6 +66,7 @@ IDS = [
     (DiscountsOf, (CUSTOMER,), UUID("bc28b211-2be3-5400-ae93-ada3ac14eed7")),
     (PeopleEmail, (" Ann@Example.com",), UUID("bbf8e9a7-001e-5e36-a4e8-85c0a064091c")),
     (TicketMessage, (str(INVOICE).upper(),), UUID("7b65bd96-ff99-541e-8f6b-371e2d643c06")),
+    (CustomerInvoices, (CUSTOMER,), UUID("3fcf7e67-2181-55d5-9da5-46c2ae1fa173")),
 ]
 
 INDEXES = sorted({cls for cls, _, _ in IDS}, key=lambda cls: cls.__name__)
