@@ -673,6 +673,12 @@ class StaffAccount(StaffMember):
     """A staff member's own account."""
 
     two_factor = fields.Boolean(metadata={"description": "two-factor authentication is on"})
+    two_factor_required = fields.Boolean(
+        metadata={
+            "description": "the staff policy makes two-factor authentication mandatory: "
+            "while it does, `POST /api/v1/auth/2fa/disable` answers 409"
+        }
+    )
     two_factor_setup_required = fields.Boolean(
         metadata={"description": "the staff policy asks for it and it is not set up yet"}
     )

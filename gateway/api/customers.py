@@ -495,7 +495,8 @@ class CustomerRoutes:
         roles=("admin",),
         tags=("staff",),
         summary="make two-factor authentication mandatory for every staff member (a "
-        "member without it who logs in sets it up first), or not; recorded with who",
+        "member without it who logs in sets it up first), or not; recorded with who. "
+        "Making it mandatory needs your own on: else 409 naming `two_factor_required`",
     )
     def set_staff_policy(self, call: Call):
         return call.services.customers.set_staff_policy(jsonable(call.body))

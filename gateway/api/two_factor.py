@@ -82,7 +82,8 @@ class TwoFactorRoutes:
         response=TwoFactorOff,
         tags=("auth",),
         summary="turn two-factor authentication off with the password and a current "
-        "code (or a recovery code); wrong ones: 401 invalid_credentials, counted",
+        "code (or a recovery code); wrong ones: 401 invalid_credentials, counted. A staff "
+        "member's while the staff policy makes it mandatory: 409 naming `two_factor`",
     )
     def two_factor_disable(self, call: Call):
         return call.services.customers.disable_two_factor(call.token, jsonable(call.body))

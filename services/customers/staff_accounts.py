@@ -11,7 +11,9 @@ the staff's login policy. Mixed into the Customers application.
     own account       a member changes their own password (the current one first; their
                       other sessions end), language and notification preferences
     policy            two-factor authentication mandatory for every staff member: a
-                      member without it who logs in is told to set it up first
+                      member without it who logs in is told to set it up first; only
+                      an administrator who has it on makes it mandatory, and while it
+                      is, no member turns theirs off (two_factor.py)
 """
 
 from __future__ import annotations
@@ -24,11 +26,16 @@ from eventsourcing.persistence import IntegrityError
 from contracts import customers as contract
 from contracts.errors import Conflict, InvalidCredentials, NotFound
 from services.customers.domain import StaffMember, StaffPolicy
-from services.infra import clock
+from services.infra import clock, context
 from services.infra.passwords import hash_password, verify_password
 from services.infra.rpc import load, rpc
 
 POLICY = "staff"
+SET_UP_YOURS_FIRST = (
+    "Set up two-factor authentication on your own account first "
+    "(POST /api/v1/auth/2fa/enrol, then POST /api/v1/auth/2fa/confirm): once it is "
+    "mandatory, a member without it can do nothing else, this switch included."
+)
 
 
 class StaffAccountCommands:
@@ -120,7 +127,12 @@ class StaffAccountCommands:
         return {"two_factor_required": bool(policy and policy.two_factor_required)}
 
     def set_staff_policy(self, two_factor_required: bool) -> dict:
-        """An administrator's choice, recorded as an event with who made it."""
+        """An administrator's choice, recorded as an event with who made it. Only one who
+        has two-factor authentication on makes it mandatory (409 naming
+        `two_factor_required` otherwise): the policy would shut them out at once, of its
+        own switch too."""
+        if two_factor_required and not self._acting_member_has_two_factor():
+            raise Conflict(SET_UP_YOURS_FIRST, {"two_factor_required": [SET_UP_YOURS_FIRST]})
         for _ in range(2):
             policy = self._policy_or_none() or StaffPolicy(name=POLICY)
             if policy.two_factor_required == two_factor_required and policy.version > 1:
@@ -132,6 +144,16 @@ class StaffAccountCommands:
                 continue  # another administrator changed it at the same moment: read again
             return self.staff_policy()
         raise Conflict("Someone else changed this at the same moment; try again.")
+
+    def _acting_member_has_two_factor(self) -> bool:
+        """The staff member this command is done by has two-factor authentication on."""
+        actor = context.current.actor
+        if actor is None or actor.kind != "staff":
+            return False
+        try:
+            return bool(self.get_staff(UUID(str(actor.id))).two_factor)
+        except (NotFound, ValueError):
+            return False
 
     def _policy_or_none(self) -> StaffPolicy | None:
         try:
@@ -169,12 +191,15 @@ class StaffAccountRpcs:
     @rpc
     def staff_account(self, staff_id: str) -> dict:
         """A member's own account: as the staff list shows it, with whether two-factor
-        authentication is on and whether the policy asks them to set it up."""
+        authentication is on, whether the policy makes it mandatory (it cannot be turned
+        off then) and whether the policy asks them to set it up."""
         member = self.app.get_staff(_id(staff_id, "staff member"))
+        mandatory = self.app.staff_policy()["two_factor_required"]
         return dict(
             self.app.staff_view(member),
             two_factor=bool(member.two_factor),
-            two_factor_setup_required=self.app.two_factor_setup_required(member),
+            two_factor_required=mandatory,
+            two_factor_setup_required=mandatory and not member.two_factor,
         )
 
     @rpc

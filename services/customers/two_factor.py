@@ -6,6 +6,7 @@ customer, a customer's user, a staff member. Mixed into the Customers applicatio
     confirm      a current code of that secret turns it on: one-time recovery codes,
                  answered once (only their hashes are kept)
     disable      the password and a current code (or a recovery code) turn it off
+                 (never a staff member's while the staff policy makes it mandatory)
     reset        staff (administrators, support) turn a client's off, saying why
     login        once it is on, a login needs a current code or a recovery code too:
                  without one, 401 two_factor_required (and, for the web's second
@@ -60,6 +61,12 @@ CHALLENGE_LIFETIME = timedelta(minutes=10)
 CHALLENGE_TRIES = 5
 # staff who may reset a client's two-factor authentication
 RESET_ROLES = ("admin", "support")
+# a staff member's own, while the staff policy makes it mandatory: it stays on
+MANDATORY_FOR_STAFF = (
+    "An administrator has made two-factor authentication mandatory for staff: yours "
+    "cannot be turned off while it is."
+)
+MANDATORY_FOR_STAFF_FIELD = "Mandatory for staff: it cannot be turned off."
 
 SCHEMA = (
     # one row per account that started enrolling: the secret (confirmed_at NULL until a
@@ -290,10 +297,15 @@ class TwoFactorCommands:
         self, token: str, password: str, otp: str | None, recovery_code: str | None
     ) -> dict:
         """The password and a current code (or a recovery code) turn it off. Both count
-        as a login's do when wrong."""
+        as a login's do when wrong. A staff member's stays on while the staff policy makes
+        it mandatory (409, naming `two_factor`)."""
         account = self._session_account(token, changing=True)
         if not account.two_factor:
             raise Conflict("Two-factor authentication is not on.")
+        if isinstance(account, StaffMember) and self.staff_policy()["two_factor_required"]:
+            # it would lock them out at once (staff_accounts.py: the policy); before the
+            # password, which is neither checked nor counted then
+            raise Conflict(MANDATORY_FOR_STAFF, {"two_factor": [MANDATORY_FOR_STAFF_FIELD]})
         keys = {"pair": f"pair:{account.id}|2fa", "account": f"account:{account.id}"}
         self._reserve(keys)
         if not verify_password(account.password_hash, password):

@@ -3,8 +3,9 @@ administrator turns the policy on; a support member's form sent from a page open
 before is refused with the way to set it up; the member's next login lands on their
 account page, which says the administrator requires it, and every other page leads back
 there; once it is set up, the dashboard and the rest of the panel open at once, in that
-session and in the one opened before. Every page is checked (console, requests,
-axe-core) and kept as a screenshot."""
+session and in the one opened before. Until then the menu lists only the account page,
+and afterwards that page offers no way to turn it off while it is mandatory. Every page
+is checked (console, requests, axe-core) and kept as a screenshot."""
 
 from datetime import timedelta
 
@@ -70,10 +71,15 @@ def test_a_member_without_two_factor_authentication_sets_it_up_first(stack, brow
     expect(p.get_by_role("heading", name="My account")).to_be_visible()
     expect(p.get_by_role("alert")).to_contain_text(NOTICE)
     page.check("account-required")
-    # every other page leads back here
+    # the menu offers only this page (and logging out); every other page leads back here
     sections = p.get_by_role("navigation", name="Sections")
-    sections.get_by_role("link", name="Customers", exact=True).click()
-    p.wait_for_url("**/staff/account")
+    expect(sections.get_by_role("link")).to_have_count(1)
+    expect(sections.get_by_role("link", name="My account")).to_have_attribute(
+        "aria-current", "page"
+    )
+    expect(p.get_by_role("button", name="Log out")).to_be_visible()
+    page.goto("/staff/customers")
+    assert page.path == "/staff/account"
     expect(p.get_by_role("alert")).to_contain_text(NOTICE)
     page.goto("/staff/")
     assert page.path == "/staff/account"
@@ -91,6 +97,10 @@ def test_a_member_without_two_factor_authentication_sets_it_up_first(stack, brow
     p.get_by_role("link", name="I have saved them").click()
     expect(p.locator("#two-factor .badge")).to_have_text("On")
     expect(p.get_by_role("alert")).to_have_count(0)
+    # every section again; and it stays on while it is mandatory: the page says so
+    expect(sections.get_by_role("link", name="Customers", exact=True)).to_be_visible()
+    expect(p.get_by_role("button", name="Turn two-factor authentication off")).to_have_count(0)
+    expect(p.locator("#two-factor")).to_contain_text("so it cannot be turned off")
 
     # at once: the dashboard and the rest of the panel, in this session and the other
     sections.get_by_role("link", name="Dashboard", exact=True).click()

@@ -83,7 +83,9 @@ def confirm(call: PageCall, show, back: str):
     return show(call, FormErrors(), recovery_codes=answer["recovery_codes"])
 
 
-def disable(call: PageCall, show, back: str, done: str):
+def disable(call: PageCall, show, back: str, done: str, mandatory: str | None = None):
+    """`mandatory`: what the page says when the account may not turn it off (a staff
+    member's, while the staff policy makes it mandatory); else that refusal leads back."""
     values, errors = call.form("password", "code")
     code = values["code"]
     if not values["password"]:
@@ -108,8 +110,11 @@ def disable(call: PageCall, show, back: str, done: str):
     except RateLimited as exc:
         errors.add("_form", _try_later(call, exc))
         return show(call, errors, status=429)
-    except Conflict:
-        return call.redirect(back)  # off already
+    except Conflict as exc:
+        if mandatory and "two_factor" in (exc.fields or {}):
+            errors.add("_form", mandatory)
+            return show(call, errors, status=409)
+        return call.redirect(back)  # off already, or it may not be
     return call.redirect(back, done=done)
 
 

@@ -49,6 +49,11 @@ DISABLE_2FA = "POST /api/v1/auth/2fa/disable"
 
 ACCOUNT_URL = STAFF_ACCOUNT_URL
 USERNAME_RULE = N_("3 to 64 letters, digits and . _ @ + -")
+# why one's own two-factor authentication stays on (the account page says it too)
+MANDATORY = N_(
+    "Your administrator requires two-factor authentication for every staff member, so "
+    "it cannot be turned off."
+)
 
 # the words a role and a notification are shown with (translated in the templates)
 ROLE_NAMES = {
@@ -71,26 +76,29 @@ class StaffAccountPages:
 
     @page("GET", "/staff/staff", staff=LIST)
     def web_staff_list(self, call: PageCall):
-        number, size = call.page_args()
-        s = call.services.customers
-        members = s.list_kind.call_async("staff", number, size)
-        policy = s.staff_policy.call_async() if call.can(POLICY) else None
         notice = {
             "policy_on": call.gettext("Two-factor authentication is now mandatory for staff."),
             "policy_off": call.gettext("Two-factor authentication is now each member's choice."),
         }.get(call.request.args.get("done", ""))
-        return call.render(
-            "staff/staff_list.html",
-            members=members.result(),
-            policy=policy.result() if policy else None,
-            roles=ROLE_NAMES,
-            notice=notice,
-        )
+        return _list_page(call, notice=notice)
 
     @page("POST", "/staff/staff/policy", staff=POLICY)
     def web_staff_policy(self, call: PageCall):
+        """Mandatory or not. Making it mandatory needs the administrator's own on: else
+        the list says so (with the way to their account page), and nothing changes."""
         required = call.request.form.get("two_factor_required") == "1"
-        call.services.customers.set_staff_policy({"two_factor_required": required})
+        try:
+            call.services.customers.set_staff_policy({"two_factor_required": required})
+        except Conflict as exc:
+            if "two_factor_required" in (exc.fields or {}):
+                refusal = call.gettext(
+                    "Set up two-factor authentication on your own account first: once it "
+                    "is mandatory, a member without it can do nothing else in the staff "
+                    "panel, this setting included."
+                )
+                return _list_page(call, refusal=refusal, set_up_first=True, status=409)
+            refusal = call.gettext("Someone changed this at the same moment.")
+            return _list_page(call, refusal=refusal, status=409)
         return call.redirect("/staff/staff", done="policy_on" if required else "policy_off")
 
     @page("GET", "/staff/staff/new", staff=CREATE)
@@ -269,11 +277,37 @@ class StaffAccountPages:
 
     @page("POST", ACCOUNT_URL + "/two-factor/disable", staff=DISABLE_2FA)
     def web_staff_account_two_factor_off(self, call: PageCall):
-        return two_factor.disable(call, _account_page, ACCOUNT_URL, "two_factor_off")
+        """Refused while the staff policy makes it mandatory (the page then offers no
+        such form, but one opened before may still be sent): the page says why."""
+        return two_factor.disable(
+            call, _account_page, ACCOUNT_URL, "two_factor_off", mandatory=call.gettext(MANDATORY)
+        )
 
 
 def _member_id(call: PageCall) -> str:
     return str(call.path["staff_id"])
+
+
+def _list_page(
+    call: PageCall, notice=None, refusal=None, set_up_first: bool = False, status: int = 200
+):
+    """The staff and the policy; `refusal`: why the policy was not changed (with
+    `set_up_first`, a link to where the administrator sets up their own two-factor
+    authentication)."""
+    number, size = call.page_args()
+    s = call.services.customers
+    members = s.list_kind.call_async("staff", number, size)
+    policy = s.staff_policy.call_async() if call.can(POLICY) else None
+    return call.render(
+        "staff/staff_list.html",
+        status=status,
+        members=members.result(),
+        policy=policy.result() if policy else None,
+        roles=ROLE_NAMES,
+        notice=notice,
+        refusal=refusal,
+        set_up_url=ACCOUNT_URL + "#two-factor" if set_up_first else None,
+    )
 
 
 def _new_form(call: PageCall, values: dict, errors: FormErrors, status: int = 200):
