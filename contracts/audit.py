@@ -34,6 +34,8 @@ SERVICES = ("billing", "customers", "helpdesk", "mailgateway", "orders")
 # what an audit read looked at
 VIEWS = ("history", "state")
 MAX_LIMIT = MAX_PAGE_SIZE
+# events of one `audit_events` answer (pages of an export, not shown to a person)
+MAX_WINDOW_LIMIT = 1000
 
 
 class Cursor(Schema):
@@ -52,6 +54,16 @@ class HistoryQuery(Schema):
     object_id = fields.UUID(required=True)
     cursor = fields.Nested(Cursor, load_default=None, allow_none=True)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_LIMIT + 1))
+
+
+class WindowQuery(Schema):
+    """`audit_events`: every event with `since <= occurred_at < until` (None: no end) after
+    `cursor` (None: from the first), at most `limit` (the export of a time window)."""
+
+    since = fields.AwareDateTime(required=True, format="iso")
+    until = fields.AwareDateTime(load_default=None, allow_none=True, format="iso")
+    cursor = fields.Nested(Cursor, load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=MAX_WINDOW_LIMIT))
 
 
 class StateQuery(Schema):

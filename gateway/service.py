@@ -12,6 +12,7 @@ from __future__ import annotations
 from gateway.api import (
     affiliate,
     audit,
+    audit_export,
     billing,
     customers,
     helpdesk,
@@ -35,6 +36,7 @@ class GatewayService(
     helpdesk.HelpdeskRoutes,
     mail.MailRoutes,
     audit.AuditRoutes,
+    audit_export.AuditExportRoutes,
     client.ClientPages,
     staff.StaffPages,
     assets.StaticFiles,

@@ -5,6 +5,10 @@
     hostledger readmodels status [<service>]      where each read model is in its service's log
     hostledger readmodels rebuild <service> [<model>]
                                                   empty read models and replay the log into them
+    hostledger audit export --customer <id> | --since <instant> [--until <instant>]
+                            [--format jsonl|csv] --out FILE
+                                                  a customer's history or a time window's
+                                                  events of every service, in time order
     hostledger audit verify-replay [<service>]    replay the history into scratch copies and
                                                   compare them with the live state
 
@@ -25,6 +29,7 @@ PROG = "hostledger"
 # adding its parsers with set_defaults(run=...) (raise CommandError for what to say)
 AUDIT_COMMANDS: tuple[str, ...] = (
     "services.audit_replay",
+    "services.audit_export",
 )
 SERVICES_WITH_READ_MODELS = ("customers", "billing", "orders", "helpdesk", "mailgateway")
 

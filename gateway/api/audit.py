@@ -27,6 +27,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from contracts import audit as contract
+from contracts import audit_export
 from contracts import fields as f
 from contracts.errors import NotFound
 from gateway.http import Call, route
@@ -205,26 +206,8 @@ def history(call: Call, kind: str) -> dict:
 
 
 def _shown(event: dict) -> dict:
-    return {
-        "service": event["service"],
-        "position": event["position"],
-        "type": event["type"],
-        "occurred_at": event["occurred_at"],
-        "actor": event["actor"],
-        "on_behalf_of": event["on_behalf_of"],
-        "cause": event["cause"],
-        "reason": event["reason"],
-        "summary": event["summary"],
-        "changes": [
-            {"field": name, "before": before, "after": after}
-            for name, (before, after) in event["changes"].items()
-        ],
-        "aggregate": {
-            "id": event["aggregate_id"],
-            "type": event["aggregate_type"],
-            "version": event["version"],
-        },
-    }
+    """An event as a page answers it: the export's row (contracts/audit_export.py)."""
+    return audit_export.row(event)
 
 
 def past_state(call: Call, kind: str) -> dict:

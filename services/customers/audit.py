@@ -4,7 +4,10 @@ The index (services/infra/audit.py) needs to know which of this service's aggreg
 customers and staff members, and which are bookkeeping (unique-name and e-mail indexes,
 idempotency keys). Who looked at an object's history or past state is recorded here, as
 an `AuditRead` of its own (one per read, so no aggregate grows with the reads): its
-`staff_id` puts it in the reader's history (kind `staff`).
+`staff_id` puts it in the reader's history (kind `staff`). An export of a customer's
+history or of a time window (contracts/audit_export.py) is an `AuditExport`, the same
+way: by a staff member through the API, or by whoever ran `hostledger audit export`
+(the system acting, with the operator's name).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from contracts import audit as contract
+from contracts import audit_export
 from contracts.errors import Forbidden
 from services.infra import clock, context
 from services.infra.audit import AuditIndex, AuditMapping, label
@@ -37,6 +41,62 @@ class AuditRead(Aggregate):
         self.at = at
 
 
+class AuditExport(Aggregate):
+    """An export of the audit history (contracts/audit_export.py): one customer's
+    (`object_kind` "customer", `object_id`) or a time window's (`since`, `until`), as
+    `format`, `via` the API (`staff_id`: who asked) or the command (`operator`: who ran
+    it)."""
+
+    @event("Recorded")
+    def __init__(
+        self,
+        staff_id: UUID | None,
+        operator: str | None,
+        via: str,
+        format: str,
+        object_kind: str | None,
+        object_id: UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+    ):
+        self.staff_id = staff_id
+        self.operator = operator
+        self.via = via
+        self.format = format
+        self.object_kind = object_kind
+        self.object_id = object_id
+        self.since = since
+        self.until = until
+
+
+def _export_summary(values: dict) -> str:
+    if values.get("object_id"):
+        what = f"{label(str(values.get('object_kind') or 'customer'))} history"
+    elif values.get("until"):
+        what = f"events from {values.get('since')} to {values.get('until')}"
+    else:
+        what = f"events from {values.get('since')} on"
+    how = "by the hostledger command" if values.get("via") == "command" else "through the API"
+    return f"Audit: {what} exported ({values.get('format')}, {how})"
+
+
+def record_export(app, data: dict, staff_id: UUID | None) -> AuditExport:
+    """Save the record of an export (`data` as contracts.audit_export.ExportRecord loads
+    it); the caller acts as the staff member or as the system running the command."""
+    export = AuditExport(
+        staff_id=staff_id,
+        operator=data["operator"],
+        via=data["via"],
+        format=data["format"],
+        object_kind="customer" if data["customer"] else None,
+        object_id=data["customer"],
+        since=data["since"],
+        until=data["until"],
+    )
+    app.save(export)
+    return export
+
+
 def _read_summary(values: dict) -> str:
     kind = label(str(values.get("object_kind") or "object"))
     if values.get("view") == "state":
@@ -52,6 +112,9 @@ MAPPING = AuditMapping(
     ),
     moments={
         "AuditRead": frozenset({"view", "object_kind", "object_id", "at"}),
+        "AuditExport": frozenset(
+            {"operator", "via", "format", "object_kind", "object_id", "since", "until"}
+        ),
         "CustomerUser": frozenset({"recovery_codes", "remaining"}),
         "Customer": frozenset({"recovery_codes", "remaining", "forced"}),
         "StaffMember": frozenset({"recovery_codes", "remaining"}),
@@ -59,6 +122,7 @@ MAPPING = AuditMapping(
     subjects={"StaffMember": "Staff member", "CustomerUser": "Customer's user"},
     summaries={
         "AuditRead.Recorded": _read_summary,
+        "AuditExport.Recorded": _export_summary,
         "Customer.Corrected": "Customer {fields} corrected",
         "Customer.NotificationSettingsChanged": "Customer notification settings changed",
         "Customer.ServiceStarted": "Customer's service started",
@@ -100,3 +164,15 @@ class AuditReadRpcs:
         )
         self.app.save(read)
         return {"id": str(read.id), "recorded_at": clock.isoformat(read.created_on)}
+
+    @rpc
+    def record_audit_export(self, payload: dict) -> dict:
+        """Record that the staff member calling exported a customer's history or a time
+        window ({"customer"} or {"since", "until"?}, with "format", "via"): before the
+        export is answered. Answers the record's id and time."""
+        data = load(audit_export.ExportRecord, payload)
+        actor = context.current.actor
+        if actor is None or actor.kind != "staff" or not actor.id:
+            raise Forbidden("Only staff export the audit history.")
+        export = record_export(self.app, dict(data, via="api", operator=None), UUID(actor.id))
+        return {"id": str(export.id), "recorded_at": clock.isoformat(export.created_on)}

@@ -32,8 +32,9 @@ Bookkeeping aggregates (the mapping's `internal`: unique-name indexes, idempoten
 are in the index too, with their changes, so that it covers the whole log, but concern no
 object: no history shows them.
 
-A service answers `audit_history` and `audit_state` from it (services/infra/service.py);
-the gateway merges the services' histories (gateway/api/audit.py).
+A service answers `audit_history`, `audit_events` (a time window of the whole log) and
+`audit_state` from it (services/infra/service.py); the gateway merges the services'
+histories (gateway/api/audit.py) and exports (gateway/api/audit_export.py).
 """
 
 from __future__ import annotations
@@ -452,6 +453,8 @@ class AuditIndex(ReadModel):
         )
         """,
         "CREATE INDEX IF NOT EXISTS audit_events_aggregate ON audit_events (aggregate_id, version)",
+        # a time window of the whole log in order (the export): a range scan from the cursor
+        "CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (occurred_at, position)",
         # one object's history in time order: an index-only range scan from the cursor
         """
         CREATE TABLE IF NOT EXISTS audit_refs (
@@ -543,28 +546,105 @@ def history(app, kind: str, object_id: UUID, cursor: dict | None, limit: int) ->
     """The events of this service concerning `(kind, object_id)` after `cursor` (a point
     of the merged order `(occurred_at, service, position)`), at most `limit`, in that
     order."""
-    service = app.service
-    where = "r.kind = %s AND r.object_id = %s"
-    params: list = [kind, object_id]
-    if cursor is not None:
-        at = cursor["occurred_at"]
-        if service > cursor["service"]:  # this service's events at that instant come after
-            where += " AND r.occurred_at >= %s"
-            params.append(at)
-        elif service < cursor["service"]:
-            where += " AND r.occurred_at > %s"
-            params.append(at)
-        else:
-            where += " AND (r.occurred_at, r.position) > (%s, %s)"
-            params += [at, cursor["position"]]
+    statement, params = history_statement(app.service, kind, object_id, cursor)
     with app.datastore.transaction() as curs:
-        curs.execute(
-            "SELECT e.* FROM audit_refs r JOIN audit_events e ON e.position = r.position"
-            f" WHERE {where} ORDER BY r.occurred_at, r.position LIMIT %s",
-            (*params, limit),
-        )
+        curs.execute(f"{statement} LIMIT %s", (*params, limit))
         rows = curs.fetchall()
-    return [_item(service, row) for row in rows]
+    return [_item(app.service, row) for row in rows]
+
+
+def window(
+    app, since: datetime, until: datetime | None, cursor: dict | None, limit: int
+) -> list[dict]:
+    """Every event of this service with `since <= occurred_at < until` (no `until`: up to
+    the last) after `cursor`, at most `limit`, in the merged order; bookkeeping events
+    too (the export of a time window is the whole log of that time)."""
+    statement, params = window_statement(app.service, since, until, cursor)
+    with app.datastore.transaction() as curs:
+        curs.execute(f"{statement} LIMIT %s", (*params, limit))
+        rows = curs.fetchall()
+    return [_item(app.service, row) for row in rows]
+
+
+def _after(service: str, cursor: dict | None, at: str, position: str) -> tuple[str, list]:
+    """The condition "after `cursor` in the merged order" on this service's columns."""
+    if cursor is None:
+        return "", []
+    if service > cursor["service"]:  # this service's events at that instant come after
+        return f" AND {at} >= %s", [cursor["occurred_at"]]
+    if service < cursor["service"]:
+        return f" AND {at} > %s", [cursor["occurred_at"]]
+    return f" AND ({at}, {position}) > (%s, %s)", [cursor["occurred_at"], cursor["position"]]
+
+
+def history_statement(
+    service: str,
+    kind: str,
+    object_id: UUID,
+    cursor: dict | None = None,
+    count: bool = False,
+    columns: str = "e.*",
+) -> tuple[str, list]:
+    """The SQL (and its parameters) of one object's history in this service's index, in
+    order, after `cursor`: a range scan of `audit_refs`' key. `count`: how many there are;
+    `columns`: what of each event (all of `audit_events e`, or ITEM_JSON)."""
+    where, params = _after(service, cursor, "r.occurred_at", "r.position")
+    params = [kind, object_id, *params]
+    if count:
+        return (
+            f"SELECT count(*) FROM audit_refs r WHERE r.kind = %s AND r.object_id = %s{where}",
+            params,
+        )
+    return (
+        f"SELECT {columns} FROM audit_refs r JOIN audit_events e ON e.position = r.position"
+        f" WHERE r.kind = %s AND r.object_id = %s{where} ORDER BY r.occurred_at, r.position",
+        params,
+    )
+
+
+def window_statement(
+    service: str,
+    since: datetime,
+    until: datetime | None,
+    cursor: dict | None = None,
+    count: bool = False,
+    columns: str = "e.*",
+) -> tuple[str, list]:
+    """The SQL (and its parameters) of this service's events in a time window, in order,
+    after `cursor`: a range scan of `audit_events_time`. `count`: how many there are;
+    `columns`: what of each event (all of `audit_events e`, or ITEM_JSON)."""
+    where, params = "e.occurred_at >= %s", [since]
+    if until is not None:
+        where += " AND e.occurred_at < %s"
+        params.append(until)
+    after, more = _after(service, cursor, "e.occurred_at", "e.position")
+    params += more
+    if count:
+        return f"SELECT count(*) FROM audit_events e WHERE {where}{after}", params
+    return (
+        f"SELECT {columns} FROM audit_events e WHERE {where}{after}"
+        " ORDER BY e.occurred_at, e.position",
+        params,
+    )
+
+
+# one row of `audit_events` (as `e`) as the item `_item` makes of it, less `service`, made
+# by PostgreSQL as JSON text: a reader of many rows (the export) parses one column a row
+ITEM_JSON = (
+    "json_build_object('position', e.position, 'aggregate_id', e.aggregate_id,"
+    " 'aggregate_type', e.aggregate_type, 'version', e.version, 'type', e.event_type,"
+    " 'occurred_at', to_char(e.occurred_at AT TIME ZONE 'UTC',"
+    ' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'),'
+    " 'actor', e.actor, 'on_behalf_of', e.on_behalf_of, 'cause', e.cause,"
+    " 'reason', e.reason, 'summary', e.summary, 'changes', e.changes)::text"
+)
+
+
+def item_of_json(service: str, text: str) -> dict:
+    """The item of a row selected as ITEM_JSON: the same as `_item` makes."""
+    found = json.loads(text)
+    found["service"] = service
+    return found
 
 
 def _item(service: str, row: dict) -> dict:

@@ -158,6 +158,23 @@ class ServiceBase:
         )
 
     @rpc
+    def audit_events(
+        self, since: str, until: str | None = None, cursor: dict | None = None, limit: int = 500
+    ) -> list[dict]:
+        """Every event of this service with `since <= occurred_at < until` (ISO 8601 with
+        offsets; no `until`: no end), bookkeeping ones too, in `(occurred_at, service,
+        position)` order after `cursor`, at most `limit` (1000): items as `audit_history`
+        answers them. The pages of an export of a time window."""
+        query = load(
+            audit_contract.WindowQuery,
+            {"since": since, "until": until, "cursor": cursor, "limit": limit},
+        )
+        _audit_index(self).run_once()  # what was just written, unless the index is busy
+        return audit.window(
+            self.app, query["since"], query["until"], query["cursor"], query["limit"]
+        )
+
+    @rpc
     def audit_state(self, kind: str, object_id: str, at: str | None = None) -> dict:
         """One object of this service as it stood at `at` (ISO 8601 with its offset; None:
         now), rebuilt from its events up to then: {"kind", "id", "service", "at", "type",

@@ -44,9 +44,11 @@ def test_each_kind_has_its_history_and_state_routes_with_its_roles():
 
 def test_the_audit_routes_only_read():
     audit_routes = [k for k in ROUTE_ROLES if "/api/v1/staff/audit/" in k]
-    assert len(audit_routes) == 9
+    assert len(audit_routes) == 10
     assert all(k.startswith("GET ") for k in audit_routes)
     assert "GET /api/v1/staff/audit/customers/<uuid:object_id>/history" in audit_routes
+    # the export: administrators and auditors only
+    assert set(ROUTE_ROLES["GET /api/v1/staff/audit/export"]) == {"admin", "auditor"}
 
 
 def test_every_kind_has_an_owning_service_that_keeps_an_index():
