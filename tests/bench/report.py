@@ -85,6 +85,10 @@ def render(r: dict) -> str:
         parts.append(report_lines(r))
     if "pages" in r:
         parts.append(_pages(r))
+    if "audit" in r:
+        from tests.bench.audit import report_lines as audit_lines
+
+        parts.append(audit_lines(r))
     for number, part in enumerate(parts, 1):
         lines += ["", f"{number}. {part[0]}", *part[1:]]
     lines += ["", *_footer(r)]

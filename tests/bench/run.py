@@ -17,6 +17,7 @@ from services.infra.databases import drop_database, ensure_database
 from services.infra.passwords import PARAMETERS
 from services.infra.settings import SERVICES
 from tests.bench import (
+    audit,
     billing,
     customer_list,
     facts,
@@ -52,6 +53,7 @@ SECTIONS = (
     "helpdesk",
     "mail",
     "pages",
+    "audit",
 )
 
 
@@ -197,6 +199,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--page-invoices", type=int, default=25, help="unpaid invoices of each page client (25)"
+    )
+    parser.add_argument(
+        "--audit-events",
+        type=int,
+        default=10_000,
+        help="account entries seeded for the customer whose history is read (10000)",
     )
     args = parser.parse_args(argv)
     chosen = args.only if args.only is not None else list(SECTIONS)
@@ -443,6 +451,11 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
                 "invoices_per_client": args.page_invoices,
                 **pages.measure(stack, clients, args.page_requests),
             }
+    if "audit" in sections:
+        with phase("registering the customer of the long history"):
+            (customer,) = system.bench_customers(stack, 1)
+            system.wait_for_billing_accounts(stack, [customer["id"]])
+        results["audit"] = audit.measure(stack, customer["id"], args.audit_events, phase)
     if "mail" in sections:
         results["mail"] = {}
         with phase(f"mail in: {args.mail_in} messages by SMTP to tickets visible"):
