@@ -269,4 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as `python -m services.cli`: the subcommand modules import `services.cli`, so
+    # its main must be that module's, or their CommandError would not be this one's
+    from services.cli import main as _main
+
+    sys.exit(_main())
