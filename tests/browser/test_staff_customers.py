@@ -69,14 +69,30 @@ def test_find_a_customer_correct_its_email_and_enter_its_area_in_french(stack, b
     p.wait_for_url(f"**/staff/customers/{customer['id']}?done=saved")
     expect(p.get_by_text("Les modifications sont enregistrées.")).to_be_visible()
     expect(p.get_by_text(new_email).first).to_be_visible()
-    history = p.get_by_role("region", name="Historique")
-    expect(history.get_by_text("Informations d'inscription corrigées")).to_be_visible()
-    expect(history.get_by_text("Motif : Adresse mal saisie à l'inscription")).to_be_visible()
-    expect(history.get_by_text(member["name"]).first).to_be_visible()
     expect(p.get_by_role("link", name="le client parrain")).to_have_attribute(
         "href", f"/staff/customers/{referrer['id']}"
     )
     page.check("customer-corrected")
+
+    # the correction in the customer's history, with why and who
+    def corrected():
+        r = stack.http(
+            "GET",
+            f"/api/v1/staff/audit/customers/{customer['id']}/history",
+            stack.admin_token,
+            params={"limit": 200},
+        )
+        return any(i["type"] == "Customer.Corrected" for i in r.json()["items"])
+
+    stack.wait_until(corrected, what="the correction in the customer's history")
+    p.get_by_role("link", name="Historique", exact=True).click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}/history")
+    row = p.get_by_role("row").filter(has_text="Informations d'inscription corrigées")
+    expect(row).to_contain_text("Motif : Adresse mal saisie à l'inscription")
+    expect(row).to_contain_text(member["name"])
+    page.check("customer-corrected-history")
+    p.get_by_role("link", name="Retour à la fiche du client").click()
+    p.wait_for_url(f"**/staff/customers/{customer['id']}")
 
     # into the customer's area, and back
     p.get_by_role("button", name="Passer dans l'espace du client").click()

@@ -6,9 +6,10 @@ The same customers commands as `/api/v1/staff/customers...` (`list_customers`,
 `edit_customer`, `delete_customer`, `register_customer`), each page allowing the roles of
 its route. The card asks every service for its small panel at once (the RPCs of the
 routes its links lead to: billing's lists and account, orders' services, the helpdesk's
-tickets and penalty points), each panel shown to the roles that may read its list, and
-the history of the customer and of what concerns it (its users, payers, discounts, ...)
-from the customers service's event store. A deleted customer keeps its card, read-only
+tickets and penalty points), each panel shown to the roles that may read its list; its
+"History" opens the customer's audit history (gateway/web/staff/history.py: every change
+of the customer and of what concerns it, from every service, with who made it and why)
+for the roles that may read it. A deleted customer keeps its card, read-only
 and marked deleted (`customer_record`), with the discounts it was given, which are
 given to nothing new. Staff who may send a client its password reset link
 (`POST /staff/customers/<id>/password-reset`, gateway/web/staff/accounts.py) find the
@@ -173,9 +174,7 @@ class StaffCustomerPages:
         customer_id = str(call.path["customer_id"])
         s = call.services
         record = s.customers.customer_record(customer_id)
-        number, size = call.page_args(ROWS)
         asked = {
-            "history": s.customers.customer_history.call_async(customer_id, number, size),
             "groups": s.customers.list_kind.call_async("group", 1, 200),
             "projects": s.customers.list_kind.call_async("project", 1, 200),
             "users": s.customers.list_users.call_async(customer_id, 1, 50),
@@ -208,13 +207,7 @@ class StaffCustomerPages:
                 answers[name] = reply.result()
             except NotFound:  # a deleted customer's, or an account never opened
                 answers[name] = None
-        history = answers["history"]
-        staff_ids = {
-            who["id"]
-            for event in history["items"]
-            for who in (event.get("actor"), event.get("on_behalf_of"))
-            if who and who.get("kind") == "staff"
-        }
+        staff_ids = set()
         deletion = record.get("deletion") or {}
         if (deletion.get("actor") or {}).get("kind") == "staff":
             staff_ids.add(deletion["actor"]["id"])

@@ -13,7 +13,10 @@ for them. A page shows ROWS events, paged by the history's cursor: "Newer" follo
 kept in the address, so no state is kept anywhere). Each event says when (in UTC, as
 every page), who (the staff member by name, the client, the system, mail; a staff member
 acting in the client's panel as such), what happened and the changes, field: before →
-after, in the page's language (history_words.py); and its reason.
+after, in the page's language (history_words.py); and its reason. An event of another
+object than the page's says which (linked to its page where the reader may open it); on
+a customer's history its users, payers and discounts are named as on its card, and
+customers by number and name everywhere.
 
 `?at=<date and time>` (a datetime-local field, UTC) adds the object as it stood then
 (`GET /api/v1/staff/audit/<kind>/<id>?at=`), as a definition list; a value that is no
@@ -35,6 +38,10 @@ from gateway.web.pages import FormErrors, PageCall, page
 from gateway.web.staff import history_words as words
 
 ROWS = 20
+# how many of a customer's users, payers and discounts the history names
+ROWS_NAMED = 200
+# the fields by which an event names its own object (an invoice's number ...)
+OWN_NAMES = ("number", "tracking_number", "code", "name")
 # how many pages back "Older" can go (the cursors are kept in the address)
 TRAIL_MAX = 60
 _CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
@@ -119,8 +126,9 @@ def history_page(call: PageCall, kind: str):
         status = 400
     translations = i18n.translations(call.language)
     staff = _staff_names(call, history["items"])
+    names = _names(call, kind, object_id, history["items"])
     entries = [
-        _entry(call, item, kind, object_id, staff, translations, currency)
+        _entry(call, item, kind, object_id, staff, names, translations, currency)
         for item in history["items"]
     ]
     base = HISTORY_URLS[kind].format(id=object_id)
@@ -265,6 +273,50 @@ def _staff_names(call: PageCall, items: list[dict]) -> dict[str, str]:
     return {m["id"]: m["name"] for m in call.services.customers.staff_members(sorted(ids))}
 
 
+def _names(call: PageCall, kind: str, object_id: str, items: list[dict]) -> dict[str, str]:
+    """What the events concern besides the page's object, named, by id: a customer's
+    users, payers and discounts as its card lists them; the customers the events name
+    (by number and name); what an event of the page names itself (an invoice's number, a
+    ticket's tracking number, a product's name)."""
+    customers = call.services.customers
+    asked = []
+    if kind == "customer":
+        asked = [
+            customers.list_users.call_async(object_id, 1, ROWS_NAMED),
+            customers.list_payers.call_async(object_id, 1, ROWS_NAMED),
+            customers.list_kind.call_async("discount", 1, ROWS_NAMED, object_id),
+        ]
+    others = {
+        (i.get("aggregate") or {}).get("id")
+        for i in items
+        if (i.get("aggregate") or {}).get("type") == "Customer"
+    } - {object_id, None}
+    records = {c: customers.get_customer.call_async(c) for c in others}
+    names = {}
+    for item in items:
+        ident = (item.get("aggregate") or {}).get("id")
+        for change in item.get("changes") or []:
+            if change.get("field") in OWN_NAMES and isinstance(change.get("after"), str | int):
+                names.setdefault(ident, str(change["after"]))
+    for reply in asked:
+        try:
+            found = reply.result()["items"]
+        except HostledgerError:
+            continue
+        for row in found:
+            name = row.get("name") or row.get("username")
+            if name:
+                names[str(row["id"])] = name
+    for ident, reply in records.items():
+        try:
+            record = reply.result()
+        except HostledgerError:
+            continue
+        number = call.gettext("No. %(number)s", number=record["number"])
+        names[ident] = f"{number} {record['name']}"
+    return names
+
+
 def _person(call: PageCall, who: dict | None, staff: dict, kind: str, object_id: str) -> dict:
     """{"text", "href"} of who did something."""
     who = who if isinstance(who, dict) else {}
@@ -296,6 +348,7 @@ def _entry(
     kind: str,
     object_id: str,
     staff: dict,
+    names: dict,
     translations,
     currency: str | None,
 ) -> dict:
@@ -310,7 +363,7 @@ def _entry(
     return {
         "at": item["occurred_at"],
         "what": words.event_text(item, translations),
-        "subject": words.subject_text(aggregate_type, translations) if aggregate_type else "",
+        "subject": _subject(aggregate_type, names.get(aggregate_id), translations),
         "own": aggregate_id == object_id,
         "link": link,
         "who": _person(call, item.get("actor"), staff, kind, object_id),
@@ -318,3 +371,13 @@ def _entry(
         "reason": item.get("reason"),
         "changes": words.changes_shown(item, call.language, translations, currency),
     }
+
+
+def _subject(aggregate_type: str | None, name: str | None, translations) -> str:
+    """What an event happened to, by kind and, when known, by name: "User: Helga"."""
+    if not aggregate_type:
+        return ""
+    kind = words.subject_text(aggregate_type, translations)
+    if not name:
+        return kind
+    return translations.gettext("%(field)s: %(value)s") % {"field": kind, "value": name}

@@ -1,0 +1,285 @@
+"""The staff panel's history pages, as an auditor would use them: an administrator
+corrects a customer's e-mail with a reason and reads, on the customer's history page in
+English and in Russian, the e-mail before → after with the reason and the member's name;
+pages through a history longer than a page ("Newer", "Older"); looks at the customer as
+it stood between two corrections (and is told next to the field when the moment is no
+date or is before the customer existed); reads the member's own history, which links the
+customer it corrected. Billing staff open an invoice's history, support a ticket's;
+support sees no link to an invoice's history and is refused its address (403). Each page
+is checked (console, requests, axe-core) and kept as a screenshot, on a desktop and on a
+phone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from playwright.sync_api import expect
+
+from services.infra.clock import FileClock
+from tests.browser.chromium import PHONE
+from tests.browser.staff import logged_in_page, staff_page
+
+AUDIT = "/api/v1/staff/audit"
+WAIT = 15_000  # ms: histories are read models, a moment behind a write
+NOTES = 21  # edits enough for a history longer than one page (20 events)
+
+
+def _history(stack, path: str) -> list[dict]:
+    """Every event of a history, through the API, page by page."""
+    items, cursor = [], None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        r = stack.http("GET", f"{AUDIT}/{path}/history", stack.admin_token, params=params)
+        assert r.status_code == 200, r.text
+        items += r.json()["items"]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def _local(moment: datetime) -> str:
+    """A moment as a datetime-local field takes it (the panel's times are UTC)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_a_customers_history_explains_a_correction_in_english_and_russian(stack, browser):
+    tag = uuid.uuid4().hex[:8]
+    wrong, right, later = (f"{w}-{tag}@example.com" for w in ("wrong", "right", "later"))
+    customer = stack.register_customer(email=wrong, contact_person=f"Hanna History {tag}")
+    cid = customer["id"]
+    member, token, page = staff_page(stack, browser, "admin", "en", "staff-history")
+    p = page.page
+
+    # the e-mail corrected on the edit page, saying why
+    page.goto(f"/staff/customers/{cid}/edit")
+    p.get_by_label("E-mail").fill(right)
+    p.get_by_label("Reason for the correction").fill("the client spelled it out on the phone")
+    p.get_by_role("button", name="Save").click()
+    p.wait_for_url(f"**/staff/customers/{cid}?done=saved")
+
+    # more changes than one page of the history holds, then a second correction later on
+    for n in range(NOTES):
+        r = stack.http("PATCH", f"/api/v1/staff/customers/{cid}", token, json={"note": f"call {n}"})
+        assert r.status_code == 200, r.text
+    FileClock.set_offset(stack.clock_file, timedelta(minutes=10))
+    try:
+        r = stack.http(
+            "PATCH",
+            f"/api/v1/staff/customers/{cid}",
+            token,
+            json={"email": later, "reason": "a new mailbox"},
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+    items = stack.wait_until(
+        lambda: (
+            (found := _history(stack, f"customers/{cid}"))
+            and sum(i["type"] == "Customer.Corrected" for i in found) == 2
+            and sum(i["type"] == "Customer.Edited" for i in found) == NOTES
+            and found
+        ),
+        what="the corrections and notes in the customer's history",
+    )
+    first, second = (i for i in items if i["type"] == "Customer.Corrected")
+
+    # the card links the history
+    page.goto(f"/staff/customers/{cid}")
+    p.get_by_role("link", name="History", exact=True).click()
+    p.wait_for_url(f"**/staff/customers/{cid}/history")
+    expect(
+        p.get_by_role("heading", name=f"History of customer {customer['number']}")
+    ).to_be_visible()
+    row = p.get_by_role("row").filter(has_text="Registration details corrected").first
+    expect(row).to_contain_text(f"E-mail: {wrong} → {right}")
+    expect(row).to_contain_text("Reason: the client spelled it out on the phone")
+    expect(row).to_contain_text(member["name"])
+    expect(p.get_by_role("row").filter(has_text="Customer registered")).to_contain_text(
+        "Administrator"
+    )
+    expect(p.get_by_text("Customer.Corrected")).to_have_count(0)
+    expect(p.get_by_text("Page 1", exact=True)).to_be_visible()
+    page.check("customer-history")
+
+    # the next page, and back
+    p.get_by_role("link", name="Newer").click()
+    p.wait_for_url("**/history?cursor=*")
+    expect(p.get_by_text("Page 2", exact=True)).to_be_visible()
+    row = p.get_by_role("row").filter(has_text="Registration details corrected")
+    expect(row).to_contain_text(f"E-mail: {right} → {later}")
+    expect(row).to_contain_text("Reason: a new mailbox")
+    page.check("customer-history-page-2")
+    p.get_by_role("link", name="Older").click()
+    expect(p.get_by_text("Page 1", exact=True)).to_be_visible()
+    expect(p.get_by_role("link", name="Older")).to_have_count(0)
+
+    # as it stood between the two corrections
+    t1, t2 = (datetime.fromisoformat(i["occurred_at"]) for i in (first, second))
+    between = t1 + (t2 - t1) / 2
+    p.get_by_label("Date and time (UTC)").fill(_local(between))
+    p.get_by_role("button", name="Show it as it stood").click()
+    state = p.locator(".history-state")
+    expect(state).to_contain_text(right)
+    expect(state).not_to_contain_text(later)
+    expect(state).to_contain_text("Staff note")
+    expect(p.get_by_role("heading", level=3)).to_contain_text("As it stood at")
+    page.check("customer-as-it-stood")
+
+    # a moment that is none, or before the customer existed, is said next to the field
+    page.goto(f"/staff/customers/{cid}/history?at=yesterday")
+    expect(p.locator("#error-at")).to_have_text("Enter a date and time, such as 2026-03-05 14:30.")
+    expect(p.get_by_label("Date and time (UTC)")).to_have_attribute("aria-invalid", "true")
+    page.check("customer-as-it-stood-not-a-date", allow=(400,))
+    p.get_by_label("Date and time (UTC)").fill("2001-01-01T00:00")
+    p.get_by_role("button", name="Show it as it stood").click()
+    expect(p.locator("#error-at")).to_have_text("It did not exist yet at that moment.")
+    page.check("customer-as-it-stood-too-early", allow=(400,))
+
+    # the member's own history: its account, and what it did to the customer
+    page.goto(f"/staff/staff/{member['id']}")
+    p.get_by_role("link", name="History", exact=True).click()
+    p.wait_for_url(f"**/staff/staff/{member['id']}/history")
+    expect(
+        p.get_by_role("heading", name=f"History of staff member {member['name']}")
+    ).to_be_visible()
+    expect(p.get_by_role("row").filter(has_text="Staff member added")).to_contain_text(
+        "Role: admin"
+    )
+    corrected = p.get_by_role("row").filter(has_text="Registration details corrected").first
+    expect(corrected.get_by_role("link", name="Customer")).to_have_attribute(
+        "href", f"/staff/customers/{cid}"
+    )
+    page.check("member-history")
+    page.close()
+
+    # the same history in Russian
+    page = logged_in_page(stack, browser, member, "ru", "staff-history-ru")
+    p = page.page
+    page.goto(f"/staff/customers/{cid}/history")
+    expect(p.get_by_role("heading", name=f"История клиента {customer['number']}")).to_be_visible()
+    row = p.get_by_role("row").filter(has_text="Регистрационные данные исправлены").first
+    expect(row).to_contain_text(f"E-mail: {wrong} → {right}")
+    expect(row).to_contain_text("Причина: the client spelled it out on the phone")
+    expect(row).to_contain_text(member["name"])
+    expect(p.get_by_role("row").filter(has_text="Лицевой счёт открыт")).to_be_visible()
+    expect(p.get_by_role("link", name="Новее")).to_be_visible()
+    page.check("customer-history-ru")
+    page.close()
+
+    # on a phone: each event a card, the form above
+    page = logged_in_page(stack, browser, member, "en", "staff-history-phone", viewport=PHONE)
+    p = page.page
+    page.goto(f"/staff/customers/{cid}/history?at={_local(between)}")
+    expect(p.locator(".history-state")).to_contain_text(right)
+    expect(
+        p.get_by_role("row").filter(has_text="Registration details corrected").first
+    ).to_contain_text(f"{wrong} → {right}")
+    page.check("customer-history")
+    page.close()
+
+
+def test_invoice_and_ticket_histories_for_whom_may_read_them(stack, browser):
+    tag = uuid.uuid4().hex[:6]
+    customer = stack.register_customer(contact_person=f"Ivo Invoice {tag}")
+    cid = customer["id"]
+    creds = customer["credentials"]
+    client = stack.login(creds["username"], creds["password"])
+    stack.wait_until(
+        lambda: stack.http("GET", "/api/v1/client/account", client).status_code == 200,
+        what="the personal account",
+    )
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/invoices",
+        stack.admin_token,
+        json={
+            "customer_id": cid,
+            "lines": [
+                {
+                    "description": "Hosting",
+                    "quantity": 1,
+                    "unit_price": {"amount": 1999, "currency": "EUR"},
+                    "period": "2026-12",
+                }
+            ],
+        },
+    )
+    assert r.status_code == 201, r.text
+    invoice = r.json()
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/departments",
+        stack.admin_token,
+        json={"name": f"History desk {tag}", "client_visible": True},
+    )
+    assert r.status_code == 201, r.text
+    r = stack.http(
+        "POST",
+        "/api/v1/client/tickets",
+        client,
+        json={"department_id": r.json()["id"], "subject": f"Question {tag}", "body": "Hello?"},
+    )
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    [issued] = stack.wait_until(
+        lambda: [
+            i for i in _history(stack, f"invoice/{invoice['id']}") if i["type"] == "Invoice.Issued"
+        ],
+        what="the invoice in its history",
+    )
+    stack.wait_until(
+        lambda: _history(stack, f"ticket/{ticket['id']}"), what="the ticket in its history"
+    )
+
+    # billing staff: the invoice's history, from the invoice, and the invoice as it stood
+    _, _, page = staff_page(stack, browser, "billing", "en", "staff-history-invoice")
+    p = page.page
+    page.goto(f"/staff/invoices/{invoice['id']}")
+    p.get_by_role("link", name="History", exact=True).click()
+    p.wait_for_url(f"**/staff/invoices/{invoice['id']}/history")
+    expect(p.get_by_role("heading", name=f"History of invoice {invoice['number']}")).to_be_visible()
+    row = p.get_by_role("row").filter(has_text="Invoice issued")
+    expect(row).to_contain_text("Total: €19.99")
+    expect(row).to_contain_text("Administrator")
+    at = datetime.fromisoformat(issued["occurred_at"]) + timedelta(seconds=1)
+    p.get_by_label("Date and time (UTC)").fill(_local(at))
+    p.get_by_role("button", name="Show it as it stood").click()
+    state = p.locator(".history-state")
+    expect(state).to_contain_text("Invoice number")
+    expect(state).to_contain_text(invoice["number"])
+    expect(state).to_contain_text("unpaid")
+    page.check("invoice-history")
+    page.close()
+    _, _, page = staff_page(
+        stack, browser, "billing", "fr", "staff-history-invoice-phone", viewport=PHONE
+    )
+    page.goto(f"/staff/invoices/{invoice['id']}/history")
+    expect(page.page.get_by_role("row").filter(has_text="Facture émise")).to_contain_text(
+        "19,99\u00a0€"
+    )
+    page.check("invoice-history-fr")
+    page.close()
+
+    # support: the ticket's history; no invoice history, not even by its address
+    _, _, page = staff_page(stack, browser, "support", "en", "staff-history-support")
+    p = page.page
+    page.goto(f"/staff/tickets/{ticket['id']}")
+    p.get_by_role("link", name="History", exact=True).click()
+    p.wait_for_url(f"**/staff/tickets/{ticket['id']}/history")
+    expect(
+        p.get_by_role("heading", name=f"History of ticket #{ticket['tracking_number']}")
+    ).to_be_visible()
+    row = p.get_by_role("row").filter(has_text="Ticket opened")
+    expect(row).to_contain_text("The client")
+    expect(row).to_contain_text(f"Subject: Question {tag}")
+    page.check("ticket-history")
+    page.goto(f"/staff/invoices/{invoice['id']}")
+    expect(p.get_by_role("heading", name=f"Invoice {invoice['number']}")).to_be_visible()
+    expect(p.get_by_role("link", name="History", exact=True)).to_have_count(0)
+    page.check("invoice-without-history-link")
+    response = page.goto(f"/staff/invoices/{invoice['id']}/history")
+    assert response.status == 403
+    expect(p.get_by_role("heading", name="You may not see this page")).to_be_visible()
+    page.check("invoice-history-refused", allow=(403,))
+    page.close()
