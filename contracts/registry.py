@@ -37,4 +37,4 @@ def declared_events() -> dict[tuple[str, str], type[Schema]]:
 
 def _load_all() -> None:
     # Importing the modules runs their declarations.
-    from contracts import billing, customers, helpdesk, orders  # noqa: F401
+    from contracts import billing, chain, customers, helpdesk, orders  # noqa: F401

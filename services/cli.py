@@ -11,6 +11,8 @@
                                                   events of every service, in time order
     hostledger audit verify-replay [<service>]    replay the history into scratch copies and
                                                   compare them with the live state
+    hostledger audit verify-chain [<service>]     check each event log against its hash chain
+                                                  and the other services' witnesses
 
 Settings come from the environment as for the services (deploy/README.md). Each
 subcommand has its own `--help`; long work shows a progress bar on a terminal.
@@ -28,6 +30,7 @@ PROG = "hostledger"
 # modules adding `hostledger audit <action>` subcommands: each has register(subparsers),
 # adding its parsers with set_defaults(run=...) (raise CommandError for what to say)
 AUDIT_COMMANDS: tuple[str, ...] = (
+    "services.audit_chain",
     "services.audit_replay",
     "services.audit_export",
 )

@@ -26,8 +26,9 @@ def routing_key(source: str, event_type: str) -> str:
     return f"{source}.{event_type}"
 
 
-def inbox_queue(cfg: Settings, service: str, upstream: str) -> Queue:
-    """One durable queue per (consumer service, upstream), bound to all its events.
+def inbox_queue(cfg: Settings, service: str, upstream: str, binding: str | None = None) -> Queue:
+    """One durable queue per (consumer service, upstream), bound to all its events (or,
+    for a feed of some of them, to `binding`).
 
     Single active consumer: however many instances of the service run, one of them
     receives the upstream's events, in order; another takes over if it stops.
@@ -35,7 +36,7 @@ def inbox_queue(cfg: Settings, service: str, upstream: str) -> Queue:
     return Queue(
         f"{cfg.events_exchange}.{service}.from.{upstream}",
         exchange=events_exchange(cfg),
-        routing_key=f"{upstream}.#",
+        routing_key=binding or f"{upstream}.#",
         durable=True,
         auto_delete=False,
         queue_arguments={"x-single-active-consumer": True},

@@ -26,6 +26,8 @@ from eventsourcing.persistence import ProcessRecorder, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.utils import get_topic
 
+from services.infra.chainkeeper import CHAIN_TABLES
+from services.infra.chainkeeper import publications as chain_publications
 from services.infra.context import SYSTEM, current
 from services.infra.inbox import PARKED_TABLE
 from services.infra.requests import (
@@ -114,9 +116,13 @@ class HostledgerApplication(Application):
         self._topics_published = {
             get_topic(cls): schema for cls, schema in self.publications.items()
         }
+        # the checkpoints of the log's chain (services.infra.chainkeeper)
+        self._topics_published.update(chain_publications(self.service))
         with self.datastore.transaction(commit=True) as curs:
             # every service can list its parked events, whether it consumes any or not
             curs.execute(PARKED_TABLE)
+            # every service chains its log and keeps the others' checkpoints
+            curs.execute(CHAIN_TABLES)
             curs.execute(REQUEST_KEYS_TABLE)
             curs.execute(HANDLED_REQUESTS_TABLE)
             curs.execute(HANDLED_REQUESTS_INDEX)

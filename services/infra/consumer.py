@@ -15,6 +15,10 @@ carries the tracking record, or the tracking is recorded alone when it saves
 nothing. On start, and every `HOSTLEDGER_CATCHUP_INTERVAL` seconds, each inbox
 catches up from the upstream's log, so events published while this service was
 away (or lost on the way) are applied too.
+
+A `Feed` says what one inbox reads: by default all of an upstream's events; the
+checkpoint feeds (`@keeps_chain_witnesses`, services.infra.chainkeeper) read only
+an upstream's chain checkpoints, on queues bound to that type alone.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import eventlet
@@ -36,14 +42,43 @@ from nameko.constants import (
 from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from contracts.chain import CHAINED_SERVICES, CHECKPOINT_EVENT
 from services.infra import context
 from services.infra.amqp import inbox_queue
 from services.infra.application import _USED
+from services.infra.chainkeeper import feed_envelope, feed_name
 from services.infra.inbox import Inbox, Transient
 from services.infra.settings import settings
 from services.infra.store import CAUSE_HEADER, PARKED_HEADER, TRACKING_HEADER, EventStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one inbox reads: `source`'s events routed by `binding`, read again over
+    `source`'s RPC `method` (gaps, catch-up); `translate` turns a delivered envelope
+    into the feed's numbering. `name` names the inbox (its tracking, its queue)."""
+
+    name: str
+    source: str
+    binding: str
+    method: str = "integration_events"
+    translate: Callable[[dict], dict] | None = None
+
+    @classmethod
+    def everything(cls, upstream: str) -> Feed:
+        return cls(upstream, upstream, f"{upstream}.#")
+
+    @classmethod
+    def checkpoints(cls, upstream: str) -> Feed:
+        return cls(
+            feed_name(upstream),
+            upstream,
+            f"{upstream}.{CHECKPOINT_EVENT}",
+            method="chain_checkpoints",
+            translate=feed_envelope,
+        )
 
 
 class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
@@ -52,69 +87,91 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
     def __init__(self):
         super().__init__()
         self.inboxes: dict[str, Inbox] = {}
+        self.feeds: dict[str, Feed] = {}
         self.handlers: dict[tuple[str, str], Handles] = {}
         self._gt = None
-        self._catchup_gt = None
-        self._rpc = None
-        self._rpc_cluster = None
-        # the inbox's greenlets (deliveries, catch-up) share one proxy, one call at a time
-        self._rpc_lock = eventlet.semaphore.Semaphore()
+        self._catchup_gts: list = []
+        # per RPC method the feeds are read with (a "lane": an upstream's events, its chain
+        # checkpoints), one proxy that the lane's greenlets (deliveries, catch-up) share, one
+        # call at a time: a slow lane (an upstream away) holds up no other
+        self._rpcs: dict[str, tuple] = {}
+        self._rpc_locks: dict[str, eventlet.semaphore.Semaphore] = {}
         self._last_delivery: dict[str, float] = {}
         self.should_stop = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    @property
     def store(self) -> EventStore:
+        """The service's event store (a method: nameko's introspection reads properties)."""
+        store = self._store()
+        if store is None:
+            raise RuntimeError(
+                f"{self.container.service_name} handles events but has no EventStore"
+            )
+        return store
+
+    def _store(self) -> EventStore | None:
         for dep in self.container.dependencies:
             if isinstance(dep, EventStore):
                 return dep
-        raise RuntimeError(f"{self.container.service_name} handles events but has no EventStore")
+        return None
 
     def start(self):
+        if self._store() is None:
+            # `nameko run` also runs ServiceBase itself when a service module imports it
+            # (a class with entrypoints): that one has no event store and consumes nothing
+            return
         # after every setup: the event store's application exists only from then on
         if not self.inboxes:
             self._make_inboxes()
         if self._gt is None and self.inboxes:
             self.should_stop = False
             self._gt = self.container.spawn_managed_thread(self.run, "inbox-consumer")
-            self._catchup_gt = self.container.spawn_managed_thread(self._catch_up_loop, "catch-up")
+            self._catchup_gts = [
+                self.container.spawn_managed_thread(
+                    partial(self._catch_up_loop, lane), f"catch-up:{lane}"
+                )
+                for lane in sorted(self._rpc_locks)
+            ]
 
     def _make_inboxes(self):
         cfg = settings()
-        app = self.store.app
+        app = self.store().app
         for provider in self._providers:
-            key = (provider.upstream, provider.event_type)
-            if key in self.handlers:
-                raise RuntimeError(f"two handlers for {provider.upstream}.{provider.event_type}")
-            self.handlers[key] = provider
-        for upstream in sorted({u for u, _ in self.handlers}):
-            self.inboxes[upstream] = Inbox(
+            for feed, event_type in provider.feeds():
+                key = (feed.name, event_type)
+                if key in self.handlers:
+                    raise RuntimeError(f"two handlers for {feed.name}.{event_type}")
+                self.handlers[key] = provider
+                self.feeds[feed.name] = feed
+                self._rpc_locks.setdefault(feed.method, eventlet.semaphore.Semaphore())
+        for name in sorted(self.feeds):
+            self.inboxes[name] = Inbox(
                 app,
-                upstream,
-                apply=partial(self.apply_event, upstream),
-                fetch=partial(self._fetch, upstream),
+                name,
+                apply=partial(self.apply_event, name),
+                fetch=partial(self._fetch, name),
                 attempts=cfg.handler_attempts,
                 lock_conninfo=cfg.database.conninfo(cfg.database_name(app.service)),
+                source=self.feeds[name].source,
             )
 
     def stop(self):
         self.should_stop = True
-        if self._catchup_gt is not None:
-            self._catchup_gt.kill()
+        for gt in self._catchup_gts:
+            gt.kill()
         if self._gt is not None:
             self._gt.wait()
-        self._gt = self._catchup_gt = None
+        self._gt, self._catchup_gts = None, []
         for inbox in self.inboxes.values():
             inbox.close()
-        if self._rpc is not None:
-            self._rpc.stop()
-            self._rpc = None
+        for lane in list(self._rpcs):
+            self._drop_proxy(lane)
         super().stop()
 
     def kill(self):
         self.should_stop = True
-        for gt in (self._catchup_gt, self._gt):
+        for gt in [*self._catchup_gts, self._gt]:
             if gt is not None:
                 gt.kill()
 
@@ -131,7 +188,8 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         cfg = settings()
         consumers = []
         for upstream in self.inboxes:
-            queue = inbox_queue(cfg, self.container.service_name, upstream)
+            feed = self.feeds[upstream]
+            queue = inbox_queue(cfg, self.container.service_name, upstream, feed.binding)
             consumer = consumer_cls(
                 queues=[queue],
                 callbacks=[partial(self._on_message, upstream)],
@@ -146,6 +204,9 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
 
     def _on_message(self, upstream, body, message):
         self._last_delivery[upstream] = time.monotonic()
+        translate = self.feeds[upstream].translate
+        if translate is not None:
+            body = translate(body)
         try:
             outcome = self.inboxes[upstream].receive(body)
         except Transient as exc:
@@ -165,13 +226,15 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
 
     # -- catch up -----------------------------------------------------------------------
 
-    def _catch_up_loop(self):
+    def _catch_up_loop(self, lane: str):
         interval = settings().catchup_interval
         delay = 0.0
         while not self.should_stop:
             eventlet.sleep(delay)
             delay = interval
             for upstream, inbox in self.inboxes.items():
+                if self.feeds[upstream].method != lane:
+                    continue
                 if time.monotonic() - self._last_delivery.get(upstream, -1e9) < interval:
                     # deliveries are flowing: the next one shows any gap by itself
                     continue
@@ -190,31 +253,37 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         """Read an upstream's log over RPC. nameko's standalone proxy reads its replies in
         the calling greenlet, so two calls at once on it would read one socket twice:
         deliveries and catch-up take turns (fetches are rare: gaps and catch-up only)."""
-        with self._rpc_lock:
-            if self._rpc is None:
+        feed = self.feeds[upstream]
+        lane = feed.method
+        with self._rpc_locks[lane]:
+            if lane not in self._rpcs:
                 proxy = ClusterRpcProxy(self.container.config, timeout=30)
                 try:
-                    self._rpc_cluster = proxy.start()
+                    self._rpcs[lane] = (proxy, proxy.start())
                 except Exception:
                     with contextlib.suppress(Exception):
                         proxy.stop()
                     raise
-                self._rpc = proxy
             try:
-                return getattr(self._rpc_cluster, upstream).integration_events(after, 500, until)
+                service = getattr(self._rpcs[lane][1], feed.source)
+                return getattr(service, lane)(after, 500, until)
             except Exception:
-                try:
-                    self._rpc.stop()
-                except Exception:
-                    log.debug("closing the RPC proxy failed", exc_info=True)
-                self._rpc = self._rpc_cluster = None
+                self._drop_proxy(lane)
                 raise
+
+    def _drop_proxy(self, lane: str) -> None:
+        proxy, _ = self._rpcs.pop(lane, (None, None))
+        if proxy is not None:
+            try:
+                proxy.stop()
+            except Exception:
+                log.debug("closing the RPC proxy failed", exc_info=True)
 
     def apply_event(self, upstream: str, event, tracking, parked_id: int | None = None) -> None:
         """Run the handler of `event` as a worker; with `tracking` its save records the
         position, with `parked_id` it resolves that parked event (staff retry)."""
         provider = self.handlers.get((upstream, event.type))
-        app = self.store.app
+        app = self.store().app
         if provider is None:
             # nobody here cares about this type; it still counts as applied, in order
             if tracking is not None:
@@ -256,6 +325,10 @@ class Handles(Entrypoint):
     def setup(self):
         self.inbox_consumer.register_provider(self)
 
+    def feeds(self) -> list[tuple[Feed, str]]:
+        """The feeds this entrypoint takes events from, each with the event type."""
+        return [(Feed.everything(self.upstream), self.event_type)]
+
     def stop(self):
         self.inbox_consumer.unregister_provider(self)
         super().stop()
@@ -267,7 +340,7 @@ class Handles(Entrypoint):
             if (tracking is not None and tracking is not _USED) or also:
                 # the handler saved nothing: record the event as applied all the same
                 try:
-                    self.inbox_consumer.store.app.recorder.record_alone(
+                    self.inbox_consumer.store().app.recorder.record_alone(
                         tracking=None if tracking is _USED else tracking, also=also
                     )
                 except Exception as exc:  # noqa: BLE001 - handed to the inbox, which decides
@@ -277,3 +350,22 @@ class Handles(Entrypoint):
 
 
 handles = Handles.decorator
+
+
+class KeepsChainWitnesses(Handles):
+    """Entrypoint: this method keeps the chain checkpoints of every other service
+    (`ChainCheckpointed`), each upstream's on a checkpoint feed of its own."""
+
+    def __init__(self, **kwargs):
+        super().__init__("", CHECKPOINT_EVENT, **kwargs)
+
+    def feeds(self) -> list[tuple[Feed, str]]:
+        own = self.container.service_name
+        return [
+            (Feed.checkpoints(upstream), CHECKPOINT_EVENT)
+            for upstream in CHAINED_SERVICES
+            if upstream != own
+        ]
+
+
+keeps_chain_witnesses = KeepsChainWitnesses.decorator

@@ -110,7 +110,10 @@ class Inbox:
 
     `apply(event, tracking)` must run the handler so that its save carries `tracking`
     (or record `tracking` alone when it saves nothing). `fetch(after, until)` reads
-    the upstream's published events (its `integration_events` RPC).
+    the upstream's published events (its `integration_events` RPC). `upstream` names
+    the stream here (tracking, lock, parked events); `source`, when it is another name,
+    is the service its events come from (a feed of some of an upstream's events,
+    numbered on its own: services.infra.chainkeeper).
     """
 
     def __init__(
@@ -122,9 +125,11 @@ class Inbox:
         attempts: int = 3,
         backoff: tuple[float, ...] = (0.1, 0.5, 2.0),
         lock_conninfo: str | None = None,
+        source: str | None = None,
     ):
         self.app = app
         self.upstream = upstream
+        self.source = source or upstream
         self.apply = apply
         self.fetch = fetch
         self.attempts = max(1, attempts)
@@ -159,7 +164,7 @@ class Inbox:
         if not isinstance(position, int) or isinstance(position, bool):
             self._park(raw, None, str(poison), attempts=1, track=False)
             return "parked"
-        if raw.get("source") != self.upstream:
+        if raw.get("source") != self.source:
             reason = f"an event of {raw.get('source')!r} on the queue of {self.upstream!r}"
             self._park(raw, None, reason, attempts=1, track=False)
             return "parked"

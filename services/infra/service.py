@@ -7,9 +7,10 @@ import contextlib
 from nameko.extensions import DependencyProvider
 
 from contracts import audit as audit_contract
+from contracts.envelope import IntegrationEvent
 from contracts.errors import Conflict, NotFound, Unavailable
-from services.infra import audit, clock, relay
-from services.infra.consumer import Handles, InboxConsumer
+from services.infra import audit, chainkeeper, clock, relay
+from services.infra.consumer import Handles, InboxConsumer, keeps_chain_witnesses
 from services.infra.inbox import PoisonEvent, Transient, is_transient, load_event
 from services.infra.parking import (
     get_parked,
@@ -42,6 +43,21 @@ class ServiceBase:
     def integration_events(self, after: int, limit: int = 500, until: int | None = None) -> dict:
         """The published events of this service's log after `after` (its consumers' catch-up)."""
         return relay.integration_events(self.app, int(after), int(limit), until)
+
+    @rpc
+    def chain_checkpoints(self, after: int, limit: int = 500, until: int | None = None) -> dict:
+        """The checkpoints of this service's chain after sequence `after` (the other
+        services' witnesses catch up with them)."""
+        return chainkeeper.checkpoint_events(
+            self.app, int(after), int(limit), None if until is None else int(until)
+        )
+
+    @keeps_chain_witnesses
+    def keep_chain_witness(self, event: IntegrationEvent) -> None:
+        """Keep another service's checkpoint as a witness of its chain, once."""
+        self.app.save(
+            also=[chainkeeper.witness_statement(event.source, event.payload, clock.now())]
+        )
 
     @rpc
     def parked_events(self, include_resolved: bool = False) -> list[dict]:

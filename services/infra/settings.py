@@ -125,6 +125,10 @@ class Settings:
     order_form_email_limit: int = 10
     # addresses no per-address limit applies to (a monitoring probe, a load test)
     rate_limit_exempt: tuple = ()
+    # a checkpoint of each service's chain every so many events, and at the latest so
+    # many seconds after the first event no checkpoint covers yet
+    chain_checkpoint_events: int = 100
+    chain_checkpoint_interval: float = 300.0
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -193,6 +197,10 @@ class Settings:
             order_form_limit=_int(env, "HOSTLEDGER_ORDER_FORM_LIMIT", 20),
             order_form_email_limit=_int(env, "HOSTLEDGER_ORDER_FORM_EMAIL_LIMIT", 10),
             rate_limit_exempt=_networks(env, "HOSTLEDGER_RATE_LIMIT_EXEMPT"),
+            chain_checkpoint_events=_int(env, "HOSTLEDGER_CHAIN_CHECKPOINT_EVENTS", 100),
+            chain_checkpoint_interval=float(
+                env.get("HOSTLEDGER_CHAIN_CHECKPOINT_INTERVAL") or 300.0
+            ),
         )
 
 

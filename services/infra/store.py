@@ -28,6 +28,7 @@ from psycopg import sql
 
 from services.infra import clock, context
 from services.infra.amqp import events_exchange, routing_key
+from services.infra.chainkeeper import ChainKeeper
 from services.infra.readmodels import Follower
 from services.infra.relay import AdvisoryLock, Relay
 from services.infra.settings import settings
@@ -79,6 +80,7 @@ class EventStore(DependencyProvider):
             try:
                 self.app = self.application_cls()
                 self.followers = [Follower(self.app, cls()) for cls in self.read_model_classes]
+                self._setup_chain(cfg)
                 if self.relay_enabled:
                     self._setup_relay(cfg)
             finally:
@@ -107,6 +109,17 @@ class EventStore(DependencyProvider):
             f"relay:{self.app.service}",
         )
 
+    def _setup_chain(self, cfg):
+        self.chain_keeper = ChainKeeper(
+            self.app,
+            every=cfg.chain_checkpoint_events,
+            interval=cfg.chain_checkpoint_interval,
+        )
+        self.chain_lock = AdvisoryLock(
+            cfg.database.conninfo(cfg.database_name(self.app.service)),
+            f"chain:{self.app.service}",
+        )
+
     def start(self):
         self._running = True
         self._threads.append(self.container.spawn_managed_thread(self._watch_loop, "log-watch"))
@@ -115,6 +128,7 @@ class EventStore(DependencyProvider):
         )
         if self.relay_enabled:
             self._threads.append(self.container.spawn_managed_thread(self._relay_loop, "relay"))
+        self._threads.append(self.container.spawn_managed_thread(self._chain_loop, "chain"))
         for follower in self.followers:
             self._threads.append(
                 self.container.spawn_managed_thread(
@@ -127,9 +141,9 @@ class EventStore(DependencyProvider):
         for thread in self._threads:
             thread.wait()
         self._threads = []
-        relay_lock = getattr(self, "relay_lock", None)
-        if relay_lock is not None:
-            relay_lock.release()
+        for lock in (getattr(self, "relay_lock", None), getattr(self, "chain_lock", None)):
+            if lock is not None:
+                lock.release()
         if self.app is not None:
             # close the pool now, in a live green thread, not in __del__ at exit
             self.app.close()
@@ -196,6 +210,31 @@ class EventStore(DependencyProvider):
                 elif failures % 60 == 0:
                     log.warning(
                         "relay of %s still failing (%d tries): %s", self.app.service, failures, exc
+                    )
+                eventlet.sleep(1.0)
+
+    def _chain_loop(self):
+        """Hash the log into its chain (services.infra.chainkeeper), one instance at a time;
+        while the database is away, retry every second, logging as the relay does."""
+        failures = 0
+        while self._running:
+            grown = self._grown
+            try:
+                if not self.chain_lock.try_acquire():
+                    eventlet.sleep(1.0)  # another instance keeps the chain
+                    continue
+                if self.chain_keeper.run_once() == 0:
+                    self._wait_for_growth(grown)
+                if failures:
+                    log.info("chain of %s goes on (%d failed tries)", self.app.service, failures)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("chain of %s failed; retrying", self.app.service)
+                elif failures % 60 == 0:
+                    log.warning(
+                        "chain of %s still failing (%d tries): %s", self.app.service, failures, exc
                     )
                 eventlet.sleep(1.0)
 
