@@ -238,4 +238,20 @@ def report_lines(r: dict) -> list[str]:
         "   (the bare read is of billing's whole log, from the same store; the export's "
         "rows are the index's, merged from five databases, each made into the row the "
         "history answers and encoded)",
+        *_chain_lines(a.get("chain")),
+    ]
+
+
+def _chain_lines(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    return [
+        "",
+        f"   verify-chain over {c['events']:,} events of one service's log (scratch database)",
+        f"   {'':44} {'per s':>9} {'verify /':>9}",
+        f"   {'hostledger audit verify-chain':44} {c['verify_per_s']:>9,}",
+        f"   {'  bare: SHA-256 over the same bytes':44} {c['sha256_per_s']:>9,} "
+        f"{c['verify_vs_sha256']:>9.3f}",
+        f"   {'  bare: reading the events and hashes':44} {c['read_per_s']:>9,} "
+        f"{c['verify_vs_read']:>9.3f}",
     ]

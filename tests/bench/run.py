@@ -9,13 +9,14 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from datetime import UTC, datetime
 
 import psycopg
 
 from services.infra.databases import drop_database, ensure_database
 from services.infra.passwords import PARAMETERS
-from services.infra.settings import SERVICES
+from services.infra.settings import SERVICES, Settings
 from tests.bench import (
     audit,
     billing,
@@ -205,6 +206,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=10_000,
         help="account entries seeded for the customer whose history is read (10000)",
+    )
+    parser.add_argument(
+        "--chain-events",
+        type=int,
+        default=200_000,
+        help="events in the log whose hash chain is verified (200000)",
     )
     args = parser.parse_args(argv)
     chosen = args.only if args.only is not None else list(SECTIONS)
@@ -456,6 +463,13 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
             (customer,) = system.bench_customers(stack, 1)
             system.wait_for_billing_accounts(stack, [customer["id"]])
         results["audit"] = audit.measure(stack, customer["id"], args.audit_events, phase)
+        with phase(f"verify-chain over {args.chain_events:,} events beside bare SHA-256"):
+            from tests.bench import audit_chain
+
+            cfg = Settings.from_env(
+                dict(stack.env, HOSTLEDGER_DB_PREFIX=f"hlbench_{uuid.uuid4().hex[:8]}_")
+            )
+            results["audit"]["chain"] = audit_chain.measure(cfg, args.chain_events)
     if "mail" in sections:
         results["mail"] = {}
         with phase(f"mail in: {args.mail_in} messages by SMTP to tickets visible"):
