@@ -32,6 +32,7 @@ NOT_IDEMPOTENT = {
     "/api/v1/staff/tickets/{ticket_id}/merge": "a state change (merging twice is a 409)",
     "/api/v1/client/services/{service_id}/cancel": "a state change",
     "/api/v1/staff/services/{service_id}/provisioned": "a state change",
+    "/api/v1/staff/promo-codes/{promo_id}/{action}": "deactivate, activate: state changes",
 }
 NOT_IDEMPOTENT_PREFIXES = {
     "/api/v1/client/tickets/{ticket_id}/": "archive, reopen: state changes",
