@@ -42,8 +42,15 @@ def test_catalog_in_the_clients_language(stack):
     assert product["prices"]["monthly"] == {"amount": 500, "currency": "EUR"}
 
     def listed(language):
-        items = stack.http("GET", "/api/v1/catalog", params={"language": language}).json()["items"]
-        return [p for p in items if p["id"] == product["id"]]
+        # every page: the session's other tests put products on sale too
+        found, page = [], 1
+        while True:
+            params = {"language": language, "page": page, "page_size": 200}
+            answer = stack.http("GET", "/api/v1/catalog", params=params).json()
+            found += [p for p in answer["items"] if p["id"] == product["id"]]
+            if page * 200 >= answer["total"]:
+                return found
+            page += 1
 
     [fr] = stack.wait_until(lambda: listed("fr"), what="catalog")
     assert fr["name"] == "VPS Démarrage" and fr["description"] == "2 vCPU, 4 GB"

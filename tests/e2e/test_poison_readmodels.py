@@ -4,7 +4,10 @@ goes on, staff see the event parked and what each read model skipped, and retry 
 import copy
 import uuid
 
+import pytest
+
 from services.infra.parking import resolve_statement
+from tests.stack import Stack
 
 
 def read_models(stack, service="customers", token=None) -> dict:
@@ -32,6 +35,18 @@ def _record_copy(app, type_name: str, **fields) -> int:
         object.__setattr__(bad, name, value)
     app.recorder.insert_events([app.mapper.to_stored_event(bad)])
     return app.recorder.max_notification_id()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """A stack of this module's own: its tests record events no command could make, which
+    the session stack's last check (replay equals live) would rightly report."""
+    s = Stack(name="pz" + uuid.uuid4().hex[:6])
+    try:
+        s.up()
+        yield s
+    finally:
+        s.down()
 
 
 def test_the_customer_list_goes_on_past_a_nul_and_staff_retry_it(stack):
