@@ -19,7 +19,9 @@ A row: `service`, `position` (in that service's log), `type`, `occurred_at` (UTC
 `reason`, `summary`, `changes` ([{"field", "before", "after"}]) and `aggregate` ({"id",
 "type", "version"}). JSON Lines: one such object a line. CSV: a header with these names,
 then one line an event; `actor`, `on_behalf_of`, `changes` and `aggregate` hold JSON text,
-an empty cell is null.
+an empty cell is null, and a text cell that starts with `=`, `+`, `-`, `@`, a tab, a
+carriage return or an apostrophe is led by one more apostrophe (spreadsheets then show it
+as text instead of running it as a formula).
 
 A customer's export holds what its history holds (its own events and those of its
 invoices, account, services, orders and tickets). A window's holds every event the
@@ -216,8 +218,24 @@ def jsonl_line(r: dict) -> str:
     return _json(r) + "\n"
 
 
+# A cell a spreadsheet would take for a formula (OWASP "CSV injection"): a reason or a
+# summary is text someone typed. Such a cell is written with a leading apostrophe, which
+# spreadsheets show as text; a cell that starts with an apostrophe gets one more, so
+# `parse_csv_row` gives back exactly what was exported.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _defused(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _restored(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text
+
+
 def csv_cells(r: dict) -> list[str]:
-    """A row's CSV cells, in COLUMNS order: nested values as JSON, null as empty."""
+    """A row's CSV cells, in COLUMNS order: nested values as JSON, null as empty, text a
+    spreadsheet would run as a formula led by an apostrophe."""
     cells = []
     for column in COLUMNS:
         value = r[column]
@@ -226,7 +244,7 @@ def csv_cells(r: dict) -> list[str]:
         elif column in NESTED:
             cells.append(_json(value))
         else:
-            cells.append(str(value))
+            cells.append(_defused(str(value)))
     return cells
 
 
@@ -242,7 +260,7 @@ def parse_csv_row(cells: dict) -> dict:
         elif column == "position":
             out[column] = int(text)
         else:
-            out[column] = text
+            out[column] = _restored(text)
     return out
 
 

@@ -288,3 +288,22 @@ def test_an_export_by_the_command_names_its_operator_and_window(fixed_clock):
         "exported (jsonl, by the hostledger command)"
     )
     assert entry.changes["operator"] == [None, "ann@host"]
+
+
+@pytest.mark.parametrize(
+    "reason", ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "'=1", "'quoted", "''"]
+)
+def test_a_csv_cell_a_spreadsheet_would_run_is_text_and_reads_back_as_typed(reason):
+    rows = [export.row(_item(reason=reason, summary=reason))]
+    body = b"".join(export.encode(iter(rows), "csv")).decode("utf-8")
+    [cells] = list(csv.DictReader(io.StringIO(body, newline="")))
+    assert cells["reason"] == "'" + reason and cells["summary"] == "'" + reason
+    assert export.parse_csv_row(cells) == rows[0]
+
+
+def test_plain_csv_cells_are_left_as_they_are():
+    rows = [export.row(_item(reason="a reason, with = inside", summary="Invoice paid"))]
+    body = b"".join(export.encode(iter(rows), "csv")).decode("utf-8")
+    [cells] = list(csv.DictReader(io.StringIO(body, newline="")))
+    assert cells["reason"] == "a reason, with = inside" and cells["summary"] == "Invoice paid"
+    assert cells["changes"].startswith(("[", "{"))
