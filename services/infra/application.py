@@ -30,6 +30,14 @@ from services.infra.chainkeeper import CHAIN_TABLES
 from services.infra.chainkeeper import publications as chain_publications
 from services.infra.context import SYSTEM, current
 from services.infra.inbox import PARKED_TABLE
+from services.infra.personal_data import (
+    NOTHING,
+    PERSONAL_KEYS_TABLE,
+    SUBJECT,
+    KeyStore,
+    PersonalFields,
+    PersonalMapper,
+)
 from services.infra.requests import (
     HANDLED_REQUESTS_INDEX,
     HANDLED_REQUESTS_TABLE,
@@ -108,10 +116,14 @@ class HostledgerApplication(Application):
     publications: ClassVar[dict[type, type]] = {}
     # SQL run once at start (read-model tables, sequences ...)
     schema_statements: ClassVar[Sequence[str]] = ()
+    # the personal fields of its events, sealed with each customer's key
+    # (services.infra.personal_data)
+    personal: ClassVar[PersonalFields] = NOTHING
 
     def __init__(self, env: dict[str, str] | None = None, cfg: Settings | None = None):
         base = postgres_env(self.service, cfg)
         base.update(env or {})
+        self._key_cache_seconds = (cfg or settings()).personal_key_cache_seconds
         super().__init__(env=base)
         self._topics_published = {
             get_topic(cls): schema for cls, schema in self.publications.items()
@@ -126,6 +138,7 @@ class HostledgerApplication(Application):
             curs.execute(REQUEST_KEYS_TABLE)
             curs.execute(HANDLED_REQUESTS_TABLE)
             curs.execute(HANDLED_REQUESTS_INDEX)
+            curs.execute(PERSONAL_KEYS_TABLE)
             for statement in self.schema_statements:
                 curs.execute(statement)
 
@@ -139,6 +152,33 @@ class HostledgerApplication(Application):
             _env["IS_SNAPSHOTTING_ENABLED"] = "y"
         _env.update(env or {})
         return Environment(name, _env)
+
+    def construct_mapper(self):
+        env = self.env
+
+        def conninfo() -> str:
+            parts = [
+                f"host={env.get('POSTGRES_HOST')}",
+                f"port={env.get('POSTGRES_PORT')}",
+                f"user={env.get('POSTGRES_USER')}",
+                f"dbname={env.get('POSTGRES_DBNAME')}",
+            ]
+            if env.get("POSTGRES_PASSWORD"):
+                parts.append(f"password={env.get('POSTGRES_PASSWORD')}")
+            return " ".join(parts)
+
+        self.personal_keys = KeyStore(conninfo, ttl=self._key_cache_seconds)
+        return PersonalMapper(
+            transcoder=self.construct_transcoder(),
+            cipher=self.factory.cipher(),
+            compressor=self.factory.compressor(),
+            personal=self.personal,
+            keys=self.personal_keys,
+        )
+
+    def close(self) -> None:
+        self.personal_keys.close()
+        super().close()
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -245,6 +285,53 @@ class HostledgerApplication(Application):
                 (key, request_hash),
             )
 
+    # -- erasure of a customer's personal data (services.infra.personal_data) --
+
+    def erase_personal_data(
+        self, customer_id, reason: str, *others, snapshot_ids=(), also=()
+    ) -> bool:
+        """Destroy the customer's key here and record `PersonalData.Erased` (with `others`,
+        the aggregates that change with it), in one transaction; the snapshots of
+        `snapshot_ids` go too (they are derived, not chained, and may hold personal
+        values). False when it was erased here before: nothing is done again."""
+        from eventsourcing.application import AggregateNotFoundError
+        from eventsourcing.persistence import IntegrityError
+
+        from services.infra.clock import now
+        from services.infra.personal_data import PersonalData, destroy_statement
+
+        try:
+            self.repository.get(PersonalData.id_for(customer_id))
+            return False
+        except AggregateNotFoundError:
+            pass
+        at = now()
+        statements = [
+            destroy_statement(
+                customer_id, at, (current.actor or SYSTEM).to_dict(), reason
+            ),
+            *also,
+        ]
+        if snapshot_ids and getattr(self, "snapshots", None) is not None:
+            table = self.snapshots.recorder.events_table_name
+            statements.append(
+                (
+                    f'DELETE FROM "{table}" WHERE originator_id = ANY(%s)',  # our own table
+                    (list(snapshot_ids),),
+                )
+            )
+        try:
+            self.save(
+                PersonalData(customer_id=customer_id, reason=reason, at=at),
+                *others,
+                also=statements,
+            )
+        except IntegrityError:
+            return False  # erased meanwhile by another request
+        finally:
+            self.personal_keys.forget(customer_id)
+        return True
+
     def published_schema(self, topic: str):
         return self._topics_published.get(topic)
 
@@ -272,6 +359,12 @@ class HostledgerApplication(Application):
         actor = (current.actor or SYSTEM).to_dict()
         on_behalf_of = current.on_behalf_of.to_dict() if current.on_behalf_of else None
         for event in processing_event.events:
+            if self.personal.of(type(event)) and "customer_id" not in vars(event):
+                # whose key seals its personal fields: the aggregate's customer
+                aggregate = processing_event.aggregates.get(event.originator_id)
+                subject = getattr(aggregate, "customer_id", None)
+                if subject is not None:
+                    object.__setattr__(event, SUBJECT, subject)
             if "actor" not in vars(event):
                 object.__setattr__(event, "actor", actor)
                 object.__setattr__(event, "on_behalf_of", on_behalf_of)

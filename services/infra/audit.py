@@ -475,6 +475,11 @@ class AuditIndex(ReadModel):
         """,
     )
 
+    app = None  # the application whose log it indexes (bound by its Follower)
+
+    def bind(self, app) -> None:
+        self.app = app
+
     def handles(self, event) -> bool:
         """Every event is indexed."""
         return True
@@ -521,6 +526,8 @@ class AuditIndex(ReadModel):
                 [(k, UUID(i), entry.occurred_at, entry.position) for k, i in entry.references],
             )
         owners = [list(o) for o in memory.owners]
+        if _is_erasure(event):
+            self.derive_again(curs, event.customer_id, position)
         if row is None or entry.changes or owners != row["owners"]:
             curs.execute(
                 "INSERT INTO audit_aggregates (aggregate_id, aggregate_type, owners, fields)"
@@ -533,6 +540,68 @@ class AuditIndex(ReadModel):
                     _json(memory.fields),
                 ),
             )
+
+
+    def derive_again(self, curs, customer_id: UUID, position: int) -> None:
+        """After a customer's personal data was erased (at `position`): the rows of every
+        aggregate that concerns it, derived again from its events before `position`, which
+        now read back with placeholders. A replay of the log, where the key is already
+        gone, derives the same rows from the start."""
+        from eventsourcing.persistence import StoredEvent
+        from psycopg import sql
+
+        curs.execute(
+            "SELECT DISTINCT e.aggregate_id FROM audit_refs r"
+            " JOIN audit_events e ON e.position = r.position"
+            " WHERE r.kind = 'customer' AND r.object_id = %s AND r.position < %s",
+            (customer_id, position),
+        )
+        ids = [r["aggregate_id"] for r in curs.fetchall()]
+        if not ids or self.app is None:
+            return
+        recorder = self.app.recorder
+        table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        curs.execute(
+            sql.SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state"
+                " FROM {} WHERE originator_id = ANY(%s) AND notification_id < %s"
+                " ORDER BY originator_id, originator_version"
+            ).format(table),
+            (ids, position),
+        )
+        rows = curs.fetchall()
+        memories: dict[UUID, tuple[str, Memory]] = {}
+        updates = []
+        for r in rows:
+            stored = StoredEvent(
+                originator_id=r["originator_id"],
+                originator_version=r["originator_version"],
+                topic=r["topic"],
+                state=bytes(r["state"]),
+            )
+            event = self.app.mapper.to_domain_event(stored)
+            first_type, memory = memories.get(r["originator_id"], (None, None))
+            entry, memory = extract(self.mapping, event, r["notification_id"], memory)
+            memories[r["originator_id"]] = (first_type or entry.aggregate_type, memory)
+            updates.append((entry.summary, _json(entry.changes), entry.position))
+        curs.executemany(
+            "UPDATE audit_events SET summary = %s, changes = %s::json WHERE position = %s",
+            updates,
+        )
+        curs.executemany(
+            "UPDATE audit_aggregates SET owners = %s::json, fields = %s::json"
+            " WHERE aggregate_id = %s",
+            [
+                (_json([list(o) for o in m.owners]), _json(m.fields), aggregate_id)
+                for aggregate_id, (_, m) in memories.items()
+            ],
+        )
+
+
+def _is_erasure(event) -> bool:
+    from services.infra.personal_data import PersonalData
+
+    return isinstance(event, PersonalData.Erased)
 
 
 def _json(value) -> str | None:

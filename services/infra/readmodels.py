@@ -73,6 +73,9 @@ class Follower:
         self.batch_size = batch_size
         self.attempts = max(1, attempts)
         self.backoff = tuple(backoff) or (0.0,)
+        bind = getattr(model, "bind", None)
+        if bind is not None:  # a model that reads the log itself (the audit index)
+            bind(app)
         with app.datastore.transaction(commit=True) as curs:
             curs.execute(POSITIONS_TABLE)
             for statement in model.tables:

@@ -82,6 +82,8 @@ class Settings:
     failpoints: frozenset[str] = field(default_factory=frozenset)
     lock_timeout_seconds: int = 5
     pool_size: int = 2
+    # how long a process may keep using a customer's personal-data key it read
+    personal_key_cache_seconds: float = 5.0
     catchup_interval: float = 30.0
     handler_attempts: int = 3
     rpc_timeout: float = 30.0
@@ -166,6 +168,9 @@ class Settings:
             suspend_after_days=_int(env, "HOSTLEDGER_SUSPEND_AFTER_DAYS", 5),
             terminate_after_days=_int(env, "HOSTLEDGER_TERMINATE_AFTER_DAYS", 30),
             provisioning_secret=env.get("HOSTLEDGER_PROVISIONING_SECRET") or None,
+            personal_key_cache_seconds=float(
+                env.get("HOSTLEDGER_PERSONAL_KEY_CACHE_SECONDS") or 5.0
+            ),
             reminder_days_before=_int(env, "HOSTLEDGER_REMINDER_DAYS_BEFORE", 3),
             provisioning_backoff=float(env.get("HOSTLEDGER_PROVISIONING_BACKOFF") or 5.0),
             scheduler_batch=_int(env, "HOSTLEDGER_SCHEDULER_BATCH", 50),
