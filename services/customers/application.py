@@ -27,6 +27,8 @@ from contracts.errors import (
 )
 from contracts.fields import invalid
 from services.customers import staff_customers
+from services.customers.credentials import TABLES as CREDENTIALS_TABLES
+from services.customers.credentials import PasswordCommands
 from services.customers.domain import (
     Customer,
     CustomerEmail,
@@ -51,7 +53,7 @@ from services.infra import clock, context
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.paging import MAX_PAGE_SIZE, page_window
-from services.infra.passwords import generate_password, hash_password, verify_password
+from services.infra.passwords import generate_password
 from services.infra.settings import settings
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ SCHEMA = (
     *MAIL_REQUESTS_TABLE,
     *TWO_FACTOR_TABLES,
     *EMAIL_CHANGES_TABLE,
+    *CREDENTIALS_TABLES,
 )
 
 # Failed logins allowed per window. `pair`: one account from one address (the owner
@@ -141,7 +144,7 @@ def _unseal(sealed: str, key: str) -> str:
     return bytes(a ^ b for a, b in zip(data, _pad(key, len(data)), strict=True)).decode()
 
 
-class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
+class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, HostledgerApplication):
     name = "customers"
     service = "customers"
     publications = {
@@ -156,6 +159,11 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
         Project.Removed: contract.ProjectRemoved,
     }
     schema_statements = SCHEMA
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # hashes that events recorded before they were kept apart (credentials.py)
+        self.move_recorded_hashes()
 
     # -- customers ------------------------------------------------------------------------
 
@@ -186,7 +194,6 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             kind=data["kind"],
             email=data["email"].strip(),
             username=username,
-            password_hash=hash_password(password),
             country=data["country"],
             contact_person=data["contact_person"].strip(),
             company_name=(data.get("company_name") or "").strip() or None,
@@ -204,11 +211,12 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             referral["referral_source"] = data["referral_source"]
         if referral:
             customer.edit(referral)
+        password_set = self.password_statement(customer, password)
         login = LoginName(name=username, owner_kind="client", owner_id=customer.id)
         email = claim_email(self, customer.email, customer.id)
         answer = self.customer_view(customer)
         key = self.idempotency_record("customer", idempotency_key, request or {}, answer)
-        mail = []
+        mail = [password_set]
         if generated and mail_credentials:
             details = {"username": username, "reason": mail_credentials}
             mail.append(request_statement("account_credentials", customer.id, details, password))
@@ -301,23 +309,24 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             name=name,
             email=email,
             role=role,
-            password_hash=hash_password(password),
             language=language,
             notify=dict(STAFF_NOTIFICATIONS, **(notify or {})),
         )
-        self._save_claiming(username, "staff", member, email)
+        self._save_claiming(username, "staff", member, email, password)
         return member, generated
 
-    def _save_claiming(self, username: str, kind: str, owner, email: str | None) -> None:
-        """Save `owner` with the claim on its login name and its place in the index of
-        its e-mail, atomically; 409 when the name is taken."""
+    def _save_claiming(
+        self, username: str, kind: str, owner, email: str | None, password: str
+    ) -> None:
+        """Save `owner` with the claim on its login name, its place in the index of its
+        e-mail and its password's hash, atomically; 409 when the name is taken."""
         login = LoginName(name=username, owner_kind=kind, owner_id=owner.id)
         people = None
         if email:
             people = self._people_email(email)
             (people.add_staff if kind == "staff" else people.add_user)(owner.id)
         try:
-            self.save(owner, login, people)
+            self.save(owner, login, people, also=[self.password_statement(owner, password)])
         except IntegrityError:
             if not self._exists(LoginName.id_for(username)):
                 # someone with the same e-mail was added at the same moment
@@ -448,11 +457,11 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
         # guessing the current password counts like a login, from the session's own budget
         keys = {"pair": f"pair:{customer.id}|password-change", "account": f"account:{customer.id}"}
         self._reserve(keys)
-        if not verify_password(customer.password_hash, current):
+        if not self.password_matches(customer, current):
             raise InvalidCredentials("The current password is wrong.")
         self._give_back(keys)
-        customer.change_password(hash_password(new))
-        self.save(customer)
+        customer.change_password()
+        self.save(customer, also=[self.password_statement(customer, new)])
         self.end_sessions(customer_id=customer.id, except_token=keep_token)
 
     def set_notification_settings(self, customer_id: UUID, settings: dict) -> dict:
@@ -690,9 +699,8 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             email=data["email"],
             name=data["name"],
             permissions=sorted(set(data["permissions"])),
-            password_hash=hash_password(password),
         )
-        self._save_claiming(data["username"], "user", user, data["email"])
+        self._save_claiming(data["username"], "user", user, data["email"], password)
         return user, generated
 
     def remove_user(self, customer_id: UUID, user_id: UUID) -> None:
@@ -798,8 +806,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
         account = str(owner.id) if owner is not None else "name:" + username.strip().lower()
         keys = self._login_keys(account, address)
         self._reserve(keys)
-        password_hash = getattr(owner, "password_hash", None)
-        if not verify_password(password_hash, password) or owner is None:
+        if not self.password_matches(owner, password):
             raise InvalidCredentials("The username or password is wrong.")
         if isinstance(owner, StaffMember) and not owner.active:
             raise InvalidCredentials("The username or password is wrong.")
@@ -832,7 +839,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             )
         keys = self._login_keys(str(customer.id), address)
         self._reserve(keys)
-        if not verify_password(customer.password_hash, password):
+        if not self.password_matches(customer, password):
             raise InvalidCredentials("The password of this account is wrong.")
         self._give_back(keys)
         return customer
@@ -1207,22 +1214,22 @@ class Customers(TwoFactorCommands, StaffAccountCommands, HostledgerApplication):
             member = self.get_staff(owner_id)
             if not member.active:
                 raise invalid
-            member.change_password(hash_password(new_password))
-            self.save(member)
+            member.change_password()
+            self.save(member, also=[self.password_statement(member, new_password)])
             self.end_staff_sessions(member.id)
         elif row["owner_kind"] == "user":
             user = self._get(owner_id, CustomerUser, "user")
             if user.removed:
                 raise invalid
-            user.change_password(hash_password(new_password))
-            self.save(user)
+            user.change_password()
+            self.save(user, also=[self.password_statement(user, new_password)])
             self.end_sessions(user_id=user.id)
         else:
             customer = self.get_customer_or_none(owner_id)
             if customer is None:
                 raise invalid
-            customer.change_password(hash_password(new_password))
-            self.save(customer)
+            customer.change_password()
+            self.save(customer, also=[self.password_statement(customer, new_password)])
             self.end_sessions(customer_id=customer.id)
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(

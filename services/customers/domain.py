@@ -1,4 +1,12 @@
-"""Customers, staff members, and the indexes that keep usernames and e-mails unique."""
+"""Customers, staff members, and the indexes that keep usernames and e-mails unique.
+
+Passwords: the events of an account (a customer, a customer's user, a staff member) say
+that its password was set (`Registered`, `Added`) or changed (`PasswordChanged`, with who
+did it in its actor), never the password nor its hash. The current hash is kept in the
+`credentials` table (services/customers/credentials.py), written in the same transaction
+as the event. Version 1 of these six events carried `password_hash`: stored ones still
+do (stored events are never rewritten), and `upcast_v1_v2` drops it as they are read.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +61,6 @@ class Customer(TwoFactorAccount):
         kind: str,
         email: str,
         username: str,
-        password_hash: str,
         country: str,
         contact_person: str,
         company_name: str | None,
@@ -67,7 +74,6 @@ class Customer(TwoFactorAccount):
         self.kind = kind
         self.email = email
         self.username = username
-        self.password_hash = password_hash
         self.country = country
         self.contact_person = contact_person
         self.company_name = company_name
@@ -118,9 +124,9 @@ class Customer(TwoFactorAccount):
             setattr(self, key, value)
 
     @event("PasswordChanged")
-    def change_password(self, password_hash: str) -> None:
+    def change_password(self) -> None:
+        """The password was changed (its hash: the `credentials` table, saved with this)."""
         self.check_not_deleted()
-        self.password_hash = password_hash
 
     @event("NotificationSettingsChanged")
     def set_notification_settings(self, settings: dict) -> None:
@@ -291,14 +297,12 @@ class CustomerUser(TwoFactorAccount):
         email: str,
         name: str,
         permissions: list[str],
-        password_hash: str,
     ):
         self.customer_id = customer_id
         self.username = username
         self.email = email
         self.name = name
         self.permissions = permissions
-        self.password_hash = password_hash
         self.removed = False
 
     @event("Removed")
@@ -306,8 +310,8 @@ class CustomerUser(TwoFactorAccount):
         self.removed = True
 
     @event("PasswordChanged")
-    def change_password(self, password_hash: str) -> None:
-        self.password_hash = password_hash
+    def change_password(self) -> None:
+        """The password was changed (its hash: the `credentials` table, saved with this)."""
 
 
 class Payer(Aggregate):
@@ -329,7 +333,6 @@ class StaffMember(TwoFactorAccount):
         name: str,
         email: str | None,
         role: str,
-        password_hash: str,
         language: str,
         notify: dict,
     ):
@@ -337,7 +340,6 @@ class StaffMember(TwoFactorAccount):
         self.name = name
         self.email = email
         self.role = role
-        self.password_hash = password_hash
         self.language = language
         self.active = True
         self.notify = dict(notify)
@@ -354,8 +356,8 @@ class StaffMember(TwoFactorAccount):
         self.active = False
 
     @event("PasswordChanged")
-    def change_password(self, password_hash: str) -> None:
-        self.password_hash = password_hash
+    def change_password(self) -> None:
+        """The password was changed (its hash: the `credentials` table, saved with this)."""
 
     @event("ImpersonationStarted")
     def start_impersonation(self, customer_id: UUID) -> None:
@@ -364,6 +366,28 @@ class StaffMember(TwoFactorAccount):
     @event("ImpersonationEnded")
     def end_impersonation(self, customer_id: UUID) -> None:
         pass
+
+
+def drop_password_hash(state: dict) -> None:
+    """Version 1 of an event that set a password, as stored, to version 2: without the
+    hash it carried (moved to the `credentials` table: credentials.py)."""
+    state.pop("password_hash", None)
+
+
+# the events that set a password; version 1 carried its hash. The library makes these
+# classes from the decorated methods; their names, and so their stored topics, stay.
+PASSWORD_EVENTS = (
+    Customer.Registered,
+    Customer.PasswordChanged,
+    CustomerUser.Added,
+    CustomerUser.PasswordChanged,
+    StaffMember.Registered,
+    StaffMember.PasswordChanged,
+)
+for _event_class in PASSWORD_EVENTS:
+    _event_class.class_version = 2
+    _event_class.upcast_v1_v2 = staticmethod(drop_password_hash)
+del _event_class
 
 
 _INDEX_NS = uuid5(NAMESPACE_URL, "https://hostledger.invalid/index")

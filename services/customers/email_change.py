@@ -29,7 +29,6 @@ from services.customers.mail_requests import request_statement
 from services.infra import clock, context
 from services.infra.clock import isoformat
 from services.infra.domain import Aggregate
-from services.infra.passwords import verify_password
 
 LIFETIME = timedelta(hours=24)
 TAKEN = "An account with this e-mail already exists."
@@ -123,7 +122,7 @@ def request_email_change(app, customer_id: UUID, new_email: str, current_passwor
     _refuse_while_acting()
     keys = {"pair": f"pair:{customer.id}|email-change", "account": f"account:{customer.id}"}
     app._reserve(keys)
-    if not verify_password(customer.password_hash, current_password):
+    if not app.password_matches(customer, current_password):
         raise InvalidCredentials("The current password is wrong.")
     app._give_back(keys)
     new_email = new_email.strip()

@@ -27,7 +27,6 @@ from contracts import customers as contract
 from contracts.errors import Conflict, InvalidCredentials, NotFound
 from services.customers.domain import StaffMember, StaffPolicy
 from services.infra import clock, context
-from services.infra.passwords import hash_password, verify_password
 from services.infra.rpc import load, rpc
 
 POLICY = "staff"
@@ -80,14 +79,14 @@ class StaffAccountCommands:
         member = self.get_staff(staff_id)
         keys = {"pair": f"pair:{member.id}|password-change", "account": f"account:{member.id}"}
         self._reserve(keys)
-        if not verify_password(member.password_hash, current):
+        if not self.password_matches(member, current):
             raise InvalidCredentials(
                 "The current password is wrong.",
                 {"current_password": ["The current password is wrong."]},
             )
         self._give_back(keys)
-        member.change_password(hash_password(new))
-        self.save(member)
+        member.change_password()
+        self.save(member, also=[self.password_statement(member, new)])
         self._end_other_staff_sessions(member.id, keep_token)
 
     def _end_other_staff_sessions(self, staff_id: UUID, keep_token: str | None) -> None:

@@ -51,7 +51,6 @@ from services.customers.domain import (
 )
 from services.infra import clock, context
 from services.infra.context import Actor
-from services.infra.passwords import verify_password
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +307,7 @@ class TwoFactorCommands:
             raise Conflict(MANDATORY_FOR_STAFF, {"two_factor": [MANDATORY_FOR_STAFF_FIELD]})
         keys = {"pair": f"pair:{account.id}|2fa", "account": f"account:{account.id}"}
         self._reserve(keys)
-        if not verify_password(account.password_hash, password):
+        if not self.password_matches(account, password):
             raise InvalidCredentials(
                 "The password is wrong.", {"password": ["Not the account's password."]}
             )

@@ -27,7 +27,6 @@ def _customer() -> Customer:
         kind="individual",
         email="a@example.com",
         username="c1001",
-        password_hash="x",
         country="BE",
         contact_person="A",
         company_name=None,

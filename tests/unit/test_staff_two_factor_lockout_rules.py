@@ -23,7 +23,6 @@ from services.customers.staff_accounts import StaffAccountCommands
 from services.customers.two_factor import TwoFactorCommands
 from services.infra import context
 from services.infra.context import Actor
-from services.infra.passwords import hash_password
 
 
 def _member(two_factor: bool, role: str = "admin") -> StaffMember:
@@ -32,7 +31,6 @@ def _member(two_factor: bool, role: str = "admin") -> StaffMember:
         name="Sam",
         email=None,
         role=role,
-        password_hash=hash_password("staff-password-1"),
         language="en",
         notify={},
     )

@@ -116,7 +116,6 @@ def _customer() -> Customer:
         kind="individual",
         email="a@example.com",
         username="c1001",
-        password_hash="$argon2id$...",
         country="BE",
         contact_person="A",
         company_name=None,
@@ -134,7 +133,6 @@ def test_every_account_turns_it_on_and_off_with_events_that_carry_no_secret():
         name="S",
         email=None,
         role="admin",
-        password_hash="h",
         language="en",
         notify={},
     )
@@ -144,7 +142,6 @@ def test_every_account_turns_it_on_and_off_with_events_that_carry_no_secret():
         email="u@example.com",
         name="U",
         permissions=["full"],
-        password_hash="h",
     )
     for account in (_customer(), staff, user):
         assert account.two_factor is False
