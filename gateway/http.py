@@ -65,6 +65,7 @@ from contracts.errors import (
     from_marshmallow,
 )
 from contracts.fields import text_problem
+from gateway import metrics as http_metrics
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
 from services.infra.context import (
     ACTOR_HEADER,
@@ -296,12 +297,14 @@ class JsonWsgiApp:
         request = Request(environ, shallow=True)
         request.max_content_length = MAX_BODY_BYTES
         request.request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        route_url = None  # the matched route's template, for the metrics
         try:
             length = request.content_length
             if length is not None and length > MAX_UPLOAD_BYTES:
                 raise RequestEntityTooLarge()
             adapter = self.url_map.bind_to_environ(environ)
             provider, values = adapter.match()
+            route_url = provider.url
             # routes that take files take larger bodies; every other route 1 MiB
             limit = MAX_UPLOAD_BYTES if getattr(provider, "files", False) else MAX_BODY_BYTES
             request.max_content_length = limit
@@ -325,6 +328,8 @@ class JsonWsgiApp:
         response.headers["X-Request-Id"] = request.request_id
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
+        elapsed = time.perf_counter() - started
+        http_metrics.observe(request.method, route_url, response.status_code, elapsed)
         access_log.info(
             json.dumps(
                 {

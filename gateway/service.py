@@ -23,6 +23,7 @@ from gateway.api import (
 )
 from gateway.http import ServiceRpc
 from gateway.web import assets, client, staff
+from services.infra.metrics import Metrics
 from services.infra.service import Runtime
 
 
@@ -44,3 +45,5 @@ class GatewayService(
     name = "gateway"
     services = ServiceRpc()
     runtime = Runtime()
+    # /metrics, /livez and /readyz on HOSTLEDGER_METRICS_PORT (services.infra.metrics)
+    metrics = Metrics()

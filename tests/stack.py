@@ -165,6 +165,9 @@ class Stack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._admin_token: str | None = None
+        # each process's /metrics, /livez and /readyz port (by process key: `orders-2`)
+        self.metrics_ports: dict[str, int] = {"mailin": _free_port()}
+        self.env["HOSTLEDGER_MAILIN_METRICS_PORT"] = str(self.metrics_ports["mailin"])
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -260,6 +263,9 @@ class Stack:
         """Start `name`; with `instance`, one more instance of it (`orders-2`)."""
         env = dict(self.env, **(extra_env or {}))
         key = f"{name}-{instance}" if instance else name
+        if name in MODULES:
+            port = self.metrics_ports.setdefault(key, _free_port())
+            env.setdefault("HOSTLEDGER_METRICS_PORT", str(port))
         log = open(self.logs / f"{key}.log", "ab")
         command = [NAMEKO, "run", "--config", "deploy/nameko.yaml", MODULES.get(name, "")]
         if name in PROGRAMS:
@@ -341,6 +347,12 @@ class Stack:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return requests.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+
+    def metrics(self, process: str, path: str = "/metrics"):
+        """GET `path` of a process's metrics port (`gateway`, `billing`, `orders-2`,
+        `mailin`): /metrics, /livez or /readyz."""
+        port = self.metrics_ports[process]
+        return requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
 
     def login(self, username: str, password: str) -> str:
         r = self.http(

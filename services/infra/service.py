@@ -12,6 +12,7 @@ from contracts.errors import Conflict, NotFound, Unavailable
 from services.infra import audit, chainkeeper, clock, relay
 from services.infra.consumer import Handles, InboxConsumer, keeps_chain_witnesses
 from services.infra.inbox import PoisonEvent, Transient, is_transient, load_event
+from services.infra.metrics import Metrics
 from services.infra.parking import (
     get_parked,
     list_parked,
@@ -34,6 +35,8 @@ class ServiceBase:
 
     name = ""
     runtime = Runtime()
+    # /metrics, /livez and /readyz on HOSTLEDGER_METRICS_PORT (services.infra.metrics)
+    metrics = Metrics()
 
     @rpc
     def ping(self) -> str:

@@ -131,6 +131,14 @@ class Settings:
     # many seconds after the first event no checkpoint covers yet
     chain_checkpoint_events: int = 100
     chain_checkpoint_interval: float = 300.0
+    # Prometheus metrics and the probes (/metrics, /livez, /readyz) of this process, on
+    # their own port (0: none); the mail-in process, a child of the mailgateway, has its own
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    mailin_metrics_port: int = 0
+    # ready (/readyz) only while every read model is at most this many events behind its
+    # log (0: not checked)
+    ready_max_lag: int = 1000
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -206,6 +214,10 @@ class Settings:
             chain_checkpoint_interval=float(
                 env.get("HOSTLEDGER_CHAIN_CHECKPOINT_INTERVAL") or 300.0
             ),
+            metrics_port=_int(env, "HOSTLEDGER_METRICS_PORT", 0),
+            metrics_host=env.get("HOSTLEDGER_METRICS_HOST") or "127.0.0.1",
+            mailin_metrics_port=_int(env, "HOSTLEDGER_MAILIN_METRICS_PORT", 0),
+            ready_max_lag=_int(env, "HOSTLEDGER_READY_MAX_LAG", 1000),
         )
 
 

@@ -10,10 +10,12 @@ from email.utils import parseaddr
 import eventlet
 from nameko.extensions import DependencyProvider
 
+from services.infra import metrics
 from services.infra.processes import die_with_parent
 from services.infra.relay import AdvisoryLock
 from services.infra.settings import settings
 from services.infra.store import EventStore
+from services.mailgateway.metrics import outbox_probe
 from services.mailgateway.outbox import Relay, Sender
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class OutboxSender(DependencyProvider):
         self.lock = AdvisoryLock(
             cfg.database.conninfo(cfg.database_name(store.app.service)), "outbox:mailgateway"
         )
+        # the outbox's depth and oldest age, read when Prometheus scrapes
+        metrics.add_probe(store.app.service, "outbox", outbox_probe(store.app))
         self._running = True
         self._gt = self.container.spawn_managed_thread(self._loop, "outbox-sender")
 

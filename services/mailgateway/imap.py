@@ -24,6 +24,8 @@ import re
 import threading
 from dataclasses import dataclass
 
+from services.mailgateway.metrics import IMAP_POLLS, MAIL_IN
+
 log = logging.getLogger("hostledger.imap")
 
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
@@ -199,9 +201,12 @@ def _loop(poller: Poller, interval: float, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             taken = poller.poll_once()
+            IMAP_POLLS.labels(poller.mailbox.name, "ok").inc()
             if taken:
+                MAIL_IN.labels("imap", "taken").inc(taken)
                 log.info("%s: took %d messages", poller.mailbox.name, taken)
         except Exception as exc:  # noqa: BLE001 - the next poll tries again from the position
+            IMAP_POLLS.labels(poller.mailbox.name, "failed").inc()
             log.warning(
                 "%s: poll stopped (%s); next poll in %ss", poller.mailbox.name, exc, interval
             )

@@ -39,6 +39,7 @@ from services.infra import clock
 from services.infra.parking import storable_text
 from services.infra.settings import Settings, settings
 from services.mailgateway import authresults, compose, parsing
+from services.mailgateway.metrics import MAIL_IN, smtp_result
 from services.mailgateway.tables import SCHEMA
 
 log = logging.getLogger("hostledger.mailin")
@@ -331,11 +332,14 @@ class SmtpHandler:
             )
         except TryLater as exc:
             log.warning("message from %s not taken now: %s", envelope.mail_from, exc)
+            MAIL_IN.labels("smtp", "deferred").inc()
             return "451 4.3.0 Cannot take the message now, please try again later"
         except Exception:
             log.exception("unexpected failure taking a message from %s", envelope.mail_from)
+            MAIL_IN.labels("smtp", "deferred").inc()
             return "451 4.3.0 Cannot take the message now, please try again later"
         log.info("message from %s: %s", envelope.mail_from, ", ".join(taken.outcomes))
+        MAIL_IN.labels("smtp", smtp_result(taken.reply)).inc()
         return taken.reply
 
 
@@ -375,6 +379,10 @@ def main() -> int:
         clock.use_clock(clock.FileClock(cfg.clock_file))
     mailin = MailIn(cfg)
     mailin.setup()
+    # its own metrics port: the mailgateway service beside it has HOSTLEDGER_METRICS_PORT
+    from services.infra.probes import serve
+
+    serve(cfg.metrics_host, cfg.mailin_metrics_port)
 
     from services.mailgateway.imap import start_pollers
 
