@@ -16,18 +16,21 @@ username) leaves the row as it was.
 
 Accounts whose password was set before (events of class version 1, which carried
 `password_hash`): those events are read as version 2, without the hash
-(domain.drop_password_hash), and `move_recorded_hashes` copies the last hash each account
-recorded into the table, at the application's start, when the table has none for it or
-has one set at an earlier version (an instance of an earlier release, still running
-during an upgrade, changed it meanwhile). It reads the log from where it last stopped
-(`credentials_moved`) and is idempotent: instances starting at once do the same work
-and agree. The hashes stay in those events' stored bytes, which are never rewritten
-(the log's hash chain covers them); nothing reads them but this.
+(domain.drop_password_hash), and `move_recorded_hashes`, at the application's start,
+copies the last hash each account recorded into the table where the table has none for
+it, or has one set at an earlier version (an instance of an earlier release still running
+changed it after this one started; such an instance cannot load the accounts this
+release records, so all of them should be stopped first). It reads the log from where
+it last stopped (`credentials_moved`) and is idempotent: instances starting at once do
+the same work and agree. The hashes stay in those events' stored bytes, which are never
+rewritten (the log's hash chain covers them); nothing else reads them.
 
 Why at the start rather than when such an account is first loaded: upcasting is pure
-(the mapper decodes events for read models, the relay and `audit verify-replay` too,
-which must not write), and a load that wrote would make every reader a writer. After
-the start, login, password changes and resets read and write the table alone.
+and drops the hash before any aggregate sees it (so it reaches no aggregate, no `audit
+state` view, no replay's output), and the mapper also decodes events for read models,
+the relay and `audit verify-replay`, which must not write; a load that wrote would make
+every reader a writer. After the start, login, password changes and resets read and
+write the table alone.
 """
 
 from __future__ import annotations
@@ -152,13 +155,17 @@ class PasswordCommands:
             curs.execute("SELECT position FROM credentials_moved WHERE name = 'events'")
             row = curs.fetchone()
         start = (row["position"] if row else 0) + 1
+        head = self.recorder.max_notification_id() or 0
         topics = sorted(SETTING_TOPICS)
         moved = 0
-        while batch := self.recorder.select_notifications(start, MOVE_BATCH, topics=topics):
+        while start <= head:
+            batch = self.recorder.select_notifications(start, MOVE_BATCH, stop=head, topics=topics)
             found = recorded_hashes(
                 (n.originator_id, n.originator_version, n.topic, _as_stored(self.mapper, n))
                 for n in batch
             )
+            # read up to here: the last one of a full batch, else the head
+            reached = batch[-1].id if len(batch) == MOVE_BATCH else head
             with self.datastore.transaction(commit=True) as curs:
                 for owner_id, (kind, password_hash, changed_at, version) in found.items():
                     curs.execute(_MOVE, (owner_id, kind, password_hash, changed_at, version))
@@ -167,9 +174,9 @@ class PasswordCommands:
                     "INSERT INTO credentials_moved AS m (name, position) VALUES ('events', %s)"
                     " ON CONFLICT (name) DO UPDATE SET"
                     " position = greatest(m.position, EXCLUDED.position)",
-                    (batch[-1].id,),
+                    (reached,),
                 )
-            start = batch[-1].id + 1
+            start = reached + 1
         if moved:
             log.info(
                 "moved %d password hash(es) recorded in events to the credentials table", moved
