@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 # make run SCALE=billing=3,orders=2
 SCALE ?=
 
-.PHONY: help install preflight browser messages run test unit integration e2e web bench lint clean distclean
+.PHONY: help install preflight browser tools messages run test unit integration e2e web bench lint clean distclean
 
 help:
 	@echo 'hostledger: make <target>'
@@ -40,6 +40,7 @@ help:
 	@echo '  bench        measure throughput and latency against the bare substrate'
 	@echo '  lint         ruff check .'
 	@echo '  preflight    make sure PostgreSQL and RabbitMQ answer (start or install them locally)'
+	@echo '  tools        the tools the tests run (promtool), installed when missing'
 	@echo '  install      create .venv and install hostledger with its dev tools,'
 	@echo '               and compile the web pages'"'"' translations'
 	@echo '  messages     update the web pages'"'"' catalogues (gateway/web/locale) from'
@@ -79,6 +80,10 @@ preflight:
 browser:
 	@deploy/preflight.sh browser
 
+# the tools the tests run: promtool checks deploy/prometheus/ (Debian's prometheus)
+tools:
+	@deploy/preflight.sh tools
+
 run: install
 	SCALE='$(SCALE)' deploy/run.sh
 
@@ -88,7 +93,7 @@ define pytest
 	@$(PY) -m pytest $(1) $(PYTEST_ARGS) || { rc=$$?; echo "make: pytest exited with $$rc" >&2; exit $$rc; }
 endef
 
-test: install preflight browser
+test: install preflight browser tools
 	$(call pytest,tests)
 
 unit: install

@@ -15,7 +15,8 @@
 # turns that off.
 #
 # `preflight.sh browser` only makes sure of the browser the browser tests drive
-# (Debian's Chromium, installed the same way when missing).
+# (Debian's Chromium, installed the same way when missing); `preflight.sh tools` of
+# the tools the tests run (promtool, from Debian's prometheus).
 #
 # Safe to run any number of times.
 set -euo pipefail
@@ -305,6 +306,20 @@ ensure_chromium() {
     die "Chromium ($CHROMIUM), needed by the browser tests, is missing: install Debian's chromium (sudo apt-get install -y chromium) or set HOSTLEDGER_CHROMIUM to its binary"
 }
 
+# ------------------------------------------------------------------------ promtool
+
+# The tests check the alert rules and the scrape configs (deploy/prometheus/) with
+# promtool, from Debian's prometheus package (`preflight.sh tools`; `make test` asks
+# for it). Only the tool is wanted: the server the package also installs is not used,
+# and on a machine without systemd the package does not start it.
+PROMTOOL="${HOSTLEDGER_PROMTOOL:-/usr/bin/promtool}"
+
+ensure_promtool() {
+    [[ -x $PROMTOOL ]] && return 0
+    apt_install prometheus && [[ -x $PROMTOOL ]] && return 0
+    die "promtool ($PROMTOOL), needed by the monitoring tests, is missing: install Debian's prometheus (sudo apt-get install -y prometheus) or set HOSTLEDGER_PROMTOOL to its binary"
+}
+
 # --------------------------------------------------------------------------- main
 
 main() {
@@ -322,6 +337,8 @@ main() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     if [[ ${1:-} == browser ]]; then
         ensure_chromium
+    elif [[ ${1:-} == tools ]]; then
+        ensure_promtool
     else
         main
     fi

@@ -11,6 +11,11 @@ Kubernetes' `restartPolicy: Always` do, after a pause that doubles with each exi
 a row (1 s, 2 s, 4 s ... at most 60 s) and starts again from 1 s once the process had
 been running for 30 s.
 
+Each process gets its own metrics port (HOSTLEDGER_METRICS_PORT: /metrics, /livez,
+/readyz): 9310 for the first of the Procfile, 9311 for the next, and so on, and the
+mailgateway's mail-in process the one after the last (HOSTLEDGER_METRICS_PORT_BASE or
+--metrics-port-base moves them; 0 turns them off).
+
 Ctrl-C (SIGINT) or SIGTERM stops everything: SIGTERM to each process's group (its own
 children too), SIGKILL after a grace period to whatever is left; then the runner exits.
 A second Ctrl-C kills at once. If the runner itself dies, however it dies, the kernel
@@ -116,7 +121,9 @@ class Runner:
         reader = threading.Thread(target=self._copy_output, args=(child, child.proc), daemon=True)
         reader.start()
         child.readers = [r for r in child.readers if r.is_alive()] + [reader]
-        self.say(f"{child.name} started (pid={child.proc.pid})")
+        metrics = child.env.get("HOSTLEDGER_METRICS_PORT")
+        where = f", metrics on port {metrics}" if metrics and metrics != "0" else ""
+        self.say(f"{child.name} started (pid={child.proc.pid}{where})")
 
     def exited(self, child: Child, returncode: int) -> None:
         """`child` exited on its own: start it again after a pause."""
@@ -229,6 +236,14 @@ def build(args) -> Runner:
         Child(p.name, p.cmd, {**os.environ, **p.env}, COLOURS[i % len(COLOURS)])
         for i, p in enumerate(expanded)
     ]
+    if args.metrics_port_base:
+        # each process its own /metrics port, in Procfile order; the mail-in process (a
+        # child of the mailgateway, one instance) the one after the last
+        for i, child in enumerate(children):
+            child.env["HOSTLEDGER_METRICS_PORT"] = str(args.metrics_port_base + i)
+            child.env["HOSTLEDGER_MAILIN_METRICS_PORT"] = str(
+                args.metrics_port_base + len(children)
+            )
     width = max([len(SYSTEM)] + [len(c.name) for c in children])
     printer = Printer(sys.stdout, width=width)
     backoff = Backoff(args.backoff, args.backoff_max, args.healthy_after)
@@ -244,7 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-d", "--app-root", default=".")
     parser.add_argument("-e", "--env", default=".env", help="environment file in the app root")
     parser.add_argument("-c", "--concurrency", help="name=count[,name=count...]")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds to stop (SIGTERM)")
+    # above the processes' own HOSTLEDGER_SHUTDOWN_GRACE (20 s), after which they exit anyway
+    parser.add_argument("--grace", type=float, default=25.0, help="seconds to stop (SIGTERM)")
+    parser.add_argument(
+        "--metrics-port-base",
+        type=int,
+        default=int(os.environ.get("HOSTLEDGER_METRICS_PORT_BASE") or 9310),
+        help="the first process's /metrics port, the next one's +1 ... (0: none)",
+    )
     parser.add_argument("--backoff", type=float, default=1.0, help="first pause, seconds")
     parser.add_argument("--backoff-max", type=float, default=60.0, help="longest pause")
     parser.add_argument(

@@ -10,7 +10,7 @@ from email.utils import parseaddr
 import eventlet
 from nameko.extensions import DependencyProvider
 
-from services.infra import metrics
+from services.infra import metrics, probes, shutdown
 from services.infra.processes import die_with_parent
 from services.infra.relay import AdvisoryLock
 from services.infra.settings import settings
@@ -65,9 +65,12 @@ class OutboxSender(DependencyProvider):
         metrics.add_probe(store.app.service, "outbox", outbox_probe(store.app))
         self._running = True
         self._gt = self.container.spawn_managed_thread(self._loop, "outbox-sender")
+        store.used_by(lambda: self._gt is None)
 
     def stop(self):
         self._running = False
+        if getattr(self, "sender", None) is not None:
+            self.sender.stopping = True  # after the row being sent, not the next one
         self.wake()
         if self._gt is not None:
             self._gt.wait()
@@ -132,6 +135,14 @@ class MailInProcess(DependencyProvider):
             return
         self._running = True
         self._gt = self.container.spawn_managed_thread(self._supervise, "mailin")
+        # not ready (no SMTP traffic) while the child that takes the mail is not running
+        probes.add_ready_check("mail-in", self._child_running)
+
+    def _child_running(self) -> str | None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return "the mail-in process (SMTP server, IMAP poller) is not running"
+        return None
 
     def _supervise(self):
         import subprocess
@@ -146,6 +157,10 @@ class MailInProcess(DependencyProvider):
             )
             while self._running and self.proc.poll() is None:
                 eventlet.sleep(0.5)
+            if shutdown.requested():
+                # the stop's signal reached the child too (its process group): no restart
+                while self._running:
+                    eventlet.sleep(0.2)
             if self._running:
                 # one that dies at once (its port taken, ...) is retried ever more slowly
                 delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 60.0)

@@ -425,12 +425,15 @@ def _port_names(container) -> dict[str, int]:
     return {p["name"]: p["containerPort"] for p in container.get("ports", [])}
 
 
-def test_gateway_is_ready_through_health(manifests):
+def test_gateway_is_ready_through_its_own_probe(manifests):
+    """Ready when it can serve (the broker answers), not when every service answers:
+    a service away must not take the whole site out of its Service (GET /health says
+    which services answer)."""
     (container,) = deployment_for(manifests, "gateway")["spec"]["template"]["spec"]["containers"]
     probe = container["readinessProbe"]["httpGet"]
-    assert probe["path"] == "/health"
+    assert probe["path"] == "/readyz"
     port = probe["port"]
-    assert (_port_names(container)[port] if isinstance(port, str) else port) == 8000
+    assert (_port_names(container)[port] if isinstance(port, str) else port) == 9310
 
 
 @pytest.mark.parametrize(("process", "port"), [("gateway", 8000), ("mailgateway", 2525)])

@@ -195,3 +195,14 @@ def test_kubernetes_deployments_restart_their_containers():
     assert deployments
     for doc in deployments:
         assert doc["spec"]["template"]["spec"]["restartPolicy"] == "Always", doc["metadata"]
+
+
+def test_each_process_gets_a_metrics_port_of_its_own(runner):
+    show = f"{PY} -c \"import os,time; print('ports', os.environ['HOSTLEDGER_METRICS_PORT'],"
+    show += " os.environ['HOSTLEDGER_MAILIN_METRICS_PORT'], flush=True); time.sleep(600)\""
+    r = runner(f"one: {show}\ntwo: {show}\n", "--metrics-port-base", "19400", "-c", "two=2")
+    ports = r.wait_for(r"ports (\d+) (\d+)", count=3)
+    assert sorted(int(m.group(1)) for m in ports) == [19400, 19401, 19402]
+    assert {int(m.group(2)) for m in ports} == {19403}
+    r.wait_for(r"one.1 started \(pid=\d+, metrics on port 19400\)")
+    assert r.stop() == 0
