@@ -12,6 +12,7 @@ from nameko.exceptions import UnknownService, deserialize_to_instance
 from nameko.rpc import rpc as _rpc
 
 from contracts.errors import ALL_ERRORS, HostledgerError, from_marshmallow
+from services.infra import shutdown as _stops_gracefully  # noqa: F401 - `nameko run`'s stop
 from services.infra.requests import once_per_request
 from services.infra.settings import settings
 

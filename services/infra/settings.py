@@ -87,6 +87,9 @@ class Settings:
     catchup_interval: float = 30.0
     handler_attempts: int = 3
     rpc_timeout: float = 30.0
+    # seconds a process asked to stop (SIGTERM) has to finish what is in flight before it
+    # exits anyway (services/infra/shutdown.py); below the platform's own grace period
+    shutdown_grace: float = 20.0
     # days a request's record (and its Idempotency-Key's answer) is kept
     request_retention_days: int = 7
     stripe_webhook_secret: str | None = None
@@ -169,6 +172,7 @@ class Settings:
             catchup_interval=float(env.get("HOSTLEDGER_CATCHUP_INTERVAL") or 30.0),
             handler_attempts=_int(env, "HOSTLEDGER_HANDLER_ATTEMPTS", 3),
             rpc_timeout=float(env.get("HOSTLEDGER_RPC_TIMEOUT") or 30.0),
+            shutdown_grace=float(env.get("HOSTLEDGER_SHUTDOWN_GRACE") or 20.0),
             request_retention_days=_int(env, "HOSTLEDGER_REQUEST_RETENTION_DAYS", 7),
             stripe_webhook_secret=env.get("HOSTLEDGER_STRIPE_WEBHOOK_SECRET") or None,
             scheduler_interval=float(env.get("HOSTLEDGER_SCHEDULER_INTERVAL") or 60.0),
