@@ -502,6 +502,17 @@ class CustomerDeleted(Schema):
     forced = fields.Boolean(required=True)
 
 
+@integration_event("customers", "CustomerErased")
+class CustomerErased(Schema):
+    """A deleted customer's personal data was erased, by an administrator (the envelope's
+    actor) for `reason`: every service destroys the customer's key and scrubs its tables."""
+
+    id_field = "customer_id"
+
+    customer_id = fields.UUID(required=True)
+    reason = Text(required=True, max_length=1000)
+
+
 @integration_event("customers", "PasswordChanged")
 class PasswordChanged(Schema):
     """A customer's password was changed: by the client (`client`), or by staff (`staff`,

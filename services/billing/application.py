@@ -44,15 +44,32 @@ from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.money import Money, discounted, percentage_of
 from services.infra.paging import page_window
+from services.infra.personal_data import PersonalFields
 
 T = TypeVar("T")
 DEFAULT_DUE_DAYS = 14
 RETRIES = 20
 
 
+# the buyer's contact details are personal; an invoice's and a credit note's legal name,
+# country, kind, company name, number, lines and totals are what tax law keeps
+_CONTACT = PersonalFields.fields("buyer.email", "buyer.contact_person")
+_CONTACT_CHANGES = PersonalFields.fields("changes.email", "changes.contact_person")
+PERSONAL = PersonalFields(
+    {
+        "PersonalAccount.Opened": _CONTACT,
+        "PersonalAccount.BuyerChanged": _CONTACT_CHANGES,
+        "CustomerAccounts.BuyerChangesKept": _CONTACT_CHANGES,
+        "Invoice.Issued": _CONTACT,
+        "CreditNote.Issued": _CONTACT,
+    }
+)
+
+
 class Billing(Checkouts, Refunds, HostledgerApplication):
     name = "billing"
     service = "billing"
+    personal = PERSONAL
     # a busy account is read from its latest snapshot plus the events after it
     snapshotting_intervals = {PersonalAccount: 100, InvoiceSeries: 50, CustomerInvoices: 50}
     publications = {
@@ -282,6 +299,22 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
         except AggregateNotFoundError:
             return
         check_not_deleted(invoices)
+
+    def erase_customer(self, customer_id: UUID, reason: str) -> bool:
+        """A deleted customer's personal data here is erased: its key is destroyed (the
+        buyer's e-mail and contact person read as erased on its account, invoices and
+        credit notes, which keep their legal name, numbers, lines and totals; the ledger
+        and balances stay) and its accounts' snapshots go. False when done before."""
+        try:
+            index = self.repository.get(CustomerAccounts.id_for(customer_id))
+            currencies = list(index.currencies)
+        except AggregateNotFoundError:
+            currencies = []
+        return self.erase_personal_data(
+            customer_id,
+            reason,
+            snapshot_ids=[PersonalAccount.id_for(customer_id, c) for c in currencies],
+        )
 
     def has_invoice_index(self, customer_id: UUID) -> bool:
         try:

@@ -22,6 +22,7 @@ from services.billing.checkout import no_such_processor
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists, Ledger
 from services.billing.refunds import credit_note_view, refund_view
+from services.infra import context
 from services.infra.clock import isoformat
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
@@ -150,6 +151,14 @@ class BillingService(ServiceBase):
             # existed, so the list is brought up to date first
             catch_up_read_model(self, BillingLists.name)
         self.app.customer_deleted(customer_id, CUSTOMER_DELETED)
+
+    @handles("customers", "CustomerErased")
+    def erase_personal_data(self, event: IntegrationEvent) -> None:
+        """A deleted customer's personal data is erased here too (services.infra.personal_data),
+        recorded as done by whoever erased it."""
+        context.current.actor = context.Actor.from_dict(event.actor)
+        context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
+        self.app.erase_customer(event.payload["customer_id"], event.payload["reason"])
 
     # -- accounts -------------------------------------------------------------------------------
 

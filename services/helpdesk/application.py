@@ -40,6 +40,7 @@ from services.helpdesk.views import row_view
 from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.paging import page_window
+from services.infra.personal_data import PersonalFields
 from services.infra.settings import settings
 
 DEFAULT_SETTINGS = {
@@ -52,9 +53,27 @@ DEFAULT_SETTINGS = {
 SAVE_ATTEMPTS = 20
 
 
+# a ticket's texts and who wrote them are its customer's personal data
+_NOTICE = PersonalFields.fields("subject", "guest_email")
+_MESSAGE = PersonalFields.fields("subject", "guest_email", "body", "author_name", attachments=[])
+PERSONAL = PersonalFields(
+    {
+        "Ticket.Opened": dict(_MESSAGE, fields={}),
+        "Ticket.MessageAdded": _MESSAGE,
+        "Ticket.NoteAdded": _MESSAGE,
+        "Ticket.Assigned": _NOTICE,
+        "Ticket.Closed": _NOTICE,
+        "Ticket.Merged": _NOTICE,
+        "Ticket.AbuseActed": _NOTICE,
+        "Ticket.Changed": PersonalFields.fields("changes.subject"),
+    }
+)
+
+
 class Helpdesk(BroadcastDesk, HostledgerApplication):
     name = "helpdesk"
     service = "helpdesk"
+    personal = PERSONAL
     schema_statements = (LEASES_TABLE,)
     publications = {
         Ticket.Opened: contract.TicketOpened,

@@ -6,6 +6,7 @@ indexes keep one department's (or customer's, or assignee's) page fast at any si
 
 from __future__ import annotations
 
+from services.infra.personal_data import PLACEHOLDER
 from services.infra.readmodels import ReadModel
 
 
@@ -246,6 +247,14 @@ class HelpdeskLists(ReadModel):
 
     def on_Ticket_Unarchived(self, curs, e) -> None:
         self._update(curs, e.originator_id, "archived = false")
+
+    def on_PersonalData_Erased(self, curs, e) -> None:
+        """The customer's tickets read as a replay now reads them (their key is gone)."""
+        curs.execute(
+            "UPDATE ticket_list SET subject = %s, guest_email = CASE WHEN guest_email IS NULL"
+            " THEN NULL ELSE %s END WHERE customer_id = %s",
+            (PLACEHOLDER, PLACEHOLDER, e.customer_id),
+        )
 
     def on_Ticket_Changed(self, curs, e) -> None:
         for column in ("priority", "department_id"):

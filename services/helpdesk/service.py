@@ -13,6 +13,7 @@ from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from contracts import helpdesk as contract
+from contracts.envelope import IntegrationEvent
 from contracts.errors import (
     Forbidden,
     HostledgerError,
@@ -29,6 +30,7 @@ from services.helpdesk.mail import MailIntake
 from services.helpdesk.readmodels import HelpdeskLists
 from services.helpdesk.views import broadcast_view, department_view, template_view, ticket_view
 from services.infra import clock, context
+from services.infra.consumer import handles
 from services.infra.context import Actor
 from services.infra.failpoints import failpoint
 from services.infra.parking import ScheduledItems
@@ -181,6 +183,17 @@ class HelpdeskService(ServiceBase):
             "language": customer["language"],
             "name": customer["contact_person"] or customer["name"],
         }
+
+    # -- erasure ------------------------------------------------------------------------------
+
+    @handles("customers", "CustomerErased")
+    def erase_personal_data(self, event: IntegrationEvent) -> None:
+        """A deleted customer's tickets lose their texts here: its key is destroyed (their
+        subjects, bodies, authors' names, attachments and extra fields read as erased) and
+        the ticket lists say so (services.infra.personal_data)."""
+        context.current.actor = Actor.from_dict(event.actor)
+        context.current.on_behalf_of = Actor.from_dict(event.on_behalf_of)
+        self.app.erase_personal_data(event.payload["customer_id"], event.payload["reason"])
 
     # -- settings -----------------------------------------------------------------------------
 

@@ -185,6 +185,15 @@ class MailGatewayService(ServiceBase):
             {"service_id": str(p["service_id"]), "reason": p["reason"]},
         )
 
+    @handles("customers", "CustomerErased")
+    def erase_personal_data(self, event: IntegrationEvent) -> None:
+        """A deleted customer's mail loses its addresses, subjects and bodies here."""
+        from services.infra.context import Actor, current
+
+        current.actor = Actor.from_dict(event.actor)
+        current.on_behalf_of = Actor.from_dict(event.on_behalf_of)
+        self.app.erase_customer(event.payload["customer_id"], event.payload["reason"])
+
     @handles("customers", "PasswordChanged")
     def password_changed(self, event: IntegrationEvent) -> None:
         """Sent whatever the customer's notification settings (it is about the security of

@@ -522,6 +522,14 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
         self.app.customer_deleted(event.payload["customer_id"])
 
+    @handles("customers", "CustomerErased")
+    def erase_personal_data(self, event: IntegrationEvent) -> None:
+        """A deleted customer's personal data is erased here too: its key is destroyed
+        (services.infra.personal_data), recorded as done by whoever erased it."""
+        context.current.actor = context.Actor.from_dict(event.actor)
+        context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
+        self.app.erase_personal_data(event.payload["customer_id"], event.payload["reason"])
+
     @handles("billing", "InvoicePaid")
     def activate_paid(self, event: IntegrationEvent) -> None:
         """Paying an order's invoice activates its services (a payment heard before its
