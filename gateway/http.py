@@ -48,7 +48,6 @@ from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
@@ -66,6 +65,7 @@ from contracts.errors import (
 )
 from contracts.fields import text_problem
 from gateway import metrics as http_metrics
+from gateway.webserver import DrainingWebServer
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
 from services.infra.context import (
     ACTOR_HEADER,
@@ -354,7 +354,7 @@ def wants_page(request: Request) -> bool:
     return accept.quality("text/html") > accept.quality("application/json")
 
 
-class JsonWebServer(WebServer):
+class JsonWebServer(DrainingWebServer):
     # answers a request no route matched when a browser wants a page (gateway.web sets it)
     page_not_found = None
 
@@ -451,6 +451,12 @@ class GatewayEntrypoint(HttpRequestHandler):
 
     def get_url_rule(self):
         return Rule(self.url, methods=[self.method])
+
+    def stop(self):
+        # the process is stopping: no new connections, the requests in flight answered,
+        # while the services they call can still be reached (gateway.webserver)
+        self.server.drain()
+        super().stop()
 
     def handle_request(self, request):
         request.shallow = False
