@@ -35,9 +35,11 @@ class MailRequests(DependencyProvider):
         self._rpc = None
 
     def start(self):
-        self.app = next(d for d in self.container.dependencies if isinstance(d, EventStore)).app
+        store = next(d for d in self.container.dependencies if isinstance(d, EventStore))
+        self.app = store.app
         self._running = True
         self._gt = self.container.spawn_managed_thread(self._loop, "mail-requests")
+        store.used_by(lambda: self._gt is None)
 
     def stop(self):
         self._running = False

@@ -60,6 +60,7 @@ class EventStore(DependencyProvider):
         self._running = False
         self._threads = []
         self._grown = Event()
+        self._users = []  # other dependencies' loops on `app`: each says when it stopped
         super().__init__(**kwargs)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -144,6 +145,10 @@ class EventStore(DependencyProvider):
         for lock in (getattr(self, "relay_lock", None), getattr(self, "chain_lock", None)):
             if lock is not None:
                 lock.release()
+        # the other dependencies stop beside this one: their loops finish what they were
+        # doing with the application (a row being sent) before its pool closes
+        while not all(stopped() for stopped in self._users):
+            eventlet.sleep(0.05)
         if self.app is not None:
             # close the pool now, in a live green thread, not in __del__ at exit
             self.app.close()
@@ -152,6 +157,11 @@ class EventStore(DependencyProvider):
         self._running = False
         for thread in self._threads:
             thread.kill()
+
+    def used_by(self, stopped) -> None:
+        """Another dependency runs a loop on the application: `stop` closes the application
+        only once `stopped()` says that loop has ended."""
+        self._users.append(stopped)
 
     # -- background loops -------------------------------------------------------------------
     #

@@ -245,6 +245,8 @@ class Sender:
         self.sender = sender
         self.domain = domain
         self.backoff = backoff
+        # set when the process stops: `run_once` returns after the row being sent
+        self.stopping = False
 
     def settle_crashed(self) -> int:
         """Rows a dead sender left `sending`: they may have gone out; never resend them."""
@@ -283,7 +285,7 @@ class Sender:
         outcome = None
         self._templates = {}
         try:
-            while done < limit:
+            while done < limit and not self.stopping:
                 row, outcome = self.claim(outcome), None
                 if row is None:
                     break
