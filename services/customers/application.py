@@ -160,11 +160,6 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
     }
     schema_statements = SCHEMA
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # hashes that events recorded before they were kept apart (credentials.py)
-        self.move_recorded_hashes()
-
     # -- customers ------------------------------------------------------------------------
 
     def register_customer(

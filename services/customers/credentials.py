@@ -16,21 +16,23 @@ username) leaves the row as it was.
 
 Accounts whose password was set before (events of class version 1, which carried
 `password_hash`): those events are read as version 2, without the hash
-(domain.drop_password_hash), and `move_recorded_hashes`, at the application's start,
-copies the last hash each account recorded into the table where the table has none for
-it, or has one set at an earlier version (an instance of an earlier release still running
-changed it after this one started; such an instance cannot load the accounts this
-release records, so all of them should be stopped first). It reads the log from where
-it last stopped (`credentials_moved`) and is idempotent: instances starting at once do
-the same work and agree. The hashes stay in those events' stored bytes, which are never
-rewritten (the log's hash chain covers them); nothing else reads them.
+(domain.drop_password_hash), and `move_recorded_hashes`, run as the service starts
+(service.py: CustomersStore), copies the last hash each account recorded into the table
+where the table has none for it, or has one set at an earlier version (an instance of
+an earlier release still running changed it after this one started; such an instance
+cannot load the accounts this release records, so all of them should be stopped
+first). It reads the log from where it last stopped (`credentials_moved`) and is
+idempotent: instances starting at once do the same work and agree. The hashes stay in
+those events' stored bytes, which are never rewritten (the log's hash chain covers
+them); nothing else reads them.
 
-Why at the start rather than when such an account is first loaded: upcasting is pure
-and drops the hash before any aggregate sees it (so it reaches no aggregate, no `audit
-state` view, no replay's output), and the mapper also decodes events for read models,
-the relay and `audit verify-replay`, which must not write; a load that wrote would make
-every reader a writer. After the start, login, password changes and resets read and
-write the table alone.
+Why at the service's start rather than when such an account is first loaded: upcasting
+is pure and drops the hash before any aggregate sees it (so it reaches no aggregate, no
+`audit state` view, no replay's output), and the mapper also decodes events for read
+models, the relay and `audit verify-replay`, which must not write; a load that wrote
+would make every reader a writer. Not when an application is merely opened either: the
+commands open one too (`hostledger audit verify-replay` changes nothing live). After
+the start, login, password changes and resets read and write the table alone.
 """
 
 from __future__ import annotations

@@ -59,6 +59,16 @@ def _token(value) -> str:
     return value
 
 
+class CustomersStore(EventStore):
+    """The customers' event store; at each start, it first moves the password hashes that
+    events recorded before they were kept apart into the credentials table
+    (services/customers/credentials.py)."""
+
+    def setup(self):
+        super().setup()
+        self.app.move_recorded_hashes()
+
+
 class CustomersService(
     audit.AuditReadRpcs,
     directory.DirectoryRpcs,
@@ -68,7 +78,7 @@ class CustomersService(
     ServiceBase,
 ):
     name = "customers"
-    app = EventStore(APPLICATION, read_models=READ_MODELS)
+    app = CustomersStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
     orders = RpcProxy("orders")
     mail_requests = MailRequests()

@@ -4,8 +4,8 @@ user and staff members (the first administrator too) get passwords and change th
 the current one, by a reset link); no stored event holds a hash or the word
 `password_hash`, the new passwords log in and the old ones no longer do. An account
 recorded by an earlier release (events of version 1, with the hash) loads, its hash is
-moved into the table at the application's start, and its password still logs in; the
-history replayed gives the live state (`hostledger audit verify-replay`)."""
+moved into the table by the step the service runs at its start, and its password still
+logs in; the history replayed gives the live state (`hostledger audit verify-replay`)."""
 
 from __future__ import annotations
 
@@ -205,10 +205,12 @@ def test_an_account_recorded_with_its_hash_in_its_events_still_logs_in(cfg, cust
     )
     assert any(b"password_hash" in s for s in _stored_states(customers))  # as recorded
 
-    # the running application has no row for them yet; a new start moves the hashes
+    # the running application has no row for them yet; the service's next start moves
+    # the hashes (services/customers/service.py: CustomersStore.setup)
     assert customers.password_hash_of(old.id) is None
     restarted = Customers(cfg=cfg)
     try:
+        assert restarted.move_recorded_hashes() == 2
         rows = _hashes(restarted)
         assert rows[old.id] == {
             "owner_id": old.id,
@@ -218,7 +220,7 @@ def test_an_account_recorded_with_its_hash_in_its_events_still_logs_in(cfg, cust
         }
         assert rows[staff.id]["password_hash"] == vera and rows[staff.id]["kind"] == "staff"
         assert restarted.move_recorded_hashes() == 0  # once only
-        assert Customers(cfg=cfg).password_hash_of(old.id) == first  # and at every start
+        assert customers.password_hash_of(old.id) == first  # for every instance
 
         loaded = restarted.get_customer(old.id)
         assert loaded.username == "oldco" and not hasattr(loaded, "password_hash")
