@@ -27,6 +27,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -73,6 +74,21 @@ class GracefulStop:
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.on_signal)
+        # a signal must wake eventlet's hub: otherwise the stop the handler spawns waits
+        # for the hub's next I/O or timer (Python resumes an interrupted epoll wait)
+        self._wakeup, writer = socket.socketpair()
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno())
+        self._wakeup_writer = writer  # kept open as long as the process runs
+        eventlet.spawn_n(self._read_wakeups)
+        from services.infra import probes
+
+        # /readyz says so from the signal on: nothing should send this process more work
+        probes.add_ready_check("stopping", lambda: "stopping (SIGTERM)" if _requested else None)
+
+    def _read_wakeups(self) -> None:
+        while self._wakeup.recv(512):
+            pass
 
     def on_signal(self, signum, frame) -> None:
         name = signal.Signals(signum).name
