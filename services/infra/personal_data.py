@@ -170,8 +170,8 @@ class KeyStore:
                 try:
                     if self._conn is None or self._conn.closed:
                         conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
+                        # the table is made with the application's (HostledgerApplication)
                         self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-                        self._conn.execute(PERSONAL_KEYS_TABLE)
                     return self._conn.execute(statement, params).fetchone()
                 except psycopg.OperationalError:
                     self._close()
@@ -209,14 +209,14 @@ class KeyStore:
             (customer_id,),
         )
         if row is None and create:
-            self._execute(
-                "INSERT INTO personal_keys (customer_id, data_key, created_at)"
-                " VALUES (%s, %s, now()) ON CONFLICT (customer_id) DO NOTHING",
-                (customer_id, new_key()),
-            )
+            # one statement whatever another process did meanwhile: the row it made (an
+            # update that changes nothing gives it back) or the one made here
             row = self._execute(
-                "SELECT data_key, erased_at FROM personal_keys WHERE customer_id = %s",
-                (customer_id,),
+                "INSERT INTO personal_keys (customer_id, data_key, created_at)"
+                " VALUES (%s, %s, now()) ON CONFLICT (customer_id)"
+                " DO UPDATE SET customer_id = personal_keys.customer_id"
+                " RETURNING data_key, erased_at",
+                (customer_id, new_key()),
             )
         if row is None:
             return None
