@@ -3,9 +3,10 @@ keeps every process running while the broker restarts (bottom)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from amqp.exceptions import AMQPError
+from amqp.exceptions import AMQPError, PreconditionFailed
 from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.messaging import QueueConsumer
@@ -26,12 +27,21 @@ def routing_key(source: str, event_type: str) -> str:
     return f"{source}.{event_type}"
 
 
+INBOX_QUEUE_ARGUMENTS = {"x-queue-type": "quorum", "x-single-active-consumer": True}
+
+
 def inbox_queue(cfg: Settings, service: str, upstream: str, binding: str | None = None) -> Queue:
     """One durable queue per (consumer service, upstream), bound to all its events (or,
     for a feed of some of them, to `binding`).
 
-    Single active consumer: however many instances of the service run, one of them
-    receives the upstream's events, in order; another takes over if it stops.
+    A quorum queue: on a cluster of RabbitMQ nodes it is replicated (Raft) and survives
+    the loss of a minority of them; on the single node of a local run it is just a
+    durable queue. Single active consumer: however many instances of the service run,
+    one of them receives the upstream's events, in order; another takes over if it stops.
+
+    Quorum queues may drop a message redelivered more often than their delivery limit
+    (RabbitMQ 4 sets one by default): nothing is lost by it, the inbox's periodic catch-up
+    reads every event it has not applied from the upstream's log.
     """
     return Queue(
         f"{cfg.events_exchange}.{service}.from.{upstream}",
@@ -39,8 +49,36 @@ def inbox_queue(cfg: Settings, service: str, upstream: str, binding: str | None 
         routing_key=binding or f"{upstream}.#",
         durable=True,
         auto_delete=False,
-        queue_arguments={"x-single-active-consumer": True},
+        queue_arguments=dict(INBOX_QUEUE_ARGUMENTS),
     )
+
+
+def declare_inbox_queue(connection, queue: Queue) -> None:
+    """Declare `queue` (and its binding) on a channel of its own, replacing a queue of the
+    same name declared by an earlier version as a classic queue (a queue's type cannot
+    change: RabbitMQ answers PRECONDITION_FAILED and closes the channel).
+
+    The old queue is deleted only when no consumer uses it (an instance of the earlier
+    version still running keeps it until it stops: then this raises, and the caller's
+    reconnect loop tries again). Its messages are not needed: the inbox reads every event
+    it has not applied from the upstream's log."""
+    channel = connection.channel()
+    try:
+        try:
+            queue.bind(channel).declare()
+            return
+        except PreconditionFailed:
+            log.warning(
+                "queue %s exists with other arguments (a classic queue of an earlier "
+                "version?): replacing it by a quorum queue",
+                queue.name,
+            )
+        channel = connection.channel()  # the failed declaration closed the other
+        channel.queue_delete(queue.name, if_unused=True)
+        queue.bind(channel).declare()
+    finally:
+        with contextlib.suppress(*BROKER_ERRORS):
+            channel.close()
 
 
 # -- surviving a broker restart ------------------------------------------------------------

@@ -44,7 +44,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from contracts.chain import CHAINED_SERVICES, CHECKPOINT_EVENT
 from services.infra import context
-from services.infra.amqp import inbox_queue
+from services.infra.amqp import declare_inbox_queue, inbox_queue
 from services.infra.application import _USED
 from services.infra.chainkeeper import feed_envelope, feed_name
 from services.infra.inbox import Inbox, Transient
@@ -190,6 +190,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         for upstream in self.inboxes:
             feed = self.feeds[upstream]
             queue = inbox_queue(cfg, self.container.service_name, upstream, feed.binding)
+            declare_inbox_queue(channel.connection, queue)
             consumer = consumer_cls(
                 queues=[queue],
                 callbacks=[partial(self._on_message, upstream)],
