@@ -1,5 +1,5 @@
 # One image for every hostledger process; the command picks the service:
-#   nameko run --config deploy/nameko.yaml services.billing.service
+#   nameko run --config deploy/nameko.yaml services.billing.service:BillingService
 # See deploy/compose.yaml and deploy/k8s/.
 FROM python:3.11-slim
 
@@ -37,4 +37,4 @@ USER 10001
 # The gateway listens on HOSTLEDGER_HTTP_PORT, the mail gateway on HOSTLEDGER_SMTP_PORT.
 EXPOSE 8000 2525
 
-CMD ["nameko", "run", "--config", "deploy/nameko.yaml", "gateway.service"]
+CMD ["nameko", "run", "--config", "deploy/nameko.yaml", "gateway.service:GatewayService"]

@@ -46,8 +46,20 @@ def load_all(path: Path) -> list[dict]:
         return [doc for doc in yaml.load_all(f, Loader=PlainLoader) if doc]
 
 
+# the class is named: nameko runs every service class a module holds (the imported base too)
+SERVICE_CLASSES = {
+    "customers": "CustomersService",
+    "billing": "BillingService",
+    "orders": "OrdersService",
+    "helpdesk": "HelpdeskService",
+    "mailgateway": "MailGatewayService",
+    "gateway": "GatewayService",
+}
+
+
 def expected_module(process: str) -> str:
-    return "gateway.service" if process == "gateway" else f"services.{process}.service"
+    module = "gateway.service" if process == "gateway" else f"services.{process}.service"
+    return f"{module}:{SERVICE_CLASSES[process]}"
 
 
 def procfile() -> dict[str, list[str]]:
@@ -62,7 +74,7 @@ def procfile() -> dict[str, list[str]]:
 
 
 def nameko_module(argv: list[str]) -> str:
-    """The service module of a `nameko run --config deploy/nameko.yaml MODULE` command."""
+    """The service of a `nameko run --config deploy/nameko.yaml MODULE:CLASS` command."""
     assert argv[:2] == ["nameko", "run"], argv
     assert "--config" in argv, argv
     assert argv[argv.index("--config") + 1] == NAMEKO_CONFIG, argv
@@ -81,6 +93,17 @@ def test_procfile_has_exactly_the_processes():
 @pytest.mark.parametrize("process", sorted(PROCESSES))
 def test_procfile_runs_each_service_module_with_the_shared_config(process):
     assert nameko_module(procfile()[process]) == expected_module(process)
+
+
+@pytest.mark.parametrize("process", sorted(PROCESSES))
+def test_each_process_runs_its_own_service_class_alone(process):
+    """`module:Class` names a class of that module that is the process's service (a bare
+    module would also run the base class it imports, as a second service)."""
+    import importlib
+
+    module, _, name = expected_module(process).partition(":")
+    service = getattr(importlib.import_module(module), name)
+    assert isinstance(service, type) and service.name == process
 
 
 # ------------------------------------------------------------------------- nameko config
