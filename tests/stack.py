@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import requests
@@ -53,6 +54,10 @@ STRIPE_SECRET = "whsec_test_hostledger"
 STRIPE_API_KEY = "sk_test_hostledger"
 PROVISIONING_SECRET = "provisioning-test-secret"
 TRUSTED_PROXY = "127.0.0.3"
+# the shared broker's management API (deploy/preflight.sh enables the plugin)
+RABBITMQ_MANAGEMENT_URL = "http://localhost:{}".format(
+    os.environ.get("HOSTLEDGER_RABBITMQ_MANAGEMENT_PORT") or "15672"
+)
 MAIL_AUTHSERV_ID = "mx.hostledger.test"
 
 
@@ -185,8 +190,7 @@ class Stack:
         self.check_room()
         Stack.live.add(self)
         try:
-            self.rabbitmqctl("add_vhost", self.vhost)
-            self.rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            self.add_vhost()
             for service in SERVICES:
                 ensure_database(self.settings, self.settings.database_name(service))
             subprocess.run(
@@ -206,6 +210,39 @@ class Stack:
             self.down()
             raise
         return self
+
+    def add_vhost(self) -> None:
+        """This stack's vhost, on which guest may do anything."""
+        if self._management("PUT", f"vhosts/{quote(self.vhost, safe='')}") and self._management(
+            "PUT",
+            f"permissions/{quote(self.vhost, safe='')}/guest",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        ):
+            return
+        self.rabbitmqctl("add_vhost", self.vhost)
+        self.rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+
+    def delete_vhost(self) -> None:
+        if not self._management("DELETE", f"vhosts/{quote(self.vhost, safe='')}"):
+            self.rabbitmqctl("delete_vhost", self.vhost)
+
+    def _management(self, method: str, path: str, body: dict | None = None) -> bool:
+        """The shared broker's management API (milliseconds, where each rabbitmqctl starts
+        an Erlang VM: a second or two); False when it cannot answer, so rabbitmqctl does it
+        (a private broker has no management plugin)."""
+        if self.broker is not None:
+            return False
+        try:
+            r = requests.request(
+                method,
+                f"{RABBITMQ_MANAGEMENT_URL}/api/{path}",
+                auth=("guest", "guest"),
+                json=body,
+                timeout=30,
+            )
+        except requests.RequestException:
+            return False
+        return r.status_code in (200, 201, 204) or (method == "DELETE" and r.status_code == 404)
 
     def rabbitmqctl(self, *args: str) -> str:
         """rabbitmqctl on this stack's broker node."""
@@ -257,14 +294,13 @@ class Stack:
     def down(self) -> None:
         """Stop every process, drop the databases, delete the vhost; safe to call twice."""
         try:
-            for name in list(self.procs):
-                self.stop(name)
+            self.stop_all()
         finally:
             for service in SERVICES:
                 with contextlib.suppress(psycopg.Error):
                     drop_database(self.settings, self.settings.database_name(service))
             with contextlib.suppress(subprocess.SubprocessError):
-                self.rabbitmqctl("delete_vhost", self.vhost)
+                self.delete_vhost()
             Stack.live.discard(self)
 
     def start(self, name: str, extra_env: dict | None = None, instance: str | None = None) -> None:
@@ -309,6 +345,24 @@ class Stack:
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
         _end_group(proc.pid, timeout=5)
+
+    def stop_all(self, timeout: float = 15) -> None:
+        """`stop` for every process at once: each is sent SIGTERM before any is waited
+        for, so they stop side by side; SIGKILL to what is left after `timeout`."""
+        procs = [self.procs.pop(name) for name in list(self.procs)]
+        for proc in procs:
+            if proc.poll() is None:
+                _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+        deadline = time.monotonic() + 5
+        for proc in procs:
+            _end_group(proc.pid, timeout=max(0.0, deadline - time.monotonic()))
 
     def kill(self, name: str) -> None:
         """SIGKILL to the process alone, as a crash (its children notice it is gone)."""
