@@ -171,6 +171,9 @@ class Stack:
                 "HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE": "1",
                 # our "MTA": the Authentication-Results the tests write carry this id
                 "HOSTLEDGER_MAIL_AUTHSERV_ID": MAIL_AUTHSERV_ID,
+                # argon2id at its least cost: the suite hashes thousands of passwords
+                # (production's cost: tests/unit/test_password_hashing.py)
+                "HOSTLEDGER_TEST_CHEAP_PASSWORD_HASHES": "1",
             }
         )
         self.env.update(extra_env or {})

@@ -5,24 +5,45 @@ argon2id with a configuration of OWASP's Password Storage Cheat Sheet
 their parameters, so older hashes keep verifying if these change. Hashing runs in
 a real OS thread (eventlet's tpool) so that one login never stalls every other
 green thread.
+
+The test suite's stacks alone set HOSTLEDGER_TEST_CHEAP_PASSWORD_HASHES=1: argon2id at
+the least cost it allows (TEST_PARAMETERS), as the suite hashes thousands of passwords;
+tests/unit/test_password_hashing.py checks that nothing else does.
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-PARAMETERS = {
-    "type": "argon2id",
-    "time_cost": _hasher.time_cost,
-    "memory_cost_kib": _hasher.memory_cost,
-    "parallelism": _hasher.parallelism,
-}
-# verified against when the username is unknown, so timing does not tell
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+from services.infra.settings import Settings, settings
+
+PARAMETERS = {"type": "argon2id", "time_cost": 2, "memory_cost_kib": 19456, "parallelism": 1}
+TEST_PARAMETERS = {"type": "argon2id", "time_cost": 1, "memory_cost_kib": 8, "parallelism": 1}
+
+
+def parameters(cfg: Settings) -> dict:
+    """The argon2id parameters new hashes get under `cfg`."""
+    return TEST_PARAMETERS if cfg.test_cheap_password_hashes else PARAMETERS
+
+
+@functools.cache
+def _hasher_with(time_cost: int, memory_cost_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism)
+
+
+def hasher(cfg: Settings) -> PasswordHasher:
+    p = parameters(cfg)
+    return _hasher_with(p["time_cost"], p["memory_cost_kib"], p["parallelism"])
+
+
+@functools.cache
+def _dummy_hash(h: PasswordHasher) -> str:
+    """Verified against when the username is unknown, so timing does not tell."""
+    return h.hash("not a password of anyone")
 
 
 def _offload(fn, *args):
@@ -34,13 +55,16 @@ def _offload(fn, *args):
 
 
 def hash_password(password: str) -> str:
-    return _offload(_hasher.hash, password)
+    return _offload(hasher(settings()).hash, password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    h = hasher(settings())
+    dummy = _dummy_hash(h)
+
     def verify() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+            return h.verify(password_hash or dummy, password) and bool(password_hash)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

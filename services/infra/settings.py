@@ -134,6 +134,8 @@ class Settings:
     # many seconds after the first event no checkpoint covers yet
     chain_checkpoint_events: int = 100
     chain_checkpoint_interval: float = 300.0
+    # the test suite's stacks only: argon2id at its least cost (services/infra/passwords.py)
+    test_cheap_password_hashes: bool = False
     # Prometheus metrics and the probes (/metrics, /livez, /readyz) of this process, on
     # their own port (0: none); the mail-in process, a child of the mailgateway, has its own
     metrics_port: int = 0
@@ -218,6 +220,7 @@ class Settings:
             chain_checkpoint_interval=float(
                 env.get("HOSTLEDGER_CHAIN_CHECKPOINT_INTERVAL") or 300.0
             ),
+            test_cheap_password_hashes=_flag(env, "HOSTLEDGER_TEST_CHEAP_PASSWORD_HASHES"),
             metrics_port=_int(env, "HOSTLEDGER_METRICS_PORT", 0),
             metrics_host=env.get("HOSTLEDGER_METRICS_HOST") or "127.0.0.1",
             mailin_metrics_port=_int(env, "HOSTLEDGER_MAILIN_METRICS_PORT", 0),
