@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from contracts.fields import Json, Text
 
@@ -25,6 +25,12 @@ class ActorSchema(Schema):
 
 
 class EnvelopeSchema(Schema):
+    class Meta:
+        # a field a later version adds to the envelope is ignored, not poison: its events
+        # still apply while the services are upgraded one after another (the payload is
+        # checked by each event's own contract)
+        unknown = EXCLUDE
+
     source = Text(required=True, validate=validate.Length(min=1))
     position = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     previous_position = fields.Integer(load_default=None, allow_none=True, strict=True)
@@ -35,6 +41,8 @@ class EnvelopeSchema(Schema):
     actor = fields.Nested(ActorSchema, required=True)
     on_behalf_of = fields.Nested(ActorSchema, load_default=None, allow_none=True)
     cause = Text(load_default=None, allow_none=True)
+    # the request that stored the event (the gateway's X-Request-Id), to follow it in logs
+    request_id = Text(load_default=None, allow_none=True, validate=validate.Length(max=128))
     # each event's own contract (contracts/registry.py) loads the payload after this
     payload = fields.Dict(keys=Text(), values=Json(), required=True)
 
@@ -54,6 +62,7 @@ class IntegrationEvent:
     on_behalf_of: dict | None
     cause: str | None
     payload: dict = field(default_factory=dict)
+    request_id: str | None = None
 
     @property
     def ref(self) -> str:

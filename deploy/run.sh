@@ -33,6 +33,15 @@ die() {
 
 export PATH="$VENV/bin:$PATH"
 export PYTHONUNBUFFERED=1
+# logs: plain text for a person at a terminal, one JSON object a line otherwise (as
+# deployed); HOSTLEDGER_LOG_FORMAT=json|text chooses
+if [[ -z ${HOSTLEDGER_LOG_FORMAT:-} ]]; then
+    if [[ -t 1 ]]; then
+        export HOSTLEDGER_LOG_FORMAT=text
+    else
+        export HOSTLEDGER_LOG_FORMAT=json
+    fi
+fi
 
 # SCALE: name=count[,name=count...], names from the Procfile.
 check_scale() {

@@ -66,12 +66,14 @@ from contracts.errors import (
 from contracts.fields import text_problem
 from gateway import metrics as http_metrics
 from gateway.webserver import DrainingWebServer
+from services.infra import context, logs
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
 from services.infra.context import (
     ACTOR_HEADER,
     DEADLINE_HEADER,
     ON_BEHALF_OF_HEADER,
     REQUEST_HEADER,
+    REQUEST_ID_HEADER,
     Actor,
 )
 from services.infra.inbox import is_transient
@@ -292,11 +294,19 @@ class JsonWsgiApp:
         self.url_map = server.make_url_map()
 
     def __call__(self, environ, start_response):
+        # the caller's X-Request-Id (when it is a valid one) or a new one: every line this
+        # request logs, in every process, and every event it stores name it
+        request_id = logs.request_id_for(environ.get("HTTP_X_REQUEST_ID"))
+        environ["hostledger.request_id"] = request_id
+        with context.tracing(request_id):
+            return self.answer(environ, start_response)
+
+    def answer(self, environ, start_response):
         started = time.perf_counter()
         limit = MAX_BODY_BYTES
         request = Request(environ, shallow=True)
         request.max_content_length = MAX_BODY_BYTES
-        request.request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        request.request_id = environ["hostledger.request_id"]
         route_url = None  # the matched route's template, for the metrics
         try:
             length = request.content_length
@@ -330,18 +340,22 @@ class JsonWsgiApp:
         response.headers["X-Content-Type-Options"] = "nosniff"
         elapsed = time.perf_counter() - started
         http_metrics.observe(request.method, route_url, response.status_code, elapsed)
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
         access_log.info(
-            json.dumps(
-                {
-                    "request_id": request.request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "remote": request.remote_addr,
-                    "principal": environ.get("hostledger.principal"),
-                }
-            )
+            "%s %s %s %.2f ms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            extra={  # fields of their own in a JSON line (services.infra.logs)
+                "request_id": request.request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "remote": request.remote_addr,
+                "principal": environ.get("hostledger.principal"),
+            },
         )
         return response(environ, start_response)
 
@@ -360,6 +374,10 @@ class JsonWebServer(DrainingWebServer):
 
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def context_data_from_headers(self, request):
+        # the request id goes to the worker, and on with every RPC the worker makes
+        return {REQUEST_ID_HEADER: request.request_id}
 
     def process_request(self, sock, address):
         # answers go out at once: with Nagle's algorithm a response of a few segments
@@ -386,6 +404,8 @@ class Services:
             data[ACTOR_HEADER] = actor.header()
         if on_behalf_of is not None:
             data[ON_BEHALF_OF_HEADER] = on_behalf_of.header()
+        # the rest of the request's log lines name who it acts as
+        context.current.actor, context.current.on_behalf_of = actor, on_behalf_of
 
     @property
     def context(self) -> dict:
@@ -399,8 +419,21 @@ class Services:
 class ServiceRpc(DependencyProvider):
     rpc_reply_listener = ReplyListener()
 
+    def setup(self):
+        logs.set_process_name(self.container.service_name)
+
     def get_dependency(self, worker_ctx):
         return Services(worker_ctx, self.rpc_reply_listener)
+
+    def worker_setup(self, worker_ctx):
+        """The worker's log lines name its request (services.infra.logs)."""
+        request_id = worker_ctx.data.get(REQUEST_ID_HEADER)
+        context.current.request_id = request_id if logs.valid_request_id(request_id) else None
+        context.current.actor = context.current.on_behalf_of = None
+
+    def worker_teardown(self, worker_ctx):
+        context.current.request_id = None
+        context.current.actor = context.current.on_behalf_of = None
 
 
 # -- routes -------------------------------------------------------------------------------

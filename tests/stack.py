@@ -171,6 +171,8 @@ class Stack:
                 "HOSTLEDGER_PROVISIONING_ALLOW_PRIVATE": "1",
                 # our "MTA": the Authentication-Results the tests write carry this id
                 "HOSTLEDGER_MAIL_AUTHSERV_ID": MAIL_AUTHSERV_ID,
+                # logs as deployed: one JSON object a line (tests/e2e/test_request_trace.py)
+                "HOSTLEDGER_LOG_FORMAT": "json",
                 # argon2id at its least cost: the suite hashes thousands of passwords
                 # (production's cost: tests/unit/test_password_hashing.py)
                 "HOSTLEDGER_TEST_CHEAP_PASSWORD_HASHES": "1",

@@ -370,6 +370,8 @@ class HostledgerApplication(Application):
                 object.__setattr__(event, "on_behalf_of", on_behalf_of)
                 if current.cause:
                     object.__setattr__(event, "cause", current.cause)
+                if current.request_id:
+                    object.__setattr__(event, "request_id", current.request_id)
         recordings = self._record(processing_event)
         if recording_command:
             current.command_recorded = True

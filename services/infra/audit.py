@@ -63,6 +63,7 @@ ENVELOPE = frozenset(
         "actor",
         "on_behalf_of",
         "cause",
+        "request_id",
     }
 )
 # attributes that name an object of a kind, by their name

@@ -294,6 +294,8 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             context.ACTOR_HEADER: context.Actor("service", app.service).header(),
             CAUSE_HEADER: event.ref,
         }
+        if event.request_id:  # the handler logs and stores as part of the same request
+            context_data[context.REQUEST_ID_HEADER] = event.request_id
         if tracking is not None:
             context_data[TRACKING_HEADER] = (
                 f"{tracking.application_name}:{tracking.notification_id}"

@@ -53,6 +53,9 @@ ON_BEHALF_OF_HEADER = "hl_on_behalf_of"
 # made for the HTTP request), and when its caller stops waiting (seconds since the epoch)
 REQUEST_HEADER = "hl_request"
 DEADLINE_HEADER = "hl_deadline"
+# the request id the operators follow in the logs (the gateway's X-Request-Id): carried
+# over RPC, kept in the events a request stores, sent on with them (services.infra.logs)
+REQUEST_ID_HEADER = "hl_request_id"
 
 
 class _Current(threading.local):
@@ -67,9 +70,21 @@ class _Current(threading.local):
     # save recorded it there already (services.infra.requests)
     command_key: str | None = None
     command_recorded: bool = False
+    request_id: str | None = None  # the request being served, for logs and events
 
 
 current = _Current()
+
+
+@contextmanager
+def tracing(request_id: str | None) -> Iterator[None]:
+    """Log (and stamp new events) as part of `request_id` meanwhile (None: of no request)."""
+    saved = current.request_id
+    current.request_id = request_id or None
+    try:
+        yield
+    finally:
+        current.request_id = saved
 
 
 @contextmanager

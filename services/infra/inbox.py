@@ -29,6 +29,7 @@ from marshmallow import ValidationError
 from contracts.envelope import EnvelopeSchema, IntegrationEvent
 from contracts.errors import Unavailable
 from contracts.registry import payload_schema
+from services.infra import context
 from services.infra.parking import (  # noqa: F401 - also imported from here
     PARKED_TABLE,
     get_parked,
@@ -237,6 +238,11 @@ class Inbox:
             after = scanned
 
     def _apply_one(self, event: IntegrationEvent, raw: dict) -> str:
+        # what is logged about it (failures, parking) names the request that stored it
+        with context.tracing(event.request_id):
+            return self._apply_tracked(event, raw)
+
+    def _apply_tracked(self, event: IntegrationEvent, raw: dict) -> str:
         tracking = Tracking(self.upstream, event.position)
         error: BaseException | None = None
         for attempt in range(self.attempts):

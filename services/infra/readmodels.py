@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import ClassVar
 
+from services.infra import context
 from services.infra.inbox import is_transient
 from services.infra.parking import park_statement, resolve_statement
 
@@ -140,7 +141,9 @@ class Follower:
                 return 0
             for notification in batch:
                 event = self.app.mapper.to_domain_event(notification)
-                self.model.project_stored(curs, notification.id, event)
+                # what projecting it logs names the request that stored it
+                with context.tracing(getattr(event, "request_id", None)):
+                    self.model.project_stored(curs, notification.id, event)
             curs.execute(
                 "UPDATE readmodel_positions SET position = %s WHERE name = %s",
                 (batch[-1].id, self.model.name),

@@ -16,6 +16,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import Notification
 
+from services.infra import context
 from services.infra.clock import isoformat
 from services.infra.failpoints import failpoint
 
@@ -51,6 +52,7 @@ def envelope_for(app, notification: Notification, previous_position: int | None)
         "actor": state.get("actor") or {"kind": "system", "id": None},
         "on_behalf_of": state.get("on_behalf_of"),
         "cause": state.get("cause"),
+        "request_id": state.get("request_id"),
         "payload": _jsonable(schema_cls().dump(state)),
     }
 
@@ -166,7 +168,8 @@ class Relay:
         for n in batch:
             envelope = envelope_for(self.app, n, published)
             if envelope is not None:
-                self.publish(envelope)
+                with context.tracing(envelope["request_id"]):  # its lines name its request
+                    self.publish(envelope)
                 published = n.id
                 sent += 1
         failpoint("relay.after_publish")

@@ -65,6 +65,13 @@ def _flag(env: dict[str, str], name: str) -> bool:
     return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _log_format(env: dict[str, str]) -> str:
+    value = (env.get("HOSTLEDGER_LOG_FORMAT") or "json").strip().lower()
+    if value not in ("json", "text"):
+        raise ValueError(f"HOSTLEDGER_LOG_FORMAT must be json or text, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     amqp_uri: str
@@ -144,6 +151,8 @@ class Settings:
     # ready (/readyz) only while every read model is at most this many events behind its
     # log (0: not checked)
     ready_max_lag: int = 1000
+    # how processes write their log: "json" (one object a line) or "text"
+    log_format: str = "json"
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
@@ -225,6 +234,7 @@ class Settings:
             metrics_host=env.get("HOSTLEDGER_METRICS_HOST") or "127.0.0.1",
             mailin_metrics_port=_int(env, "HOSTLEDGER_MAILIN_METRICS_PORT", 0),
             ready_max_lag=_int(env, "HOSTLEDGER_READY_MAX_LAG", 1000),
+            log_format=_log_format(env),
         )
 
 

@@ -26,7 +26,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from psycopg import sql
 
-from services.infra import clock, context
+from services.infra import clock, context, logs
 from services.infra.amqp import events_exchange, routing_key
 from services.infra.chainkeeper import ChainKeeper
 from services.infra.readmodels import Follower
@@ -67,6 +67,7 @@ class EventStore(DependencyProvider):
 
     def setup(self):
         check_psycopg_is_green()
+        logs.set_process_name(self.container.service_name)
         from services.infra.databases import ensure_database
 
         cfg = settings()
@@ -324,10 +325,13 @@ class EventStore(DependencyProvider):
         context.current.tracking = None
         context.current.also = None
         context.current.request = data.get(context.REQUEST_HEADER) or None
+        request_id = data.get(context.REQUEST_ID_HEADER)
+        context.current.request_id = request_id if logs.valid_request_id(request_id) else None
         deadline = data.get(context.DEADLINE_HEADER)
         context.current.deadline = float(deadline) if deadline else None
         context.current.command_key = None
         context.current.command_recorded = False
+        worker_ctx.hl_started = time.perf_counter()
         if _is_inbox_worker(worker_ctx):
             tracking = data.get(TRACKING_HEADER)
             if tracking:
@@ -339,11 +343,19 @@ class EventStore(DependencyProvider):
 
                 context.current.also = [resolve_statement(int(parked_id), "retried")]
 
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        """Its line in the log (services.infra.logs), while its context is still bound."""
+        started = getattr(worker_ctx, "hl_started", None)
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            logs.log_worker(self.container.service_name, worker_ctx, elapsed, exc_info)
+
     def worker_teardown(self, worker_ctx):
         context.current.actor = context.current.on_behalf_of = context.current.cause = None
         context.current.tracking = context.current.also = None
         context.current.request = context.current.deadline = context.current.command_key = None
         context.current.command_recorded = False
+        context.current.request_id = None
 
 
 def _is_inbox_worker(worker_ctx) -> bool:

@@ -371,9 +371,9 @@ async def serve(mailin: MailIn, host: str, port: int, stop: asyncio.Event) -> No
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from services.infra.logs import configure
+
+    configure("mailin")  # HOSTLEDGER_LOG_FORMAT, as the nameko processes
     cfg = settings()
     if cfg.clock_file:
         clock.use_clock(clock.FileClock(cfg.clock_file))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import signal
@@ -646,6 +647,16 @@ def add_ratios(results: dict) -> None:
     }
 
 
+def _json_level(line: str) -> str | None:
+    """The level of a JSON log line (services.infra.logs), None for any other line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        return json.loads(line).get("level")
+    except (ValueError, AttributeError):
+        return None
+
+
 def scan_logs(stack) -> dict:
     """What the service logs say about the run, before shutdown adds its own lines.
 
@@ -661,11 +672,13 @@ def scan_logs(stack) -> dict:
         lines = log.read_text(errors="replace").splitlines()
         previous = ""
         for line in lines:
+            level = _json_level(line)  # the stack logs one JSON object a line
             if "(expected) error" in line:
                 expected[log.stem] = expected.get(log.stem, 0) + 1
             elif (
                 " ERROR " in line
                 or " CRITICAL " in line
+                or level in ("ERROR", "CRITICAL")
                 or ("Traceback" in line and "(expected) error" not in previous)
             ):
                 problems.setdefault(log.stem, []).append(line.rstrip())

@@ -155,15 +155,26 @@ def test_nameko_config_takes_the_environment(monkeypatch):
 def test_nameko_logging_config_is_accepted_by_dictconfig(monkeypatch):
     import logging.config
 
+    from services.infra import logs
+    from services.infra.settings import reset_settings
+
     monkeypatch.delenv("HOSTLEDGER_LOG_LEVEL", raising=False)
     logging_config = load_nameko_config()["LOGGING"]
     assert logging_config["disable_existing_loggers"] is False
-    assert "%(name)s" in logging_config["formatters"]["concise"]["format"]
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
     try:
-        logging.config.dictConfig(logging_config)
+        # JSON lines unless HOSTLEDGER_LOG_FORMAT says text (services/infra/logs.py)
+        for value, kind in ((None, logs.JsonFormatter), ("text", logs.TextFormatter)):
+            if value is None:
+                monkeypatch.delenv("HOSTLEDGER_LOG_FORMAT", raising=False)
+            else:
+                monkeypatch.setenv("HOSTLEDGER_LOG_FORMAT", value)
+            reset_settings()
+            logging.config.dictConfig(logging_config)
+            assert [type(h.formatter) for h in root.handlers] == [kind]
     finally:
+        reset_settings()
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
 
@@ -238,6 +249,7 @@ def test_compose_points_every_process_at_the_compose_servers(compose):
         assert "@rabbitmq:5672" in env["AMQP_URI"], process
         assert "@postgres:5432" in env["DATABASE_URL"], process
         assert env["HOSTLEDGER_HTTP_HOST"] == "0.0.0.0", process
+        assert env["HOSTLEDGER_LOG_FORMAT"] == "json", process
 
 
 def _published(service) -> set[str]:
@@ -441,6 +453,7 @@ def test_secret_placeholder_holds_the_connection_urls(manifests):
 def test_config_map_listens_on_all_interfaces(manifests):
     (config_map,) = of_kind(manifests, "ConfigMap").values()
     assert config_map["data"]["HOSTLEDGER_HTTP_HOST"] == "0.0.0.0"
+    assert config_map["data"]["HOSTLEDGER_LOG_FORMAT"] == "json"
     assert all(isinstance(v, str) for v in config_map["data"].values())
 
 
