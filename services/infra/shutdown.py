@@ -98,6 +98,14 @@ class GracefulStop:
         self.requested_at = time.monotonic()
         global _requested
         _requested = True
+        watchdog = _threading.Thread(target=self._watch, name="shutdown-grace", daemon=True)
+        watchdog.start()
+        # a signal handler runs in the main loop, where eventlet primitives cannot be
+        # used: the stop runs in a green thread of its own (as nameko's own handler does),
+        # which also logs (not in the name of whatever request the signal interrupted)
+        eventlet.spawn_n(self._stop, name)
+
+    def _stop(self, name: str) -> None:
         log.info(
             "%s received: %s stops taking work and finishes what is in flight "
             "(at most %gs, HOSTLEDGER_SHUTDOWN_GRACE)",
@@ -105,11 +113,7 @@ class GracefulStop:
             self.names,
             self.grace,
         )
-        watchdog = _threading.Thread(target=self._watch, name="shutdown-grace", daemon=True)
-        watchdog.start()
-        # a signal handler runs in the main loop, where eventlet primitives cannot be
-        # used: the stop runs in a green thread of its own (as nameko's own handler does)
-        eventlet.spawn_n(self.runner.stop)
+        self.runner.stop()
 
     def _watch(self) -> None:
         _time.sleep(self.grace)
@@ -117,6 +121,7 @@ class GracefulStop:
             f"{self.names} did not stop within {self.grace:g}s (HOSTLEDGER_SHUTDOWN_GRACE): "
             f"exiting now ({self.running()}); unacknowledged messages go back to the broker"
         )
+        _say("where the green threads wait:\n" + _green_stacks())
         os._exit(FORCED_EXIT_CODE)
 
     def running(self) -> str:
@@ -137,6 +142,26 @@ class GracefulStop:
             log.info(
                 "%s stopped cleanly in %.1fs", self.names, time.monotonic() - self.requested_at
             )
+
+
+def _green_stacks() -> str:
+    """Where each suspended green thread waits (innermost frames last), for the log of a
+    stop that ran out of time. Read from the watchdog's thread: best effort."""
+    import gc
+    import traceback
+
+    import greenlet
+
+    lines = []
+    try:
+        for obj in gc.get_objects():
+            if isinstance(obj, greenlet.greenlet) and obj.gr_frame is not None:
+                frames = traceback.extract_stack(obj.gr_frame)[-12:]
+                lines.append("--")
+                lines += [f"  {f.filename}:{f.lineno} {f.name}" for f in frames]
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only
+        lines.append(f"(stacks not readable: {exc})")
+    return "\n".join(lines)
 
 
 def run(services, config, backdoor_port=None):
