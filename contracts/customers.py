@@ -697,3 +697,51 @@ class Favourites(Schema):
         paths = [f["path"] for f in data.get("pages") or []]
         if len(paths) != len(set(paths)):
             raise ValidationError("Each page once.", "pages")
+
+
+# ---- sessions: what every gateway instance follows to keep its session cache correct ----
+
+
+@integration_event("customers", "SessionsEnded")
+class SessionsEnded(Schema):
+    """Sessions ended (a logout, a password change, a disabled staff member, a removed
+    user, a deleted customer, an impersonation left): those whose token's SHA-256 is in
+    `token_hashes` (and the client sessions entered from them), and every session of
+    `staff_id` (as itself or acting in a client's panel), `customer_id` or `user_id`
+    given. It never carries a token; a hash names only a session that has ended."""
+
+    token_hashes = fields.List(Text(validate=validate.Regexp(r"^[0-9a-f]{64}$")), load_default=list)
+    staff_id = fields.UUID(load_default=None, allow_none=True)
+    customer_id = fields.UUID(load_default=None, allow_none=True)
+    user_id = fields.UUID(load_default=None, allow_none=True)
+    reason = Text(
+        required=True,
+        validate=validate.OneOf(
+            (
+                "logout",
+                "password",
+                "staff_disabled",
+                "user_removed",
+                "customer_deleted",
+                "impersonation_ended",
+                "password_reset",
+            )
+        ),
+    )
+
+
+@integration_event("customers", "StaffUpdated")
+class StaffUpdated(Schema):
+    """A staff member changed in a way a session shows: role, name, disabled, two-factor
+    authentication on or off (the aggregate id; what changed stays in the service)."""
+
+    id_field = "staff_id"
+
+    staff_id = fields.UUID(required=True)
+
+
+@integration_event("customers", "StaffPolicyChanged")
+class StaffPolicyChanged(Schema):
+    """The staff login policy changed: two-factor authentication `required` or not."""
+
+    required = fields.Boolean(required=True)

@@ -65,6 +65,8 @@ from contracts.errors import (
 )
 from contracts.fields import text_problem
 from gateway import metrics as http_metrics
+from gateway.session_events import SessionEvents
+from gateway.session_events import resolve as resolve_session
 from gateway.webserver import DrainingWebServer
 from services.infra import context, logs
 from services.infra import rpc as _registers_errors  # noqa: F401 - typed errors over RPC
@@ -392,9 +394,11 @@ class JsonWebServer(DrainingWebServer):
 class Services:
     """`services.customers.login(...)`: RPC to any service, carrying who is acting."""
 
-    def __init__(self, worker_ctx, reply_listener):
+    def __init__(self, worker_ctx, reply_listener, sessions=None):
         self._worker_ctx = worker_ctx
         self._reply_listener = reply_listener
+        # the instance's session cache (gateway/session_cache.py), None: none
+        self.sessions = sessions
 
     def act_as(self, actor: Actor | None, on_behalf_of: Actor | None = None) -> None:
         data = self._worker_ctx.data
@@ -418,12 +422,14 @@ class Services:
 
 class ServiceRpc(DependencyProvider):
     rpc_reply_listener = ReplyListener()
+    # this instance's subscription to the customers service's events: its session cache
+    session_events = SessionEvents()
 
     def setup(self):
         logs.set_process_name(self.container.service_name)
 
     def get_dependency(self, worker_ctx):
-        return Services(worker_ctx, self.rpc_reply_listener)
+        return Services(worker_ctx, self.rpc_reply_listener, self.session_events.cache)
 
     def worker_setup(self, worker_ctx):
         """The worker's log lines name its request (services.infra.logs)."""
@@ -679,7 +685,8 @@ class Route(GatewayEntrypoint):
         if not token:
             raise Unauthorized("Log in first: send 'Authorization: Bearer <token>'.")
         try:
-            principal = call.services.customers.resolve_session(token)
+            # from this instance's session cache when it holds the session, else asked
+            principal = resolve_session(call.services, token)
         except Unauthorized:
             if self.public:
                 return

@@ -41,11 +41,13 @@ from services.customers.domain import (
     PeopleEmail,
     Project,
     StaffMember,
+    StaffPolicy,
 )
 from services.customers.email_change import TABLE as EMAIL_CHANGES_TABLE
 from services.customers.email_change import claim_email
 from services.customers.mail_requests import TABLE as MAIL_REQUESTS_TABLE
 from services.customers.mail_requests import request_statement
+from services.customers.session_ends import SessionsEnd, end_sessions
 from services.customers.staff_accounts import StaffAccountCommands
 from services.customers.two_factor import SCHEMA as TWO_FACTOR_TABLES
 from services.customers.two_factor import TwoFactorCommands
@@ -157,6 +159,14 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         Project.Created: contract.ProjectCreated,
         Project.Updated: contract.ProjectUpdated,
         Project.Removed: contract.ProjectRemoved,
+        # what every gateway's session cache follows (session_ends.py)
+        SessionsEnd.Recorded: contract.SessionsEnded,
+        StaffMember.Edited: contract.StaffUpdated,
+        StaffMember.Disabled: contract.StaffUpdated,
+        StaffMember.TwoFactorEnabled: contract.StaffUpdated,
+        StaffMember.TwoFactorDisabled: contract.StaffUpdated,
+        StaffMember.TwoFactorReset: contract.StaffUpdated,
+        StaffPolicy.TwoFactorRequirementChanged: contract.StaffPolicyChanged,
     }
     schema_statements = SCHEMA
 
@@ -457,7 +467,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         self._give_back(keys)
         customer.change_password()
         self.save(customer, also=[self.password_statement(customer, new)])
-        self.end_sessions(customer_id=customer.id, except_token=keep_token)
+        self.end_sessions(customer_id=customer.id, except_token=keep_token, reason="password")
 
     def set_notification_settings(self, customer_id: UUID, settings: dict) -> dict:
         customer = self.get_customer(customer_id)
@@ -497,7 +507,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
             )
         customer.delete(forced=forced, reason=reason)
         self.save(customer)
-        self.end_sessions(customer_id=customer.id)
+        self.end_sessions(customer_id=customer.id, reason="customer_deleted")
 
     # -- groups, projects, discounts ----------------------------------------------------------
 
@@ -704,7 +714,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
             raise NotFound("No such user.")
         user.remove()
         self.save(user)
-        self.end_sessions(user_id=user.id)
+        self.end_sessions(user_id=user.id, reason="user_removed")
 
     def add_payer(self, customer_id: UUID, data: dict) -> Payer:
         self.get_customer(customer_id)
@@ -993,7 +1003,24 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
 
     def resolve_session(self, token: str) -> dict:
         """Who holds this token: kind, ids and (staff) role. Unauthorized when not valid."""
+        return self._principal(self._session_row(token))
+
+    def session_entry(self, token: str) -> dict:
+        """`resolve_session`'s answer as `principal`, with what a gateway needs to keep it
+        for a moment (gateway/session_cache.py): `expires_at`, when it ends at the latest
+        (an impersonation session never outlives the staff session it came from), and
+        `parent_token_hash`, that staff session's (its logout ends this one too)."""
         row = self._session_row(token)
+        ends = row["expires_at"]
+        if row["parent_expires_at"] is not None:
+            ends = min(ends, row["parent_expires_at"])
+        return {
+            "principal": self._principal(row),
+            "expires_at": isoformat(ends),
+            "parent_token_hash": row["parent_token_hash"],
+        }
+
+    def _principal(self, row: dict) -> dict:
         principal = {"kind": row["kind"]}
         try:
             if row["staff_id"]:
@@ -1045,46 +1072,36 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
     def logout(self, token: str) -> None:
         """End this session and, for a staff session, the client sessions started from it."""
         digest = _token_hash(token)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "UPDATE sessions SET revoked_at = %s WHERE (token_hash = %s"
-                " OR parent_token_hash = %s) AND revoked_at IS NULL"
-                " RETURNING impersonator_id, customer_id, parent_token_hash",
-                (clock.now(), digest, digest),
-            )
-            ended = [r for r in curs.fetchall() if r["impersonator_id"]]
-        self._record_impersonations_ended(ended)
+        end_sessions(
+            self,
+            "token_hash = %s OR parent_token_hash = %s",
+            (digest, digest),
+            "logout",
+            token_hashes=[digest],
+        )
 
-    def end_sessions(self, customer_id=None, user_id=None, except_token: str | None = None):
+    def end_sessions(
+        self, customer_id=None, user_id=None, except_token: str | None = None, reason: str = ""
+    ):
         column, value = ("user_id", user_id) if user_id else ("customer_id", customer_id)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                f"UPDATE sessions SET revoked_at = %s WHERE {column} = %s"
-                " AND revoked_at IS NULL AND token_hash <> %s",
-                (clock.now(), value, _token_hash(except_token) if except_token else ""),
-            )
+        end_sessions(
+            self,
+            f"{column} = %s AND token_hash <> %s",
+            (value, _token_hash(except_token) if except_token else ""),
+            reason,
+            **{column: value},
+        )
 
-    def end_staff_sessions(self, staff_id: UUID) -> int:
+    def end_staff_sessions(self, staff_id: UUID, reason: str = "staff_disabled") -> int:
         """Every session of the staff member, and every client panel they are in, at once."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "UPDATE sessions SET revoked_at = %s WHERE (staff_id = %s"
-                " OR impersonator_id = %s) AND revoked_at IS NULL"
-                " RETURNING impersonator_id, customer_id",
-                (clock.now(), staff_id, staff_id),
-            )
-            rows = curs.fetchall()
-        self._record_impersonations_ended([r for r in rows if r["impersonator_id"]])
-        return len(rows)
-
-    def _record_impersonations_ended(self, rows: list[dict]) -> None:
-        for row in rows:
-            try:
-                member = self.get_staff(row["impersonator_id"])
-            except NotFound:
-                continue
-            member.end_impersonation(customer_id=row["customer_id"])
-            self.save(member)
+        ended = end_sessions(
+            self,
+            "staff_id = %s OR impersonator_id = %s",
+            (staff_id, staff_id),
+            reason,
+            staff_id=staff_id,
+        )
+        return len(ended)
 
     # -- password reset ---------------------------------------------------------------------------
 
@@ -1211,21 +1228,21 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
                 raise invalid
             member.change_password()
             self.save(member, also=[self.password_statement(member, new_password)])
-            self.end_staff_sessions(member.id)
+            self.end_staff_sessions(member.id, reason="password_reset")
         elif row["owner_kind"] == "user":
             user = self._get(owner_id, CustomerUser, "user")
             if user.removed:
                 raise invalid
             user.change_password()
             self.save(user, also=[self.password_statement(user, new_password)])
-            self.end_sessions(user_id=user.id)
+            self.end_sessions(user_id=user.id, reason="password_reset")
         else:
             customer = self.get_customer_or_none(owner_id)
             if customer is None:
                 raise invalid
             customer.change_password()
             self.save(customer, also=[self.password_statement(customer, new_password)])
-            self.end_sessions(customer_id=customer.id)
+            self.end_sessions(customer_id=customer.id, reason="password_reset")
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 "DELETE FROM login_attempts WHERE key = %s OR key LIKE %s",
@@ -1267,14 +1284,9 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         if not row["impersonator_id"]:
             raise Conflict("This session is not a staff member acting as a client.")
         digest = _token_hash(token)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "UPDATE sessions SET revoked_at = %s WHERE token_hash = %s"
-                " AND revoked_at IS NULL RETURNING impersonator_id, customer_id",
-                (clock.now(), digest),
-            )
-            ended = curs.fetchall()
-        self._record_impersonations_ended(ended)
+        ended = end_sessions(
+            self, "token_hash = %s", (digest,), "impersonation_ended", token_hashes=[digest]
+        )
         if not ended:
             raise Unauthorized("The session has ended or the token is not valid.")
         staff_token = _unseal(row["parent_token_sealed"], token)

@@ -109,6 +109,9 @@ MAPPING = AuditMapping(
     internal=frozenset(
         {"LoginName", "CustomerEmail", "DiscountsOf", "PeopleEmail", "ReferralCode"}
         | {"IdempotencyKey"}
+        # the ends of sessions told to the gateways (session_ends.py): not a change of
+        # anything the history shows (a password change, a disabled member ... is)
+        | {"SessionsEnd"}
     ),
     moments={
         "AuditRead": frozenset({"view", "object_kind", "object_id", "at"}),

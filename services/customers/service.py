@@ -481,6 +481,14 @@ class CustomersService(
         return answer
 
     @rpc
+    def session_entry(self, token: str) -> dict:
+        """resolve_session's answer with its end and parent session, for a gateway's
+        session cache (gateway/session_cache.py)."""
+        if not isinstance(token, str) or not token:
+            raise ValidationFailed("A token is required.", {"token": ["Missing."]})
+        return self.app.session_entry(token)
+
+    @rpc
     def logout(self, token: str) -> None:
         self.app.logout(token)
 

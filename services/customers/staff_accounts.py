@@ -26,7 +26,7 @@ from eventsourcing.persistence import IntegrityError
 from contracts import customers as contract
 from contracts.errors import Conflict, InvalidCredentials, NotFound
 from services.customers.domain import StaffMember, StaffPolicy
-from services.infra import clock, context
+from services.infra import context
 from services.infra.rpc import load, rpc
 
 POLICY = "staff"
@@ -91,18 +91,17 @@ class StaffAccountCommands:
 
     def _end_other_staff_sessions(self, staff_id: UUID, keep_token: str | None) -> None:
         from services.customers.application import _token_hash
+        from services.customers.session_ends import end_sessions
 
         kept = _token_hash(keep_token) if keep_token else ""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                "UPDATE sessions SET revoked_at = %s WHERE (staff_id = %s"
-                " OR impersonator_id = %s) AND revoked_at IS NULL AND token_hash <> %s"
-                " AND (parent_token_hash IS NULL OR parent_token_hash <> %s)"
-                " RETURNING impersonator_id, customer_id",
-                (clock.now(), staff_id, staff_id, kept, kept),
-            )
-            rows = curs.fetchall()
-        self._record_impersonations_ended([r for r in rows if r["impersonator_id"]])
+        end_sessions(
+            self,
+            "(staff_id = %s OR impersonator_id = %s) AND token_hash <> %s"
+            " AND (parent_token_hash IS NULL OR parent_token_hash <> %s)",
+            (staff_id, staff_id, kept, kept),
+            "password",
+            staff_id=staff_id,
+        )
 
     def edit_own_staff_account(self, staff_id: UUID, changes: dict) -> StaffMember:
         """The member's own language and notification preferences (those given)."""

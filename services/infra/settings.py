@@ -65,6 +65,17 @@ def _flag(env: dict[str, str], name: str) -> bool:
     return (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value >= 0:
+        raise ValueError(f"{name} must be 0 or more seconds, not {raw!r}")
+    return value
+
+
 def _log_format(env: dict[str, str]) -> str:
     value = (env.get("HOSTLEDGER_LOG_FORMAT") or "json").strip().lower()
     if value not in ("json", "text"):
@@ -151,6 +162,10 @@ class Settings:
     # ready (/readyz) only while every read model is at most this many events behind its
     # log (0: not checked)
     ready_max_lag: int = 1000
+    # the gateway keeps each session it checked this many seconds (0: asks the customers
+    # service on every request), at most this many sessions (gateway/session_cache.py)
+    session_cache_seconds: float = 30.0
+    session_cache_size: int = 10000
     # how processes write their log: "json" (one object a line) or "text"
     log_format: str = "json"
 
@@ -234,6 +249,8 @@ class Settings:
             metrics_host=env.get("HOSTLEDGER_METRICS_HOST") or "127.0.0.1",
             mailin_metrics_port=_int(env, "HOSTLEDGER_MAILIN_METRICS_PORT", 0),
             ready_max_lag=_int(env, "HOSTLEDGER_READY_MAX_LAG", 1000),
+            session_cache_seconds=_seconds(env, "HOSTLEDGER_SESSION_CACHE_SECONDS", 30.0),
+            session_cache_size=max(1, _int(env, "HOSTLEDGER_SESSION_CACHE_SIZE", 10000)),
             log_format=_log_format(env),
         )
 
