@@ -192,8 +192,10 @@ class Watched:
 
     def accessibility_violations(self) -> list[dict]:
         """axe-core's serious and critical violations on the page as it is now (run
-        through the DevTools protocol: the page's CSP does not apply to it)."""
-        self.page.evaluate(AXE)
+        through the DevTools protocol: the page's CSP does not apply to it). axe-core is
+        put into the page once per document: a page htmx swapped in place keeps it."""
+        if not self.page.evaluate("() => typeof window.axe?.run === 'function'"):
+            self.page.evaluate(AXE)
         violations = self.page.evaluate(
             "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
         )
