@@ -146,6 +146,8 @@ class Stack:
                 "HOSTLEDGER_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "HOSTLEDGER_CATCHUP_INTERVAL": "2",
                 "HOSTLEDGER_RPC_TIMEOUT": "8",
+                # below `stop`'s wait (15 s): a process that cannot stop exits by itself
+                "HOSTLEDGER_SHUTDOWN_GRACE": "10",
                 "HOSTLEDGER_SCHEDULER_INTERVAL": "1",
                 "HOSTLEDGER_PROVISIONING_SECRET": PROVISIONING_SECRET,
                 "HOSTLEDGER_PROVISIONING_BACKOFF": "0.5",

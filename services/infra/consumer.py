@@ -97,6 +97,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self._rpcs: dict[str, tuple] = {}
         self._rpc_locks: dict[str, eventlet.semaphore.Semaphore] = {}
         self._last_delivery: dict[str, float] = {}
+        self._pausing: set[str] = set()  # catch-up lanes between rounds (safe to end)
         self.should_stop = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -156,13 +157,35 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                 source=self.feeds[name].source,
             )
 
-    def stop(self):
+    def unregister_provider(self, provider):
+        super().unregister_provider(provider)
+        if not self._providers:
+            # the service is stopping (its last handler's entrypoint stopped): no new
+            # deliveries, before its workers are waited for and its event store closes
+            self._stop_consuming()
+
+    def _stop_consuming(self):
+        """Stop at a safe point: the delivery being applied finishes (its event and its
+        tracking record commit together) and is acknowledged; the prefetched ones are not,
+        so the broker gives them to another instance once this connection closes; the
+        catch-up loops end between two events. Idempotent."""
         self.should_stop = True
-        for gt in self._catchup_gts:
-            gt.kill()
-        if self._gt is not None:
-            self._gt.wait()
+        if self._gt is None:
+            return
+        log.info(
+            "taking no more events from %s; the one being applied finishes", ", ".join(self.inboxes)
+        )
+        for lane, gt in zip(sorted(self._rpc_locks), self._catchup_gts, strict=False):
+            if lane in self._pausing:
+                gt.kill()  # between rounds: nothing to finish
+            else:
+                gt.wait()  # the inbox stops catching up after its current event
+        self._gt.wait()
         self._gt, self._catchup_gts = None, []
+        log.info("no event in flight any more")
+
+    def stop(self):
+        self._stop_consuming()
         for inbox in self.inboxes.values():
             inbox.close()
         for lane in list(self._rpcs):
@@ -204,6 +227,11 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         log.warning("broker connection lost (%s); retrying in %ss", exc, interval)
 
     def _on_message(self, upstream, body, message):
+        if self.should_stop:
+            # stopping (kombu still dispatches the prefetched deliveries while it cancels
+            # the consumers): left unacknowledged, for the broker to deliver again once this
+            # connection closes, to the instance that goes on
+            return
         self._last_delivery[upstream] = time.monotonic()
         translate = self.feeds[upstream].translate
         if translate is not None:
@@ -213,14 +241,14 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         except Transient as exc:
             log.warning("%s event not applied now (%s); it will be redelivered", upstream, exc)
             message.requeue()
-            eventlet.sleep(1.0)
+            eventlet.sleep(0 if self.should_stop else 1.0)
             return
         except Exception:
             log.exception(
                 "unexpected failure consuming a %s event; it will be redelivered", upstream
             )
             message.requeue()
-            eventlet.sleep(1.0)
+            eventlet.sleep(0 if self.should_stop else 1.0)
             return
         log.debug("%s event %s: %s", upstream, body.get("position"), outcome)
         message.ack()
@@ -231,7 +259,9 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         interval = settings().catchup_interval
         delay = 0.0
         while not self.should_stop:
+            self._pausing.add(lane)
             eventlet.sleep(delay)
+            self._pausing.discard(lane)
             delay = interval
             for upstream, inbox in self.inboxes.items():
                 if self.feeds[upstream].method != lane:
@@ -240,7 +270,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                     # deliveries are flowing: the next one shows any gap by itself
                     continue
                 try:
-                    applied = inbox.catch_up()
+                    applied = inbox.catch_up(stopping=lambda: self.should_stop)
                 except Exception as exc:  # noqa: BLE001 - logged; the loop tries again
                     log.info("catching up with %s later: %s", upstream, exc)
                     delay = min(delay, 2.0)

@@ -194,11 +194,13 @@ class Inbox:
                     return "parked"
             return self._apply_one(event, raw)
 
-    def catch_up(self) -> int:
-        """Apply everything the upstream published after our position; how many were applied."""
+    def catch_up(self, stopping: Callable[[], bool] | None = None) -> int:
+        """Apply everything the upstream published after our position; how many were applied.
+        `stopping`: asked between events; once it says True, the rest is left for later
+        (the position stays at the last event applied: a process stopping ends here)."""
         with self._locked():
             before = self.stats.applied + self.stats.parked
-            self._fill_gap(self.last_position(), None)
+            self._fill_gap(self.last_position(), None, stopping)
             return self.stats.applied + self.stats.parked - before
 
     # -- the rule -----------------------------------------------------------------------
@@ -217,11 +219,17 @@ class Inbox:
                 return raw
         return None
 
-    def _fill_gap(self, after: int, until: int | None) -> None:
+    def _fill_gap(
+        self, after: int, until: int | None, stopping: Callable[[], bool] | None = None
+    ) -> None:
         while until is None or after < until:
+            if stopping is not None and stopping():
+                return
             answer = self._read_log(after, until)
             events = answer.get("events") or []
             for raw in events:
+                if stopping is not None and stopping():
+                    return
                 position = raw.get("position")
                 if not isinstance(position, int) or position <= self.last_position():
                     continue
