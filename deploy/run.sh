@@ -81,7 +81,7 @@ if [[ -n $SCALE ]]; then
 fi
 
 # exec: the runner replaces this shell, receives Ctrl-C itself and stops every
-# process it started (SIGTERM to each process group, SIGKILL after 10 s), so nothing
+# process it started (SIGTERM to each process group, SIGKILL after 25 s), so nothing
 # is left behind; a process that exits on its own is started again meanwhile.
 if [[ -n $SCALE ]]; then
     exec python -m deploy.runner -f "$PROCFILE" -d "$ROOT" -c "$SCALE"
