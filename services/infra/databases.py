@@ -116,6 +116,17 @@ class SessionLocks:
                     return False
             return key in self._held
 
+    # -- other short statements -----------------------------------------------------------
+
+    def fetch_one(self, statement: str, *params):
+        """Run one short statement that answers a row (or None) on this connection, for
+        another part of the process that needs the database outside any transaction of
+        the pool (the customers' data keys, services.infra.personal_data): one connection
+        per process serves both. Never waits on a lock; a failure closes the connection
+        as a lock's would (its holders take their locks again)."""
+        with self._guard:
+            return self._execute(statement, *params)
+
     # -- the connection (under the guard) -----------------------------------------------
 
     def _execute(self, statement: str, *params):

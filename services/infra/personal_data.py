@@ -37,9 +37,7 @@ the log (they are chained): only what was recorded since can be erased by key de
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,41 +151,40 @@ def is_sealed(value: Any) -> bool:
 
 
 class KeyStore:
-    """A service's customer keys (`personal_keys`), on a connection of its own (the
-    mapper opens values inside other transactions), cached for `ttl` seconds."""
+    """A service's customer keys (`personal_keys`), read outside the pool's transactions
+    (the mapper opens values while a caller may hold a pooled connection) on the process's
+    session-lock connection (services.infra.databases.SessionLocks), so keys cost no
+    connection of their own; cached for `ttl` seconds."""
 
     def __init__(self, conninfo: str | Callable[[], str], ttl: float = 5.0, clock=time.monotonic):
         self._conninfo = conninfo
         self.ttl = ttl
         self._clock = clock
-        self._guard = threading.Lock()
-        self._conn: psycopg.Connection | None = None
+        self._locks = None
         self._cache: dict[str, tuple[float, bytes | None]] = {}
 
+    def _connection(self):
+        if self._locks is None:
+            from services.infra.databases import session_locks
+
+            conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
+            self._locks = session_locks(conninfo)
+            self._locks.attach(self)  # the table is made with the application's
+        return self._locks
+
     def _execute(self, statement: str, params: tuple) -> tuple | None:
-        with self._guard:
-            for attempt in (1, 2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
-                        # the table is made with the application's (HostledgerApplication)
-                        self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-                    return self._conn.execute(statement, params).fetchone()
-                except psycopg.OperationalError:
-                    self._close()
-                    if attempt == 2:
-                        raise
+        for attempt in (1, 2):
+            try:
+                return self._connection().fetch_one(statement, *params)
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise  # the connection is opened again at the next call
         return None
 
-    def _close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error, OSError):  # a lost connection
-                self._conn.close()
-        self._conn = None
-
     def close(self) -> None:
-        with self._guard:
-            self._close()
+        locks, self._locks = self._locks, None
+        if locks is not None:
+            locks.detach(self)
 
     def _cached(self, customer_id: str) -> tuple[bool, bytes | None]:
         hit = self._cache.get(customer_id)
