@@ -222,15 +222,50 @@ def test_compose_depends_on_targets_exist(compose):
 def test_compose_processes_wait_for_setup_and_the_servers(compose):
     services = compose["services"]
     assert services["postgres"]["image"] == "postgres:15"
-    assert services["rabbitmq"]["image"] == "rabbitmq:3-management"
+    for node in BROKER_NODES:
+        assert services[node]["image"].startswith("rabbitmq:3.13-management")
     for process in PROCESSES:
         depends = services[process]["depends_on"]
         assert depends["setup"]["condition"] == "service_completed_successfully"
         assert depends["postgres"]["condition"] == "service_healthy"
-        assert depends["rabbitmq"]["condition"] == "service_healthy"
-    for server in ("postgres", "rabbitmq"):
+        for node in BROKER_NODES:
+            assert depends[node]["condition"] == "service_healthy"
+    for server in ("postgres", *BROKER_NODES):
         assert services["setup"]["depends_on"][server]["condition"] == "service_healthy"
         assert services[server]["healthcheck"]["test"]
+
+
+BROKER_NODES = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
+
+
+def test_compose_runs_the_broker_as_a_three_node_cluster(compose):
+    services = compose["services"]
+    conf = (DEPLOY / "rabbitmq" / "cluster.conf").read_text()
+    cookies = set()
+    for index, node in enumerate(BROKER_NODES, start=1):
+        service = services[node]
+        assert service["hostname"] == node
+        # each node is named in the peer list the nodes form their cluster from
+        assert f"cluster_formation.classic_config.nodes.{index} = rabbit@{node}" in conf
+        mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in service["volumes"]}
+        assert mounts["/etc/rabbitmq/conf.d/20-cluster.conf"] == "./rabbitmq/cluster.conf"
+        assert mounts["/var/lib/rabbitmq"] == f"{node}-data"  # a volume of its own
+        cookies.add(service["environment"]["RABBITMQ_ERLANG_COOKIE"])
+    assert cookies == {"${RABBITMQ_ERLANG_COOKIE:?set RABBITMQ_ERLANG_COOKIE}"}
+    assert "cluster_formation.peer_discovery_backend = classic_config" in conf
+    assert "cluster_partition_handling = pause_minority" in conf
+    assert "rabbitmq" not in services  # no single node beside the cluster
+
+
+def test_compose_processes_fail_over_between_the_broker_nodes(compose):
+    from kombu import Connection
+
+    env = compose["services"]["billing"]["environment"]
+    uri = interpolate(env["AMQP_URI"], SECRETS)
+    connection = Connection(uri)
+    hosts = [Connection(alt).hostname for alt in connection.alt]
+    assert hosts == list(BROKER_NODES)
+    assert {Connection(alt).password for alt in connection.alt} == {"mq-secret"}
 
 
 def test_compose_setup_creates_databases_and_the_administrator(compose):
@@ -246,7 +281,8 @@ def test_compose_points_every_process_at_the_compose_servers(compose):
     services = compose["services"]
     for process in PROCESSES | {"setup"}:
         env = services[process]["environment"]
-        assert "@rabbitmq:5672" in env["AMQP_URI"], process
+        for node in BROKER_NODES:
+            assert f"@{node}:5672/" in env["AMQP_URI"], process
         assert "@postgres:5432" in env["DATABASE_URL"], process
         assert env["HOSTLEDGER_HTTP_HOST"] == "0.0.0.0", process
         assert env["HOSTLEDGER_LOG_FORMAT"] == "json", process
@@ -284,7 +320,11 @@ def interpolate(text: str, env: dict) -> str:
     return _VARIABLE.sub(value, text)
 
 
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "RABBITMQ_PASSWORD": "mq-secret"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret",
+    "RABBITMQ_PASSWORD": "mq-secret",
+    "RABBITMQ_ERLANG_COOKIE": "mq-cookie",
+}
 
 
 def test_compose_publishes_on_loopback_unless_told_otherwise(compose):
@@ -306,10 +346,12 @@ def test_compose_has_no_default_password(compose):
             interpolate(text, {k: v for k, v in SECRETS.items() if k != secret})
     env = compose["services"]["gateway"]["environment"]
     assert "pg-secret@postgres" in interpolate(env["DATABASE_URL"], SECRETS)
-    assert ":mq-secret@rabbitmq" in interpolate(env["AMQP_URI"], SECRETS)
+    assert ":mq-secret@rabbitmq-1" in interpolate(env["AMQP_URI"], SECRETS)
     assert "guest" not in env["AMQP_URI"]
-    rabbit = compose["services"]["rabbitmq"]["environment"]
-    assert interpolate(rabbit["RABBITMQ_DEFAULT_PASS"], SECRETS) == "mq-secret"
+    for node in BROKER_NODES:
+        rabbit = compose["services"][node]["environment"]
+        assert interpolate(rabbit["RABBITMQ_DEFAULT_PASS"], SECRETS) == "mq-secret"
+        assert interpolate(rabbit["RABBITMQ_ERLANG_COOKIE"], SECRETS) == "mq-cookie"
     postgres = compose["services"]["postgres"]["environment"]
     assert interpolate(postgres["POSTGRES_PASSWORD"], SECRETS) == "pg-secret"
 
