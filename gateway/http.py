@@ -66,6 +66,7 @@ from contracts.errors import (
 from contracts.fields import text_problem
 from gateway import metrics as http_metrics
 from gateway.session_events import SessionEvents
+from gateway.session_events import forget as forget_session
 from gateway.session_events import resolve as resolve_session
 from gateway.webserver import DrainingWebServer
 from services.infra import context, logs
@@ -627,6 +628,11 @@ class Route(GatewayEntrypoint):
             return unavailable(f"The {exc.args[0] if exc.args else ''} service is not running.")
         except eventlet.Timeout:
             return unavailable("A service did not answer in time.")
+        finally:
+            if self.method not in SAFE_METHODS and call.token:
+                # what it changed may end or change its own session (a logout, leaving a
+                # client's panel, a password, two-factor): its next request asks again
+                forget_session(call.services, call.token)
         if isinstance(result, Response):
             return result
         return json_response(result, self.status)

@@ -180,7 +180,23 @@ def resolve(services, token: str) -> dict:
         LOOKUPS.labels("cache").inc()
         return principal
     ticket = cache.ticket()
-    entry = services.customers.session_entry(token)
+    try:
+        entry = services.customers.session_entry(token)
+    except Exception as exc:
+        # a customers service of an earlier release (during an upgrade): not kept
+        if "MethodNotFound" not in (type(exc).__name__, getattr(exc, "exc_type", None)):
+            raise
+        LOOKUPS.labels("uncached").inc()
+        return services.customers.resolve_session(token)
     cache.put(key, entry, ticket)
     LOOKUPS.labels("asked").inc()
     return entry["principal"]
+
+
+def forget(services, token: str) -> None:
+    """Drop what this instance keeps of `token`'s session (its holder just changed
+    something): the next request asks the service, and an answer asked before now is not
+    kept."""
+    cache = getattr(services, "sessions", None)
+    if cache is not None:
+        cache.evict((f"session:{token_key(token)}",))

@@ -85,6 +85,10 @@ def render(r: dict) -> str:
         parts.append(report_lines(r))
     if "pages" in r:
         parts.append(_pages(r))
+    if "sessions" in r:
+        from tests.bench.sessions import report_lines as session_lines
+
+        parts.append(session_lines(r))
     if "audit" in r:
         from tests.bench.audit import report_lines as audit_lines
 

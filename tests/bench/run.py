@@ -57,6 +57,7 @@ SECTIONS = (
     "mail",
     "pages",
     "audit",
+    "sessions",
 )
 
 
@@ -199,6 +200,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=400,
         help="requests of each client-area page, and of its JSON, measured (400)",
+    )
+    parser.add_argument(
+        "--session-requests",
+        type=int,
+        default=3000,
+        help="authenticated GETs per run with the session cache off, and on (3000)",
     )
     parser.add_argument(
         "--page-invoices", type=int, default=25, help="unpaid invoices of each page client (25)"
@@ -472,6 +479,13 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
                 dict(stack.env, HOSTLEDGER_DB_PREFIX=f"hlbench_{uuid.uuid4().hex[:8]}_")
             )
             results["audit"]["chain"] = audit_chain.measure(cfg, args.chain_events)
+    if "sessions" in sections:
+        with phase(
+            f"session check, cache off and on: {args.session_requests} GETs a run from {n} clients"
+        ):
+            from tests.bench import sessions
+
+            results["sessions"] = sessions.measure(stack, n, args.session_requests)
     if "mail" in sections:
         results["mail"] = {}
         with phase(f"mail in: {args.mail_in} messages by SMTP to tickets visible"):
