@@ -505,12 +505,28 @@ class CustomerDeleted(Schema):
 @integration_event("customers", "CustomerErased")
 class CustomerErased(Schema):
     """A deleted customer's personal data was erased, by an administrator (the envelope's
-    actor) for `reason`: every service destroys the customer's key and scrubs its tables."""
-
-    id_field = "customer_id"
+    actor) for `reason`: every service destroys the customer's key and scrubs its tables.
+    Published from the customers service's `PersonalData.Erased`, whose aggregate id is
+    not the customer's: the payload names the customer."""
 
     customer_id = fields.UUID(required=True)
     reason = Text(required=True, max_length=1000)
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class EraseCustomer(Schema):
+    """`POST /staff/customers/{id}/erase`: why a deleted customer's personal data is
+    erased (recorded with who did it, in every service)."""
+
+    reason = Text(
+        required=True,
+        validate=[validate.Length(min=1, max=1000), _not_blank],
+        metadata={"description": "why (recorded with who erased it and when): one line"},
+    )
 
 
 @integration_event("customers", "PasswordChanged")

@@ -514,6 +514,24 @@ class Deletion(Schema):
     deleted = fields.Boolean(required=True)
 
 
+class Erasure(Schema):
+    """A deleted customer's personal data erased: done in the customers service when
+    answered, in `following` services moments later (on the CustomerErased event)."""
+
+    customer_id = fields.UUID(required=True)
+    erased_at = fields.DateTime(required=True)
+    actor = fields.Nested(ActorSchema, allow_none=True)
+    reason = Text(required=True)
+    erased = fields.List(
+        Text(),
+        metadata={"description": "what the customers service erased (read as `[erased]` now)"},
+    )
+    following = fields.List(
+        Text(),
+        metadata={"description": "the services that erase theirs on the CustomerErased event"},
+    )
+
+
 class Removal(Schema):
     id = fields.UUID(required=True)
     removed = fields.Boolean(required=True)

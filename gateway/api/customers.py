@@ -21,6 +21,7 @@ from gateway.schemas import (
     Discount,
     DiscountList,
     EmailChangePending,
+    Erasure,
     FavouritesAnswer,
     Group,
     GroupList,
@@ -225,6 +226,28 @@ class CustomerRoutes:
             str(call.path["customer_id"]), call.query["force"], call.query["reason"]
         )
         return {"id": str(call.path["customer_id"]), "deleted": True}
+
+    @route(
+        "POST",
+        "/api/v1/staff/customers/<uuid:customer_id>/erase",
+        body=contract.EraseCustomer,
+        response=Erasure,
+        roles=("admin",),
+        status=202,
+        idempotent=True,
+        tags=("customers",),
+        summary="erase a deleted customer's personal data, saying why (`reason`): its names, "
+        "e-mail, phone, address, note, its users' and payers' details and its tickets' texts "
+        "read as `[erased]` in every service (their per-customer keys are destroyed); invoices "
+        "keep their numbers, lines, totals and the buyer's legal name, the account its entries "
+        "and balance. The customers service has erased when this answers (202), billing, "
+        "orders, the helpdesk and the mail gateway a moment later. 404 unknown customer, 409 "
+        "not deleted; a repeat answers the first erasure (Idempotency-Key accepted)",
+    )
+    def erase_customer(self, call: Call):
+        return call.services.customers.erase_customer(
+            str(call.path["customer_id"]), call.body["reason"]
+        )
 
     @route(
         "POST",

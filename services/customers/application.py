@@ -45,6 +45,7 @@ from services.customers.domain import (
 )
 from services.customers.email_change import TABLE as EMAIL_CHANGES_TABLE
 from services.customers.email_change import claim_email
+from services.customers.erasure import PERSONAL
 from services.customers.mail_requests import TABLE as MAIL_REQUESTS_TABLE
 from services.customers.mail_requests import request_statement
 from services.customers.session_ends import SessionsEnd, end_sessions
@@ -56,6 +57,7 @@ from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.paging import MAX_PAGE_SIZE, page_window
 from services.infra.passwords import generate_password
+from services.infra.personal_data import SUBJECT, PersonalData
 from services.infra.settings import settings
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,7 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         Project.Created: contract.ProjectCreated,
         Project.Updated: contract.ProjectUpdated,
         Project.Removed: contract.ProjectRemoved,
+        PersonalData.Erased: contract.CustomerErased,
         # what every gateway's session cache follows (session_ends.py)
         SessionsEnd.Recorded: contract.SessionsEnded,
         StaffMember.Edited: contract.StaffUpdated,
@@ -169,6 +172,8 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         StaffPolicy.TwoFactorRequirementChanged: contract.StaffPolicyChanged,
     }
     schema_statements = SCHEMA
+    # names, e-mails, phones, addresses: sealed with each customer's key (erasure.py)
+    personal = PERSONAL
 
     # -- customers ------------------------------------------------------------------------
 
@@ -330,6 +335,10 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         if email:
             people = self._people_email(email)
             (people.add_staff if kind == "staff" else people.add_user)(owner.id)
+            if kind == "user":
+                # a new index entry's address is sealed with the key of the user's customer
+                for pending in people.pending_events:
+                    object.__setattr__(pending, SUBJECT, owner.customer_id)
         try:
             self.save(owner, login, people, also=[self.password_statement(owner, password)])
         except IntegrityError:

@@ -145,6 +145,25 @@ MAPPING = AuditMapping(
 class CustomersAuditIndex(AuditIndex):
     mapping = MAPPING
 
+    def erased_aggregates(self, curs, customer_id, position: int) -> list:
+        """Also the bookkeeping entries that hold the customer's addresses (they concern
+        no customer in the index): its own in the index of customer e-mails, and its
+        users' in the index of people's e-mails (erasure.py)."""
+        ids = super().erased_aggregates(curs, customer_id, position)
+        curs.execute(
+            "SELECT DISTINCT aggregate_id FROM audit_events WHERE aggregate_id = ANY(%s)"
+            " AND aggregate_type = 'CustomerUser'",
+            (ids,),
+        )
+        users = [f"%{r['aggregate_id']}%" for r in curs.fetchall()]
+        curs.execute(
+            "SELECT DISTINCT aggregate_id FROM audit_events WHERE position < %s AND ("
+            " (aggregate_type = 'CustomerEmail' AND changes::text LIKE %s)"
+            " OR (aggregate_type = 'PeopleEmail' AND changes::text LIKE ANY(%s)))",
+            (position, f"%{customer_id}%", users),
+        )
+        return list(dict.fromkeys([*ids, *(r["aggregate_id"] for r in curs.fetchall())]))
+
 
 class AuditReadRpcs:
     """Mixed into CustomersService."""

@@ -102,6 +102,11 @@ class Customer(TwoFactorAccount):
     def name(self) -> str:
         return self.display_name or self.company_name or self.contact_person
 
+    @property
+    def customer_id(self):
+        """Whose key seals its events' personal fields: its own (services/customers/erasure.py)."""
+        return self.id
+
     def check_not_deleted(self) -> None:
         if self.deleted:
             raise CustomerDeleted("This customer was deleted.")

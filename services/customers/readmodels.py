@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.infra.personal_data import PLACEHOLDER
 from services.infra.readmodels import ReadModel
 
 
@@ -155,6 +156,22 @@ class CustomerList(ReadModel):
             "UPDATE customer_list SET deleted = true WHERE customer_id = %s", (e.originator_id,)
         )
 
+    def on_PersonalData_Erased(self, curs, e) -> None:
+        """The customer's names and e-mail read as a replay now reads them (its key is
+        gone: services/customers/erasure.py), and so does the search text."""
+        curs.execute(
+            "UPDATE customer_list SET name = %(p)s, email = %(p)s, contact_person = %(p)s,"
+            " display_name = CASE WHEN display_name IS NULL THEN NULL ELSE %(p)s END,"
+            " company_name = CASE WHEN company_name IS NULL THEN NULL ELSE %(p)s END"
+            " WHERE customer_id = %(id)s",
+            {"p": PLACEHOLDER, "id": e.customer_id},
+        )
+        curs.execute(
+            "UPDATE customer_list SET search = lower(concat_ws(' ', name, company_name,"
+            " contact_person, username, email)) WHERE customer_id = %s",
+            (e.customer_id,),
+        )
+
 
 def _search(*parts: str | None) -> str:
     return " ".join(p for p in parts if p).lower()
@@ -270,3 +287,10 @@ class UserEmails(ReadModel):
 
     def on_CustomerUser_Removed(self, curs, e) -> None:
         curs.execute("DELETE FROM user_emails WHERE user_id = %s", (e.originator_id,))
+
+    def on_PersonalData_Erased(self, curs, e) -> None:
+        """The customer's users' addresses read as a replay now reads them."""
+        curs.execute(
+            "UPDATE user_emails SET email = %s WHERE customer_id = %s",
+            (PLACEHOLDER, e.customer_id),
+        )

@@ -119,7 +119,8 @@ _customer = customer_of
 
 def record(app, customer_id: UUID) -> dict:
     """The customer as the API shows it, deleted or not: `deleted`, and for a deleted
-    one `deletion` ({"at", "forced", "reason", "actor"})."""
+    one `deletion` ({"at", "forced", "reason", "actor"}) and `erasure` (its personal
+    data's: {"at", "reason", "actor"}, None while not erased)."""
     customer = _customer(app, customer_id)
     answer = dict(app.customer_view(customer), deleted=customer.deleted, deletion=None)
     if customer.deleted:
@@ -133,7 +134,19 @@ def record(app, customer_id: UUID) -> dict:
                     "actor": getattr(e, "actor", None),
                 }
                 break
+        answer["erasure"] = _erasure(app, customer.id)
     return answer
+
+
+def _erasure(app, customer_id: UUID) -> dict | None:
+    """{"at", "reason", "actor"} of the erasure of its personal data, None before."""
+    from services.infra.personal_data import PersonalData
+
+    stored = app.recorder.select_events(PersonalData.id_for(customer_id), limit=1)
+    if not stored:
+        return None
+    e = app.mapper.to_domain_event(stored[0])
+    return {"at": isoformat(e.at), "reason": e.reason, "actor": getattr(e, "actor", None)}
 
 
 def concerning(app, customer: Customer) -> list[UUID]:

@@ -87,6 +87,19 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         Standing.PointsGiven: contract.PenaltyPointsGiven,
     }
 
+    def erase_customer(self, customer_id, reason: str) -> bool:
+        """A deleted customer's tickets lose their texts (its key is destroyed), and the
+        kept first answers of requests about them go too. False when done before."""
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT to_regclass('ticket_list') IS NOT NULL AS listed")
+            tickets = []
+            if curs.fetchone()["listed"]:
+                curs.execute(
+                    "SELECT ticket_id FROM ticket_list WHERE customer_id = %s", (customer_id,)
+                )
+                tickets = [str(r["ticket_id"]) for r in curs.fetchall()]
+        return self.erase_personal_data(customer_id, reason, mentions=tickets)
+
     def __init__(self, env=None, cfg=None, files: FileStore | None = None):
         super().__init__(env=env, cfg=cfg)
         self.files: FileStore = files or LocalFileStore((cfg or settings()).data_dir)

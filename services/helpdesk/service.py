@@ -193,7 +193,7 @@ class HelpdeskService(ServiceBase):
         the ticket lists say so (services.infra.personal_data)."""
         context.current.actor = Actor.from_dict(event.actor)
         context.current.on_behalf_of = Actor.from_dict(event.on_behalf_of)
-        self.app.erase_personal_data(event.payload["customer_id"], event.payload["reason"])
+        self.app.erase_customer(event.payload["customer_id"], event.payload["reason"])
 
     # -- settings -----------------------------------------------------------------------------
 

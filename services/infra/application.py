@@ -288,7 +288,7 @@ class HostledgerApplication(Application):
     # -- erasure of a customer's personal data (services.infra.personal_data) --
 
     def erase_personal_data(
-        self, customer_id, reason: str, *others, snapshot_ids=(), also=()
+        self, customer_id, reason: str, *others, snapshot_ids=(), also=(), mentions=()
     ) -> bool:
         """Destroy the customer's key here and record `PersonalData.Erased` (with `others`,
         the aggregates that change with it), in one transaction; the snapshots of
@@ -310,6 +310,7 @@ class HostledgerApplication(Application):
             destroy_statement(
                 customer_id, at, (current.actor or SYSTEM).to_dict(), reason
             ),
+            *_forget_answers(customer_id, *mentions),
             *also,
         ]
         if snapshot_ids and getattr(self, "snapshots", None) is not None:
@@ -393,3 +394,35 @@ class _Used:
 
 
 _USED = _Used()
+
+
+ERASED_ANSWER = (
+    "This request was carried out already; its answer held personal data that was erased "
+    "since, so it is not given again."
+)
+
+
+def _forget_answers(customer_id, *mentions) -> list[tuple[str, tuple]]:
+    """The kept first answers that name the customer or one of `mentions` (its tickets
+    ...: they may show its personal data): a repeat of their request is told it was
+    carried out, as for a session handed out once (services/infra/requests.py), and is
+    not done again."""
+    import json
+
+    like = [f"%{m}%" for m in (customer_id, *mentions)]
+    return [
+        (
+            "UPDATE handled_requests SET answer = %s::jsonb WHERE answer::text LIKE ANY(%s)",
+            (json.dumps({"error": {"type": "Conflict", "args": [ERASED_ANSWER]}}), like),
+        ),
+        (
+            "UPDATE request_keys SET status = 409, answer = %s::jsonb"
+            " WHERE status IS NOT NULL AND answer::text LIKE ANY(%s)",
+            (
+                json.dumps(
+                    {"error": {"code": "conflict", "message": ERASED_ANSWER, "fields": {}}}
+                ),
+                like,
+            ),
+        ),
+    ]

@@ -551,15 +551,12 @@ class AuditIndex(ReadModel):
         from eventsourcing.persistence import StoredEvent
         from psycopg import sql
 
-        curs.execute(
-            "SELECT DISTINCT e.aggregate_id FROM audit_refs r"
-            " JOIN audit_events e ON e.position = r.position"
-            " WHERE r.kind = 'customer' AND r.object_id = %s AND r.position < %s",
-            (customer_id, position),
-        )
-        ids = [r["aggregate_id"] for r in curs.fetchall()]
+        ids = self.erased_aggregates(curs, customer_id, position)
         if not ids or self.app is None:
             return
+        keys = getattr(self.app, "personal_keys", None)
+        if keys is not None:  # an instance that did not erase may still cache the key
+            keys.forget(customer_id)
         recorder = self.app.recorder
         table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
         curs.execute(
@@ -597,6 +594,19 @@ class AuditIndex(ReadModel):
                 for aggregate_id, (_, m) in memories.items()
             ],
         )
+
+
+    def erased_aggregates(self, curs, customer_id: UUID, position: int) -> list:
+        """The aggregates whose rows are derived again when the customer's personal data is
+        erased at `position`: those that concern it (a service adds its bookkeeping ones
+        that hold its personal values)."""
+        curs.execute(
+            "SELECT DISTINCT e.aggregate_id FROM audit_refs r"
+            " JOIN audit_events e ON e.position = r.position"
+            " WHERE r.kind = 'customer' AND r.object_id = %s AND r.position < %s",
+            (customer_id, position),
+        )
+        return [r["aggregate_id"] for r in curs.fetchall()]
 
 
 def _is_erasure(event) -> bool:

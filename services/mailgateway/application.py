@@ -58,13 +58,18 @@ class MailGateway(HostledgerApplication):
             tickets = [r["ticket"] for r in curs.fetchall() if r["ticket"]]
         scrub = [
             (
+                # a ticket mail's key names its recipient (ticket_mail.py): made unique
+                # by the row's id instead
                 "UPDATE mail_outbox SET recipient = CASE WHEN recipient IS NULL THEN NULL"
                 " ELSE %s END, subject = CASE WHEN subject IS NULL THEN NULL ELSE %s END,"
                 " context = '{}'::jsonb, secret = NULL, last_error = NULL,"
+                " key = CASE WHEN recipient IS NOT NULL AND"
+                "  position(lower(recipient) IN lower(key)) > 0 THEN 'erased:' || id ELSE key END,"
                 " status = CASE WHEN status = 'pending' THEN 'skipped' ELSE status END,"
                 " reason = CASE WHEN status = 'pending' THEN 'erased' ELSE reason END"
-                " WHERE customer_id = %s",
-                (PLACEHOLDER, PLACEHOLDER, customer_id),
+                " WHERE customer_id = %s OR lower(recipient) = ANY(%s)"
+                " OR context->>'ticket_id' = ANY(%s)",
+                (PLACEHOLDER, PLACEHOLDER, customer_id, addresses, tickets),
             ),
             (
                 "UPDATE mail_received SET sender = %s"
