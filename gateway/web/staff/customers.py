@@ -39,6 +39,7 @@ READ = "GET /api/v1/staff/customers/<uuid:customer_id>"
 REGISTER = "POST /api/v1/staff/customers"
 EDIT = "PATCH /api/v1/staff/customers/<uuid:customer_id>"
 DELETE = "DELETE /api/v1/staff/customers/<uuid:customer_id>"
+ERASE = "POST /api/v1/staff/customers/<uuid:customer_id>/erase"
 IMPERSONATIONS = "GET /api/v1/staff/customers/<uuid:customer_id>/impersonations"
 CORRECT_ACCOUNT = "POST /api/v1/staff/customers/<uuid:customer_id>/account/corrections"
 ACCOUNT = "GET /api/v1/staff/customers/<uuid:customer_id>/account"
@@ -211,6 +212,9 @@ class StaffCustomerPages:
         deletion = record.get("deletion") or {}
         if (deletion.get("actor") or {}).get("kind") == "staff":
             staff_ids.add(deletion["actor"]["id"])
+        erasure = record.get("erasure") or {}
+        if (erasure.get("actor") or {}).get("kind") == "staff":
+            staff_ids.add(erasure["actor"]["id"])
         for row in answers.get("impersonations") or ():
             staff_ids.add(row["staff_id"])
         staff = {m["id"]: m for m in s.customers.staff_members(sorted(staff_ids))}
@@ -397,6 +401,44 @@ class StaffCustomerPages:
             values=values,
             refusal=refusal,
             force=force,
+        )
+
+    # -- erasing a deleted customer's personal data ----------------------------------------
+
+    def _erasable(self, call: PageCall) -> dict:
+        record = call.services.customers.customer_record(str(call.path["customer_id"]))
+        if not record["deleted"] or record.get("erasure"):
+            raise Conflict("Only a deleted customer's personal data can be erased, once.")
+        return record
+
+    @page("GET", "/staff/customers/<uuid:customer_id>/erase", staff=ERASE)
+    def web_staff_customer_erase_page(self, call: PageCall):
+        return call.render(
+            "staff/customers_erase.html", c=self._erasable(call), errors=FormErrors(), values={}
+        )
+
+    @page("POST", "/staff/customers/<uuid:customer_id>/erase", staff=ERASE)
+    def web_staff_customer_erase(self, call: PageCall):
+        """Erase, with a reason and the box ticked that says it cannot be undone."""
+        customer = self._erasable(call)
+        values, errors = call.form("reason")
+        if not values["reason"]:
+            errors.add("reason", call.gettext("Say why the data is erased: it is recorded."))
+        elif len(values["reason"]) > 1000:
+            errors.add("reason", call.gettext("At most 1000 characters."))
+        elif "\n" in values["reason"] or "\r" in values["reason"]:
+            errors.add("reason", call.gettext("One line only."))
+        if call.request.form.get("confirm") != "1":
+            errors.add("confirm", call.gettext("Tick this to confirm: it cannot be undone."))
+        if not errors:
+            try:
+                call.services.customers.erase_customer(customer["id"], values["reason"])
+            except ValidationFailed as exc:
+                call.service_errors(exc, errors)
+            else:
+                return call.redirect(f"/staff/customers/{customer['id']}", done="erased")
+        return call.render(
+            "staff/customers_erase.html", status=400, c=customer, errors=errors, values=values
         )
 
     def _why_not_deleted(self, call: PageCall, customer: dict) -> dict:

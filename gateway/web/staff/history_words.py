@@ -53,6 +53,8 @@ EVENTS: dict[str, Entry] = {
     "Customer.Edited": N_("Customer details changed"),
     "Customer.Corrected": N_("Registration details corrected"),
     "Customer.Deleted": N_("Customer deleted"),
+    # every service records it, each for its own data
+    "PersonalData.Erased": N_("Personal data erased"),
     "Customer.PasswordChanged": _PASSWORD,
     "Customer.NotificationSettingsChanged": N_("Notification settings changed"),
     "Customer.ServiceStarted": N_("A service of the customer started"),
@@ -192,6 +194,7 @@ SUBJECTS: dict[str, Entry] = {
     "EmailChange": N_("E-mail change"),
     "PersonalSettings": N_("Personal settings"),
     "CustomerReferralCode": N_("Referral code"),
+    "PersonalData": N_("Personal data"),
     "CustomerGroup": N_("Customer group"),
     "Project": N_("Project"),
     "StaffMember": N_("Staff member"),
