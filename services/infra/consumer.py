@@ -237,7 +237,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         if translate is not None:
             body = translate(body)
         try:
-            outcome = self.inboxes[upstream].receive(body)
+            outcome = self.inboxes[upstream].receive(body, stopping=lambda: self.should_stop)
         except Transient as exc:
             log.warning("%s event not applied now (%s); it will be redelivered", upstream, exc)
             message.requeue()

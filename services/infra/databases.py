@@ -89,13 +89,16 @@ class SessionLocks:
                 self._held[key] = holder
             return bool(row[0])
 
-    def lock(self, key: str, holder: object, timeout: float) -> None:
-        """Take `key` for `holder`, waiting up to `timeout` seconds (TimeoutError)."""
+    def lock(self, key: str, holder: object, timeout: float, give_up=None) -> None:
+        """Take `key` for `holder`, waiting up to `timeout` seconds (TimeoutError), or
+        until `give_up()` says to stop waiting (TimeoutError too)."""
         deadline = time.monotonic() + timeout
         wait, longest = self.poll_interval
         while not self.try_lock(key, holder):
             if time.monotonic() + wait > deadline:
                 raise TimeoutError(f"the lock {key!r} stayed taken for {timeout:g}s")
+            if give_up is not None and give_up():
+                raise TimeoutError(f"no more waiting for the lock {key!r}")
             time.sleep(wait)  # green under eventlet: the connection is free meanwhile
             wait = min(wait * 2, longest)
 

@@ -147,7 +147,7 @@ class Inbox:
 
     # -- entry points -------------------------------------------------------------------
 
-    def receive(self, raw: dict) -> str:
+    def receive(self, raw: dict, stopping: Callable[[], bool] | None = None) -> str:
         """Apply one delivered envelope (and any gap before it). Returns what happened.
 
         A delivered envelope is trusted as it is only when it follows the last one
@@ -169,7 +169,8 @@ class Inbox:
             reason = f"an event of {raw.get('source')!r} on the queue of {self.upstream!r}"
             self._park(raw, None, reason, attempts=1, track=False)
             return "parked"
-        with self._locked():
+        # a process that is stopping does not wait for another instance's applier
+        with self._locked(give_up=stopping):
             last = self.last_position()
             if position <= last:
                 self.stats.duplicates += 1
@@ -198,7 +199,7 @@ class Inbox:
         """Apply everything the upstream published after our position; how many were applied.
         `stopping`: asked between events; once it says True, the rest is left for later
         (the position stays at the last event applied: a process stopping ends here)."""
-        with self._locked():
+        with self._locked(give_up=stopping):
             before = self.stats.applied + self.stats.parked
             self._fill_gap(self.last_position(), None, stopping)
             return self.stats.applied + self.stats.parked - before
@@ -328,7 +329,7 @@ class Inbox:
         return self._locked()
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, give_up: Callable[[], bool] | None = None) -> Iterator[None]:
         """One applier per upstream: in this process, and across instances of the service
         (a session advisory lock, on the process's one lock connection to its database)."""
         with self._local_lock:
@@ -338,7 +339,7 @@ class Inbox:
             locks = self._lock_connection()
             key = f"inbox:{self.app.service}:{self.upstream}"
             try:
-                locks.lock(key, self, timeout=self.LOCK_WAIT)
+                locks.lock(key, self, timeout=self.LOCK_WAIT, give_up=give_up)
             except (psycopg.Error, TimeoutError) as exc:
                 raise Transient(f"cannot take the inbox lock: {exc}") from exc
             try:
