@@ -319,8 +319,16 @@ class SmtpHandler:
     def __init__(self, mailin: MailIn, executor: ThreadPoolExecutor):
         self.mailin = mailin
         self.executor = executor
+        self.taking = 0  # messages being taken now (a stop waits for their answers)
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        self.taking += 1
+        try:
+            return await self._take(envelope)
+        finally:
+            self.taking -= 1
+
+    async def _take(self, envelope) -> str:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
@@ -341,6 +349,11 @@ class SmtpHandler:
         log.info("message from %s: %s", envelope.mail_from, ", ".join(taken.outcomes))
         MAIL_IN.labels("smtp", smtp_result(taken.reply)).inc()
         return taken.reply
+
+
+# seconds a stopping mail-in process waits for the messages being taken (its service's
+# stop waits 10 s for it)
+STOP_WAIT = 8.0
 
 
 async def serve(mailin: MailIn, host: str, port: int, stop: asyncio.Event) -> None:
@@ -367,6 +380,12 @@ async def serve(mailin: MailIn, host: str, port: int, stop: asyncio.Event) -> No
     finally:
         server.close()
         await server.wait_closed()
+        # a message being taken gets its answer (250, or 451 to try later) before the loop
+        # ends: Python 3.11's wait_closed does not wait for the sessions
+        until = loop.time() + STOP_WAIT
+        while handler.taking and loop.time() < until:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # the last answers are written
         executor.shutdown(wait=True)
 
 
