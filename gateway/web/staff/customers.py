@@ -405,22 +405,27 @@ class StaffCustomerPages:
 
     # -- erasing a deleted customer's personal data ----------------------------------------
 
-    def _erasable(self, call: PageCall) -> dict:
+    def _erasable(self, call: PageCall) -> dict | None:
+        """The deleted customer whose data may be erased; None when it is not deleted or
+        already erased (its card, where the page sends the person, says which)."""
         record = call.services.customers.customer_record(str(call.path["customer_id"]))
         if not record["deleted"] or record.get("erasure"):
-            raise Conflict("Only a deleted customer's personal data can be erased, once.")
+            return None
         return record
 
     @page("GET", "/staff/customers/<uuid:customer_id>/erase", staff=ERASE)
     def web_staff_customer_erase_page(self, call: PageCall):
-        return call.render(
-            "staff/customers_erase.html", c=self._erasable(call), errors=FormErrors(), values={}
-        )
+        customer = self._erasable(call)
+        if customer is None:
+            return call.redirect(f"/staff/customers/{call.path['customer_id']}")
+        return call.render("staff/customers_erase.html", c=customer, errors=FormErrors(), values={})
 
     @page("POST", "/staff/customers/<uuid:customer_id>/erase", staff=ERASE)
     def web_staff_customer_erase(self, call: PageCall):
         """Erase, with a reason and the box ticked that says it cannot be undone."""
         customer = self._erasable(call)
+        if customer is None:  # sent twice, or from a page left open: the card says why
+            return call.redirect(f"/staff/customers/{call.path['customer_id']}")
         values, errors = call.form("reason")
         if not values["reason"]:
             errors.add("reason", call.gettext("Say why the data is erased: it is recorded."))
