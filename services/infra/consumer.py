@@ -98,6 +98,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self._rpc_locks: dict[str, eventlet.semaphore.Semaphore] = {}
         self._last_delivery: dict[str, float] = {}
         self._pausing: set[str] = set()  # catch-up lanes between rounds (safe to end)
+        self._fetching: set = set()  # green threads waiting for an upstream's log (RPC)
         self.should_stop = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -176,11 +177,16 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             "taking no more events from %s; the one being applied finishes", ", ".join(self.inboxes)
         )
         for lane, gt in zip(sorted(self._rpc_locks), self._catchup_gts, strict=False):
-            if lane in self._pausing:
-                gt.kill()  # between rounds: nothing to finish
+            if lane in self._pausing or gt in self._fetching:
+                # between rounds, or waiting for an upstream's log over RPC (after a
+                # broker restart, for as long as the proxy's timeout): nothing to finish
+                gt.kill()
             else:
                 gt.wait()  # the inbox stops catching up after its current event
-        self._gt.wait()
+        if self._gt in self._fetching:
+            self._gt.kill()  # filling a gap: its delivery is not acknowledged, nor applied
+        else:
+            self._gt.wait()
         self._gt, self._catchup_gts = None, []
         log.info("no event in flight any more")
 
@@ -286,6 +292,16 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         deliveries and catch-up take turns (fetches are rare: gaps and catch-up only)."""
         feed = self.feeds[upstream]
         lane = feed.method
+        if self.should_stop:
+            raise Transient("this instance is stopping")  # no new RPC once stopping
+        current = eventlet.getcurrent()
+        self._fetching.add(current)
+        try:
+            return self._fetch_locked(feed, lane, after, until)
+        finally:
+            self._fetching.discard(current)
+
+    def _fetch_locked(self, feed: Feed, lane: str, after: int, until: int | None) -> dict:
         with self._rpc_locks[lane]:
             if lane not in self._rpcs:
                 proxy = ClusterRpcProxy(self.container.config, timeout=30)
