@@ -22,6 +22,7 @@ from tests.e2e.test_mail_out import wait_mail
 from tests.e2e.test_poison_readmodels import _record_copy
 from tests.e2e.test_staff_two_factor_policy import StaffPolicy, turn_on_two_factor
 from tests.e2e.test_two_factor import MovedClock
+from tests.stack import Stack
 
 LINK = re.compile(r"http\S+(/staff/reset-password\?token=[A-Za-z0-9_\-]+)")
 
@@ -29,6 +30,19 @@ LINK = re.compile(r"http\S+(/staff/reset-password\?token=[A-Za-z0-9_\-]+)")
 def _reset_path(stack, email: str, count: int) -> str:
     """The path of the staff panel's reset page in the newest of `count` mails."""
     return LINK.search(wait_mail(stack, email, count)[-1].get_content()).group(1)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """A stack of this module's own: a test here records a staff edit no command could
+    make (to see it parked on the system page), which the session stack's last check
+    (replay equals live) would rightly report."""
+    s = Stack(name="sa" + uuid.uuid4().hex[:6])
+    try:
+        s.up()
+        yield s
+    finally:
+        s.down()
 
 
 def test_an_admin_adds_changes_resets_and_disables_a_member_in_russian(stack, browser):
