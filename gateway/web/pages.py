@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 import eventlet
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from markupsafe import Markup
 from nameko.exceptions import UnknownService
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
@@ -143,6 +144,22 @@ def _formatter(fn):
     return write
 
 
+# what a customer's erased personal value reads as (services.infra.personal_data)
+ERASED = "[erased]"
+
+
+@pass_context
+def _personal(context, value, empty: str = "—", plain: bool = False):
+    """A customer's field as staff pages show it: an erased value as the translated word
+    "erased", muted (`plain`: the word alone, for a page title); none as `empty`."""
+    if value == ERASED:
+        label = context["translations"].gettext("erased")
+        return label if plain else Markup('<span class="muted erased">{}</span>').format(label)
+    if value is None or value == "":
+        return empty
+    return value
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(WEB_DIR / "templates"),
@@ -161,7 +178,9 @@ def _environment() -> Environment:
         date=_formatter(i18n.date),
         datetime=_formatter(i18n.datetime),
         number=_formatter(i18n.number),
+        personal=_personal,
     )
+    env.tests["erased"] = lambda value: value == ERASED
     return env
 
 
