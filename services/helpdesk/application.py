@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from contracts import helpdesk as contract
 from contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from contracts.fields import invalid
+from services.helpdesk import erased_files
 from services.helpdesk.attachments import (
     DEFAULT_EXTENSIONS,
     DEFAULT_MAX_FILE_BYTES,
@@ -89,7 +90,8 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
 
     def erase_customer(self, customer_id, reason: str) -> bool:
         """A deleted customer's tickets lose their texts (its key is destroyed), and the
-        kept first answers of requests about them go too. False when done before."""
+        kept first answers of requests about them go too; the files they name are noted
+        for `sweep_erased_files` (services.helpdesk.erased_files). False when done before."""
         with self.datastore.transaction() as curs:
             curs.execute("SELECT to_regclass('ticket_list') IS NOT NULL AS listed")
             tickets = []
@@ -98,11 +100,20 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                     "SELECT ticket_id FROM ticket_list WHERE customer_id = %s", (customer_id,)
                 )
                 tickets = [str(r["ticket_id"]) for r in curs.fetchall()]
-        return self.erase_personal_data(customer_id, reason, mentions=tickets)
+        # read while the customer's key still opens them
+        files = erased_files.files_of(erased_files.tickets_of(self, map(UUID, tickets)))
+        noted = [erased_files.note_statement(files, clock.now())] if files else []
+        return self.erase_personal_data(customer_id, reason, mentions=tickets, also=noted)
+
+    def sweep_erased_files(self) -> list[str]:
+        """Delete the noted files of erased customers that nothing else names."""
+        return erased_files.ErasedFiles(self).sweep()
 
     def __init__(self, env=None, cfg=None, files: FileStore | None = None):
         super().__init__(env=env, cfg=cfg)
         self.files: FileStore = files or LocalFileStore((cfg or settings()).data_dir)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(erased_files.ERASED_FILES_TABLE)
 
     # -- getting things ---------------------------------------------------------------------
 
@@ -525,9 +536,22 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         else:
             ticket = self.ticket(ticket_id)
         described = ticket.attachment(file_id, client=customer_id is not None)
-        if described is None:
+        content = None
+        if described is not None:
+            try:
+                content = self.files.get(file_id)
+            except NotFound:
+                pass  # deleted by an erasure, though a message recorded unsealed names it
+        if content is None:
+            if ticket.customer_id is not None and self._erased(ticket.customer_id):
+                raise NotFound("This ticket's files were erased with its customer's data.")
             raise NotFound("No such attachment.")
-        return described, self.files.get(file_id)
+        return described, content
+
+    def _erased(self, customer_id: UUID) -> bool:
+        from services.infra.personal_data import PersonalData
+
+        return self._exists(PersonalData.id_for(customer_id))
 
     def ticket_of_tracking_number(self, number: str) -> Ticket | None:
         try:

@@ -190,10 +190,24 @@ class HelpdeskService(ServiceBase):
     def erase_personal_data(self, event: IntegrationEvent) -> None:
         """A deleted customer's tickets lose their texts here: its key is destroyed (their
         subjects, bodies, authors' names, attachments and extra fields read as erased) and
-        the ticket lists say so (services.infra.personal_data)."""
+        the ticket lists say so (services.infra.personal_data); then the files only its
+        tickets named are deleted (services.helpdesk.erased_files)."""
         context.current.actor = Actor.from_dict(event.actor)
         context.current.on_behalf_of = Actor.from_dict(event.on_behalf_of)
         self.app.erase_customer(event.payload["customer_id"], event.payload["reason"])
+        self._sweep_erased_files()
+
+    @timer(interval=settings().scheduler_interval)
+    def sweep_erased_files(self) -> None:
+        """Erased customers' files left by a sweep that was interrupted."""
+        self._sweep_erased_files()
+
+    def _sweep_erased_files(self) -> None:
+        try:
+            self.app.sweep_erased_files()
+        except Exception:
+            # the erasure itself is recorded; the files are settled by a later sweep
+            log.exception("erased customers' files: the sweep failed; it is tried again")
 
     # -- settings -----------------------------------------------------------------------------
 
