@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -132,6 +133,10 @@ class FileStore(Protocol):
     def get(self, file_id: str) -> bytes:
         """The bytes kept under `file_id`; NotFound when there are none."""
 
+    def discard(self, file_id: str, unless_put_since: float) -> bool:
+        """Delete the file, unless it was put (again) at or after `unless_put_since` (a
+        time.time() instant); True when it was deleted."""
+
 
 _FILE_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -151,8 +156,12 @@ class LocalFileStore:
     def put(self, content: bytes) -> str:
         file_id = hashlib.sha256(content).hexdigest()
         path = self._path(file_id)
-        if path.exists():
+        try:
+            # kept already: marked as put again, so that an erasure deleting it keeps it
+            os.utime(path)
             return file_id
+        except FileNotFoundError:
+            pass
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
         try:
@@ -171,6 +180,25 @@ class LocalFileStore:
             return self._path(file_id).read_bytes()
         except FileNotFoundError:
             raise NotFound("No such file.") from None
+
+    def discard(self, file_id: str, unless_put_since: float) -> bool:
+        """Move the file aside first (a put from then on writes it anew), then delete it,
+        or put it back when it was put again since `unless_put_since`."""
+        path = self._path(file_id)
+        aside = path.with_name(f".erasing-{file_id}-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        if aside.stat().st_mtime >= unless_put_since:
+            try:
+                os.link(aside, path)  # unless it was written anew meanwhile
+            except FileExistsError:
+                pass
+            aside.unlink()
+            return False
+        aside.unlink()
+        return True
 
 
 def decode_upload(item: dict) -> tuple[str, bytes]:
