@@ -176,3 +176,30 @@ def survive_broker_restarts() -> None:
 
 
 survive_broker_restarts()
+
+
+# -- stopping promptly -----------------------------------------------------------------------
+#
+# nameko's consumer thread (RPC requests) waits for deliveries one second at a time
+# (kombu's `safety_interval`) and looks only between two waits whether an entrypoint asked
+# to stop consuming: a process asked to stop waited up to a second for its RPC consumer
+# to be cancelled, and up to one more for the thread to end. It looks this often instead.
+STOP_CHECK_INTERVAL = 0.1
+
+
+def _looking_often(run):
+    def run_looking_often(self, *args, **kwargs):
+        kwargs.setdefault("safety_interval", STOP_CHECK_INTERVAL)
+        return run(self, *args, **kwargs)
+
+    run_looking_often.looks_often = True
+    return run_looking_often
+
+
+def stop_promptly() -> None:
+    """Install the above into nameko (once; every hostledger process imports this module)."""
+    if not getattr(QueueConsumer.run, "looks_often", False):
+        QueueConsumer.run = _looking_often(QueueConsumer.run)
+
+
+stop_promptly()

@@ -59,7 +59,9 @@ class EventStore(DependencyProvider):
         self.followers: list[Follower] = []
         self._running = False
         self._threads = []
+        self._watch_thread = None
         self._grown = Event()
+        self._stopping = Event()  # sent by `stop`: every pause of the loops ends then
         self._users = []  # other dependencies' loops on `app`: each says when it stopped
         super().__init__(**kwargs)
 
@@ -124,7 +126,9 @@ class EventStore(DependencyProvider):
 
     def start(self):
         self._running = True
-        self._threads.append(self.container.spawn_managed_thread(self._watch_loop, "log-watch"))
+        self._stopping = Event()
+        self._watch_thread = self.container.spawn_managed_thread(self._watch_loop, "log-watch")
+        self._threads.append(self._watch_thread)
         self._threads.append(
             self.container.spawn_managed_thread(self._housekeeping_loop, "housekeeping")
         )
@@ -140,6 +144,17 @@ class EventStore(DependencyProvider):
 
     def stop(self):
         self._running = False
+        # wake every loop now (a pause, a wait for the log to grow) instead of letting
+        # each wait out its second: a service asked to stop has nothing left to wait for
+        if not self._stopping.ready():
+            self._stopping.send(True)
+        self._wake()
+        if self._watch_thread is not None:
+            # it only listens for new events (its connection closes as it ends): ended
+            # now, not after its listening connection's next second-long wait
+            self._threads.remove(self._watch_thread)
+            self._watch_thread.kill()
+            self._watch_thread = None
         for thread in self._threads:
             thread.wait()
         self._threads = []
@@ -189,65 +204,58 @@ class EventStore(DependencyProvider):
                 log.warning(
                     "listening for new events of %s failed (%s); retrying", self.app.service, exc
                 )
-                eventlet.sleep(1.0)
+                self._pause(1.0)
 
     def _wake(self):
         grown, self._grown = self._grown, Event()
         grown.send(True)
 
     def _wait_for_growth(self, grown: Event) -> None:
+        """Until the log grows, IDLE_POLL at most; `stop` ends the wait too (it wakes all)."""
+        if not self._running:
+            return
         with eventlet.Timeout(self.IDLE_POLL, False):
             grown.wait()
 
     def _relay_loop(self):
-        """Publish the log; while the broker or the database is away, retry every second,
-        logging the first failure in full and then a line a minute."""
-        failures = 0
-        while self._running:
-            grown = self._grown
-            try:
-                if not self.relay_lock.try_acquire():
-                    eventlet.sleep(1.0)  # another instance publishes
-                    continue
-                if self.relay.run_once() == 0:
-                    self._wait_for_growth(grown)
-                if failures:
-                    log.info("relay of %s goes on (%d failed tries)", self.app.service, failures)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    log.exception("relay of %s failed; retrying", self.app.service)
-                elif failures % 60 == 0:
-                    log.warning(
-                        "relay of %s still failing (%d tries): %s", self.app.service, failures, exc
-                    )
-                eventlet.sleep(1.0)
+        """Publish the log (services.infra.relay), one instance at a time."""
+        self._keep_running("relay", self.relay.run_once, self.relay_lock)
 
     def _chain_loop(self):
-        """Hash the log into its chain (services.infra.chainkeeper), one instance at a time;
-        while the database is away, retry every second, logging as the relay does."""
+        """Hash the log into its chain (services.infra.chainkeeper), one instance at a time."""
+        self._keep_running("chain", self.chain_keeper.run_once, self.chain_lock)
+
+    def _keep_running(self, what: str, step, lock: AdvisoryLock) -> None:
+        """While the service runs and this instance holds `lock`: run `step` (a pass over
+        the log, answering how many it handled), and wait for the log to grow (or the
+        service to stop) when it had nothing to do. While the broker or the database is
+        away, retry every second, logging the first failure in full and then a line a
+        minute."""
         failures = 0
         while self._running:
             grown = self._grown
             try:
-                if not self.chain_lock.try_acquire():
-                    eventlet.sleep(1.0)  # another instance keeps the chain
+                if not lock.try_acquire():
+                    self._pause(1.0)  # another instance does it
                     continue
-                if self.chain_keeper.run_once() == 0:
+                if step() == 0:
                     self._wait_for_growth(grown)
                 if failures:
-                    log.info("chain of %s goes on (%d failed tries)", self.app.service, failures)
+                    log.info("%s of %s goes on (%d failed tries)", what, self.app.service, failures)
                 failures = 0
             except Exception as exc:
                 failures += 1
                 if failures == 1:
-                    log.exception("chain of %s failed; retrying", self.app.service)
+                    log.exception("%s of %s failed; retrying", what, self.app.service)
                 elif failures % 60 == 0:
                     log.warning(
-                        "chain of %s still failing (%d tries): %s", self.app.service, failures, exc
+                        "%s of %s still failing (%d tries): %s",
+                        what,
+                        self.app.service,
+                        failures,
+                        exc,
                     )
-                eventlet.sleep(1.0)
+                self._pause(1.0)
 
     HOUSEKEEPING_INTERVAL = 3600.0
 
@@ -267,10 +275,12 @@ class EventStore(DependencyProvider):
 
     def _pause(self, seconds: float) -> None:
         """Sleep up to `seconds`, no longer than the service runs: `stop` waits for this
-        thread, and a process asked to stop must not wait out an hour (or be killed)."""
-        deadline = time.monotonic() + seconds
-        while self._running and time.monotonic() < deadline:
-            eventlet.sleep(min(0.5, deadline - time.monotonic()))
+        thread, and a process asked to stop must not wait out an hour (or be killed), nor
+        the rest of a second."""
+        if not self._running:
+            return
+        with eventlet.Timeout(seconds, False):
+            self._stopping.wait()
 
     # read models may lag a moment: a follower woken by new events waits this long so
     # that a burst of events is projected in one transaction, not one each
@@ -300,7 +310,7 @@ class EventStore(DependencyProvider):
                         failures,
                         exc,
                     )
-                eventlet.sleep(min(1.0 * failures, 10.0))
+                self._pause(min(1.0 * failures, 10.0))
 
     def follower(self, name: str) -> Follower:
         for follower in self.followers:
