@@ -91,6 +91,14 @@ def _table(schema: str | None, name: str):
     return sql.Identifier(schema, name) if schema else sql.Identifier(name)
 
 
+def _gauge(name: str, documentation: str, labels: list[str], samples) -> GaugeMetricFamily:
+    """A gauge family with its samples: (label values, value) pairs."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
+
+
 class StoreCollector(Collector):
     """Reads one service's own tables when Prometheus scrapes: the relay's position and
     the log's head, each consumer's position per upstream, each read model's position,
@@ -178,72 +186,70 @@ class StoreCollector(Collector):
             parked = curs.fetchall()
         self._db_ok = True
         s = self.service
-        out = []
-        g = GaugeMetricFamily(
-            "hostledger_log_head_position",
-            "The last position (notification id) of the service's own event log.",
-            labels=["service"],
-        )
-        g.add_metric([s], head)
-        out.append(g)
+        out = [
+            _gauge(
+                "hostledger_log_head_position",
+                "The last position (notification id) of the service's own event log.",
+                ["service"],
+                [([s], head)],
+            )
+        ]
         if relay is not None:
-            scanned = GaugeMetricFamily(
-                "hostledger_relay_position",
-                "The last log position the relay has read (and published, when it was"
-                " an integration event).",
-                labels=["service"],
-            )
-            scanned.add_metric([s], relay["scanned"])
-            published = GaugeMetricFamily(
-                "hostledger_relay_published_position",
-                "The log position of the last integration event the broker confirmed.",
-                labels=["service"],
-            )
-            published.add_metric([s], relay["published"] or 0)
-            lag = GaugeMetricFamily(
-                "hostledger_relay_lag",
-                "Log positions the relay has not read yet (head minus relay position).",
-                labels=["service"],
-            )
-            lag.add_metric([s], max(head - relay["scanned"], 0))
-            out += [scanned, published, lag]
-        position = GaugeMetricFamily(
-            "hostledger_consumer_position",
-            "The upstream's log position this service has applied, in order, up to.",
-            labels=["service", "upstream"],
-        )
-        for upstream, value in sorted(positions.items()):
-            position.add_metric([s, upstream], value)
-        out.append(position)
-        model_position = GaugeMetricFamily(
-            "hostledger_readmodel_position",
-            "The log position a read model has projected up to.",
-            labels=["service", "read_model"],
-        )
-        model_lag = GaugeMetricFamily(
-            "hostledger_readmodel_lag",
-            "Log positions a read model has not projected yet.",
-            labels=["service", "read_model"],
-        )
-        for name, value in sorted(models.items()):
-            model_position.add_metric([s, name], value)
-            model_lag.add_metric([s, name], max(head - value, 0))
-        out += [model_position, model_lag]
-        count = GaugeMetricFamily(
-            "hostledger_parked_events",
-            "Events (or scheduler items) a loop could not apply and parked, not resolved"
-            " yet, by loop: an upstream (a consumer), readmodel:<name>, scheduler:<job>.",
-            labels=["service", "loop"],
-        )
-        oldest = GaugeMetricFamily(
-            "hostledger_parked_oldest_timestamp_seconds",
-            "When the oldest unresolved parked event of a loop was parked (Unix time).",
-            labels=["service", "loop"],
-        )
-        for row in parked:
-            count.add_metric([s, row["upstream"]], row["n"])
-            oldest.add_metric([s, row["upstream"]], row["oldest"].timestamp())
-        out += [count, oldest]
+            out += [
+                _gauge(
+                    "hostledger_relay_position",
+                    "The last log position the relay has read (and published, when it was"
+                    " an integration event).",
+                    ["service"],
+                    [([s], relay["scanned"])],
+                ),
+                _gauge(
+                    "hostledger_relay_published_position",
+                    "The log position of the last integration event the broker confirmed.",
+                    ["service"],
+                    [([s], relay["published"] or 0)],
+                ),
+                _gauge(
+                    "hostledger_relay_lag",
+                    "Log positions the relay has not read yet (head minus relay position).",
+                    ["service"],
+                    [([s], max(head - relay["scanned"], 0))],
+                ),
+            ]
+        models = sorted(models.items())
+        out += [
+            _gauge(
+                "hostledger_consumer_position",
+                "The upstream's log position this service has applied, in order, up to.",
+                ["service", "upstream"],
+                [([s, upstream], value) for upstream, value in sorted(positions.items())],
+            ),
+            _gauge(
+                "hostledger_readmodel_position",
+                "The log position a read model has projected up to.",
+                ["service", "read_model"],
+                [([s, name], value) for name, value in models],
+            ),
+            _gauge(
+                "hostledger_readmodel_lag",
+                "Log positions a read model has not projected yet.",
+                ["service", "read_model"],
+                [([s, name], max(head - value, 0)) for name, value in models],
+            ),
+            _gauge(
+                "hostledger_parked_events",
+                "Events (or scheduler items) a loop could not apply and parked, not resolved"
+                " yet, by loop: an upstream (a consumer), readmodel:<name>, scheduler:<job>.",
+                ["service", "loop"],
+                [([s, row["upstream"]], row["n"]) for row in parked],
+            ),
+            _gauge(
+                "hostledger_parked_oldest_timestamp_seconds",
+                "When the oldest unresolved parked event of a loop was parked (Unix time).",
+                ["service", "loop"],
+                [([s, row["upstream"]], row["oldest"].timestamp()) for row in parked],
+            ),
+        ]
         return out
 
     def _inbox_counters(self) -> list:
