@@ -12,5 +12,6 @@ class StoppingService:
 
     @rpc
     def sleep(self, seconds: float) -> float:
+        print(f"sleeping {seconds}", flush=True)  # the test waits for this line
         eventlet.sleep(seconds)
         return seconds

@@ -24,5 +24,6 @@ class StoppingWebService:
 
     @route("GET", "/sleep/<float:seconds>")
     def sleep(self, request, seconds):
+        print(f"sleeping {seconds}", flush=True)  # the test waits for this line
         eventlet.sleep(seconds)
         return f"slept {seconds}"

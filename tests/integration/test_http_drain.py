@@ -4,22 +4,16 @@ flight in full, and exits 0 within its grace period."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.stack import ROOT, rabbitmqctl
+from tests.integration.nameko_process import nameko_process, scratch_vhost, wait_for_line
 
 GRACE = 5.0
-NAMEKO = str(Path(sys.executable).parent / "nameko")
 
 
 def _free_port() -> int:
@@ -30,46 +24,28 @@ def _free_port() -> int:
 
 @pytest.fixture
 def web(tmp_path):
-    vhost = f"hltest_drain_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     port = _free_port()
-    config = tmp_path / "nameko.yaml"
-    config.write_text(
-        f"AMQP_URI: pyamqp://guest:guest@localhost:5672/{vhost}\n"
-        f"WEB_SERVER_ADDRESS: 127.0.0.1:{port}\n"
-    )
-    log = tmp_path / "web.log"
-    env = dict(os.environ, HOSTLEDGER_SHUTDOWN_GRACE=str(GRACE), PYTHONWARNINGS="ignore")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                NAMEKO,
-                "run",
-                "--config",
-                str(config),
-                "tests.integration.stopping_web_service:StoppingWebService",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log.read_text()
+
+    def serves() -> bool:
         try:
             requests.get(f"{base}/sleep/0.0", timeout=2)
-            break
+            return True
         except requests.ConnectionError:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-    yield proc, log, base
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    rabbitmqctl("delete_vhost", vhost)
+            return False
+
+    with (
+        scratch_vhost("hltest_drain") as vhost,
+        nameko_process(
+            "tests.integration.stopping_web_service:StoppingWebService",
+            f"AMQP_URI: pyamqp://guest:guest@localhost:5672/{vhost}\n"
+            f"WEB_SERVER_ADDRESS: 127.0.0.1:{port}\n",
+            tmp_path,
+            GRACE,
+            serves,
+        ) as (proc, log),
+    ):
+        yield proc, log, base
 
 
 def test_sigterm_answers_the_request_in_flight_and_closes_the_rest(web):
@@ -81,7 +57,7 @@ def test_sigterm_answers_the_request_in_flight_and_closes_the_rest(web):
         target=lambda: answers.append(requests.get(f"{base}/sleep/2.0", timeout=30))
     )
     slow.start()
-    time.sleep(0.5)  # the slow request is being answered
+    wait_for_line(proc, log, "sleeping 2.0")  # the slow request is being answered
     started = time.monotonic()
     proc.terminate()
     time.sleep(0.5)

@@ -5,30 +5,22 @@ out; a second SIGTERM exits at once. On the shared broker, in a vhost of its own
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.stack import ROOT, rabbitmqctl
+from tests.integration.nameko_process import nameko_process, scratch_vhost, wait_for_line
+from tests.stack import rabbitmqctl
 
 GRACE = 3.0
-NAMEKO = str(Path(sys.executable).parent / "nameko")
 
 
 @pytest.fixture
 def vhost():
-    name = f"hltest_stop_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    rabbitmqctl("delete_vhost", name)
+    with scratch_vhost("hltest_stop") as name:
+        yield name
 
 
 def _queue(vhost: str) -> tuple[int, int]:
@@ -45,33 +37,14 @@ def _queue(vhost: str) -> tuple[int, int]:
 @pytest.fixture
 def service(vhost, tmp_path):
     uri = f"pyamqp://guest:guest@localhost:5672/{vhost}"
-    config = tmp_path / "nameko.yaml"
-    config.write_text(f"AMQP_URI: {uri}\nserializer: json\n")
-    log = tmp_path / "service.log"
-    env = dict(os.environ, HOSTLEDGER_SHUTDOWN_GRACE=str(GRACE), PYTHONWARNINGS="ignore")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                NAMEKO,
-                "run",
-                "--config",
-                str(config),
-                "tests.integration.stopping_service:StoppingService",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while _queue(vhost)[1] < 1:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    yield proc, log, uri
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    with nameko_process(
+        "tests.integration.stopping_service:StoppingService",
+        f"AMQP_URI: {uri}\nserializer: json\n",
+        tmp_path,
+        GRACE,
+        lambda: _queue(vhost)[1] >= 1,
+    ) as (proc, log):
+        yield proc, log, uri
 
 
 def _wait(proc, timeout: float) -> float:
@@ -84,7 +57,7 @@ def test_the_request_in_flight_is_answered_and_the_process_exits_0(service):
     proc, log, uri = service
     with ClusterRpcProxy({"AMQP_URI": uri, "serializer": "json"}, timeout=30) as rpc:
         reply = rpc.stoppingtest.sleep.call_async(1.5)
-        time.sleep(0.5)  # delivered and running
+        wait_for_line(proc, log, "sleeping 1.5")  # delivered and running
         proc.send_signal(signal.SIGTERM)
         assert reply.result() == 1.5
     took = _wait(proc, GRACE + 5)
@@ -98,7 +71,7 @@ def test_a_request_outlasting_the_grace_goes_back_to_the_broker(service, vhost):
     proc, log, uri = service
     with ClusterRpcProxy({"AMQP_URI": uri, "serializer": "json"}, timeout=30) as rpc:
         rpc.stoppingtest.sleep.call_async(60)
-        time.sleep(0.5)
+        wait_for_line(proc, log, "sleeping 60")
         proc.send_signal(signal.SIGTERM)
         took = _wait(proc, GRACE + 10)
         text = log.read_text()
@@ -116,7 +89,7 @@ def test_a_second_sigterm_exits_at_once(service):
     proc, log, uri = service
     with ClusterRpcProxy({"AMQP_URI": uri, "serializer": "json"}, timeout=30) as rpc:
         rpc.stoppingtest.sleep.call_async(60)
-        time.sleep(0.5)
+        wait_for_line(proc, log, "sleeping 60")
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         assert proc.poll() is None  # still waiting for its request
