@@ -14,8 +14,7 @@ from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.context import SYSTEM, current
 from services.infra.paging import page_window
-from services.infra.personal_data import PLACEHOLDER
-from services.mailgateway import templates
+from services.mailgateway import erasure, templates
 from services.mailgateway.domain import HeldMailDecision, MailTemplate
 from services.mailgateway.outbox import (
     COLUMNS,
@@ -39,54 +38,16 @@ class MailGateway(HostledgerApplication):
 
     def erase_customer(self, customer_id, reason: str) -> bool:
         """A deleted customer's mail loses its personal data: its key is destroyed and, in
-        the same transaction, its outbox rows (addresses, subjects, what the mails were
-        made from; one not sent yet is skipped), the mail received or held from its
-        addresses or about its tickets (senders, subjects, raw messages) and its threads.
-        False when done before."""
+        the same transaction, everything kept here from, to or about its addresses and
+        tickets is scrubbed (services.mailgateway.erasure). False when done before."""
         with self.datastore.transaction() as curs:
-            curs.execute(
-                "SELECT DISTINCT lower(recipient) AS address FROM mail_outbox"
-                " WHERE customer_id = %s AND recipient IS NOT NULL",
-                (customer_id,),
-            )
-            addresses = [r["address"] for r in curs.fetchall() if r["address"] != PLACEHOLDER]
-            curs.execute(
-                "SELECT DISTINCT context->>'ticket_id' AS ticket FROM mail_outbox"
-                " WHERE customer_id = %s AND context ? 'ticket_id'",
-                (customer_id,),
-            )
-            tickets = [r["ticket"] for r in curs.fetchall() if r["ticket"]]
-        scrub = [
-            (
-                # a ticket mail's key names its recipient (ticket_mail.py): made unique
-                # by the row's id instead
-                "UPDATE mail_outbox SET recipient = CASE WHEN recipient IS NULL THEN NULL"
-                " ELSE %s END, subject = CASE WHEN subject IS NULL THEN NULL ELSE %s END,"
-                " context = '{}'::jsonb, secret = NULL, last_error = NULL,"
-                " key = CASE WHEN recipient IS NOT NULL AND"
-                "  position(lower(recipient) IN lower(key)) > 0 THEN 'erased:' || id ELSE key END,"
-                " status = CASE WHEN status = 'pending' THEN 'skipped' ELSE status END,"
-                " reason = CASE WHEN status = 'pending' THEN 'erased' ELSE reason END"
-                " WHERE customer_id = %s OR lower(recipient) = ANY(%s)"
-                " OR context->>'ticket_id' = ANY(%s)",
-                (PLACEHOLDER, PLACEHOLDER, customer_id, addresses, tickets),
-            ),
-            (
-                "UPDATE mail_received SET sender = %s"
-                " WHERE lower(sender) = ANY(%s) OR ticket_id = ANY(%s)",
-                (PLACEHOLDER, addresses, tickets),
-            ),
-            (
-                "UPDATE mail_held SET sender = %s, subject = %s, detail = '', raw = ''::bytea"
-                " WHERE lower(sender) = ANY(%s) OR ticket_id = ANY(%s)",
-                (PLACEHOLDER, PLACEHOLDER, addresses, tickets),
-            ),
-            (
-                "DELETE FROM mail_threads WHERE lower(recipient) = ANY(%s) OR ticket_id = ANY(%s)",
-                (addresses, tickets),
-            ),
-        ]
+            addresses, tickets = erasure.gather(curs, customer_id)
+        scrub = erasure.scrub_statements(customer_id, addresses, tickets)
         return self.erase_personal_data(customer_id, reason, also=scrub)
+
+    def learn_address(self, customer_id, address: str) -> None:
+        """Keep one of the customer's addresses, for its erasure (with the event's tracking)."""
+        self.save(also=[erasure.learn_address_statement(customer_id, address)])
 
     # -- the outbox ----------------------------------------------------------------------
 

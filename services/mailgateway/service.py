@@ -22,7 +22,7 @@ from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
 from services.infra.settings import settings
 from services.infra.store import EventStore
-from services.mailgateway import compose, held, notifications, ticket_mail
+from services.mailgateway import compose, erasure, held, notifications, ticket_mail
 from services.mailgateway.application import MailGateway
 from services.mailgateway.audit import MailGatewayAuditIndex
 from services.mailgateway.background import (
@@ -194,6 +194,18 @@ class MailGatewayService(ServiceBase):
         current.on_behalf_of = Actor.from_dict(event.on_behalf_of)
         self.app.erase_customer(event.payload["customer_id"], event.payload["reason"])
 
+    @handles("customers", "CustomerRegistered")
+    def customer_registered(self, event: IntegrationEvent) -> None:
+        """The customer's address is kept, for its erasure to find what came from it."""
+        self.app.learn_address(event.payload["customer_id"], event.payload["email"])
+
+    @handles("customers", "CustomerUpdated")
+    def customer_updated(self, event: IntegrationEvent) -> None:
+        """A changed address is kept beside the earlier ones, for the customer's erasure."""
+        email = event.payload["changes"].get("email")
+        if isinstance(email, str) and "@" in email:
+            self.app.learn_address(event.payload["customer_id"], email)
+
     @handles("customers", "PasswordChanged")
     def password_changed(self, event: IntegrationEvent) -> None:
         """Sent whatever the customer's notification settings (it is about the security of
@@ -249,6 +261,9 @@ class MailGatewayService(ServiceBase):
                     (file_id, base64.b64decode(content)),
                 )
             )
+        if p.get("customer_id"):
+            # which customer's tickets these are, for its erasure
+            statements.append(erasure.learn_ticket_statement(p["ticket_id"], p["customer_id"]))
         self.app.queue_with(mails, statements)
         if mails:
             self.outbox_sender.wake()

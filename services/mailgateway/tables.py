@@ -107,6 +107,23 @@ SCHEMA = (
         content bytea NOT NULL
     )
     """,
+    # what an erasure of a customer must find here (services.mailgateway.erasure): the
+    # addresses the customers service's events gave it, and the tickets of its ticket mail
+    """
+    CREATE TABLE IF NOT EXISTS mail_customer_addresses (
+        customer_id uuid NOT NULL,
+        address text NOT NULL,
+        PRIMARY KEY (customer_id, address)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS mail_customer_tickets (
+        ticket_id text PRIMARY KEY,
+        customer_id uuid NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS mail_customer_tickets_customer"
+    " ON mail_customer_tickets (customer_id)",
     # IMAP: the highest UID handed on per mailbox, valid while UIDVALIDITY stays the same
     """
     CREATE TABLE IF NOT EXISTS mail_imap_positions (
