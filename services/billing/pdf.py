@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from babel.dates import format_date
 from babel.numbers import format_currency, get_currency_precision
-from fpdf import FPDF
 
 FONT = os.environ.get("HOSTLEDGER_PDF_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 BOLD = FONT.replace("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
@@ -95,6 +94,10 @@ def money(amount: int, currency: str, language: str) -> str:
 def render(invoice: dict, language: str = "en", kind: str = "invoice") -> bytes:
     """The invoice (as `invoice_view` shapes it) as a PDF document; with
     kind="credit_note", a credit note (as `credit_note_view` shapes it)."""
+    # imported on the first document, not as the service starts: fpdf2 (with Pillow and
+    # fontTools) is a third of the billing process's import time, and few calls need it
+    from fpdf import FPDF
+
     language = language if language in LABELS else "en"
     t = LABELS[language]
     currency = invoice["total"]["currency"]
