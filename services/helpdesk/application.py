@@ -645,9 +645,12 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
 
     # -- abuse --------------------------------------------------------------------------------
 
-    def penalize(self, ticket: Ticket, points: int, comment: str) -> list:
-        """Give the ticket's customer penalty points; past the threshold, the ticket asks
-        orders to suspend every service of the customer. Answers what to save with it."""
+    def penalize(
+        self, ticket: Ticket, points: int, comment: str, threshold: int | None = None
+    ) -> list:
+        """Give the ticket's customer penalty points; past the threshold (the settings',
+        unless given), the ticket asks orders to suspend every service of the customer.
+        Answers what to save with it."""
         if points <= 0 or ticket.customer_id is None:
             return []
         try:
@@ -655,7 +658,8 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         except AggregateNotFoundError:
             standing = Standing(customer_id=ticket.customer_id)
         standing.give(ticket.id, points, comment)
-        threshold = self.settings_values()["penalty_threshold"]
+        if threshold is None:
+            threshold = self.settings_values()["penalty_threshold"]
         if standing.total >= threshold and standing.suspended_at_total is None:
             standing.mark_threshold_passed(standing.total)
             ticket.request_suspension(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import time
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -15,6 +16,7 @@ from nameko.timer import timer
 from contracts import helpdesk as contract
 from contracts.envelope import IntegrationEvent
 from contracts.errors import (
+    Conflict,
     Forbidden,
     HostledgerError,
     NotFound,
@@ -24,15 +26,16 @@ from contracts.fields import MAX_PAGE_SIZE, invalid
 from services.helpdesk.application import Helpdesk, Replayed
 from services.helpdesk.attachments import decode_upload
 from services.helpdesk.audit import HelpdeskAuditIndex
-from services.helpdesk.broadcasts import BROADCAST_SCOPE, TICKET_SCOPE
-from services.helpdesk.domain import Broadcast, fill_macros, message_text
+from services.helpdesk.broadcasts import BROADCAST_SCOPE
+from services.helpdesk.domain import Broadcast
 from services.helpdesk.mail import MailIntake
 from services.helpdesk.readmodels import HelpdeskLists
 from services.helpdesk.views import broadcast_view, department_view, template_view, ticket_view
-from services.infra import clock, context
+from services.infra import clock, context, shutdown
 from services.infra.consumer import handles
 from services.infra.context import Actor
 from services.infra.failpoints import failpoint
+from services.infra.inbox import is_transient
 from services.infra.parking import ScheduledItems
 from services.infra.rpc import load, rpc
 from services.infra.service import ServiceBase
@@ -40,6 +43,9 @@ from services.infra.settings import settings
 from services.infra.store import EventStore
 
 log = logging.getLogger(__name__)
+
+# how long the background sender goes on with one message before the next one's turn
+SENDING_SLICE_SECONDS = 10.0
 
 APPLICATION = Helpdesk
 READ_MODELS = (HelpdeskLists, HelpdeskAuditIndex)
@@ -523,9 +529,14 @@ class HelpdeskService(ServiceBase):
             self.app.release_lease(broadcast.id, holder)
         return broadcast_view(broadcast)
 
-    def _send_batch(self, broadcast_id: UUID, holder: str, limit: int, background=False):
-        """Open the tickets of the next `limit` recipients without one and record them; stop
-        early when the lease passed to another sender. Answers the broadcast as recorded."""
+    def _send_batch(
+        self, broadcast_id: UUID, holder: str, limit: int, background=False, seconds=None
+    ):
+        """Open the tickets of the next `limit` recipients without one, HOSTLEDGER_BROADCAST_
+        BATCH per save (each save records them on the message: services.helpdesk.broadcasts);
+        stop early when the lease passed to another sender, this process is stopping, or
+        after `seconds`. Answers the broadcast as recorded."""
+        until = time.monotonic() + (seconds if seconds is not None else float("inf"))
         broadcast = self.app.broadcast(broadcast_id)
         department = self.app.department(broadcast.department_id)
         # a recipient whose ticket keeps failing is parked (staff see it and retry it);
@@ -535,52 +546,38 @@ class HelpdeskService(ServiceBase):
             customer
             for customer in broadcast.pending(len(broadcast.recipients))
             if not items.parked(f"{broadcast_id}:{customer['id']}")
-        ]
-        opened = []
-        for customer in pending[: max(limit, 0)]:
-            ticket = items.run(
+        ][: max(limit, 0)]
+        size = max(settings().broadcast_batch, 1)
+        for start in range(0, len(pending), size):
+            if background:
+                failpoint("helpdesk.broadcast.before_record")
+            batch = pending[start : start + size]
+            try:
+                broadcast = self.app.open_broadcast_tickets(broadcast, department, batch)
+            except Exception as exc:
+                if is_transient(exc) or isinstance(exc, Conflict):
+                    raise
+                # one recipient's ticket cannot be opened: each on its own, that one parked
+                log.warning("message %s: a batch failed (%s); one at a time", broadcast_id, exc)
+                broadcast = self._send_one_by_one(broadcast_id, department, batch, items)
+            if start + size < len(pending) and (
+                shutdown.requested()
+                or time.monotonic() > until
+                or not self.app.take_lease(broadcast_id, holder)
+            ):
+                break
+        return broadcast
+
+    def _send_one_by_one(self, broadcast_id, department, customers, items):
+        broadcast = self.app.broadcast(broadcast_id)
+        for customer in customers:
+            opened = items.run(
                 f"{broadcast_id}:{customer['id']}",
-                lambda c=customer: self._open_message(broadcast, department, c),
+                lambda c=customer, b=broadcast: self.app.open_broadcast_tickets(b, department, [c]),
                 type="message ticket",
             )
-            if ticket is not None:
-                opened.append(ticket)
-            if not self.app.take_lease(broadcast_id, holder):
-                break
-        if background:
-            failpoint("helpdesk.broadcast.before_record")
-        return self.app.record_tickets(broadcast_id, opened) if opened else broadcast
-
-    def _open_message(self, broadcast, department, customer: dict) -> dict:
-        author, options = broadcast.author, broadcast.options
-
-        def view(ticket) -> dict:
-            return {
-                "customer_id": customer["id"],
-                "ticket_id": str(ticket.id),
-                "tracking_number": ticket.tracking_number,
-            }
-
-        key = f"{broadcast.id}:{customer['id']}"
-        request = {"broadcast_id": str(broadcast.id), "customer_id": customer["id"]}
-        subject, body = message_text(broadcast, customer.get("language"))
-        try:
-            ticket = self.app.open_ticket(
-                department,
-                fill_macros(subject, customer["name"], author["name"]),
-                fill_macros(body, customer["name"], author["name"]),
-                author,
-                customer=customer,
-                attachments=broadcast.attachments,
-                via="staff",
-                forbid_replies=options["forbid_replies"],
-                assign_on_reply_to=author["id"] if options["assign_to_me"] else None,
-                abuse=dict(broadcast.abuse) if broadcast.abuse else None,
-                idempotency=(TICKET_SCOPE, key, request, view),
-            )
-        except Replayed as replay:
-            return replay.answer
-        return view(ticket)
+            broadcast = opened or self.app.broadcast(broadcast_id)
+        return broadcast
 
     @rpc
     def messages(self, page: int = 1, page_size: int = 50) -> dict:
@@ -594,10 +591,14 @@ class HelpdeskService(ServiceBase):
 
     @timer(interval=settings().broadcast_interval)
     def run_broadcasts(self) -> None:
-        """Opens the tickets of messages still sending, one batch per message and run, where
-        the request (or a sender that stopped) left off. Several instances may run it: a
-        lease keeps them on different messages, and each ticket is opened once anyway."""
+        """Opens the tickets of messages still sending, where the request (or a sender that
+        stopped) left off: batch after batch while it holds the message's lease, for up to
+        SENDING_SLICE_SECONDS a message and run (then the next message has its turn), or
+        until this process stops. Several instances may run it: a lease keeps them on
+        different messages, and each ticket is opened once anyway."""
         for broadcast_id in self.app.sending_broadcasts():
+            if shutdown.requested():
+                return
             holder = uuid4().hex
             if not self.app.take_lease(broadcast_id, holder):
                 continue
@@ -608,7 +609,11 @@ class HelpdeskService(ServiceBase):
                 author = Actor("staff", broadcast.author.get("id"))
                 with context.acting(author, cause=f"broadcast:{broadcast_id}"):
                     self._send_batch(
-                        broadcast_id, holder, settings().broadcast_batch, background=True
+                        broadcast_id,
+                        holder,
+                        len(broadcast.recipients),
+                        background=True,
+                        seconds=SENDING_SLICE_SECONDS,
                     )
             except Exception:
                 # the next messages are sent all the same; this one is tried again next run

@@ -132,7 +132,7 @@ class Settings:
     mail_in: bool = True
     data_dir: str = ".hostledger/data"
     broadcast_inline: int = 50
-    broadcast_batch: int = 50
+    broadcast_batch: int = 200
     broadcast_interval: float = 2.0
     # proxies whose X-Forwarded-For names the client (addresses or CIDRs); none by default
     trusted_proxies: tuple = ()
@@ -225,7 +225,7 @@ class Settings:
             mail_in=(env.get("HOSTLEDGER_MAIL_IN") or "1") not in ("0", "false", "no"),
             data_dir=env.get("HOSTLEDGER_DATA_DIR") or ".hostledger/data",
             broadcast_inline=_int(env, "HOSTLEDGER_BROADCAST_INLINE", 50),
-            broadcast_batch=_int(env, "HOSTLEDGER_BROADCAST_BATCH", 50),
+            broadcast_batch=_int(env, "HOSTLEDGER_BROADCAST_BATCH", 200),
             broadcast_interval=float(env.get("HOSTLEDGER_BROADCAST_INTERVAL") or 2.0),
             trusted_proxies=_networks(env, "HOSTLEDGER_TRUSTED_PROXIES"),
             public_url=(
