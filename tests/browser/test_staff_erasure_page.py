@@ -6,6 +6,7 @@ the customer's name and e-mail read as the placeholder. The page is translated i
 and French and usable on a phone. Each page is checked (console, requests, axe-core) and
 kept as a screenshot."""
 
+import re
 import uuid
 
 import pytest
@@ -41,6 +42,10 @@ LABELS = {
         "erased_by": "Its personal data was erased on",
         "why": "Reason: {reason}",
         "card_heading": "Customer {number}: {name}",
+        "erased": "erased",
+        "email": "E-mail",
+        "contact": "Contact person",
+        "registered": "Registered",
     },
     "ru": {
         "card_button": "Удалить персональные данные",
@@ -58,6 +63,10 @@ LABELS = {
         "erased_by": "Его персональные данные удалены",
         "why": "Причина: {reason}",
         "card_heading": "Клиент {number}: {name}",
+        "erased": "стёрто",
+        "email": "E-mail",
+        "contact": "Контактное лицо",
+        "registered": "Зарегистрирован",
     },
     "fr": {
         "card_button": "Effacer les données personnelles",
@@ -75,6 +84,10 @@ LABELS = {
         "erased_by": "Ses données personnelles ont été effacées le",
         "why": "Motif : {reason}",
         "card_heading": "Client {number} : {name}",
+        "erased": "effacé",
+        "email": "E-mail",
+        "contact": "Personne à contacter",
+        "registered": "Inscrit",
     },
 }
 
@@ -129,6 +142,9 @@ def _erase_it(stack, page, customer: dict, name: str, language: str, member: dic
     expect(
         p.get_by_role("heading", name=words["card_heading"].format(number=number, name=name))
     ).to_be_visible()
+    registered = p.locator(".facts div", has=p.locator("dt", has_text=words["registered"]))
+    assert customer.get("registration_ip"), customer
+    expect(registered.locator("dd")).to_contain_text(f"({customer['registration_ip']})")
     p.get_by_role("link", name=words["card_button"], exact=True).click()
     p.wait_for_url(f"**/staff/customers/{customer['id']}/erase")
     expect(
@@ -186,15 +202,30 @@ def _erase_it(stack, page, customer: dict, name: str, language: str, member: dic
     assert erasure["reason"] == reason, erasure
     assert erasure["actor"]["kind"] == "staff", erasure
     assert erasure["actor"]["id"] == member["id"], erasure
+    # the erased values read as the translated word, muted, never as the raw placeholder
+    label = words["erased"]
     expect(
-        p.get_by_role("heading", name=words["card_heading"].format(number=number, name=PLACEHOLDER))
+        p.get_by_role("heading", name=words["card_heading"].format(number=number, name=label))
     ).to_be_visible()
-    expect(p.locator("dd", has_text=PLACEHOLDER).first).to_be_visible()
+    for fact in (words["email"], words["contact"]):
+        value = p.locator(".facts div", has=p.locator("dt", has_text=fact)).locator("dd")
+        expect(value).to_have_text(label)
+        expect(value.locator("span.erased")).to_have_class(re.compile(r"\bmuted\b"))
+    # the registration address is gone from beside the date, not shown as a placeholder
+    expect(registered.locator("dd")).not_to_contain_text("(")
     body = p.locator("main").inner_text()
     assert name not in body and customer["email"] not in body, body
+    assert PLACEHOLDER not in body and f"({PLACEHOLDER})" not in body, body
     # erased once: no button any more
     expect(p.get_by_role("link", name=words["card_button"], exact=True)).to_have_count(0)
     page.check("erased-card")
+    # and at a phone's width
+    desktop = p.viewport_size
+    p.set_viewport_size(PHONE)
+    expect(p.get_by_role("heading", name=re.compile(re.escape(label)))).to_be_visible()
+    assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.check("erased-card")  # named after the width
+    p.set_viewport_size(desktop)
     return reason
 
 
@@ -307,7 +338,7 @@ def test_the_erase_form_on_a_phone(stack, browser):
     p.get_by_label("I understand that this cannot be undone", exact=True).check()
     p.get_by_role("button", name="Erase the personal data", exact=True).click()
     p.wait_for_url(f"**/staff/customers/{customer['id']}?done=erased")
-    expect(p.get_by_role("heading", name=PLACEHOLDER)).to_be_visible()
+    expect(p.get_by_role("heading", name="erased")).to_be_visible()
     assert p.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.check("erased-card")
     page.close()
