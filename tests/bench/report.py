@@ -93,6 +93,14 @@ def render(r: dict) -> str:
         from tests.bench.audit import report_lines as audit_lines
 
         parts.append(audit_lines(r))
+    if "broadcast" in r:
+        from tests.bench.broadcast import report_lines as broadcast_lines
+
+        parts.append(broadcast_lines(r))
+    if "rebuild" in r:
+        from tests.bench.rebuild import report_lines as rebuild_lines
+
+        parts.append(rebuild_lines(r))
     for number, part in enumerate(parts, 1):
         lines += ["", f"{number}. {part[0]}", *part[1:]]
     lines += ["", *_footer(r)]

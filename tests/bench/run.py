@@ -21,6 +21,7 @@ from services.infra.settings import SERVICES, Settings
 from tests.bench import (
     audit,
     billing,
+    broadcast,
     customer_list,
     facts,
     helpdesk,
@@ -38,6 +39,9 @@ IDLE_SERVICES = ("orders", "helpdesk", "mailgateway")  # no part in a registrati
 CAUGHT_UP = re.compile(r"caught up (\d+) events from")
 JSON_PATH = ROOT / ".hostledger" / "bench" / "latest.json"
 PRODUCTION_DEFAULTS = (
+    "HOSTLEDGER_BROADCAST_BATCH",
+    "HOSTLEDGER_BROADCAST_INLINE",
+    "HOSTLEDGER_BROADCAST_INTERVAL",
     "HOSTLEDGER_CATCHUP_INTERVAL",
     "HOSTLEDGER_CLOCK_FILE",
     "HOSTLEDGER_RPC_TIMEOUT",
@@ -58,6 +62,8 @@ SECTIONS = (
     "pages",
     "audit",
     "sessions",
+    "broadcast",
+    "rebuild",
 )
 
 
@@ -221,6 +227,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=200_000,
         help="events in the log whose hash chain is verified (200000)",
+    )
+    parser.add_argument(
+        "--broadcast-customers",
+        type=int,
+        default=10_000,
+        help="customers seeded for the message to all customers (10000)",
+    )
+    parser.add_argument(
+        "--broadcast-timeout",
+        type=float,
+        default=1800,
+        help="seconds the message is followed at most; then the tickets so far (1800)",
     )
     args = parser.parse_args(argv)
     chosen = args.only if args.only is not None else list(SECTIONS)
@@ -486,6 +504,14 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
             from tests.bench import sessions
 
             results["sessions"] = sessions.measure(stack, n, args.session_requests)
+    if "broadcast" in sections:
+        results["broadcast"] = broadcast.measure(
+            stack, args.broadcast_customers, phase, args.broadcast_timeout
+        )
+    if "rebuild" in sections:
+        from tests.bench import rebuild
+
+        results["rebuild"] = rebuild.measure(stack, args, phase)
     if "mail" in sections:
         results["mail"] = {}
         with phase(f"mail in: {args.mail_in} messages by SMTP to tickets visible"):
