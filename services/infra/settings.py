@@ -126,6 +126,8 @@ class Settings:
     mail_rate_limit: int = 20
     mail_rate_window: float = 600.0
     outbox_backoff: float = 5.0
+    # seconds the mail gateway waits for each answer of the outgoing relay
+    smtp_timeout: float = 30.0
     imap_mailboxes: str = ""
     imap_interval: float = 60.0
     smtp_in_host: str = "127.0.0.1"
@@ -219,6 +221,7 @@ class Settings:
             mail_rate_limit=_int(env, "HOSTLEDGER_MAIL_RATE_LIMIT", 20),
             mail_rate_window=float(env.get("HOSTLEDGER_MAIL_RATE_WINDOW") or 600.0),
             outbox_backoff=float(env.get("HOSTLEDGER_OUTBOX_BACKOFF") or 5.0),
+            smtp_timeout=float(env.get("HOSTLEDGER_SMTP_TIMEOUT") or 30.0),
             imap_mailboxes=env.get("HOSTLEDGER_IMAP_MAILBOXES") or "",
             imap_interval=float(env.get("HOSTLEDGER_IMAP_INTERVAL") or 60.0),
             smtp_in_host=env.get("HOSTLEDGER_SMTP_HOST") or "127.0.0.1",

@@ -53,7 +53,7 @@ class OutboxSender(DependencyProvider):
         sender, domain = mail_identity()
         self.sender = Sender(
             store.app,
-            Relay(cfg.smtp_host, cfg.smtp_port, timeout=30.0, local_hostname=domain),
+            Relay(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout, local_hostname=domain),
             sender=sender,
             domain=domain,
             backoff=cfg.outbox_backoff,

@@ -312,7 +312,8 @@ def relay_that_never_answers():
 def test_a_message_whose_answer_was_lost_is_never_sent_twice(stack, relay_answering_without_reply):
     """The relay may have taken it: it becomes `uncertain`, and only staff can resend it."""
     port = relay_answering_without_reply
-    stack.restart("mailgateway", {"SMTP_PORT": str(port)})
+    # the answer is given up for lost after 3 s here (30 s by default)
+    stack.restart("mailgateway", {"SMTP_PORT": str(port), "HOSTLEDGER_SMTP_TIMEOUT": "3"})
     try:
         stack.wait_for_service("mailgateway")
         c = customer(stack)
