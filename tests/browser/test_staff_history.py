@@ -19,23 +19,10 @@ from playwright.sync_api import expect
 from services.infra.clock import FileClock
 from tests.browser.chromium import PHONE
 from tests.browser.staff import logged_in_page, staff_page
+from tests.staff_api import client_with_account, department, history, issue_invoice
 
-AUDIT = "/api/v1/staff/audit"
 WAIT = 15_000  # ms: histories are read models, a moment behind a write
 NOTES = 21  # edits enough for a history longer than one page (20 events)
-
-
-def _history(stack, path: str) -> list[dict]:
-    """Every event of a history, through the API, page by page."""
-    items, cursor = [], None
-    while True:
-        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
-        r = stack.http("GET", f"{AUDIT}/{path}/history", stack.admin_token, params=params)
-        assert r.status_code == 200, r.text
-        items += r.json()["items"]
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return items
 
 
 def _local(moment: datetime) -> str:
@@ -75,7 +62,7 @@ def test_a_customers_history_explains_a_correction_in_english_and_russian(stack,
         FileClock.set_offset(stack.clock_file, timedelta(0))
     items = stack.wait_until(
         lambda: (
-            (found := _history(stack, f"customers/{cid}"))
+            (found := history(stack, f"customers/{cid}"))
             and sum(i["type"] == "Customer.Corrected" for i in found) == 2
             and sum(i["type"] == "Customer.Edited" for i in found) == NOTES
             and found
@@ -181,55 +168,26 @@ def test_a_customers_history_explains_a_correction_in_english_and_russian(stack,
 
 def test_invoice_and_ticket_histories_for_whom_may_read_them(stack, browser):
     tag = uuid.uuid4().hex[:6]
-    customer = stack.register_customer(contact_person=f"Ivo Invoice {tag}")
+    customer, client = client_with_account(stack, contact_person=f"Ivo Invoice {tag}")
     cid = customer["id"]
-    creds = customer["credentials"]
-    client = stack.login(creds["username"], creds["password"])
-    stack.wait_until(
-        lambda: stack.http("GET", "/api/v1/client/account", client).status_code == 200,
-        what="the personal account",
-    )
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/invoices",
-        stack.admin_token,
-        json={
-            "customer_id": cid,
-            "lines": [
-                {
-                    "description": "Hosting",
-                    "quantity": 1,
-                    "unit_price": {"amount": 1999, "currency": "EUR"},
-                    "period": "2026-12",
-                }
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
-    invoice = r.json()
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/departments",
-        stack.admin_token,
-        json={"name": f"History desk {tag}", "client_visible": True},
-    )
-    assert r.status_code == 201, r.text
+    invoice = issue_invoice(stack, cid, "Hosting", 1999)
+    desk = department(stack, f"History desk {tag}")
     r = stack.http(
         "POST",
         "/api/v1/client/tickets",
         client,
-        json={"department_id": r.json()["id"], "subject": f"Question {tag}", "body": "Hello?"},
+        json={"department_id": desk["id"], "subject": f"Question {tag}", "body": "Hello?"},
     )
     assert r.status_code == 201, r.text
     ticket = r.json()
     [issued] = stack.wait_until(
         lambda: [
-            i for i in _history(stack, f"invoice/{invoice['id']}") if i["type"] == "Invoice.Issued"
+            i for i in history(stack, f"invoice/{invoice['id']}") if i["type"] == "Invoice.Issued"
         ],
         what="the invoice in its history",
     )
     stack.wait_until(
-        lambda: _history(stack, f"ticket/{ticket['id']}"), what="the ticket in its history"
+        lambda: history(stack, f"ticket/{ticket['id']}"), what="the ticket in its history"
     )
 
     # billing staff: the invoice's history, from the invoice, and the invoice as it stood

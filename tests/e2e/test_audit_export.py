@@ -17,23 +17,12 @@ from pathlib import Path
 
 from contracts import audit_export as export
 from contracts.audit import sort_key
+from tests.staff_api import AUDIT, client_with_account, issue_invoice, record_payment
+from tests.staff_api import history as _history
 
-AUDIT = "/api/v1/staff/audit"
 EXPORT = f"{AUDIT}/export"
 COMMAND = Path(sys.executable).parent / "hostledger"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _history(stack, path: str) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
-        r = stack.http("GET", f"{AUDIT}/{path}/history", stack.admin_token, params=params)
-        assert r.status_code == 200, r.text
-        items += r.json()["items"]
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return items
 
 
 def _command(stack, *args) -> subprocess.CompletedProcess:
@@ -60,14 +49,10 @@ def _csv(data: bytes) -> list[dict]:
 
 
 def _customer_with_a_past(stack) -> str:
-    customer = stack.register_customer(email=f"export-{uuid.uuid4().hex[:8]}@example.com")
-    cid = customer["id"]
-    creds = customer["credentials"]
-    client = stack.login(creds["username"], creds["password"])
-    stack.wait_until(
-        lambda: stack.http("GET", "/api/v1/client/account", client).status_code == 200,
-        what="the personal account",
+    customer, _client = client_with_account(
+        stack, email=f"export-{uuid.uuid4().hex[:8]}@example.com"
     )
+    cid = customer["id"]
     r = stack.http(
         "PATCH",
         f"/api/v1/staff/customers/{cid}",
@@ -75,35 +60,8 @@ def _customer_with_a_past(stack) -> str:
         json={"contact_person": 'Zoë "Export", Tester', "reason": "a comma, a quote, é"},
     )
     assert r.status_code == 200, r.text
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/payments",
-        stack.admin_token,
-        json={
-            "customer_id": cid,
-            "amount": {"amount": 5000, "currency": "EUR"},
-            "method": "bank_transfer",
-            "reference": f"TX-{uuid.uuid4().hex[:8]}",
-        },
-    )
-    assert r.status_code == 201, r.text
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/invoices",
-        stack.admin_token,
-        json={
-            "customer_id": cid,
-            "lines": [
-                {
-                    "description": 'Hosting, "premium"; ünïcode',
-                    "quantity": 1,
-                    "unit_price": {"amount": 1999, "currency": "EUR"},
-                    "period": "2026-12",
-                }
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
+    record_payment(stack, cid, 5000)
+    issue_invoice(stack, cid, 'Hosting, "premium"; ünïcode', 1999)
     return cid
 
 

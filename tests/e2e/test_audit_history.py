@@ -8,31 +8,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-AUDIT = "/api/v1/staff/audit"
+from tests.staff_api import (
+    AUDIT,
+    client_with_account,
+    department,
+    history,
+    history_pages,
+    issue_invoice,
+    record_payment,
+)
 
 
 def _me(stack, token) -> dict:
     return stack.http("GET", "/api/v1/me", token).json()
-
-
-def _history(stack, token, path, **params):
-    r = stack.http("GET", f"{AUDIT}/{path}/history", token, params=params)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _all(stack, token, path, limit=200):
-    """Every event of a history, page by page."""
-    items, cursor, pages = [], None, 0
-    while True:
-        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        page = _history(stack, token, path, **params)
-        assert len(page["items"]) <= limit
-        items += page["items"]
-        pages += 1
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items, pages
 
 
 def _types(items) -> list[str]:
@@ -55,27 +43,10 @@ def _subsequence(wanted, types) -> bool:
     return all(t in it for t in wanted)
 
 
-def _department(stack) -> dict:
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/departments",
-        stack.admin_token,
-        json={"name": f"Audit desk {uuid.uuid4().hex[:6]}", "client_visible": True},
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
 def test_a_customers_history_explains_every_change(stack):
     admin_id = _me(stack, stack.admin_token)["staff_id"]
-    customer = stack.register_customer(email=f"wrong-{uuid.uuid4().hex[:8]}@example.com")
+    customer, client = client_with_account(stack, email=f"wrong-{uuid.uuid4().hex[:8]}@example.com")
     cid = customer["id"]
-    creds = customer["credentials"]
-    client = stack.login(creds["username"], creds["password"])
-    stack.wait_until(
-        lambda: stack.http("GET", "/api/v1/client/account", client).status_code == 200,
-        what="the personal account",
-    )
 
     # staff correct the e-mail, saying why
     right = f"right-{uuid.uuid4().hex[:8]}@example.com"
@@ -88,46 +59,18 @@ def test_a_customers_history_explains_every_change(stack):
     assert r.status_code == 200, r.text
 
     # staff record a payment, issue an invoice; the client pays it from the balance
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/payments",
-        stack.admin_token,
-        json={
-            "customer_id": cid,
-            "amount": {"amount": 5000, "currency": "EUR"},
-            "method": "bank_transfer",
-            "reference": f"TX-{uuid.uuid4().hex[:8]}",
-        },
-    )
-    assert r.status_code == 201, r.text
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/invoices",
-        stack.admin_token,
-        json={
-            "customer_id": cid,
-            "lines": [
-                {
-                    "description": "Hosting",
-                    "quantity": 1,
-                    "unit_price": {"amount": 1999, "currency": "EUR"},
-                    "period": "2026-12",
-                }
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
-    invoice = r.json()
+    record_payment(stack, cid, 5000)
+    invoice = issue_invoice(stack, cid, "Hosting", 1999)
     r = stack.http("POST", f"/api/v1/client/invoices/{invoice['id']}/pay", client)
     assert r.status_code == 200, r.text
 
     # the client opens a ticket; staff, acting in the client's panel, change its language
-    department = _department(stack)
+    desk = department(stack, f"Audit desk {uuid.uuid4().hex[:6]}")
     r = stack.http(
         "POST",
         "/api/v1/client/tickets",
         client,
-        json={"department_id": department["id"], "subject": "Hello", "body": "A question."},
+        json={"department_id": desk["id"], "subject": "Hello", "body": "A question."},
     )
     assert r.status_code == 201, r.text
     ticket = r.json()
@@ -148,7 +91,7 @@ def test_a_customers_history_explains_every_change(stack):
     ]
     items = stack.wait_until(
         lambda: (
-            (found := _all(stack, stack.admin_token, f"customers/{cid}")[0])
+            (found := history(stack, f"customers/{cid}"))
             and _subsequence(wanted, _types(found))
             and found
         ),
@@ -191,7 +134,7 @@ def test_a_customers_history_explains_every_change(stack):
     assert {"field": "language", "before": "en", "after": "fr"} in edited["changes"]
 
     # paged two at a time: the same events in the same order
-    paged, pages = _all(stack, stack.admin_token, f"customers/{cid}", limit=2)
+    paged, pages = history_pages(stack, f"customers/{cid}", limit=2)
     assert paged[: len(items)] == items and pages >= len(items) // 2
     r = stack.http(
         "GET",
@@ -227,10 +170,10 @@ def test_a_customers_history_explains_every_change(stack):
     assert r.json()["state"]["status"] == "unpaid" and r.json()["state"]["paid_at"] is None
     r = stack.http("GET", f"{AUDIT}/invoice/{invoice['id']}", stack.admin_token)
     assert r.json()["state"]["status"] == "paid"
-    invoice_history = _all(stack, stack.admin_token, f"invoice/{invoice['id']}")[0]
+    invoice_history = history(stack, f"invoice/{invoice['id']}")
     assert _subsequence(["Invoice.Issued", "Invoice.Paid"], _types(invoice_history))
     assert "Customer.Corrected" not in _types(invoice_history)
-    ticket_history = _all(stack, stack.admin_token, f"ticket/{ticket['id']}")[0]
+    ticket_history = history(stack, f"ticket/{ticket['id']}")
     assert _types(ticket_history)[0] == "Ticket.Opened"
 
     # who may read what: support not invoices' nor staff members', billing not tickets'
@@ -266,7 +209,7 @@ def test_a_customers_history_explains_every_change(stack):
     reads = stack.wait_until(
         lambda: [
             i
-            for i in _all(stack, stack.admin_token, f"staff/{auditor_member['id']}")[0]
+            for i in history(stack, f"staff/{auditor_member['id']}")
             if i["type"] == "AuditRead.Recorded"
         ],
         what="the auditor's reads in its history",
@@ -277,7 +220,7 @@ def test_a_customers_history_explains_every_change(stack):
     assert read["actor"] == {"kind": "staff", "id": auditor_member["id"]}
     assert read["summary"] == "Audit: customer history read"
     # the customer's history is not changed by being read
-    assert "AuditRead.Recorded" not in _types(_all(stack, stack.admin_token, f"customers/{cid}")[0])
+    assert "AuditRead.Recorded" not in _types(history(stack, f"customers/{cid}"))
 
 
 def test_a_deleted_customer_keeps_its_history_and_unknown_objects_are_404(stack):
@@ -289,7 +232,7 @@ def test_a_deleted_customer_keeps_its_history_and_unknown_objects_are_404(stack)
     assert r.status_code in (200, 204), r.text
     items = stack.wait_until(
         lambda: (
-            (found := _all(stack, stack.admin_token, f"customers/{cid}")[0])
+            (found := history(stack, f"customers/{cid}"))
             and "Customer.Deleted" in _types(found)
             and found
         ),

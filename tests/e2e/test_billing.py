@@ -4,16 +4,8 @@ import uuid
 
 import eventlet
 
-
-def _customer_with_account(stack):
-    customer = stack.register_customer()
-    creds = customer["credentials"]
-    token = stack.login(creds["username"], creds["password"])
-    stack.wait_until(
-        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
-        what="the personal account",
-    )
-    return customer, token
+from tests.staff_api import client_with_account as _customer_with_account
+from tests.staff_api import issue_invoice
 
 
 def _pay_in(stack, customer_id, amount, key=None, invoice_id=None):
@@ -36,24 +28,7 @@ def _eur(amount):
 
 
 def _invoice(stack, customer_id, amount, description="Hosting plan"):
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/invoices",
-        stack.admin_token,
-        json={
-            "customer_id": customer_id,
-            "lines": [
-                {
-                    "description": description,
-                    "quantity": 1,
-                    "unit_price": {"amount": amount, "currency": "EUR"},
-                    "period": "2026-12",
-                }
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
+    return issue_invoice(stack, customer_id, description, amount)
 
 
 def _balance(stack, token, at=None):
@@ -653,14 +628,7 @@ def test_project_seller_on_invoices_and_credit_allowance(stack):
 
 
 def _customer_with_account_in(stack, project_id):
-    customer = stack.register_customer(project_id=project_id)
-    creds = customer["credentials"]
-    token = stack.login(creds["username"], creds["password"])
-    stack.wait_until(
-        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
-        what="the personal account",
-    )
-    return customer, token
+    return _customer_with_account(stack, project_id=project_id)
 
 
 def test_invoice_creation_takes_an_idempotency_key(stack):
