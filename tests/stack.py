@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -105,6 +106,36 @@ def _end_group(pgid: int, timeout: float) -> None:
             _signal_group(pgid, signal.SIGKILL)
             return
         time.sleep(0.1)
+
+
+class _Background:
+    """`fn()` in a thread of its own (a green one in the monkey-patched test run);
+    `result()` waits for it and raises what it raised."""
+
+    def __init__(self, fn):
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no new thread at the interpreter's exit: here and now
+            self._thread = None
+            self._run(fn)
+
+    def _run(self, fn) -> None:
+        try:
+            self._result = fn()
+        except BaseException as exc:  # raised again by result()
+            self._error = exc
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def rabbitmqctl(*args: str) -> str:
@@ -197,17 +228,22 @@ class Stack:
         self.check_room()
         Stack.live.add(self)
         try:
-            self.add_vhost()
-            for service in SERVICES:
-                ensure_database(self.settings, self.settings.database_name(service))
-            subprocess.run(
-                [sys.executable, "-m", "services.cli", "first-admin"],
-                env=self.env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
+            # the vhost (rabbitmqctl: seconds) is made while the databases are, side by side
+            vhost = _Background(self.add_vhost)
+            try:
+                for service in SERVICES:
+                    ensure_database(self.settings, self.settings.database_name(service))
+                subprocess.run(
+                    [sys.executable, "-m", "services.cli", "first-admin"],
+                    env=self.env,
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                    timeout=120,
+                )
+            finally:
+                vhost.join()  # done before the databases' error, if any, is raised
+            vhost.result()
             for name in MODULES:
                 self.start(name)
             for name in PROGRAMS:
@@ -303,11 +339,12 @@ class Stack:
         try:
             self.stop_all()
         finally:
+            vhost = _Background(self.delete_vhost)  # beside the databases' drop
             for service in SERVICES:
                 with contextlib.suppress(psycopg.Error):
                     drop_database(self.settings, self.settings.database_name(service))
             with contextlib.suppress(subprocess.SubprocessError):
-                self.delete_vhost()
+                vhost.result()
             Stack.live.discard(self)
 
     def start(self, name: str, extra_env: dict | None = None, instance: str | None = None) -> None:
