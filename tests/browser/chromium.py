@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import selectors
+import time
 from pathlib import Path
 
 import eventlet.patcher
@@ -112,12 +113,22 @@ class Watched:
         self.console: list[str] = []
         self.failed: list[str] = []
         self.answers: list[tuple[int, str]] = []
+        self.in_flight = 0  # requests of the tab not finished (or failed) yet
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.console.append(f"uncaught: {exc}"))
+        page.on("request", self._on_request)
+        page.on("requestfinished", self._on_finished)
         page.on("requestfailed", self._on_failed)
         page.on("response", self._on_response)
 
+    def _on_request(self, request) -> None:
+        self.in_flight += 1
+
+    def _on_finished(self, request) -> None:
+        self.in_flight -= 1
+
     def _on_failed(self, request) -> None:
+        self.in_flight -= 1
         # net::ERR_ABORTED is the browser cancelling a request of a page it is leaving (the
         # icon of a page a click already navigated away from): not an answer that failed.
         # What the server answered badly is caught by its status in `answers`.
@@ -154,7 +165,23 @@ class Watched:
     # -- moving around --
 
     def goto(self, path: str):
-        return self.page.goto(self.base_url + path, wait_until="networkidle")
+        response = self.page.goto(self.base_url + path, wait_until="load")
+        self.settle()
+        return response
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Until the page has loaded and none of its requests is in flight. Playwright's
+        "networkidle" waits for that and then half a second more of no request at all;
+        the pages start none of their own after they load (no timers, no htmx load
+        triggers), so that half second is only spent. A request still in flight after
+        `timeout` seconds: networkidle after all."""
+        self.page.wait_for_load_state("load")
+        deadline = time.monotonic() + timeout
+        while self.in_flight > 0:
+            if time.monotonic() > deadline:
+                self.page.wait_for_load_state("networkidle")
+                return
+            self.page.wait_for_timeout(10)  # the driver's events are read meanwhile
 
     @property
     def path(self) -> str:
@@ -169,7 +196,7 @@ class Watched:
         """No console error, no failed request, no answer >= 400 (but the `allow`ed
         statuses: a form sent back with its errors), no serious or critical axe-core
         violation; then a full-page screenshot named after the test and `what`."""
-        self.page.wait_for_load_state("networkidle")
+        self.settle()
         answers = [(s, u) for s, u in self.answers if s not in allow]
         console = [
             text
