@@ -8,6 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates_schema
 
 from contracts.fields import (
+    Amount,
     Body,
     Country,
     Currency,
@@ -364,6 +365,48 @@ class ProjectRemoved(Schema):
     id_field = "project_id"
 
     project_id = fields.UUID(required=True)
+
+
+@integration_event("customers", "DiscountGiven")
+class DiscountGiven(Schema):
+    """Staff gave a discount to a customer or to a group (the envelope's version orders
+    its changes): billing keeps it for the invoices it prices from then on."""
+
+    id_field = "discount_id"
+
+    discount_id = fields.UUID(required=True)
+    name = Text(required=True, max_length=100)
+    kind = Text(required=True, validate=validate.OneOf(["percentage", "fixed"]))
+    percent = Text(allow_none=True, max_length=20)
+    amount = Amount(allow_none=True)
+    currency = Currency(allow_none=True)
+    customer_id = fields.UUID(allow_none=True)
+    group_id = fields.UUID(allow_none=True)
+    product_ids = fields.List(fields.UUID(), required=True)
+    valid_from = fields.AwareDateTime(allow_none=True, format="iso")
+    valid_to = fields.AwareDateTime(allow_none=True, format="iso")
+
+
+@integration_event("customers", "DiscountChanged")
+class DiscountChanged(Schema):
+    """A discount's name and validity as they are after staff changed them."""
+
+    id_field = "discount_id"
+
+    discount_id = fields.UUID(required=True)
+    name = Text(required=True, max_length=100)
+    valid_from = fields.AwareDateTime(allow_none=True, format="iso")
+    valid_to = fields.AwareDateTime(allow_none=True, format="iso")
+
+
+@integration_event("customers", "DiscountEnded")
+class DiscountEnded(Schema):
+    """A discount is no longer given from `at` on."""
+
+    id_field = "discount_id"
+
+    discount_id = fields.UUID(required=True)
+    at = fields.AwareDateTime(required=True, format="iso")
 
 
 class CreateDiscount(Schema):

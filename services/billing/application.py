@@ -16,6 +16,7 @@ from contracts.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from contracts.fields import invalid
 from services.billing import ledger
 from services.billing.checkout import Checkouts
+from services.billing.discounts import SCHEMA as DISCOUNT_BOOK  # renewal batches
 from services.billing.domain import (
     AffiliateProgram,
     Commission,
@@ -84,6 +85,8 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
         Refund.Completed: contract.RefundIssued,
         PersonalAccount.Credited: contract.FundsAdded,
     }
+    # the discount book the renewal batches are priced with (discounts.py)
+    schema_statements = DISCOUNT_BOOK
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -229,6 +229,11 @@ class CustomerInvoices(KeyedIndex):
     def add(self, invoice_id: UUID) -> None:
         self.invoice_ids.append(invoice_id)
 
+    @event("InvoicesAdded")
+    def add_many(self, invoice_ids: list[UUID]) -> None:
+        """A batch of invoices issued together (one event for them all)."""
+        self.invoice_ids.extend(invoice_ids)
+
     @event("CustomerDeleted")
     def customer_deleted(self, at: datetime) -> None:
         self.deleted_at = at
@@ -276,6 +281,17 @@ class InvoiceSeries(KeyedIndex):
     @event("NumberTaken")
     def _taken(self, number: int) -> None:
         self.last = number
+
+    def take_many(self, count: int) -> list[str]:
+        """The next `count` numbers, one after another, taken in one event (a batch of
+        invoices saved together)."""
+        first = self.last + 1
+        self._taken_many(first=first, count=count)
+        return [f"{self.prefix}{n:06d}" for n in range(first, first + count)]
+
+    @event("NumbersTaken")
+    def _taken_many(self, first: int, count: int) -> None:
+        self.last = first + count - 1
 
 
 class Invoice(Aggregate):

@@ -15,14 +15,16 @@ from contracts.envelope import IntegrationEvent
 from contracts.errors import NotFound, ValidationFailed
 from contracts.fields import invalid
 from services.billing import application as queries
+from services.billing import discounts as discount_book
 from services.billing import pdf
 from services.billing.application import Billing, invoice_view, staff_invoice_view
 from services.billing.audit import BillingAuditIndex
+from services.billing.batches import batch_item, issue_invoices
 from services.billing.checkout import no_such_processor
 from services.billing.processors import Stripe
 from services.billing.readmodels import AccountList, BillingLists, Ledger
 from services.billing.refunds import credit_note_view, refund_view
-from services.infra import context
+from services.infra import clock, context
 from services.infra.clock import isoformat
 from services.infra.consumer import handles
 from services.infra.failpoints import failpoint_raise
@@ -136,8 +138,47 @@ class BillingService(ServiceBase):
         corrections included (legal name, e-mail, country, kind, project ...); issued
         ones keep the buyer they were issued to."""
         changes = {k: v for k, v in event.payload["changes"].items() if k in BUYER_CHANGES}
+        if "group_ids" in event.payload["changes"]:
+            # the discount book prices its groups' discounts from now on
+            context.current.also = [
+                *(context.current.also or ()),
+                discount_book.groups_statement(
+                    event.payload["customer_id"],
+                    event.payload["changes"]["group_ids"],
+                    event.version,
+                ),
+            ]
         if changes:
             self.app.update_buyer(event.payload["customer_id"], changes)
+        elif context.current.also:
+            self.app.save()
+
+    @handles("customers", "DiscountGiven")
+    def keep_discount(self, event: IntegrationEvent) -> None:
+        """A customer's or a group's new discount goes into the discount book, which
+        prices the renewal invoices (services.billing.discounts)."""
+        self.app.save(
+            also=[discount_book.given_statement(event.payload, event.version, event.position)]
+        )
+
+    @handles("customers", "DiscountChanged")
+    def change_discount(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        changes = {k: p.get(k) for k in ("name", "valid_from", "valid_to")}
+        self.app.save(
+            also=[discount_book.changed_statement(p["discount_id"], changes, event.version)]
+        )
+
+    @handles("customers", "DiscountEnded")
+    def end_discount(self, event: IntegrationEvent) -> None:
+        p = event.payload
+        self.app.save(
+            also=[
+                discount_book.changed_statement(
+                    p["discount_id"], {"valid_to": p["at"]}, event.version
+                )
+            ]
+        )
 
     @handles("customers", "CustomerDeleted")
     def void_deleted_customers_invoices(self, event: IntegrationEvent) -> None:
@@ -228,6 +269,62 @@ class BillingService(ServiceBase):
             raise invalid(
                 "customer_id", f"No such customer with a personal account in {currency}."
             ) from None
+
+    @rpc
+    def issue_invoices(self, requests: list, purpose: str = "renewal") -> list[dict]:
+        """Issue a batch of invoices (the renewal run's) in one save, numbers of a series
+        taken consecutively; each request is `{"payload", "idempotency_key"}` as
+        `issue_invoice` takes them, and the same key with the same payload answers the
+        same invoice by either way. Priced with the discount book (the customers
+        service's discounts as it published them), not an RPC per invoice. Answers, in
+        the requests' order, `{"invoice": ...}` or `{"error": {"code", "message"}}`."""
+        if purpose not in ("order", "renewal"):
+            raise ValidationFailed(f"Unknown invoice purpose {purpose!r}.")
+        if not isinstance(requests, list):
+            raise ValidationFailed("A list of requests.", {"requests": ["Not a list."]})
+        # what the customers service published until now is applied first: a discount
+        # given a moment ago prices this batch
+        catch_up_with(self, "customers")
+        self._start_discount_book()
+        loaded = []
+        for r in requests:
+            try:
+                if not isinstance(r, dict):
+                    raise ValidationFailed("A request object.", {"requests": ["Not an object."]})
+                data = load(contract.IssueInvoice, r.get("payload"))
+                loaded.append((data, contract.invoice_currency(data), r))
+            except ValidationFailed as exc:
+                loaded.append(exc)
+        customer_ids = [x[0]["customer_id"] for x in loaded if not isinstance(x, Exception)]
+        with self.app.datastore.transaction() as curs:
+            book = discount_book.discounts_of(curs, customer_ids, clock.now())
+        items = [
+            x
+            if isinstance(x, Exception)
+            else batch_item(
+                x[0],
+                x[1],
+                book.get(UUID(str(x[0]["customer_id"])), []),
+                x[2].get("idempotency_key"),
+                x[2]["payload"],
+            )
+            for x in loaded
+        ]
+        return issue_invoices(self.app, items, purpose)
+
+    def _start_discount_book(self) -> None:
+        """The discount book starts from what the customers service holds (discounts
+        given before they were published), once; events then keep it."""
+        if getattr(type(self), "_discount_book_started", False):
+            return
+        with self.app.datastore.transaction() as curs:
+            started = discount_book.started(curs)
+        if not started:
+            book = self.customers.discount_book()
+            with self.app.datastore.transaction(commit=True) as curs:
+                for sql, params in discount_book.seed_statements(book, clock.now()):
+                    curs.execute(sql, params)
+        type(self)._discount_book_started = True
 
     @rpc
     def void_issued_invoice(self, idempotency_key: str, reason: str) -> dict:

@@ -161,6 +161,10 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         Project.Created: contract.ProjectCreated,
         Project.Updated: contract.ProjectUpdated,
         Project.Removed: contract.ProjectRemoved,
+        # what billing prices invoices with (its discount book)
+        Discount.Created: contract.DiscountGiven,
+        Discount.Changed: contract.DiscountChanged,
+        Discount.Ended: contract.DiscountEnded,
         PersonalData.Erased: contract.CustomerErased,
         # what every gateway's session cache follows (session_ends.py)
         SessionsEnd.Recorded: contract.SessionsEnded,
@@ -652,6 +656,38 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
                 continue
             found.append(discount)
         return found
+
+    def discount_book(self) -> dict:
+        """Every discount (as published, with its version) and every customer in a group
+        (its groups, with the customer's version): what billing's discount book starts
+        from when it was kept before discounts were published."""
+        with self.datastore.transaction() as curs:
+            curs.execute("SELECT to_regclass('directory') IS NOT NULL AS listed")
+            ids, members = [], []
+            if curs.fetchone()["listed"]:
+                curs.execute("SELECT id FROM directory WHERE kind = 'discount' ORDER BY id")
+                ids = [r["id"] for r in curs.fetchall()]
+            curs.execute("SELECT to_regclass('customer_list') IS NOT NULL AS listed")
+            if curs.fetchone()["listed"]:
+                curs.execute(
+                    "SELECT customer_id FROM customer_list WHERE cardinality(group_ids) > 0"
+                )
+                members = [r["customer_id"] for r in curs.fetchall()]
+        discounts = []
+        for i in ids:
+            d = self.repository.get(i)
+            discounts.append(dict(discount_view(d), version=d.version))
+        groups = []
+        for i in members:
+            c = self.repository.get(i)
+            groups.append(
+                {
+                    "customer_id": str(c.id),
+                    "group_ids": [str(g) for g in c.group_ids],
+                    "version": c.version,
+                }
+            )
+        return {"discounts": discounts, "groups": groups}
 
     def _discounts_of(self, owner_id: UUID) -> DiscountsOf:
         """The index of a customer's or a group's discounts; a new one (not saved yet)

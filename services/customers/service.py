@@ -388,6 +388,12 @@ class CustomersService(
         return [queries.discount_view(d) for d in self.app.discounts_for(_uuid(customer_id))]
 
     @rpc
+    def discount_book(self) -> dict:
+        """Every discount and every customer's groups, with their versions: where billing's
+        discount book starts when it was kept before discounts were published."""
+        return self.app.discount_book()
+
+    @rpc
     def register_staff(self, payload: dict) -> dict:
         data = load(contract.RegisterStaff, payload)
         if data["invite"]:

@@ -724,14 +724,20 @@ class Orders(HostledgerApplication):
         """Those of these services still waiting for their renewal invoice and due within
         their project's renewal days, as the aggregates (not the lists) say."""
         services = [self.repository.get(i) for i in service_ids]
+        days: dict = {}  # each project's renewal days, read once
+
+        def window(s: Service) -> int:
+            if s.project_id not in days:
+                days[s.project_id] = self._days(s, "renew_days_before", default_days)
+            return days[s.project_id]
+
         return [
             s
             for s in services
             if s.renewal_invoice_id is None
             and s.status in ("active", "suspended")
             and s.next_due_date is not None
-            and date.fromisoformat(s.next_due_date)
-            <= today + timedelta(days=self._days(s, "renew_days_before", default_days))
+            and date.fromisoformat(s.next_due_date) <= today + timedelta(days=window(s))
         ]
 
     def record_renewal_invoices(self, issued: list[tuple[Service, dict]]) -> int:

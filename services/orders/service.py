@@ -49,6 +49,14 @@ def _uuid(value, what: str) -> UUID:
         raise NotFound(f"No such {what}.") from None
 
 
+class RenewalRefused(Exception):
+    """Billing refused one renewal invoice of a batch: its answer's error."""
+
+    def __init__(self, error: dict):
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.error = error
+
+
 class OrdersService(promos.PromoRpcs, ServiceBase):
     name = "orders"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
@@ -318,8 +326,13 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
 
     def renew(self, today: date, cfg) -> int:
         """Issue the renewal invoices due by `today`: candidates from the read model a page
-        at a time, at most `scheduler_batch` invoice requests in flight, each batch
-        recorded in one save. How many invoices were recorded here."""
+        at a time; each batch of `scheduler_batch` services (as their aggregates say) is
+        invoiced by billing in one request and one save (`issue_invoices`), and its
+        invoices recorded here in one save. How many invoices were recorded here.
+
+        A crash between billing's save and this service's leaves the services without
+        their invoice here: the next run asks again with the same keys
+        (`renewal:<service>:<due date>`) and billing answers the invoices it issued."""
         recorded = 0
         batch = max(1, cfg.scheduler_batch)
         # a service whose renewal invoice keeps being refused is parked (staff see it in
@@ -327,49 +340,81 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         items = ScheduledItems(self.app, "scheduler:renewals")
         for page in self.app.renewal_candidates(today, cfg.renew_days_before, limit=batch * 10):
             for start in range(0, len(page), batch):
-                services = []
-                for service_id in page[start : start + batch]:
-                    found = items.run(
-                        str(service_id),
-                        lambda i=service_id: self.app.to_renew([i], today, cfg.renew_days_before),
-                        "renewal",
-                    )
-                    services += found or []
-                calls = []
+                ids = [i for i in page[start : start + batch] if not items.parked(str(i))]
+                services = [
+                    s
+                    for s in self._services_to_renew(ids, today, cfg, items)
+                    if not items.parked(f"{s.id}:{s.next_due_date}")
+                ]
+                if not services:
+                    continue
+                requests = []
                 for s in services:
-                    key = f"{s.id}:{s.next_due_date}"
-                    if items.parked(key):
-                        continue
-                    try:
-                        calls.append((s, key, self._renewal_request(s, today)))
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        items.failed(key, exc, "renewal")
+                    payload, key = self._renewal_payload(s, today)
+                    requests.append({"payload": payload, "idempotency_key": key})
+                try:
+                    answers = self.billing.issue_invoices(requests, "renewal")
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise  # billing away: the next run tries again
+                    # the batch as a whole was refused: each alone says which one
+                    answers = [self._renew_alone(r, items) for r in requests]
+                # a crash here leaves billing's invoices unrecorded: the next run's
+                # requests carry the same keys and are answered those invoices
+                failpoint("orders.renew.after_invoices")
                 issued = []
-                for s, key, reply in calls:
-                    try:
-                        issued.append((s, reply.result()))
-                    except Exception as exc:  # noqa: BLE001 - recorded; the next run tries it again
-                        if is_transient(exc):
-                            log.warning("renewal invoice for service %s not issued: %r", s.id, exc)
-                        else:
-                            items.failed(key, exc, "renewal")
+                for s, answer in zip(services, answers, strict=True):
+                    key = f"{s.id}:{s.next_due_date}"
+                    if answer is None:
+                        continue
+                    if "error" in answer:
+                        items.failed(key, RenewalRefused(answer["error"]), "renewal")
                         continue
                     items.succeeded(key)
+                    issued.append((s, answer["invoice"]))
                 recorded += self.app.record_renewal_invoices(issued)
         return recorded
 
-    def _renewal_request(self, s, today: date):
-        return self.billing.issue_invoice.call_async(
+    def _services_to_renew(self, ids, today: date, cfg, items) -> list:
+        """These services' aggregates, those still waiting for their renewal invoice; one
+        that cannot be read is parked and the others go on."""
+        try:
+            return self.app.to_renew(ids, today, cfg.renew_days_before)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+        found = []
+        for service_id in ids:
+            found += items.run(
+                str(service_id),
+                lambda i=service_id: self.app.to_renew([i], today, cfg.renew_days_before),
+                "renewal",
+                default=[],
+            )
+        return found
+
+    def _renew_alone(self, request: dict, items) -> dict | None:
+        try:
+            [answer] = self.billing.issue_invoices([request], "renewal")
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return {"error": {"code": type(exc).__name__, "message": str(exc)}}
+        return answer
+
+    def _renewal_payload(self, s, today: date) -> tuple[dict, str]:
+        return (
             {
                 "customer_id": str(s.customer_id),
                 "lines": self.app.renewal_lines(s),
                 "due_days": max(0, (date.fromisoformat(s.next_due_date) - today).days),
             },
             f"renewal:{s.id}:{s.next_due_date}",
-            "renewal",
         )
+
+    def _renewal_request(self, s, today: date):
+        payload, key = self._renewal_payload(s, today)
+        return self.billing.issue_invoice.call_async(payload, key, "renewal")
 
     def _provision_by_webhook(self, cfg) -> None:
         items = ScheduledItems(self.app, "scheduler:provisioning")

@@ -354,7 +354,9 @@ def _orders(r: dict) -> list[str]:
             f"(SEEDED in-process, {s['batch']} per save, in {s['seed_seconds']:.1f} s: "
             f"{_num(s['services_per_second'], 0)} services/s)",
             f"   the orders read model projected them in-process: {p['events']:,} events in "
-            f"{p['seconds']:.0f} s ({_num(p['events_per_second'], 0)}/s); the seeded log was "
+            f"{p['seconds']:.0f} s ({_num(p['events_per_second'], 0)}/s), its audit index and "
+            f"hash chain after them ({p.get('audit_index_and_chain_seconds', 0):.0f} s); "
+            "the seeded log was "
             "then marked as relayed and as applied downstream",
             f"   run_renewals: {run['renewal_invoices']:,} renewal invoices in "
             f"{run['seconds']:.1f} s = {_num(run['invoices_per_second'])} invoices/s "
