@@ -116,7 +116,7 @@ class BillingService(ServiceBase):
 
     # -- reactions ------------------------------------------------------------------------------
 
-    @handles("customers", "CustomerRegistered")
+    @handles("customers", "CustomerRegistered", batch=True)
     def open_account(self, event: IntegrationEvent) -> None:
         """Every new customer gets a personal account in their currency."""
         failpoint_raise("billing.open_account")

@@ -30,6 +30,7 @@ from services.infra.chainkeeper import CHAIN_TABLES
 from services.infra.chainkeeper import publications as chain_publications
 from services.infra.context import SYSTEM, current
 from services.infra.inbox import PARKED_TABLE
+from services.infra.inbox_batches import current_unit as batch_unit
 from services.infra.personal_data import (
     NOTHING,
     PERSONAL_KEYS_TABLE,
@@ -182,6 +183,15 @@ class HostledgerApplication(Application):
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
+
+    def construct_repository(self):
+        from services.infra.inbox_batches import BatchRepository
+
+        # the library's repository, which also sees what the current batch of integration
+        # events saved so far (services.infra.inbox_batches)
+        repository = super().construct_repository()
+        repository.__class__ = BatchRepository
+        return repository
 
     @property
     def datastore(self):
@@ -337,8 +347,11 @@ class HostledgerApplication(Application):
         return self._topics_published.get(topic)
 
     def save(self, *objs, **kwargs):
-        """Save atomically, stamping the current actor on each new event."""
+        """Save atomically, stamping the current actor on each new event. A handler of an
+        integration event applied in a batch saves into the batch (services.infra.
+        inbox_batches), which is written at once after the batch's last handler."""
         tracking = current.tracking
+        unit = batch_unit() if tracking is not None and tracking is not _USED else None
         if tracking is not None:
             if tracking is _USED:
                 raise OneSavePerEvent(
@@ -373,6 +386,10 @@ class HostledgerApplication(Application):
                     object.__setattr__(event, "cause", current.cause)
                 if current.request_id:
                     object.__setattr__(event, "request_id", current.request_id)
+        if unit is not None:
+            processing_event.tracking = None  # the batch's last event's is written with it
+            unit.collect(processing_event)
+            return []
         recordings = self._record(processing_event)
         if recording_command:
             current.command_recorded = True

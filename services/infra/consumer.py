@@ -12,7 +12,16 @@ upstream, consumed in order by a green thread of its own; each delivery goes
 through the upstream's `Inbox` (in order, once, gaps filled over RPC, failures
 retried then parked). A handler runs as an ordinary nameko worker; its one save
 carries the tracking record, or the tracking is recorded alone when it saves
-nothing. On start, and every `HOSTLEDGER_CATCHUP_INTERVAL` seconds, each inbox
+nothing.
+
+Deliveries that are waiting together (the broker sends up to `prefetch_count` ahead)
+are taken together: the consumer reads what has arrived, then hands each upstream's
+deliveries to its inbox at once, which applies a run of them that follow each other
+in one transaction (services.infra.inbox_batches) when their handlers say they
+can (`@handles(upstream, event_type, batch=True)`: the handler changes state only through
+its one `save()`), and acknowledges them once that transaction committed.
+
+On start, and every `HOSTLEDGER_CATCHUP_INTERVAL` seconds, each inbox
 catches up from the upstream's log, so events published while this service was
 away (or lost on the way) are applied too.
 
@@ -33,6 +42,7 @@ from functools import partial
 import eventlet
 import eventlet.semaphore
 from eventlet.event import Event
+from eventsourcing.persistence import Tracking
 from kombu.mixins import ConsumerMixin
 from nameko.constants import (
     AMQP_URI_CONFIG_KEY,
@@ -43,10 +53,11 @@ from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from contracts.chain import CHAINED_SERVICES, CHECKPOINT_EVENT
-from services.infra import context
+from services.infra import context, inbox_batches
 from services.infra.amqp import declare_inbox_queue, inbox_queue
 from services.infra.application import _USED
 from services.infra.chainkeeper import feed_envelope, feed_name
+from services.infra.failpoints import failpoint
 from services.infra.inbox import Inbox, Transient
 from services.infra.settings import settings
 from services.infra.store import CAUSE_HEADER, PARKED_HEADER, TRACKING_HEADER, EventStore
@@ -83,6 +94,9 @@ class Feed:
 
 class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
     prefetch_count = 100
+    # how long the consumer looks for more deliveries after one arrived, before it applies
+    # what it has: only what is already on its way is taken together, nothing is waited for
+    MORE_DELIVERIES_WAIT = 0.001
 
     def __init__(self):
         super().__init__()
@@ -99,6 +113,10 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         self._last_delivery: dict[str, float] = {}
         self._pausing: set[str] = set()  # catch-up lanes between rounds (safe to end)
         self._fetching: set = set()  # green threads waiting for an upstream's log (RPC)
+        # deliveries read from the broker and not yet applied, per upstream, in order
+        self._waiting: dict[str, list] = {}
+        self._applying = False  # the consumer applies deliveries (else: nothing in hand)
+        self._stop_event = Event()  # sent once stopping: every pause ends then
         self.should_stop = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -128,6 +146,8 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             self._make_inboxes()
         if self._gt is None and self.inboxes:
             self.should_stop = False
+            if self._stop_event.ready():
+                self._stop_event = Event()
             self._gt = self.container.spawn_managed_thread(self.run, "inbox-consumer")
             self._catchup_gts = [
                 self.container.spawn_managed_thread(
@@ -156,6 +176,9 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                 attempts=cfg.handler_attempts,
                 lock_conninfo=cfg.database.conninfo(cfg.database_name(app.service)),
                 source=self.feeds[name].source,
+                apply_batch=partial(self.apply_batch, name),
+                can_batch=partial(self.can_batch, name),
+                pause=self._pause,
             )
 
     def unregister_provider(self, provider):
@@ -170,7 +193,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         tracking record commit together) and is acknowledged; the prefetched ones are not,
         so the broker gives them to another instance once this connection closes; the
         catch-up loops end between two events. Idempotent."""
-        self.should_stop = True
+        self._signal_stop()
         if self._gt is None:
             return
         log.info(
@@ -183,8 +206,10 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
                 gt.kill()
             else:
                 gt.wait()  # the inbox stops catching up after its current event
-        if self._gt in self._fetching:
-            self._gt.kill()  # filling a gap: its delivery is not acknowledged, nor applied
+        if self._gt in self._fetching or not self._applying:
+            # filling a gap (its delivery is not acknowledged, nor applied), or waiting for
+            # the broker (or for it to come back) with nothing in hand
+            self._gt.kill()
         else:
             self._gt.wait()
         self._gt, self._catchup_gts = None, []
@@ -199,10 +224,23 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         super().stop()
 
     def kill(self):
-        self.should_stop = True
+        self._signal_stop()
         for gt in [*self._catchup_gts, self._gt]:
             if gt is not None:
                 gt.kill()
+
+    def _signal_stop(self) -> None:
+        self.should_stop = True
+        if not self._stop_event.ready():
+            self._stop_event.send(True)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when this instance is asked to stop meanwhile; True when
+        it is stopping."""
+        if not self.should_stop and seconds > 0:
+            with eventlet.Timeout(seconds, False):
+                self._stop_event.wait()
+        return self.should_stop
 
     # -- kombu --------------------------------------------------------------------------
 
@@ -232,6 +270,39 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
     def on_connection_error(self, exc, interval):
         log.warning("broker connection lost (%s); retrying in %ss", exc, interval)
 
+    def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
+        """kombu's loop, taking the deliveries that arrived together before applying them:
+        after each one, what is already readable is read too (up to a batch per
+        upstream), and then each upstream's deliveries go to its inbox at once."""
+        with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+            while not self.should_stop:
+                # deliveries may be in hand already: those that came while the consumers
+                # were being set up (answers to the set-up's calls are read meanwhile)
+                if not self._waiting:
+                    try:
+                        conn.drain_events(timeout=safety_interval)
+                    except TimeoutError:
+                        conn.heartbeat_check()
+                        continue
+                    except OSError:
+                        if not self.should_stop:
+                            raise
+                        break
+                while not self.should_stop and self._room_for_more():
+                    try:
+                        conn.drain_events(timeout=self.MORE_DELIVERIES_WAIT)
+                    except TimeoutError:
+                        break
+                self._apply_waiting()
+                yield
+
+    def on_connection_revived(self):
+        # what was read on a connection that was lost comes again on the new one
+        self._waiting.clear()
+
+    def _room_for_more(self) -> bool:
+        return all(len(w) < Inbox.batch_size for w in self._waiting.values())
+
     def _on_message(self, upstream, body, message):
         if self.should_stop:
             # stopping (kombu still dispatches the prefetched deliveries while it cancels
@@ -239,25 +310,51 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             # connection closes, to the instance that goes on
             return
         self._last_delivery[upstream] = time.monotonic()
-        translate = self.feeds[upstream].translate
-        if translate is not None:
-            body = translate(body)
+        self._waiting.setdefault(upstream, []).append((body, message))
+
+    def _apply_waiting(self) -> None:
+        """Hand each upstream's waiting deliveries to its inbox; acknowledge those it applied
+        (or found duplicate, or parked), give back those it could not apply now, and leave
+        unacknowledged those left when this instance stopped meanwhile."""
+        self._applying = True
         try:
-            outcome = self.inboxes[upstream].receive(body, stopping=lambda: self.should_stop)
-        except Transient as exc:
-            log.warning("%s event not applied now (%s); it will be redelivered", upstream, exc)
-            message.requeue()
-            eventlet.sleep(0 if self.should_stop else 1.0)
-            return
-        except Exception:
-            log.exception(
-                "unexpected failure consuming a %s event; it will be redelivered", upstream
+            self._apply_each_upstream()
+        finally:
+            self._applying = False
+            self._waiting.clear()  # left by a failure: delivered again
+
+    def _apply_each_upstream(self) -> None:
+        while self._waiting:
+            upstream = next(iter(self._waiting))
+            deliveries = self._waiting.pop(upstream)
+            if self.should_stop:
+                continue  # not acknowledged: delivered again, to the instance that goes on
+            translate = self.feeds[upstream].translate
+            bodies = [translate(b) if translate is not None else b for b, _ in deliveries]
+            outcomes, error = self.inboxes[upstream].receive_many(
+                bodies, stopping=lambda: self.should_stop
             )
-            message.requeue()
-            eventlet.sleep(0 if self.should_stop else 1.0)
-            return
-        log.debug("%s event %s: %s", upstream, body.get("position"), outcome)
-        message.ack()
+            if outcomes.count("applied") > 1:
+                failpoint("consumer.batch_before_ack")  # tests: a crash between commit and ack
+            for (body, message), outcome in zip(deliveries, outcomes, strict=False):
+                log.debug("%s event %s: %s", upstream, body.get("position"), outcome)
+                message.ack()
+            rest = deliveries[len(outcomes) :]
+            if error is None or not rest:
+                continue  # all applied, or stopping: the rest stays unacknowledged
+            if isinstance(error, Transient):
+                log.warning(
+                    "%s event not applied now (%s); it will be redelivered", upstream, error
+                )
+            else:
+                log.error(
+                    "unexpected failure consuming a %s event; it will be redelivered",
+                    upstream,
+                    exc_info=(type(error), error, error.__traceback__),
+                )
+            for _, message in rest:
+                message.requeue()
+            self._pause(1.0)
 
     # -- catch up -----------------------------------------------------------------------
 
@@ -266,8 +363,10 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         delay = 0.0
         while not self.should_stop:
             self._pausing.add(lane)
-            eventlet.sleep(delay)
+            stopping = self._pause(delay)
             self._pausing.discard(lane)
+            if stopping:
+                break
             delay = interval
             for upstream, inbox in self.inboxes.items():
                 if self.feeds[upstream].method != lane:
@@ -330,12 +429,34 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         """Run the handler of `event` as a worker; with `tracking` its save records the
         position, with `parked_id` it resolves that parked event (staff retry)."""
         provider = self.handlers.get((upstream, event.type))
-        app = self.store().app
         if provider is None:
             # nobody here cares about this type; it still counts as applied, in order
             if tracking is not None:
-                app.recorder.record_alone(tracking=tracking)
+                self.store().app.recorder.record_alone(tracking=tracking)
             return
+        self._run_handler(provider, event, tracking, parked_id)
+
+    def can_batch(self, upstream: str, event) -> bool:
+        """May `event` be applied in a batch (services.infra.inbox_batches)? When no handler
+        here takes it, or its handler says so."""
+        provider = self.handlers.get((upstream, event.type))
+        return provider is None or provider.batch
+
+    def apply_batch(self, upstream: str, events: list, tracking) -> None:
+        """Run the handlers of `events` (which follow each other), in order, each as its own
+        worker, and write all they saved with `tracking` (the last event's) in one
+        transaction. Raises the first failure; then nothing is written."""
+        unit = inbox_batches.Unit(self.store().app)
+        with inbox_batches.opened(unit, [(upstream, event.position) for event in events]):
+            for event in events:
+                provider = self.handlers.get((upstream, event.type))
+                if provider is not None:
+                    self._run_handler(provider, event, Tracking(upstream, event.position))
+            failpoint("consumer.batch_before_commit")
+            unit.commit(tracking)
+
+    def _run_handler(self, provider, event, tracking, parked_id: int | None = None) -> None:
+        app = self.store().app
         context_data = {
             context.ACTOR_HEADER: context.Actor("service", app.service).header(),
             CAUSE_HEADER: event.ref,
@@ -362,13 +483,20 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
 
 
 class Handles(Entrypoint):
-    """Entrypoint: this method applies `upstream`'s `event_type` integration events."""
+    """Entrypoint: this method applies `upstream`'s `event_type` integration events.
+
+    `batch=True`: its events may be applied in a batch with the events before and after
+    them (services.infra.inbox_batches): the method changes state only through its one
+    `save()` (extra SQL passed to it, or left in `context.current.also`), writes nothing
+    itself and has no effect outside this service's database that must not be repeated
+    (a failed batch is applied again one event at a time)."""
 
     inbox_consumer = InboxConsumer()
 
-    def __init__(self, upstream: str, event_type: str, **kwargs):
+    def __init__(self, upstream: str, event_type: str, batch: bool = False, **kwargs):
         self.upstream = upstream
         self.event_type = event_type
+        self.batch = batch
         super().__init__(**kwargs)
 
     def setup(self):
@@ -386,7 +514,13 @@ class Handles(Entrypoint):
         """Runs in the worker's green thread, before its context is torn down."""
         if exc_info is None:
             tracking, also = context.current.tracking, context.current.also
-            if (tracking is not None and tracking is not _USED) or also:
+            unit = inbox_batches.current_unit()
+            if unit is not None:
+                # in a batch: its tracking is the batch's, written with the batch
+                if also:
+                    unit.add_also(also)
+                    context.current.also = None
+            elif (tracking is not None and tracking is not _USED) or also:
                 # the handler saved nothing: record the event as applied all the same
                 try:
                     self.inbox_consumer.store().app.recorder.record_alone(
@@ -406,7 +540,7 @@ class KeepsChainWitnesses(Handles):
     (`ChainCheckpointed`), each upstream's on a checkpoint feed of its own."""
 
     def __init__(self, **kwargs):
-        super().__init__("", CHECKPOINT_EVENT, **kwargs)
+        super().__init__("", CHECKPOINT_EVENT, **kwargs)  # one event at a time
 
     def feeds(self) -> list[tuple[Feed, str]]:
         own = self.container.service_name

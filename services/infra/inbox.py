@@ -4,9 +4,14 @@
 fills a gap from the upstream's log (`fetch`), applies the event with its tracking
 record in the same transaction as the handler's events, retries a failing handler
 and then parks the event (with its tracking record, so the stream goes on) where
-staff can list and retry it. Errors of the infrastructure (database or broker down,
-upstream not answering) are raised as `Transient`: the transport requeues and the
-event is applied later. `InboxConsumer` (bottom) feeds it from RabbitMQ.
+staff can list and retry it. `receive_many(envelopes)` does the same for the
+deliveries waiting together, and a run of events that follow each other (there, or
+read from the upstream's log) is applied as one batch: one transaction with the
+tracking record of its last event (`apply_batch`, services.infra.inbox_batches);
+when the batch fails, its events are applied one at a time as above. Errors of the
+infrastructure (database or broker down, upstream not answering) are raised as
+`Transient`: the transport requeues and the event is applied later.
+`InboxConsumer` (services.infra.consumer) feeds it from RabbitMQ.
 """
 
 from __future__ import annotations
@@ -101,9 +106,17 @@ class InboxStats:
     gaps_filled: int = 0
     parked: int = 0
     retried: int = 0
+    # batches applied in one transaction (their events count in `applied`), and batches
+    # applied one event at a time instead: not events, so not in `to_dict`
+    batches: int = 0
+    batches_failed: int = 0
 
     def to_dict(self) -> dict:
-        return dict(vars(self))
+        """The counts of events, by outcome."""
+        counts = dict(vars(self))
+        counts.pop("batches")
+        counts.pop("batches_failed")
+        return counts
 
 
 class Inbox:
@@ -115,7 +128,15 @@ class Inbox:
     the stream here (tracking, lock, parked events); `source`, when it is another name,
     is the service its events come from (a feed of some of an upstream's events,
     numbered on its own: services.infra.chainkeeper).
+
+    `apply_batch(events, tracking)`, when given, applies several events that follow each
+    other in one transaction carrying `tracking` (the last one's), or raises and writes
+    nothing; `can_batch(event)` says which events may take part. `pause(seconds)` waits
+    between attempts of a failing handler (a process that stops ends the wait).
     """
+
+    # the most events applied in one transaction
+    batch_size = 100
 
     def __init__(
         self,
@@ -127,12 +148,18 @@ class Inbox:
         backoff: tuple[float, ...] = (0.1, 0.5, 2.0),
         lock_conninfo: str | None = None,
         source: str | None = None,
+        apply_batch: Callable[[list[IntegrationEvent], Tracking], None] | None = None,
+        can_batch: Callable[[IntegrationEvent], bool] | None = None,
+        pause: Callable[[float], None] | None = None,
     ):
         self.app = app
         self.upstream = upstream
         self.source = source or upstream
         self.apply = apply
         self.fetch = fetch
+        self.apply_batch = apply_batch
+        self.can_batch = can_batch or (lambda event: True)
+        self.pause = pause or eventlet.sleep
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.stats = InboxStats()
@@ -157,6 +184,63 @@ class Inbox:
         is parked without moving the position, so a stray message cannot stall the
         stream.
         """
+        outcomes, error = self.receive_many([raw], stopping)
+        if error is not None:
+            raise error
+        return outcomes[0]
+
+    def receive_many(
+        self, raws: list, stopping: Callable[[], bool] | None = None
+    ) -> tuple[list[str], Exception | None]:
+        """Apply delivered envelopes in the order given, each as `receive` does; those that
+        follow each other go in batches. Returns what happened to each of the first ones
+        and the error that kept the next one from being applied now (the transport gives
+        those back), or None: all were applied, or the process is stopping (`stopping`
+        says so, asked between two batches or events once something was applied) and the
+        rest is left for later."""
+        outcomes: list[str] = []
+
+        def stop_now() -> bool:
+            return bool(outcomes) and stopping is not None and stopping()
+
+        try:
+            # a process that is stopping does not wait for another instance's applier
+            with self._locked(give_up=stopping):
+                last = self.last_position()
+                run: list[tuple[IntegrationEvent, dict]] = []
+                for raw in raws:
+                    event = self._next_in_line(raw, last)
+                    if event is not None:
+                        run.append((event, raw))
+                        last = event.position
+                        continue
+                    if not self._apply_run(run, outcomes, stop_now) or stop_now():
+                        return outcomes, None
+                    run = []
+                    outcomes.append(self._receive_locked(raw))
+                    last = self.last_position()
+                self._apply_run(run, outcomes, stop_now)
+        except Exception as exc:  # noqa: BLE001 - handed to the transport with what was done
+            return outcomes, exc
+        return outcomes, None
+
+    def _next_in_line(self, raw, last: int) -> IntegrationEvent | None:
+        """The event of `raw` when it is a valid envelope right after position `last`."""
+        if not isinstance(raw, dict) or raw.get("source") != self.source:
+            return None
+        position = raw.get("position")
+        if not isinstance(position, int) or isinstance(position, bool) or position <= last:
+            return None
+        if raw.get("previous_position") != last:
+            return None
+        try:
+            event = load_event(raw)
+        except PoisonEvent:
+            return None
+        return event if event.previous_position == last else None
+
+    def _receive_locked(self, raw) -> str:
+        """`receive`, under the applier lock, for an envelope that does not simply follow."""
         try:
             event, poison = load_event(raw), None
         except PoisonEvent as exc:
@@ -169,31 +253,29 @@ class Inbox:
             reason = f"an event of {raw.get('source')!r} on the queue of {self.upstream!r}"
             self._park(raw, None, reason, attempts=1, track=False)
             return "parked"
-        # a process that is stopping does not wait for another instance's applier
-        with self._locked(give_up=stopping):
-            last = self.last_position()
-            if position <= last:
+        last = self.last_position()
+        if position <= last:
+            self.stats.duplicates += 1
+            return "duplicate"
+        if poison is not None or event.previous_position != last:
+            self._fill_gap(last, position - 1)
+            if position <= self.last_position():
                 self.stats.duplicates += 1
                 return "duplicate"
-            if poison is not None or event.previous_position != last:
-                self._fill_gap(last, position - 1)
-                if position <= self.last_position():
-                    self.stats.duplicates += 1
-                    return "duplicate"
-                original = self._fetch_one(position)
-                if original is None:
-                    reason = f"position {position} is not in the log of {self.upstream}"
-                    if poison is not None:
-                        reason += f"; {poison}"
-                    self._park(raw, position, reason, attempts=1, track=False)
-                    return "parked"
-                raw = original
-                try:
-                    event = load_event(raw)
-                except PoisonEvent as exc:
-                    self._park(raw, position, str(exc), attempts=1, track=True)
-                    return "parked"
-            return self._apply_one(event, raw)
+            original = self._fetch_one(position)
+            if original is None:
+                reason = f"position {position} is not in the log of {self.upstream}"
+                if poison is not None:
+                    reason += f"; {poison}"
+                self._park(raw, position, reason, attempts=1, track=False)
+                return "parked"
+            raw = original
+            try:
+                event = load_event(raw)
+            except PoisonEvent as exc:
+                self._park(raw, position, str(exc), attempts=1, track=True)
+                return "parked"
+        return self._apply_one(event, raw)
 
     def catch_up(self, stopping: Callable[[], bool] | None = None) -> int:
         """Apply everything the upstream published after our position; how many were applied.
@@ -223,28 +305,111 @@ class Inbox:
     def _fill_gap(
         self, after: int, until: int | None, stopping: Callable[[], bool] | None = None
     ) -> None:
+        """Apply the upstream's events after `after` (up to `until`) from its log, each run
+        of them in batches."""
+        last = self.last_position()
         while until is None or after < until:
             if stopping is not None and stopping():
                 return
             answer = self._read_log(after, until)
             events = answer.get("events") or []
+            run: list[tuple[IntegrationEvent, dict]] = []
             for raw in events:
-                if stopping is not None and stopping():
-                    return
                 position = raw.get("position")
-                if not isinstance(position, int) or position <= self.last_position():
+                if not isinstance(position, int) or position <= last:
                     continue
                 try:
                     event = load_event(raw)
                 except PoisonEvent as exc:
+                    if not self._fill_run(run, stopping) or (stopping is not None and stopping()):
+                        return
+                    run = []
                     self._park(raw, position, str(exc), attempts=1, track=True)
+                    last = position
                     continue
-                self._apply_one(event, raw)
-                self.stats.gaps_filled += 1
+                run.append((event, raw))
+                last = position
+            if not self._fill_run(run, stopping):
+                return
             scanned = answer.get("scanned", after)
             if not events or scanned <= after:
                 break
             after = scanned
+
+    def _fill_run(self, run: list, stopping: Callable[[], bool] | None) -> bool:
+        done: list[str] = []
+        try:
+            return self._apply_run(run, done, stopping)
+        finally:
+            self.stats.gaps_filled += len(done)
+
+    def _apply_run(
+        self,
+        run: list[tuple[IntegrationEvent, dict]],
+        outcomes: list[str],
+        stopping: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Apply events that follow each other, in order: those that can go together in
+        batches of up to `batch_size`, the others (and the events of a batch that failed)
+        one at a time. Appends what happened to each to `outcomes`; False when `stopping`
+        said to leave the rest."""
+        i = 0
+        while i < len(run):
+            if stopping is not None and stopping():
+                return False
+            chunk = []
+            if self.apply_batch is not None:
+                while (
+                    i + len(chunk) < len(run)
+                    and len(chunk) < self.batch_size
+                    and self.can_batch(run[i + len(chunk)][0])
+                ):
+                    chunk.append(run[i + len(chunk)])
+            passed = 0
+            if len(chunk) > 1:
+                if self._apply_together(chunk):
+                    outcomes.extend(["applied"] * len(chunk))
+                    i += len(chunk)
+                    continue
+                # what the position passed meanwhile (written by something else than this
+                # applier: a tool that skips events) is not applied again
+                passed = self.last_position()
+            else:
+                chunk = run[i : i + 1]
+            for n, (event, raw) in enumerate(chunk):
+                if n and stopping is not None and stopping():
+                    return False
+                if event.position <= passed:
+                    self.stats.duplicates += 1
+                    outcomes.append("duplicate")
+                else:
+                    outcomes.append(self._apply_one(event, raw))
+                i += 1
+        return True
+
+    def _apply_together(self, chunk: list[tuple[IntegrationEvent, dict]]) -> bool:
+        """One transaction for the whole chunk; False (nothing written) when it failed for
+        a reason of its own (a handler failed, a conflict at commit)."""
+        first, last = chunk[0][0], chunk[-1][0]
+        try:
+            self.apply_batch([event for event, _ in chunk], Tracking(self.upstream, last.position))
+        except Exception as exc:
+            if is_transient(exc):
+                raise Transient(str(exc)) from exc
+            self.stats.batches_failed += 1
+            log.warning(
+                "a batch of %d %s events (positions %d to %d) failed (%r);"
+                " applying them one at a time",
+                len(chunk),
+                self.upstream,
+                first.position,
+                last.position,
+                exc,
+            )
+            return False
+        self.stats.applied += len(chunk)
+        self.stats.batches += 1
+        return True
 
     def _apply_one(self, event: IntegrationEvent, raw: dict) -> str:
         # what is logged about it (failures, parking) names the request that stored it
@@ -282,8 +447,12 @@ class Inbox:
                 self.attempts,
                 error,
             )
-            if attempt + 1 < self.attempts:
-                eventlet.sleep(self.backoff[min(attempt, len(self.backoff) - 1)])
+            if attempt + 1 < self.attempts and self.pause(
+                self.backoff[min(attempt, len(self.backoff) - 1)]
+            ):
+                # the process is stopping: tried again later (here or elsewhere), not
+                # parked for want of the attempts left
+                raise Transient(f"stopping while handling {event.ref} failed: {error!r}")
         self._park(raw, event.position, _describe(error), attempts=self.attempts, track=True)
         return "parked"
 
