@@ -401,6 +401,12 @@ class Services:
         # the instance's session cache (gateway/session_cache.py), None: none
         self.sessions = sessions
 
+    # True once the request called the customers service after its session was checked:
+    # sessions and what a principal is made of (staff, customers, users) live there, and
+    # the other services only read from it, so a request that never called it changed
+    # no session (and the session cache keeps its entry: no RPC on the next request)
+    called_customers = False
+
     def act_as(self, actor: Actor | None, on_behalf_of: Actor | None = None) -> None:
         data = self._worker_ctx.data
         data.pop(ACTOR_HEADER, None)
@@ -418,6 +424,8 @@ class Services:
         return self._worker_ctx.data
 
     def __getattr__(self, service: str) -> ServiceProxy:
+        if service == "customers":
+            self.called_customers = True
         return ServiceProxy(self._worker_ctx, service, self._reply_listener)
 
 
@@ -606,6 +614,7 @@ class Route(GatewayEntrypoint):
             with eventlet.Timeout(self.start_deadline(call.services)):
                 check_request_text(request)
                 self._authenticate(call)
+                call.services.called_customers = False  # the session check changed nothing
                 call.query = self._load_query(request)
                 call.body = self._load_body(request)
                 call.files = getattr(request, "uploads", [])
@@ -629,7 +638,7 @@ class Route(GatewayEntrypoint):
         except eventlet.Timeout:
             return unavailable("A service did not answer in time.")
         finally:
-            if self.method not in SAFE_METHODS and call.token:
+            if self.method not in SAFE_METHODS and call.token and call.services.called_customers:
                 # what it changed may end or change its own session (a logout, leaving a
                 # client's panel, a password, two-factor): its next request asks again
                 forget_session(call.services, call.token)
