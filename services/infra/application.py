@@ -366,8 +366,12 @@ class HostledgerApplication(Application):
             check_deadline()
         recording_command = current.command_key is not None and not current.command_recorded
         if recording_command:
-            # the command's request, recorded with its first save (services.infra.requests)
-            also.append(record_statement(current.command_key))
+            # the command's request, recorded with its first save (services.infra.requests),
+            # with its answer when the command gave it already (answer_with_save)
+            answered = current.command_answer
+            also.append(
+                record_statement(current.command_key, answered[1] if answered else None)
+            )
         processing_event = ProcessingEvent(tracking=tracking if tracking is not _USED else None)
         processing_event.collect_events(*objs, also=also, **kwargs)
         actor = (current.actor or SYSTEM).to_dict()
@@ -393,6 +397,7 @@ class HostledgerApplication(Application):
         recordings = self._record(processing_event)
         if recording_command:
             current.command_recorded = True
+            current.command_answer_kept = current.command_answer is not None
         self._take_snapshots(processing_event)
         self._notify(recordings)
         return recordings

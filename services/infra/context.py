@@ -70,6 +70,10 @@ class _Current(threading.local):
     # save recorded it there already (services.infra.requests)
     command_key: str | None = None
     command_recorded: bool = False
+    # (answer, its stored JSON) when the command gave its answer before its first save
+    # (requests.answer_with_save), and whether that save kept it
+    command_answer: tuple | None = None
+    command_answer_kept: bool = False
     request_id: str | None = None  # the request being served, for logs and events
 
 

@@ -72,9 +72,22 @@ def command_key(request: str, command: str, args: tuple, kwargs: dict) -> str:
     return f"{request}|{command}|{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
-def record_statement(key: str) -> tuple[str, tuple]:
-    """The row a command's first save writes with its events (a second one conflicts)."""
-    return ("INSERT INTO handled_requests (key, recorded_at) VALUES (%s, %s)", (key, clock.now()))
+def record_statement(key: str, answer: str | None = None) -> tuple[str, tuple]:
+    """The row a command's first save writes with its events (a second one conflicts),
+    with the answer as `stored_answer` made it when the command gave it already."""
+    return (
+        "INSERT INTO handled_requests (key, recorded_at, answer) VALUES (%s, %s, %s::jsonb)",
+        (key, clock.now(), answer),
+    )
+
+
+def answer_with_save(answer):
+    """For a command that knows its answer before its (first) save: the answer is kept in
+    that save's transaction instead of one more transaction after it returns. Answers
+    `answer`; if the command returns another object, that one is kept as before."""
+    if current.command_key is not None and not current.command_recorded:
+        current.command_answer = (answer, stored_answer(answer=answer))
+    return answer
 
 
 def forget_old_requests(app, days: int) -> int:
@@ -155,7 +168,8 @@ def without_secrets(answer):
     return answer
 
 
-def keep_answer(app, key: str, answer=None, error: errors.HostledgerError | None = None) -> None:
+def stored_answer(answer=None, error: errors.HostledgerError | None = None) -> str:
+    """What `handled_requests` keeps of a command's answer or typed error (JSON)."""
     if error is not None:
         stored = {"error": {"type": type(error).__name__, "args": list(error.args)}}
     elif _has_key(answer, SESSION_KEYS):
@@ -173,10 +187,14 @@ def keep_answer(app, key: str, answer=None, error: errors.HostledgerError | None
         # a repeat answers the same object, without what is shown once (a password)
         stored = {"answer": without_secrets(answer)}
     try:
-        text = json.dumps(stored, default=_plain)
+        return json.dumps(stored, default=_plain)
     except (TypeError, ValueError):
-        log.warning("the answer to %s cannot be kept (not JSON)", key)
-        text = json.dumps({"answer": None})
+        log.warning("an answer cannot be kept (not JSON)")
+        return json.dumps({"answer": None})
+
+
+def keep_answer(app, key: str, answer=None, error: errors.HostledgerError | None = None) -> None:
+    text = stored_answer(answer, error)
     try:
         with app.datastore.transaction(commit=True) as curs:
             curs.execute(
@@ -237,13 +255,26 @@ def once_per_request(fn):
             # the first delivery saved, then died before its answer was kept: run it again
             # for its answer. A command that keeps its own Idempotency-Key answers from it;
             # any other cannot save twice (its save conflicts on the request's record).
-        outer = current.command_key, current.command_recorded
+        outer = (
+            current.command_key,
+            current.command_recorded,
+            current.command_answer,
+            current.command_answer_kept,
+        )
         current.command_key, current.command_recorded = key, False
+        current.command_answer, current.command_answer_kept = None, False
         try:
             result = fn(self, *args, **kwargs)
         except errors.HostledgerError as exc:
             if current.command_recorded:
                 keep_answer(app, key, error=exc)
+            elif lookup(app, key).found:
+                # another delivery of this request recorded it first (this one's save kept
+                # conflicting with it until the command gave up): its answer counts
+                log.info("request %s ran twice at once: answering the first (%r)", key, exc)
+                answer = wait_for_answer(app, key)
+                if answer is not _NO_ANSWER:
+                    return answer
             raise
         except Exception as exc:
             if not current.command_recorded and lookup(app, key).found:
@@ -258,11 +289,18 @@ def once_per_request(fn):
                 return answer
             raise
         else:
-            if current.command_recorded:
+            answered = current.command_answer
+            kept = current.command_answer_kept and answered is not None and answered[0] is result
+            if current.command_recorded and not kept:
                 keep_answer(app, key, answer=result)
             return result
         finally:
-            current.command_key, current.command_recorded = outer
+            (
+                current.command_key,
+                current.command_recorded,
+                current.command_answer,
+                current.command_answer_kept,
+            ) = outer
 
     # nameko checks a call's arguments against this (inspect.getcallargs)
     command.__signature__ = inspect.signature(fn)

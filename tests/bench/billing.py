@@ -9,7 +9,7 @@
   seeded in the bench process with billing's own application
   (`services.billing.application.Billing` on the stack's billing database): one
   `credit("payment", ...)` per entry on one aggregate object, saved every `batch`
-  entries, with the snapshots the service itself takes (one every 100 versions: the
+  entries, with the snapshots the service itself takes (one every 20 versions: the
   aggregate holds the balance, not the entries, so a snapshot stays small). The
   billing service's ledger read model then projects the new events; the entries are
   answered from it, a page at a time.
@@ -156,7 +156,7 @@ def seed_account(stack, customer_id: str, entries: int, batch: int) -> tuple[obj
         tb = time.perf_counter()
         for k in range(start, min(entries, start + batch)):
             account.credit("payment", one, None, None, first_at + ENTRY_STEP * k)
-        app.save(account)  # snapshots every 100 versions, as the service takes them
+        app.save(account)  # snapshots every 20 versions, as the service takes them
         batch_seconds.append(time.perf_counter() - tb)
     saved = time.perf_counter()
     snapshot = PersonalAccount.Snapshot.take(account)
