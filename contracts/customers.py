@@ -17,6 +17,7 @@ from contracts.fields import (
     Money,
     Page,
     PageSize,
+    RecordedEmail,
     Text,
 )
 from contracts.registry import integration_event
@@ -54,7 +55,7 @@ class CustomerRegistered(Schema):
     customer_id = fields.UUID(required=True)
     number = fields.Integer(required=True)
     kind = Text(required=True, validate=validate.OneOf(CUSTOMER_KINDS))
-    email = Email(required=True)
+    email = RecordedEmail(required=True)  # `[erased]` once the customer is erased
     username = Text(required=True)
     country = Country(required=True)
     contact_person = Text(required=True)

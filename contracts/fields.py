@@ -10,7 +10,8 @@
 - `Currency`: an active ISO 4217 code; `Country`: an ISO 3166-1 alpha-2 code.
 - `Money`: `{"amount", "currency"}`, the one shape of money in requests and answers
   (`Price`: 0 allowed; `SignedMoney`: either sign, for corrections).
-- `Email`, `Url`: marshmallow's, with the text rule and a length bound.
+- `Email`, `Url`: marshmallow's, with the text rule and a length bound; `RecordedEmail`,
+  in integration events, also takes `[erased]` (`ERASED`: an erased customer's address).
 - `Json`: a free-form JSON value whose every string follows the `Body` rule and whose
   every integer fits a bigint column (for the few places that carry any JSON).
 
@@ -146,6 +147,22 @@ class Email(_TextRule, fields.Email):
 
     def __init__(self, **kw):
         super().__init__(**_length(kw, None, 254))
+
+
+# what a personal value of an erased customer reads as (services/infra/personal_data.py)
+ERASED = "[erased]"
+
+
+class RecordedEmail(Email):
+    """An e-mail address as an event recorded it, in an integration event's payload: an
+    address, or `[erased]` once its customer's personal data was erased (a downstream
+    catching up on the log after an erasure reads that, and must not park it). Never for
+    input: what a person sends is an `Email`."""
+
+    def _validate(self, value) -> None:
+        if value == ERASED:
+            return
+        super()._validate(value)
 
 
 class Url(_TextRule, fields.Url):

@@ -64,7 +64,12 @@ PERSONAL = PersonalFields(
         "Ticket.NoteAdded": _MESSAGE,
         "Ticket.Assigned": _NOTICE,
         "Ticket.Closed": _NOTICE,
-        "Ticket.Merged": _NOTICE,
+        # the merged ticket's messages, each sealed on its own (its place in the list too)
+        "Ticket.Merged": dict(
+            _NOTICE,
+            **PersonalFields.fields("messages.*.body", "messages.*.author_name"),
+            **{"messages.*.attachments": []},
+        ),
         "Ticket.AbuseActed": _NOTICE,
         "Ticket.Changed": PersonalFields.fields("changes.subject"),
     }

@@ -19,7 +19,8 @@ placeholders in their rows (the audit index derives the customer's rows again fr
 events), so a replay equals the live state.
 
 Which fields are personal is said per service (`PersonalFields`): for each event class
-(`"Ticket.MessageAdded"`), the attribute paths (`"buyer.email"`, `"changes.phone"`) and,
+(`"Ticket.MessageAdded"`), the attribute paths (`"buyer.email"`, `"changes.phone"`, or
+`"messages.*.body"` for a key of every item of a list, each item sealed on its own) and,
 where the placeholder is not the text `[erased]`, which placeholder. The customer a value
 belongs to is the event's `customer_id`, else the aggregate's (stamped by
 HostledgerApplication.save). An event with no customer keeps its values as they are, and
@@ -51,9 +52,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import event
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
+from contracts.fields import ERASED
 from services.infra.domain import Aggregate
 
-PLACEHOLDER = "[erased]"
+PLACEHOLDER = ERASED  # "[erased]"
 SEALED = "_sealed_"  # {"_sealed_": [customer id, base64(nonce || ciphertext)]}
 SUBJECT = "_personal_subject"  # stamped on an event by save(), never stored
 _VERSION = b"hostledger-personal-1"
@@ -86,7 +88,8 @@ class PersonalFields:
     """Which attributes of which events are personal, in one service.
 
     `rules`: event class qualname (`"PersonalAccount.Opened"`) -> {path: placeholder}; a
-    path is an attribute (`"body"`) or a key of a dict attribute (`"buyer.email"`)."""
+    path is an attribute (`"body"`), a key of a dict attribute (`"buyer.email"`), or a key
+    of every item of a list attribute (`"messages.*.body"`)."""
 
     rules: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -271,28 +274,33 @@ def destroy_statement(
 # -- the mapper --------------------------------------------------------------------------------
 
 
-def _get(state: dict, path: str) -> tuple[dict | None, str]:
-    """The dict holding `path`'s last part, and that part (None: not there)."""
-    parts = path.split(".")
-    holder: Any = state
-    for part in parts[:-1]:
-        holder = holder.get(part) if isinstance(holder, dict) else None
-        if holder is None:
-            return None, parts[-1]
-    return (holder if isinstance(holder, dict) else None), parts[-1]
-
-
-def _copy_path(state: dict, path: str) -> dict | None:
-    """Like `_get`, copying the dicts on the way so that the event's own are untouched."""
-    parts = path.split(".")
-    holder = state
-    for part in parts[:-1]:
-        inner = holder.get(part)
-        if not isinstance(inner, dict):
-            return None
-        holder[part] = inner = dict(inner)
-        holder = inner
-    return holder
+def _places(container: Any, parts: list[str], done: tuple[str, ...], copy: bool):
+    """(holder, key, concrete path) for every place the path's `parts` name under
+    `container`: a part is a dict key, or `*` for every item of a list (`messages.*.body`:
+    the body of each message; its concrete path, `messages.3.body`, names the item). With
+    `copy`, the dicts and lists on the way are copied in place, so that the event's own are
+    untouched when a value is replaced."""
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        if not isinstance(container, list):
+            return
+        keys: Any = range(len(container))
+    elif isinstance(container, dict) and head in container:
+        keys = (head,)
+    else:
+        return
+    for key in keys:
+        label = (*done, str(key))
+        if not rest:
+            yield container, key, ".".join(label)
+            continue
+        inner = container[key]
+        if not isinstance(inner, dict | list):
+            continue
+        if copy:
+            inner = dict(inner) if isinstance(inner, dict) else list(inner)
+            container[key] = inner
+        yield from _places(inner, rest, label, copy)
 
 
 class PersonalMapper(Mapper):
@@ -329,20 +337,19 @@ class PersonalMapper(Mapper):
     def _seal(self, state: dict, rules: Mapping[str, Any], customer: str) -> None:
         key = None
         for path in rules:
-            holder = _copy_path(state, path)
-            name = path.rpartition(".")[2]
-            if holder is None or name not in holder or holder[name] is None:
-                continue
-            if key is None:
-                key = self.keys.key(customer, create=True)
-            if key is None:  # erased already: what comes in for it is not kept
-                holder[name] = rules[path]
-                continue
-            plaintext = self.transcoder.encode({"v": holder[name]})
-            aad = associated_data(
-                customer, state["originator_id"], state["originator_version"], path
-            )
-            holder[name] = {SEALED: [customer, seal(key, plaintext, aad)]}
+            for holder, name, place in _places(state, path.split("."), (), copy=True):
+                if holder[name] is None:
+                    continue
+                if key is None:
+                    key = self.keys.key(customer, create=True)
+                if key is None:  # erased already: what comes in for it is not kept
+                    holder[name] = rules[path]
+                    continue
+                plaintext = self.transcoder.encode({"v": holder[name]})
+                aad = associated_data(
+                    customer, state["originator_id"], state["originator_version"], place
+                )
+                holder[name] = {SEALED: [customer, seal(key, plaintext, aad)]}
 
     def to_domain_event(self, stored_event: StoredEvent):
         domain_event = super().to_domain_event(stored_event)
@@ -353,16 +360,18 @@ class PersonalMapper(Mapper):
 
     def _open(self, state: dict, rules: Mapping[str, Any], stored: StoredEvent) -> None:
         for path, placeholder in rules.items():
-            holder, name = _get(state, path)
-            if holder is None or not is_sealed(holder.get(name)):
-                continue
-            customer, sealed = holder[name][SEALED]
-            key = self.keys.key(customer) if self.keys is not None else None
-            if key is None:
-                holder[name] = placeholder
-                continue
-            aad = associated_data(customer, stored.originator_id, stored.originator_version, path)
-            holder[name] = self.transcoder.decode(unseal(key, sealed, aad))["v"]
+            for holder, name, place in _places(state, path.split("."), (), copy=False):
+                if not is_sealed(holder[name]):
+                    continue
+                customer, sealed = holder[name][SEALED]
+                key = self.keys.key(customer) if self.keys is not None else None
+                if key is None:
+                    holder[name] = placeholder
+                    continue
+                aad = associated_data(
+                    customer, stored.originator_id, stored.originator_version, place
+                )
+                holder[name] = self.transcoder.decode(unseal(key, sealed, aad))["v"]
 
 
 # -- the erasure, recorded in each service's own log -------------------------------------------

@@ -217,3 +217,100 @@ def test_events_recorded_before_sealing_existed_still_load():
     m = mapper(Keys())
     stored = plain.to_stored_event(registered().collect_events()[0])
     assert m.to_domain_event(stored).name == "Jane Roe"
+
+
+class Thread(Aggregate):
+    @event("Started")
+    def __init__(self, customer_id, messages, tags):
+        self.customer_id = customer_id
+        self.messages = messages
+        self.tags = tags
+
+
+def _thread(customer_id=None):
+    return Thread(
+        customer_id=customer_id or uuid4(),
+        messages=[
+            {"id": 1, "body": "first secret", "files": [{"name": "scan.png"}]},
+            {"id": 2, "body": "second secret", "files": []},
+            {"id": 3, "body": None},
+            "not a message",
+        ],
+        tags=["vip tag", "late payer"],
+    )
+
+
+def _thread_mapper(keys):
+    rules = {
+        "Thread.Started": {
+            "messages.*.body": PLACEHOLDER,
+            "messages.*.files": [],
+            "tags.*": PLACEHOLDER,
+        }
+    }
+    return PersonalMapper(
+        Application().mapper.transcoder, personal=PersonalFields(rules), keys=keys
+    )
+
+
+def test_every_item_of_a_list_is_sealed_and_opens_again():
+    keys = Keys()
+    m = _thread_mapper(keys)
+    thread = _thread()
+    pending = thread.collect_events()[0]
+    stored = m.to_stored_event(pending)
+    text = stored.state.decode()
+    for secret in ("first secret", "second secret", "scan.png", "vip tag", "late payer"):
+        assert secret not in text
+    state = json.loads(text)
+    assert state["messages"][0]["id"] == 1 and state["messages"][2]["body"] is None
+    assert state["messages"][3] == "not a message"
+    assert all(SEALED in state["messages"][i]["body"] for i in (0, 1))
+    # the event itself is untouched
+    assert pending.messages[0]["body"] == "first secret" and pending.tags[0] == "vip tag"
+    back = m.to_domain_event(stored)
+    assert back.messages == pending.messages
+    assert back.tags == ["vip tag", "late payer"]
+
+
+def test_list_items_read_as_their_placeholder_once_erased():
+    keys = Keys()
+    m = _thread_mapper(keys)
+    thread = _thread()
+    stored = m.to_stored_event(thread.collect_events()[0])
+    keys.destroy(thread.customer_id)
+    back = m.to_domain_event(stored)
+    assert [msg["body"] if isinstance(msg, dict) else msg for msg in back.messages] == [
+        PLACEHOLDER,
+        PLACEHOLDER,
+        None,
+        "not a message",
+    ]
+    assert back.messages[0]["files"] == [] and back.messages[0]["id"] == 1
+    assert back.tags == [PLACEHOLDER, PLACEHOLDER]
+
+
+def test_a_list_item_moved_to_another_place_is_refused():
+    keys = Keys()
+    m = _thread_mapper(keys)
+    stored = m.to_stored_event(_thread().collect_events()[0])
+    state = json.loads(stored.state)
+    first, second = state["messages"][0]["body"], state["messages"][1]["body"]
+    state["messages"][0]["body"], state["messages"][1]["body"] = second, first
+    swapped = StoredEvent(
+        stored.originator_id, stored.originator_version, stored.topic, json.dumps(state).encode()
+    )
+    with pytest.raises(PersonalDataTampered):
+        m.to_domain_event(swapped)
+
+
+def test_list_items_recorded_after_the_erasure_are_not_kept():
+    keys = Keys()
+    m = _thread_mapper(keys)
+    customer = uuid4()
+    keys.key(customer, create=True)
+    keys.destroy(customer)
+    stored = m.to_stored_event(_thread(customer).collect_events()[0])
+    assert b"first secret" not in stored.state and b"vip tag" not in stored.state
+    back = m.to_domain_event(stored)
+    assert back.messages[0]["body"] == PLACEHOLDER and back.tags == [PLACEHOLDER] * 2
