@@ -675,7 +675,9 @@ class Route(GatewayEntrypoint):
             return result
         answer = json.loads(json.dumps(result, default=str))
         # a repeat answers the same object, without what is shown once (a password)
-        customers.finish_request_key(key, digest, self.status, without_secrets(answer))
+        customers.finish_request_key(
+            key, digest, self.status, without_secrets(answer), answer_customer(call, answer)
+        )
         return json_response(answer, self.status)
 
     def _authenticate(self, call: Call) -> None:
@@ -818,6 +820,20 @@ def idempotency_key(request: Request, principal: dict | None) -> str | None:
     else:
         caller = f"client:{principal['customer_id']}"
     return f"{caller}|{raw}"
+
+
+def answer_customer(call: Call, answer) -> str | None:
+    """The customer a kept first answer concerns, kept with it so that the customer's
+    erasure takes it (services/infra/application.py): the client who asked, else the
+    customer the path or the answer names."""
+    principal = call.principal or {}
+    if principal.get("kind") != "staff" and principal.get("customer_id"):
+        return str(principal["customer_id"])
+    if call.path.get("customer_id"):
+        return str(call.path["customer_id"])
+    if isinstance(answer, dict) and isinstance(answer.get("customer_id"), str):
+        return answer["customer_id"]
+    return None
 
 
 def request_digest(route: Route, call: Call) -> str:

@@ -57,13 +57,22 @@ RETRIES = 20
 # country, kind, company name, number, lines and totals are what tax law keeps
 _CONTACT = PersonalFields.fields("buyer.email", "buyer.contact_person")
 _CONTACT_CHANGES = PersonalFields.fields("changes.email", "changes.contact_person")
+# what staff typed about the customer's money: why they corrected its account, voided,
+# cancelled or refunded its invoice (readmodels.Ledger scrubs the entries' copies)
+_REASON = PersonalFields.fields("reason")
 PERSONAL = PersonalFields(
     {
         "PersonalAccount.Opened": _CONTACT,
         "PersonalAccount.BuyerChanged": _CONTACT_CHANGES,
+        "PersonalAccount.Credited": _REASON,
+        "PersonalAccount.Debited": _REASON,
         "CustomerAccounts.BuyerChangesKept": _CONTACT_CHANGES,
         "Invoice.Issued": _CONTACT,
-        "CreditNote.Issued": _CONTACT,
+        "Invoice.Voided": _REASON,
+        "Invoice.Cancelled": _REASON,
+        "Invoice.Refunded": _REASON,
+        "Refund.Requested": _REASON,
+        "CreditNote.Issued": {**_CONTACT, **_REASON},
     }
 )
 
@@ -222,7 +231,9 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             )
             invoices.add(invoice.id)
             answer = invoice_view(invoice)
-            key = self.idempotency_record("invoice", idempotency_key, request or {}, answer)
+            key = self.idempotency_record(
+                "invoice", idempotency_key, request or {}, answer, customer_id=customer_id
+            )
             self.save(series, invoice, key, invoices)
             return answer
 
@@ -250,6 +261,9 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
                     answer={"voided": True, "reason": reason},
                 )
                 self.save(spent)
+                return {"invoice": None, "status": "voided"}
+            if not isinstance(used.answer, dict):
+                # its customer was erased (so deleted: its unpaid invoices were voided)
                 return {"invoice": None, "status": "voided"}
             if used.answer.get("voided"):
                 return {"invoice": None, "status": "voided"}
@@ -724,7 +738,11 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
                 changed.append(self._commission_for(invoice, account, now))
             # kept as the request's answer in the save's transaction (no transaction after)
             answer = answer_with_save(payment_view(payment))
-            changed.append(self.idempotency_record("payment", idempotency_key, request, answer))
+            changed.append(
+                self.idempotency_record(
+                    "payment", idempotency_key, request, answer, customer_id=customer_id
+                )
+            )
             self.save(*changed)
             return answer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
+from services.infra.personal_data import PLACEHOLDER
 from services.infra.readmodels import ReadModel
 
 
@@ -137,6 +138,14 @@ class Ledger(ReadModel):
 
     on_PersonalAccount_Credited = _entry
     on_PersonalAccount_Debited = _entry
+
+    def on_PersonalData_Erased(self, curs, e) -> None:
+        """The entries' reasons (staff's words, sealed with the customer's key) read as a
+        replay now reads them: the placeholder."""
+        curs.execute(
+            "UPDATE ledger_entries SET reason = %s WHERE customer_id = %s AND reason IS NOT NULL",
+            (PLACEHOLDER, e.customer_id),
+        )
 
 
 class BillingLists(ReadModel):

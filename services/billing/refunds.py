@@ -147,7 +147,11 @@ class Refunds:
                 invoice.complete_refund(refund_id, reason, now)
                 changed.append(account)
             answer = {"refund_id": str(refund_id)}
-            changed.append(self.idempotency_record("refund", idempotency_key, request, answer))
+            changed.append(
+                self.idempotency_record(
+                    "refund", idempotency_key, request, answer, invoice.customer_id
+                )
+            )
             self.save(*changed)
             return refund, processor
 

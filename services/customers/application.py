@@ -229,7 +229,9 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
         login = LoginName(name=username, owner_kind="client", owner_id=customer.id)
         email = claim_email(self, customer.email, customer.id)
         answer = self.customer_view(customer)
-        key = self.idempotency_record("customer", idempotency_key, request or {}, answer)
+        key = self.idempotency_record(
+            "customer", idempotency_key, request or {}, answer, customer_id=customer.id
+        )
         mail = [password_set]
         if generated and mail_credentials:
             details = {"username": username, "reason": mail_credentials}

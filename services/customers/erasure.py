@@ -2,10 +2,12 @@
 
 What is personal here (`PERSONAL`): the customer's names (the display name staff give,
 the legal name, the contact person), e-mail, phone, address, staff's note, registration
-address; its users' names and e-mails; its payers' names and details; its e-mail change
-requests' addresses; the e-mail in the index entries that keep addresses unique (the
-customer's own, `CustomerEmail`, and its users', `PeopleEmail`). They are sealed with the
-customer's key when stored and read back as `[erased]` once the key is destroyed.
+address; the reasons staff gave for correcting it, deleting it and resetting its or its
+users' two-factor authentication; its users' names and e-mails; its payers' names and
+details; its e-mail change requests' addresses; the e-mail in the index entries that keep
+addresses unique (the customer's own, `CustomerEmail`, and its users', `PeopleEmail`).
+They are sealed with the customer's key when stored and read back as `[erased]` once the
+key is destroyed.
 
 What stays: the customer's number, kind, country, language, project, currency, dates,
 groups, services, username (the login name stays taken, `LoginName`), and every event
@@ -48,11 +50,18 @@ _EDIT = PersonalFields.fields(
     "changes.address",
     "changes.note",
 )
+# what staff typed about the customer: why they corrected, deleted or reset something
+# (the erasure's own reason, PersonalData.Erased, stays readable: it says why)
+_REASON = PersonalFields.fields("reason")
 PERSONAL = PersonalFields(
     {
         "Customer.Registered": _CUSTOMER,
         "Customer.Edited": _EDIT,
-        "Customer.Corrected": _EDIT,
+        "Customer.Corrected": {**_EDIT, **_REASON},
+        "Customer.Deleted": _REASON,
+        # a customer's, or its user's (the key of the user's customer: the aggregate's
+        # customer_id, HostledgerApplication.save); a staff member's has no customer
+        "TwoFactorAccount.TwoFactorReset": _REASON,
         "CustomerUser.Added": PersonalFields.fields("email", "name"),
         "Payer.Added": PersonalFields.fields(
             "name",

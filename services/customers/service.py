@@ -121,8 +121,10 @@ class CustomersService(
         return self.app.claim_request_key(key, request_hash, stale_seconds)
 
     @rpc
-    def finish_request_key(self, key: str, request_hash: str, status: int, answer) -> None:
-        self.app.finish_request_key(key, request_hash, status, answer)
+    def finish_request_key(
+        self, key: str, request_hash: str, status: int, answer, customer_id: str | None = None
+    ) -> None:
+        self.app.finish_request_key(key, request_hash, status, answer, customer_id)
 
     @rpc
     def release_request_key(self, key: str, request_hash: str) -> None:

@@ -383,7 +383,9 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                 extra.append(MailMessage(message_id=mail_message_id, ticket_id=ticket.id))
             if idempotency is not None:
                 scope, key, request, view = idempotency
-                record = self.idempotency_record(scope, key, request, view(ticket))
+                record = self.idempotency_record(
+                    scope, key, request, view(ticket), customer_id=ticket.customer_id
+                )
                 extra += [record] if record is not None else []
             try:
                 self.save(ticket, *extra)

@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS request_keys (
     claimed_at timestamptz NOT NULL
 )
 """
+# the customer a kept first answer concerns (its erasure turns the answer into a 409)
+REQUEST_KEYS_CUSTOMER = "ALTER TABLE request_keys ADD COLUMN IF NOT EXISTS customer_id uuid"
+
+
+# the first answer kept with a command's Idempotency-Key (idempotency_record): sealed with
+# the key of the customer it concerns; erased, it reads as the text placeholder
+IDEMPOTENCY_PERSONAL = {"IdempotencyKey.Used": PersonalFields.fields("answer")}
 
 
 class OneSavePerEvent(RuntimeError):
@@ -124,6 +131,8 @@ class HostledgerApplication(Application):
     def __init__(self, env: dict[str, str] | None = None, cfg: Settings | None = None):
         base = postgres_env(self.service, cfg)
         base.update(env or {})
+        # the first answers kept with an Idempotency-Key are sealed in every service
+        self.personal = PersonalFields({**IDEMPOTENCY_PERSONAL, **self.personal.rules})
         self._key_cache_seconds = (cfg or settings()).personal_key_cache_seconds
         super().__init__(env=base)
         self._topics_published = {
@@ -137,6 +146,7 @@ class HostledgerApplication(Application):
             # every service chains its log and keeps the others' checkpoints
             curs.execute(CHAIN_TABLES)
             curs.execute(REQUEST_KEYS_TABLE)
+            curs.execute(REQUEST_KEYS_CUSTOMER)
             curs.execute(HANDLED_REQUESTS_TABLE)
             curs.execute(HANDLED_REQUESTS_INDEX)
             curs.execute(PERSONAL_KEYS_TABLE)
@@ -218,18 +228,29 @@ class HostledgerApplication(Application):
                 "This Idempotency-Key was used with a different request.",
                 {"Idempotency-Key": ["Already used for another request."]},
             )
+        if not isinstance(used.answer, dict):  # sealed, and its customer erased since
+            raise Conflict(ERASED_ANSWER, {"Idempotency-Key": [ERASED_ANSWER_FIELD]})
         return used.answer
 
     @staticmethod
-    def idempotency_record(scope: str, key: str | None, request: dict, answer: dict):
-        """The aggregate to save with the command's own, or None without a key."""
+    def idempotency_record(
+        scope: str, key: str | None, request: dict, answer: dict, customer_id=None
+    ):
+        """The aggregate to save with the command's own, or None without a key. The answer
+        is sealed with the key of `customer_id`, the customer it concerns (it may show its
+        personal data): once that customer is erased, a repeat is answered 409
+        (`ERASED_ANSWER`), not done again. Without a customer it is kept as it is."""
         if not key:
             return None
         from services.infra.domain import IdempotencyKey
 
-        return IdempotencyKey(
+        record = IdempotencyKey(
             scope=scope, key=key, request_hash=request_hash(request), answer=answer
         )
+        if customer_id is not None:
+            for pending in record.pending_events:
+                object.__setattr__(pending, SUBJECT, customer_id)
+        return record
 
     # -- the gateway's first answers to an Idempotency-Key (routes without their own) --
 
@@ -276,15 +297,23 @@ class HostledgerApplication(Application):
                 return {"state": "new"}
             return {"state": "busy"}
 
-    def finish_request_key(self, key: str, request_hash: str, status: int, answer) -> None:
-        """Keep the first answer to a claimed key."""
+    def finish_request_key(
+        self, key: str, request_hash: str, status: int, answer, customer_id=None
+    ) -> None:
+        """Keep the first answer to a claimed key, with the customer it concerns (if any):
+        that customer's erasure replaces it with a 409 (`ERASED_ANSWER`)."""
         import json
+        from uuid import UUID
 
+        try:
+            customer = UUID(str(customer_id)) if customer_id else None
+        except ValueError:
+            customer = None
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
-                "UPDATE request_keys SET status = %s, answer = %s::jsonb "
+                "UPDATE request_keys SET status = %s, answer = %s::jsonb, customer_id = %s "
                 "WHERE key = %s AND request_hash = %s AND status IS NULL",
-                (status, json.dumps(answer, default=str), key, request_hash),
+                (status, json.dumps(answer, default=str), customer, key, request_hash),
             )
 
     def release_request_key(self, key: str, request_hash: str) -> None:
@@ -317,9 +346,7 @@ class HostledgerApplication(Application):
             pass
         at = now()
         statements = [
-            destroy_statement(
-                customer_id, at, (current.actor or SYSTEM).to_dict(), reason
-            ),
+            destroy_statement(customer_id, at, (current.actor or SYSTEM).to_dict(), reason),
             *_forget_answers(customer_id, *mentions),
             *also,
         ]
@@ -422,13 +449,14 @@ ERASED_ANSWER = (
     "This request was carried out already; its answer held personal data that was erased "
     "since, so it is not given again."
 )
+ERASED_ANSWER_FIELD = "Used before; the first answer was erased with its customer's data."
 
 
 def _forget_answers(customer_id, *mentions) -> list[tuple[str, tuple]]:
-    """The kept first answers that name the customer or one of `mentions` (its tickets
-    ...: they may show its personal data): a repeat of their request is told it was
-    carried out, as for a session handed out once (services/infra/requests.py), and is
-    not done again."""
+    """The kept first answers that concern the customer (recorded with it, asked by it)
+    or name it or one of `mentions` (its tickets ...: they may show its personal data): a
+    repeat of their request is told it was carried out (409), as for a session handed out
+    once (services/infra/requests.py), and is not done again."""
     import json
 
     like = [f"%{m}%" for m in (customer_id, *mentions)]
@@ -438,12 +466,20 @@ def _forget_answers(customer_id, *mentions) -> list[tuple[str, tuple]]:
             (json.dumps({"error": {"type": "Conflict", "args": [ERASED_ANSWER]}}), like),
         ),
         (
-            "UPDATE request_keys SET status = 409, answer = %s::jsonb"
-            " WHERE status IS NOT NULL AND answer::text LIKE ANY(%s)",
+            "UPDATE request_keys SET status = 409, answer = %s::jsonb WHERE status IS NOT NULL"
+            " AND (customer_id = %s OR key LIKE %s OR answer::text LIKE ANY(%s))",
             (
                 json.dumps(
-                    {"error": {"code": "conflict", "message": ERASED_ANSWER, "fields": {}}}
+                    {
+                        "error": {
+                            "code": "conflict",
+                            "message": ERASED_ANSWER,
+                            "fields": {"Idempotency-Key": [ERASED_ANSWER_FIELD]},
+                        }
+                    }
                 ),
+                str(customer_id),
+                f"client:{customer_id}|%",  # the customer's own requests (gateway/http.py)
                 like,
             ),
         ),

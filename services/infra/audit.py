@@ -581,9 +581,11 @@ class AuditIndex(ReadModel):
             first_type, memory = memories.get(r["originator_id"], (None, None))
             entry, memory = extract(self.mapping, event, r["notification_id"], memory)
             memories[r["originator_id"]] = (first_type or entry.aggregate_type, memory)
-            updates.append((entry.summary, _json(entry.changes), entry.position))
+            updates.append((entry.summary, _json(entry.changes), entry.reason, entry.position))
         curs.executemany(
-            "UPDATE audit_events SET summary = %s, changes = %s::json WHERE position = %s",
+            # the reason too: staff's words about the customer are sealed with its key
+            "UPDATE audit_events SET summary = %s, changes = %s::json, reason = %s"
+            " WHERE position = %s",
             updates,
         )
         curs.executemany(

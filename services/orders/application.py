@@ -17,6 +17,7 @@ from services.infra import clock
 from services.infra.application import HostledgerApplication, request_hash
 from services.infra.clock import isoformat
 from services.infra.domain import IdempotencyKey
+from services.infra.personal_data import SUBJECT, PersonalFields
 from services.orders.domain import (
     CYCLES,
     CustomerServices,
@@ -85,9 +86,23 @@ def _text(texts: dict) -> str:
     return texts.get("en") or next(iter(texts.values()), "")
 
 
+# why a customer's service was suspended, unsuspended, terminated or cancelled, as staff
+# (or the client) put it: sealed with the customer's key (services/infra/personal_data.py)
+_REASON = PersonalFields.fields("reason")
+PERSONAL = PersonalFields(
+    {
+        "Service.Suspended": _REASON,
+        "Service.Unsuspended": _REASON,
+        "Service.Terminated": _REASON,
+        "Service.Cancelled": _REASON,
+    }
+)
+
+
 class Orders(HostledgerApplication):
     name = "orders"
     service = "orders"
+    personal = PERSONAL
     publications = {
         Order.Placed: contract.OrderPlaced,
         Service.Activated: contract.ServiceActivated,
@@ -469,6 +484,9 @@ class Orders(HostledgerApplication):
                 request_hash=attempt.request_hash,
                 answer=answer(order),
             )
+            # sealed with the key of the order's customer (its invoice shows its e-mail)
+            for pending in record.pending_events:
+                object.__setattr__(pending, SUBJECT, customer_id)
         return [order, link, *services, index, attempt, record]
 
     def abandon_attempt(
