@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -142,17 +143,48 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     ticket_text = f"Sprocket{tag} server is on fire"
     mail_text = f"Mailed{tag} question"
     company = f"Erasable Widgets {tag} GmbH"
-    markers = [contact, email, "5550 1234", street, user_name, user_email, ticket_text, mail_text]
+    # what staff typed about the customer: why they corrected, credited, voided, deleted
+    reasons = [
+        f"Corrected{tag} on the phone",
+        f"Goodwill{tag} credit",
+        f"Voided{tag} twice",
+        f"Reversed{tag} the credit",
+    ]
+    deleted_for = f"Deleted{tag} at request"
+    markers = [
+        contact,
+        email,
+        "5550 1234",
+        street,
+        user_name,
+        user_email,
+        ticket_text,
+        mail_text,
+        *reasons,
+        deleted_for,
+    ]
     admin = stack.admin_token
 
-    customer = stack.register_customer(
-        kind="company",
-        company_name=company,
-        contact_person=contact,
-        email=email,
-        country="BE",
-        password=PASSWORD,
+    # registered with an Idempotency-Key: the first answer (its e-mail, its contact) is kept
+    registration = {
+        "kind": "company",
+        "company_name": company,
+        "contact_person": contact,
+        "email": email,
+        "country": "BE",
+        "password": PASSWORD,
+    }
+    registered_with = {"Idempotency-Key": f"register-{tag}"}
+    customer = _ok(
+        stack.http(
+            "POST", "/api/v1/staff/customers", admin, json=registration, headers=registered_with
+        ),
+        201,
     )
+    again = stack.http(
+        "POST", "/api/v1/staff/customers", admin, json=registration, headers=registered_with
+    )
+    assert again.status_code == 201 and again.json()["id"] == customer["id"], again.text
     cid = customer["id"]
     token = stack.login(customer["username"], PASSWORD)
     profile = _ok(stack.http("GET", "/api/v1/client/profile", token))
@@ -216,6 +248,43 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         201,
     )
 
+    # staff's reasons: a correction of what it registered with, a credit, a voided invoice
+    _ok(
+        stack.http(
+            "PATCH",
+            f"/api/v1/staff/customers/{cid}",
+            admin,
+            json={"country": "NL", "reason": reasons[0]},
+        )
+    )
+    credited_with = {"Idempotency-Key": f"credit-{tag}"}
+    credit = {"amount": _eur(300), "reason": reasons[1]}
+    corrections = f"/api/v1/staff/customers/{cid}/account/corrections"
+    _ok(stack.http("POST", corrections, admin, json=credit, headers=credited_with), 201)
+    # taken back (a customer is deleted with its account at zero)
+    debit = {"amount": _eur(-300), "reason": reasons[3]}
+    _ok(stack.http("POST", corrections, admin, json=debit), 201)
+    voided = _ok(
+        stack.http(
+            "POST",
+            "/api/v1/staff/invoices",
+            admin,
+            json={
+                "customer_id": cid,
+                "lines": [{"description": "Setup", "unit_price": _eur(700)}],
+            },
+        ),
+        201,
+    )
+    _ok(
+        stack.http(
+            "POST",
+            f"/api/v1/staff/invoices/{voided['id']}/void",
+            admin,
+            json={"reason": reasons[2]},
+        )
+    )
+
     # a ticket with an attachment and a staff reply; a mail from the customer
     address = f"support-{tag}@provider.example"
     department = _ok(
@@ -237,14 +306,31 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         ),
         201,
     )
+    # the staff reply sent with an Idempotency-Key: the gateway keeps its first answer
+    replied_with = {"Idempotency-Key": f"reply-{tag}"}
+    reply = {"body": f"Dear {contact}, we are on it."}
+    replies = f"/api/v1/staff/tickets/{ticket['id']}/replies"
+    _ok(stack.http("POST", replies, admin, json=reply, headers=replied_with), 201)
+    assert stack.http("POST", replies, admin, json=reply, headers=replied_with).status_code == 201
+    # a second ticket merged into the first: its messages live on in the merge
+    merged_text = f"Merged{tag} words about the sprocket"
+    markers.append(merged_text)
+    second = _ok(
+        stack.http(
+            "POST",
+            "/api/v1/client/tickets",
+            token,
+            json={"department_id": department["id"], "subject": "More", "body": merged_text},
+        ),
+        201,
+    )
     _ok(
         stack.http(
             "POST",
-            f"/api/v1/staff/tickets/{ticket['id']}/replies",
+            f"/api/v1/staff/tickets/{ticket['id']}/merge",
             admin,
-            json={"body": f"Dear {contact}, we are on it."},
-        ),
-        201,
+            json={"ticket_id": second["id"]},
+        )
     )
     stack.wait_until(
         lambda: (
@@ -262,7 +348,11 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         r = stack.http("GET", "/api/v1/staff/tickets", admin, params={"customer_id": cid})
         return r.json()["items"] if r.status_code == 200 else []
 
-    stack.wait_until(lambda: len(tickets()) == 2, timeout=90, what="the mailed ticket")
+    stack.wait_until(
+        lambda: mail_text in [t["subject"] for t in tickets()],
+        timeout=90,
+        what="the mailed ticket",
+    )
     assert any(f.startswith("customers.") for f in _plain_text_in(stack, [contact]))
 
     # refused: not deleted, not an administrator, no reason, unknown customer
@@ -277,7 +367,12 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     assert r.status_code in (401, 403), r.text
 
     balance = _ok(stack.http("GET", f"/api/v1/staff/customers/{cid}/account", admin))["balance"]
-    r = stack.http("DELETE", f"/api/v1/staff/customers/{cid}?confirm=true", admin)
+    r = stack.http(
+        "DELETE",
+        f"/api/v1/staff/customers/{cid}",
+        admin,
+        params={"confirm": "true", "reason": deleted_for},
+    )
     assert r.status_code in (200, 204), r.text
     # its unpaid invoice is voided with the deletion: compared from then on
     stack.wait_until(
@@ -334,6 +429,18 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     # the company name: only billing keeps it (the legal name invoices need)
     assert {f.split(".")[0] for f in _plain_text_in(stack, [company])} <= {"billing"}
 
+    # the first answers kept with an Idempotency-Key went with the key: a repeat is told
+    for path, body, headers in (
+        ("/api/v1/staff/customers", registration, registered_with),  # kept in its event
+        (replies, reply, replied_with),  # kept by the gateway
+        (corrections, credit, credited_with),
+    ):
+        r = stack.http("POST", path, admin, json=body, headers=headers)
+        assert r.status_code == 409, (path, r.text)
+        error = r.json()["error"]
+        assert "erased" in error["message"] and "Idempotency-Key" in error["fields"], r.text
+        assert contact not in r.text and email not in r.text
+
     # staff see the placeholder
     state = _ok(stack.http("GET", f"/api/v1/staff/audit/customer/{cid}", admin))["state"]
     assert state["email"] == PLACEHOLDER and state["contact_person"] == PLACEHOLDER
@@ -368,6 +475,15 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     for item in erased:
         assert item["reason"] == reason
         assert item["actor"]["kind"] == "staff" and item["actor"]["id"] == me["staff_id"]
+    # staff's own reasons went with the rest: they were about the customer
+    [deletion] = [i for i in history if i["type"] == "Customer.Deleted"]
+    assert deletion["reason"] == PLACEHOLDER
+    with stack.db("billing") as conn:
+        entries = conn.execute(
+            "SELECT reason FROM ledger_entries WHERE customer_id = %s AND kind = 'correction'",
+            (uuid.UUID(cid),),
+        ).fetchall()
+    assert entries == [(PLACEHOLDER,), (PLACEHOLDER,)]
 
     # the address is free again
     again_customer = stack.register_customer(email=email)
@@ -384,6 +500,78 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     for service in SERVICES:
         assert f"{service} aggregates:" in done.stdout, done.stdout
     assert "customers.customer_list: compared at position" in done.stdout, done.stdout
+
+    # a downstream catching up on the log after the erasure reads `[erased]` where the
+    # events held the customer's e-mail, and takes it: what every service publishes
+    # passes the contract, and a billing started afresh takes the customers service's
+    # whole log, the erased customer's events too, without parking one
+    published = {service: _published(stack, service) for service in SERVICES}
+    registered = [
+        e
+        for e in published["customers"]
+        if e["type"] == "CustomerRegistered" and e["aggregate_id"] == cid
+    ]
+    assert [e["payload"]["email"] for e in registered] == [PLACEHOLDER]
+    _caught_up_afresh(stack, cid)
+
+
+def _published(stack, service: str) -> list[dict]:
+    """Every integration event `service` publishes from its log (its `integration_events`
+    RPC, which a catching-up consumer reads), each loaded against its contract."""
+    import importlib
+
+    from services.infra.inbox import load_event
+    from services.infra.relay import integration_events
+
+    app = importlib.import_module(f"services.{service}.service").APPLICATION(cfg=stack.settings)
+    events, after = [], 0
+    try:
+        while True:
+            page = integration_events(app, after, 1000)
+            for raw in page["events"]:
+                load_event(raw)  # PoisonEvent if the contract refuses it
+            events += page["events"]
+            if page["scanned"] <= after:
+                return events
+            after = page["scanned"]
+    finally:
+        app.close()
+
+
+def _caught_up_afresh(stack, customer_id: str) -> None:
+    """A billing instance of its own database, started now, catches up on every upstream
+    log from the start; nothing the customers service published is parked."""
+    from services.infra.databases import drop_database, ensure_database
+    from services.infra.settings import Settings
+
+    prefix = f"hlt_{stack.run_id}_fresh_"
+    fresh = Settings.from_env(dict(stack.env, HOSTLEDGER_DB_PREFIX=prefix))
+    dbname = fresh.database_name("billing")
+    ensure_database(fresh, dbname)
+    try:
+        stack.start("billing", {"HOSTLEDGER_DB_PREFIX": prefix}, instance="fresh")
+
+        def erased_there() -> bool:
+            try:
+                with psycopg.connect(fresh.database.conninfo(dbname)) as conn:
+                    row = conn.execute(
+                        "SELECT data_key IS NULL FROM personal_keys WHERE customer_id = %s",
+                        (uuid.UUID(customer_id),),
+                    ).fetchone()
+            except psycopg.Error:
+                return False  # its tables are not made yet
+            return bool(row and row[0])
+
+        stack.wait_until(erased_there, timeout=120, what="the fresh billing to catch up")
+        with psycopg.connect(fresh.database.conninfo(dbname)) as conn:
+            parked = conn.execute(
+                "SELECT upstream, position, error FROM parked_events"
+                " WHERE upstream = 'customers' OR error LIKE '%%contract%%'"
+            ).fetchall()
+        assert parked == [], parked
+    finally:
+        stack.stop("billing-fresh")
+        drop_database(fresh, dbname)
 
 
 def test_the_keys_are_the_only_way_back(stack):
