@@ -135,7 +135,9 @@ def issue_invoices(app, items: list, purpose: str) -> list[dict]:
             )
             added.setdefault(item["customer_id"], []).append(invoice.id)
             answer = invoice_view(invoice)
-            record = app.idempotency_record("invoice", key, request, answer)
+            record = app.idempotency_record(
+                "invoice", key, request, answer, customer_id=item["customer_id"]
+            )
             objs += [invoice] + ([record] if record is not None else [])
             done[n] = {"invoice": answer}
         for customer_id, invoice_ids in added.items():
