@@ -463,7 +463,17 @@ def _forget_answers(customer_id, *mentions) -> list[tuple[str, tuple]]:
     return [
         (
             "UPDATE handled_requests SET answer = %s::jsonb WHERE answer::text LIKE ANY(%s)",
-            (json.dumps({"error": {"type": "Conflict", "args": [ERASED_ANSWER]}}), like),
+            (
+                json.dumps(
+                    {
+                        "error": {
+                            "type": "Conflict",
+                            "args": [ERASED_ANSWER, {"Idempotency-Key": [ERASED_ANSWER_FIELD]}],
+                        }
+                    }
+                ),
+                like,
+            ),
         ),
         (
             "UPDATE request_keys SET status = 409, answer = %s::jsonb WHERE status IS NOT NULL"
