@@ -2,11 +2,12 @@
 status `void`, recorded with who did it), refused for others; the staff invoice detail,
 the `overdue` filter, and a deleted customer's unpaid invoices voided by billing."""
 
-import json
 import uuid
 from datetime import timedelta
 
 from services.infra.clock import FileClock
+from services.infra.personal_data import is_sealed
+from tests.sealed_values import opened, stored
 
 
 def _customer(stack):
@@ -97,14 +98,11 @@ def test_staff_void_an_unpaid_invoice_and_its_number_stays_used(stack):
     following = _invoice(stack, customer["id"])
     assert following["number"] > invoice["number"]
 
-    # recorded with who voided it and why
-    with stack.db("billing") as db:
-        [(state,)] = db.execute(
-            "SELECT state FROM billing_events WHERE originator_id = %s AND topic LIKE %s",
-            (uuid.UUID(invoice["id"]), "%Invoice.Voided"),
-        ).fetchall()
-    recorded = json.loads(bytes(state))
-    assert recorded["reason"] == "Issued twice by mistake"
+    # recorded with who voided it and why, the reason sealed with the customer's key
+    [(version, recorded)] = stored(stack, "billing", invoice["id"], "Invoice.Voided")
+    assert is_sealed(recorded["reason"])
+    reason = opened(stack, "billing", invoice["id"], version, recorded, "reason")
+    assert reason == "Issued twice by mistake"
     assert recorded["actor"] == {"kind": "staff", "id": member["id"]}
 
 

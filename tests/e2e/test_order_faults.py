@@ -8,10 +8,10 @@ after the invoice was issued, or the process dies there.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 
 from tests.e2e.test_orders import _product
+from tests.sealed_values import opened, stored
 
 PASSWORD = "buyer-password-1"
 
@@ -59,14 +59,12 @@ def _services(stack, customer_id: str) -> list[dict]:
 
 
 def _cancellations(stack, invoice_id: str) -> list[str]:
-    """The reasons of the invoice's Cancelled events, as billing's event store keeps them."""
-    with stack.db("billing") as conn:
-        rows = conn.execute(
-            "SELECT state FROM billing_events WHERE originator_id = %s AND topic LIKE %s"
-            " ORDER BY originator_version",
-            (uuid.UUID(invoice_id), "%Invoice.Cancelled"),
-        ).fetchall()
-    return [json.loads(bytes(state))["reason"] for (state,) in rows]
+    """The reasons of the invoice's Cancelled events, as billing's event store keeps them
+    (sealed with the customer's key, opened with it)."""
+    return [
+        opened(stack, "billing", invoice_id, version, state, "reason")
+        for version, state in stored(stack, "billing", invoice_id, "Invoice.Cancelled")
+    ]
 
 
 def _pay(stack, customer_id: str, invoice_id: str, amount: int):

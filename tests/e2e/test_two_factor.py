@@ -16,7 +16,9 @@ import pyotp
 import pytest
 
 from services.infra.clock import FileClock
+from services.infra.personal_data import is_sealed
 from tests.e2e.test_access import from_address
+from tests.sealed_values import opened, stored
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD = "two-factor password 1"
@@ -295,7 +297,10 @@ def test_staff_reset_a_clients_two_factor_authentication_saying_why(stack, moved
     name, state = events_of(stack, customer["id"])[-1]
     assert name == "TwoFactorReset"
     assert state["actor"] == {"kind": "staff", "id": support["id"]}
-    assert state["reason"] == reason
+    # the reason sealed with the customer's key (an erasure takes it), opened with it
+    [(version, reset)] = stored(stack, "customers", customer["id"], "TwoFactorReset")[-1:]
+    assert is_sealed(reset["reason"])
+    assert opened(stack, "customers", customer["id"], version, reset, "reason") == reason
     # the old recovery codes are gone with it; the client can turn it on anew
     r = _login(stack, customer["username"], recovery_code=recovery[1])
     assert r.status_code == 200  # it is off: the password counts, the code is not looked at
