@@ -32,6 +32,7 @@ def command():
 
     yield run
     current.command_key, current.command_recorded = None, False
+    current.command_answer, current.command_answer_kept = None, False
 
 
 def test_the_first_save_records_the_request_and_a_second_delivery_cannot_save(billing, command):
