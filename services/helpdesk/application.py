@@ -59,7 +59,8 @@ _NOTICE = PersonalFields.fields("subject", "guest_email")
 _MESSAGE = PersonalFields.fields("subject", "guest_email", "body", "author_name", attachments=[])
 PERSONAL = PersonalFields(
     {
-        "Ticket.Opened": dict(_MESSAGE, fields={}),
+        # an abuse notice's comment: about the ticket's customer
+        "Ticket.Opened": dict(_MESSAGE, fields={}, **PersonalFields.fields("abuse.comment")),
         "Ticket.MessageAdded": _MESSAGE,
         "Ticket.NoteAdded": _MESSAGE,
         "Ticket.Assigned": _NOTICE,
@@ -72,6 +73,13 @@ PERSONAL = PersonalFields(
         ),
         "Ticket.AbuseActed": _NOTICE,
         "Ticket.Changed": PersonalFields.fields("changes.subject"),
+        # the comment of penalty points: about the one customer whose standing it is
+        "Standing.PointsGiven": PersonalFields.fields("comment"),
+        # a message to one customer (Broadcast.customer_id): its texts and its recipient's
+        # name; a message to several has no customer_id and keeps them as they are
+        "Broadcast.Created": PersonalFields.fields(
+            "subject", "body", "abuse.comment", "recipients.*.name", options__translations={}
+        ),
     }
 )
 

@@ -112,10 +112,16 @@ class BroadcastDesk:
             if attempt:
                 broadcast = self.broadcast(broadcast.id)
             done = {t["customer_id"] for t in broadcast.tickets}
+            done.update(broadcast.erased_recipients)
             todo = [c for c in customers if c["id"] not in done]
             if not todo:
                 return broadcast
             now = clock.now()
+            # the tickets' texts are sealed with each customer's key: made, read at once
+            # (afresh: an erasure in another instance is seen here); a customer erased
+            # before its ticket is opened gets none, rather than one of erased text
+            erased = self._erased_recipients(todo)
+            todo = [c for c in todo if c["id"] not in erased]
             earlier = self._opened_before(broadcast.id, todo)
             numbers = iter(self.free_tracking_numbers(len(todo) - len(earlier)))
             abuse = broadcast.abuse
@@ -140,15 +146,22 @@ class BroadcastDesk:
                         "tracking_number": number,
                     }
                 )
-            broadcast.record(recorded, now)
-            # the tickets' texts are sealed with each customer's key: made, read at once
-            self.personal_keys.prepare_many(c["id"] for c in todo)
+            broadcast.record(recorded, now, erased=erased)
             try:
                 self.save(broadcast, *saved)
             except IntegrityError:
                 continue  # recorded meanwhile by another sender, or a number was taken
             return broadcast
         raise Conflict("The message is being recorded by someone else; try again.")
+
+    def _erased_recipients(self, customers: list[dict]) -> list[str]:
+        """The ids of `customers` whose personal data was erased; the others' keys are made
+        and cached for the save that seals their tickets."""
+        keys = self.personal_keys
+        for customer in customers:
+            keys.forget(customer["id"])
+        keys.prepare_many(c["id"] for c in customers)
+        return [c["id"] for c in customers if keys.key(c["id"]) is None]
 
     def free_tracking_numbers(self, count: int) -> list[str]:
         """`count` distinct tracking numbers no ticket holds yet (at the time of asking)."""

@@ -541,10 +541,23 @@ class NotARecipient(DomainError):
     """A ticket recorded for a customer the message was not sent to."""
 
 
+def sole_customer(recipients: list, chosen_by: str) -> UUID | None:
+    """The customer a message to customers is about when staff named exactly one (an abuse
+    notice about one customer's service is the typical case): its text, its comment and
+    its recipient's name are that customer's personal data. None for a message to several,
+    or to a group, a project, a filter or all that happened to find one."""
+    if chosen_by != "customer_ids" or len(recipients) != 1:
+        return None
+    return UUID(str(recipients[0]["id"]))
+
+
 class Broadcast(Aggregate):
     """A message to customers: who it goes to, what it says, and the ticket opened for each
     recipient so far. Saved before the first ticket is opened, so an interrupted sending is
-    resumed from here; `sent` once every recipient has their ticket."""
+    resumed from here; `sent` once every recipient has their ticket, or was erased before
+    it could be opened (`erased_recipients`: no ticket is opened with erased text).
+    `customer_id`: the one customer a message to one customer is about (`sole_customer`),
+    whose key seals its texts."""
 
     @event("Created")
     def __init__(
@@ -558,7 +571,10 @@ class Broadcast(Aggregate):
         recipients: list,
         attachments: list,
         at: datetime,
+        customer_id: UUID | None = None,
     ):
+        self.customer_id = customer_id
+        self.erased_recipients: list[str] = []
         self.subject = subject
         self.body = body
         self.author = dict(author)
@@ -576,24 +592,37 @@ class Broadcast(Aggregate):
     def _tickets_opened(self, tickets: list) -> None:
         self.tickets.extend(dict(t) for t in tickets)
 
+    @event("RecipientsErased")
+    def _recipients_erased(self, customer_ids: list) -> None:
+        self.erased_recipients.extend(customer_ids)
+
     @event("Sent")
     def _sent(self, at: datetime) -> None:
         self.status = "sent"
         self.sent_at = at
 
+    def _done(self) -> set[str]:
+        return {t["customer_id"] for t in self.tickets} | set(self.erased_recipients)
+
     def pending(self, limit: int) -> list[dict]:
-        """The next recipients without a ticket, in the order they were named."""
-        done = {t["customer_id"] for t in self.tickets}
+        """The next recipients without a ticket (and not erased), in the order they were
+        named."""
+        done = self._done()
         return [r for r in self.recipients if r["id"] not in done][: max(limit, 0)]
 
-    def record(self, tickets: list[dict], at: datetime) -> None:
-        """Record opened tickets (each recipient once, whoever reports it first); the
-        message is sent when the last recipient has theirs."""
+    def record(self, tickets: list[dict], at: datetime, erased: list[str] = ()) -> None:
+        """Record opened tickets (each recipient once, whoever reports it first) and the
+        recipients whose personal data was erased before their ticket was opened (they get
+        none); the message is sent when the last recipient has theirs."""
         wanted = {r["id"] for r in self.recipients}
-        strangers = sorted({t["customer_id"] for t in tickets} - wanted)
+        strangers = sorted(({t["customer_id"] for t in tickets} | set(erased)) - wanted)
         if strangers:
             raise NotARecipient(f"Not a recipient of this message: {', '.join(strangers)}.")
-        done = {t["customer_id"] for t in self.tickets}
+        done = self._done()
+        left_out = [c for c in dict.fromkeys(erased) if c not in done]
+        if left_out:
+            self._recipients_erased(left_out)
+            done.update(left_out)
         new = []
         for ticket in tickets:
             if ticket["customer_id"] not in done:

@@ -107,6 +107,10 @@ class HelpdeskLists(ReadModel):
             sent_at timestamptz
         )
         """,
+        # the one customer a message to one customer is about (its subject goes with it)
+        "ALTER TABLE broadcast_list ADD COLUMN IF NOT EXISTS customer_id uuid",
+        "CREATE INDEX IF NOT EXISTS broadcast_list_customer ON broadcast_list (customer_id)"
+        " WHERE customer_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS broadcast_list_created"
         " ON broadcast_list (created_at DESC, broadcast_id DESC)",
         "CREATE INDEX IF NOT EXISTS broadcast_list_sending ON broadcast_list (created_at)"
@@ -255,6 +259,10 @@ class HelpdeskLists(ReadModel):
             " THEN NULL ELSE %s END WHERE customer_id = %s",
             (PLACEHOLDER, PLACEHOLDER, e.customer_id),
         )
+        curs.execute(
+            "UPDATE broadcast_list SET subject = %s WHERE customer_id = %s",
+            (PLACEHOLDER, e.customer_id),
+        )
 
     def on_Ticket_Changed(self, curs, e) -> None:
         for column in ("priority", "department_id"):
@@ -314,8 +322,8 @@ class HelpdeskLists(ReadModel):
     def on_Broadcast_Created(self, curs, e) -> None:
         curs.execute(
             "INSERT INTO broadcast_list (broadcast_id, subject, department_id, author_id,"
-            " author_name, status, recipients, created_at, sent_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            " author_name, status, recipients, created_at, sent_at, customer_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (
                 e.originator_id,
                 e.subject,
@@ -326,6 +334,7 @@ class HelpdeskLists(ReadModel):
                 len(e.recipients),
                 e.at,
                 None if e.recipients else e.at,
+                getattr(e, "customer_id", None),  # recorded before it: none
             ),
         )
 

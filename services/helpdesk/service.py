@@ -27,7 +27,7 @@ from services.helpdesk.application import Helpdesk, Replayed
 from services.helpdesk.attachments import decode_upload
 from services.helpdesk.audit import HelpdeskAuditIndex
 from services.helpdesk.broadcasts import BROADCAST_SCOPE
-from services.helpdesk.domain import Broadcast
+from services.helpdesk.domain import Broadcast, sole_customer
 from services.helpdesk.mail import MailIntake
 from services.helpdesk.readmodels import HelpdeskLists
 from services.helpdesk.views import broadcast_view, department_view, template_view, ticket_view
@@ -513,6 +513,7 @@ class HelpdeskService(ServiceBase):
             recipients=recipients,
             attachments=attachments,
             at=clock.now(),
+            customer_id=sole_customer(recipients, _recipient_choice(data)),
         )
         holder = uuid4().hex
         try:
