@@ -1,53 +1,46 @@
 """Erasure of a deleted customer's personal data, through the running system: after
 `POST /api/v1/staff/customers/{id}/erase` no stored event and no table of any service holds
-the customer's name, e-mail, phone, street, its user's name and e-mail, or its tickets'
-and mail's texts in plain text; invoices keep their numbers, lines, totals and the legal
-name, the account its balance; the history says who erased it and why; every chain still
-verifies and every replay still equals the live state. Who may erase, and what is refused.
+the customer's name, e-mail, phone, street, its user's name and e-mail, its tickets' and
+mail's texts, or the text and comment of an abuse notice sent to it alone in plain text;
+invoices keep their numbers, lines, totals and the legal name, the account its balance;
+the history says who erased it and why; every chain still verifies and every replay still
+equals the live state. Who may erase, and what is refused.
 
 On a stack of its own: it compares the whole of every database with what it wrote."""
 
 from __future__ import annotations
 
-import smtplib
 import subprocess
 import sys
 import uuid
-from email.message import EmailMessage
-from email.utils import make_msgid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import pytest
-from psycopg import sql
 
 from services.infra.settings import SERVICES
-from tests.stack import Stack
+from tests.erasure_support import (
+    PLACEHOLDER,
+    erased_in,
+    listed_department,
+    mail,
+    ok,
+    own_stack,
+    plain_text_in,
+    send_mail,
+    tickets_of,
+)
 
 COMMAND = Path(sys.executable).parent / "hostledger"
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "erasure client password 1"
-PLACEHOLDER = "[erased]"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
-
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(name="er" + uuid.uuid4().hex[:6])
-    try:
-        s.up()
-        yield s
-    finally:
-        s.down()
+stack = own_stack("er")
 
 
 def _eur(amount: int) -> dict:
     return {"amount": amount, "currency": "EUR"}
-
-
-def _ok(r, status=200) -> dict:
-    assert r.status_code == status, r.text
-    return r.json()
 
 
 def _run(stack, *args) -> subprocess.CompletedProcess:
@@ -59,45 +52,6 @@ def _run(stack, *args) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
-
-
-def _plain_text_in(stack, markers: list[str]) -> list[str]:
-    """Where any marker is found in plain text in any table of any service's database (the
-    event tables' state bytes decoded): `service.table: marker`."""
-    found = []
-    lowered = [m.lower() for m in markers]
-    for service in SERVICES:
-        with stack.db(service) as conn:
-            tables = conn.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables"
-                " WHERE table_type = 'BASE TABLE'"
-                " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
-            ).fetchall()
-            for schema, table in tables:
-                rows = conn.execute(
-                    sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, table))
-                ).fetchall()
-                for row in rows:
-                    text = " ".join(
-                        bytes(v).decode("utf-8", "replace")
-                        if isinstance(v, bytes | memoryview)
-                        else str(v)
-                        for v in row
-                    ).lower()
-                    for marker in lowered:
-                        if marker in text:
-                            found.append(f"{service}.{table}: {marker}")
-    return sorted(set(found))
-
-
-def _erased_in(stack, service: str, customer_id: str) -> bool:
-    with stack.db(service) as conn:
-        row = conn.execute(
-            "SELECT data_key IS NULL AND erased_at IS NOT NULL FROM personal_keys"
-            " WHERE customer_id = %s",
-            (uuid.UUID(customer_id),),
-        ).fetchone()
-    return bool(row and row[0])
 
 
 def _balance(stack, customer_id: str) -> int:
@@ -112,24 +66,6 @@ def _balance(stack, customer_id: str) -> int:
         return account.balance_amount
     finally:
         app.close()
-
-
-def _deliver(stack, sender: str, to: str, subject: str, body: str) -> None:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
-    msg["Message-ID"] = make_msgid(domain="client.example")
-    msg.set_content(body)
-
-    def answers():
-        try:
-            with smtplib.SMTP("127.0.0.1", stack.smtp_in_port, timeout=5) as s:
-                return s.noop()[0] == 250
-        except OSError:
-            return False
-
-    stack.wait_until(answers, timeout=60, what="the SMTP server")
-    with smtplib.SMTP("127.0.0.1", stack.smtp_in_port, timeout=60) as s:
-        s.sendmail(sender, [to], msg.as_bytes())
 
 
 def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack):
@@ -175,7 +111,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         "password": PASSWORD,
     }
     registered_with = {"Idempotency-Key": f"register-{tag}"}
-    customer = _ok(
+    customer = ok(
         stack.http(
             "POST", "/api/v1/staff/customers", admin, json=registration, headers=registered_with
         ),
@@ -187,8 +123,8 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     assert again.status_code == 201 and again.json()["id"] == customer["id"], again.text
     cid = customer["id"]
     token = stack.login(customer["username"], PASSWORD)
-    profile = _ok(stack.http("GET", "/api/v1/client/profile", token))
-    _ok(
+    profile = ok(stack.http("GET", "/api/v1/client/profile", token))
+    ok(
         stack.http(
             "PATCH",
             "/api/v1/client/profile",
@@ -197,7 +133,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         )
     )
     assert profile["email"] == email
-    _ok(
+    ok(
         stack.http(
             "POST",
             "/api/v1/client/users",
@@ -231,8 +167,8 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
                 "lines": [{"description": "Hosting plan", "unit_price": _eur(amount)}],
             },
         )
-        invoices.append(_ok(r, 201))
-    _ok(
+        invoices.append(ok(r, 201))
+    ok(
         stack.http(
             "POST",
             "/api/v1/staff/payments",
@@ -249,7 +185,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     )
 
     # staff's reasons: a correction of what it registered with, a credit, a voided invoice
-    _ok(
+    ok(
         stack.http(
             "PATCH",
             f"/api/v1/staff/customers/{cid}",
@@ -260,11 +196,11 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     credited_with = {"Idempotency-Key": f"credit-{tag}"}
     credit = {"amount": _eur(300), "reason": reasons[1]}
     corrections = f"/api/v1/staff/customers/{cid}/account/corrections"
-    _ok(stack.http("POST", corrections, admin, json=credit, headers=credited_with), 201)
+    ok(stack.http("POST", corrections, admin, json=credit, headers=credited_with), 201)
     # taken back (a customer is deleted with its account at zero)
     debit = {"amount": _eur(-300), "reason": reasons[3]}
-    _ok(stack.http("POST", corrections, admin, json=debit), 201)
-    voided = _ok(
+    ok(stack.http("POST", corrections, admin, json=debit), 201)
+    voided = ok(
         stack.http(
             "POST",
             "/api/v1/staff/invoices",
@@ -276,7 +212,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         ),
         201,
     )
-    _ok(
+    ok(
         stack.http(
             "POST",
             f"/api/v1/staff/invoices/{voided['id']}/void",
@@ -287,16 +223,8 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
 
     # a ticket with an attachment and a staff reply; a mail from the customer
     address = f"support-{tag}@provider.example"
-    department = _ok(
-        stack.http(
-            "POST",
-            "/api/v1/staff/departments",
-            admin,
-            json={"name": f"Support {tag}", "client_visible": True, "addresses": [address]},
-        ),
-        201,
-    )
-    ticket = _ok(
+    department = listed_department(stack, f"Support {tag}", [address])
+    ticket = ok(
         stack.http(
             "POST",
             "/api/v1/client/tickets",
@@ -310,12 +238,12 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     replied_with = {"Idempotency-Key": f"reply-{tag}"}
     reply = {"body": f"Dear {contact}, we are on it."}
     replies = f"/api/v1/staff/tickets/{ticket['id']}/replies"
-    _ok(stack.http("POST", replies, admin, json=reply, headers=replied_with), 201)
+    ok(stack.http("POST", replies, admin, json=reply, headers=replied_with), 201)
     assert stack.http("POST", replies, admin, json=reply, headers=replied_with).status_code == 201
     # a second ticket merged into the first: its messages live on in the merge
     merged_text = f"Merged{tag} words about the sprocket"
     markers.append(merged_text)
-    second = _ok(
+    second = ok(
         stack.http(
             "POST",
             "/api/v1/client/tickets",
@@ -324,7 +252,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         ),
         201,
     )
-    _ok(
+    ok(
         stack.http(
             "POST",
             f"/api/v1/staff/tickets/{ticket['id']}/merge",
@@ -332,28 +260,55 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
             json={"ticket_id": second["id"]},
         )
     )
-    stack.wait_until(
-        lambda: (
-            department["id"]
-            in [
-                d["id"]
-                for d in stack.http("GET", "/api/v1/staff/departments", admin).json()["items"]
-            ]
-        ),
-        what="the department",
-    )
-    _deliver(stack, email, address, mail_text, mail_text)
+    send_mail(stack, mail(email, address, mail_text, mail_text), email, address)
 
     def tickets():
-        r = stack.http("GET", "/api/v1/staff/tickets", admin, params={"customer_id": cid})
-        return r.json()["items"] if r.status_code == 200 else []
+        return tickets_of(stack, cid)
 
     stack.wait_until(
         lambda: mail_text in [t["subject"] for t in tickets()],
         timeout=90,
         what="the mailed ticket",
     )
-    assert any(f.startswith("customers.") for f in _plain_text_in(stack, [contact]))
+
+    # an abuse notice to this customer alone: its text, its comment and the penalty
+    # points' comment are about the customer
+    notice_subject = f"Abuse{tag} report: spam from sprocket"
+    notice_body = f"Dear %client_person%, Phishing{tag} pages on your server."
+    notice_comment = f"Blocklisted{tag} twice"
+    markers += [notice_subject, f"Phishing{tag} pages", notice_comment]
+    deadline = datetime.now(UTC) + timedelta(days=3)
+    notice = ok(
+        stack.http(
+            "POST",
+            "/api/v1/staff/messages",
+            admin,
+            json={
+                "customer_ids": [cid],
+                "department_id": department["id"],
+                "subject": notice_subject,
+                "body": notice_body,
+                "translations": {"fr": {"subject": notice_subject, "body": notice_body}},
+                "abuse": {
+                    "deadline": deadline.isoformat(),
+                    "action": "move_to_active",
+                    "penalty_points": 3,
+                    "comment": notice_comment,
+                },
+            },
+        ),
+        201,
+    )
+    assert notice["status"] == "sent" and notice["subject"] == notice_subject, notice
+    [noticed] = notice["tickets"]
+    assert noticed["customer_id"] == cid
+    shown = ok(stack.http("GET", f"/api/v1/staff/tickets/{noticed['ticket_id']}", admin))
+    assert shown["subject"] == notice_subject
+    assert shown["abuse"]["comment"] == notice_comment
+    stack.wait_until(
+        lambda: noticed["ticket_id"] in [t["id"] for t in tickets()], what="the notice listed"
+    )
+    assert any(f.startswith("customers.") for f in plain_text_in(stack, [contact]))
 
     # refused: not deleted, not an administrator, no reason, unknown customer
     erase = f"/api/v1/staff/customers/{cid}/erase"
@@ -366,7 +321,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     r = stack.http("POST", erase, token, json={"reason": "asked by the customer"})
     assert r.status_code in (401, 403), r.text
 
-    balance = _ok(stack.http("GET", f"/api/v1/staff/customers/{cid}/account", admin))["balance"]
+    balance = ok(stack.http("GET", f"/api/v1/staff/customers/{cid}/account", admin))["balance"]
     r = stack.http(
         "DELETE",
         f"/api/v1/staff/customers/{cid}",
@@ -377,14 +332,13 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     # its unpaid invoice is voided with the deletion: compared from then on
     stack.wait_until(
         lambda: (
-            _ok(stack.http("GET", f"/api/v1/staff/invoices/{invoices[1]['id']}", admin))["status"]
+            ok(stack.http("GET", f"/api/v1/staff/invoices/{invoices[1]['id']}", admin))["status"]
             == "void"
         ),
         what="the unpaid invoice voided",
     )
     before = {
-        i["id"]: _ok(stack.http("GET", f"/api/v1/staff/invoices/{i['id']}", admin))
-        for i in invoices
+        i["id"]: ok(stack.http("GET", f"/api/v1/staff/invoices/{i['id']}", admin)) for i in invoices
     }
     assert [before[i["id"]]["status"] for i in invoices] == ["paid", "void"]
     assert _balance(stack, cid) == balance["amount"]
@@ -397,20 +351,20 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         "POST", f"/api/v1/staff/customers/{uuid.uuid4()}/erase", admin, json={"reason": "x"}
     )
     assert r.status_code == 404, r.text
-    assert not _erased_in(stack, "customers", cid)
+    assert not erased_in(stack, "customers", cid)
 
     # erased
     reason = "GDPR request 2026-118"
-    answer = _ok(stack.http("POST", erase, admin, json={"reason": reason}), 202)
-    me = _ok(stack.http("GET", "/api/v1/me", admin))
+    answer = ok(stack.http("POST", erase, admin, json={"reason": reason}), 202)
+    me = ok(stack.http("GET", "/api/v1/me", admin))
     assert answer["customer_id"] == cid and answer["reason"] == reason
     assert answer["actor"]["kind"] == "staff"
     assert "email" in answer["erased"] and "helpdesk" in answer["following"]
-    again = _ok(stack.http("POST", erase, admin, json={"reason": "a second time"}), 202)
+    again = ok(stack.http("POST", erase, admin, json={"reason": "a second time"}), 202)
     assert again == answer  # the first erasure, nothing again
     for service in SERVICES:
         stack.wait_until(
-            lambda s=service: _erased_in(stack, s, cid), timeout=60, what=f"{service} to erase"
+            lambda s=service: erased_in(stack, s, cid), timeout=60, what=f"{service} to erase"
         )
     with stack.db("customers") as conn:
         [(erasures,)] = conn.execute(
@@ -421,13 +375,13 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
 
     # nothing personal in plain text anywhere (read models follow within moments)
     try:
-        stack.wait_until(lambda: not _plain_text_in(stack, markers), timeout=30)
+        stack.wait_until(lambda: not plain_text_in(stack, markers), timeout=30)
     except TimeoutError:
         pass
-    left = _plain_text_in(stack, markers)
+    left = plain_text_in(stack, markers)
     assert left == [], "\n".join(left)
     # the company name: only billing keeps it (the legal name invoices need)
-    assert {f.split(".")[0] for f in _plain_text_in(stack, [company])} <= {"billing"}
+    assert {f.split(".")[0] for f in plain_text_in(stack, [company])} <= {"billing"}
 
     # the first answers kept with an Idempotency-Key went with the key: a repeat is told
     for path, body, headers in (
@@ -442,19 +396,31 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
         assert contact not in r.text and email not in r.text
 
     # staff see the placeholder
-    state = _ok(stack.http("GET", f"/api/v1/staff/audit/customer/{cid}", admin))["state"]
+    state = ok(stack.http("GET", f"/api/v1/staff/audit/customer/{cid}", admin))["state"]
     assert state["email"] == PLACEHOLDER and state["contact_person"] == PLACEHOLDER
     assert state["phone"] == PLACEHOLDER and state["address"] == PLACEHOLDER
-    shown = _ok(stack.http("GET", f"/api/v1/staff/tickets/{ticket['id']}", admin))
+    shown = ok(stack.http("GET", f"/api/v1/staff/tickets/{ticket['id']}", admin))
     assert shown["subject"] == PLACEHOLDER
     assert {m["body"] for m in shown["messages"]} == {PLACEHOLDER}
     assert all(m["attachments"] == [] for m in shown["messages"])
     listed = {t["id"]: t for t in tickets()}
     assert {t["subject"] for t in listed.values()} == {PLACEHOLDER}
+    # the notice to it alone went with it, its counts kept
+    message = ok(stack.http("GET", f"/api/v1/staff/messages/{notice['id']}", admin))
+    assert message["subject"] == message["body"] == PLACEHOLDER
+    assert message["abuse"]["comment"] == PLACEHOLDER
+    assert message["abuse"]["penalty_points"] == 3
+    assert (message["count"], message["opened"], message["status"]) == (1, 1, "sent")
+    assert [t["ticket_id"] for t in message["tickets"]] == [noticed["ticket_id"]]
+    messages = ok(stack.http("GET", "/api/v1/staff/messages", admin))["items"]
+    assert [m["subject"] for m in messages if m["id"] == notice["id"]] == [PLACEHOLDER]
+    shown = ok(stack.http("GET", f"/api/v1/staff/tickets/{noticed['ticket_id']}", admin))
+    assert shown["subject"] == PLACEHOLDER and shown["abuse"]["comment"] == PLACEHOLDER
+    assert shown["abuse"]["penalty_points"] == 3
 
     # invoices keep numbers, lines, totals and the legal name; the balance stands
     for invoice_id, earlier in before.items():
-        now = _ok(stack.http("GET", f"/api/v1/staff/invoices/{invoice_id}", admin))
+        now = ok(stack.http("GET", f"/api/v1/staff/invoices/{invoice_id}", admin))
         for key in ("number", "total", "lines", "status"):
             assert now[key] == earlier[key], key
         assert now["buyer"]["legal_name"] == company
@@ -462,7 +428,7 @@ def test_an_erased_customer_leaves_no_personal_data_and_every_total_stands(stack
     assert _balance(stack, cid) == balance["amount"]
 
     # the history says who erased it and why, in every service
-    history = _ok(
+    history = ok(
         stack.http(
             "GET",
             f"/api/v1/staff/audit/customers/{cid}/history",

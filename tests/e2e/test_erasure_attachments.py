@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-import pytest
-
-from tests.stack import Stack
+from tests.erasure_support import listed_department, ok, own_stack, tickets_of
 
 PASSWORD = "attachment erasure password 1"
 
@@ -21,19 +19,7 @@ def _png(tag: bytes) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + tag.ljust(64, b"\0")
 
 
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(name="ea" + uuid.uuid4().hex[:6])
-    try:
-        s.up()
-        yield s
-    finally:
-        s.down()
-
-
-def _ok(r, status=200) -> dict:
-    assert r.status_code == status, r.text
-    return r.json()
+stack = own_stack("ea")
 
 
 def _kept(stack) -> set[str]:
@@ -51,29 +37,11 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
         _png(b"staff " + tag.encode()),
     )
     own_id, shared_id, staff_id = (hashlib.sha256(c).hexdigest() for c in (own, shared, staff_file))
-    department = _ok(
-        stack.http(
-            "POST",
-            "/api/v1/staff/departments",
-            admin,
-            json={"name": f"Files {tag}", "client_visible": True},
-        ),
-        201,
-    )
-    stack.wait_until(
-        lambda: (
-            department["id"]
-            in [
-                d["id"]
-                for d in stack.http("GET", "/api/v1/staff/departments", admin).json()["items"]
-            ]
-        ),
-        what="the department",
-    )
+    department = listed_department(stack, f"Files {tag}")
 
     def ticket_with(customer: dict, files: list) -> dict:
         token = stack.login(customer["username"], PASSWORD)
-        return _ok(
+        return ok(
             stack.http(
                 "POST",
                 "/api/v1/client/tickets",
@@ -89,7 +57,7 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
     erased_ticket = ticket_with(erased, [("own.png", own), ("shared.png", shared)])
     other_ticket = ticket_with(other, [("same.png", shared)])
     # a staff reply with a file on the erased customer's ticket goes with it
-    _ok(
+    ok(
         stack.http(
             "POST",
             f"/api/v1/staff/tickets/{erased_ticket['id']}/replies",
@@ -108,20 +76,10 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
     assert download(erased_ticket["id"], own_id).content == own
 
     # both tickets listed, so the erasure finds the erased customer's
-    stack.wait_until(
-        lambda: (
-            len(
-                stack.http(
-                    "GET", "/api/v1/staff/tickets", admin, params={"customer_id": erased["id"]}
-                ).json()["items"]
-            )
-            == 1
-        ),
-        what="the ticket listed",
-    )
+    stack.wait_until(lambda: len(tickets_of(stack, erased["id"])) == 1, what="the ticket listed")
     r = stack.http("DELETE", f"/api/v1/staff/customers/{erased['id']}?confirm=true", admin)
     assert r.status_code in (200, 204), r.text
-    _ok(
+    ok(
         stack.http(
             "POST",
             f"/api/v1/staff/customers/{erased['id']}/erase",

@@ -10,53 +10,22 @@ wrote."""
 
 from __future__ import annotations
 
-import smtplib
 import uuid
-from email.message import EmailMessage
 from email.utils import make_msgid
 
-import pytest
-from psycopg import sql
+from tests.erasure_support import (
+    PLACEHOLDER,
+    erased_in,
+    listed_department,
+    mail,
+    ok,
+    own_stack,
+    plain_text_in,
+    send_mail,
+    tickets_of,
+)
 
-from tests.stack import Stack
-
-PLACEHOLDER = "[erased]"
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(name="em" + uuid.uuid4().hex[:6])
-    try:
-        s.up()
-        yield s
-    finally:
-        s.down()
-
-
-def _ok(r, status=200) -> dict:
-    assert r.status_code == status, r.text
-    return r.json()
-
-
-def _send(stack, raw: bytes, sender: str, to: str) -> None:
-    def answers():
-        try:
-            with smtplib.SMTP("127.0.0.1", stack.smtp_in_port, timeout=5) as s:
-                return s.noop()[0] == 250
-        except OSError:
-            return False
-
-    stack.wait_until(answers, timeout=60, what="the SMTP server")
-    with smtplib.SMTP("127.0.0.1", stack.smtp_in_port, timeout=60) as s:
-        s.sendmail(sender, [to], raw)
-
-
-def _mail(sender: str, to: str, subject: str, body: str) -> bytes:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
-    msg["Message-ID"] = make_msgid(domain="client.example")
-    msg.set_content(body)
-    return msg.as_bytes()
+stack = own_stack("em")
 
 
 def _bounce(of_message_id: str, recipient: str, our_address: str) -> bytes:
@@ -97,36 +66,7 @@ def _bounce(of_message_id: str, recipient: str, our_address: str) -> bytes:
 
 
 def _plain_text_in_mailgateway(stack, markers: list[str]) -> list[str]:
-    found = []
-    lowered = [m.lower() for m in markers]
-    with stack.db("mailgateway") as conn:
-        tables = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables"
-            " WHERE table_type = 'BASE TABLE'"
-            " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchall()
-        for schema, table in tables:
-            rows = conn.execute(
-                sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, table))
-            ).fetchall()
-            for row in rows:
-                text = " ".join(
-                    bytes(v).decode("utf-8", "replace")
-                    if isinstance(v, bytes | memoryview)
-                    else str(v)
-                    for v in row
-                ).lower()
-                found += [f"{table}: {m}" for m in lowered if m in text]
-    return sorted(set(found))
-
-
-def _erased_in_mailgateway(stack, customer_id: str) -> bool:
-    with stack.db("mailgateway") as conn:
-        row = conn.execute(
-            "SELECT data_key IS NULL FROM personal_keys WHERE customer_id = %s",
-            (uuid.UUID(customer_id),),
-        ).fetchone()
-    return bool(row and row[0])
+    return plain_text_in(stack, markers, services=["mailgateway"])
 
 
 def test_the_mail_gateway_keeps_nothing_of_an_erased_customer(stack):
@@ -144,36 +84,14 @@ def test_the_mail_gateway_keeps_nothing_of_an_erased_customer(stack):
     customer = stack.register_customer(email=first, contact_person=f"Mara Quill{tag}")
     cid = customer["id"]
     bystander = stack.register_customer(email=other)
-    department = _ok(
-        stack.http(
-            "POST",
-            "/api/v1/staff/departments",
-            admin,
-            json={"name": f"Mail {tag}", "client_visible": True, "addresses": [address]},
-        ),
-        201,
-    )
-    stack.wait_until(
-        lambda: (
-            department["id"]
-            in [
-                d["id"]
-                for d in stack.http("GET", "/api/v1/staff/departments", admin).json()["items"]
-            ]
-        ),
-        what="the department",
-    )
+    listed_department(stack, f"Mail {tag}", [address])
 
     # mail in from the customer: a ticket; staff answer it by mail
-    _send(stack, _mail(first, address, subject_in, body_in), first, address)
+    send_mail(stack, mail(first, address, subject_in, body_in), first, address)
 
-    def tickets():
-        r = stack.http("GET", "/api/v1/staff/tickets", admin, params={"customer_id": cid})
-        return r.json()["items"] if r.status_code == 200 else []
-
-    stack.wait_until(lambda: len(tickets()) == 1, timeout=90, what="the mailed ticket")
-    ticket = tickets()[0]
-    _ok(
+    stack.wait_until(lambda: len(tickets_of(stack, cid)) == 1, timeout=90, what="the mailed ticket")
+    ticket = tickets_of(stack, cid)[0]
+    ok(
         stack.http(
             "POST", f"/api/v1/staff/tickets/{ticket['id']}/replies", admin, json={"body": reply}
         ),
@@ -181,7 +99,7 @@ def test_the_mail_gateway_keeps_nothing_of_an_erased_customer(stack):
     )
     # the address corrected by staff, then mail from it to an address no department has:
     # held for staff, on no ticket
-    _ok(
+    ok(
         stack.http(
             "PATCH",
             f"/api/v1/staff/customers/{cid}",
@@ -189,11 +107,11 @@ def test_the_mail_gateway_keeps_nothing_of_an_erased_customer(stack):
             json={"email": corrected, "reason": "typo"},
         )
     )
-    _send(stack, _mail(corrected, nowhere, held_subject, held_body), corrected, nowhere)
+    send_mail(stack, mail(corrected, nowhere, held_subject, held_body), corrected, nowhere)
     # and from the first address too
-    _send(stack, _mail(first, nowhere, held_subject, held_body), first, nowhere)
+    send_mail(stack, mail(first, nowhere, held_subject, held_body), first, nowhere)
     # a bystander's held mail stays as it is
-    _send(stack, _mail(other, nowhere, f"Bystander {tag}", "kept"), other, nowhere)
+    send_mail(stack, mail(other, nowhere, f"Bystander {tag}", "kept"), other, nowhere)
 
     def held_from() -> set[str]:
         with stack.db("mailgateway") as conn:
@@ -227,7 +145,7 @@ def test_the_mail_gateway_keeps_nothing_of_an_erased_customer(stack):
         (mid for mid, about_ticket in sent_to_customer() if not about_ticket),
         sent_to_customer()[0][0],
     )
-    _send(stack, _bounce(notification, first, address), "", address)
+    send_mail(stack, _bounce(notification, first, address), "", address)
 
     def bounce_taken() -> bool:
         with stack.db("mailgateway") as conn:
@@ -254,18 +172,21 @@ def test_the_mail_gateway_keeps_nothing_of_an_erased_customer(stack):
     stack.wait_until(
         lambda: _plain_text_in_mailgateway(stack, [first, held_body]), what="mail kept"
     )
-    assert any(f.startswith("mail_held") for f in _plain_text_in_mailgateway(stack, [corrected]))
+    assert any(
+        f.startswith("mailgateway.mail_held")
+        for f in _plain_text_in_mailgateway(stack, [corrected])
+    )
 
     # erased
     r = stack.http("DELETE", f"/api/v1/staff/customers/{cid}?confirm=true", admin)
     assert r.status_code in (200, 204), r.text
-    _ok(
+    ok(
         stack.http(
             "POST", f"/api/v1/staff/customers/{cid}/erase", admin, json={"reason": "mail test"}
         ),
         202,
     )
-    stack.wait_until(lambda: _erased_in_mailgateway(stack, cid), timeout=60, what="the erasure")
+    stack.wait_until(lambda: erased_in(stack, "mailgateway", cid), timeout=60, what="the erasure")
     left = _plain_text_in_mailgateway(stack, markers)
     assert left == [], "\n".join(left)
 
