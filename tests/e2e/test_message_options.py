@@ -294,3 +294,22 @@ def test_a_messages_files_go_out_with_each_customers_mail(stack):
         assert attached.get_filename() == "prices.txt"
         assert attached.get_content_type() == "text/plain"
         assert attached.get_content().strip() == "Hosting: 5 EUR"
+
+
+def test_a_message_naming_an_unknown_customer_is_refused_naming_it(stack):
+    known = [stack.register_customer() for _ in range(3)]
+    unknown = str(uuid.uuid4())
+    department = _department(stack)
+    subject = f"Named {uuid.uuid4().hex[:6]}"
+    r = _send(
+        stack,
+        stack.admin_token,
+        customer_ids=[c["id"] for c in known[:2]] + [unknown, known[2]["id"]],
+        department_id=department["id"],
+        subject=subject,
+        body="Dear %client_person%, nothing to see.",
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["fields"] == {"customer_ids": [f"{unknown}: unknown."]}
+    listed = stack.http("GET", "/api/v1/staff/messages", stack.admin_token).json()["items"]
+    assert subject not in [m["subject"] for m in listed]  # nothing recorded
