@@ -42,6 +42,7 @@ from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.paging import page_window
 from services.infra.personal_data import PersonalFields
+from services.infra.readmodels import Follower
 from services.infra.settings import settings
 
 DEFAULT_SETTINGS = {
@@ -113,8 +114,8 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
                     "SELECT ticket_id FROM ticket_list WHERE customer_id = %s", (customer_id,)
                 )
                 tickets = [str(r["ticket_id"]) for r in curs.fetchall()]
-        # read while the customer's key still opens them
-        files = erased_files.files_of(erased_files.tickets_of(self, map(UUID, tickets)))
+        # read while the customer's key still opens them: every ticket, listed or not yet
+        files = erased_files.customer_files(self, customer_id)
         noted = [erased_files.note_statement(files, clock.now())] if files else []
         return self.erase_personal_data(customer_id, reason, mentions=tickets, also=noted)
 
@@ -122,9 +123,18 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
         """Delete the noted files of erased customers that nothing else names."""
         return erased_files.ErasedFiles(self).sweep()
 
+    @property
+    def ticket_files(self) -> Follower:
+        """Which tickets name which file (services.helpdesk.erased_files.TicketFiles), as
+        this instance brings it up to date when an erasure needs it."""
+        if self._ticket_files is None:
+            self._ticket_files = Follower(self, erased_files.TicketFiles())
+        return self._ticket_files
+
     def __init__(self, env=None, cfg=None, files: FileStore | None = None):
         super().__init__(env=env, cfg=cfg)
         self.files: FileStore = files or LocalFileStore((cfg or settings()).data_dir)
+        self._ticket_files: Follower | None = None
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(erased_files.ERASED_FILES_TABLE)
 

@@ -28,6 +28,7 @@ from services.helpdesk.attachments import decode_upload
 from services.helpdesk.audit import HelpdeskAuditIndex
 from services.helpdesk.broadcasts import BROADCAST_SCOPE
 from services.helpdesk.domain import Broadcast, sole_customer
+from services.helpdesk.erased_files import TicketFiles
 from services.helpdesk.mail import MailIntake
 from services.helpdesk.readmodels import HelpdeskLists
 from services.helpdesk.views import broadcast_view, department_view, template_view, ticket_view
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 SENDING_SLICE_SECONDS = 10.0
 
 APPLICATION = Helpdesk
-READ_MODELS = (HelpdeskLists, HelpdeskAuditIndex)
+READ_MODELS = (HelpdeskLists, TicketFiles, HelpdeskAuditIndex)
 
 
 def _uuid(value, what: str = "ticket") -> UUID:

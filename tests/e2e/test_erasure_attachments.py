@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from tests.erasure_support import listed_department, ok, own_stack, tickets_of
+from tests.erasure_support import listed_department, ok, own_stack
 
 PASSWORD = "attachment erasure password 1"
 
@@ -26,6 +26,35 @@ def _kept(stack) -> set[str]:
     """The files in the data directory (by name: the SHA-256 of their content)."""
     root = stack.logs / "data"
     return {p.name for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def _delete_and_erase(stack, customer_id: str) -> None:
+    admin = stack.admin_token
+    r = stack.http("DELETE", f"/api/v1/staff/customers/{customer_id}?confirm=true", admin)
+    assert r.status_code in (200, 204), r.text
+    ok(
+        stack.http(
+            "POST",
+            f"/api/v1/staff/customers/{customer_id}/erase",
+            admin,
+            json={"reason": "files test"},
+        ),
+        202,
+    )
+
+
+def _client_ticket(stack, department: dict, customer: dict, files: list) -> dict:
+    token = stack.login(customer["username"], PASSWORD)
+    return ok(
+        stack.http(
+            "POST",
+            "/api/v1/client/tickets",
+            token,
+            data={"department_id": department["id"], "subject": "Files", "body": "x"},
+            files=[("files", (name, content, "image/png")) for name, content in files],
+        ),
+        201,
+    )
 
 
 def test_only_the_erased_customers_own_files_leave_the_disk(stack):
@@ -75,19 +104,8 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
 
     assert download(erased_ticket["id"], own_id).content == own
 
-    # both tickets listed, so the erasure finds the erased customer's
-    stack.wait_until(lambda: len(tickets_of(stack, erased["id"])) == 1, what="the ticket listed")
-    r = stack.http("DELETE", f"/api/v1/staff/customers/{erased['id']}?confirm=true", admin)
-    assert r.status_code in (200, 204), r.text
-    ok(
-        stack.http(
-            "POST",
-            f"/api/v1/staff/customers/{erased['id']}/erase",
-            admin,
-            json={"reason": "files test"},
-        ),
-        202,
-    )
+    # erased at once: whether the ticket lists show its tickets yet or not
+    _delete_and_erase(stack, erased["id"])
     stack.wait_until(lambda: own_id not in _kept(stack), timeout=60, what="the own file deleted")
     stack.wait_until(lambda: staff_id not in _kept(stack), timeout=30, what="the staff file")
     assert _kept(stack) == before - {own_id, staff_id}
@@ -115,3 +133,49 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
     again = ticket_with(other, [("own-again.png", own)])
     assert own_id in _kept(stack)
     assert download(again["id"], own_id).content == own
+
+
+def test_a_merged_tickets_files_leave_the_disk_and_content_another_customer_named_stays(stack):
+    tag = uuid.uuid4().hex[:8]
+    admin = stack.admin_token
+    first, merged, shared = (_png(f"{w} {tag}".encode()) for w in ("first", "merged", "both"))
+    first_id, merged_id, shared_id = (
+        hashlib.sha256(c).hexdigest() for c in (first, merged, shared)
+    )
+    department = listed_department(stack, f"Merged files {tag}")
+    erased = stack.register_customer(email=f"merged.{tag}@files.example", password=PASSWORD)
+    other = stack.register_customer(email=f"keeps.{tag}@files.example", password=PASSWORD)
+    target = _client_ticket(stack, department, erased, [("first.png", first)])
+    source = _client_ticket(stack, department, erased, [("m.png", merged), ("s.png", shared)])
+    _client_ticket(stack, department, other, [("same.png", shared)])
+    ok(
+        stack.http(
+            "POST",
+            f"/api/v1/staff/tickets/{target['id']}/merge",
+            admin,
+            json={"ticket_id": source["id"]},
+        )
+    )
+    # the merged messages' files are the target ticket's now
+    r = stack.http("GET", f"/api/v1/staff/tickets/{target['id']}/attachments/{merged_id}", admin)
+    assert r.status_code == 200 and r.content == merged
+    before = _kept(stack)
+    assert {first_id, merged_id, shared_id} <= before
+
+    _delete_and_erase(stack, erased["id"])
+
+    stack.wait_until(
+        lambda: not ({first_id, merged_id} & _kept(stack)), timeout=60, what="the files deleted"
+    )
+    assert _kept(stack) == before - {first_id, merged_id}
+    with stack.db("helpdesk") as conn:
+        [(noted,)] = conn.execute("SELECT count(*) FROM erased_files").fetchall()
+        rows = conn.execute(
+            "SELECT customer_id::text FROM ticket_files WHERE file_id = ANY(%s)",
+            ([first_id, merged_id, shared_id],),
+        ).fetchall()
+    assert noted == 0
+    # once the model projected the erasure, only the other customer's ticket names one
+    assert rows == [(other["id"],)]
+    r = stack.http("GET", f"/api/v1/staff/tickets/{target['id']}/attachments/{merged_id}", admin)
+    assert r.status_code == 404 and "erased" in r.json()["error"]["message"], r.text

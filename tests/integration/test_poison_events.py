@@ -10,6 +10,7 @@ events after it; staff retry projects it again once the projection is fixed.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 from uuid import UUID, uuid4
 
@@ -100,6 +101,15 @@ def _helpdesk_events(app, tag: str) -> list:
         "Body",
         {"kind": "client", "id": str(customer_id), "name": "Client"},
         customer={"id": str(customer_id), "language": "en"},
+        # a file named, for the model of which tickets name which file
+        attachments=[
+            {
+                "id": hashlib.sha256(tag.encode()).hexdigest(),
+                "filename": f"{tag}.txt",
+                "content_type": "text/plain",
+                "size": len(tag),
+            }
+        ],
     )
     return [tag, customer_id]
 
