@@ -4,6 +4,7 @@ exist; each a 400 naming the field, before anything is saved. Mail is cleaned, n
 refused."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -486,17 +487,19 @@ def test_product_ids_are_a_503_while_the_catalog_cannot_answer(stack):
     product = _catalog_product(stack)
     stack.stop("orders")
     try:
-        r = stack.http(
-            "POST",
-            "/api/v1/staff/discounts",
-            stack.admin_token,
-            json=_discount(customer["id"], product),
-        )
-        assert r.status_code == 503, r.text
-        assert r.json()["error"]["code"] == "unavailable"
-        r = _staff_invoice(stack, customer["id"], product)
-        assert r.status_code == 503, r.text
-        assert r.json()["error"]["code"] == "unavailable"
+        # side by side: each waits out the gateway's RPC timeout
+        with ThreadPoolExecutor(2) as pool:
+            refused_discount = pool.submit(
+                stack.http,
+                "POST",
+                "/api/v1/staff/discounts",
+                stack.admin_token,
+                json=_discount(customer["id"], product),
+            )
+            refused_invoice = pool.submit(_staff_invoice, stack, customer["id"], product)
+            for r in (refused_discount.result(), refused_invoice.result()):
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "unavailable"
     finally:
         stack.start("orders")
     stack.wait_for_service("orders")
