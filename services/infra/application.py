@@ -30,7 +30,7 @@ from services.infra.chainkeeper import CHAIN_TABLES
 from services.infra.chainkeeper import publications as chain_publications
 from services.infra.context import SYSTEM, current
 from services.infra.inbox import PARKED_TABLE
-from services.infra.inbox_batches import current_unit as batch_unit
+from services.infra.inbox_batches import OpenBatches
 from services.infra.personal_data import (
     NOTHING,
     PERSONAL_KEYS_TABLE,
@@ -134,6 +134,8 @@ class HostledgerApplication(Application):
         # the first answers kept with an Idempotency-Key are sealed in every service
         self.personal = PersonalFields({**IDEMPOTENCY_PERSONAL, **self.personal.rules})
         self._key_cache_seconds = (cfg or settings()).personal_key_cache_seconds
+        # the batches of integration events being applied now (services.infra.inbox_batches)
+        self.batches = OpenBatches()
         super().__init__(env=base)
         self._topics_published = {
             get_topic(cls): schema for cls, schema in self.publications.items()
@@ -194,14 +196,12 @@ class HostledgerApplication(Application):
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
-    def construct_repository(self):
-        from services.infra.inbox_batches import BatchRepository
-
-        # the library's repository, which also sees what the current batch of integration
-        # events saved so far (services.infra.inbox_batches)
-        repository = super().construct_repository()
-        repository.__class__ = BatchRepository
-        return repository
+    @property
+    def repository(self):
+        """The library's repository; the handler of an integration event applied in a batch
+        sees it as the batch's handlers left it so far (services.infra.inbox_batches)."""
+        batch = self.batches.of(current.tracking)
+        return self._repository if batch is None else batch.repository
 
     @property
     def datastore(self):
@@ -378,14 +378,15 @@ class HostledgerApplication(Application):
         integration event applied in a batch saves into the batch (services.infra.
         inbox_batches), which is written at once after the batch's last handler."""
         tracking = current.tracking
-        unit = batch_unit() if tracking is not None and tracking is not _USED else None
+        batch = self.batches.of(tracking)  # the handler of an event applied in a batch
         if tracking is not None:
-            if tracking is _USED:
+            if tracking is _USED or (batch is not None and batch.has_saved(tracking)):
                 raise OneSavePerEvent(
                     "a handler of an integration event may save only once; "
                     "pass every changed aggregate to one save()"
                 )
-            current.tracking = _USED
+            if batch is None:
+                current.tracking = _USED
         also = list(current.also or ())
         current.also = None
         also.extend(kwargs.pop("also", ()) or ())
@@ -399,7 +400,8 @@ class HostledgerApplication(Application):
             also.append(
                 record_statement(current.command_key, answered[1] if answered else None)
             )
-        processing_event = ProcessingEvent(tracking=tracking if tracking is not _USED else None)
+        # in a batch, the tracking of the batch's last event is written with it
+        processing_event = ProcessingEvent(tracking=tracking if batch is None else None)
         processing_event.collect_events(*objs, also=also, **kwargs)
         actor = (current.actor or SYSTEM).to_dict()
         on_behalf_of = current.on_behalf_of.to_dict() if current.on_behalf_of else None
@@ -417,9 +419,8 @@ class HostledgerApplication(Application):
                     object.__setattr__(event, "cause", current.cause)
                 if current.request_id:
                     object.__setattr__(event, "request_id", current.request_id)
-        if unit is not None:
-            processing_event.tracking = None  # the batch's last event's is written with it
-            unit.collect(processing_event)
+        if batch is not None:
+            batch.collect(tracking, processing_event)
             return []
         recordings = self._record(processing_event)
         if recording_command:

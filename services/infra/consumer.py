@@ -53,12 +53,13 @@ from nameko.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from contracts.chain import CHAINED_SERVICES, CHECKPOINT_EVENT
-from services.infra import context, inbox_batches
+from services.infra import context
 from services.infra.amqp import declare_inbox_queue, inbox_queue
 from services.infra.application import _USED
 from services.infra.chainkeeper import feed_envelope, feed_name
 from services.infra.failpoints import failpoint
 from services.infra.inbox import Inbox, Transient
+from services.infra.inbox_batches import Batch
 from services.infra.settings import settings
 from services.infra.store import CAUSE_HEADER, PARKED_HEADER, TRACKING_HEADER, EventStore
 
@@ -446,16 +447,24 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
         """Run the handlers of `events` (which follow each other), in order, each as its own
         worker, and write all they saved with `tracking` (the last event's) in one
         transaction. Raises the first failure; then nothing is written."""
-        unit = inbox_batches.Unit(self.store().app)
-        with inbox_batches.opened(unit, [(upstream, event.position) for event in events]):
+        app = self.store().app
+        batch = Batch(app, upstream, [event.position for event in events])
+        with app.batches.applying(batch):
             for event in events:
                 provider = self.handlers.get((upstream, event.type))
                 if provider is not None:
-                    self._run_handler(provider, event, Tracking(upstream, event.position))
-            failpoint("consumer.batch_before_commit")
-            unit.commit(tracking)
+                    self._run_handler(
+                        provider, event, Tracking(upstream, event.position), batch=batch
+                    )
+        failpoint("consumer.batch_before_commit")
+        batch.commit(tracking)
 
-    def _run_handler(self, provider, event, tracking, parked_id: int | None = None) -> None:
+    def _run_handler(
+        self, provider, event, tracking, parked_id: int | None = None, batch: Batch | None = None
+    ) -> None:
+        """Run `provider`'s method for `event` as a worker and wait for it; its context
+        carries `tracking` (the event's: its save records it, or, in `batch`, saves into the
+        batch)."""
         app = self.store().app
         context_data = {
             context.ACTOR_HEADER: context.Actor("service", app.service).header(),
@@ -475,7 +484,7 @@ class InboxConsumer(SharedExtension, ProviderCollector, ConsumerMixin):
             (event,),
             {},
             context_data=context_data,
-            handle_result=partial(provider.finish, done),
+            handle_result=partial(provider.finish, done, batch),
         )
         _, exc_info = done.wait()
         if exc_info is not None:
@@ -510,15 +519,15 @@ class Handles(Entrypoint):
         self.inbox_consumer.unregister_provider(self)
         super().stop()
 
-    def finish(self, done: Event, worker_ctx, result, exc_info):
-        """Runs in the worker's green thread, before its context is torn down."""
+    def finish(self, done: Event, batch: Batch | None, worker_ctx, result, exc_info):
+        """Runs in the worker's green thread, before its context is torn down. `batch`: the
+        batch the event was applied in, if any."""
         if exc_info is None:
             tracking, also = context.current.tracking, context.current.also
-            unit = inbox_batches.current_unit()
-            if unit is not None:
+            if batch is not None:
                 # in a batch: its tracking is the batch's, written with the batch
                 if also:
-                    unit.add_also(also)
+                    batch.add_also(also)
                     context.current.also = None
             elif (tracking is not None and tracking is not _USED) or also:
                 # the handler saved nothing: record the event as applied all the same

@@ -11,10 +11,10 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 
 from services.billing.domain import PersonalAccount
-from services.infra import inbox_batches
 from services.infra.application import _USED
 from services.infra.context import Actor, acting
 from services.infra.inbox import Inbox, list_parked
+from services.infra.inbox_batches import Batch
 from services.infra.relay import integration_events
 
 
@@ -75,11 +75,11 @@ class _Handlers:
             self.billing.recorder.record_alone(tracking=None if left is _USED else left, also=also)
 
     def apply_batch(self, events, tracking):
-        unit = inbox_batches.Unit(self.billing)
-        with inbox_batches.opened(unit, [("customers", e.position) for e in events]):
+        batch = Batch(self.billing, "customers", [e.position for e in events])
+        with self.billing.batches.applying(batch):
             for event in events:
                 self._run(event, Tracking("customers", event.position), "batch")
-            unit.commit(tracking)
+        batch.commit(tracking)
         self.commits += 1
 
 
@@ -102,12 +102,12 @@ def _make_inbox(customers, billing, handler=None, can_batch=None):
 
 
 @pytest.fixture(autouse=True)
-def _no_leftover_context():
+def _no_leftover_context(billing):
     yield
     from services.infra.context import current
 
     assert current.tracking is None
-    assert not inbox_batches._OPEN and not inbox_batches._WORKERS
+    assert not billing.batches  # every batch closed once applied (or failed)
 
 
 def test_deliveries_waiting_together_are_applied_in_one_transaction(customers, billing):
@@ -248,3 +248,77 @@ def test_events_the_position_passed_meanwhile_are_not_applied_again(customers, b
     assert error is None and outcomes == ["duplicate"] * 3
     assert [how for how, _ in handlers.calls] == ["batch"] * 3  # not run again one by one
     assert _opened(billing) == []
+
+
+def test_only_the_handlers_of_the_open_batch_see_it_and_save_into_it(customers, billing):
+    from eventsourcing.application import AggregateNotFoundError
+
+    ids = _register(customers, 3)
+    first = PersonalAccount.id_for(ids[0], "EUR")
+    seen = {}
+
+    def handler(event):
+        billing.open_account(event.payload["customer_id"], event.payload["currency"])
+        if str(event.payload["customer_id"]) != ids[1]:
+            return
+        # the handler itself sees the batch: the account opened by the handler before, and
+        # its own, saved just now (neither committed yet)
+        seen["handler"] = billing.repository.get(first).customer_id
+        own = billing.repository.get(PersonalAccount.id_for(ids[1], "EUR"))
+        seen["own"] = own.customer_id
+        # any other code running meanwhile (a request: no event's tracking in its context)
+        # sees the store only, and its save is written at once, not into the batch
+        with acting(Actor("staff", "s1")):
+            try:
+                billing.repository.get(first)
+            except AggregateNotFoundError:
+                seen["request"] = "not found"
+            billing.open_account(ids[2], "USD")
+        seen["request_saved"] = str(billing.repository.get(first).customer_id)
+
+    inbox, handlers = _make_inbox(customers, billing, handler=handler)
+    outcomes, error = inbox.receive_many(_published(customers))
+    assert error is None and outcomes == ["applied"] * 3
+    assert handlers.commits == 1 and inbox.stats.batches_failed == 0
+    assert str(seen["handler"]) == ids[0] and str(seen["own"]) == ids[1]
+    assert seen["request"] == "not found"
+    assert seen["request_saved"] == ids[0]  # back in the handler: the batch again
+    # the request's save was written on its own, before the batch (its account first)
+    opened = [
+        billing.mapper.to_domain_event(n)
+        for n in billing.recorder.select_notifications(1, 10000)
+        if n.topic == get_topic(PersonalAccount.Opened)
+    ]
+    assert [(str(e.customer_id), e.currency) for e in opened] == [
+        (ids[2], "USD"),
+        (ids[0], "EUR"),
+        (ids[1], "EUR"),
+        (ids[2], "EUR"),
+    ]
+
+
+def test_a_handler_saves_once_in_a_batch_too(customers, billing):
+    ids = _register(customers, 3)
+    refused = []
+
+    def handler(event):
+        billing.open_account(event.payload["customer_id"], event.payload["currency"])
+        if str(event.payload["customer_id"]) == ids[1]:
+            try:
+                billing.open_account(event.payload["customer_id"], "USD")  # a second save
+            except Exception as exc:
+                refused.append(type(exc).__name__)
+                raise
+
+    inbox, handlers = _make_inbox(customers, billing, handler=handler)
+    envs = _published(customers)
+    outcomes, error = inbox.receive_many(envs)
+    assert error is None
+    # refused in the batch (which wrote nothing), then alone, as it always was: its first
+    # save carried the tracking, the second is refused, and in the next attempt the save
+    # finds the event applied (its tracking recorded)
+    assert refused == ["OneSavePerEvent", "OneSavePerEvent", "IntegrityError"]
+    assert inbox.stats.batches_failed == 1
+    assert [how for how, _ in handlers.calls[:2]] == ["batch", "batch"]
+    assert outcomes == ["applied", "duplicate", "applied"]
+    assert _opened(billing) == ids
