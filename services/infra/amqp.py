@@ -4,8 +4,10 @@ keeps every process running while the broker restarts (bottom)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 
+import eventlet
 from amqp.exceptions import AMQPError, PreconditionFailed
 from kombu import Exchange, Queue
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -180,26 +182,75 @@ survive_broker_restarts()
 
 # -- stopping promptly -----------------------------------------------------------------------
 #
-# nameko's consumer thread (RPC requests) waits for deliveries one second at a time
-# (kombu's `safety_interval`) and looks only between two waits whether an entrypoint asked
-# to stop consuming: a process asked to stop waited up to a second for its RPC consumer
-# to be cancelled, and up to one more for the thread to end. It looks this often instead.
-STOP_CHECK_INTERVAL = 0.1
+# nameko's consumer thread (RPC requests, RPC replies) waits for deliveries one second at a
+# time (kombu's `safety_interval`) and looks only between two waits whether an entrypoint
+# asked to stop consuming: it cancels that entrypoint's consumer then (only this thread may
+# use the channel), and once none is left it ends, after one more wait. A process asked to
+# stop waited up to a second for each. Looking more often costs every idle process ten
+# wake-ups a second; instead the thread is woken when there is something to do: when an
+# entrypoint asks to stop consuming (`unregister_provider`) and when the consumer is
+# stopped, the thread, if it is waiting for the broker, has its wait end as a wait that
+# timed out ends (`socket.timeout`: py-amqp keeps the part of a frame it read, and reads
+# the rest in the next wait), looks at once, and ends as soon as no consumer is left.
 
 
-def _looking_often(run):
-    def run_looking_often(self, *args, **kwargs):
-        kwargs.setdefault("safety_interval", STOP_CHECK_INTERVAL)
-        return run(self, *args, **kwargs)
+def _consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
+    """kombu's `ConsumerMixin.consume`, which says while it waits for the broker (only then
+    may the thread be woken: `_wake`) and ends as soon as nothing is left to consume."""
+    elapsed = 0
+    with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+        for _ in range(limit) if limit else itertools.count():
+            if self.should_stop:
+                break
+            self.on_iteration()  # nameko: cancels the consumers asked to stop
+            if self.should_stop:
+                break  # none left (an ended wait would read nothing of use)
+            if self._pending_remove_providers:
+                continue  # asked while it cancelled another: no wait before this one
+            self._waiting_for_broker = True
+            try:
+                conn.drain_events(timeout=safety_interval)
+            except TimeoutError:
+                conn.heartbeat_check()
+                elapsed += safety_interval
+                if timeout and elapsed >= timeout:
+                    raise
+            except OSError:
+                if not self.should_stop:
+                    raise
+            else:
+                yield
+                elapsed = 0
+            finally:
+                self._waiting_for_broker = False
 
-    run_looking_often.looks_often = True
-    return run_looking_often
+
+def _wake(consumer) -> None:
+    """End the wait of `consumer`'s thread for the broker, if it is in one."""
+    thread = getattr(consumer, "_gt", None)
+    if getattr(consumer, "_waiting_for_broker", False) and thread is not None and not thread.dead:
+        thread.kill(TimeoutError("woken to stop consuming"))
+
+
+def _waking(method):
+    def woken_when_waiting(self, *args, **kwargs):
+        # runs once the caller waits (for the thread to cancel its consumer, or to end)
+        eventlet.spawn_n(_wake, self)
+        return method(self, *args, **kwargs)
+
+    woken_when_waiting.wakes_consumer = True
+    return woken_when_waiting
 
 
 def stop_promptly() -> None:
     """Install the above into nameko (once; every hostledger process imports this module)."""
-    if not getattr(QueueConsumer.run, "looks_often", False):
-        QueueConsumer.run = _looking_often(QueueConsumer.run)
+    if getattr(QueueConsumer.unregister_provider, "wakes_consumer", False):
+        return
+    QueueConsumer._waiting_for_broker = False
+    QueueConsumer.consume = _consume
+    QueueConsumer.unregister_provider = _waking(QueueConsumer.unregister_provider)
+    QueueConsumer.stop = _waking(QueueConsumer.stop)
+    QueueConsumer.kill = _waking(QueueConsumer.kill)
 
 
 stop_promptly()
