@@ -127,10 +127,14 @@ def test_out_of_order_and_lost_events_are_filled_from_the_upstream_log(stack):
     stack.wait_for_service("billing")
 
 
-def test_consumer_down_while_500_events_pile_up(stack):
+# more than the consumer takes from the broker at once (its prefetch, 100), several times
+PILE_UP = 250
+
+
+def test_consumer_down_while_events_pile_up_past_its_prefetch(stack):
     stack.stop("billing")
     try:
-        ids = _register_many(stack, 500)
+        ids = _register_many(stack, PILE_UP)
     finally:
         stack.start("billing")
     stack.wait_for_service("billing")
