@@ -340,12 +340,19 @@ class Stack:
             self.stop_all()
         finally:
             vhost = _Background(self.delete_vhost)  # beside the databases' drop
-            for service in SERVICES:
-                with contextlib.suppress(psycopg.Error):
-                    drop_database(self.settings, self.settings.database_name(service))
+            # side by side too: each DROP DATABASE waits for a checkpoint, and drops that
+            # wait together share one (five one after another took 1.4 to 4.3 s here,
+            # together 0.4 s)
+            drops = [_Background(lambda s=service: self._drop(s)) for service in SERVICES]
+            for drop in drops:
+                drop.join()
             with contextlib.suppress(subprocess.SubprocessError):
                 vhost.result()
             Stack.live.discard(self)
+
+    def _drop(self, service: str) -> None:
+        with contextlib.suppress(psycopg.Error):
+            drop_database(self.settings, self.settings.database_name(service))
 
     def start(self, name: str, extra_env: dict | None = None, instance: str | None = None) -> None:
         """Start `name`; with `instance`, one more instance of it (`orders-2`)."""
