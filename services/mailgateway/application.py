@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -34,6 +36,39 @@ class MailGateway(HostledgerApplication):
     service = "mailgateway"
     schema_statements = SCHEMA
 
+    # called once notifications queued here are committed (the outbox sender's wake-up);
+    # an event handler's rows commit with its save, or with its batch's last handler
+    # (services.infra.inbox_batches): the sender is woken then, not before
+    on_queued = None
+    _queued = False
+
+    # what the customers service answered about a customer (its record and notification
+    # settings) serves the notifications queued until the next commit here, for a second
+    # at most: the handlers of a batch of events (services.infra.inbox_batches), which
+    # commit together, ask once per customer; an event applied alone asks as before
+    ANSWER_KEPT_FOR = 1.0
+    _asked: dict | None = None
+
+    def asked_about(self, customer_id, ask: Callable[[str], tuple]) -> tuple:
+        """`ask(customer_id)`'s answer, or the same answer given since the last commit."""
+        if self._asked is None:
+            self._asked = {}
+        key, now = str(customer_id), time.monotonic()
+        kept = self._asked.get(key)
+        if kept is None or now - kept[0] > self.ANSWER_KEPT_FOR:
+            kept = (now, ask(key))
+            self._asked[key] = kept
+        return kept[1]
+
+    def _notify(self, recordings) -> None:
+        super()._notify(recordings)
+        if self._asked:
+            self._asked = {}
+        if self._queued:
+            self._queued = False
+            if self.on_queued is not None:
+                self.on_queued()
+
     # -- erasure -------------------------------------------------------------------------
 
     def erase_customer(self, customer_id, reason: str) -> bool:
@@ -53,6 +88,7 @@ class MailGateway(HostledgerApplication):
 
     def queue(self, *notifications: Notification) -> None:
         """Queue notifications; inside an event handler, atomically with its tracking."""
+        self._queued = True
         self.save(also=[insert_statement(n) for n in notifications])
 
     def record_service_owner(self, service_id, customer_id) -> None:
@@ -78,6 +114,7 @@ class MailGateway(HostledgerApplication):
     def queue_with(self, notifications: list[Notification], statements: list) -> None:
         """Queue notifications with other records (threads), in one transaction."""
         also = [insert_statement(n) for n in notifications]
+        self._queued = self._queued or bool(notifications)
         self.save(also=also + [storable_params(s) for s in statements])
 
     def threads(self, ticket_id) -> dict:

@@ -64,6 +64,8 @@ class OutboxSender(DependencyProvider):
         # the outbox's depth and oldest age, read when Prometheus scrapes
         metrics.add_probe(store.app.service, "outbox", outbox_probe(store.app))
         self._running = True
+        # woken once queued notifications are committed (services.mailgateway.application)
+        store.app.on_queued = self.wake
         self._gt = self.container.spawn_managed_thread(self._loop, "outbox-sender")
         store.used_by(lambda: self._gt is None)
 

@@ -55,11 +55,17 @@ class MailGatewayService(ServiceBase):
     # -- notifications from other services' events ---------------------------------------------
 
     def _customer(self, customer_id) -> tuple[dict | None, dict | None]:
+        """The customer (None once deleted) and its notification settings, as the customers
+        service answers them (the notices of a batch of events for one customer ask once:
+        MailGateway.asked_about)."""
+        return self.app.asked_about(customer_id, self._ask_customer)
+
+    def _ask_customer(self, customer_id: str) -> tuple[dict | None, dict | None]:
         try:
-            customer = self.customers.get_customer(str(customer_id))
+            customer = self.customers.get_customer(customer_id)
         except NotFound:
             return None, None
-        return customer, self.customers.get_notification_settings(str(customer_id))
+        return customer, self.customers.get_notification_settings(customer_id)
 
     def _notify(
         self,
@@ -87,9 +93,8 @@ class MailGatewayService(ServiceBase):
                 skip_reason=skip_reason,
             )
         )
-        self.outbox_sender.wake()
 
-    @handles("billing", "InvoiceIssued")
+    @handles("billing", "InvoiceIssued", batch=True)
     def invoice_issued(self, event: IntegrationEvent) -> None:
         p = event.payload
         _, domain = mail_identity()
@@ -106,7 +111,7 @@ class MailGatewayService(ServiceBase):
             message_id=compose.thread_root(f"invoice-{p['invoice_id']}", domain),
         )
 
-    @handles("billing", "CreditNoteIssued")
+    @handles("billing", "CreditNoteIssued", batch=True)
     def credit_note_issued(self, event: IntegrationEvent) -> None:
         p = event.payload
         _, domain = mail_identity()
@@ -124,7 +129,7 @@ class MailGatewayService(ServiceBase):
             in_reply_to=compose.thread_root(f"invoice-{p['invoice_id']}", domain),
         )
 
-    @handles("billing", "PaymentReceived")
+    @handles("billing", "PaymentReceived", batch=True)
     def payment_received(self, event: IntegrationEvent) -> None:
         p = event.payload
         _, domain = mail_identity()
@@ -137,11 +142,11 @@ class MailGatewayService(ServiceBase):
             in_reply_to=thread if p.get("invoice_id") else None,
         )
 
-    @handles("billing", "InvoiceDueSoon")
+    @handles("billing", "InvoiceDueSoon", batch=True)
     def invoice_due(self, event: IntegrationEvent) -> None:
         self._invoice_notice(event, "invoice_due")
 
-    @handles("billing", "InvoiceOverdue")
+    @handles("billing", "InvoiceOverdue", batch=True)
     def invoice_overdue(self, event: IntegrationEvent) -> None:
         self._invoice_notice(event, "invoice_overdue")
 
@@ -156,7 +161,7 @@ class MailGatewayService(ServiceBase):
             in_reply_to=compose.thread_root(f"invoice-{p['invoice_id']}", domain),
         )
 
-    @handles("orders", "ServiceActivated")
+    @handles("orders", "ServiceActivated", batch=True)
     def service_activated(self, event: IntegrationEvent) -> None:
         """Remembered to know whom a later suspension of the service concerns, when the
         suspension (recorded before it named the customer) does not say."""
@@ -194,19 +199,19 @@ class MailGatewayService(ServiceBase):
         current.on_behalf_of = Actor.from_dict(event.on_behalf_of)
         self.app.erase_customer(event.payload["customer_id"], event.payload["reason"])
 
-    @handles("customers", "CustomerRegistered")
+    @handles("customers", "CustomerRegistered", batch=True)
     def customer_registered(self, event: IntegrationEvent) -> None:
         """The customer's address is kept, for its erasure to find what came from it."""
         self.app.learn_address(event.payload["customer_id"], event.payload["email"])
 
-    @handles("customers", "CustomerUpdated")
+    @handles("customers", "CustomerUpdated", batch=True)
     def customer_updated(self, event: IntegrationEvent) -> None:
         """A changed address is kept beside the earlier ones, for the customer's erasure."""
         email = event.payload["changes"].get("email")
         if isinstance(email, str) and "@" in email:
             self.app.learn_address(event.payload["customer_id"], email)
 
-    @handles("customers", "PasswordChanged")
+    @handles("customers", "PasswordChanged", batch=True)
     def password_changed(self, event: IntegrationEvent) -> None:
         """Sent whatever the customer's notification settings (it is about the security of
         the account), never with a password; a stale one is recorded as skipped."""
@@ -265,8 +270,6 @@ class MailGatewayService(ServiceBase):
             # which customer's tickets these are, for its erasure
             statements.append(erasure.learn_ticket_statement(p["ticket_id"], p["customer_id"]))
         self.app.queue_with(mails, statements)
-        if mails:
-            self.outbox_sender.wake()
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -295,7 +298,6 @@ class MailGatewayService(ServiceBase):
             secret=password,
         )
         self.app.queue(notification)
-        self.outbox_sender.wake()
         return {"key": key, "status": notification.status}
 
     @rpc
@@ -326,7 +328,6 @@ class MailGatewayService(ServiceBase):
             secret=token,
         )
         self.app.queue(notification)
-        self.outbox_sender.wake()
         return {"key": key, "status": notification.status}
 
     @rpc
@@ -374,7 +375,6 @@ class MailGatewayService(ServiceBase):
             secret=secret,
         )
         self.app.queue(notification)
-        self.outbox_sender.wake()
         return {"key": key, "status": notification.status}
 
     # -- staff ----------------------------------------------------------------------------------
