@@ -108,7 +108,9 @@ def postgres_env(service: str, cfg: Settings | None = None) -> dict[str, str]:
         "POSTGRES_LOCK_TIMEOUT": str(cfg.lock_timeout_seconds),
         "POSTGRES_POOL_SIZE": str(kept),
         "POSTGRES_MAX_OVERFLOW": str(most - kept),
-        "POSTGRES_PRE_PING": "y",
+        # no ping before each transaction: databases.check_idle_connection instead (set
+        # in HostledgerApplication.__init__)
+        "POSTGRES_PRE_PING": "n",
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "PROCESS_RECORDER_TOPIC": get_topic(HostledgerRecorder),
@@ -154,6 +156,9 @@ class HostledgerApplication(Application):
             curs.execute(PERSONAL_KEYS_TABLE)
             for statement in self.schema_statements:
                 curs.execute(statement)
+        from services.infra.databases import without_pre_ping
+
+        without_pre_ping(self.datastore)
 
     def construct_env(self, name, env=None):
         # Only our own settings count: a stray POSTGRES_* variable in the process

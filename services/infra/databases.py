@@ -1,13 +1,19 @@
-"""Each service's PostgreSQL database (`hostledger databases` creates them),
-and the one connection per process and database that holds its session-level locks."""
+"""Each service's PostgreSQL database (`hostledger databases` creates them), how its
+connection pool checks a connection before handing it out, and the one connection per
+process and database that holds its session-level locks."""
 
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
+from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from services.infra.settings import SERVICES, Settings, settings
@@ -33,6 +39,68 @@ def drop_database(cfg: Settings, dbname: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
         )
+
+
+def check_idle_connection(conn) -> None:
+    """The pool's check of a connection before it hands it out, with no round trip.
+
+    A pooled connection is idle: the server writes nothing to it until it is sent a
+    statement. So when its socket has something to read, the server closed it (a restart,
+    `pg_terminate_backend`, `idle_session_timeout`: PostgreSQL sends its reason, then
+    closes) or sent something out of turn: the connection is closed and the pool hands
+    out another one (psycopg_pool: a connection that fails its check is replaced). A
+    closed connection fails too. This costs a look at the socket instead of the library's
+    ping (`POSTGRES_PRE_PING`), a round trip to the server before every transaction, and
+    catches the same lost connections. One lost between the check and its first statement
+    (the server's goodbye still on its way) fails that statement: a transaction's BEGIN is
+    then sent again on a fresh connection (`RetryingDatastore`), and the library's
+    recorders retry their own statements."""
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except ValueError:  # a descriptor past select()'s limit: ping as the library would
+        conn.execute("")
+        return
+    if readable:
+        conn.close()
+        raise psycopg.OperationalError("the server closed the idle connection")
+
+
+class RetryingDatastore(PostgresDatastore):
+    """The library's datastore, whose `transaction()` sends its BEGIN again on another
+    connection when the first one handed out turns out lost on that BEGIN (nothing was
+    done on it yet, so nothing is done twice). Any later failure is the caller's, as
+    before."""
+
+    @contextmanager
+    def transaction(self, *, commit: bool = False) -> Iterator[Any]:
+        for attempt in (1, 2):
+            with self.get_connection() as conn:
+                tx = conn.transaction(force_rollback=not commit)
+                try:
+                    tx.__enter__()  # BEGIN
+                except psycopg.OperationalError:
+                    if attempt == 1 and (conn.closed or conn.broken):
+                        continue  # the pool discards the lost connection
+                    raise
+                try:
+                    yield conn.cursor()
+                except BaseException as exc:
+                    if not tx.__exit__(type(exc), exc, exc.__traceback__):
+                        raise
+                else:
+                    tx.__exit__(None, None, None)
+                return
+
+
+def without_pre_ping(datastore: PostgresDatastore) -> None:
+    """Make a service's datastore check the connections it hands out with
+    `check_idle_connection` (no round trip) and retry a lost one's BEGIN
+    (`RetryingDatastore`); psycopg_pool calls its `_check` on each connection it hands out."""
+    datastore.pre_ping = False
+    datastore.pool._check = check_idle_connection
+    datastore.__class__ = RetryingDatastore
 
 
 class SessionLocks:
