@@ -116,6 +116,10 @@ class Follower:
         batch = self.app.recorder.select_notifications(position + 1, self.batch_size)
         if not batch:
             return 0
+        return self.run_batch(position, batch)
+
+    def run_batch(self, position: int, batch) -> int:
+        """Project `batch`, the events after `position`; how many the model moved past."""
         try:
             projected = self._project(position, batch)
             if projected:
@@ -322,6 +326,120 @@ class Follower:
                 raise LookupError(f"parked event {parked_id} was resolved meanwhile")
             self.model.project_stored(curs, found[0].id, event)
             curs.execute(*resolve_statement(parked_id, "projected again"))
+
+
+class Followers:
+    """Moves all the read models of a service along its log together: what each wake-up
+    of the service costs once instead of once per model.
+
+    One read of the new notifications serves every model (from the lowest position of
+    them; a model further on takes the part after its own position), and one transaction
+    projects them into every model: each model's advisory lock and position are taken as
+    `Follower` takes them (a model busy in another instance, or moved elsewhere, is left
+    out of it), and each model's position moves with its rows. When that transaction
+    fails for a reason that is not transient, nothing of it is kept and each model goes
+    on alone (`Follower.run_batch`): the one that fails finds its failing event and parks
+    it, the others project as usual.
+    """
+
+    def __init__(self, followers: Sequence[Follower], batch_size: int = 500):
+        self.followers = list(followers)
+        self.batch_size = batch_size
+
+    def positions(self) -> dict[str, int]:
+        with self.followers[0].app.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT name, position FROM readmodel_positions WHERE name = ANY(%s)",
+                ([f.model.name for f in self.followers],),
+            )
+            return {r["name"]: r["position"] for r in curs.fetchall()}
+
+    def run_once(self) -> int:
+        """Project the next batch into every model; the number of events read (0: every
+        model is up to date or busy elsewhere)."""
+        if not self.followers:
+            return 0
+        app = self.followers[0].app
+        known = {f.model.name: f._known for f in self.followers}
+        for follower in self.followers:
+            follower._known = None
+        if any(position is None for position in known.values()):
+            asked = self.positions()
+            known = {n: asked.get(n, 0) if p is None else p for n, p in known.items()}
+        start = min(known.values())
+        batch = app.recorder.select_notifications(start + 1, self.batch_size)
+        if not batch:
+            return 0
+        work = []  # (follower, its position, its part of the batch)
+        for follower in self.followers:
+            position = known[follower.model.name]
+            part = [n for n in batch if n.id > position]
+            if part:
+                work.append((follower, position, part))
+            else:
+                follower._known = position
+        if not work:
+            return 0
+        try:
+            moved = self._project(app, work)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning(
+                "read models of %s: a batch of %d events from position %d failed (%s);"
+                " each model goes on alone",
+                app.service,
+                len(batch),
+                batch[0].id,
+                _describe(exc),
+            )
+            return max(f.run_batch(position, part) for f, position, part in work)
+        for follower, _position, part in work:
+            if follower.model.name in moved:
+                follower._known = part[-1].id
+        return len(batch) if moved else 0
+
+    def _project(self, app, work) -> set[str]:
+        """One transaction for every model of `work` that this instance may project; the
+        names of those it projected."""
+        names = [f.model.name for f, _, _ in work]
+        moved: set[str] = set()
+        with app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "SELECT k.name, pg_try_advisory_xact_lock(hashtext(k.lock_key)) AS ok"
+                " FROM unnest(%s::text[], %s::text[]) AS k(name, lock_key)",
+                (names, [f.lock_key for f, _, _ in work]),
+            )
+            locked = [r["name"] for r in curs.fetchall() if r["ok"]]
+            if not locked:
+                return moved
+            curs.execute(
+                "SELECT name, position FROM readmodel_positions WHERE name = ANY(%s)"
+                " ORDER BY name FOR UPDATE",
+                (locked,),
+            )
+            found = {r["name"]: r["position"] for r in curs.fetchall()}
+            events: dict[int, object] = {}
+            for follower, position, part in work:
+                if found.get(follower.model.name) != position:
+                    continue  # busy in another instance, or moved elsewhere (a rebuild)
+                for notification in part:
+                    event = events.get(notification.id)
+                    if event is None:
+                        event = events[notification.id] = app.mapper.to_domain_event(notification)
+                    # what projecting it logs names the request that stored it
+                    with context.tracing(getattr(event, "request_id", None)):
+                        follower.model.project_stored(curs, notification.id, event)
+                moved.add(follower.model.name)
+            if moved:
+                ends = {f.model.name: part[-1].id for f, _, part in work}
+                curs.execute(
+                    "UPDATE readmodel_positions AS p SET position = m.position"
+                    " FROM unnest(%s::text[], %s::bigint[]) AS m(name, position)"
+                    " WHERE p.name = m.name",
+                    (sorted(moved), [ends[n] for n in sorted(moved)]),
+                )
+        return moved
 
 
 def _event_type(notification) -> str:

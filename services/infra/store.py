@@ -29,7 +29,7 @@ from psycopg import sql
 from services.infra import clock, context, logs
 from services.infra.amqp import events_exchange, routing_key
 from services.infra.chainkeeper import ChainKeeper
-from services.infra.readmodels import Follower
+from services.infra.readmodels import Follower, Followers
 from services.infra.relay import AdvisoryLock, Relay
 from services.infra.settings import settings
 
@@ -135,10 +135,12 @@ class EventStore(DependencyProvider):
         if self.relay_enabled:
             self._threads.append(self.container.spawn_managed_thread(self._relay_loop, "relay"))
         self._threads.append(self.container.spawn_managed_thread(self._chain_loop, "chain"))
-        for follower in self.followers:
+        if self.followers:
+            # one loop moves every read model: one read of the log and one transaction per
+            # wake-up for all of them (services.infra.readmodels.Followers)
             self._threads.append(
                 self.container.spawn_managed_thread(
-                    lambda f=follower: self._follow_loop(f), f"readmodel:{follower.model.name}"
+                    lambda: self._follow_loop(Followers(self.followers)), "readmodels"
                 )
             )
 
@@ -286,27 +288,31 @@ class EventStore(DependencyProvider):
     # that a burst of events is projected in one transaction, not one each
     FOLLOW_BATCHING = 0.05
 
-    def _follow_loop(self, follower: Follower):
+    def _follow_loop(self, followers: Follower | Followers):
         """An event that keeps failing is parked by the follower itself; what reaches here
         is transient (the database away): wait, logging once per failure and then seldom."""
+        if isinstance(followers, Followers):
+            name = ", ".join(f.model.name for f in followers.followers)
+        else:
+            name = followers.model.name
         failures = 0
         while self._running:
             grown = self._grown
             try:
-                if follower.run_once() == 0:
+                if followers.run_once() == 0:
                     self._wait_for_growth(grown)
                     eventlet.sleep(self.FOLLOW_BATCHING)
                 if failures:
-                    log.info("read model %s goes on", follower.model.name)
+                    log.info("read model %s goes on", name)
                 failures = 0
             except Exception as exc:
                 failures += 1
                 if failures == 1:
-                    log.exception("read model %s cannot go on now; retrying", follower.model.name)
+                    log.exception("read model %s cannot go on now; retrying", name)
                 elif failures % 60 == 0:
                     log.warning(
                         "read model %s still cannot go on (%d tries): %s",
-                        follower.model.name,
+                        name,
                         failures,
                         exc,
                     )
