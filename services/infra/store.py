@@ -21,16 +21,15 @@ import psycopg
 import psycopg.waiting
 from eventlet.event import Event
 from eventsourcing.persistence import Tracking
-from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from psycopg import sql
 
 from services.infra import clock, context, logs
-from services.infra.amqp import events_exchange, routing_key
+from services.infra.amqp import events_exchange
 from services.infra.chainkeeper import ChainKeeper
 from services.infra.readmodels import Follower, Followers
-from services.infra.relay import AdvisoryLock, Relay
+from services.infra.relay import AdvisoryLock, ConfirmedPublisher, Relay
 from services.infra.settings import settings
 
 log = logging.getLogger(__name__)
@@ -92,22 +91,8 @@ class EventStore(DependencyProvider):
 
     def _setup_relay(self, cfg):
         amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
-        exchange = events_exchange(cfg)
-        publisher = Publisher(amqp_uri, use_confirms=True, declare=[exchange])
-
-        def publish(envelope: dict) -> None:
-            publisher.publish(
-                envelope,
-                exchange=exchange,
-                routing_key=routing_key(envelope["source"], envelope["type"]),
-                message_id=f"{envelope['source']}:{envelope['position']}",
-                serializer="json",
-                delivery_mode=2,
-                retry=True,
-                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-            )
-
-        self.relay = Relay(self.app, publish)
+        self.publisher = ConfirmedPublisher(amqp_uri, events_exchange(cfg))
+        self.relay = Relay(self.app, self.publisher)
         self.relay_lock = AdvisoryLock(
             cfg.database.conninfo(cfg.database_name(self.app.service)),
             f"relay:{self.app.service}",
@@ -163,6 +148,8 @@ class EventStore(DependencyProvider):
         for lock in (getattr(self, "relay_lock", None), getattr(self, "chain_lock", None)):
             if lock is not None:
                 lock.release()
+        if getattr(self, "publisher", None) is not None:
+            self.publisher.close()
         # the other dependencies stop beside this one: their loops finish what they were
         # doing with the application (a row being sent) before its pool closes
         while not all(stopped() for stopped in self._users):
