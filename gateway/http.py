@@ -65,8 +65,7 @@ from contracts.errors import (
 )
 from contracts.fields import text_problem
 from gateway import metrics as http_metrics
-from gateway.session_events import SessionEvents
-from gateway.session_events import forget as forget_session
+from gateway.session_events import SessionChanges, SessionEvents
 from gateway.session_events import resolve as resolve_session
 from gateway.webserver import DrainingWebServer
 from services.infra import context, logs
@@ -401,12 +400,6 @@ class Services:
         # the instance's session cache (gateway/session_cache.py), None: none
         self.sessions = sessions
 
-    # True once the request called the customers service after its session was checked:
-    # sessions and what a principal is made of (staff, customers, users) live there, and
-    # the other services only read from it, so a request that never called it changed
-    # no session (and the session cache keeps its entry: no RPC on the next request)
-    called_customers = False
-
     def act_as(self, actor: Actor | None, on_behalf_of: Actor | None = None) -> None:
         data = self._worker_ctx.data
         data.pop(ACTOR_HEADER, None)
@@ -424,9 +417,11 @@ class Services:
         return self._worker_ctx.data
 
     def __getattr__(self, service: str) -> ServiceProxy:
-        if service == "customers":
-            self.called_customers = True
-        return ServiceProxy(self._worker_ctx, service, self._reply_listener)
+        proxy = ServiceProxy(self._worker_ctx, service, self._reply_listener)
+        if service == "customers" and self.sessions is not None:
+            # its calls that end or change sessions drop them from this instance's cache
+            return SessionChanges(proxy, self.sessions, self._worker_ctx.data.get(ACTOR_HEADER))
+        return proxy
 
 
 class ServiceRpc(DependencyProvider):
@@ -614,7 +609,6 @@ class Route(GatewayEntrypoint):
             with eventlet.Timeout(self.start_deadline(call.services)):
                 check_request_text(request)
                 self._authenticate(call)
-                call.services.called_customers = False  # the session check changed nothing
                 call.query = self._load_query(request)
                 call.body = self._load_body(request)
                 call.files = getattr(request, "uploads", [])
@@ -637,11 +631,6 @@ class Route(GatewayEntrypoint):
             return unavailable(f"The {exc.args[0] if exc.args else ''} service is not running.")
         except eventlet.Timeout:
             return unavailable("A service did not answer in time.")
-        finally:
-            if self.method not in SAFE_METHODS and call.token and call.services.called_customers:
-                # what it changed may end or change its own session (a logout, leaving a
-                # client's panel, a password, two-factor): its next request asks again
-                forget_session(call.services, call.token)
         if isinstance(result, Response):
             return result
         return json_response(result, self.status)

@@ -10,7 +10,9 @@ trusted the moment the connection is lost; the connection is checked by heartbea
 few seconds (HEARTBEAT), so a broker that vanishes without closing it is noticed too.
 
 `resolve` is what a request calls: the cached principal, or the customers service's
-answer (kept when the cache may keep it).
+answer (kept when the cache may keep it). A request's calls that end sessions or change
+what one shows drop what they concern from this instance's cache at once
+(`SessionChanges`), before the events do it on every instance.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import logging
 import os
 import uuid
+from functools import partial
 
 import eventlet
 from kombu import Connection, Queue
@@ -27,6 +30,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import SharedExtension
 from prometheus_client import Counter, Gauge
 
+from contracts.errors import HostledgerError
 from gateway.session_cache import SessionCache, token_key
 from services.infra.amqp import events_exchange
 from services.infra.settings import settings
@@ -193,10 +197,106 @@ def resolve(services, token: str) -> dict:
     return entry["principal"]
 
 
-def forget(services, token: str) -> None:
-    """Drop what this instance keeps of `token`'s session (its holder just changed
-    something): the next request asks the service, and an answer asked before now is not
-    kept."""
-    cache = getattr(services, "sessions", None)
-    if cache is not None:
-        cache.evict((f"session:{token_key(token)}",))
+# -- what a call of the customers service ends or changes ----------------------------------
+#
+# The customers service's events drop what every gateway keeps of a session that ended or
+# changed, within a second. The gateway that carried the request does not wait for them:
+# each call that ends sessions or changes what a session shows drops what it concerns from
+# this instance's cache as soon as it is answered (before the request that made it is
+# answered), so the next request through this gateway asks the service again. No other call
+# drops anything. Each entry: the method, and what of its arguments (or of who calls it)
+# names the sessions concerned, as the event it records will (`event_refs`): a session,
+# an account (every session of it and every session it acts in), or None: every session
+# (the staff policy; a password reset, whose account the caller does not know).
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str):
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _session(index: int, name: str = "token"):
+    def refs(args, kwargs, actor):
+        token = _arg(args, kwargs, index, name)
+        return (f"session:{token_key(token)}",) if isinstance(token, str) else ()
+
+    return refs
+
+
+def _account(prefix: str, index: int, name: str):
+    def refs(args, kwargs, actor):
+        value = _arg(args, kwargs, index, name)
+        return (f"{prefix}:{value}",) if value else ()
+
+    return refs
+
+
+def _callers_account(args, kwargs, actor):
+    """The account of the session that calls (two-factor authentication of one's own)."""
+    kind, _, ident = (actor or "").partition(":")
+    prefix = {"staff": "staff", "client": "customer"}.get(kind)
+    return (f"{prefix}:{ident}",) if prefix and ident else ()
+
+
+def _every_session(args, kwargs, actor):
+    return None
+
+
+ENDS_OR_CHANGES_SESSIONS = {
+    # sessions that end: a logout (and the client panels entered from it), leaving a
+    # client's panel
+    "logout": _session(0),
+    "end_impersonation": _session(0),
+    # accounts whose other sessions end, or whose sessions end or show something else
+    "change_password": _account("customer", 0, "customer_id"),
+    "change_staff_password": _account("staff", 0, "staff_id"),
+    "remove_user": _account("user", 1, "user_id"),
+    "disable_staff": _account("staff", 0, "staff_id"),
+    "edit_staff": _account("staff", 0, "staff_id"),
+    "edit_own_staff_account": _account("staff", 0, "staff_id"),
+    "edit_customer": _account("customer", 0, "customer_id"),
+    "edit_profile": _account("customer", 0, "customer_id"),
+    "confirm_email_change": _account("customer", 0, "customer_id"),
+    "delete_customer": _account("customer", 0, "customer_id"),
+    "erase_customer": _account("customer", 0, "customer_id"),
+    # a staff member's own two-factor authentication (the staff policy's refusal)
+    "confirm_two_factor": _callers_account,
+    "disable_two_factor": _callers_account,
+    "set_staff_policy": _every_session,
+    "confirm_password_reset": _every_session,
+}
+
+
+class SessionChanges:
+    """The customers service's proxy for one request: a call named in
+    `ENDS_OR_CHANGES_SESSIONS` drops what it concerns from `cache` once it is answered,
+    or once its outcome is unknown (it failed otherwise than by the service's refusal);
+    every other call is the proxy's own."""
+
+    def __init__(self, proxy, cache: SessionCache, actor: str | None):
+        self._proxy = proxy
+        self._cache = cache
+        self._actor = actor
+
+    def __getattr__(self, method: str):
+        target = getattr(self._proxy, method)
+        refs_of_call = ENDS_OR_CHANGES_SESSIONS.get(method)
+        if refs_of_call is None:
+            return target
+        return partial(self._call, target, refs_of_call)
+
+    def _call(self, target, refs_of_call, *args, **kwargs):
+        try:
+            answer = target(*args, **kwargs)
+        except HostledgerError:
+            raise  # refused: nothing changed
+        except BaseException:
+            self._drop(refs_of_call(args, kwargs, self._actor))
+            raise
+        self._drop(refs_of_call(args, kwargs, self._actor))
+        return answer
+
+    def _drop(self, refs) -> None:
+        if refs is None:
+            self._cache.clear()
+        elif refs:
+            self._cache.evict(refs)
