@@ -25,6 +25,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import psycopg
 import requests
 
 from tests.bench.drive import CpuMeter, Result, distribution_ms, drive
@@ -66,6 +67,22 @@ def payments(
         return pay
 
     return drive(factory, concurrency, total=total, warmup=warmup, before_measure=on_start)
+
+
+def transactions(stack) -> dict[str, int]:
+    """PostgreSQL's count of committed and rolled back transactions (a statement run alone
+    counts as one) in each service's database. Backends report theirs within a second or
+    so of going idle: read it after a pause."""
+    from services.infra.settings import SERVICES
+
+    names = {stack.settings.database_name(s): s for s in SERVICES}
+    with psycopg.connect(stack.settings.database.conninfo("postgres"), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname, xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = ANY(%s)",
+            (list(names),),
+        ).fetchall()
+    return {names[name]: count for name, count in rows}
 
 
 def invoices(

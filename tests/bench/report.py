@@ -269,6 +269,13 @@ def _billing(r: dict) -> list[str]:
             + _ratio(q["payments_per_eventsourcing_update"]),
             *_cpu_line(t["payments_cpu"], "payment"),
         ]
+        if "payments_transactions" in t:  # PostgreSQL transactions per payment
+            per = t["payments_transactions"]
+            lines.append(
+                "   PostgreSQL transactions per payment (a statement alone counts as one): "
+                + ", ".join(f"{s} {_num(x)}" for s, x in per.items())
+                + f", all {_num(sum(per.values()))}"
+            )
     if "invoices" in t:
         n = t["invoice_numbers"]
         lines += [

@@ -437,13 +437,23 @@ def measure_more(stack, args, results: dict, phase: Phases) -> None:
             }
     if "payments" in sections:
         with phase(f"{args.payments} payments from {n} clients"):
-            timed(
-                "payments",
-                "payment",
-                lambda start: billing.payments(
-                    stack, ids, n, args.payments, warmup=n, on_start=start
-                ),
-            )
+            counted: dict = {}
+
+            def payments_run(start_meter):
+                def on_start():
+                    time.sleep(2.0)  # the warm-up's backends report their transactions
+                    counted["before"] = billing.transactions(stack)
+                    start_meter()
+
+                return billing.payments(stack, ids, n, args.payments, warmup=n, on_start=on_start)
+
+            paid = timed("payments", "payment", payments_run)
+            time.sleep(2.0)  # and the run's
+            after = billing.transactions(stack)
+            t["payments_transactions"] = {
+                s: round((after[s] - counted["before"].get(s, 0)) / max(paid.ops, 1), 1)
+                for s in sorted(after)
+            }
     if "invoices" in sections:
         with phase(f"{args.invoices} invoices from {n} clients, one series"):
             numbers: dict = {}
