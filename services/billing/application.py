@@ -191,11 +191,11 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
     ) -> dict:
         """Issue an invoice with the next number of its project's series (gapless), and
         answer it as `invoice_view` shapes it. `discounts`: the customer's discounts valid
-        now (from the customers service). The same `idempotency_key` with the same
-        `request` answers the first invoice again instead of issuing another. A deleted
-        customer is issued none (409): the invoice is added to the customer's invoice
-        index in the same save, so one that races the deletion is voided with the others
-        or refused."""
+        now (from the discount book, services.billing.discounts). The same
+        `idempotency_key` with the same `request` answers the first invoice again instead
+        of issuing another. A deleted customer is issued none (409): the invoice is added
+        to the customer's invoice index in the same save, so one that races the deletion
+        is voided with the others or refused."""
         account = self.account(customer_id, currency)
         project_id = project_id or account.buyer.get("project_id")
         priced = [price_line(line, currency, discounts) for line in lines]

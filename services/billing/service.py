@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from datetime import datetime
 from uuid import UUID
 
+from eventlet.semaphore import Semaphore
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
@@ -106,6 +108,30 @@ def _at(value: str | None) -> datetime | None:
             {"at": ["Not an ISO 8601 time with zone."]},
         )
     return at
+
+
+class _CaughtUp:
+    """Catch-ups with an upstream that requests of this process ask for at once share
+    one: a request is served by a catch-up that started after it asked (it read the
+    upstream's log from then on), so several invoices issued side by side read the
+    customers service's log once, not once each, one after another."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.lock = Semaphore()
+        self.done_from = float("-inf")  # when the last catch-up that ended had started
+
+    def now(self, service) -> None:
+        asked = time.monotonic()
+        with self.lock:
+            if self.done_from >= asked:
+                return
+            started = time.monotonic()
+            catch_up_with(service, self.upstream)
+            self.done_from = started
+
+
+_CUSTOMERS_CAUGHT_UP = _CaughtUp("customers")
 
 
 class BillingService(ServiceBase):
@@ -236,14 +262,10 @@ class BillingService(ServiceBase):
         if purpose == "manual":  # an order's or a renewal's products come from the catalog
             self._known_products(data)
         currency = contract.invoice_currency(data)
-        try:
-            discounts = self.customers.discounts_for(str(data["customer_id"]))
-        except NotFound:
-            # a deleted customer (409: its deletion is applied here first), or none at all
-            catch_up_with(self, "customers")
-            self.app.check_customer_kept(data["customer_id"])
-            raise invalid("customer_id", "No such customer.") from None
-        discounts += data["extra_discounts"]
+        # priced with the discount book, as a renewal batch is: what the customers service
+        # published until now (a discount given a moment ago) is applied here first
+        book = self._discount_book_now([data["customer_id"]])
+        discounts = book.get(UUID(str(data["customer_id"])), []) + data["extra_discounts"]
 
         def issue() -> dict:
             return self.app.issue_invoice(
@@ -266,6 +288,8 @@ class BillingService(ServiceBase):
             return issue()
         except NotFound:
             self._account_currency(data["customer_id"], currency, "lines.0.unit_price")
+            if not self.app.accounts_of(data["customer_id"]):
+                raise invalid("customer_id", "No such customer.") from None
             raise invalid(
                 "customer_id", f"No such customer with a personal account in {currency}."
             ) from None
@@ -282,10 +306,6 @@ class BillingService(ServiceBase):
             raise ValidationFailed(f"Unknown invoice purpose {purpose!r}.")
         if not isinstance(requests, list):
             raise ValidationFailed("A list of requests.", {"requests": ["Not a list."]})
-        # what the customers service published until now is applied first: a discount
-        # given a moment ago prices this batch
-        catch_up_with(self, "customers")
-        self._start_discount_book()
         loaded = []
         for r in requests:
             try:
@@ -296,8 +316,7 @@ class BillingService(ServiceBase):
             except ValidationFailed as exc:
                 loaded.append(exc)
         customer_ids = [x[0]["customer_id"] for x in loaded if not isinstance(x, Exception)]
-        with self.app.datastore.transaction() as curs:
-            book = discount_book.discounts_of(curs, customer_ids, clock.now())
+        book = self._discount_book_now(customer_ids)
         items = [
             x
             if isinstance(x, Exception)
@@ -311,6 +330,15 @@ class BillingService(ServiceBase):
             for x in loaded
         ]
         return issue_invoices(self.app, items, purpose)
+
+    def _discount_book_now(self, customer_ids: list) -> dict:
+        """Each customer's discounts valid now, from the discount book once what the
+        customers service published until now is applied here (a discount given, changed
+        or ended a moment ago, a customer's groups changed)."""
+        _CUSTOMERS_CAUGHT_UP.now(self)
+        self._start_discount_book()
+        with self.app.datastore.transaction() as curs:
+            return discount_book.discounts_of(curs, customer_ids, clock.now())
 
     def _start_discount_book(self) -> None:
         """The discount book starts from what the customers service holds (discounts
