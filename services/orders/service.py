@@ -575,13 +575,13 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         context.current.on_behalf_of = context.Actor.from_dict(event.on_behalf_of)
         self.app.erase_personal_data(event.payload["customer_id"], event.payload["reason"])
 
-    @handles("billing", "InvoicePaid")
+    @handles("billing", "InvoicePaid", batch=True)
     def activate_paid(self, event: IntegrationEvent) -> None:
         """Paying an order's invoice activates its services (a payment heard before its
         order was saved waits for it)."""
         self.app.invoice_paid(event.payload["invoice_id"], event.payload.get("purpose"))
 
-    @handles("billing", "InvoiceVoided")
+    @handles("billing", "InvoiceVoided", batch=True)
     def cancel_voided_order(self, event: IntegrationEvent) -> None:
         """An order's invoice voided (by staff, or as its customer was deleted) cancels the
         order's pending services, recorded as done by whoever voided it."""
