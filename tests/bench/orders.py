@@ -17,7 +17,10 @@
   records): on a 2-CPU machine those consumers take minutes per 10,000 activations,
   and they would run during the measurement. The orders service is started again
   (its timer set to an hour), and the bench calls its `run_renewals` RPC (what the
-  timer runs) and times it; then once more, with nothing left to invoice.
+  timer runs) and times it; then once more, with nothing left to invoice. The services
+  downstream of billing go on after the run answers (the mail gateway queues and sends
+  an invoice notice per renewal invoice): the bench then waits until every notice of the
+  run is settled (sent, or skipped) and counts the CPU up to there too.
 """
 
 from __future__ import annotations
@@ -174,6 +177,10 @@ def project_in_process(stack) -> dict:
     }
 
 
+# the services that consume the orders service's events
+DOWNSTREAM = ("customers", "billing", "mailgateway", "helpdesk")
+
+
 def skip_downstream(stack, last_position: int) -> dict:
     """Mark the orders log up to `last_position` as published by the relay and applied by
     every consumer of orders' events (customers, billing, mail gateway, helpdesk): the
@@ -185,7 +192,7 @@ def skip_downstream(stack, last_position: int) -> dict:
             " WHERE name = 'relay:orders' AND scanned < %s",
             (last_position, last_position, last_position),
         )
-    for name in ("customers", "billing", "mailgateway", "helpdesk"):
+    for name in DOWNSTREAM:
         with stack.db(name) as conn:
             table = f"{name}_tracking"
             exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]
@@ -244,3 +251,34 @@ def bare_candidate_scan(stack, repeats: int = 3) -> dict:
     finally:
         app.close()
     return {"candidates": found, "best_seconds": round(min(times), 3)}
+
+
+def last_notice_id(stack) -> int:
+    """The mail gateway's last outbox row so far (the run's notices come after it)."""
+    with stack.db("mailgateway") as conn:
+        (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM mail_outbox").fetchone()
+    return int(last)
+
+
+def renewal_notices_settled(stack, invoices: int, after_id: int, timeout: float = 1800) -> dict:
+    """Waits until the mail gateway has settled (sent, skipped, failed) an invoice notice
+    for each of the run's `invoices` (outbox rows after `after_id`); how long after the run
+    answered, and how many were settled then."""
+    t0 = time.perf_counter()
+    deadline = t0 + timeout
+    settled = 0
+    with stack.db("mailgateway") as conn:
+        while True:
+            (settled,) = conn.execute(
+                "SELECT count(*) FROM mail_outbox WHERE id > %s AND kind = 'invoice_issued'"
+                " AND status NOT IN ('pending', 'sending')",
+                (after_id,),
+            ).fetchone()
+            conn.commit()
+            if settled >= invoices or time.perf_counter() > deadline:
+                break
+            time.sleep(0.2)
+    return {
+        "notices_settled": int(settled),
+        "seconds_after_the_run": round(time.perf_counter() - t0, 2),
+    }

@@ -376,6 +376,14 @@ def _orders(r: dict) -> list[str]:
             f"({rn['bare_candidate_scan']['candidates']:,} candidates)",
             *_cpu_line(rn["cpu"], "renewal_invoice"),
         ]
+        if "downstream" in rn:
+            d, whole = rn["downstream"], rn["cpu_until_notices_settled"]
+            lines += [
+                f"   the mail gateway had settled every renewal invoice's notice "
+                f"({d['notices_settled']:,}) {d['seconds_after_the_run']:.1f} s after the run "
+                f"answered; from the run's start to then ({whole['wall_seconds']:.1f} s):",
+                *_cpu_line(whole, "renewal_invoice"),
+            ]
     return lines
 
 
