@@ -467,6 +467,62 @@ class Stack:
         port = self.metrics_ports[process]
         return requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
 
+    def metric(self, process: str, name: str, **labels: str) -> float:
+        """The sum of the samples `name` on a process's /metrics whose labels include
+        `labels` (0 when there is none): e.g. `hostledger_scheduler_runs_total` of
+        `orders-2` with job="run_schedule", outcome="ok"."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        r = self.metrics(process)
+        assert r.status_code == 200, r.text
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(r.text)
+            for s in family.samples
+            if s.name == name and labels.items() <= s.labels.items()
+        )
+
+    def wait_metric(
+        self, process: str, name: str, at_least: float, timeout: float = 60, **labels: str
+    ) -> None:
+        """Until `metric(process, name, **labels)` is `at_least`: with a counter read once
+        an action was done plus two, one whole run (of a timer, a poll) began after it."""
+        self.wait_until(
+            lambda: self.metric(process, name, **labels) >= at_least,
+            timeout=timeout,
+            interval=0.2,
+            what=f"{name} {labels} of {process} at {at_least}",
+        )
+
+    def wait_projected(self, service: str, timeout: float = 60) -> None:
+        """Until every read model of `service` has projected its log as far as it goes
+        now: what was recorded before this call shows in the service's lists."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        def positions():
+            r = self.metrics(service)
+            assert r.status_code == 200, r.text
+            found = {}
+            for family in text_string_to_metric_families(r.text):
+                for s in family.samples:
+                    if s.name == "hostledger_log_head_position":
+                        found["head"] = s.value
+                    elif s.name == "hostledger_readmodel_position":
+                        found[s.labels["read_model"]] = s.value
+            return found
+
+        head = self.wait_until(
+            lambda: positions().get("head"), timeout=timeout, what=f"{service}'s log head"
+        )
+        self.wait_until(
+            lambda: (
+                len(p := positions()) > 1 and all(v >= head for k, v in p.items() if k != "head")
+            ),
+            timeout=timeout,
+            interval=0.2,
+            what=f"{service}'s read models at {head}",
+        )
+
     def login(self, username: str, password: str) -> str:
         r = self.http(
             "POST", "/api/v1/auth/login", json={"username": username, "password": password}

@@ -31,6 +31,14 @@ def _invoice(stack, customer_id, amount, description="Hosting plan"):
     return issue_invoice(stack, customer_id, description, amount)
 
 
+def _two_more_scheduler_runs(stack):
+    """Until billing's scheduler finished two runs more than when this was called (a run
+    under way then counts once): one whole run began after it was called."""
+    labels = {"job": "run_schedule", "outcome": "ok"}
+    since = stack.metric("billing", "hostledger_scheduler_runs_total", **labels)
+    stack.wait_metric("billing", "hostledger_scheduler_runs_total", since + 2, **labels)
+
+
 def _balance(stack, token, at=None):
     params = {"at": at} if at else None
     r = stack.http("GET", "/api/v1/client/account", token, params=params)
@@ -446,7 +454,7 @@ def test_affiliate_commission_matures_on_the_clock(stack):
     [pending] = stack.wait_until(commissions, what="the commission")
     assert pending["status"] == "pending" and pending["amount"]["amount"] == 150
     assert pending["referred_id"] == customer["id"]
-    eventlet.sleep(2)  # several scheduler runs: nothing matures before its time
+    _two_more_scheduler_runs(stack)  # a whole run after the commission: nothing matures yet
     assert _balance(stack, referrer_token)["balance"]["amount"] == 0
 
     FileClock.set_offset(stack.clock_file, timedelta(days=31))
@@ -461,7 +469,7 @@ def test_affiliate_commission_matures_on_the_clock(stack):
     account = _balance(stack, referrer_token)
     assert account["entries"][-1]["kind"] == "commission"
     stack.wait_until(lambda: commissions()[0]["status"] == "credited", what="credited status")
-    eventlet.sleep(2)
+    _two_more_scheduler_runs(stack)
     assert _balance(stack, referrer_token)["balance"]["amount"] == 150  # credited once
 
 
@@ -488,7 +496,7 @@ def test_unpaid_invoice_is_reminded_then_overdue_once_each_on_the_clock(stack):
         assert events("InvoiceOverdue") == []
         FileClock.set_offset(stack.clock_file, timedelta(days=20))
         [overdue] = stack.wait_until(lambda: events("InvoiceOverdue"), what="InvoiceOverdue")
-        eventlet.sleep(2.5)  # more scheduler runs change nothing
+        _two_more_scheduler_runs(stack)  # a whole run after the overdue one changes nothing
         assert len(events("InvoiceOverdue")) == 1 and len(events("InvoiceDueSoon")) == 1
     finally:
         FileClock.set_offset(stack.clock_file, timedelta(0))
