@@ -151,8 +151,11 @@ def test_the_poller_takes_each_message_once_in_order_and_waits_for_the_helpdesk(
         ids += [append(dovecot, sender, address, f"Polled {n}") for n in range(2, 4)]
         stack.wait_until(lambda: len(tickets(stack, dept["id"])) == 4, what="four tickets")
         assert position(stack, name)[1] == 4
-        # polls go on: nothing is taken twice
-        time.sleep(2)
+        # polls go on: nothing is taken twice (a whole poll began after the fourth ticket)
+        polls = {"mailbox": name, "outcome": "ok"}
+        since = stack.metric("mailin", "hostledger_imap_polls_total", **polls)
+        stack.wait_metric("mailin", "hostledger_imap_polls_total", since + 2, **polls)
+        stack.wait_projected("helpdesk")
         taken = received(stack, sender)
         assert sorted(m["message_id"] for m in taken) == sorted(ids)
         assert {m["outcome"] for m in taken} == {"opened"}
