@@ -464,6 +464,26 @@ def test_the_order_form_is_limited_per_address_and_per_email(stack):
     assert codes == [400] * 10 + [429], codes
 
 
+def mail_settled(stack, customer_id: str) -> bool:
+    """Every mail the customers service recorded for the customer was taken by the mail
+    gateway, and every mail the mail gateway queued for the customer was settled (sent,
+    skipped, failed): none is waiting anywhere to be sent."""
+    with stack.db("customers") as conn:
+        (waiting,) = conn.execute(
+            "SELECT count(*) FROM mail_requests WHERE customer_id = %s AND handed_over_at IS NULL",
+            (uuid.UUID(customer_id),),
+        ).fetchone()
+    if waiting:
+        return False
+    with stack.db("mailgateway") as conn:
+        (queued,) = conn.execute(
+            "SELECT count(*) FROM mail_outbox WHERE customer_id = %s"
+            " AND status IN ('pending', 'sending')",
+            (uuid.UUID(customer_id),),
+        ).fetchone()
+    return queued == 0
+
+
 def test_a_new_email_gets_one_credentials_mail(stack):
     r = stack.http(
         "POST",
@@ -482,7 +502,9 @@ def test_a_new_email_gets_one_credentials_mail(stack):
         return [m for m in sent_to(stack, email) if m["Subject"] == "Your new account"]
 
     stack.wait_until(credentials, what="the credentials mail")
-    eventlet.sleep(2)  # a second mail, had one been queued, would be sent by now
+    # a second mail, had one been asked for or queued, is sent by now
+    customer_id = first.json()["customer_id"]
+    stack.wait_until(lambda: mail_settled(stack, customer_id), what="no mail waiting")
     assert len(credentials()) == 1
 
 
