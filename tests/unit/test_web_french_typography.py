@@ -76,3 +76,25 @@ def test_a_translated_french_page_string_reads_with_its_no_break_space():
     assert fr.gettext("Step 1: add your account to an authenticator app").startswith(
         f"Étape 1{NBSP}: "
     )
+
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "gateway" / "web" / "templates"
+
+
+def test_no_template_writes_a_colon_or_semicolon_of_its_own_after_a_translated_text():
+    """A page's own ":" or ";" after a label is `pgettext("punctuation", ...)`, so French
+    reads "Solde : 12,00 €" with its no-break space."""
+    found = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = re.sub(r'"[^"]*"', '""', line)  # text inside the strings is translated
+            if re.search(r"(\}\}|%\})[:;]", code):
+                found.append(f"{path.relative_to(TEMPLATES)}:{number}")
+    assert found == []
+
+
+def test_the_pages_punctuation_reads_as_each_language_writes_it():
+    assert i18n.translations("fr").pgettext("punctuation", ":") == f"{NBSP}:"
+    assert i18n.translations("fr").pgettext("punctuation", ";") == f"{NBSP};"
+    assert i18n.translations("ru").pgettext("punctuation", ":") == ":"
+    assert i18n.translations("en").pgettext("punctuation", ":") == ":"
