@@ -3,7 +3,7 @@
 import uuid
 from datetime import date, timedelta
 
-import eventlet
+import requests
 
 from services.infra.clock import FileClock
 from services.orders.domain import add_months
@@ -132,7 +132,8 @@ def test_an_order_retried_with_its_idempotency_key_is_placed_once(stack):
         lambda: stack.http("GET", "/api/v1/client/orders", token).json()["items"],
         what="the order listed",
     )
-    eventlet.sleep(1)  # a second order, had one been placed, would be listed by now too
+    # every answer is in: a second order, had one been placed, was recorded before it
+    stack.wait_projected("orders")
     assert (
         len(stack.http("GET", "/api/v1/client/orders", token).json()["items"]) == len(orders) == 1
     )
@@ -266,6 +267,28 @@ def _renewals(stack, customer_id):
     return [i for i in items if i["purpose"] == "renewal"]
 
 
+RUNS = "hostledger_scheduler_runs_total"
+
+
+def _scheduler_runs(stack, process="orders"):
+    """Finished runs of the scheduler of `process` (an orders instance), by its metrics
+    (once they answer: an instance just started)."""
+
+    def read():
+        try:
+            return (stack.metric(process, RUNS, job="run_schedule", outcome="ok"),)
+        except requests.ConnectionError:
+            return None
+
+    return stack.wait_until(read, what=f"the metrics of {process}")[0]
+
+
+def _two_more_runs(stack, since, process="orders"):
+    """Until `process` finished two runs more than `since`, read once an action was
+    done (a run under way then counts once): one whole run began after the action."""
+    stack.wait_metric(process, RUNS, since + 2, job="run_schedule", outcome="ok")
+
+
 def _move_clock_to(stack, day):
     FileClock.set_offset(stack.clock_file, timedelta(days=(day - date.today()).days))
 
@@ -280,12 +303,19 @@ def test_renewal_dunning_and_unsuspension_on_a_moved_clock(stack):
     stack.start("orders", instance="2")  # two schedulers: still one invoice per period
     try:
         _move_clock_to(stack, due - timedelta(days=10))
-        eventlet.sleep(2.5)
+        runs = {p: _scheduler_runs(stack, p) for p in ("orders", "orders-2")}
+        for process, since in runs.items():
+            _two_more_runs(stack, since, process)
+        stack.wait_projected("billing")
         assert _renewals(stack, customer_id) == []  # not yet: 7 days before
         _move_clock_to(stack, due - timedelta(days=6))
         [renewal] = stack.wait_until(lambda: _renewals(stack, customer_id), what="renewal")
         assert renewal["total"]["amount"] == 500 and renewal["due_date"] == due.isoformat()
-        eventlet.sleep(2.5)
+        # each scheduler ran again after the invoice: neither issued a second one
+        runs = {p: _scheduler_runs(stack, p) for p in ("orders", "orders-2")}
+        for process, since in runs.items():
+            _two_more_runs(stack, since, process)
+        stack.wait_projected("billing")
         assert len(_renewals(stack, customer_id)) == 1
         _move_clock_to(stack, due + timedelta(days=6))  # 6 days unpaid: suspended
         stack.wait_until(
