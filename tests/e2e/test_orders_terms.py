@@ -3,10 +3,15 @@
 import uuid
 from datetime import date, timedelta
 
-import eventlet
-
 from services.infra.clock import FileClock
-from tests.e2e.test_orders import _move_clock_to, _paid_order, _renewals, _service
+from tests.e2e.test_orders import (
+    _move_clock_to,
+    _paid_order,
+    _renewals,
+    _scheduler_runs,
+    _service,
+    _two_more_runs,
+)
 
 
 def _project(stack, **terms):
@@ -94,23 +99,29 @@ def test_two_projects_renew_and_suspend_on_their_own_days(stack):
 
     try:
         _move_clock_to(stack, due - timedelta(days=9))  # within 10 days, not within 3 (or 7)
+        runs = _scheduler_runs(stack)
         stack.wait_until(lambda: _renewals(stack, a), what="the early renewal")
-        eventlet.sleep(2.5)
+        _two_more_runs(stack, runs)  # a whole run on this day left b alone
+        stack.wait_projected("billing")
         assert _renewals(stack, b) == []
         _move_clock_to(stack, due - timedelta(days=3))
         stack.wait_until(lambda: _renewals(stack, b), what="the late renewal")
         assert len(_renewals(stack, a)) == 1
 
         _move_clock_to(stack, due + timedelta(days=3))  # 3 days unpaid: more than 2, not 8
+        runs = _scheduler_runs(stack)
         stack.wait_until(lambda: status(a) == "suspended", what="early suspended")
-        eventlet.sleep(2.5)
+        _two_more_runs(stack, runs)
+        stack.wait_projected("orders")
         assert status(b) == "active"
         _move_clock_to(stack, due + timedelta(days=5))  # more than 4: terminated
         stack.wait_until(lambda: status(a) == "terminated", what="early terminated")
         assert status(b) == "active"
         _move_clock_to(stack, due + timedelta(days=9))  # more than 8
+        runs = _scheduler_runs(stack)
         stack.wait_until(lambda: status(b) == "suspended", what="late suspended")
-        eventlet.sleep(2.5)
+        _two_more_runs(stack, runs)
+        stack.wait_projected("orders")
         assert status(b) == "suspended"  # not terminated before 20 days
     finally:
         FileClock.set_offset(stack.clock_file, timedelta(0))
