@@ -222,6 +222,8 @@ def renewal_run(stack, due: int, timeout: float = 7200) -> dict:
         t1 = time.perf_counter()
         again = rpc.orders.run_renewals()
         seconds_again = time.perf_counter() - t1
+    # the count is read from the orders service's list, once it shows what was recorded
+    stack.wait_projected("orders", timeout=600)
     with stack.db("orders") as conn:
         (invoiced,) = conn.execute(
             "SELECT count(*) FROM service_list WHERE renewal_invoice_id IS NOT NULL"
