@@ -397,6 +397,17 @@ class Followers:
         for follower, _position, part in work:
             if follower.model.name in moved:
                 follower._known = part[-1].id
+        busy = {f.model.name for f, _, _ in work} - moved
+        if busy:
+            # A model busy elsewhere (another instance, a rebuild) must not hold the others
+            # back: the read starts at the lowest position, so a model further on than
+            # this batch reaches would get nothing while the busy one lags. Each of the
+            # others goes on alone from its own position this time.
+            return len(batch) * bool(moved) + sum(
+                f.run_once()
+                for f in self.followers
+                if f.model.name not in busy and f.model.name not in moved
+            )
         return len(batch) if moved else 0
 
     def _project(self, app, work) -> set[str]:

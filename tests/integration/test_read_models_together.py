@@ -132,3 +132,29 @@ def test_a_model_busy_in_another_instance_is_left_to_it(billing):
     assert group.run_once() > 0
     assert group.positions() == {"account_list": head, audit.model.name: head}
     assert len(_accounts(billing)) == 1
+
+
+def test_a_model_held_elsewhere_far_behind_does_not_hold_the_others_back(billing):
+    """A model being rebuilt (its position far behind, its lock held by the rebuild) and
+    one up to date: the read starts at the lowest position, yet the one up to date follows
+    the new events beyond what that read reaches."""
+    import psycopg
+
+    accounts = Follower(billing, AccountList())
+    audit = Follower(billing, BillingAuditIndex())
+    for _ in range(3):
+        billing.open_account(uuid4(), "EUR")
+    assert Followers([accounts, audit]).run_once() > 0
+    # the account list is rebuilt elsewhere: its position back to 0, its lock held
+    with billing.datastore.transaction(commit=True) as curs:
+        curs.execute("UPDATE readmodel_positions SET position = 0 WHERE name = 'account_list'")
+    group = Followers([accounts, audit], batch_size=2)  # a read reaches 2 events
+    billing.open_account(uuid4(), "EUR")
+    head = billing.recorder.max_notification_id()
+    kwargs = {k: v for k, v in billing.datastore.pool.kwargs.items() if k != "row_factory"}
+    with psycopg.connect(**kwargs) as other, other.transaction():
+        other.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (accounts.lock_key,))
+        while group.run_once():
+            pass
+        assert group.positions() == {"account_list": 0, audit.model.name: head}
+    assert _audit_positions(billing) == list(range(1, head + 1))
