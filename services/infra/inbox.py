@@ -312,6 +312,10 @@ class Inbox:
             if stopping is not None and stopping():
                 return
             answer = self._read_log(after, until)
+            # what the position passed while the page was asked for (the upstream may
+            # have been slow or away for long; a tool that skips events may have moved
+            # it) is passed over, not tried event by event
+            last = max(last, self.last_position())
             events = answer.get("events") or []
             run: list[tuple[IntegrationEvent, dict]] = []
             for raw in events:
@@ -334,7 +338,7 @@ class Inbox:
             scanned = answer.get("scanned", after)
             if not events or scanned <= after:
                 break
-            after = scanned
+            after = max(scanned, last)
 
     def _fill_run(self, run: list, stopping: Callable[[], bool] | None) -> bool:
         done: list[str] = []

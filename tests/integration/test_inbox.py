@@ -186,3 +186,27 @@ def test_corrupted_envelope_is_replaced_by_the_upstream_copy(customers, billing)
     assert inbox.receive(env) == "applied"
     assert [str(c) for c in _opened(billing)] == ids
     assert list_parked(billing) == []
+
+
+def test_a_catch_up_passes_over_what_the_position_passed_while_it_read(customers, billing):
+    """A page of the upstream's log can take long to come (the upstream slow or away); what
+    the position passed meanwhile (a tool that marks events as applied) is passed over,
+    not tried one event at a time as duplicates."""
+    from eventsourcing.persistence import Tracking
+
+    _register(customers, 6)
+    envs = _published(customers)
+    inbox, calls = _make_inbox(customers, billing)
+    pages = []
+
+    def fetch(after, until):
+        pages.append(after)
+        if len(pages) == 2:  # while the second page is asked for, the position moves on
+            billing.recorder.record_alone(tracking=Tracking("customers", envs[3]["position"]))
+        return integration_events(customers, after, 2, until)
+
+    inbox.fetch = fetch
+    assert inbox.catch_up() == 4
+    assert calls == [envs[i]["position"] for i in (0, 1, 4, 5)]
+    assert inbox.stats.duplicates == 0
+    assert inbox.last_position() == envs[-1]["position"]
