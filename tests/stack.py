@@ -291,6 +291,19 @@ class Stack:
         """rabbitmqctl on this stack's broker node."""
         return self.broker.ctl(*args) if self.broker else rabbitmqctl(*args)
 
+    def consumer_queue(self, service: str, upstream: str) -> tuple[int, int]:
+        """`service`'s queue of `upstream`'s events: (ready, delivered and not yet
+        acknowledged); (-1, -1) when there is no such queue."""
+        name = f"{self.settings.events_exchange}.{service}.from.{upstream}"
+        out = self.rabbitmqctl(
+            "list_queues", "-p", self.vhost, "name", "messages_ready", "messages_unacknowledged"
+        )
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == name:
+                return int(parts[1]), int(parts[2])
+        return -1, -1
+
     def close_connections(self, reason: str = "hostledger test: connection cut") -> int:
         """Cut every AMQP connection of this stack's vhost at once, and no other's (other
         runs share the broker); the number cut."""

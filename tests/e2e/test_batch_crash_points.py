@@ -26,15 +26,7 @@ def _register_many(stack, n, concurrency=8):
 
 def _queue(stack) -> tuple[int, int]:
     """Billing's queue from customers: (ready, delivered and not acknowledged)."""
-    name = f"{stack.settings.events_exchange}.billing.from.customers"
-    out = stack.rabbitmqctl(
-        "list_queues", "-p", stack.vhost, "name", "messages_ready", "messages_unacknowledged"
-    )
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == name:
-            return int(parts[1]), int(parts[2])
-    return -1, -1
+    return stack.consumer_queue("billing", "customers")
 
 
 def _stats(stack) -> dict:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import requests
 
 from tests.stack import RABBITMQ_MANAGEMENT_URL
+from tests.staff_api import issue_invoice
 
 
 def _management(method: str, path: str, body: dict | None = None) -> requests.Response:
@@ -60,26 +61,6 @@ def _client(stack) -> dict:
     return c
 
 
-def _invoice(stack, customer_id: str, amount: int) -> dict:
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/invoices",
-        stack.admin_token,
-        json={
-            "customer_id": customer_id,
-            "lines": [
-                {
-                    "description": "Hosting",
-                    "quantity": 1,
-                    "unit_price": {"amount": amount, "currency": "EUR"},
-                }
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
 def _discount(stack, **body) -> dict:
     r = stack.http("POST", "/api/v1/staff/discounts", stack.admin_token, json=body)
     assert r.status_code == 201, r.text
@@ -113,17 +94,17 @@ def _priced_with_the_book(stack, c: dict, other: dict) -> None:
     with _billing_deaf_to_customers(stack):
         given = _discount(stack, name="Loyal", kind="percentage", percent="10", customer_id=c["id"])
         assert not _billing_heard(stack, given["id"])  # not delivered: read when invoicing
-        invoice = _invoice(stack, c["id"], 1000)
+        invoice = issue_invoice(stack, c["id"], amount=1000)
         assert _billing_heard(stack, given["id"])
         assert invoice["total"]["amount"] == 900, invoice
         [line] = invoice["lines"]
         assert line["discount"]["name"] == "Loyal"
         # another customer's invoice is not priced with it
-        assert _invoice(stack, other["id"], 1000)["total"]["amount"] == 1000
+        assert issue_invoice(stack, other["id"], amount=1000)["total"]["amount"] == 1000
 
         r = stack.http("DELETE", f"/api/v1/staff/discounts/{given['id']}", stack.admin_token)
         assert r.status_code in (200, 204), r.text
-        assert _invoice(stack, c["id"], 1000)["total"]["amount"] == 1000
+        assert issue_invoice(stack, c["id"], amount=1000)["total"]["amount"] == 1000
 
     # an unknown customer is still refused, naming the field
     r = stack.http(

@@ -22,15 +22,7 @@ import pytest
 
 def _queue(stack) -> tuple[int, int]:
     """The mail gateway's queue from billing: (ready, delivered and not acknowledged)."""
-    name = f"{stack.settings.events_exchange}.mailgateway.from.billing"
-    out = stack.rabbitmqctl(
-        "list_queues", "-p", stack.vhost, "name", "messages_ready", "messages_unacknowledged"
-    )
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == name:
-            return int(parts[1]), int(parts[2])
-    return -1, -1
+    return stack.consumer_queue("mailgateway", "billing")
 
 
 def _stats(stack) -> dict:
