@@ -143,11 +143,10 @@ def test_a_disabled_staff_member_is_refused_by_every_gateway(stack, gateways):
     _refused_within(b, token, time.monotonic(), "staff member disabled")
 
 
-def test_a_removed_user_is_refused_by_every_gateway(stack, gateways):
-    a, b = gateways
-    _, owner = _client(stack)
+def _add_user(stack, gateway, owner: str) -> tuple[str, str]:
+    """The owner adds a user to its account through `gateway`: (its id, its token)."""
     name = f"u{uuid.uuid4().hex[:8]}"
-    r = a.http(
+    r = gateway.http(
         "POST",
         "/api/v1/client/users",
         owner,
@@ -160,8 +159,13 @@ def test_a_removed_user_is_refused_by_every_gateway(stack, gateways):
         },
     )
     assert r.status_code == 201, r.text
-    user_id = r.json()["id"]
-    token = stack.login(name, "user password 1")
+    return r.json()["id"], stack.login(name, "user password 1")
+
+
+def test_a_removed_user_is_refused_by_every_gateway(stack, gateways):
+    a, b = gateways
+    _, owner = _client(stack)
+    user_id, token = _add_user(stack, a, owner)
     _warm(token, a, b)
     assert a.http("DELETE", f"/api/v1/client/users/{user_id}", owner).status_code in (200, 204)
     _refused_within(b, token, time.monotonic(), "user removed")

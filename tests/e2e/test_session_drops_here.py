@@ -12,13 +12,12 @@ gateway follows the events within a second: tests/e2e/test_session_cache.py."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 import requests
 
 from tests.e2e.test_access import _reset_token
-from tests.e2e.test_session_cache import Gateway, _client, _warm
+from tests.e2e.test_session_cache import Gateway, _add_user, _client, _warm
 from tests.stack import _free_port
 
 
@@ -113,23 +112,9 @@ def test_password_reset(stack, deaf):
 
 def test_user_removed(stack, deaf):
     _, owner = _client(stack)
-    name = f"u{uuid.uuid4().hex[:8]}"
-    r = deaf.http(
-        "POST",
-        "/api/v1/client/users",
-        owner,
-        json={
-            "username": name,
-            "email": f"{name}@example.com",
-            "name": name,
-            "permissions": ["support"],
-            "password": "user password 1",
-        },
-    )
-    assert r.status_code == 201, r.text
-    token = stack.login(name, "user password 1")
+    user_id, token = _add_user(stack, deaf, owner)
     _warm(token, deaf)
-    r = deaf.http("DELETE", f"/api/v1/client/users/{r.json()['id']}", owner)
+    r = deaf.http("DELETE", f"/api/v1/client/users/{user_id}", owner)
     assert r.status_code in (200, 204), r.text
     assert deaf.me(token).status_code == 401
     assert deaf.me(owner).status_code == 200
