@@ -68,23 +68,12 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
     own_id, shared_id, staff_id = (hashlib.sha256(c).hexdigest() for c in (own, shared, staff_file))
     department = listed_department(stack, f"Files {tag}")
 
-    def ticket_with(customer: dict, files: list) -> dict:
-        token = stack.login(customer["username"], PASSWORD)
-        return ok(
-            stack.http(
-                "POST",
-                "/api/v1/client/tickets",
-                token,
-                data={"department_id": department["id"], "subject": f"Files {tag}", "body": "x"},
-                files=[("files", (name, content, "image/png")) for name, content in files],
-            ),
-            201,
-        )
-
     erased = stack.register_customer(email=f"erased.{tag}@files.example", password=PASSWORD)
     other = stack.register_customer(email=f"other.{tag}@files.example", password=PASSWORD)
-    erased_ticket = ticket_with(erased, [("own.png", own), ("shared.png", shared)])
-    other_ticket = ticket_with(other, [("same.png", shared)])
+    erased_ticket = _client_ticket(
+        stack, department, erased, [("own.png", own), ("shared.png", shared)]
+    )
+    other_ticket = _client_ticket(stack, department, other, [("same.png", shared)])
     # a staff reply with a file on the erased customer's ticket goes with it
     ok(
         stack.http(
@@ -130,7 +119,7 @@ def test_only_the_erased_customers_own_files_leave_the_disk(stack):
         error = r.json()["error"]
         assert error["code"] == "not_found" and "erased" in error["message"], error
     # the other customer can attach that content again: it is kept anew
-    again = ticket_with(other, [("own-again.png", own)])
+    again = _client_ticket(stack, department, other, [("own-again.png", own)])
     assert own_id in _kept(stack)
     assert download(again["id"], own_id).content == own
 
