@@ -117,15 +117,15 @@ def test_a_template_is_previewed_saved_and_reset_and_the_outbox_fits_a_phone(sta
     expect(p.get_by_role("status").filter(has_text="Le modèle a été enregistré.")).to_be_visible()
     expect(p.get_by_label("Objet")).to_have_value("Rappel : facture {{ number }}")
     page.check("template-saved")
-    p.get_by_role("button", name="Revenir au texte d’origine").click()
+    p.get_by_role("button", name="Revenir au texte d'origine").click()
     expect(
-        p.get_by_role("status").filter(has_text="Le modèle a retrouvé son texte d’origine.")
+        p.get_by_role("status").filter(has_text="Le modèle a retrouvé son texte d'origine.")
     ).to_be_visible()
     expect(p.get_by_label("Objet")).not_to_have_value("Rappel : facture {{ number }}")
 
     page.goto("/staff/mail")
     p.get_by_role("navigation", name="Courrier").get_by_role("link", name="Courrier reçu").click()
-    expect(p.get_by_label("Adresse de l’expéditeur")).to_be_visible()
+    expect(p.get_by_label("Adresse de l'expéditeur")).to_be_visible()
     page.check("received")
     page.close()
 

@@ -98,3 +98,17 @@ def test_the_pages_punctuation_reads_as_each_language_writes_it():
     assert i18n.translations("fr").pgettext("punctuation", ";") == f"{NBSP};"
     assert i18n.translations("ru").pgettext("punctuation", ":") == ":"
     assert i18n.translations("en").pgettext("punctuation", ":") == ":"
+
+
+def test_french_strings_write_their_apostrophes_one_way():
+    """The pages' and the mails' French use the straight apostrophe throughout (l'équipe),
+    never the curly one beside it (l’équipe): a word must read and be found the same on
+    every page."""
+    mails = [
+        line
+        for path in sorted(LOCALE.parents[2].glob("services/*/templates/fr.toml"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert mails, "no French mail templates found"
+    curly = [s for _, s in _strings("fr") if "\u2019" in s] + [s for s in mails if "\u2019" in s]
+    assert curly == []
