@@ -8,8 +8,9 @@ A stack starts only when PostgreSQL has room for its connection budget
 
 Nothing of a stack outlives it: a failed `up()` takes down what it started, `down()`
 stops each process with the process group it leads (the mail gateway's mail-in child
-too), a stack still up when the interpreter exits is taken down then, and each process
-is killed by the kernel if the test run itself dies.
+too), callers before the services they call (services.infra.processes.STOP_ORDER), a
+stack still up when the interpreter exits is taken down then, and each process is
+killed by the kernel if the test run itself dies.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import requests
 
 from services.infra.application import pool_limits
 from services.infra.databases import drop_database, ensure_database
-from services.infra.processes import dies_with_this_process
+from services.infra.processes import dies_with_this_process, stop_tiers
 from services.infra.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -411,9 +412,15 @@ class Stack:
         _end_group(proc.pid, timeout=5)
 
     def stop_all(self, timeout: float = 15) -> None:
-        """`stop` for every process at once: each is sent SIGTERM before any is waited
-        for, so they stop side by side; SIGKILL to what is left after `timeout`."""
-        procs = [self.procs.pop(name) for name in list(self.procs)]
+        """`stop` for every process, callers before the services they call (STOP_ORDER:
+        no worker finishing its work waits for a service already gone): the processes of
+        a tier are sent SIGTERM together and stop side by side, SIGKILL to what is left
+        of them after `timeout`, before the next tier is asked."""
+        for tier in stop_tiers(list(self.procs), lambda key: key.split("-", 1)[0]):
+            self._stop_together([self.procs.pop(key) for key in tier], timeout)
+
+    @staticmethod
+    def _stop_together(procs: list[subprocess.Popen], timeout: float) -> None:
         for proc in procs:
             if proc.poll() is None:
                 _signal_group(proc.pid, signal.SIGTERM)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 _PR_SET_PDEATHSIG = 1
 
@@ -42,3 +42,34 @@ def dies_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None]:
             os.kill(os.getpid(), sig)
 
     return preexec
+
+
+# The order a whole system stops in (the test stacks, `make run`): callers before the
+# services they call over RPC, so that a worker still finishing its work when its process
+# is asked to stop never waits for an answer from a service already gone (it would until
+# its RPC timeout, holding up its process's stop as long, up to HOSTLEDGER_SHUTDOWN_GRACE).
+# The processes of one tier stop side by side; each tier is gone before the next is asked.
+# Who calls whom once no request comes in (RpcProxy in services/*/service.py): the
+# gateway calls every service; the mail gateway (its handlers, its mail-in child) customers
+# and helpdesk; orders billing (its handlers, its renewal runs); helpdesk and billing
+# customers. Not counted: the calls of customers and billing to billing and orders, made
+# for a request only (which ended with the gateway), and consumers' reads of an
+# upstream's log, which stop with their inbox. The mail sink catches the mail gateway's mail.
+STOP_ORDER: tuple[tuple[str, ...], ...] = (
+    ("gateway",),
+    ("mailgateway",),
+    ("orders", "helpdesk"),
+    ("billing",),
+    ("customers", "mailsink"),
+)
+
+
+def stop_tiers(processes: Iterable[str], service_of: Callable[[str], str]) -> list[list[str]]:
+    """`processes` grouped in STOP_ORDER's tiers, the first to stop first (empty tiers
+    left out); `service_of` names a process's service (`orders-2` -> `orders`). A process
+    of a service STOP_ORDER does not name stops with the first tier: nothing calls it."""
+    tier_of = {service: i for i, tier in enumerate(STOP_ORDER) for service in tier}
+    tiers: list[list[str]] = [[] for _ in STOP_ORDER]
+    for process in processes:
+        tiers[tier_of.get(service_of(process), 0)].append(process)
+    return [tier for tier in tiers if tier]
