@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from datetime import datetime
 from uuid import UUID
 
-from eventlet.semaphore import Semaphore
 from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
@@ -34,7 +32,7 @@ from services.infra.money import Money
 from services.infra.rpc import ask, load, rpc
 from services.infra.service import ServiceBase, catch_up_read_model, catch_up_with
 from services.infra.settings import settings
-from services.infra.store import EventStore
+from services.infra.store import CaughtUp, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -110,33 +108,11 @@ def _at(value: str | None) -> datetime | None:
     return at
 
 
-class _CaughtUp:
-    """Catch-ups with an upstream that requests of this process ask for at once share
-    one: a request is served by a catch-up that started after it asked (it read the
-    upstream's log from then on), so several invoices issued side by side read the
-    customers service's log once, not once each, one after another."""
-
-    def __init__(self, upstream: str):
-        self.upstream = upstream
-        self.lock = Semaphore()
-        self.done_from = float("-inf")  # when the last catch-up that ended had started
-
-    def now(self, service) -> None:
-        asked = time.monotonic()
-        with self.lock:
-            if self.done_from >= asked:
-                return
-            started = time.monotonic()
-            catch_up_with(service, self.upstream)
-            self.done_from = started
-
-
-_CUSTOMERS_CAUGHT_UP = _CaughtUp("customers")
-
-
 class BillingService(ServiceBase):
     name = "billing"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
+    # invoices issued side by side read the customers service's log once, not once each
+    customers_caught_up = CaughtUp("customers")
     customers = RpcProxy("customers")
     orders = RpcProxy("orders")
 
@@ -335,7 +311,7 @@ class BillingService(ServiceBase):
         """Each customer's discounts valid now, from the discount book once what the
         customers service published until now is applied here (a discount given, changed
         or ended a moment ago, a customer's groups changed)."""
-        _CUSTOMERS_CAUGHT_UP.now(self)
+        self.customers_caught_up()
         self._start_discount_book()
         with self.app.datastore.transaction() as curs:
             return discount_book.discounts_of(curs, customer_ids, clock.now())

@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import eventlet
 import psycopg
 import psycopg.waiting
 from eventlet.event import Event
+from eventlet.semaphore import Semaphore
 from eventsourcing.persistence import Tracking
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
@@ -359,6 +361,55 @@ class EventStore(DependencyProvider):
         context.current.request = context.current.deadline = context.current.command_key = None
         context.current.command_recorded = False
         context.current.request_id = None
+
+
+class SharedPass:
+    """One pass over something (an upstream's log) that callers asking at once share: a
+    caller is answered once a pass that began after it asked has ended, so what had
+    happened before it asked is taken in; several asking side by side wait for one pass,
+    not one each in turn. Passes run one at a time; one that fails raises to the caller
+    that ran it, and the next caller waiting runs its own."""
+
+    def __init__(self):
+        self._lock = Semaphore()
+        self._begun = 0  # passes begun so far (the last may still run)
+        self._ended = 0  # the number of the last pass that ended well
+
+    def after_now(self, run: Callable[[], object]) -> None:
+        """Once a pass begun from now on has ended: `run` is it when none has yet."""
+        wanted = self._begun + 1
+        with self._lock:
+            if self._ended >= wanted:
+                return
+            self._begun += 1
+            number = self._begun
+            run()
+            self._ended = number
+
+
+class CaughtUp(DependencyProvider):
+    """`self.<name>()` in a worker applies what `upstream` has published until the moment
+    it is called (services.infra.service.catch_up_with), sharing the read of the
+    upstream's log with the service's workers that ask at the same time (`SharedPass`,
+    one per container): for commands that must see an upstream's latest events.
+
+        class BillingService(ServiceBase):
+            customers_caught_up = CaughtUp("customers")
+    """
+
+    def __init__(self, upstream: str, **kwargs):
+        self.upstream = upstream
+        self.shared: SharedPass | None = None
+        super().__init__(**kwargs)
+
+    def setup(self):
+        self.shared = SharedPass()
+
+    def get_dependency(self, worker_ctx):
+        from services.infra.service import catch_up_with
+
+        service, upstream = worker_ctx.service, self.upstream
+        return lambda: self.shared.after_now(lambda: catch_up_with(service, upstream))
 
 
 def _is_inbox_worker(worker_ctx) -> bool:
