@@ -312,14 +312,6 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
             self.save(invoices, *voided)
         return len(voided)
 
-    def check_customer_kept(self, customer_id: UUID) -> None:
-        """409 when the customer was deleted (as billing has heard)."""
-        try:
-            invoices = self.repository.get(CustomerInvoices.id_for(customer_id))
-        except AggregateNotFoundError:
-            return
-        check_not_deleted(invoices)
-
     def erase_customer(self, customer_id: UUID, reason: str) -> bool:
         """A deleted customer's personal data here is erased: its key is destroyed (the
         buyer's e-mail and contact person read as erased on its account, invoices and

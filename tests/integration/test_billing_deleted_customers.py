@@ -76,9 +76,10 @@ def test_no_invoice_is_issued_to_a_deleted_customer_and_no_number_is_taken(billi
         assert "customer_id" in refused.value.fields
 
     assert billing.repository.get(InvoiceSeries.id_for("default")).last == last
-    with pytest.raises(Conflict):
-        billing.check_customer_kept(customer_id)
-    billing.check_customer_kept(_customer(billing))  # another customer: nothing said
+    # another customer is issued the next number
+    issued = billing.issue_invoice(_customer(billing), "EUR", LINE, purpose="manual")
+    assert billing.repository.get(InvoiceSeries.id_for("default")).last == last + 1
+    assert issued["number"].endswith(f"{last + 1:06d}")
 
 
 def test_a_customer_without_invoices_is_recorded_deleted_too(billing):
