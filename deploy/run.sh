@@ -81,8 +81,11 @@ if [[ -n $SCALE ]]; then
 fi
 
 # exec: the runner replaces this shell, receives Ctrl-C itself and stops every
-# process it started (SIGTERM to each process group, SIGKILL after 25 s), so nothing
-# is left behind; a process that exits on its own is started again meanwhile.
+# process it started, callers before the services they call (the gateway first,
+# customers last: services/infra/processes.py STOP_ORDER), so no process waits for an
+# answer from one already gone (SIGTERM to each process group, SIGKILL after 25 s a
+# tier), and nothing is left behind; a process that exits on its own is started again
+# meanwhile.
 if [[ -n $SCALE ]]; then
     exec python -m deploy.runner -f "$PROCFILE" -d "$ROOT" -c "$SCALE"
 fi

@@ -16,8 +16,11 @@ Each process gets its own metrics port (HOSTLEDGER_METRICS_PORT: /metrics, /live
 mailgateway's mail-in process the one after the last (HOSTLEDGER_METRICS_PORT_BASE or
 --metrics-port-base moves them; 0 turns them off).
 
-Ctrl-C (SIGINT) or SIGTERM stops everything: SIGTERM to each process's group (its own
-children too), SIGKILL after a grace period to whatever is left; then the runner exits.
+Ctrl-C (SIGINT) or SIGTERM stops everything, callers before the services they call
+(services.infra.processes.STOP_ORDER: the gateway first, customers last), the processes
+of one tier side by side: SIGTERM to each process's group (its own children too), SIGKILL
+after a grace period to whatever is left of the tier; then the next tier, and at the
+end the runner exits.
 A second Ctrl-C kills at once. If the runner itself dies, however it dies, the kernel
 sends each process SIGTERM (services.infra.processes.die_with_parent).
 """
@@ -40,7 +43,7 @@ from pathlib import Path
 from honcho.environ import expand_processes, parse, parse_procfile
 from honcho.printer import Message, Printer
 
-from services.infra.processes import die_with_parent
+from services.infra.processes import die_with_parent, stop_tiers
 
 SYSTEM = "system"
 COLOURS = ["36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"]
@@ -163,9 +166,19 @@ class Runner:
         self.stop_requested = signum
 
     def stop_all(self) -> None:
-        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        """Callers before the services they call (STOP_ORDER), each tier side by side
+        and gone (SIGKILL after the grace) before the next is asked to stop."""
         if self.stop_requested is not None:
             self.say(f"{signal.Signals(self.stop_requested).name} received, stopping all")
+        started = {c.name: c for c in self.children if c.proc is not None}
+        for tier in stop_tiers(started, lambda name: name.rsplit(".", 1)[0]):
+            self._stop_together([started[name] for name in tier])
+        for child in self.children:
+            for reader in child.readers:
+                reader.join(timeout=2)
+
+    def _stop_together(self, children: list[Child]) -> None:
+        running = [c for c in children if c.proc.poll() is None]
         for child in running:
             self.say(f"stopping {child.name} (pid={child.proc.pid})")
             _signal_group(child.proc.pid, signal.SIGTERM)
@@ -174,18 +187,13 @@ class Runner:
             if self.kill_requested or time.monotonic() > deadline:
                 break
             time.sleep(self.POLL)
-        for child in self.children:
-            if child.proc is None:
-                continue
+        for child in children:
             if child.proc.poll() is None:
                 self.say(f"{child.name} did not stop in {self.grace:g}s: killing it")
             # the whole group: what a process started lives in it too (the mail-in child)
             _signal_group(child.proc.pid, signal.SIGKILL)
             child.proc.wait()
             self.say(f"{child.name} stopped ({_describe(child.proc.returncode)})")
-        for child in self.children:
-            for reader in child.readers:
-                reader.join(timeout=2)
 
 
 def _exec(command: str) -> str:
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-e", "--env", default=".env", help="environment file in the app root")
     parser.add_argument("-c", "--concurrency", help="name=count[,name=count...]")
     # above the processes' own HOSTLEDGER_SHUTDOWN_GRACE (20 s), after which they exit anyway
-    parser.add_argument("--grace", type=float, default=25.0, help="seconds to stop (SIGTERM)")
+    parser.add_argument("--grace", type=float, default=25.0, help="seconds a tier has to stop")
     parser.add_argument(
         "--metrics-port-base",
         type=int,

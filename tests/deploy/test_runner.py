@@ -206,3 +206,23 @@ def test_each_process_gets_a_metrics_port_of_its_own(runner):
     assert {int(m.group(2)) for m in ports} == {19403}
     r.wait_for(r"one.1 started \(pid=\d+, metrics on port 19400\)")
     assert r.stop() == 0
+
+
+def test_callers_stop_before_the_services_they_call(runner, tmp_path):
+    """The gateway is gone (it takes a while to stop) before customers is asked to stop;
+    two orders processes stop side by side."""
+    slow = f'{PY} -c "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: '
+    slow += "(time.sleep(0.5), sys.exit(0))); print('up', flush=True); time.sleep(600)\""
+    up = f"{PY} -c \"import time; print('up', flush=True); time.sleep(600)\""
+    r = runner(f"customers: {up}\norders: {up}\ngateway: {slow}\n", "-c", "orders=2")
+    r.wait_for(r"\| up", count=4)
+    assert r.stop() == 0
+    said = [line.split("| ", 1)[1] for line in r.lines if "system" in line.split("|")[0]]
+    said = [
+        re.sub(r" \(.*\)$", "", line)
+        for line in said
+        if re.match(r"(stopping \S+|\S+ stopped)", line)
+    ]
+    assert said[:2] == ["stopping gateway.1", "gateway.1 stopped"]
+    assert sorted(said[2:4]) == ["stopping orders.1", "stopping orders.2"]
+    assert said[-2:] == ["stopping customers.1", "customers.1 stopped"]
