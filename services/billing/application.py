@@ -103,6 +103,9 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._series_locks: dict[str, Semaphore] = {}
+        # whether this application's discount book was seeded from the customers service
+        # (BillingService._start_discount_book): once per running service
+        self.discount_book_started = False
 
     # -- accounts -----------------------------------------------------------------------------
 

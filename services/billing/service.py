@@ -319,7 +319,7 @@ class BillingService(ServiceBase):
     def _start_discount_book(self) -> None:
         """The discount book starts from what the customers service holds (discounts
         given before they were published), once; events then keep it."""
-        if getattr(type(self), "_discount_book_started", False):
+        if self.app.discount_book_started:
             return
         with self.app.datastore.transaction() as curs:
             started = discount_book.started(curs)
@@ -328,7 +328,7 @@ class BillingService(ServiceBase):
             with self.app.datastore.transaction(commit=True) as curs:
                 for sql, params in discount_book.seed_statements(book, clock.now()):
                     curs.execute(sql, params)
-        type(self)._discount_book_started = True
+        self.app.discount_book_started = True
 
     @rpc
     def void_issued_invoice(self, idempotency_key: str, reason: str) -> dict:
