@@ -275,6 +275,16 @@ class Customers(TwoFactorCommands, StaffAccountCommands, PasswordCommands, Hostl
             raise NotFound("No such customer.")
         return customer
 
+    def customer_and_notification_settings(self, customer_id: UUID) -> dict:
+        """{"customer": customer_view, "notification_settings"}: both read from one version
+        of the customer (what the mail gateway needs for each notice it queues). NotFound
+        as get_customer."""
+        customer = self.get_customer(customer_id)
+        return {
+            "customer": self.customer_view(customer),
+            "notification_settings": dict(customer.notification_settings),
+        }
+
     @staticmethod
     def customer_view(c: Customer) -> dict:
         return {

@@ -235,6 +235,13 @@ class CustomersService(
         return dict(self.app.get_customer(_uuid(customer_id)).notification_settings)
 
     @rpc
+    def get_customer_and_notification_settings(self, customer_id: str) -> dict:
+        """{"customer": as get_customer answers it, "notification_settings": as
+        get_notification_settings does}, from one version of the customer: one question
+        for each notice the mail gateway queues. 404 as get_customer."""
+        return self.app.customer_and_notification_settings(_uuid(customer_id))
+
+    @rpc
     def set_notification_settings(self, customer_id: str, settings: dict) -> dict:
         data = load(contract.NotificationSettings, settings)
         return self.app.set_notification_settings(_uuid(customer_id), data)

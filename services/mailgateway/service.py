@@ -11,6 +11,7 @@ import base64
 import logging
 import uuid
 
+from nameko.exceptions import MethodNotFound
 from nameko.rpc import RpcProxy
 
 from contracts import mail as mail_contract
@@ -61,11 +62,19 @@ class MailGatewayService(ServiceBase):
         return self.app.asked_about(customer_id, self._ask_customer)
 
     def _ask_customer(self, customer_id: str) -> tuple[dict | None, dict | None]:
+        """One question to the customers service: the customer and its settings."""
         try:
-            customer = self.customers.get_customer(customer_id)
+            answer = self.customers.get_customer_and_notification_settings(customer_id)
         except NotFound:
             return None, None
-        return customer, self.customers.get_notification_settings(customer_id)
+        except MethodNotFound:
+            # a customers service of an earlier release (during an upgrade): two questions
+            try:
+                customer = self.customers.get_customer(customer_id)
+            except NotFound:
+                return None, None
+            return customer, self.customers.get_notification_settings(customer_id)
+        return answer["customer"], answer["notification_settings"]
 
     def _notify(
         self,
