@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
+import weakref
 from collections.abc import Callable
 
 from eventsourcing.application import AggregateNotFoundError
@@ -15,6 +15,7 @@ from services.infra import clock
 from services.infra.application import HostledgerApplication
 from services.infra.clock import isoformat
 from services.infra.context import SYSTEM, current
+from services.infra.inbox_batches import Batch
 from services.infra.paging import page_window
 from services.mailgateway import erasure, templates
 from services.mailgateway.domain import HeldMailDecision, MailTemplate
@@ -22,6 +23,7 @@ from services.mailgateway.outbox import (
     COLUMNS,
     Notification,
     insert_statement,
+    queues_mail,
     resend_statement,
     storable_params,
 )
@@ -36,38 +38,38 @@ class MailGateway(HostledgerApplication):
     service = "mailgateway"
     schema_statements = SCHEMA
 
-    # called once notifications queued here are committed (the outbox sender's wake-up);
-    # an event handler's rows commit with its save, or with its batch's last handler
-    # (services.infra.inbox_batches): the sender is woken then, not before
+    # called once a transaction that queued notifications here has committed (the outbox
+    # sender's wake-up): a command's or an event handler's save, or the commit of the
+    # batch of events (services.infra.inbox_batches) whose handlers queued them. What
+    # queued is read from the transaction itself, not kept on the application, which
+    # every worker of the process shares
     on_queued = None
-    _queued = False
 
-    # what the customers service answered about a customer (its record and notification
-    # settings) serves the notifications queued until the next commit here, for a second
-    # at most: the handlers of a batch of events (services.infra.inbox_batches), which
-    # commit together, ask once per customer; an event applied alone asks as before
-    ANSWER_KEPT_FOR = 1.0
-    _asked: dict | None = None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # what the customers service answered about a customer (its record and
+        # notification settings), by the batch of events being applied: the batch's
+        # other handlers take it (every event of the batch was recorded before it was
+        # asked), no other worker does, and it goes with the batch
+        self._answers: weakref.WeakKeyDictionary[Batch, dict] = weakref.WeakKeyDictionary()
 
     def asked_about(self, customer_id, ask: Callable[[str], tuple]) -> tuple:
-        """`ask(customer_id)`'s answer, or the same answer given since the last commit."""
-        if self._asked is None:
-            self._asked = {}
-        key, now = str(customer_id), time.monotonic()
-        kept = self._asked.get(key)
-        if kept is None or now - kept[0] > self.ANSWER_KEPT_FOR:
-            kept = (now, ask(key))
-            self._asked[key] = kept
-        return kept[1]
+        """`ask(customer_id)`'s answer; for the handler of an event applied in a batch, the
+        answer given to a handler of the same batch if there was one."""
+        key = str(customer_id)
+        batch = self.batches.of(current.tracking)
+        if batch is None:  # a command, an event applied alone: its own question
+            return ask(key)
+        answers = self._answers.setdefault(batch, {})
+        if key not in answers:
+            answers[key] = ask(key)
+        return answers[key]
 
-    def _notify(self, recordings) -> None:
-        super()._notify(recordings)
-        if self._asked:
-            self._asked = {}
-        if self._queued:
-            self._queued = False
-            if self.on_queued is not None:
-                self.on_queued()
+    def _record(self, processing_event):
+        recordings = super()._record(processing_event)
+        if self.on_queued is not None and queues_mail(processing_event.saved_kwargs.get("also")):
+            self.on_queued()
+        return recordings
 
     # -- erasure -------------------------------------------------------------------------
 
@@ -88,7 +90,6 @@ class MailGateway(HostledgerApplication):
 
     def queue(self, *notifications: Notification) -> None:
         """Queue notifications; inside an event handler, atomically with its tracking."""
-        self._queued = True
         self.save(also=[insert_statement(n) for n in notifications])
 
     def record_service_owner(self, service_id, customer_id) -> None:
@@ -114,7 +115,6 @@ class MailGateway(HostledgerApplication):
     def queue_with(self, notifications: list[Notification], statements: list) -> None:
         """Queue notifications with other records (threads), in one transaction."""
         also = [insert_statement(n) for n in notifications]
-        self._queued = self._queued or bool(notifications)
         self.save(also=also + [storable_params(s) for s in statements])
 
     def threads(self, ticket_id) -> dict:

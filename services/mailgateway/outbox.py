@@ -69,16 +69,21 @@ class Notification:
     reason: str | None = None
 
 
+INSERT = (
+    "INSERT INTO mail_outbox (key, kind, customer_id, recipient, language, context, secret,"
+    " message_id, in_reply_to, status, reason, next_attempt_at, created_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (key) DO NOTHING"
+)
+
+
 def insert_statement(n: Notification) -> tuple[str, tuple]:
     """The INSERT that queues `n`, for a save's `also` (atomic with the consumer's tracking).
     What PostgreSQL cannot store (a NUL in a ticket's subject, ...) is replaced, so that no
     text of an event can stop the notifications: the mail goes out without it."""
     now = clock.now()
     return (
-        "INSERT INTO mail_outbox (key, kind, customer_id, recipient, language, context, secret,"
-        " message_id, in_reply_to, status, reason, next_attempt_at, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (key) DO NOTHING",
+        INSERT,
         (
             storable_text(n.key),
             storable_text(n.kind),
@@ -95,6 +100,11 @@ def insert_statement(n: Notification) -> tuple[str, tuple]:
             now,
         ),
     )
+
+
+def queues_mail(statements) -> bool:
+    """Does a transaction running `statements` (a save's `also`) queue a notification?"""
+    return any(statement[0] == INSERT for statement in statements or ())
 
 
 def storable_params(statement: tuple[str, tuple]) -> tuple[str, tuple]:
