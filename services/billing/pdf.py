@@ -7,6 +7,7 @@ TTF file; Debian's fonts-dejavu-core puts it where the default looks.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -15,6 +16,8 @@ from babel.numbers import format_currency, get_currency_precision
 
 FONT = os.environ.get("HOSTLEDGER_PDF_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 BOLD = FONT.replace("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
+NBSP = "\u00a0"
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 LABELS = {
     "en": {
@@ -86,6 +89,24 @@ LABELS = {
 }
 
 
+def labelled(label: str, value: str, language: str) -> str:
+    """`Label: value`; French puts a no-break space before the colon."""
+    return f"{label}{NBSP if language == 'fr' else ''}: {value}"
+
+
+def line_period(line: dict, language: str) -> str | None:
+    """The period an invoice line covers, as it is to be shown: as written on the line
+    (`5 janv. 2027 - 4 févr. 2027`, or what staff typed). Lines written before periods
+    were: an order's cycle already said in its description (`VPS (monthly)`) is not
+    said again, and a renewal's first day (an ISO date) is written in `language`."""
+    period = line.get("period")
+    if not period or f"({period})" in line.get("description", ""):
+        return None
+    if ISO_DAY.fullmatch(period):
+        return format_date(date.fromisoformat(period), format="medium", locale=language)
+    return period
+
+
 def money(amount: int, currency: str, language: str) -> str:
     digits = get_currency_precision(currency)
     return format_currency(Decimal(amount).scaleb(-digits), currency, locale=language)
@@ -122,7 +143,7 @@ def render(invoice: dict, language: str = "en", kind: str = "invoice") -> bytes:
             (t["status"], t.get(invoice["status"], invoice["status"])),
         ]
     for label, value in facts:
-        pdf.cell(0, 6, f"{label}: {value}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 6, labelled(label, value, language), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     seller, buyer = invoice.get("seller") or {}, invoice.get("buyer") or {}
     y = pdf.get_y()
@@ -144,8 +165,9 @@ def render(invoice: dict, language: str = "en", kind: str = "invoice") -> bytes:
         for line in invoice["lines"]:
             row = table.row()
             text = line["description"]
-            if line.get("period"):
-                text += f" ({t['period']}: {line['period']})"
+            period = line_period(line, language)
+            if period:
+                text += "\n" + labelled(t["period"], period, language)
             row.cell(text)
             row.cell(str(line["quantity"]))
             row.cell(money(line["unit_price"]["amount"], currency, language))
@@ -155,7 +177,7 @@ def render(invoice: dict, language: str = "en", kind: str = "invoice") -> bytes:
     pdf.cell(
         0,
         8,
-        f"{t['total']}: {money(invoice['total']['amount'], currency, language)}",
+        labelled(t["total"], money(invoice["total"]["amount"], currency, language), language),
         align="R",
         new_x="LMARGIN",
         new_y="NEXT",

@@ -18,8 +18,10 @@ from services.infra.application import HostledgerApplication, request_hash
 from services.infra.clock import isoformat
 from services.infra.domain import IdempotencyKey
 from services.infra.personal_data import SUBJECT, PersonalFields
+from services.orders import wording
 from services.orders.domain import (
     CYCLES,
+    CustomerLanguage,
     CustomerServices,
     InvoiceOrder,
     LifecycleError,
@@ -227,6 +229,7 @@ class Orders(HostledgerApplication):
                     {
                         "id": addon["id"],
                         "name": _text(addon["name"]),
+                        "names": dict(addon["name"]),
                         "price": addon_price,
                         "setup_fee": addon["setup_fee"].get(currency, 0),
                     }
@@ -235,6 +238,7 @@ class Orders(HostledgerApplication):
                 {
                     "product_id": str(product.id),
                     "name": _text(product.name),
+                    "names": dict(product.name),
                     "billing_cycle": item["billing_cycle"],
                     "price": price,
                     "setup_fee": product.setup_fee.get(currency, 0),
@@ -248,45 +252,62 @@ class Orders(HostledgerApplication):
         return priced
 
     @staticmethod
-    def invoice_lines(priced: list[dict], currency: str) -> list[dict]:
+    def invoice_lines(
+        priced: list[dict], currency: str, language: str | None = "en", starts: date | None = None
+    ) -> list[dict]:
         """The first invoice: per item its first period, then each add-on's, then setup fees
-        (unit prices as money in the order's currency)."""
+        (unit prices as money in the order's currency), written in `language` (the
+        customer's; English when lines cannot be written in it). A period line's `period`
+        is the period it covers, one cycle from `starts` (the order's day), as words."""
+        language = wording.language_of(language)
 
         def money(amount: int) -> dict:
             return {"amount": amount, "currency": currency}
 
         lines = []
         for item in priced:
+            cycle = item["billing_cycle"]
+            product = wording.name_in(item.get("names"), language, item["name"])
+            period = None
+            if starts is not None:
+                end = wording.period_end(starts, cycle)
+                period = wording.period_text(starts, end, language)
+            addons = [
+                (a, wording.name_in(a.get("names"), language, a["name"]))
+                for a in item.get("addons") or []
+            ]
             lines.append(
                 {
-                    "description": f"{item['name']} ({item['billing_cycle']})",
+                    "description": wording.describe("product", language, product, cycle),
                     "product_id": item["product_id"],
                     "unit_price": money(item["price"]),
-                    "period": item["billing_cycle"],
+                    "period": period,
                 }
             )
-            for addon in item.get("addons") or []:
+            for addon, name in addons:
                 lines.append(
                     {
-                        "description": f"{item['name']}: {addon['name']} ({item['billing_cycle']})",
+                        "description": wording.describe("addon", language, product, cycle, name),
                         "product_id": item["product_id"],
                         "unit_price": money(addon["price"]),
-                        "period": item["billing_cycle"],
+                        "period": period,
                     }
                 )
             if item["setup_fee"]:
                 lines.append(
                     {
-                        "description": f"{item['name']}: setup",
+                        "description": wording.describe("setup", language, product),
                         "product_id": item["product_id"],
                         "unit_price": money(item["setup_fee"]),
                     }
                 )
-            for addon in item.get("addons") or []:
+            for addon, name in addons:
                 if addon["setup_fee"]:
                     lines.append(
                         {
-                            "description": f"{item['name']}: {addon['name']}: setup",
+                            "description": wording.describe(
+                                "addon_setup", language, product, addon=name
+                            ),
                             "product_id": item["product_id"],
                             "unit_price": money(addon["setup_fee"]),
                         }
@@ -294,25 +315,32 @@ class Orders(HostledgerApplication):
         return lines
 
     @staticmethod
-    def renewal_lines(service: Service) -> list[dict]:
-        """The next period of a service and of each of its add-ons, at the prices ordered."""
-        period = service.next_due_date
+    def renewal_lines(service: Service, language: str | None = "en") -> list[dict]:
+        """The next period of a service and of each of its add-ons, at the prices ordered,
+        written in `language` (the customer's now): `period` is the period it covers, from
+        the current due date to the day before the next, as words."""
+        language = wording.language_of(language)
+        cycle = service.billing_cycle
+        start = date.fromisoformat(service.next_due_date)
+        period = wording.period_text(start, wording.period_end(start, cycle), language)
+        product = wording.name_in(getattr(service, "names", None), language, service.name)
 
         def money(amount: int) -> dict:
             return {"amount": amount, "currency": service.currency}
 
         lines = [
             {
-                "description": f"{service.name} ({service.billing_cycle})",
+                "description": wording.describe("product", language, product, cycle),
                 "product_id": str(service.product_id),
                 "unit_price": money(service.price),
                 "period": period,
             }
         ]
         for addon in service.addons:
+            name = wording.name_in(addon.get("names"), language, addon["name"])
             lines.append(
                 {
-                    "description": f"{service.name}: {addon['name']} ({service.billing_cycle})",
+                    "description": wording.describe("addon", language, product, cycle, name),
                     "product_id": str(service.product_id),
                     "unit_price": money(addon["price"]),
                     "period": period,
@@ -332,6 +360,7 @@ class Orders(HostledgerApplication):
         items: list[dict],
         promo_code: str | None,
         runner: str,
+        language: str | None = None,
     ) -> OrderAttempt:
         """The attempt to place this order, saved before billing is asked for an invoice:
         started (the items priced now, a promo code's use counted in the same save),
@@ -339,7 +368,9 @@ class Orders(HostledgerApplication):
         again after its invoice was voided. A placed or abandoned one is answered as it
         is (the caller answers the order, or voids the invoice first). `keyed`: the
         request key is the client's Idempotency-Key; `runner`: this run of the request
-        (it carries the attempt on from now). 409 when it came with another request."""
+        (it carries the attempt on from now); `language`: the customer's, which the
+        invoice is written in (kept with the attempt, as its prices are). 409 when it came
+        with another request."""
         wanted = request_hash(request)
         for _ in range(RETRIES):
             try:
@@ -366,13 +397,16 @@ class Orders(HostledgerApplication):
                     at=now,
                     keyed=keyed,
                     runner=runner,
+                    language=language,
                 )
             elif attempt.status == "placing":
                 attempt.resume(at=now, runner=runner)
             elif attempt.status == "voided":
                 priced = self.price_order(items, currency)
                 promo = self._reserve_promo(promo_code, currency, now, changed)
-                attempt.restart(priced=priced, promo=promo, at=now, runner=runner)
+                attempt.restart(
+                    priced=priced, promo=promo, at=now, runner=runner, language=language
+                )
             else:
                 return attempt  # placed, or abandoned with its invoice still to void
             try:
@@ -402,7 +436,12 @@ class Orders(HostledgerApplication):
         attempt number, so a resumed attempt gets the invoice issued before."""
         return {
             "customer_id": str(attempt.customer_id),
-            "lines": Orders.invoice_lines(attempt.priced, attempt.currency),
+            "lines": Orders.invoice_lines(
+                attempt.priced,
+                attempt.currency,
+                attempt.language or "en",
+                attempt.started_at.date(),
+            ),
             "extra_discounts": [attempt.promo["discount"]] if attempt.promo else [],
         }
 
@@ -455,9 +494,10 @@ class Orders(HostledgerApplication):
                 provisioning=i["provisioning"],
                 project_id=UUID(i["project_id"]) if i.get("project_id") else None,
                 addons=[
-                    {"id": a["id"], "name": a["name"], "price": a["price"]}
+                    {"id": a["id"], "name": a["name"], "names": a.get("names"), "price": a["price"]}
                     for a in i.get("addons") or []
                 ],
+                names=i.get("names"),
             )
             for i in attempt.priced
         ]
@@ -688,6 +728,28 @@ class Orders(HostledgerApplication):
                     entry["why"] = e.why
                 history.append(entry)
         return history
+
+    # -- customers' languages (a copy of the customers service's) ------------------------------
+
+    def record_customer_language(self, customer_id: UUID, language: str) -> None:
+        """Keep the language a customer reads, as the customers service published it (at its
+        registration, and each time it changes): its next invoices' lines are written in
+        it. Hearing the same again changes nothing."""
+        try:
+            known = self.repository.get(CustomerLanguage.id_for(customer_id))
+        except AggregateNotFoundError:
+            self.save(CustomerLanguage(customer_id=customer_id, language=language))
+            return
+        if known.language != language:
+            known.change(language=language)
+            self.save(known)
+
+    def customer_language(self, customer_id: UUID) -> str | None:
+        """The language a customer reads as heard here; None when not heard of yet."""
+        try:
+            return self.repository.get(CustomerLanguage.id_for(customer_id)).language
+        except AggregateNotFoundError:
+            return None
 
     # -- project terms (a copy of the customers service's) -------------------------------------
 

@@ -16,6 +16,7 @@ MAPPING = AuditMapping(
             "CustomerServices",
             "OrderAttempt",
             "ProjectTerms",
+            "CustomerLanguage",
             "IdempotencyKey",
         }
     ),

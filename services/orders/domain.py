@@ -343,8 +343,13 @@ class OrderAttempt(KeyedIndex):
         at: datetime,
         keyed: bool,
         runner: str,
+        language: str | None = None,
     ):
         self.request_key = request_key
+        # the language its invoice is written in (the customer's then), and the day the
+        # invoice's first periods start: kept, so every resumption asks for the same one
+        self.language = language
+        self.started_at = at
         # which run of the request carries it on now: a request that fails leaves an
         # attempt a later run (its retry) resumed meanwhile to that run
         self.runner = runner
@@ -386,7 +391,16 @@ class OrderAttempt(KeyedIndex):
         self.status = "voided"
 
     @event("Restarted")
-    def restart(self, priced: list[dict], promo: dict | None, at: datetime, runner: str) -> None:
+    def restart(
+        self,
+        priced: list[dict],
+        promo: dict | None,
+        at: datetime,
+        runner: str,
+        language: str | None = None,
+    ) -> None:
+        self.language = language
+        self.started_at = at
         self.runner = runner
         self.number += 1
         self.priced = priced
@@ -429,6 +443,25 @@ class ProjectTerms(KeyedIndex):
         self.terminate_after_days = terminate_after_days
 
 
+class CustomerLanguage(KeyedIndex):
+    """The language a customer reads, as the customers service published it
+    (CustomerRegistered, then CustomerUpdated when it changes): the language the lines of
+    its next invoices are written in."""
+
+    id_namespace = _NS
+    id_prefix = "customer-language"
+    key_fields = ("customer_id",)
+
+    @event("Recorded")
+    def __init__(self, customer_id: UUID, language: str):
+        self.customer_id = customer_id
+        self.language = language
+
+    @event("Changed")
+    def change(self, language: str) -> None:
+        self.language = language
+
+
 class Service(Aggregate):
     """What a customer has from an order: pending until the order's invoice is paid."""
 
@@ -445,11 +478,15 @@ class Service(Aggregate):
         provisioning: dict,
         project_id: UUID | None = None,
         addons: list[dict] | None = None,
+        names: dict | None = None,
     ):
         self.customer_id = customer_id
         self.order_id = order_id
+        # the product's name in each language when ordered (its renewals' lines are
+        # written with it); {} for a service ordered before names were kept
+        self.names = names or {}
         self.project_id = project_id  # the product's: its renewal and dunning days apply
-        # chosen add-ons, priced when ordered: [{id, name, price}], renewed with the service
+        # chosen add-ons, priced when ordered: [{id, name, names?, price}], renewed with it
         self.addons = addons or []
         self.product_id = product_id
         self.name = name

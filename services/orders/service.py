@@ -168,6 +168,7 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         )
 
         runner = uuid.uuid4().hex  # this run of the request
+        language = self._language_of(customer)
 
         def begin():
             return self.app.begin_order(
@@ -179,6 +180,7 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
                 data["items"],
                 data.get("promo_code"),
                 runner,
+                language,
             )
 
         attempt = begin()
@@ -213,6 +215,17 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         if idempotency_key:
             return self._order_answer(request_key, idempotency_key, request)
         return dict(order_view(order), invoice=invoice)
+
+    def _language_of(self, customer_id: UUID) -> str:
+        """The language the customer's invoice is written in: as heard from the customers
+        service, after catching up with it when not heard yet (a customer registered a
+        moment ago, ordering now); English when it is still unknown."""
+        language = self.app.customer_language(customer_id)
+        if language is None:
+            with contextlib.suppress(Exception):  # the customers service away: English
+                catch_up_with(self, "customers")
+            language = self.app.customer_language(customer_id)
+        return language or "en"
 
     def _order_answer(self, request_key: str, idempotency_key: str | None, request: dict):
         earlier = self.app.idempotent_answer("order", idempotency_key, request)
@@ -406,7 +419,8 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         return (
             {
                 "customer_id": str(s.customer_id),
-                "lines": self.app.renewal_lines(s),
+                # in the customer's language now: a change reaches the next invoice
+                "lines": self.app.renewal_lines(s, self.app.customer_language(s.customer_id)),
                 "due_days": max(0, (date.fromisoformat(s.next_due_date) - today).days),
             },
             f"renewal:{s.id}:{s.next_due_date}",
@@ -558,6 +572,20 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
     @handles("customers", "ProjectUpdated")
     def project_updated(self, event: IntegrationEvent) -> None:
         self.app.record_project_terms(event.payload["project_id"], event.payload)
+
+    @handles("customers", "CustomerRegistered", batch=True)
+    def customer_registered(self, event: IntegrationEvent) -> None:
+        """Keep the language the new customer reads: its invoices are written in it."""
+        p = event.payload
+        self.app.record_customer_language(p["customer_id"], p["language"])
+
+    @handles("customers", "CustomerUpdated", batch=True)
+    def customer_updated(self, event: IntegrationEvent) -> None:
+        """A customer's new language: its next invoices are written in it (issued ones
+        stay as they were written)."""
+        language = event.payload["changes"].get("language")
+        if isinstance(language, str):
+            self.app.record_customer_language(event.payload["customer_id"], language)
 
     @handles("customers", "CustomerDeleted")
     def customer_deleted(self, event: IntegrationEvent) -> None:

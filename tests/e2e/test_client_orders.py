@@ -2,8 +2,9 @@
 `POST /api/v1/client/orders` and `POST /api/v1/client/services/{id}/renew`."""
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
+from babel.dates import format_date
 from openapi_schema_validator import OAS30Validator
 
 from services.orders.domain import add_months
@@ -254,7 +255,13 @@ def test_a_service_is_renewed_early_once_per_period(stack):
     assert invoice["purpose"] == "renewal" and invoice["status"] == "unpaid"
     assert invoice["total"] == _eur(800)  # the next period, no setup fee
     assert invoice["due_date"] == due
-    assert [line["period"] for line in invoice["lines"]] == [due]
+    # the period it covers: from the due date to the day before the next, in English
+    last = add_months(date.fromisoformat(due), 1) - timedelta(days=1)
+    days = [
+        format_date(d, "medium", locale="en").replace(" ", "\u00a0")
+        for d in (date.fromisoformat(due), last)
+    ]
+    assert [line["period"] for line in invoice["lines"]] == [f"{days[0]} – {days[1]}"]
     assert renewal["service"]["next_due_date"] == due  # until it is paid
 
     # asked again while it is unpaid: the same invoice, not a second one

@@ -25,6 +25,7 @@ from services.helpdesk.domain import (
 from services.infra.domain import IdempotencyKey, KeyedIndex
 from services.mailgateway.domain import MailTemplate
 from services.orders.domain import (
+    CustomerLanguage,
     CustomerServices,
     InvoiceOrder,
     OrderAttempt,
@@ -67,6 +68,7 @@ IDS = [
     (PeopleEmail, (" Ann@Example.com",), UUID("bbf8e9a7-001e-5e36-a4e8-85c0a064091c")),
     (TicketMessage, (str(INVOICE).upper(),), UUID("7b65bd96-ff99-541e-8f6b-371e2d643c06")),
     (CustomerInvoices, (CUSTOMER,), UUID("3fcf7e67-2181-55d5-9da5-46c2ae1fa173")),
+    (CustomerLanguage, (CUSTOMER,), UUID("c9d51ae4-be91-5dbf-aa85-84d16eac1ab7")),
 ]
 
 INDEXES = sorted({cls for cls, _, _ in IDS}, key=lambda cls: cls.__name__)

@@ -73,16 +73,25 @@ def test_first_invoice_and_renewal_lines_carry_each_addon():
             "addons": [{"id": BACKUP["id"], "name": "Backup", "price": 200, "setup_fee": 300}],
         }
     ]
-    lines = Orders.invoice_lines(priced, "EUR")
+    lines = Orders.invoice_lines(priced, "EUR", "en", date(2026, 3, 1))
     assert [line["unit_price"] for line in lines] == [
         {"amount": a, "currency": "EUR"} for a in (500, 200, 1000, 300)
     ]
-    assert lines[1]["description"] == "VPS: Backup (monthly)"
+    assert [line["description"] for line in lines] == [
+        "VPS (monthly)",
+        "VPS: Backup (monthly)",
+        "VPS: setup fee",
+        "VPS: Backup: setup fee",
+    ]
+    first = "Mar\u00a01,\u00a02026 – Mar\u00a031,\u00a02026"
+    assert [line.get("period") for line in lines] == [first, first, None, None]
     service = _service([{"id": BACKUP["id"], "name": "Backup", "price": 200}])
     renewal = Orders.renewal_lines(service)
+    # from the due date to the day before the next one
+    period = "Mar\u00a031,\u00a02026 – Apr\u00a029,\u00a02026"
     assert [(line["unit_price"], line["period"]) for line in renewal] == [
-        ({"amount": 500, "currency": service.currency}, "2026-03-31"),
-        ({"amount": 200, "currency": service.currency}, "2026-03-31"),
+        ({"amount": 500, "currency": service.currency}, period),
+        ({"amount": 200, "currency": service.currency}, period),
     ]
 
 
