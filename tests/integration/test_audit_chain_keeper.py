@@ -28,6 +28,7 @@ from services.infra.chainkeeper import (
 from services.infra.context import Actor, acting
 from services.infra.inbox import Inbox
 from services.infra.relay import integration_events
+from tests.integration.test_cli import on_a_terminal
 
 COMMAND = Path(sys.executable).parent / "hostledger"
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,6 +239,11 @@ def test_verify_chain_reads_the_databases_and_names_what_was_changed(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "customers: " in done.stdout and ": OK" in done.stdout
     assert "checkpoints witnessed by billing (" in done.stdout
+    # on a terminal, a progress bar counts the events checked
+    status, written = on_a_terminal(
+        dict(os.environ, HOSTLEDGER_DB_PREFIX=cfg.db_prefix), "audit", "verify-chain", "customers"
+    )
+    assert status == 0 and "customers chain:" in written and "%|" in written, written
 
     conninfo = cfg.database.conninfo(cfg.database_name("customers"))
     victim = _log(customers)[5]
