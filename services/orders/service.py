@@ -61,6 +61,7 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
     name = "orders"
     app = EventStore(APPLICATION, read_models=READ_MODELS)
     billing = RpcProxy("billing")
+    customers = RpcProxy("customers")
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -217,15 +218,31 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
         return dict(order_view(order), invoice=invoice)
 
     def _language_of(self, customer_id: UUID) -> str:
-        """The language the customer's invoice is written in: as heard from the customers
-        service, after catching up with it when not heard yet (a customer registered a
-        moment ago, ordering now); English when it is still unknown."""
+        """The language the customer's order invoice is written in: as heard from the
+        customers service, after catching up with it when not heard yet (a customer
+        registered a moment ago, ordering now), else as it answers (a customer registered
+        before this service kept languages); English when the customers service is away."""
         language = self.app.customer_language(customer_id)
         if language is None:
             with contextlib.suppress(Exception):  # the customers service away: English
                 catch_up_with(self, "customers")
-            language = self.app.customer_language(customer_id)
+                language = self.app.customer_language(customer_id)
+                language = language or self._asked_language(customer_id)
         return language or "en"
+
+    def _renewal_language(self, customer_id: UUID) -> str | None:
+        """The language a renewal invoice is written in: the customer's now (a change
+        reaches the next invoice). A customer registered before this service kept
+        languages is asked for; the customers service away, the run tries again later."""
+        return self.app.customer_language(customer_id) or self._asked_language(customer_id)
+
+    def _asked_language(self, customer_id: UUID) -> str | None:
+        """The customer's language as the customers service answers it (None: no such
+        customer there)."""
+        try:
+            return self.customers.get_customer(str(customer_id)).get("language")
+        except NotFound:
+            return None
 
     def _order_answer(self, request_key: str, idempotency_key: str | None, request: dict):
         earlier = self.app.idempotent_answer("order", idempotency_key, request)
@@ -420,7 +437,7 @@ class OrdersService(promos.PromoRpcs, ServiceBase):
             {
                 "customer_id": str(s.customer_id),
                 # in the customer's language now: a change reaches the next invoice
-                "lines": self.app.renewal_lines(s, self.app.customer_language(s.customer_id)),
+                "lines": self.app.renewal_lines(s, self._renewal_language(s.customer_id)),
                 "due_days": max(0, (date.fromisoformat(s.next_due_date) - today).days),
             },
             f"renewal:{s.id}:{s.next_due_date}",

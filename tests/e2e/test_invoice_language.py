@@ -9,9 +9,11 @@ import io
 import uuid
 from datetime import date, timedelta
 
+import pytest
 from babel.dates import format_date
 
 from services.orders.domain import CustomerLanguage, add_months
+from tests.stack import Stack
 
 PASSWORD = "client password 1"
 NBSP = "\u00a0"
@@ -128,3 +130,73 @@ def test_a_french_clients_invoice_is_french_and_a_new_language_reaches_the_next_
         # no Russian name for the add-on: its English one
         ("Веб-хостинг: Daily backup (ежемесячно)", next_period),
     ]
+
+
+@pytest.fixture(scope="module")
+def own_stack():
+    """A stack of this test's own: it takes back what the orders service heard of a
+    customer's language (as for a customer registered before it kept languages), which no
+    command does and the session stack's last check (replay equals live) would report."""
+    s = Stack(name="il" + uuid.uuid4().hex[:6])
+    try:
+        s.up()
+        yield s
+    finally:
+        s.down()
+
+
+def test_a_customer_registered_before_languages_were_kept_gets_its_language(own_stack):
+    stack = own_stack
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/products",
+        stack.admin_token,
+        json={
+            "name": {"en": "Web Hosting", "fr": "Hébergement web"},
+            "prices": {"monthly": _eur(800)},
+        },
+    )
+    assert r.status_code == 201, r.text
+    product = r.json()
+    customer = stack.register_customer(country="BE", language="fr", password=PASSWORD)
+    token = stack.login(customer["username"], PASSWORD)
+    stack.wait_until(lambda: _language_heard(stack, customer["id"], "fr"), what="French heard")
+    with stack.db("orders") as conn:
+        conn.execute(
+            "DELETE FROM orders_events WHERE originator_id = %s",
+            (CustomerLanguage.id_for(uuid.UUID(customer["id"])),),
+        )
+    assert not _language_heard(stack, customer["id"], "fr")
+
+    # an order: the customers service is asked
+    item = {"product_id": product["id"], "billing_cycle": "monthly"}
+    r = stack.http("POST", "/api/v1/client/orders", token, json={"items": [item]})
+    assert r.status_code == 201, r.text
+    invoice = r.json()["invoice"]
+    assert [line["description"] for line in invoice["lines"]] == ["Hébergement web (mensuel)"]
+
+    # a renewal too
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json={
+            "customer_id": customer["id"],
+            "amount": invoice["total"],
+            "method": "bank_transfer",
+            "reference": f"IL-{uuid.uuid4().hex[:8]}",
+            "invoice_id": invoice["id"],
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    def active():
+        items = stack.http("GET", "/api/v1/client/services", token).json()["items"]
+        return [s for s in items if s["status"] == "active"]
+
+    [service] = stack.wait_until(active, what="the service active")
+    r = stack.http("POST", f"/api/v1/client/services/{service['id']}/renew", token)
+    assert r.status_code == 200, r.text
+    [line] = r.json()["invoice"]["lines"]
+    assert line["description"] == "Hébergement web (mensuel)"
+    assert line["period"] == _range(date.fromisoformat(service["next_due_date"]), 1, "fr")
