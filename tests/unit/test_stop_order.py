@@ -42,3 +42,4 @@ def test_processes_are_grouped_by_their_service_in_stop_order():
         ["billing"],
         ["customers", "mailsink"],
     ]
+    assert [len(tier) for tier in stop_tiers(["customers"] * 3, str)] == [3]
