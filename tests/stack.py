@@ -229,22 +229,18 @@ class Stack:
         self.check_room()
         Stack.live.add(self)
         try:
-            # the vhost (rabbitmqctl: seconds) is made while the databases are, side by side
-            vhost = _Background(self.add_vhost)
-            try:
-                for service in SERVICES:
-                    ensure_database(self.settings, self.settings.database_name(service))
-                subprocess.run(
-                    [sys.executable, "-m", "services.cli", "first-admin"],
-                    env=self.env,
-                    cwd=ROOT,
-                    check=True,
-                    capture_output=True,
-                    timeout=120,
-                )
-            finally:
-                vhost.join()  # done before the databases' error, if any, is raised
-            vhost.result()
+            # side by side: the vhost, each database (CREATE DATABASE one after another
+            # took 0.7 s), and the first administrator (a process: 0.75 s), which creates
+            # the customers database itself
+            ready = [
+                _Background(self.add_vhost),
+                _Background(self._first_admin),
+                *(_Background(lambda s=s: self._create(s)) for s in SERVICES if s != "customers"),
+            ]
+            for task in ready:
+                task.join()  # all done before an error, if any, is raised
+            for task in ready:
+                task.result()
             for name in MODULES:
                 self.start(name)
             for name in PROGRAMS:
@@ -363,6 +359,19 @@ class Stack:
             with contextlib.suppress(subprocess.SubprocessError):
                 vhost.result()
             Stack.live.discard(self)
+
+    def _first_admin(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", "first-admin"],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def _create(self, service: str) -> None:
+        ensure_database(self.settings, self.settings.database_name(service))
 
     def _drop(self, service: str) -> None:
         with contextlib.suppress(psycopg.Error):
