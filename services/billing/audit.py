@@ -33,6 +33,23 @@ MAPPING = AuditMapping(
         "TaxTable.RuleChanged": "Tax rule changed",
         "AffiliateProgram.Changed": "Affiliate program {fields} changed",
     },
+    # what its events set without carrying it (services/infra/audit.py: LIFECYCLE)
+    effects={
+        "Invoice.Issued": {"status": "unpaid", "overdue": False, "reminded": False},
+        "Invoice.Paid": {"status": "paid"},
+        "Invoice.Cancelled": {"status": "cancelled"},
+        "Invoice.Voided": {"status": "void"},
+        "Invoice.DueSoon": {"reminded": True},
+        "Invoice.Overdue": {"overdue": True},
+        "Invoice.Refunded": {"status": "refunded"},
+        "Refund.Requested": {"status": "requested"},
+        "Refund.Sent": {"status": "pending"},
+        "Refund.Completed": {"status": "completed"},
+        "Refund.Failed": {"status": "failed"},
+        "AffiliateProgram.Created": {"active": True},
+        "Commission.Earned": {"status": "pending"},
+        "Commission.Credited": {"status": "credited"},
+    },
 )
 
 

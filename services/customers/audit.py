@@ -139,6 +139,23 @@ MAPPING = AuditMapping(
         "CustomerReferralCode.Given": "Referral code given",
         "StaffPolicy.TwoFactorRequirementChanged": "Staff two-factor requirement changed",
     },
+    # what its events set without carrying it (services/infra/audit.py: LIFECYCLE)
+    effects={
+        "TwoFactorAccount.TwoFactorEnabled": {"two_factor": True},
+        "TwoFactorAccount.TwoFactorDisabled": {"two_factor": False},
+        "TwoFactorAccount.TwoFactorReset": {"two_factor": False},
+        "Customer.Registered": {"deleted": False},
+        "Customer.Deleted": {"deleted": True},
+        "CustomerGroup.Created": {"removed": False},
+        "CustomerGroup.Removed": {"removed": True},
+        "Project.Removed": {"removed": True},
+        "CustomerUser.Added": {"removed": False},
+        "CustomerUser.Removed": {"removed": True},
+        "StaffMember.Registered": {"active": True},
+        "StaffMember.Disabled": {"active": False},
+        "EmailChange.Requested": {"confirmed": False},
+        "EmailChange.Confirmed": {"confirmed": True},
+    },
 )
 
 

@@ -60,6 +60,16 @@ MAPPING = AuditMapping(
         "Broadcast.TicketsOpened": "Message to customers: tickets opened",
         "Broadcast.Sent": "Message to customers sent",
     },
+    # what its events set without carrying it (services/infra/audit.py: LIFECYCLE)
+    effects={
+        "ReplyTemplate.Created": {"deleted": False},
+        "ReplyTemplate.Deleted": {"deleted": True},
+        "Ticket.MergedInto": {"status": "closed"},
+        "Ticket.Archived": {"archived": True},
+        "Ticket.Unarchived": {"archived": False},
+        "Ticket.Reopened": {"status": "open", "archived": False},
+        "Broadcast.Sent": {"status": "sent"},
+    },
 )
 
 

@@ -21,12 +21,14 @@ What an event concerns:
   in a client's panel, as `on_behalf_of`), a client's in its customer's.
 
 What an event changed: the index keeps, per aggregate, the last value it saw of each of
-its events' attributes (`audit_aggregates.fields`); an event's `changes` are the values
-that differ from them (an edit's `changes` dict counts as its fields; a dict is one field
-per key, `buyer.email`). Attributes that describe the event rather than the object (an
-amount credited, a message's body: the mapping's `moments`) have no before. Secrets are
-never kept (password hashes, tokens, TOTP secrets: `is_secret`), nor bulky values (file
-contents, whole message lists); long text is cut.
+its events' attributes and of the lifecycle fields its events set without carrying them
+(`status`, `deleted` ...: the mapping's `effects`) in `audit_aggregates.fields`; an
+event's `changes` are the values that differ from them (an edit's `changes` dict counts
+as its fields; a dict is one field per key, `buyer.email`). Attributes that describe
+the event rather than the object (an amount credited, a message's body: the mapping's
+`moments`) have no before. Secrets are never kept (password hashes, tokens, TOTP
+secrets: `is_secret`), nor bulky values (file contents, whole message lists); long text
+is cut.
 
 Bookkeeping aggregates (the mapping's `internal`: unique-name indexes, idempotency keys)
 are in the index too, with their changes, so that it covers the whole log, but concern no
@@ -80,6 +82,22 @@ SECRET_NAMES = frozenset(
     {"otp", "answer", "credentials", "request_key", "recovery_code", "api_key", "private_key"}
 )
 MAX_TEXT = 1000
+# the fields an aggregate's events set in their own code rather than carry (where an
+# object stands in its life: paid, suspended, deleted ...); a mapping's `effects` say
+# which event sets which, so that a history shows them changing
+LIFECYCLE = frozenset(
+    {
+        "status",
+        "active",
+        "removed",
+        "deleted",
+        "archived",
+        "two_factor",
+        "overdue",
+        "reminded",
+        "confirmed",
+    }
+)
 ELLIPSIS = "…"
 
 # how summaries name fields (else: the name without `_id`, in words)
@@ -129,6 +147,9 @@ class AuditMapping:
     `summaries`: "Class.Event" or "Event" -> a summary, text with {subject} and {fields}
     or a function of the event's values.
     `subjects`: aggregate class name -> how summaries name it.
+    `effects`: "Class.Event" -> the values of LIFECYCLE fields the event sets without
+    carrying them (`Service.Suspended` sets `status` to `suspended`): its changes show
+    them, before → after, as if the event carried them.
     """
 
     kinds: Mapping[str, str] = field(default_factory=dict)
@@ -139,11 +160,15 @@ class AuditMapping:
     nested: Mapping[str, str] = field(default_factory=dict)
     summaries: Mapping[str, str | Callable[[dict], str]] = field(default_factory=dict)
     subjects: Mapping[str, str] = field(default_factory=dict)
+    effects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = {k for k in (*self.kinds.values(), *self.references.values()) if k not in KINDS}
         if unknown:
             raise ValueError(f"unknown kinds of object: {sorted(unknown)}")
+        untracked = {f for values in self.effects.values() for f in values} - LIFECYCLE
+        if untracked:
+            raise ValueError(f"effects on fields that are no lifecycle field: {sorted(untracked)}")
 
     def kind_of_attribute(self, name: str) -> str | None:
         return self.references.get(name) or REFERENCES.get(name)
@@ -292,6 +317,13 @@ def extract(mapping: AuditMapping, event, position: int, memory: Memory | None):
                 named.append(str(sub))
         else:
             given[key] = value
+    # an event a base class defines (`TwoFactorAccount.TwoFactorEnabled`) by that class
+    defined_in = type(event).__qualname__.rpartition(".")[0]
+    effects = (
+        mapping.effects.get(f"{aggregate_type}.{name}")
+        or mapping.effects.get(f"{defined_in}.{name}")
+        or {}
+    )
 
     references: list[tuple[str, str]] = []
     if not internal:
@@ -306,7 +338,9 @@ def extract(mapping: AuditMapping, event, position: int, memory: Memory | None):
         references += named_objects + [tuple(r) for r in memory.owners]
         references += _people(actor, on_behalf_of)
         references = list(dict.fromkeys((k, i) for k, i in references))
-    changes = _changes(mapping, aggregate_type, given, memory)
+    # what the event sets without carrying it counts as given (after the references: a
+    # lifecycle value names no object)
+    changes = _changes(mapping, aggregate_type, {**effects, **given}, memory)
 
     values = {k: plain(v) for k, v in given.items() if not is_secret(k)}
     entry = Entry(
@@ -542,7 +576,6 @@ class AuditIndex(ReadModel):
                 ),
             )
 
-
     def derive_again(self, curs, customer_id: UUID, position: int) -> None:
         """After a customer's personal data was erased (at `position`): the rows of every
         aggregate that concerns it, derived again from its events before `position`, which
@@ -596,7 +629,6 @@ class AuditIndex(ReadModel):
                 for aggregate_id, (_, m) in memories.items()
             ],
         )
-
 
     def erased_aggregates(self, curs, customer_id: UUID, position: int) -> list:
         """The aggregates whose rows are derived again when the customer's personal data is

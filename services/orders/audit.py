@@ -33,6 +33,20 @@ MAPPING = AuditMapping(
         "PromoCode.Used": "Promo code used",
         "PromoCode.Released": "Promo code use given back",
     },
+    # what its events set without carrying it (services/infra/audit.py: LIFECYCLE)
+    effects={
+        "Order.Placed": {"status": "pending"},
+        "Order.Paid": {"status": "paid"},
+        "PromoCode.Created": {"active": True},
+        "PromoCode.Deactivated": {"active": False},
+        "PromoCode.Activated": {"active": True},
+        "Service.Created": {"status": "pending"},
+        "Service.Activated": {"status": "active"},
+        "Service.Suspended": {"status": "suspended"},
+        "Service.Unsuspended": {"status": "active"},
+        "Service.Terminated": {"status": "terminated"},
+        "Service.Cancelled": {"status": "cancelled"},
+    },
 )
 
 

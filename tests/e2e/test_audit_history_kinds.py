@@ -113,8 +113,11 @@ def test_a_service_an_order_an_invoice_and_an_account_have_their_histories(stack
     suspended = _one(items, "Service.Suspended")
     assert suspended["actor"] == {"kind": "staff", "id": admin_id}
     assert suspended["on_behalf_of"] is None and suspended["reason"] == "abuse report"
+    assert _change(suspended, "status") == ("active", "suspended")
     assert _change(suspended, "why") == (None, "staff")
     unsuspended = _one(items, "Service.Unsuspended")
+    assert _change(unsuspended, "status") == ("suspended", "active")
+    assert unsuspended["reason"] == "cleaned up"
     at = _between(suspended["occurred_at"], unsuspended["occurred_at"])
     assert _state(stack, "service", service["id"], at)["state"]["status"] == "suspended"
     assert _state(stack, "service", service["id"])["state"]["status"] == "active"
@@ -124,6 +127,7 @@ def test_a_service_an_order_an_invoice_and_an_account_have_their_histories(stack
     invoice_items = _explained(stack, "invoice", order["invoice_id"], ["Invoice.Paid"])
     paid = _one(invoice_items, "Invoice.Paid")
     assert paid["actor"] == {"kind": "staff", "id": admin_id}
+    assert _change(paid, "status") == ("unpaid", "paid")
 
     customer_items = history(stack, f"customers/{cid}")
     account_id = next(
@@ -194,6 +198,17 @@ def test_a_ticket_and_a_staff_member_have_their_histories(stack):
         in {(c["before"], c["after"]) for c in i["changes"] if c["field"] == "role"}
     ]
     assert len(edited) == 1 and edited[0]["actor"] == {"kind": "staff", "id": admin_id}
+    r = stack.http("POST", f"/api/v1/staff/staff/{member['id']}/disable", stack.admin_token)
+    assert r.status_code == 200, r.text
+    disabled = stack.wait_until(
+        lambda: [
+            i
+            for i in history(stack, f"staff/{member['id']}")
+            if i["type"] == "StaffMember.Disabled"
+        ],
+        what="the disabling in the member's history",
+    )
+    assert _change(disabled[0], "active") == (True, False)
     assert _state(stack, "staff", member["id"])["state"]["role"] == "billing"
     created = next(i for i in staff_items if i["aggregate"]["id"] == member["id"])
     assert _state(stack, "staff", member["id"], created["occurred_at"])["state"]["role"] == (

@@ -20,7 +20,15 @@ from services.customers.domain import Customer, CustomerUser, LoginName
 from services.helpdesk.audit import MAPPING as HELPDESK
 from services.helpdesk.domain import Ticket, new_tracking_number
 from services.infra import clock
-from services.infra.audit import AuditMapping, Memory, extract, plain, state_of, summarize
+from services.infra.audit import (
+    LIFECYCLE,
+    AuditMapping,
+    Memory,
+    extract,
+    plain,
+    state_of,
+    summarize,
+)
 from services.infra.money import Money
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -102,6 +110,72 @@ def test_a_correction_says_what_changed_before_and_after_and_why():
     for entry in (registered, corrected, password):
         assert "argon2id" not in json.dumps(entry.changes)
         assert not any("password" in field for field in entry.changes)
+
+
+def test_what_an_event_sets_without_carrying_it_is_a_change_before_and_after():
+    customer = _customer()
+    events = _stamped(customer.collect_events(), STAFF)
+    customer.enable_two_factor(recovery_codes=10)  # an event its base class defines
+    customer.delete(forced=False, reason="asked to leave")
+    events += _stamped(customer.collect_events(), STAFF)
+    registered, two_factor, deleted = _index(CUSTOMERS, events)
+    assert registered.changes["deleted"] == [None, False]
+    assert two_factor.event_type == "Customer.TwoFactorEnabled"
+    assert two_factor.changes["two_factor"] == [None, True]
+    assert deleted.changes == {"deleted": [False, True], "forced": [None, False]}
+    assert deleted.reason == "asked to leave"
+
+
+def _lifecycle_assignments(service: str) -> dict[str, dict]:
+    """Every `@event("Name")` method of the service's code that sets a LIFECYCLE field of
+    its aggregate to a constant, unconditionally and not from its own parameters:
+    "Class.Name" -> {field: value}."""
+    import ast
+    from pathlib import Path
+
+    found: dict[str, dict] = {}
+    for path in sorted((Path(__file__).parents[2] / "services" / service).glob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(cls, ast.ClassDef):
+                continue
+            for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                names = [
+                    d.args[0].value
+                    for d in fn.decorator_list
+                    if isinstance(d, ast.Call)
+                    and getattr(d.func, "id", None) == "event"
+                    and d.args
+                    and isinstance(d.args[0], ast.Constant)
+                ]
+                params = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+                for statement in fn.body if names else ():
+                    if not (
+                        isinstance(statement, ast.Assign)
+                        and len(statement.targets) == 1
+                        and isinstance(target := statement.targets[0], ast.Attribute)
+                        and getattr(target.value, "id", None) == "self"
+                        and target.attr in LIFECYCLE
+                        and target.attr not in params
+                        and isinstance(statement.value, ast.Constant)
+                    ):
+                        continue
+                    found.setdefault(f"{cls.name}.{names[0]}", {})[target.attr] = (
+                        statement.value.value
+                    )
+    return found
+
+
+@pytest.mark.parametrize("service", contract.SERVICES)
+def test_every_lifecycle_field_an_event_sets_is_in_its_services_effects(service):
+    import importlib
+
+    mapping = importlib.import_module(f"services.{service}.audit").MAPPING
+    wanted = {
+        name: values
+        for name, values in _lifecycle_assignments(service).items()
+        if name.split(".")[0] not in mapping.internal
+    }
+    assert dict(mapping.effects) == wanted
 
 
 def test_an_edit_of_several_fields_names_them_and_keeps_unchanged_ones_out():
