@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 
+from tests.staff_api import client_with_account, issue_invoice
+
 # every RPC of the customers service that answers a customer or its notification settings
 ASKS = (
     "get_customer",
@@ -42,36 +44,15 @@ def _notices(stack, customer_id: str) -> list[tuple[str, str, str | None]]:
 
 
 def _issue(stack, customer_id: str) -> str:
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/invoices",
-        stack.admin_token,
-        json={
-            "customer_id": customer_id,
-            "lines": [
-                {
-                    "description": "Hosting",
-                    "quantity": 1,
-                    "unit_price": {"amount": 1500, "currency": "EUR"},
-                }
-            ],
-        },
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["number"]
+    return issue_invoice(stack, customer_id)["number"]
 
 
 def _customer_with_account(stack) -> tuple[dict, str]:
     """A new customer whose personal account is open, and its client token; the mail
     gateway has applied every billing event so far."""
-    c = stack.register_customer(language="en")
-    token = stack.login(c["credentials"]["username"], c["credentials"]["password"])
-    stack.wait_until(
-        lambda: stack.http("GET", "/api/v1/client/account", token).status_code == 200,
-        what="the personal account",
-    )
+    customer, token = client_with_account(stack, language="en")
     stack.wait_until(lambda: _queue(stack) == (0, 0), what="the mail gateway up to date")
-    return c, token
+    return customer, token
 
 
 def _settled_asks(stack, before: float, expected: int) -> int:
