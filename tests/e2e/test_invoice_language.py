@@ -43,6 +43,30 @@ def _language_heard(stack, customer_id: str, language: str) -> bool:
     return topics[-1:] == ["services.orders.domain:CustomerLanguage.Changed"]
 
 
+def _paid(stack, token, customer_id: str, invoice: dict) -> dict:
+    """Staff record the payment of the order's invoice: its service, once active."""
+    r = stack.http(
+        "POST",
+        "/api/v1/staff/payments",
+        stack.admin_token,
+        json={
+            "customer_id": customer_id,
+            "amount": invoice["total"],
+            "method": "bank_transfer",
+            "reference": f"IL-{uuid.uuid4().hex[:8]}",
+            "invoice_id": invoice["id"],
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    def active():
+        items = stack.http("GET", "/api/v1/client/services", token).json()["items"]
+        return [s for s in items if s["status"] == "active"]
+
+    [service] = stack.wait_until(active, what="the service active")
+    return service
+
+
 def test_a_french_clients_invoice_is_french_and_a_new_language_reaches_the_next_one(stack):
     r = stack.http(
         "POST",
@@ -101,25 +125,7 @@ def test_a_french_clients_invoice_is_french_and_a_new_language_reaches_the_next_
     assert again["lines"] == invoice["lines"]
 
     # ... and the next one, the service's renewal, is Russian, for the period after
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/payments",
-        stack.admin_token,
-        json={
-            "customer_id": customer["id"],
-            "amount": invoice["total"],
-            "method": "bank_transfer",
-            "reference": f"IL-{uuid.uuid4().hex[:8]}",
-            "invoice_id": invoice["id"],
-        },
-    )
-    assert r.status_code == 201, r.text
-
-    def active():
-        items = stack.http("GET", "/api/v1/client/services", token).json()["items"]
-        return [s for s in items if s["status"] == "active"]
-
-    [service] = stack.wait_until(active, what="the service active")
+    service = _paid(stack, token, customer["id"], invoice)
     due = date.fromisoformat(service["next_due_date"])
     r = stack.http("POST", f"/api/v1/client/services/{service['id']}/renew", token)
     assert r.status_code == 200, r.text
@@ -176,25 +182,7 @@ def test_a_customer_registered_before_languages_were_kept_gets_its_language(own_
     assert [line["description"] for line in invoice["lines"]] == ["Hébergement web (mensuel)"]
 
     # a renewal too
-    r = stack.http(
-        "POST",
-        "/api/v1/staff/payments",
-        stack.admin_token,
-        json={
-            "customer_id": customer["id"],
-            "amount": invoice["total"],
-            "method": "bank_transfer",
-            "reference": f"IL-{uuid.uuid4().hex[:8]}",
-            "invoice_id": invoice["id"],
-        },
-    )
-    assert r.status_code == 201, r.text
-
-    def active():
-        items = stack.http("GET", "/api/v1/client/services", token).json()["items"]
-        return [s for s in items if s["status"] == "active"]
-
-    [service] = stack.wait_until(active, what="the service active")
+    service = _paid(stack, token, customer["id"], invoice)
     r = stack.http("POST", f"/api/v1/client/services/{service['id']}/renew", token)
     assert r.status_code == 200, r.text
     [line] = r.json()["invoice"]["lines"]
