@@ -26,6 +26,13 @@ def _history_path(kind: str, object_id: str) -> str:
     return f"customers/{object_id}" if kind == "customer" else f"{kind}/{object_id}"
 
 
+def _indexed(stack, path: str) -> list[dict]:
+    """A history as far as it is indexed: none while its object is unknown (a 404 until
+    the first of its events is indexed)."""
+    r = stack.http("GET", f"{AUDIT}/{path}/history", stack.admin_token, params={"limit": 1})
+    return history(stack, path) if r.status_code == 200 else []
+
+
 def _state(stack, kind: str, object_id: str, at: str | None = None) -> dict:
     params = {"at": at} if at else {}
     r = stack.http("GET", f"{AUDIT}/{kind}/{object_id}", stack.admin_token, params=params)
@@ -39,12 +46,12 @@ def _explained(stack, kind: str, object_id: str, wanted: list[str]) -> list[dict
     """The object's history once `wanted` event types are in it, checked: paged, each
     event explained, and the object's state between each two of its own events."""
     path = _history_path(kind, object_id)
-    items = stack.wait_until(
-        lambda: (
-            (found := history(stack, path)) and set(wanted) <= {i["type"] for i in found} and found
-        ),
-        what=f"{wanted} in the {kind}'s history",
-    )
+
+    def complete() -> list[dict]:
+        found = _indexed(stack, path)
+        return found if found and set(wanted) <= {i["type"] for i in found} else []
+
+    items = stack.wait_until(complete, what=f"{wanted} in the {kind}'s history")
     # paged one event at a time: the same events in the same order
     paged, pages = history_pages(stack, path, limit=1)
     assert paged[: len(items)] == items and pages >= len(items), (kind, pages, len(items))
@@ -185,6 +192,26 @@ def test_a_ticket_and_a_staff_member_have_their_histories(stack):
     first_state = _state(stack, "ticket", ticket["id"], items[0]["occurred_at"])
     assert first_state["version"] == 1
 
+    # an auditor's look at the ticket as it stood is recorded: who, which, at what instant
+    auditor_member, auditor = stack.staff_member("auditor")
+    r = stack.http(
+        "GET", f"{AUDIT}/ticket/{ticket['id']}", auditor, params={"at": items[0]["occurred_at"]}
+    )
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text
+    [read] = stack.wait_until(
+        lambda: [
+            i
+            for i in _indexed(stack, f"staff/{auditor_member['id']}")
+            if i["type"] == "AuditRead.Recorded"
+        ],
+        what="the auditor's read in its history",
+    )
+    assert read["actor"] == {"kind": "staff", "id": auditor_member["id"]} and read["occurred_at"]
+    seen = {c["field"]: c["after"] for c in read["changes"]}
+    assert seen["object_id"] == ticket["id"] and seen["object_kind"] == "ticket"
+    assert seen["view"] == "state"
+    assert datetime.fromisoformat(seen["at"]) == datetime.fromisoformat(items[0]["occurred_at"])
+
     member, _ = stack.staff_member("support")
     r = stack.http(
         "PATCH", f"/api/v1/staff/staff/{member['id']}", stack.admin_token, json={"role": "billing"}
@@ -203,7 +230,7 @@ def test_a_ticket_and_a_staff_member_have_their_histories(stack):
     disabled = stack.wait_until(
         lambda: [
             i
-            for i in history(stack, f"staff/{member['id']}")
+            for i in _indexed(stack, f"staff/{member['id']}")
             if i["type"] == "StaffMember.Disabled"
         ],
         what="the disabling in the member's history",
