@@ -12,6 +12,7 @@ import uuid
 
 from gateway.http import ROUTE_ROLES
 from gateway.service import GatewayService
+from tests.e2e.test_audit_history_kinds import _indexed
 from tests.staff_api import history
 
 # an auditor's own login and account: the only staff write routes open to it
@@ -71,7 +72,8 @@ def test_every_write_route_refuses_an_auditor(stack):
     auditor_member, auditor = stack.staff_member("auditor")
     me = stack.http("GET", "/api/v1/me", auditor).json()
     assert me["role"] == "auditor" and not me.get("two_factor_setup_required"), me
-    before = [i for i in history(stack, f"staff/{auditor_member['id']}")]
+    path = f"staff/{auditor_member['id']}"
+    before = stack.wait_until(lambda: _indexed(stack, path), what="the auditor's history")
 
     answers = {}
     for spec in refused_by_role:
@@ -84,7 +86,7 @@ def test_every_write_route_refuses_an_auditor(stack):
     # the session still works (no route ended it), and the auditor did nothing: its
     # history (its account's events and everything it did) is what it was
     assert stack.http("GET", "/api/v1/me", auditor).status_code == 200
-    after = history(stack, f"staff/{auditor_member['id']}")
+    after = history(stack, path)
     assert [(i["service"], i["position"]) for i in after] == [
         (i["service"], i["position"]) for i in before
     ]
