@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from services.infra.clock import FileClock
 from tests.browser.chromium import PHONE
 from tests.browser.staff import logged_in_page, staff_page
+from tests.e2e.test_orders import _paid_order
 from tests.staff_api import client_with_account, department, history, issue_invoice
 
 WAIT = 15_000  # ms: histories are read models, a moment behind a write
@@ -240,4 +241,50 @@ def test_invoice_and_ticket_histories_for_whom_may_read_them(stack, browser):
     assert response.status == 403
     expect(p.get_by_role("heading", name="You may not see this page")).to_be_visible()
     page.check("invoice-history-refused", allow=(403,))
+    page.close()
+
+
+def test_a_services_history_from_its_page_as_an_auditor_reads_it(stack, browser):
+    _, order = _paid_order(stack, "history-service")
+    service = stack.wait_until(
+        lambda: next(
+            (
+                s
+                for s in stack.http(
+                    "GET",
+                    "/api/v1/staff/services",
+                    stack.admin_token,
+                    params={"customer_id": order["customer_id"]},
+                ).json()["items"]
+                if s["status"] == "active"
+            ),
+            None,
+        ),
+        what="the active service",
+    )
+    r = stack.http(
+        "POST",
+        f"/api/v1/staff/services/{service['id']}/suspend",
+        stack.admin_token,
+        json={"reason": "spam from the server"},
+    )
+    assert r.status_code == 200, r.text
+    stack.wait_until(
+        lambda: (
+            "Service.Suspended" in {i["type"] for i in history(stack, f"service/{service['id']}")}
+        ),
+        what="the suspension in the service's history",
+    )
+
+    _, _, page = staff_page(stack, browser, "auditor", "en", "staff-history-service")
+    p = page.page
+    page.goto(f"/staff/services/{service['id']}")
+    p.get_by_role("link", name="Full history: every change and who made it").click()
+    p.wait_for_url(f"**/staff/services/{service['id']}/history")
+    expect(p.get_by_role("heading", name="History of the service")).to_be_visible()
+    row = p.get_by_role("row").filter(has_text="Service suspended")
+    expect(row).to_contain_text("active → suspended")
+    expect(row).to_contain_text("spam from the server")
+    expect(row).to_contain_text("Administrator")
+    page.check("service-history")
     page.close()
