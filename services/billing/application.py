@@ -208,7 +208,9 @@ class Billing(Checkouts, Refunds, HostledgerApplication):
         project_key = str(project_id or "default")
 
         def attempt() -> dict:
-            earlier = self.idempotent_answer("invoice", idempotency_key, request or {})
+            earlier = self.idempotent_answer(
+                "invoice", idempotency_key, request or {}, key_names_it=purpose == "renewal"
+            )
             if earlier is not None:
                 return earlier
             invoices = self._customer_invoices(customer_id)

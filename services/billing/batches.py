@@ -45,6 +45,10 @@ def issue_invoices(app, items: list, purpose: str) -> list[dict]:
             f"At most {MAX_BATCH} invoices in one batch.", {"requests": ["Too many."]}
         )
     answers: list[dict | None] = [None] * len(items)
+    # a renewal's key names its service and period: asked again (a run after a crash
+    # between this save and the orders service's), it is answered the invoice issued for
+    # that period, though the request differs since (the day, the customer's language)
+    renewal = purpose == "renewal"
     prepared = []
     accounts: dict = {}
     for n, item in enumerate(items):
@@ -85,7 +89,11 @@ def issue_invoices(app, items: list, purpose: str) -> list[dict]:
                 continue
             try:
                 # only the keys recorded already are read (one query found them)
-                earlier = app.idempotent_answer("invoice", key, request) if key in used else None
+                earlier = (
+                    app.idempotent_answer("invoice", key, request, key_names_it=renewal)
+                    if key in used
+                    else None
+                )
             except Conflict as exc:
                 done[n] = error_answer(exc)
                 continue

@@ -214,9 +214,14 @@ class HostledgerApplication(Application):
 
     # -- Idempotency-Key (API.md): the same key and request answer the first answer again --
 
-    def idempotent_answer(self, scope: str, key: str | None, request: dict) -> dict | None:
+    def idempotent_answer(
+        self, scope: str, key: str | None, request: dict, *, key_names_it: bool = False
+    ) -> dict | None:
         """The first answer given to this key, or None when it is new; 409 when the key
-        came with another request."""
+        came with another request, unless the key itself names what was asked
+        (`key_names_it`: a key the system makes, such as a renewal's
+        `renewal:<service>:<due date>`, which the first answer stands for whatever the
+        request says now)."""
         if not key:
             return None
         from eventsourcing.application import AggregateNotFoundError
@@ -228,7 +233,7 @@ class HostledgerApplication(Application):
             used = self.repository.get(IdempotencyKey.id_for(scope, key))
         except AggregateNotFoundError:
             return None
-        if used.request_hash != request_hash(request):
+        if not key_names_it and used.request_hash != request_hash(request):
             raise Conflict(
                 "This Idempotency-Key was used with a different request.",
                 {"Idempotency-Key": ["Already used for another request."]},
@@ -402,9 +407,7 @@ class HostledgerApplication(Application):
             # the command's request, recorded with its first save (services.infra.requests),
             # with its answer when the command gave it already (answer_with_save)
             answered = current.command_answer
-            also.append(
-                record_statement(current.command_key, answered[1] if answered else None)
-            )
+            also.append(record_statement(current.command_key, answered[1] if answered else None))
         # in a batch, the tracking of the batch's last event is written with it
         processing_event = ProcessingEvent(tracking=tracking if batch is None else None)
         processing_event.collect_events(*objs, also=also, **kwargs)

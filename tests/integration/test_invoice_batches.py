@@ -117,3 +117,38 @@ def test_a_lost_race_issues_the_batch_again_with_the_next_numbers(billing, monke
     assert raced == [f"{before + 1:06d}"]  # the other instance's
     assert numbers == [before + 2, before + 3, before + 4]
     assert _last(billing) == before + 4
+
+
+def test_a_renewal_asked_again_with_another_request_is_answered_its_period_s_invoice(billing):
+    """A renewal's key names its service and period: a run after a crash between billing's
+    save and the orders service's asks again on another day (another due_days) or after
+    the customer changed its language (other lines); it gets the invoice issued for that
+    period, no second one. Any other invoice's key sent with another request is a 409."""
+    customer = _customer(billing)
+    key = f"renewal:{uuid4()}:2027-03-01"
+    [first] = issue_invoices(billing, [_item(customer, key)], "renewal")
+    before = _last(billing)
+
+    later = _item(customer, key)
+    later["due_days"], later["request"] = 1, {**later["request"], "due_days": 1}
+    french = _item(customer, key)
+    french["lines"] = [{"description": "Hébergement, mois suivant", "unit_price": 1000}]
+    french["request"] = {**french["request"], "lines": french["lines"]}
+    assert issue_invoices(billing, [later, french], "renewal") == [first, first]
+    alone = billing.issue_invoice(
+        customer,
+        "EUR",
+        french["lines"],
+        purpose="renewal",
+        idempotency_key=key,
+        request=french["request"],
+    )
+    assert alone == first["invoice"] and _last(billing) == before
+
+    order_key = f"order:{uuid4()}"
+    issue_invoices(billing, [_item(customer, order_key)], "order")
+    changed = _item(customer, order_key)
+    changed["request"] = {**changed["request"], "due_days": 1}
+    [refused] = issue_invoices(billing, [changed], "order")
+    assert refused["error"]["code"] == "conflict"
+    assert "Idempotency-Key" in refused["error"]["fields"]
