@@ -235,6 +235,35 @@ def test_compose_processes_wait_for_setup_and_the_servers(compose):
         assert services[server]["healthcheck"]["test"]
 
 
+
+def test_compose_stops_callers_before_the_services_they_call(compose):
+    """Compose stops a service after those that depend on it: each process depends on the
+    next tier of services.infra.processes.STOP_ORDER, so `docker compose stop` or `down`
+    stops the gateway first and customers last, as make run and the tests do."""
+    from services.infra.processes import STOP_ORDER
+
+    services = compose["services"]
+
+    def reaches(name: str) -> set[str]:
+        seen, todo = set(), [name]
+        while todo:
+            for target in services[todo.pop()].get("depends_on") or {}:
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        return seen
+
+    tiers = [[s for s in tier if s in services] for tier in STOP_ORDER]
+    for i, tier in enumerate(tiers):
+        for name in tier:
+            later = {s for t in tiers[i + 1 :] for s in t}
+            assert later <= reaches(name), f"{name} is stopped before {later - reaches(name)}"
+            earlier = {s for t in tiers[: i + 1] for s in t}
+            assert not earlier & reaches(name), f"{name} waits on {earlier & reaches(name)}"
+            for target in set(services[name].get("depends_on") or {}) & later:
+                assert services[name]["depends_on"][target]["condition"] == "service_started"
+
+
 BROKER_NODES = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
 
 
