@@ -6,6 +6,27 @@ from __future__ import annotations
 
 from services.infra.audit import AuditIndex, AuditMapping
 
+
+def _opened(values: dict) -> dict:
+    """A ticket opened by staff is answered, by anyone else open (Ticket.Opened.apply)."""
+    return {
+        "status": "answered" if values.get("author_kind") == "staff" else "open",
+        "archived": False,
+    }
+
+
+def _message(values: dict) -> dict:
+    """A message the client sees: theirs (or a mail) waits for staff, staff's answers it;
+    an internal note changes nothing (Ticket.MessageNotice.apply)."""
+    if values.get("internal"):
+        return {}
+    if values.get("author_kind") in ("client", "mail"):
+        return {"status": "customer_reply", "archived": False}
+    if values.get("author_kind") == "staff":
+        return {"status": "answered"}
+    return {}
+
+
 # what a ticket's message events carry about the message, not the ticket
 _MESSAGE = frozenset(
     {
@@ -64,6 +85,10 @@ MAPPING = AuditMapping(
     effects={
         "ReplyTemplate.Created": {"deleted": False},
         "ReplyTemplate.Deleted": {"deleted": True},
+        "Ticket.Opened": _opened,
+        "Ticket.MessageAdded": _message,
+        "Ticket.NoteAdded": _message,
+        "Ticket.Closed": {"status": "closed", "archived": True},
         "Ticket.MergedInto": {"status": "closed"},
         "Ticket.Archived": {"archived": True},
         "Ticket.Unarchived": {"archived": False},

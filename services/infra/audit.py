@@ -148,8 +148,9 @@ class AuditMapping:
     or a function of the event's values.
     `subjects`: aggregate class name -> how summaries name it.
     `effects`: "Class.Event" -> the values of LIFECYCLE fields the event sets without
-    carrying them (`Service.Suspended` sets `status` to `suspended`): its changes show
-    them, before → after, as if the event carried them.
+    carrying them (`Service.Suspended` sets `status` to `suspended`), or a function of the
+    event's values giving them (where the event's code decides by its values): its
+    changes show them, before → after, as if the event carried them.
     """
 
     kinds: Mapping[str, str] = field(default_factory=dict)
@@ -160,13 +161,17 @@ class AuditMapping:
     nested: Mapping[str, str] = field(default_factory=dict)
     summaries: Mapping[str, str | Callable[[dict], str]] = field(default_factory=dict)
     subjects: Mapping[str, str] = field(default_factory=dict)
-    effects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    effects: Mapping[str, Mapping[str, Any] | Callable[[dict], Mapping[str, Any]]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         unknown = {k for k in (*self.kinds.values(), *self.references.values()) if k not in KINDS}
         if unknown:
             raise ValueError(f"unknown kinds of object: {sorted(unknown)}")
-        untracked = {f for values in self.effects.values() for f in values} - LIFECYCLE
+        untracked = {
+            f for values in self.effects.values() if not callable(values) for f in values
+        } - LIFECYCLE
         if untracked:
             raise ValueError(f"effects on fields that are no lifecycle field: {sorted(untracked)}")
 
@@ -324,6 +329,8 @@ def extract(mapping: AuditMapping, event, position: int, memory: Memory | None):
         or mapping.effects.get(f"{defined_in}.{name}")
         or {}
     )
+    if callable(effects):
+        effects = {k: v for k, v in effects(given).items() if k in LIFECYCLE}
 
     references: list[tuple[str, str]] = []
     if not internal:

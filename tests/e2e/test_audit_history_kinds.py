@@ -188,7 +188,9 @@ def test_a_ticket_and_a_staff_member_have_their_histories(stack):
     assert r.status_code == 201, r.text
     items = _explained(stack, "ticket", ticket["id"], ["Ticket.Opened"])
     assert items[0]["type"] == "Ticket.Opened" and items[0]["actor"]["kind"] == "client"
-    assert any(i["actor"] == {"kind": "staff", "id": admin_id} for i in items[1:])
+    [answer] = [i for i in items[1:] if i["actor"] == {"kind": "staff", "id": admin_id}]
+    assert answer["type"] == "Ticket.MessageAdded"
+    assert _change(answer, "status") == ("open", "answered")
     first_state = _state(stack, "ticket", ticket["id"], items[0]["occurred_at"])
     assert first_state["version"] == 1
 
