@@ -18,7 +18,6 @@ from services.customers.audit import MAPPING as CUSTOMERS
 from services.customers.audit import AuditRead
 from services.customers.domain import Customer, CustomerUser, LoginName
 from services.helpdesk.audit import MAPPING as HELPDESK
-from services.helpdesk.domain import Ticket, new_tracking_number
 from services.infra import clock
 from services.infra.audit import (
     LIFECYCLE,
@@ -30,6 +29,7 @@ from services.infra.audit import (
     summarize,
 )
 from services.infra.money import Money
+from tests.unit.test_erasure_reach_rules import _ticket
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
@@ -112,38 +112,9 @@ def test_a_correction_says_what_changed_before_and_after_and_why():
         assert not any("password" in field for field in entry.changes)
 
 
-def _opened_ticket(customer_id, body="Help", author_kind="client") -> Ticket:
-    return Ticket.open(
-        tracking_number=new_tracking_number(),
-        department_id=uuid4(),
-        department_name="Support",
-        reply_address=None,
-        customer_id=customer_id,
-        guest_email=None,
-        subject="Site down",
-        language="en",
-        forbid_replies=False,
-        body=body,
-        author_kind=author_kind,
-        author_id=str(customer_id),
-        author_name="Ann",
-        internal=False,
-        attachments=[],
-        notify_staff_ids=[],
-        notify_client=False,
-        mail_message_id=None,
-        at=NOW,
-        priority="normal",
-        via="web",
-        fields={},
-        assign_on_reply_to=None,
-        abuse=None,
-    )
-
-
 def test_a_tickets_status_follows_who_wrote_its_messages():
     customer_id = uuid4()
-    ticket = _opened_ticket(customer_id)
+    ticket = _ticket(customer_id, "Help", "Ann")
     ticket.add_message("Done", "staff", STAFF["id"], "Sam", NOW)
     ticket.add_message("Not yet", "client", str(customer_id), "Ann", NOW)
     ticket.add_message("Check the disk", "staff", STAFF["id"], "Sam", NOW, internal=True)
@@ -157,7 +128,7 @@ def test_a_tickets_status_follows_who_wrote_its_messages():
     assert closed.changes == {"status": ["customer_reply", "closed"], "archived": [False, True]}
     assert ticket.status == "closed" and ticket.archived  # what the ticket itself says
     staff_opened = _index(
-        HELPDESK, _stamped(_opened_ticket(None, author_kind="staff").collect_events())
+        HELPDESK, _stamped(_ticket(None, "Hello", "Sam", author_kind="staff").collect_events())
     )
     assert staff_opened[0].changes["status"] == [None, "answered"]
 
@@ -339,31 +310,12 @@ def test_a_user_added_with_a_password_keeps_no_hash_and_concerns_its_customer():
 
 def test_a_ticket_message_is_the_events_own_and_the_ticket_keeps_its_customer():
     customer_id = uuid4()
-    ticket = Ticket.open(
-        tracking_number=new_tracking_number(),
-        department_id=uuid4(),
-        department_name="Support",
-        reply_address=None,
-        customer_id=customer_id,
-        guest_email=None,
-        subject="Site down",
-        language="en",
-        forbid_replies=False,
-        body="Help " * 400,
-        author_kind="client",
+    ticket = _ticket(
+        customer_id,
+        "Help " * 400,
+        "Ann",
         author_id=str(customer_id),
-        author_name="Ann",
-        internal=False,
         attachments=[{"id": "f1", "filename": "a.png", "content": b"\x89PNG"}],
-        notify_staff_ids=[],
-        notify_client=False,
-        mail_message_id=None,
-        at=NOW,
-        priority="normal",
-        via="web",
-        fields={},
-        assign_on_reply_to=None,
-        abuse=None,
     )
     ticket.add_message("Thanks", "staff", STAFF["id"], "Sam", NOW)
     opened, reply = _index(HELPDESK, _stamped(ticket.collect_events()))

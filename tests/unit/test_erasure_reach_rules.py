@@ -114,8 +114,9 @@ def test_the_gateway_keeps_the_customer_an_answer_concerns():
 # -- merged tickets' messages ------------------------------------------------------------------
 
 
-def _ticket(customer_id, body: str, author: str) -> Ticket:
-    return Ticket.open(
+def _ticket(customer_id, body: str, author: str, **changes) -> Ticket:
+    """A ticket a client opened for `customer_id`; `changes` replace what it was opened with."""
+    opened = dict(
         tracking_number=f"ABC-{uuid4().int % 1000000:06d}",
         department_id=uuid4(),
         department_name="Support",
@@ -141,6 +142,7 @@ def _ticket(customer_id, body: str, author: str) -> Ticket:
         assign_on_reply_to=None,
         abuse=None,
     )
+    return Ticket.open(**{**opened, **changes})
 
 
 def test_a_merged_tickets_messages_are_sealed_each_and_erased_with_the_customer():
