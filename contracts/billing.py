@@ -129,7 +129,40 @@ class InvoiceLine(Schema):
         required=True,
         metadata={"description": "money; every line of an invoice in one currency, its own"},
     )
-    period = Text(load_default=None, allow_none=True, max_length=100)
+    period = Text(
+        load_default=None,
+        allow_none=True,
+        max_length=100,
+        metadata={"description": "the period the line covers, as words for people"},
+    )
+    period_start = fields.Date(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the first day the line covers (ISO date); with `period_end` or "
+            "not at all"
+        },
+    )
+    period_end = fields.Date(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the last day the line covers, inclusive (ISO date), not before "
+            "`period_start`"
+        },
+    )
+
+    @validates_schema
+    def _period_dates(self, data, **kwargs):
+        start, end = data.get("period_start"), data.get("period_end")
+        if start is None and end is not None:
+            raise ValidationError("A period's last day needs its first day.", "period_start")
+        if end is None and start is not None:
+            raise ValidationError("A period's first day needs its last day.", "period_end")
+        if start is not None and end < start:
+            raise ValidationError(
+                f"A period ends on or after its first day ({start.isoformat()}).", "period_end"
+            )
 
 
 class ExtraDiscount(Schema):
@@ -221,8 +254,20 @@ def invoice_currency(data: dict) -> str:
 
 def plain_lines(lines: list[dict]) -> list[dict]:
     """Invoice lines as billing records them: the unit price in minor units (the
-    invoice carries the currency)."""
-    return [dict(line, unit_price=line["unit_price"]["amount"]) for line in lines]
+    invoice carries the currency), the period's days as ISO dates."""
+    return [
+        dict(
+            line,
+            unit_price=line["unit_price"]["amount"],
+            period_start=_iso_day(line.get("period_start")),
+            period_end=_iso_day(line.get("period_end")),
+        )
+        for line in lines
+    ]
+
+
+def _iso_day(day) -> str | None:
+    return day.isoformat() if day is not None else None
 
 
 class Deposit(Money):

@@ -762,7 +762,14 @@ class DocumentLine(Schema):
     product_id = fields.UUID(allow_none=True)
     quantity = fields.Integer()
     unit_price = fields.Nested(MoneySchema)
-    period = Text(allow_none=True)
+    period = Text(allow_none=True, metadata={"description": "the period, as words for people"})
+    period_start = fields.Date(
+        allow_none=True, metadata={"description": "the first day the line covers (ISO date)"}
+    )
+    period_end = fields.Date(
+        allow_none=True,
+        metadata={"description": "the last day the line covers, inclusive (ISO date)"},
+    )
     discount = fields.Nested(LineDiscount, allow_none=True)
     total = fields.Nested(MoneySchema)
 

@@ -900,6 +900,9 @@ def price_line(line: dict, currency: str, discounts: list[dict] = ()) -> dict:
         "quantity": quantity,
         "unit_price": unit,
         "period": line.get("period"),
+        # the days it covers, inclusive (ISO dates; none on lines covering no period)
+        "period_start": line.get("period_start"),
+        "period_end": line.get("period_end"),
         "discount": {"name": best["name"], "amount": best_amount.amount} if best else None,
         "total": (gross - best_amount).amount,
     }

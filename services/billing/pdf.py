@@ -98,13 +98,23 @@ def line_period(line: dict, language: str) -> str | None:
     """The period an invoice line covers, as it is to be shown: as written on the line
     (`5 janv. 2027 - 4 févr. 2027`, or what staff typed). Lines written before periods
     were: an order's cycle already said in its description (`VPS (monthly)`) is not
-    said again, and a renewal's first day (an ISO date) is written in `language`."""
+    said again, and a renewal's first day (an ISO date) is written in `language`. A line
+    with the period's days but no words for it (issued by staff) says its days in
+    `language`."""
     period = line.get("period")
     if not period or f"({period})" in line.get("description", ""):
-        return None
+        start, end = line.get("period_start"), line.get("period_end")
+        if not (start and end):
+            return None
+        return f"{_day(start, language)} – {_day(end, language)}"
     if ISO_DAY.fullmatch(period):
         return format_date(date.fromisoformat(period), format="medium", locale=language)
     return period
+
+
+def _day(iso: str, language: str) -> str:
+    """A day in `language`, whole (no line break inside it)."""
+    return format_date(date.fromisoformat(iso), format="medium", locale=language).replace(" ", NBSP)
 
 
 def money(amount: int, currency: str, language: str) -> str:

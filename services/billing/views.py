@@ -8,10 +8,13 @@ def money(amount: int, currency: str) -> dict:
 
 
 def lines_view(lines: list[dict], currency: str) -> list[dict]:
-    """A document's lines with every amount as Money (the discount's too)."""
+    """A document's lines with every amount as Money (the discount's too), and the days
+    a line covers (`period_start`, `period_end`: none on lines recorded before they were)."""
     return [
         dict(
             line,
+            period_start=line.get("period_start"),
+            period_end=line.get("period_end"),
             unit_price=money(line["unit_price"], currency),
             total=money(line["total"], currency),
             discount=dict(line["discount"], amount=money(line["discount"]["amount"], currency))

@@ -258,7 +258,8 @@ class Orders(HostledgerApplication):
         """The first invoice: per item its first period, then each add-on's, then setup fees
         (unit prices as money in the order's currency), written in `language` (the
         customer's; English when lines cannot be written in it). A period line's `period`
-        is the period it covers, one cycle from `starts` (the order's day), as words."""
+        is the period it covers, one cycle from `starts` (the order's day), as words, and
+        `period_start`, `period_end` its first and last days (ISO dates)."""
         language = wording.language_of(language)
 
         def money(amount: int) -> dict:
@@ -268,10 +269,9 @@ class Orders(HostledgerApplication):
         for item in priced:
             cycle = item["billing_cycle"]
             product = wording.name_in(item.get("names"), language, item["name"])
-            period = None
+            period: dict = {"period": None}
             if starts is not None:
-                end = wording.period_end(starts, cycle)
-                period = wording.period_text(starts, end, language)
+                period = wording.period_fields(starts, wording.period_end(starts, cycle), language)
             addons = [
                 (a, wording.name_in(a.get("names"), language, a["name"]))
                 for a in item.get("addons") or []
@@ -281,7 +281,7 @@ class Orders(HostledgerApplication):
                     "description": wording.describe("product", language, product, cycle),
                     "product_id": item["product_id"],
                     "unit_price": money(item["price"]),
-                    "period": period,
+                    **period,
                 }
             )
             for addon, name in addons:
@@ -290,7 +290,7 @@ class Orders(HostledgerApplication):
                         "description": wording.describe("addon", language, product, cycle, name),
                         "product_id": item["product_id"],
                         "unit_price": money(addon["price"]),
-                        "period": period,
+                        **period,
                     }
                 )
             if item["setup_fee"]:
@@ -318,11 +318,12 @@ class Orders(HostledgerApplication):
     def renewal_lines(service: Service, language: str | None = "en") -> list[dict]:
         """The next period of a service and of each of its add-ons, at the prices ordered,
         written in `language` (the customer's now): `period` is the period it covers, from
-        the current due date to the day before the next, as words."""
+        the current due date to the day before the next, as words, and `period_start`,
+        `period_end` its first and last days (ISO dates)."""
         language = wording.language_of(language)
         cycle = service.billing_cycle
         start = date.fromisoformat(service.next_due_date)
-        period = wording.period_text(start, wording.period_end(start, cycle), language)
+        period = wording.period_fields(start, wording.period_end(start, cycle), language)
         product = wording.name_in(getattr(service, "names", None), language, service.name)
 
         def money(amount: int) -> dict:
@@ -333,7 +334,7 @@ class Orders(HostledgerApplication):
                 "description": wording.describe("product", language, product, cycle),
                 "product_id": str(service.product_id),
                 "unit_price": money(service.price),
-                "period": period,
+                **period,
             }
         ]
         for addon in service.addons:
@@ -343,7 +344,7 @@ class Orders(HostledgerApplication):
                     "description": wording.describe("addon", language, product, cycle, name),
                     "product_id": str(service.product_id),
                     "unit_price": money(addon["price"]),
-                    "period": period,
+                    **period,
                 }
             )
         return lines

@@ -89,6 +89,16 @@ def period_text(start: date, end: date, language: str) -> str:
     return f"{day(start)} – {day(end)}"
 
 
+def period_fields(start: date, end: date, language: str) -> dict:
+    """A period line's period: as words in `language` (`period`) and its first and last
+    days as ISO dates (`period_start`, `period_end`, inclusive) for programs."""
+    return {
+        "period": period_text(start, end, language),
+        "period_start": start.isoformat(),
+        "period_end": end.isoformat(),
+    }
+
+
 def describe(kind: str, language: str, product: str, cycle: str = "", addon: str = "") -> str:
     """A line's description: `kind` one of product, addon, setup, addon_setup."""
     words = WORDS[language_of(language)]
