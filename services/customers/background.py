@@ -41,11 +41,20 @@ class MailRequests(DependencyProvider):
         self._gt = self.container.spawn_managed_thread(self._loop, "mail-requests")
         store.used_by(lambda: self._gt is None)
 
+    # how long a stop waits for a hand-over under way: the mail gateway may be stopping
+    # too (it stops first: services.infra.processes.STOP_ORDER) and an RPC to it would
+    # hold the stop for the whole RPC timeout. A hand-over cut off is not lost: its claim
+    # is leased, the request is handed over again once the lease ends, and the mail
+    # gateway queues one mail per request key however often it is handed one
+    STOP_WAIT = 2.0
+
     def stop(self):
         self._running = False
         self.wake()
         if self._gt is not None:
-            self._gt.wait()
+            with eventlet.Timeout(self.STOP_WAIT, False):
+                self._gt.wait()
+            self._gt.kill()  # no-op when it has ended
             self._gt = None
         self._close()
 

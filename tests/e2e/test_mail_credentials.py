@@ -3,6 +3,7 @@ mail that carries a generated password), and the alert that a password was chang
 
 import json
 import uuid
+from datetime import timedelta
 
 from tests.e2e.test_mail_out import outbox, sent_to, wait_mail
 
@@ -327,3 +328,54 @@ def test_mail_follows_from_its_record_when_the_mail_gateway_was_gone(stack):
     )
     assert handed["kind"] == "password_reset" and handed["secret"] is None
     assert len(outbox(stack, customer_id=c["id"], kind="password_reset")) == 1
+
+
+def test_a_stop_cuts_off_a_hand_over_to_a_stopped_mail_gateway_and_the_mail_still_goes_once(
+    stack,
+):
+    """The customers service asked to stop while it hands a credentials mail to a mail
+    gateway that stopped first does not wait out the RPC's timeout: the hand-over is cut
+    off (no "not taken" failure is logged for it), the request waits in the mail gateway's
+    queue and is taken when it is back, and the same request handed over again once its
+    lease ends queues no second mail."""
+    from services.infra.clock import FileClock
+
+    p = product(stack)
+    email = f"cutoff-{uuid.uuid4().hex[:8]}@example.com"
+    log = stack.logs / "customers.log"
+    stack.stop("mailgateway")
+    try:
+        r = order(stack, email, p["id"])
+        assert r.status_code == 201, r.text
+        customer_id, creds = r.json()["customer_id"], r.json()["credentials"]
+
+        def claimed():
+            with stack.db("customers") as conn:
+                row = conn.execute(
+                    "SELECT attempts, handed_over_at FROM mail_requests"
+                    " WHERE customer_id = %s AND kind = 'account_credentials'",
+                    (customer_id,),
+                ).fetchone()
+            return row if row and row[0] >= 1 else None
+
+        stack.wait_until(claimed, what="the credentials request claimed")
+        logged = log.stat().st_size
+        stack.stop("customers")
+        said = log.read_bytes()[logged:].decode(errors="replace")
+        assert "stopped cleanly" in said
+        assert "was not taken by the mail gateway" not in said
+        assert claimed()[1] is None  # not marked handed over: it is handed over again
+    finally:
+        stack.start("customers")
+        stack.start("mailgateway")
+        stack.wait_for_service("customers")
+        stack.wait_for_service("mailgateway")
+    stack.wait_until(lambda: carrying(stack, email, creds["password"]), what="the mail")
+    # past the claim's lease the request is handed over again: one mail all the same
+    FileClock.set_offset(stack.clock_file, timedelta(minutes=5))
+    try:
+        stack.wait_until(lambda: claimed()[1] is not None, what="the request handed over")
+    finally:
+        FileClock.set_offset(stack.clock_file, timedelta(0))
+    assert len(carrying(stack, email, creds["password"])) == 1
+    assert len(credentials_rows(stack, customer_id)) == 1
