@@ -54,10 +54,11 @@ def dies_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None]:
 # and helpdesk; orders billing (its handlers, its renewal runs); helpdesk and billing
 # customers. Not counted: the calls of customers and billing to billing and orders, made
 # for a request only (which ended with the gateway), and consumers' reads of an
-# upstream's log, which stop with their inbox. Against the order, and so still possible:
-# customers handing a due mail request to the mail gateway (services/customers/
-# background.py) in the moment between their stops. The mail sink takes the mail
-# gateway's mail.
+# upstream's log, which stop with their inbox. Against the order: customers handing a
+# due mail request to the mail gateway (services/customers/background.py), which a stop
+# cuts off after a moment (the request is handed over again later, and sent once).
+# The mail sink takes the mail gateway's mail. deploy/compose.yaml's depends_on follow
+# the same tiers.
 STOP_ORDER: tuple[tuple[str, ...], ...] = (
     ("gateway",),
     ("mailgateway", "orders"),
