@@ -19,6 +19,19 @@ from tests.staff_api import (
 )
 
 
+def client_ticket(stack, client: str, subject: str, body: str) -> dict:
+    """A ticket the client (its token) opens in a new department."""
+    desk = department(stack, f"Audit desk {uuid.uuid4().hex[:6]}")
+    r = stack.http(
+        "POST",
+        "/api/v1/client/tickets",
+        client,
+        json={"department_id": desk["id"], "subject": subject, "body": body},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
 def _me(stack, token) -> dict:
     return stack.http("GET", "/api/v1/me", token).json()
 
@@ -65,15 +78,7 @@ def test_a_customers_history_explains_every_change(stack):
     assert r.status_code == 200, r.text
 
     # the client opens a ticket; staff, acting in the client's panel, change its language
-    desk = department(stack, f"Audit desk {uuid.uuid4().hex[:6]}")
-    r = stack.http(
-        "POST",
-        "/api/v1/client/tickets",
-        client,
-        json={"department_id": desk["id"], "subject": "Hello", "body": "A question."},
-    )
-    assert r.status_code == 201, r.text
-    ticket = r.json()
+    ticket = client_ticket(stack, client, "Hello", "A question.")
     r = stack.http("POST", f"/api/v1/staff/customers/{cid}/impersonate", stack.admin_token)
     assert r.status_code == 200, r.text
     acting = r.json()["token"]

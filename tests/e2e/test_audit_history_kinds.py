@@ -8,11 +8,11 @@ left; and a deleted customer's service, order, invoice and account keep theirs."
 from __future__ import annotations
 
 import itertools
-import uuid
 from datetime import datetime, timedelta
 
+from tests.e2e.test_audit_history import client_ticket
 from tests.e2e.test_orders import _paid_order
-from tests.staff_api import AUDIT, client_with_account, department, history, history_pages
+from tests.staff_api import AUDIT, client_with_account, history, history_pages
 
 
 def _between(earlier: str, later: str) -> str | None:
@@ -170,15 +170,7 @@ def test_a_service_an_order_an_invoice_and_an_account_have_their_histories(stack
 def test_a_ticket_and_a_staff_member_have_their_histories(stack):
     admin_id = stack.http("GET", "/api/v1/me", stack.admin_token).json()["staff_id"]
     _, client = client_with_account(stack)
-    desk = department(stack, f"Kinds desk {uuid.uuid4().hex[:6]}")
-    r = stack.http(
-        "POST",
-        "/api/v1/client/tickets",
-        client,
-        json={"department_id": desk["id"], "subject": "Disk full", "body": "Help, please."},
-    )
-    assert r.status_code == 201, r.text
-    ticket = r.json()
+    ticket = client_ticket(stack, client, "Disk full", "Help, please.")
     r = stack.http(
         "POST",
         f"/api/v1/staff/tickets/{ticket['id']}/replies",
