@@ -112,6 +112,89 @@ def test_fields_are_named_in_the_pages_language(field, aggregate, language, expe
     assert words.field_label(field, _t(language), aggregate) == expected
 
 
+@pytest.mark.parametrize(
+    ("field", "aggregate", "en", "ru", "fr"),
+    [
+        ("names.fr", "Service", "Names · French", "Названия · Французский", "Noms · Français"),
+        ("names.en", "Service", "Names · English", "Названия · Английский", "Noms · Anglais"),
+        ("name.ru", "Product", "Name · Russian", "Название · Русский", "Nom · Russe"),
+        (
+            "description.fr",
+            "Product",
+            "Description · French",
+            "Описание · Французский",
+            "Description · Français",
+        ),
+    ],
+)
+def test_what_is_kept_per_language_is_named_with_the_language(field, aggregate, en, ru, fr):
+    # `names.fr` once read "Names · Fr" on every page: the language's code, untranslated
+    for language, expected in (("en", en), ("ru", ru), ("fr", fr)):
+        assert words.field_label(field, _t(language), aggregate) == expected
+
+
+def test_every_language_of_the_pages_is_worded():
+    for code in i18n.LANGUAGE_NAMES:
+        assert code in words.FIELDS and code in words.LANGUAGES
+    # a language as a value reads as its name; one the pages have not, as it is
+    assert words.value_text("language", "fr", "ru", _t("ru")) == "Французский"
+    assert words.value_text("changes.language", "ru", "fr", _t("fr")) == "Russe"
+    assert words.value_text("language", "de", "en", _t("en")) == "de"
+
+
+def _event_fields(event_class) -> set[str]:
+    import dataclasses
+
+    envelope = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+    return {f.name for f in dataclasses.fields(event_class)} - envelope
+
+
+# fields of these events worded nowhere yet; a field added to one must be worded here
+NOT_WORDED_YET = {"provisioning"}
+
+
+def test_the_fields_of_an_order_a_service_and_an_invoice_are_worded():
+    from services.billing.domain import Invoice
+    from services.orders.domain import Order, Service
+
+    for event_class in (Service.Created, Order.Placed, Invoice.Issued):
+        unworded = _event_fields(event_class) - set(words.FIELDS) - NOT_WORDED_YET
+        assert not unworded, (event_class.__qualname__, unworded)
+    # and the keys of their records: an add-on's, an invoice line's
+    for key in ("id", "name", "names", "price", "setup_fee"):
+        assert key in words.FIELDS, key
+    for key in ("description", "quantity", "unit_price", "period", "period_start", "period_end"):
+        assert key in words.FIELDS, key
+
+
+def test_a_service_ordered_reads_in_the_pages_language():
+    item = _item(
+        "Service.Created",
+        [
+            ("name", None, "VPS Start"),
+            ("names.en", None, "VPS Start"),
+            ("names.fr", None, "VPS Démarrage"),
+            (
+                "addons",
+                None,
+                [{"id": "a1", "name": "Backup", "names": {"en": "Backup", "fr": "Sauvegarde"}}],
+            ),
+        ],
+    )
+    shown = words.changes_shown(item, "fr", _t("fr"), currency="EUR")
+    assert [c["label"] for c in shown] == ["Nom", "Noms · Anglais", "Noms · Français", "Options"]
+    # an add-on's names kept apart from its other fields
+    assert shown[3]["after"] == (
+        "Identifiant\u00a0: a1; Nom\u00a0: Backup; "
+        "Noms\u00a0: (Anglais\u00a0: Backup; Français\u00a0: Sauvegarde)"
+    )
+    lines = [{"description": "VPS", "period_start": "2027-01-05", "period_end": "2027-02-04"}]
+    assert words.value_text("lines", lines, "en", _t("en"), "EUR") == (
+        "Description: VPS; First day of the period: Jan\u00a05,\u00a02027; "
+        "Last day of the period: Feb\u00a04,\u00a02027"
+    )
+
+
 def test_values_are_shown_as_they_are_money_as_money():
     t = _t("en")
     assert words.value_text("total", 1999, "en", t, "EUR") == "€19.99"

@@ -224,6 +224,13 @@ SUBJECTS: dict[str, Entry] = {
     "HeldMailDecision": N_("Held mail"),
 }
 
+# the languages of the pages, by code: a field kept per language, a `language` value
+LANGUAGES: dict[str, Entry] = {
+    "en": N_("English"),
+    "ru": N_("Russian"),
+    "fr": N_("French"),
+}
+
 _THING_NAME = pgettext("of a thing", "Name")
 # the common fields, by name; `Aggregate.field` for one that means something of its own there
 FIELDS: dict[str, Entry] = {
@@ -243,6 +250,8 @@ FIELDS: dict[str, Entry] = {
     "ReplyTemplate.name": _THING_NAME,
     "AffiliateProgram.name": _THING_NAME,
     "name": N_("Name"),
+    # a thing's name in each language (`names.fr`, a service's, an add-on's)
+    "names": N_("Names"),
     "display_name": N_("Display name"),
     "email": N_("E-mail"),
     "new_email": N_("New e-mail"),
@@ -318,6 +327,8 @@ FIELDS: dict[str, Entry] = {
     "description": N_("Description"),
     "discount": N_("Discount"),
     "period": N_("Period"),
+    "period_start": N_("First day of the period"),
+    "period_end": N_("Last day of the period"),
     "next_due_date": N_("Next due date"),
     "addons": N_("Add-ons"),
     "suspended_for": N_("Suspended for"),
@@ -377,6 +388,8 @@ FIELDS: dict[str, Entry] = {
     "modified_on": N_("Last changed"),
     "version": N_("Version"),
     "id": N_("Identifier"),
+    # what is kept per language (a product's `name.fr`, a service's `names.ru`), by its code
+    **LANGUAGES,
 }
 
 # fields that hold an amount of money in minor units, beside a currency
@@ -467,6 +480,8 @@ def value_text(
     if isinstance(value, int | float):
         return str(value)  # as it is: a customer number is no quantity
     if isinstance(value, str):
+        if leaf == "language" and value in LANGUAGES:
+            return say(LANGUAGES[value], translations)
         if _INSTANT.match(value):
             try:
                 return i18n.datetime(value.replace("Z", "+00:00"), language)
@@ -482,12 +497,16 @@ def value_text(
         if _is_money(value):
             return i18n.money(value, language)
         inner_currency = value.get("currency") if _is_currency(value.get("currency")) else currency
+
+        def inner(k, v) -> str:
+            text = value_text(str(k), v, language, translations, inner_currency)
+            # a record within a record (an add-on's names) kept apart from its neighbours
+            nested = isinstance(v, Mapping) and v and not _is_money(v)
+            return f"({text})" if nested else text
+
         parts = [
             translations.gettext("%(field)s: %(value)s")
-            % {
-                "field": field_label(str(k), translations),
-                "value": value_text(str(k), v, language, translations, inner_currency),
-            }
+            % {"field": field_label(str(k), translations), "value": inner(k, v)}
             for k, v in value.items()
         ]
         return _cut("; ".join(parts)) if parts else "—"
