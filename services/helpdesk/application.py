@@ -734,6 +734,21 @@ class Helpdesk(BroadcastDesk, HostledgerApplication):
 
     # -- lists ----------------------------------------------------------------------------------
 
+    def ticket_counts(self, statuses: list[str]) -> list[dict]:
+        """How many tickets each department has in each of `statuses` (those it has any
+        in), from the read model's counts: what `ticket_list`'s total says for one
+        department and status, for all of them in one query."""
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                "SELECT department_id, status, sum(n)::bigint AS n FROM ticket_counts"
+                " WHERE status = ANY(%s) GROUP BY department_id, status HAVING sum(n) > 0",
+                (list(statuses),),
+            )
+            return [
+                {"department_id": str(r["department_id"]), "status": r["status"], "count": r["n"]}
+                for r in curs.fetchall()
+            ]
+
     def ticket_list(self, filters: dict, page: int, page_size: int) -> dict:
         limit, offset = page_window(page, page_size)
         where, params = [], []

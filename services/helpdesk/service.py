@@ -381,6 +381,17 @@ class HelpdeskService(ServiceBase):
         return self.app.ticket_list(filters, page, page_size)
 
     @rpc
+    def ticket_counts(self, statuses: list) -> list[dict]:
+        """`{"department_id", "status", "count"}` for each department and each of
+        `statuses` it has tickets in (the staff dashboard's queues, in one call)."""
+        if not isinstance(statuses, list) or not statuses:
+            raise invalid("statuses", "A list of ticket statuses.")
+        unknown = [s for s in statuses if s not in contract.STATUSES]
+        if unknown:
+            raise invalid("statuses", f"Unknown ticket status {unknown[0]!r}.")
+        return self.app.ticket_counts(statuses)
+
+    @rpc
     def staff_ticket(self, ticket_id: str) -> dict:
         return ticket_view(self.app.ticket(_uuid(ticket_id)), client=False)
 

@@ -51,13 +51,35 @@ def test_the_dashboard_counts_what_waits_for_an_admin_on_a_phone(stack, browser)
         json={"name": f"Abuse {uuid.uuid4().hex[:6]}", "client_visible": True},
     )
     assert department.status_code == 201, department.text
+    quiet = stack.http(
+        "POST",
+        "/api/v1/staff/departments",
+        stack.admin_token,
+        json={"name": f"Quiet {uuid.uuid4().hex[:6]}", "client_visible": True},
+    )
+    assert quiet.status_code == 201, quiet.text
+    # two tickets wait in the first department, nothing in the second
+    creds = stack.register_customer()["credentials"]
+    client = stack.login(creds["username"], creds["password"])
+    for subject in ("Spam from my server?", "Blocklisted"):
+        r = stack.http(
+            "POST",
+            "/api/v1/client/tickets",
+            client,
+            json={"department_id": department.json()["id"], "subject": subject, "body": "Hi"},
+        )
+        assert r.status_code == 201, r.text
+    stack.wait_projected("helpdesk")
     _, _, page = staff_page(stack, browser, "admin", "en", "staff-dashboard-en", viewport=PHONE)
     p = page.page
     expect(p.get_by_role("heading", name="What is waiting")).to_be_visible()
     row = p.locator("li", has_text=department.json()["name"])
-    expect(row.get_by_role("link", name="0 new")).to_have_attribute(
+    expect(row.get_by_role("link", name="2 new")).to_have_attribute(
         "href", f"/staff/tickets?department_id={department.json()['id']}&status=open"
     )
+    expect(
+        p.locator("li", has_text=quiet.json()["name"]).get_by_role("link", name="0 new")
+    ).to_have_attribute("href", f"/staff/tickets?department_id={quiet.json()['id']}&status=open")
     for label in ("Unpaid invoices", "Failed refunds", "Held incoming mail", "Parked events"):
         expect(p.get_by_role("link", name=label)).to_be_visible()
     page.check("dashboard-admin")

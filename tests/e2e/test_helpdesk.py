@@ -5,6 +5,9 @@ import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from contracts.errors import ValidationFailed
 from services.infra.clock import FileClock
 from tests.e2e.test_orders import _paid_order, _service
 
@@ -281,6 +284,14 @@ def test_the_whole_ticket_story_for_a_client_and_for_staff(stack):
     stack.wait_until(lambda: totals() == (2, 1, 1, 0), what="the department's totals")
     with stack.rpc() as rpc:
         rpc.helpdesk.rebuild_read_model("helpdesk_lists")
+        # the dashboard's counts of every department in one call say the same
+        counts = rpc.helpdesk.ticket_counts(["open", "customer_reply", "closed"])
+        mine = {c["status"]: c["count"] for c in counts if c["department_id"] == department["id"]}
+        assert mine == {"open": 1, "customer_reply": 1}
+        for bad in ([], ["lost"], "open"):
+            with pytest.raises(ValidationFailed) as refused:
+                rpc.helpdesk.ticket_counts(bad)
+            assert "statuses" in refused.value.fields
     assert totals() == (2, 1, 1, 0)
 
 
