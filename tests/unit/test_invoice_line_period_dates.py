@@ -21,7 +21,7 @@ from services.billing.application import price_line
 from services.billing.views import lines_view
 from services.infra.rpc import load
 from services.orders.application import Orders
-from services.orders.domain import Service
+from tests.unit.test_invoice_line_wording import _service
 
 NBSP = "\u00a0"
 
@@ -139,18 +139,7 @@ def test_an_orders_period_lines_carry_the_days_their_words_say():
 
 
 def test_a_renewals_lines_carry_the_days_from_the_due_date_to_the_day_before_the_next():
-    service = Service(
-        customer_id=uuid.uuid4(),
-        order_id=uuid.uuid4(),
-        product_id=uuid.uuid4(),
-        name="VPS Start",
-        billing_cycle="quarterly",
-        price=500,
-        currency="EUR",
-        provisioning={},
-        addons=[{"id": str(uuid.uuid4()), "name": "Backup", "price": 200}],
-    )
-    service.next_due_date = "2028-02-29"
+    service = _service("2028-02-29", "quarterly")
     product, addon = Orders.renewal_lines(service, "en")
     for line in (product, addon):
         assert (line["period_start"], line["period_end"]) == ("2028-02-29", "2028-05-28")
