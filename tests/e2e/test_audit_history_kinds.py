@@ -169,7 +169,7 @@ def test_a_service_an_order_an_invoice_and_an_account_have_their_histories(stack
 
 def test_a_ticket_and_a_staff_member_have_their_histories(stack):
     admin_id = stack.http("GET", "/api/v1/me", stack.admin_token).json()["staff_id"]
-    _, client = client_with_account(stack)
+    customer, client = client_with_account(stack)
     ticket = client_ticket(stack, client, "Disk full", "Help, please.")
     r = stack.http(
         "POST",
@@ -185,6 +185,22 @@ def test_a_ticket_and_a_staff_member_have_their_histories(stack):
     assert _change(answer, "status") == ("open", "answered")
     first_state = _state(stack, "ticket", ticket["id"], items[0]["occurred_at"])
     assert first_state["version"] == 1
+    # the customer deleted: its ticket keeps its history and its past
+    r = stack.http(
+        "DELETE",
+        f"/api/v1/staff/customers/{customer['id']}",
+        stack.admin_token,
+        params={"confirm": "true"},
+    )
+    assert r.status_code in (200, 204), r.text
+    stack.wait_until(
+        lambda: (
+            "Customer.Deleted" in {i["type"] for i in history(stack, f"customers/{customer['id']}")}
+        ),
+        what="the deletion in the customer's history",
+    )
+    assert history(stack, f"ticket/{ticket['id']}")[: len(items)] == items
+    assert _state(stack, "ticket", ticket["id"], items[0]["occurred_at"]) == first_state
 
     # an auditor's look at the ticket as it stood is recorded: who, which, at what instant
     auditor_member, auditor = stack.staff_member("auditor")
