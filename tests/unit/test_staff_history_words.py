@@ -57,7 +57,12 @@ def test_every_catalogued_event_and_field_is_translated():
         path = i18n.LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
         with path.open("rb") as f:
             catalog = read_po(f, locale=language)
-        for catalogue in (words.EVENTS, words.SUBJECTS, words.FIELDS, words.AUDIT_READS):
+        statuses = {
+            f"{kind}.{status}": entry
+            for kind, values in words.STATUSES.items()
+            for status, entry in values.items()
+        }
+        for catalogue in (words.EVENTS, words.SUBJECTS, words.FIELDS, words.AUDIT_READS, statuses):
             for key, entry in catalogue.items():
                 context, msgid = entry if isinstance(entry, tuple) else (None, entry)
                 message = catalog.get(msgid, context=context)
@@ -236,6 +241,32 @@ def test_changes_are_listed_before_and_after_with_the_events_currency():
     }
 
 
+def test_a_status_reads_in_the_words_its_objects_list_uses():
+    suspended = _item("Service.Suspended", [("status", "active", "suspended")])
+    for language, before, after in (
+        ("en", "Active", "Suspended"),
+        ("ru", "Активна", "Приостановлена"),
+        ("fr", "Actif", "Suspendu"),
+    ):
+        [change] = words.changes_shown(suspended, language, _t(language))
+        assert (change["before"], change["after"]) == (before, after), language
+    paid = _item("Invoice.Paid", [("status", "unpaid", "paid")])
+    [change] = words.changes_shown(paid, "fr", _t("fr"))
+    assert (change["before"], change["after"]) == ("Impayée", "Payée")
+    # the same word of another object's status is that object's: an order's "pending"
+    [order] = words.changes_shown(
+        _item("Order.Placed", [("status", None, "pending")]), "en", _t("en")
+    )
+    assert order["after"] == "Awaiting payment"
+    # a status no list names, and another field's value, stay as they are
+    odd = _item("Service.Suspended", [("status", None, "frozen"), ("reason", None, "paid")])
+    assert [c["after"] for c in words.changes_shown(odd, "en", _t("en"))] == ["frozen", "paid"]
+    state = words.state_shown({"status": "customer_reply"}, "Ticket", "ru", _t("ru"))
+    assert state[0]["value"] == "Ответ клиента"
+    removed = _item("CustomerUser.Removed", [("removed", False, True)])
+    assert words.changes_shown(removed, "fr", _t("fr"))[0]["label"] == "Retiré"
+
+
 def test_a_past_state_is_a_definition_list():
     state = {
         "number": "000001",
@@ -255,7 +286,7 @@ def test_a_past_state_is_a_definition_list():
         "records": None,
     }
     assert rows["lines"]["records"] == ["Description: Hosting; Total: €19.99"]
-    assert rows["status"]["value"] == "unpaid"
+    assert rows["status"]["value"] == "Unpaid"
 
 
 # -- the page's own rules ------------------------------------------------------------------

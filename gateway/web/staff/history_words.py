@@ -231,6 +231,48 @@ LANGUAGES: dict[str, Entry] = {
     "fr": N_("French"),
 }
 
+# a `status` value, by the object's class: the words the pages' lists use for it
+STATUSES: dict[str, dict[str, Entry]] = {
+    "Invoice": {
+        "unpaid": pgettext("invoice status", "Unpaid"),
+        "paid": pgettext("invoice status", "Paid"),
+        "cancelled": pgettext("invoice status", "Cancelled"),
+        "void": pgettext("invoice status", "Void"),
+        "refunded": pgettext("invoice status", "Refunded"),
+    },
+    "Refund": {
+        "requested": pgettext("refund status", "Requested"),
+        "pending": pgettext("refund status", "Being paid out"),
+        "completed": pgettext("refund status", "Completed"),
+        "failed": pgettext("refund status", "Failed"),
+    },
+    "Commission": {
+        "pending": pgettext("commission status", "Maturing"),
+        "credited": pgettext("commission status", "Credited"),
+    },
+    "Order": {
+        "pending": pgettext("order status", "Awaiting payment"),
+        "paid": pgettext("order status", "Paid"),
+    },
+    "Service": {
+        "pending": pgettext("service status", "Awaiting payment"),
+        "active": pgettext("service status", "Active"),
+        "suspended": pgettext("service status", "Suspended"),
+        "terminated": pgettext("service status", "Terminated"),
+        "cancelled": pgettext("service status", "Cancelled"),
+    },
+    "Ticket": {
+        "open": pgettext("ticket status", "New"),
+        "answered": pgettext("ticket status", "Answered"),
+        "customer_reply": pgettext("ticket status", "Answered by the client"),
+        "closed": pgettext("ticket status", "Closed"),
+    },
+    "Broadcast": {
+        "sending": pgettext("message", "Sending"),
+        "sent": pgettext("message", "Sent"),
+    },
+}
+
 _THING_NAME = pgettext("of a thing", "Name")
 # the common fields, by name; `Aggregate.field` for one that means something of its own there
 FIELDS: dict[str, Entry] = {
@@ -285,6 +327,9 @@ FIELDS: dict[str, Entry] = {
     "registered_at": N_("Registered"),
     "registration_ip": N_("Registered from"),
     "deleted": N_("Deleted"),
+    # a group, project or user taken away; an e-mail change carried out
+    "removed": N_("Removed"),
+    "confirmed": N_("Confirmed"),
     "forced": N_("Forced"),
     "role": N_("Role"),
     "active": N_("Active"),
@@ -464,15 +509,25 @@ def field_label(name: str, translations, aggregate_type: str | None = None) -> s
 
 
 def value_text(
-    name: str, value: Any, language: str, translations, currency: str | None = None
+    name: str,
+    value: Any,
+    language: str,
+    translations,
+    currency: str | None = None,
+    aggregate_type: str | None = None,
 ) -> str:
     """A field's value as a page shows it: money where `name` holds an amount and the
     currency is known (or the value is `{"amount", "currency"}`), instants and dates as
-    the page writes them, yes or no, lists and dicts in a line; text as it is (cut when
-    long). None is "—"."""
+    the page writes them, yes or no, an object's status in the words its list uses (by
+    `aggregate_type`), lists and dicts in a line; text as it is (cut when long). None is
+    "—"."""
     leaf = name.rpartition(".")[2]
     if value is None or value == "":
         return "—"
+    if name == "status" and isinstance(value, str):
+        entry = STATUSES.get(aggregate_type or "", {}).get(value)
+        if entry is not None:
+            return say(entry, translations)
     if isinstance(value, bool):
         return translations.gettext("Yes") if value else translations.gettext("No")
     if isinstance(value, int) and leaf in MONEY_FIELDS and _is_currency(currency):
@@ -555,8 +610,8 @@ def changes_shown(
                 "label": field_label(name, translations, aggregate),
                 "before": None
                 if before is None
-                else value_text(name, before, language, translations, currency),
-                "after": value_text(name, after, language, translations, currency),
+                else value_text(name, before, language, translations, currency, aggregate),
+                "after": value_text(name, after, language, translations, currency, aggregate),
             }
         )
     return shown
@@ -589,6 +644,6 @@ def state_shown(state: Mapping, aggregate_type: str, language: str, translations
             row["value"] = None
         else:
             row["records"] = None
-            row["value"] = value_text(key, value, language, translations, currency)
+            row["value"] = value_text(key, value, language, translations, currency, aggregate_type)
         rows.append(row)
     return rows
