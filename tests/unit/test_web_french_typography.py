@@ -102,7 +102,7 @@ def test_the_pages_punctuation_reads_as_each_language_writes_it():
 
 def test_french_strings_write_their_apostrophes_one_way():
     """The pages' and the mails' French use the straight apostrophe throughout (l'équipe),
-    never the curly one beside it (l’équipe): a word must read and be found the same on
+    never the curly one (U+2019) beside it: a word must read and be found the same on
     every page."""
     mails = [
         line
