@@ -1,9 +1,10 @@
 """The audit questions every service answers over RPC, and the gateway's history cursor.
 
 Each service keeps an audit index of its own events (services/infra/audit.py). A history
-is the events that concern one object, in `(occurred_at, service, position)` order: the
-gateway asks every service for the events after a cursor and merges them. The cursor
-the API hands out is opaque: `encode_cursor` / `decode_cursor` make and read it.
+is the events that concern one object, in `(occurred_at, service, position)` order (or
+that order reversed, newest first): the gateway asks every service for the events after
+a cursor in that order and merges them. The cursor the API hands out is opaque and says
+which order it continues: `encode_cursor` / `decode_cursor` make and read it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ SERVICES = ("billing", "customers", "helpdesk", "mailgateway", "orders")
 # what an audit read looked at
 VIEWS = ("history", "state")
 MAX_LIMIT = MAX_PAGE_SIZE
+# the orders a history is read in: `(occurred_at, service, position)` and its reverse
+ORDERS = ("oldest", "newest")
 # events of one `audit_events` answer (pages of an export, not shown to a person)
 MAX_WINDOW_LIMIT = 1000
 
@@ -48,12 +51,13 @@ class Cursor(Schema):
 
 class HistoryQuery(Schema):
     """`audit_history`: the events concerning one object after `cursor` (None: from the
-    first), at most `limit`."""
+    first) in `order` (`newest`: the merged order reversed), at most `limit`."""
 
     kind = Text(required=True, validate=validate.OneOf(KINDS))
     object_id = fields.UUID(required=True)
     cursor = fields.Nested(Cursor, load_default=None, allow_none=True)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_LIMIT + 1))
+    order = Text(load_default="oldest", validate=validate.OneOf(ORDERS))
 
 
 class WindowQuery(Schema):
@@ -103,20 +107,29 @@ def cursor_of(item: dict) -> dict:
     }
 
 
-def encode_cursor(cursor: dict) -> str:
-    """The opaque text of a cursor, for the API."""
-    raw = json.dumps([cursor["occurred_at"], cursor["service"], cursor["position"]])
+def encode_cursor(cursor: dict, order: str = "oldest") -> str:
+    """The opaque text of a cursor, for the API; it says the order it continues (an
+    oldest-first one reads as the cursors handed out before there were two orders)."""
+    parts = [cursor["occurred_at"], cursor["service"], cursor["position"]]
+    raw = json.dumps(parts if order == "oldest" else [*parts, order])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> dict:
+def decode_cursor(text: str, order: str = "oldest") -> dict:
     """A cursor from its opaque text, as the services take it (`occurred_at` in ISO 8601);
-    ValidationFailed naming `cursor` when it is not one this API handed out."""
+    ValidationFailed naming `cursor` when it is not one this API handed out, or one of a
+    history read in the other order."""
     message = "Not a cursor of this history: use the next_cursor of an answer."
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        at, service, position = json.loads(raw.decode())
+        at, service, position, *rest = json.loads(raw.decode())
+        if rest not in ([], ["newest"]):
+            raise ValueError(rest)
         loaded = Cursor().load({"occurred_at": at, "service": service, "position": position})
     except (ValueError, TypeError, binascii.Error, ValidationError) as exc:
         raise ValidationFailed(f"cursor: {message}", {"cursor": [message]}) from exc
+    given = rest[0] if rest else "oldest"
+    if given != order:
+        other = f"A cursor of the history {given} first: ask with order={given}, or start over."
+        raise ValidationFailed(f"cursor: {other}", {"cursor": [other]})
     return dict(loaded, occurred_at=loaded["occurred_at"].isoformat())

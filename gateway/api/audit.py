@@ -6,10 +6,12 @@
     GET /api/v1/staff/audit/{kind}/{id}?at=<instant> kind: customer and the kinds above
 
 A history is the events of every service that concern the object (services/infra/audit.py
-says which do), merged in `(occurred_at, service, position)` order and paged by an opaque
-cursor: each service answers the events after the cursor (`audit_history`), one more
-than the page, and the page is the first `limit` of them all. A past state is asked of
-the service that owns the object (`audit_state`). Deleted customers have both.
+says which do), merged in `(occurred_at, service, position)` order (`?order=oldest`, the
+default) or in that order reversed (`?order=newest`), and paged by an opaque cursor that
+continues in its order: each service answers the events after the cursor in that order
+(`audit_history`), one more than the page, and the page is the first `limit` of them
+all. A past state is asked of the service that owns the object (`audit_state`). Deleted
+customers have both.
 
 Who may read what: administrators and auditors everything. A customer's history (its own
 events and those of its invoices, account, services, orders and tickets, in one
@@ -85,6 +87,14 @@ class AuditHistoryQuery(Schema):
         load_default=50,
         validate=validate.Range(min=1, max=contract.MAX_LIMIT),
         metadata={"description": f"events per page, 1 to {contract.MAX_LIMIT}"},
+    )
+    order = f.Text(
+        load_default="oldest",
+        validate=validate.OneOf(contract.ORDERS),
+        metadata={
+            "description": "`oldest` (oldest first) or `newest` (newest first); a cursor "
+            "continues the order it was handed out in"
+        },
     )
 
 
@@ -179,18 +189,22 @@ def _recorded(call: Call, view: str, kind: str, at=None) -> str:
 def history(call: Call, kind: str) -> dict:
     """One page of the merged history of `(kind, call.path["object_id"])`."""
     q = call.query
-    cursor = contract.decode_cursor(q["cursor"]) if q["cursor"] else None
+    order = q.get("order") or "oldest"
+    cursor = contract.decode_cursor(q["cursor"], order) if q["cursor"] else None
     limit = q["limit"]
     object_id = _recorded(call, "history", kind)
+    # oldest first is asked as before there were two orders (a service not yet upgraded
+    # answers it)
+    extra = {"order": order} if order != "oldest" else {}
     replies = {
         service: getattr(call.services, service).audit_history.call_async(
-            kind, object_id, cursor, limit + 1
+            kind, object_id, cursor, limit + 1, **extra
         )
         for service in contract.SERVICES
     }
     # every service answers (else a 503), or none is shown: a history with a gap misleads
     events = [event for reply in replies.values() for event in reply.result()]
-    events.sort(key=contract.sort_key)
+    events.sort(key=contract.sort_key, reverse=order == "newest")
     page = events[:limit]
     if not page and cursor is None:
         raise NotFound(f"No such {kind}.")
@@ -198,7 +212,7 @@ def history(call: Call, kind: str) -> dict:
         "kind": kind,
         "id": object_id,
         "items": [_shown(e) for e in page],
-        "next_cursor": contract.encode_cursor(contract.cursor_of(page[-1]))
+        "next_cursor": contract.encode_cursor(contract.cursor_of(page[-1]), order)
         if len(events) > limit
         else None,
         "limit": limit,
@@ -219,10 +233,11 @@ def past_state(call: Call, kind: str) -> dict:
 
 
 _HISTORY = (
-    "the events of every service concerning it, oldest first, with who did each (`actor`, "
-    "`on_behalf_of` while staff act in a client's panel), why (`cause`, `reason`), a "
-    "`summary` and its `changes` (before, after); paged by `cursor` (the answer's "
-    "`next_cursor`) and `limit`; recorded as an audit read"
+    "the events of every service concerning it, oldest first (`order=newest`: newest "
+    "first), with who did each (`actor`, `on_behalf_of` while staff act in a client's "
+    "panel), why (`cause`, `reason`), a `summary` and its `changes` (before, after); "
+    "paged by `cursor` (the answer's `next_cursor`, in the same order) and `limit`; "
+    "recorded as an audit read"
 )
 _STATE = (
     "as it stood at `?at=` (an ISO 8601 instant with its offset; none: now), rebuilt from "

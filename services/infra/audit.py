@@ -498,6 +498,7 @@ class AuditIndex(ReadModel):
         # a time window of the whole log in order (the export): a range scan from the cursor
         "CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (occurred_at, position)",
         # one object's history in time order: an index-only range scan from the cursor
+        # (newest first: the same key scanned backwards)
         """
         CREATE TABLE IF NOT EXISTS audit_refs (
             kind text NOT NULL,
@@ -663,11 +664,13 @@ def _json(value) -> str | None:
 # -- the questions ---------------------------------------------------------------------------
 
 
-def history(app, kind: str, object_id: UUID, cursor: dict | None, limit: int) -> list[dict]:
+def history(
+    app, kind: str, object_id: UUID, cursor: dict | None, limit: int, order: str = "oldest"
+) -> list[dict]:
     """The events of this service concerning `(kind, object_id)` after `cursor` (a point
     of the merged order `(occurred_at, service, position)`), at most `limit`, in that
-    order."""
-    statement, params = history_statement(app.service, kind, object_id, cursor)
+    order; `order="newest"`: before `cursor`, in that order reversed."""
+    statement, params = history_statement(app.service, kind, object_id, cursor, order=order)
     with app.datastore.transaction() as curs:
         curs.execute(f"{statement} LIMIT %s", (*params, limit))
         rows = curs.fetchall()
@@ -698,6 +701,17 @@ def _after(service: str, cursor: dict | None, at: str, position: str) -> tuple[s
     return f" AND ({at}, {position}) > (%s, %s)", [cursor["occurred_at"], cursor["position"]]
 
 
+def _before(service: str, cursor: dict | None, at: str, position: str) -> tuple[str, list]:
+    """The condition "before `cursor` in the merged order" on this service's columns."""
+    if cursor is None:
+        return "", []
+    if service < cursor["service"]:  # this service's events at that instant come before
+        return f" AND {at} <= %s", [cursor["occurred_at"]]
+    if service > cursor["service"]:
+        return f" AND {at} < %s", [cursor["occurred_at"]]
+    return f" AND ({at}, {position}) < (%s, %s)", [cursor["occurred_at"], cursor["position"]]
+
+
 def history_statement(
     service: str,
     kind: str,
@@ -705,11 +719,14 @@ def history_statement(
     cursor: dict | None = None,
     count: bool = False,
     columns: str = "e.*",
+    order: str = "oldest",
 ) -> tuple[str, list]:
     """The SQL (and its parameters) of one object's history in this service's index, in
-    order, after `cursor`: a range scan of `audit_refs`' key. `count`: how many there are;
+    order, after `cursor`: a range scan of `audit_refs`' key. `order="newest"`: newest
+    first, before `cursor`, the same key scanned backwards. `count`: how many there are;
     `columns`: what of each event (all of `audit_events e`, or ITEM_JSON)."""
-    where, params = _after(service, cursor, "r.occurred_at", "r.position")
+    newest = order == "newest"
+    where, params = (_before if newest else _after)(service, cursor, "r.occurred_at", "r.position")
     params = [kind, object_id, *params]
     if count:
         return (
@@ -718,7 +735,12 @@ def history_statement(
         )
     return (
         f"SELECT {columns} FROM audit_refs r JOIN audit_events e ON e.position = r.position"
-        f" WHERE r.kind = %s AND r.object_id = %s{where} ORDER BY r.occurred_at, r.position",
+        f" WHERE r.kind = %s AND r.object_id = %s{where}"
+        + (
+            " ORDER BY r.occurred_at DESC, r.position DESC"
+            if newest
+            else " ORDER BY r.occurred_at, r.position"
+        ),
         params,
     )
 

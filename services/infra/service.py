@@ -159,21 +159,38 @@ class ServiceBase:
 
     @rpc
     def audit_history(
-        self, kind: str, object_id: str, cursor: dict | None = None, limit: int = 50
+        self,
+        kind: str,
+        object_id: str,
+        cursor: dict | None = None,
+        limit: int = 50,
+        order: str = "oldest",
     ) -> list[dict]:
         """This service's events concerning one object (`kind`: customer, invoice, ticket,
         service, order, account, staff), in `(occurred_at, service, position)` order after
         `cursor` ({"occurred_at", "service", "position"}; None: from the first), at most
         `limit`: {"service", "position", "aggregate_id", "aggregate_type", "version",
         "type", "occurred_at", "actor", "on_behalf_of", "cause", "reason", "summary",
-        "changes": {field: [before, after]}}. A list: it may lag the log a moment."""
+        "changes": {field: [before, after]}}; `order="newest"`: that order reversed, from
+        the last (before `cursor`). A list: it may lag the log a moment."""
         query = load(
             audit_contract.HistoryQuery,
-            {"kind": kind, "object_id": object_id, "cursor": cursor, "limit": limit},
+            {
+                "kind": kind,
+                "object_id": object_id,
+                "cursor": cursor,
+                "limit": limit,
+                "order": order,
+            },
         )
         _audit_index(self).run_once()  # what was just written, unless the index is busy
         return audit.history(
-            self.app, query["kind"], query["object_id"], query["cursor"], query["limit"]
+            self.app,
+            query["kind"],
+            query["object_id"],
+            query["cursor"],
+            query["limit"],
+            query["order"],
         )
 
     @rpc
