@@ -1,6 +1,7 @@
 """A customer with 10,000 events: its history pages from any cursor by an index range scan
-(no sort, no scan of the customer's other events), each event once and in order, and its
-state at any instant is rebuilt at the version the index names."""
+(no sort, no scan of the customer's other events), each event once and in order, oldest
+first and newest first (the same index scanned backwards), and its state at any instant
+is rebuilt at the version the index names."""
 
 from __future__ import annotations
 
@@ -84,6 +85,41 @@ def test_ten_thousand_events_page_by_an_index_range_scan(customers):
         plan = "\n".join(row["QUERY PLAN"] for row in curs.fetchall())
     assert "audit_refs_pkey" in plan, plan
     assert "Sort" not in plan, plan
+
+    # newest first: every event once, in exactly the reverse order, 50 at a time
+    newest, cursor = [], None
+    while True:
+        page = audit.history(customers, "customer", customer.id, cursor, 50, "newest")
+        if not page:
+            break
+        newest += page
+        cursor = {
+            "occurred_at": page[-1]["occurred_at"],
+            "service": "customers",
+            "position": page[-1]["position"],
+        }
+    assert [i["position"] for i in newest] == [i["position"] for i in reversed(seen)]
+
+    # and a page deep in it reads the same index backwards from the cursor: no sort
+    cursor = {
+        "occurred_at": middle["occurred_at"],
+        "service": "customers",
+        "position": middle["position"],
+    }
+    statement, params = audit.history_statement(
+        "customers", "customer", customer.id, cursor, order="newest"
+    )
+    with customers.datastore.transaction() as curs:
+        curs.execute(f"EXPLAIN {statement} LIMIT 51", params)
+        plan = "\n".join(row["QUERY PLAN"] for row in curs.fetchall())
+        curs.execute(f"{statement} LIMIT 51", params)
+        rows = curs.fetchall()
+    assert "Scan Backward using audit_refs_pkey" in plan, plan
+    assert "Sort" not in plan, plan
+    before = seen.index(middle)
+    assert [r["position"] for r in rows] == [
+        i["position"] for i in seen[before - 51 : before][::-1]
+    ]
 
     # the customer as it stood between two edits
     edit = notes[1234]
