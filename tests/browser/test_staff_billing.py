@@ -160,15 +160,34 @@ def test_admin_issues_an_invoice_refunds_it_and_reads_its_credit_note(stack, bro
     line.get_by_label("Description").fill("Setting up a mail server")
     line.get_by_label("Quantity").fill("2")
     line.get_by_label("Unit price").fill("twelve")
+    # the period's first day without its last: named next to the last day's field
+    line.get_by_label("First day of the period").fill("2026-12-01")
     p.get_by_role("button", name="Issue the invoice").click()
     expect(p.locator("#error-price_0")).to_have_text("Enter an amount such as 25.00.")
+    expect(p.locator("#error-period_end_0")).to_have_text(
+        "Give both days of the period, or neither."
+    )
     page.check("invoice-new-refused", allow=(400,))
-    p.get_by_role("group", name="Line 1").get_by_label("Unit price").fill("12.50")
+    line = p.get_by_role("group", name="Line 1")
+    line.get_by_label("Unit price").fill("12.50")
+    line.get_by_label("Last day of the period").fill("2026-11-30")
+    p.get_by_role("button", name="Issue the invoice").click()
+    expect(p.locator("#error-period_end_0")).to_have_text(
+        "The last day comes on or after the first."
+    )
+    page.check("invoice-new-refused-period", allow=(400,))
+    p.get_by_role("group", name="Line 1").get_by_label("Last day of the period").fill("2026-12-31")
     p.get_by_role("button", name="Issue the invoice").click()
     p.wait_for_url("**?done=issued")
     expect(p.locator(".alert-ok")).to_have_text("The invoice is issued.")
-    expect(p.get_by_role("row").filter(has_text="Setting up a mail server")).to_contain_text(
-        "€25.00"
+    row = p.get_by_role("row").filter(has_text="Setting up a mail server")
+    expect(row).to_contain_text("€25.00")
+    expect(row).to_contain_text("Period: Dec 1, 2026 – Dec 31, 2026")
+    invoice_id = page.path.split("/")[-1].split("?")[0]
+    issued = stack.http("GET", f"/api/v1/staff/invoices/{invoice_id}", stack.admin_token).json()
+    assert (issued["lines"][0]["period_start"], issued["lines"][0]["period_end"]) == (
+        "2026-12-01",
+        "2026-12-31",
     )
     page.check("invoice-issued")
 

@@ -148,6 +148,7 @@ class StaffBillingPages:
         names = ["customer", "due_days", "request"]
         for n in range(INVOICE_LINES):
             names += [f"description_{n}", f"quantity_{n}", f"price_{n}", f"period_{n}"]
+            names += [f"period_start_{n}", f"period_end_{n}"]
         values, errors = call.form(*names)
         customer = _customer_by_number(call, values["customer"], "customer", errors)
         due_days = _whole(values["due_days"], 0, 365)
@@ -174,6 +175,7 @@ class StaffBillingPages:
             }
             if values[f"period_{n}"]:
                 line["period"] = values[f"period_{n}"]
+            line.update(_period_days(call, values, n, errors))
             lines.append(line)
         if errors:
             return _issue_form(call, values, errors, status=400)
@@ -455,6 +457,27 @@ def _customer_by_number(call: PageCall, text: str, field: str, errors: FormError
     return call.services.customers.get_customer(found["items"][0]["id"])
 
 
+def _period_days(call: PageCall, values: dict, n: int, errors: FormErrors) -> dict:
+    """Line `n`'s first and last day of its period (`period_start`, `period_end`), both or
+    neither, each refused next to its field."""
+    days = {}
+    for key in ("period_start", "period_end"):
+        text = values[f"{key}_{n}"]
+        if not text:
+            continue
+        try:
+            days[key] = date.fromisoformat(text).isoformat()
+        except ValueError:
+            errors.add(f"{key}_{n}", call.gettext("A date such as 2026-12-31."))
+    given = [key for key in ("period_start", "period_end") if values[f"{key}_{n}"]]
+    if len(given) == 1:
+        missing = "period_end" if given == ["period_start"] else "period_start"
+        errors.add(f"{missing}_{n}", call.gettext("Give both days of the period, or neither."))
+    elif len(days) == 2 and days["period_end"] < days["period_start"]:
+        errors.add(f"period_end_{n}", call.gettext("The last day comes on or after the first."))
+    return days if len(days) == 2 else {}
+
+
 def _whole(text: str, least: int, most: int) -> int | None:
     try:
         value = int(text)
@@ -546,7 +569,12 @@ def _line_errors(call: PageCall, exc: ValidationFailed, errors: FormErrors) -> F
     for name in exc.fields or {}:
         parts = str(name).split(".")
         if parts[0] == "lines" and len(parts) > 2 and parts[1].isdigit():
-            field = {"unit_price": "price", "description": "description"}.get(parts[2])
+            field = {
+                "unit_price": "price",
+                "description": "description",
+                "period_start": "period_start",
+                "period_end": "period_end",
+            }.get(parts[2])
             if field:
                 errors.add(
                     f"{field}_{parts[1]}", call.gettext("Check this value: it was not accepted.")
