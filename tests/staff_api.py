@@ -9,12 +9,17 @@ import uuid
 AUDIT = "/api/v1/staff/audit"
 
 
-def history_pages(stack, path: str, token: str | None = None, limit: int = 200):
+def history_pages(
+    stack, path: str, token: str | None = None, limit: int = 200, order: str | None = None
+):
     """Every event of a history (`customers/<id>`, `invoice/<id>`, ...) and how many
-    pages of `limit` it took, read as `token` (the administrator by default)."""
+    pages of `limit` it took, read as `token` (the administrator by default), in `order`
+    (`newest`, `oldest`; none: the API's default)."""
     items, cursor, pages = [], None, 0
     while True:
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        if order:
+            params["order"] = order
         r = stack.http("GET", f"{AUDIT}/{path}/history", token or stack.admin_token, params=params)
         assert r.status_code == 200, r.text
         page = r.json()
