@@ -1,7 +1,8 @@
 """The staff panel's history pages, as an auditor would use them: an administrator
 corrects a customer's e-mail with a reason and reads, on the customer's history page in
 English and in Russian, the e-mail before → after with the reason and the member's name;
-pages through a history longer than a page ("Newer", "Older"); looks at the customer as
+the page opens with the newest change, pages back in time ("Older") and forward again
+("Newer"), and switches to oldest first and back (kept in the address); looks at the customer as
 it stood between two corrections (and is told next to the field when the moment is no
 date or is before the customer existed); reads the member's own history, which links the
 customer it corrected. Billing staff open an invoice's history, support a ticket's;
@@ -72,35 +73,65 @@ def test_a_customers_history_explains_a_correction_in_english_and_russian(stack,
     )
     first, second = (i for i in items if i["type"] == "Customer.Corrected")
 
-    # the card links the history
+    # the card links the history, which opens with the newest change
     page.goto(f"/staff/customers/{cid}")
     p.get_by_role("link", name="History", exact=True).click()
     p.wait_for_url(f"**/staff/customers/{cid}/history")
     expect(
         p.get_by_role("heading", name=f"History of customer {customer['number']}")
     ).to_be_visible()
-    row = p.get_by_role("row").filter(has_text="Registration details corrected").first
-    expect(row).to_contain_text(f"E-mail: {wrong} → {right}")
-    expect(row).to_contain_text("Reason: the client spelled it out on the phone")
+    rows = p.locator("table.history tbody tr")
+    expect(rows).to_have_count(20)
+    # the last correction (or the account's buyer following it, at about the same moment)
+    expect(rows.first).to_contain_text(f"E-mail: {right} → {later}")
+    row = rows.filter(has_text="Registration details corrected")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(f"E-mail: {right} → {later}")
+    expect(row).to_contain_text("Reason: a new mailbox")
     expect(row).to_contain_text(member["name"])
-    expect(p.get_by_role("row").filter(has_text="Customer registered")).to_contain_text(
-        "Administrator"
-    )
+    expect(rows.filter(has_text="call 0")).to_have_count(0)  # the first notes: older
     expect(p.get_by_text("Customer.Corrected")).to_have_count(0)
     expect(p.get_by_text("Page 1", exact=True)).to_be_visible()
+    expect(p.get_by_role("link", name="Newer")).to_have_count(0)
+    expect(p.get_by_role("link", name="Newest first")).to_have_attribute("aria-current", "true")
+    expect(p.get_by_text("Newest first; times are in UTC.")).to_be_visible()
     page.check("customer-history")
 
-    # the next page, and back
-    p.get_by_role("link", name="Newer").click()
+    # back in time, and forward again
+    p.get_by_role("link", name="Older").click()
     p.wait_for_url("**/history?cursor=*")
     expect(p.get_by_text("Page 2", exact=True)).to_be_visible()
     row = p.get_by_role("row").filter(has_text="Registration details corrected")
-    expect(row).to_contain_text(f"E-mail: {right} → {later}")
-    expect(row).to_contain_text("Reason: a new mailbox")
+    expect(row).to_contain_text(f"E-mail: {wrong} → {right}")
+    expect(row).to_contain_text("Reason: the client spelled it out on the phone")
+    expect(row).to_contain_text(member["name"])
+    expect(rows.last).to_contain_text("Customer registered")
+    expect(rows.last).to_contain_text("Administrator")
+    expect(p.get_by_role("link", name="Older")).to_have_count(0)
     page.check("customer-history-page-2")
+    p.get_by_role("link", name="Newer").click()
+    expect(p.get_by_text("Page 1", exact=True)).to_be_visible()
+    expect(rows.first).to_contain_text(f"E-mail: {right} → {later}")
+    expect(p.get_by_role("link", name="Newer")).to_have_count(0)
+
+    # oldest first, kept in the address while paging; and newest first again
+    p.get_by_role("link", name="Oldest first").click()
+    p.wait_for_url(f"**/staff/customers/{cid}/history?order=oldest")
+    expect(p.get_by_role("link", name="Oldest first")).to_have_attribute("aria-current", "true")
+    expect(rows.first).to_contain_text("Customer registered")
+    expect(p.get_by_text("Oldest first; times are in UTC.")).to_be_visible()
+    expect(p.get_by_role("link", name="Older")).to_have_count(0)
+    p.get_by_role("link", name="Newer").click()
+    p.wait_for_url("**/history?order=oldest&cursor=*")
+    expect(p.get_by_text("Page 2", exact=True)).to_be_visible()
+    expect(rows.last).to_contain_text(f"E-mail: {right} → {later}")
+    page.check("customer-history-oldest-first-page-2")
     p.get_by_role("link", name="Older").click()
     expect(p.get_by_text("Page 1", exact=True)).to_be_visible()
-    expect(p.get_by_role("link", name="Older")).to_have_count(0)
+    expect(rows.first).to_contain_text("Customer registered")
+    p.get_by_role("link", name="Newest first").click()
+    p.wait_for_url(f"**/staff/customers/{cid}/history")
+    expect(rows.first).to_contain_text(f"E-mail: {right} → {later}")
 
     # as it stood between the two corrections
     t1, t2 = (datetime.fromisoformat(i["occurred_at"]) for i in (first, second))
@@ -124,13 +155,15 @@ def test_a_customers_history_explains_a_correction_in_english_and_russian(stack,
     expect(p.locator("#error-at")).to_have_text("It did not exist yet at that moment.")
     page.check("customer-as-it-stood-too-early", allow=(400,))
 
-    # the member's own history: its account, and what it did to the customer
+    # the member's own history from the first: its account, and what it did to the customer
     page.goto(f"/staff/staff/{member['id']}")
     p.get_by_role("link", name="History", exact=True).click()
     p.wait_for_url(f"**/staff/staff/{member['id']}/history")
     expect(
         p.get_by_role("heading", name=f"History of staff member {member['name']}")
     ).to_be_visible()
+    p.get_by_role("link", name="Oldest first").click()
+    p.wait_for_url(f"**/staff/staff/{member['id']}/history?order=oldest")
     expect(p.get_by_role("row").filter(has_text="Staff member added")).to_contain_text(
         "Role: admin"
     )
@@ -146,23 +179,31 @@ def test_a_customers_history_explains_a_correction_in_english_and_russian(stack,
     p = page.page
     page.goto(f"/staff/customers/{cid}/history")
     expect(p.get_by_role("heading", name=f"История клиента {customer['number']}")).to_be_visible()
+    expect(p.locator("table.history tbody tr").first).to_contain_text(f"{right} → {later}")
+    row = p.get_by_role("row").filter(has_text="Регистрационные данные исправлены")
+    expect(row).to_contain_text(f"E-mail: {right} → {later}")
+    expect(row).to_contain_text("Причина: a new mailbox")
+    expect(row).to_contain_text(member["name"])
+    expect(p.get_by_role("link", name="Старее")).to_be_visible()
+    expect(p.get_by_role("link", name="Сначала новые")).to_have_attribute("aria-current", "true")
+    page.check("customer-history-ru")
+    p.get_by_role("link", name="Сначала старые").click()
+    p.wait_for_url(f"**/staff/customers/{cid}/history?order=oldest")
     row = p.get_by_role("row").filter(has_text="Регистрационные данные исправлены").first
     expect(row).to_contain_text(f"E-mail: {wrong} → {right}")
     expect(row).to_contain_text("Причина: the client spelled it out on the phone")
-    expect(row).to_contain_text(member["name"])
     expect(p.get_by_role("row").filter(has_text="Лицевой счёт открыт")).to_be_visible()
     expect(p.get_by_role("link", name="Новее")).to_be_visible()
-    page.check("customer-history-ru")
+    page.check("customer-history-ru-oldest-first")
     page.close()
 
-    # on a phone: each event a card, the form above
+    # on a phone: each event a card, newest first, the form above
     page = logged_in_page(stack, browser, member, "en", "staff-history-phone", viewport=PHONE)
     p = page.page
     page.goto(f"/staff/customers/{cid}/history?at={_local(between)}")
     expect(p.locator(".history-state")).to_contain_text(right)
-    expect(
-        p.get_by_role("row").filter(has_text="Registration details corrected").first
-    ).to_contain_text(f"{wrong} → {right}")
+    expect(p.locator("table.history tbody tr").first).to_contain_text(f"{right} → {later}")
+    expect(p.get_by_role("link", name="Oldest first")).to_be_visible()
     page.check("customer-history")
     page.close()
 

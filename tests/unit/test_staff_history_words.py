@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from babel.messages.pofile import read_po
 
+from contracts import audit as contract
 from gateway.service import GatewayService  # noqa: F401 - declares the routes
 from gateway.web import i18n
 from gateway.web.pages import FormErrors, render
@@ -294,20 +295,36 @@ def test_a_past_state_is_a_definition_list():
 
 def test_older_and_newer_follow_the_cursors_both_ways():
     base = "/staff/customers/x/history"
-    # the first page: no older, newer goes to the next cursor
-    assert page._older_url(base, None, []) is None
-    assert page._newer_url(base, None, [], "c1") == f"{base}?cursor=c1"
-    # the second: older is the first page
-    assert page._older_url(base, "c1", []) == base
-    assert page._newer_url(base, "c1", [], "c2") == f"{base}?cursor=c2&trail=c1"
-    # the third: older is the second, and so on back
-    assert page._older_url(base, "c2", ["c1"]) == f"{base}?cursor=c1"
-    assert page._older_url(base, "c3", ["c1", "c2"]) == f"{base}?cursor=c2&trail=c1"
-    assert page._newer_url(base, "c2", ["c1"], None) is None
-    # a trail that is no list of cursors is dropped
-    assert page._trail("c1.c2") == ["c1", "c2"]
-    assert page._trail("c1.<script>") == []
-    assert page._trail(".".join(["c"] * (page.TRAIL_MAX + 1))) == []
+    c1, c2, c3 = (
+        contract.encode_cursor(
+            {"occurred_at": "2026-03-05T14:30:00+00:00", "service": "billing", "position": n},
+            "newest",
+        )
+        for n in (3, 2, 1)
+    )
+    # newest first (the page's default, nothing in the address): the first page has no
+    # way back, onwards ("Older") goes to the next cursor
+    assert page._back_url(base, {}, None, []) is None
+    assert page._onwards_url(base, {}, None, [], c1) == f"{base}?cursor={c1}"
+    # the second: back ("Newer") is the first page
+    assert page._back_url(base, {}, c1, []) == base
+    assert page._onwards_url(base, {}, c1, [], c2) == f"{base}?cursor={c2}&trail={c1}"
+    # the third: back is the second, and so on back
+    assert page._back_url(base, {}, c2, [c1]) == f"{base}?cursor={c1}"
+    assert page._back_url(base, {}, c3, [c1, c2]) == f"{base}?cursor={c2}&trail={c1}"
+    assert page._onwards_url(base, {}, c2, [c1], None) is None
+    # oldest first: the same, with the order kept in every link
+    here = {"order": "oldest"}
+    o1 = contract.encode_cursor(contract.decode_cursor(c1, "newest"))
+    assert page._onwards_url(base, here, None, [], o1) == f"{base}?order=oldest&cursor={o1}"
+    assert page._back_url(base, here, o1, []) == f"{base}?order=oldest"
+    # a trail that is no list of this order's cursors is dropped
+    assert page._trail(f"{c1}.{c2}", "newest") == [c1, c2]
+    assert page._trail(f"{c1}.{c2}", "oldest") == []
+    assert page._trail(f"{c1}.<script>", "newest") == []
+    assert page._trail(".".join([c1] * (page.TRAIL_MAX + 1)), "newest") == []
+    assert page._is_cursor(o1, "oldest") and not page._is_cursor(o1, "newest")
+    assert not page._is_cursor("c1", "oldest")
 
 
 class _Call:
@@ -370,8 +387,11 @@ def test_the_history_page_renders_in_each_language(language):
         base_url="/staff/customers/c1/history",
         entries=[entry, many],
         page_number=2,
-        older_url="/staff/customers/c1/history",
-        newer_url="/staff/customers/c1/history?cursor=c2&trail=c1",
+        newest=True,
+        back_url="/staff/customers/c1/history",
+        onwards_url="/staff/customers/c1/history?cursor=c2&trail=c1",
+        newest_url="/staff/customers/c1/history",
+        oldest_url="/staff/customers/c1/history?order=oldest",
         state_route="GET /api/v1/staff/audit/<any(customer,service,order):kind>/<uuid:object_id>",
         at_value="2026-03-05T14:30",
         errors=FormErrors().add("at", "x"),
@@ -388,6 +408,15 @@ def test_the_history_page_renders_in_each_language(language):
     assert "the client phoned" in html and "Alice Admin" in html
     assert 'type="datetime-local"' in html and 'aria-invalid="true"' in html
     assert t.gettext("Older") in html and t.gettext("Newer") in html
+    # newest first: onwards is older, back is newer; the other order a link away
+    assert (
+        f'<a rel="next" href="/staff/customers/c1/history?cursor=c2&amp;trail=c1">'
+        f"{t.gettext('Older')}</a>" in html
+    )
+    assert f'<a rel="prev" href="/staff/customers/c1/history">{t.gettext("Newer")}</a>' in html
+    assert f'href="/staff/customers/c1/history?order=oldest">{t.gettext("Oldest first")}' in html
+    assert f'aria-current="true">{t.gettext("Newest first")}' in html
+    assert t.gettext("Newest first; times are in UTC.") in html
     assert "<details" in html  # past five changes, the rest folds away
     assert "Customer.Corrected" not in html
     line = t.gettext("%(field)s: %(value)s") % {

@@ -7,10 +7,13 @@ service or a staff member explained, and the object as it stood at a moment.
 
 Each page is the audit history the API answers (`GET /api/v1/staff/audit/.../history`,
 gateway/api/audit.py: every service's events concerning the object, merged in time
-order, oldest first) and allows the roles of that route; the object's own page links it
-for them. A page shows ROWS events, paged by the history's cursor: "Newer" follows
-`next_cursor`, "Older" goes back through the cursors of the pages before (`?trail=`,
-kept in the address, so no state is kept anywhere). Each event says when (in UTC, as
+order) and allows the roles of that route; the object's own page links it for them. A
+page opens with the newest event, what staff and auditors look for first; "Oldest first"
+(`?order=oldest`, kept in the address) reads it from the first, "Newest first" back. A
+page shows ROWS events, paged by the history's cursor: the link onwards ("Older" newest
+first, "Newer" oldest first) follows `next_cursor`, the link back goes through the
+cursors of the pages before (`?trail=`, kept in the address, so no state is kept
+anywhere). Each event says when (in UTC, as
 every page), who (the staff member by name, the client, the system, mail; a staff member
 acting in the client's panel as such), what happened and the changes, field: before →
 after, in the page's language (history_words.py); and its reason. An event of another
@@ -31,7 +34,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
-from contracts.errors import HostledgerError, NotFound
+from contracts import audit as contract
+from contracts.errors import HostledgerError, NotFound, ValidationFailed
 from gateway.api import audit as api
 from gateway.web import i18n
 from gateway.web.pages import FormErrors, PageCall, page
@@ -104,9 +108,10 @@ class StaffHistoryPages:
 def history_page(call: PageCall, kind: str):
     object_id = str(call.path["object_id"])
     args = call.request.args
+    order = "oldest" if args.get("order") == "oldest" else "newest"
     cursor = args.get("cursor") or None
-    trail = _trail(args.get("trail", ""))
-    if cursor is not None and not _CURSOR.match(cursor):
+    trail = _trail(args.get("trail", ""), order)
+    if cursor is not None and not _is_cursor(cursor, order):
         cursor, trail = None, []
     errors = FormErrors()
     at_text = args.get("at", "").strip()
@@ -114,7 +119,7 @@ def history_page(call: PageCall, kind: str):
     if "at" in args and not at_text and not errors:
         errors.add("at", call.gettext("Enter a date and time."))
 
-    history = api.history(_api_call(call, object_id, cursor=cursor, limit=ROWS), kind)
+    history = api.history(_api_call(call, object_id, cursor=cursor, limit=ROWS, order=order), kind)
     title, subject, currency = _about(call, kind, object_id)
     state, status = None, 200
     if at is not None and call.can(api.state_route(kind)):
@@ -132,6 +137,9 @@ def history_page(call: PageCall, kind: str):
         for item in history["items"]
     ]
     base = HISTORY_URLS[kind].format(id=object_id)
+    here = {"order": order} if order == "oldest" else {}
+    back = _back_url(base, here, cursor, trail)
+    onwards = _onwards_url(base, here, cursor, trail, history["next_cursor"])
     return call.render(
         "staff/history.html",
         status=status,
@@ -143,8 +151,11 @@ def history_page(call: PageCall, kind: str):
         base_url=base,
         entries=entries,
         page_number=len(trail) + (2 if cursor else 1),
-        older_url=_older_url(base, cursor, trail),
-        newer_url=_newer_url(base, cursor, trail, history["next_cursor"]),
+        newest=order == "newest",
+        back_url=back,
+        onwards_url=onwards,
+        newest_url=base,
+        oldest_url=_url(base, {"order": "oldest"}),
         state_route=api.state_route(kind),
         at_value=at_text,
         errors=errors,
@@ -162,39 +173,53 @@ def _api_call(call: PageCall, object_id: str, **query) -> SimpleNamespace:
     return SimpleNamespace(path={"object_id": object_id}, query=query, services=call.services)
 
 
-def _trail(text: str) -> list[str]:
-    """The cursors of the pages before this one (not the first's), oldest first."""
+def _is_cursor(text: str, order: str) -> bool:
+    """Whether `text` is a cursor of the history read in `order` (one of the other order,
+    from an address edited by hand, starts the page over instead of failing)."""
+    if not _CURSOR.match(text):
+        return False
+    try:
+        contract.decode_cursor(text, order)
+    except ValidationFailed:
+        return False
+    return True
+
+
+def _trail(text: str, order: str) -> list[str]:
+    """The cursors of the pages before this one (not the first's), in the order read."""
     parts = [p for p in text.split(".") if p]
-    if len(parts) > TRAIL_MAX or not all(_CURSOR.match(p) for p in parts):
+    if len(parts) > TRAIL_MAX or not all(_is_cursor(p, order) for p in parts):
         return []
     return parts
 
 
-def _older_url(base: str, cursor: str | None, trail: list[str]) -> str | None:
+def _back_url(base: str, here: dict, cursor: str | None, trail: list[str]) -> str | None:
+    """The page before this one in the order read ("Newer" newest first)."""
     if cursor is None:
         return None
     if not trail:
-        return base
-    query = {"cursor": trail[-1]}
+        return _url(base, here)
+    query = {**here, "cursor": trail[-1]}
     if trail[:-1]:
         query["trail"] = ".".join(trail[:-1])
     return _url(base, query)
 
 
-def _newer_url(
-    base: str, cursor: str | None, trail: list[str], next_cursor: str | None
+def _onwards_url(
+    base: str, here: dict, cursor: str | None, trail: list[str], next_cursor: str | None
 ) -> str | None:
+    """The page after this one in the order read ("Older" newest first)."""
     if not next_cursor:
         return None
     kept = ([*trail, cursor] if cursor else trail)[-TRAIL_MAX:]
-    query = {"cursor": next_cursor}
+    query = {**here, "cursor": next_cursor}
     if kept:
         query["trail"] = ".".join(kept)
     return _url(base, query)
 
 
 def _url(base: str, query: dict) -> str:
-    return f"{base}?{urlencode(query)}"
+    return f"{base}?{urlencode(query)}" if query else base
 
 
 def _instant(call: PageCall, text: str, errors: FormErrors) -> datetime | None:
