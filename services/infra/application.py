@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.persistence import ProcessRecorder, StoredEvent
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.utils import get_topic
 
@@ -42,6 +42,7 @@ from services.infra.personal_data import (
 from services.infra.requests import (
     HANDLED_REQUESTS_INDEX,
     HANDLED_REQUESTS_TABLE,
+    AlreadyHandled,
     check_deadline,
     record_statement,
 )
@@ -430,7 +431,15 @@ class HostledgerApplication(Application):
         if batch is not None:
             batch.collect(tracking, processing_event)
             return []
-        recordings = self._record(processing_event)
+        try:
+            recordings = self._record(processing_event)
+        except IntegrityError as exc:
+            if recording_command and "handled_requests" in str(exc):
+                # another delivery of this request recorded its command first: saving
+                # again cannot succeed, so no caller's retry on a conflict should try
+                # (once_per_request answers that delivery's answer)
+                raise AlreadyHandled(current.command_key) from exc
+            raise
         if recording_command:
             current.command_recorded = True
             current.command_answer_kept = current.command_answer is not None

@@ -12,7 +12,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from services.infra import clock
 from services.infra.context import current
 from services.infra.money import Money
-from services.infra.requests import forget_old_requests, keep_answer, lookup
+from services.infra.requests import AlreadyHandled, forget_old_requests, keep_answer, lookup
 
 
 def _count(app, key):
@@ -45,10 +45,12 @@ def test_the_first_save_records_the_request_and_a_second_delivery_cannot_save(bi
     keep_answer(billing, key, answer={"id": "p1"})
     assert lookup(billing, key).replay() == {"id": "p1"}
 
-    # another delivery of the same request, run before it saw the record: nothing saved
+    # another delivery of the same request, run before it saw the record: nothing saved,
+    # and the command is refused at its first save, not tried again as if it had lost a
+    # race (its save could never succeed): once_per_request then answers the first answer
     before = _events(billing)
     command(key)
-    with pytest.raises((IntegrityError, OperationalError)):  # the pipeline reports it so
+    with pytest.raises((AlreadyHandled, OperationalError)):  # the pipeline may say so
         billing.record_payment(customer, Money(500, "EUR"), "bank", "ref 1", None, None, {})
     assert _events(billing) == before
     assert billing.account(customer, "EUR").balance == Money(500, "EUR")
