@@ -61,15 +61,29 @@ def department(stack, staff_ids=()) -> tuple[dict, str]:
     dept = r.json()
     # the helpdesk routes mail by its department list, which follows its log
     stack.wait_until(
-        lambda: any(
-            d["id"] == dept["id"]
-            for d in stack.http("GET", "/api/v1/staff/departments", stack.admin_token).json()[
-                "items"
-            ]
-        ),
+        lambda: dept["id"] in listed_departments(stack),
         what="the department in the helpdesk's list",
     )
     return dept, address
+
+
+def listed_departments(stack) -> set[str]:
+    """The ids of every department the staff list shows, all its pages (the stack of a
+    whole run has many, oldest first)."""
+    found, page = set(), 1
+    while True:
+        r = stack.http(
+            "GET",
+            "/api/v1/staff/departments",
+            stack.admin_token,
+            params={"page": page, "page_size": 100},
+        )
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        found |= {d["id"] for d in items}
+        if len(items) < 100:
+            return found
+        page += 1
 
 
 def tickets(stack, department_id: str) -> list[dict]:
