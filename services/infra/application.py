@@ -145,18 +145,28 @@ class HostledgerApplication(Application):
         }
         # the checkpoints of the log's chain (services.infra.chainkeeper)
         self._topics_published.update(chain_publications(self.service))
-        with self.datastore.transaction(commit=True) as curs:
-            # every service can list its parked events, whether it consumes any or not
-            curs.execute(PARKED_TABLE)
-            # every service chains its log and keeps the others' checkpoints
-            curs.execute(CHAIN_TABLES)
-            curs.execute(REQUEST_KEYS_TABLE)
-            curs.execute(REQUEST_KEYS_CUSTOMER)
-            curs.execute(HANDLED_REQUESTS_TABLE)
-            curs.execute(HANDLED_REQUESTS_INDEX)
-            curs.execute(PERSONAL_KEYS_TABLE)
-            for statement in self.schema_statements:
-                curs.execute(statement)
+        from services.infra.databases import run_each
+
+        # every service can list its parked events, whether it consumes any or not; every
+        # service chains its log and keeps the others' checkpoints. Each statement in a
+        # transaction of its own (run_each): an instance starting while another writes
+        # never deadlocks with it
+        run_each(
+            self,
+            [
+                (statement, ())
+                for statement in (
+                    PARKED_TABLE,
+                    CHAIN_TABLES,
+                    REQUEST_KEYS_TABLE,
+                    REQUEST_KEYS_CUSTOMER,
+                    HANDLED_REQUESTS_TABLE,
+                    HANDLED_REQUESTS_INDEX,
+                    PERSONAL_KEYS_TABLE,
+                    *self.schema_statements,
+                )
+            ],
+        )
         from services.infra.databases import without_pre_ping
 
         without_pre_ping(self.datastore)

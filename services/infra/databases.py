@@ -94,6 +94,17 @@ class RetryingDatastore(PostgresDatastore):
                 return
 
 
+def run_each(app, statements: list[tuple[str, tuple]]) -> None:
+    """Run each `(statement, params)` in a transaction of its own, in order (a schema's
+    CREATE ... IF NOT EXISTS at start): one holds one table's lock at a time and only
+    waits for it, where one transaction for all would hold the first tables' locks while
+    waiting for the next, and deadlock with a running instance writing those tables in
+    another order."""
+    for statement, params in statements:
+        with app.datastore.transaction(commit=True) as curs:
+            curs.execute(statement, params or None)
+
+
 def without_pre_ping(datastore: PostgresDatastore) -> None:
     """Make a service's datastore check the connections it hands out with
     `check_idle_connection` (no round trip) and retry a lost one's BEGIN

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from services.infra import context
+from services.infra.databases import run_each
 from services.infra.inbox import is_transient
 from services.infra.parking import park_statement, resolve_statement
 
@@ -84,14 +85,20 @@ class Follower:
         bind = getattr(model, "bind", None)
         if bind is not None:  # a model that reads the log itself (the audit index)
             bind(app)
-        with app.datastore.transaction(commit=True) as curs:
-            curs.execute(POSITIONS_TABLE)
-            for statement in model.tables:
-                curs.execute(statement)
-            curs.execute(
-                "INSERT INTO readmodel_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
-                (model.name,),
-            )
+        # each statement in a transaction of its own: a start holds one table's lock at a
+        # time and only waits for it, so it never deadlocks with another instance writing
+        # several of the models' tables in one transaction (read models move together)
+        run_each(
+            app,
+            [
+                (POSITIONS_TABLE, ()),
+                *((statement, ()) for statement in model.tables),
+                (
+                    "INSERT INTO readmodel_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (model.name,),
+                ),
+            ],
+        )
 
     @property
     def lock_key(self) -> str:
