@@ -211,18 +211,25 @@ def test_a_role_change_shows_on_every_gateway(stack, gateways):
 
 
 def _connection_of(stack, pid: int) -> str:
-    """The name RabbitMQ gives the session-events connection of the gateway process `pid`."""
-    r = requests.get(
-        f"{RABBITMQ_MANAGEMENT_URL}/api/vhosts/{quote(stack.vhost, safe='')}/connections",
-        auth=("guest", "guest"),
-        timeout=10,
+    """The name RabbitMQ gives the session-events connection of the gateway process `pid`
+    (the management API lists a new connection a few seconds after it opened)."""
+
+    def listed():
+        r = requests.get(
+            f"{RABBITMQ_MANAGEMENT_URL}/api/vhosts/{quote(stack.vhost, safe='')}/connections",
+            auth=("guest", "guest"),
+            timeout=10,
+        )
+        r.raise_for_status()
+        for conn in r.json():
+            name = (conn.get("client_properties") or {}).get("connection_name") or ""
+            if "gateway.sessions." in name and f"pid={pid} " in name:
+                return conn["name"]
+        return None
+
+    return stack.wait_until(
+        listed, timeout=30, interval=0.5, what=f"the session-events connection of {pid}"
     )
-    r.raise_for_status()
-    for conn in r.json():
-        name = (conn.get("client_properties") or {}).get("connection_name") or ""
-        if "gateway.sessions." in name and f"pid={pid} " in name:
-            return conn["name"]
-    raise AssertionError(f"no session-events connection of process {pid}")
 
 
 def test_with_its_subscription_cut_a_gateway_still_refuses_an_ended_session(stack, gateways):
